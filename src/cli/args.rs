@@ -1,0 +1,57 @@
+//! Command-line arguments (clap derive only; no IO here).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A declarative GitOps reconciler: render kustomize trees, plan, apply and roll out.
+#[derive(Debug, Parser)]
+#[command(name = "reconcile", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// Multi-document YAML, byte-identical to `kustomize build`.
+    Yaml,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render a kustomization (same output as `kustomize build PATH`).
+    Render {
+        /// Directory holding a kustomization.yaml.
+        path: PathBuf,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        output: RenderFormat,
+    },
+    /// Check a kustomization and report every problem found at once.
+    Validate {
+        /// Directory holding a kustomization.yaml.
+        path: PathBuf,
+    },
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`).
+    Schema {
+        /// Which schema.
+        name: String,
+    },
+}
+
+impl Command {
+    /// The command's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Render { .. } => "render",
+            Command::Validate { .. } => "validate",
+            Command::Schema { .. } => "schema",
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `reconcile`: a declarative GitOps reconciler.
+//!
+//! A tour of the crate, in the order data flows:
+//! - [`source`] reads a tree of manifests (a directory, or a git revision) behind the `Fs` trait;
+//! - [`yaml`] parses YAML as kustomize does and prints it byte for byte as kustomize does;
+//! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
+//! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
+//! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod model;
+pub mod render;
+pub mod source;
+pub mod yaml;

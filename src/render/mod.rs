@@ -1,0 +1,8 @@
+//! The renderer: a kustomization directory in, an ordered list of resources out, exactly as
+//! `kustomize build` (kustomize v5.5) would produce it.
+//!
+//! Invariant: rendering reads files only through [`crate::source::Fs`]; no clock, no
+//! environment, no network.
+
+pub mod files;
+pub mod types;
