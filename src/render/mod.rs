@@ -4,5 +4,7 @@
 //! Invariant: rendering reads files only through [`crate::source::Fs`]; no clock, no
 //! environment, no network.
 
+pub mod field_path;
 pub mod files;
+pub mod generators;
 pub mod types;
