@@ -7,4 +7,5 @@
 pub mod field_path;
 pub mod files;
 pub mod generators;
+pub mod transformers;
 pub mod types;
