@@ -5,7 +5,10 @@
 //! environment, no network.
 
 pub mod field_path;
+pub mod error;
 pub mod files;
 pub mod generators;
+pub mod order;
+pub mod replacements;
 pub mod transformers;
 pub mod types;
