@@ -151,11 +151,11 @@ pub enum ReplacementError {
         /// The field path.
         field_path: String,
         /// Why.
-        cause: FieldPathError,
+        cause: Box<FieldPathError>,
     },
     /// The written text cannot keep the target field's type (kustomize fails the same way
     /// when it prints the object).
-    #[error("{name}: {id}: field \"{field_path}\": cannot decode {found} `{text}` as a {wanted}")]
+    #[error("{name}: {id}: field \"{field_path}\": {cause}")]
     TypeMismatch {
         /// Which replacement.
         name: String,
@@ -163,12 +163,8 @@ pub enum ReplacementError {
         id: String,
         /// The field path.
         field_path: String,
-        /// The YAML tag the text resolves to.
-        found: &'static str,
-        /// The text.
-        text: String,
-        /// The target field's YAML tag.
-        wanted: &'static str,
+        /// `cannot decode !!str `abc` as a !!int`.
+        cause: String,
     },
 }
 
@@ -647,7 +643,7 @@ fn write_target(
             id: id.clone(),
             verb,
             field_path: field_path.to_string(),
-            cause,
+            cause: Box::new(cause),
         }),
         Ok(targets) if targets.is_empty() => Err(ReplacementError::TargetFieldMissing {
             name: name.to_string(),
@@ -671,9 +667,7 @@ fn write_target(
                     name: name.to_string(),
                     id: id.clone(),
                     field_path: field_path.to_string(),
-                    found,
-                    text,
-                    wanted,
+                    cause: format!("cannot decode {found} `{text}` as a {wanted}"),
                 },
             })
         }),
