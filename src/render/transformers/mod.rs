@@ -8,14 +8,14 @@
 //!
 //! Invariant: no IO except through the [`FileLoader`] handed in; no clock, no environment.
 
-// pub mod annotations;
+pub mod annotations;
 pub mod config;
 pub mod fieldspec;
 // pub mod images;
-// pub mod labels;
+pub mod labels;
 // pub mod name_reference;
 pub mod namespace;
-// pub mod prefix_suffix;
+pub mod prefix_suffix;
 // pub mod replicas;
 
 use crate::model::ResId;
