@@ -11,12 +11,12 @@
 pub mod annotations;
 pub mod config;
 pub mod fieldspec;
-// pub mod images;
+pub mod images;
 pub mod labels;
 // pub mod name_reference;
 pub mod namespace;
 pub mod prefix_suffix;
-// pub mod replicas;
+pub mod replicas;
 
 use crate::model::ResId;
 use crate::render::files::LoadError;
