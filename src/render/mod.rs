@@ -12,3 +12,4 @@ pub mod order;
 pub mod replacements;
 pub mod transformers;
 pub mod types;
+pub mod vars;

@@ -395,7 +395,7 @@ fn effective_namespace<'a>(gvk: &Gvk, namespace: &'a str) -> &'a str {
 }
 
 /// Kinds kustomize's builtin OpenAPI data marks as cluster-scoped.
-fn is_cluster_scoped(gvk: &Gvk) -> bool {
+pub(crate) fn is_cluster_scoped(gvk: &Gvk) -> bool {
     matches!(
         gvk.kind.as_str(),
         "APIService"
