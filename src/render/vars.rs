@@ -208,10 +208,7 @@ impl VarSet {
     fn values(&self, resmap: &ResMap) -> Result<BTreeMap<String, Value>, VarError> {
         let mut values = BTreeMap::new();
         for var in self.vars.values() {
-            let Some(resource) = resmap
-                .iter()
-                .find(|r| r.ref_var_names.iter().any(|n| *n == var.name))
-            else {
+            let Some(resource) = resmap.iter().find(|r| r.ref_var_names.contains(&var.name)) else {
                 return Err(VarError::Unmapped { var: go_var(var) });
             };
             let object = Value::Object(resource.object.clone());
