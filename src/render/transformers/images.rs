@@ -74,12 +74,12 @@ impl ImageTagTransformer {
             Value::Object(map) => {
                 for (key, value) in map.iter_mut() {
                     self.update_containers(value, matcher)?;
-                    if key == "containers" || key == "initContainers" {
-                        if let Value::Array(items) = value {
-                            for item in items.iter_mut() {
-                                if let Some(image) = item.get_mut("image") {
-                                    self.update(image, matcher)?;
-                                }
+                    if (key == "containers" || key == "initContainers")
+                        && let Value::Array(items) = value
+                    {
+                        for item in items.iter_mut() {
+                            if let Some(image) = item.get_mut("image") {
+                                self.update(image, matcher)?;
                             }
                         }
                     }

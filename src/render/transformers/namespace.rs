@@ -151,7 +151,7 @@ impl NamespaceTransformer {
             if resmap.iter().filter(|r| r.id() == id).count() != 1 {
                 return Err(Error::IdConflict {
                     transformer: "namespace",
-                    id,
+                    id: Box::new(id),
                 });
             }
         }
