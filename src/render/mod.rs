@@ -4,6 +4,7 @@
 //! Invariant: rendering reads files only through [`crate::source::Fs`]; no clock, no
 //! environment, no network.
 
+pub mod build_metadata;
 pub mod crds;
 pub mod field_path;
 pub mod error;
