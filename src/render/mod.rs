@@ -12,6 +12,7 @@
 
 pub mod accumulate;
 pub mod build_metadata;
+pub mod builtin_generators;
 pub mod crds;
 pub mod error;
 pub mod field_path;
