@@ -186,7 +186,7 @@ pub struct ReplacementTransformer {
     replacements: Vec<Replacement>,
 }
 
-/// Parses the text of a `path:` file into YAML-as-JSON.
+/// Parses the text of a `path:` file (its first YAML document) into YAML-as-JSON.
 pub type ParseYaml<'a> = &'a dyn Fn(&str) -> Result<Value, String>;
 
 impl ReplacementTransformer {
@@ -1030,6 +1030,52 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "replacements[0]: ~G_v1_ConfigMap|~X|a: unable to find field \"data.x\" in replacement target"
+        );
+    }
+
+    #[test]
+    fn path_files_hold_one_replacement_or_a_list() {
+        let files: std::collections::BTreeMap<String, String> = [
+            ("one.yaml", "source: {kind: ConfigMap}\ntargets:\n- select: {kind: Secret}\n"),
+            ("two.yaml", "- source: {kind: A}\n  targets: [{select: {kind: B}}]\n- source: {kind: C}\n  targets: [{select: {kind: D}}]\n"),
+            ("bad.yaml", "just text\n"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let field = |path: &str| ReplacementField {
+            path: path.into(),
+            ..ReplacementField::default()
+        };
+        let parse = |text: &str| -> Result<Value, String> {
+            let docs = crate::yaml::parse_documents(text).map_err(|e| e.to_string())?;
+            Ok(docs.into_iter().next().unwrap_or(Value::Null))
+        };
+        let loaded = ReplacementTransformer::from_fields(
+            &[field("one.yaml"), field("two.yaml")],
+            &files,
+            &parse,
+        )
+        .unwrap();
+        assert_eq!(loaded.replacements.len(), 3);
+        assert_eq!(
+            loaded.replacements[2]
+                .source
+                .as_ref()
+                .map(|s| s.kind.as_str()),
+            Some("C")
+        );
+        assert!(ReplacementTransformer::from_fields(&[field("bad.yaml")], &files, &parse).is_err());
+        let both = ReplacementField {
+            path: "one.yaml".into(),
+            source: Some(ReplacementSource::default()),
+            ..ReplacementField::default()
+        };
+        assert_eq!(
+            ReplacementTransformer::from_fields(&[both], &files, &parse)
+                .unwrap_err()
+                .to_string(),
+            "replacements[0]: cannot specify both path and inline replacement"
         );
     }
 
