@@ -7,11 +7,12 @@
 use serde_json::Value;
 
 use crate::model::{GeneratorBehavior, Origin, ResMap, Resource};
+use crate::render::build_metadata;
 use crate::render::error::{Error, step_error};
 use crate::render::generators;
 use crate::render::load::{KustDir, same_id};
-use crate::render::transformers::TransformerConfig;
-use crate::render::types::Var;
+use crate::render::transformers::{self, TransformerConfig};
+use crate::render::vars::VarSet;
 
 /// What a (sub)build has gathered so far: its objects, the transformer configuration in
 /// force and the declared legacy vars.
@@ -22,7 +23,7 @@ pub struct Accumulator {
     /// Field specs for the builtin transformers (builtin ones plus `configurations:`).
     pub config: TransformerConfig,
     /// Legacy `vars` declared so far.
-    pub vars: Vec<Var>,
+    pub vars: VarSet,
 }
 
 impl Accumulator {
@@ -40,33 +41,16 @@ impl Accumulator {
     }
 
     /// Folds a child build into this one (kustomize's `MergeAccumulator`).
-    pub fn merge(&mut self, child: Accumulator) -> Result<(), Error> {
+    pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
         self.append_all(child.resources.into_vec())?;
         self.config
             .merge(&child.config)
-            .map_err(|e| Error::InvalidKustomization {
-                file: Default::default(),
-                cause: e.to_string(),
-            })?;
-        for var in child.vars {
-            merge_var(&mut self.vars, var)?;
-        }
+            .map_err(|e| step_error(file, "configurations", e))?;
+        self.vars
+            .merge_set(&child.vars)
+            .map_err(|e| step_error(file, "vars", e))?;
         Ok(())
     }
-}
-
-fn merge_var(vars: &mut Vec<Var>, var: Var) -> Result<(), Error> {
-    if let Some(existing) = vars.iter().find(|v| v.name == var.name) {
-        if *existing != var {
-            return Err(Error::InvalidKustomization {
-                file: Default::default(),
-                cause: format!("var '{}' already encountered", var.name),
-            });
-        }
-        return Ok(());
-    }
-    vars.push(var);
-    Ok(())
 }
 
 fn origin_path(resource: &Resource) -> std::path::PathBuf {
@@ -197,6 +181,7 @@ fn copy_merge_metadata(new: &mut Resource, old: &Resource) {
         new.set_namespace(&namespace);
     }
     new.previous_ids = old.previous_ids.clone();
+    new.ref_var_names = old.ref_var_names.clone();
     let old_hash = old.generator.as_ref().is_some_and(|g| g.needs_hash);
     let new_behavior = new.generator.take().unwrap_or_default();
     new.generator = Some(GeneratorBehavior {
@@ -376,10 +361,11 @@ pub fn accumulate_resources(
                 from: kust.dir.clone(),
                 source: Box::new(e),
             })?;
-        acc.merge(child_acc).map_err(|e| Error::Included {
-            from: kust.dir.clone(),
-            source: Box::new(e),
-        })?;
+        acc.merge(child_acc, &kust.file())
+            .map_err(|e| Error::Included {
+                from: kust.dir.clone(),
+                source: Box::new(e),
+            })?;
     }
     Ok(())
 }
@@ -540,42 +526,63 @@ fn plugin_generator_args(config: &Resource) -> Result<crate::render::types::Gene
 /// The builtin transformers, in kustomize's order, then `transformers:` plugins.
 fn run_transformers(kust: &KustDir<'_>, acc: &mut Accumulator) -> Result<(), Error> {
     let k = &kust.kustomization;
-    let asked = [
-        (
-            "patchesStrategicMerge",
-            !k.patches_strategic_merge.is_empty(),
-        ),
-        ("patches", !k.patches.is_empty()),
-        ("namespace", !k.namespace.is_empty()),
-        ("namePrefix", !k.name_prefix.is_empty()),
-        ("nameSuffix", !k.name_suffix.is_empty()),
-        ("commonLabels", !k.common_labels.is_empty()),
-        ("labels", !k.labels.is_empty()),
-        ("commonAnnotations", !k.common_annotations.is_empty()),
-        ("patchesJson6902", !k.patches_json6902.is_empty()),
-        ("replicas", !k.replicas.is_empty()),
-        ("images", !k.images.is_empty()),
-        ("replacements", !k.replacements.is_empty()),
-        ("transformers", !k.transformers.is_empty()),
-    ];
-    if let Some((field, _)) = asked.iter().find(|(_, used)| *used) {
-        return Err(Error::Unsupported {
-            file: kust.file(),
-            what: format!("`{field}` (transformers are not wired in yet)"),
-        });
+    let loader = kust.loader();
+    let file = kust.file();
+    let tracking = kust.tracking();
+    let configured_in = kust.origin_of(kust.file_name);
+    let steps = transformers::builtin_steps(k, &acc.config, &loader)
+        .map_err(|e| step_error(&file, "transformers", e))?;
+    for step in steps {
+        step.apply(&mut acc.resources)
+            .map_err(|e| step_error(&file, step_name(&step), e))?;
+        if tracking {
+            build_metadata::record_transformation(&mut acc.resources, &configured_in, step.kind());
+        }
     }
-    let _ = acc;
+    if k.transformers.is_empty() {
+        return Ok(());
+    }
+    for config in load_plugin_configs(kust, &k.transformers)? {
+        let kind = config.gvk().kind;
+        let steps = transformers::plugins::plugin_steps(&config, &loader)
+            .map_err(|e| step_error(&file, "transformers", e))?;
+        for step in steps {
+            step.apply(&mut acc.resources)
+                .map_err(|e| step_error(&file, &kind, e))?;
+        }
+        if tracking {
+            let configured_in = config
+                .origin
+                .as_ref()
+                .map(|o| o.path.clone())
+                .unwrap_or_default();
+            build_metadata::record_transformation(&mut acc.resources, &configured_in, &kind);
+        }
+    }
     Ok(())
 }
 
-/// Records `vars:` (resolved once the whole build is done).
-fn merge_vars(kust: &KustDir<'_>, acc: &mut Accumulator) -> Result<(), Error> {
-    if !kust.kustomization.vars.is_empty() {
-        return Err(Error::Unsupported {
-            file: kust.file(),
-            what: "`vars` (not wired in yet)".into(),
-        });
+/// The kustomization field a builtin step comes from, for error messages.
+fn step_name(step: &transformers::Step) -> &'static str {
+    use transformers::Step;
+    match step {
+        Step::PatchStrategicMerge(_) => "patchesStrategicMerge",
+        Step::Patch(_) => "patches",
+        Step::Namespace(_) => "namespace",
+        Step::PrefixSuffix(_) => "namePrefix/nameSuffix",
+        Step::Labels(_) => "labels",
+        Step::Annotations(_) => "commonAnnotations",
+        Step::PatchJson6902(_) => "patchesJson6902",
+        Step::Replicas(_) => "replicas",
+        Step::Images(_) => "images",
+        Step::Replacements(_) => "replacements",
     }
-    let _ = acc;
-    Ok(())
+}
+
+/// Marks the objects `vars:` read and adds the vars to the set (resolved once the whole
+/// build is done).
+fn merge_vars(kust: &KustDir<'_>, acc: &mut Accumulator) -> Result<(), Error> {
+    acc.vars
+        .merge_from_kustomization(&kust.kustomization.vars, &mut acc.resources)
+        .map_err(|e| step_error(&kust.file(), "vars", e))
 }

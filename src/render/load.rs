@@ -41,6 +41,8 @@ pub struct KustDir<'a> {
     pub chain: Vec<PathBuf>,
     /// This directory relative to the build root, as kustomize's origin path (`../base`).
     pub origin_path: String,
+    /// The build root's `buildMetadata` (kustomize hands it down to every base).
+    pub build_metadata: Vec<String>,
 }
 
 /// Reads a file relative to a kustomization directory, with the root-only restrictor.
@@ -102,7 +104,9 @@ impl<'a> KustDir<'a> {
     /// Opens the build root `dir`.
     pub fn open_root(fs: &'a dyn Fs, dir: &Path) -> Result<KustDir<'a>, Error> {
         let resolved = resolve_dir(fs, dir)?;
-        KustDir::open(fs, resolved, Vec::new(), String::new())
+        let mut root = KustDir::open(fs, resolved, Vec::new(), String::new(), Vec::new())?;
+        root.build_metadata = root.kustomization.build_metadata.clone();
+        Ok(root)
     }
 
     fn open(
@@ -110,6 +114,7 @@ impl<'a> KustDir<'a> {
         dir: PathBuf,
         mut chain: Vec<PathBuf>,
         origin_path: String,
+        build_metadata: Vec<String>,
     ) -> Result<KustDir<'a>, Error> {
         let (file_name, kustomization) = read_kustomization(fs, &dir)?;
         chain.push(dir.clone());
@@ -120,7 +125,13 @@ impl<'a> KustDir<'a> {
             kustomization,
             chain,
             origin_path,
+            build_metadata,
         })
+    }
+
+    /// True when the build records origins and transformations (any `buildMetadata`).
+    pub fn tracking(&self) -> bool {
+        !self.build_metadata.is_empty()
     }
 
     /// The kustomization file's path.
@@ -178,6 +189,7 @@ impl<'a> KustDir<'a> {
             candidate,
             self.chain.clone(),
             self.origin_of(entry),
+            self.build_metadata.clone(),
         )
     }
 

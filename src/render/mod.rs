@@ -40,13 +40,22 @@ use load::KustDir;
 /// Builds the kustomization in `dir` (absolute, or relative to the process's directory).
 pub fn render(fs: &dyn Fs, dir: &Path) -> Result<ResMap, Error> {
     let root = KustDir::open_root(fs, dir)?;
+    let file = root.file();
     let mut acc = accumulate_target(&root, Accumulator::new())?;
     add_hashes(&mut acc.resources)?;
+    transformers::fix_name_references(&mut acc.resources, &acc.config)
+        .map_err(|e| error::step_error(&file, "name references", e))?;
+    acc.vars
+        .resolve(&mut acc.resources, &acc.config.var_reference)
+        .map_err(|e| error::step_error(&file, "vars", e))?;
     drop_local_config(&mut acc.resources);
     let mut resources = acc.resources.into_vec();
     order::sort(&mut resources, root.kustomization.sort_options.as_ref())
-        .map_err(|e| error::step_error(&root.file(), "sortOptions", e))?;
-    Ok(resources.into_iter().collect())
+        .map_err(|e| error::step_error(&file, "sortOptions", e))?;
+    let mut resources: ResMap = resources.into_iter().collect();
+    let metadata = build_metadata::BuildMetadata::from_options(&root.kustomization.build_metadata);
+    build_metadata::finish(&mut resources, &metadata);
+    Ok(resources)
 }
 
 /// Drops objects annotated `config.kubernetes.io/local-config` (unless `"false"`).
