@@ -280,10 +280,11 @@ pub fn accumulate_target(kust: &KustDir<'_>, mut acc: Accumulator) -> Result<Acc
         .merge(&config)
         .map_err(|e| step_error(&kust.file(), "configurations", e))?;
     if !k.crds.is_empty() {
-        return Err(Error::Unsupported {
-            file: kust.file(),
-            what: "crds".into(),
-        });
+        let crd_config = crate::render::crds::load_crd_config(&kust.loader(), &k.crds)
+            .map_err(|e| step_error(&kust.file(), "crds", e))?;
+        acc.config
+            .merge(&crd_config)
+            .map_err(|e| step_error(&kust.file(), "crds", e))?;
     }
     run_builtin_generators(kust, &mut acc.resources)?;
     run_generator_plugins(kust, &mut acc.resources)?;
@@ -460,30 +461,28 @@ fn run_generator_plugins(kust: &KustDir<'_>, resources: &mut ResMap) -> Result<(
                 .unwrap_or_default(),
             generator: Some(kind.clone()),
         });
-        let made = match kind.as_str() {
-            "ConfigMapGenerator" | "SecretGenerator" => {
-                let args = plugin_generator_args(&config)
-                    .map_err(|e| step_error(&kust.file(), "generators", e))?;
-                let made = if kind == "ConfigMapGenerator" {
-                    generators::make_config_map(&loader, &args, None)
-                } else {
-                    generators::make_secret(&loader, &args, None)
-                };
-                made.map_err(|source| Error::Generator {
-                    file: kust.file(),
-                    source,
-                })?
-            }
-            other => {
-                return Err(Error::Unsupported {
-                    file: kust.file(),
-                    what: format!("generator plugin kind {other:?}"),
-                });
-            }
+        let is_delegated = crate::render::builtin_generators::is_builtin(&config)
+            && crate::render::builtin_generators::DELEGATED_KINDS.contains(&kind.as_str());
+        let made = if is_delegated {
+            let args = plugin_generator_args(&config)
+                .map_err(|e| step_error(&kust.file(), "generators", e))?;
+            let made = if kind == "ConfigMapGenerator" {
+                generators::make_config_map(&loader, &args, None)
+            } else {
+                generators::make_secret(&loader, &args, None)
+            };
+            vec![made.map_err(|source| Error::Generator {
+                file: kust.file(),
+                source,
+            })?]
+        } else {
+            crate::render::builtin_generators::generate(&config)
+                .map_err(|e| step_error(&kust.file(), "generators", e))?
         };
-        let mut made = made;
-        made.origin = origin;
-        absorb(kust, resources, made)?;
+        for mut resource in made {
+            resource.origin = origin.clone();
+            absorb(kust, resources, resource)?;
+        }
     }
     Ok(())
 }

@@ -117,6 +117,7 @@ impl<'a> KustDir<'a> {
         build_metadata: Vec<String>,
     ) -> Result<KustDir<'a>, Error> {
         let (file_name, kustomization) = read_kustomization(fs, &dir)?;
+        check_openapi(fs, &dir, file_name, &kustomization)?;
         chain.push(dir.clone());
         Ok(KustDir {
             fs,
@@ -213,6 +214,33 @@ fn join_origin(base: &str, relative: &str) -> String {
         Path::new(base).join(relative)
     };
     clean(&joined).to_string_lossy().into_owned()
+}
+
+/// The only OpenAPI version built into kustomize v5.5 (`openapi: {version: …}`).
+pub const BUILTIN_OPENAPI_VERSION: &str = "v1.21.2";
+
+/// `openapi:` names a built-in version or a schema file, not both; the file must be
+/// readable (kustomize loads it even when an outer kustomization's schema wins).
+fn check_openapi(fs: &dyn Fs, dir: &Path, file_name: &str, k: &Kustomization) -> Result<(), Error> {
+    let file = dir.join(file_name);
+    let version = k.openapi.get("version");
+    if let Some(path) = k.openapi.get("path") {
+        DirLoader { fs, dir }.read_bytes(path)?;
+        if version.is_some() {
+            return Err(Error::InvalidKustomization {
+                file,
+                cause: "builtin version and custom schema provided, cannot use both".into(),
+            });
+        }
+    } else if let Some(version) = version {
+        if !version.is_empty() && version != BUILTIN_OPENAPI_VERSION {
+            return Err(Error::InvalidKustomization {
+                file,
+                cause: format!("the specified OpenAPI version {version:?} is not built in"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Resolves `dir` and checks it is a directory.
