@@ -84,14 +84,24 @@ impl BuildMetadata {
 /// `resmap`: objects without an origin are taken to be its output, the others get it appended
 /// to their transformations. Call only while tracking, once per configured transformer.
 pub fn record_transformation(resmap: &mut ResMap, configured_in: &str, kind: &str) {
-    let origin = Origin {
-        path: configured_in.to_string(),
-        generator: Some(kind.to_string()),
+    let by = ConfiguredBy {
+        api_version: "builtin",
+        kind,
+        name: "",
+        namespace: "",
     };
-    let entry = transformation_entry(&origin);
+    append_transformation(resmap, configured_in, by);
+}
+
+fn append_transformation(resmap: &mut ResMap, configured_in: &str, by: ConfiguredBy<'_>) {
+    let entry = transformation_entry(configured_in, by);
     for resource in resmap.iter_mut() {
         if resource.origin.is_none() {
-            resource.origin = Some(origin.clone());
+            // Taken as the transformer's output; `Origin` keeps only the kind of its config.
+            resource.origin = Some(Origin {
+                path: configured_in.to_string(),
+                generator: Some(by.kind.to_string()),
+            });
             continue;
         }
         let annotations = annotations_mut(resource);
@@ -180,22 +190,75 @@ fn annotations_mut(resource: &mut Resource) -> &mut Map<String, Value> {
     }
 }
 
+/// `configuredBy` of an origin: the generator or transformer config (for builtin fields of a
+/// kustomization, `apiVersion: builtin` and the plugin's kind only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfiguredBy<'a> {
+    /// `builtin` for kustomize's builtin plugins.
+    pub api_version: &'a str,
+    /// The plugin kind (`PrefixTransformer`).
+    pub kind: &'a str,
+    /// The config's `metadata.name` (empty for kustomization fields).
+    pub name: &'a str,
+    /// The config's `metadata.namespace` (empty for kustomization fields).
+    pub namespace: &'a str,
+}
+
 /// The origin annotation's YAML, fields in kustomize's order.
 pub fn origin_text(origin: &Origin) -> String {
     match &origin.generator {
         None => format!("path: {}\n", scalar(&origin.path)),
-        Some(kind) => format!(
-            "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {}\n",
-            scalar(&origin.path),
-            scalar(kind)
+        Some(kind) => configured_text(
+            &origin.path,
+            ConfiguredBy {
+                api_version: "builtin",
+                kind,
+                name: "",
+                namespace: "",
+            },
         ),
     }
 }
 
+fn configured_text(configured_in: &str, by: ConfiguredBy<'_>) -> String {
+    let mut out = format!(
+        "configuredIn: {}\nconfiguredBy:\n  apiVersion: {}\n  kind: {}\n",
+        scalar(configured_in),
+        scalar(by.api_version),
+        scalar(by.kind)
+    );
+    if !by.name.is_empty() {
+        out.push_str(&format!("  name: {}\n", scalar(by.name)));
+    }
+    if !by.namespace.is_empty() {
+        out.push_str(&format!("  namespace: {}\n", scalar(by.namespace)));
+    }
+    out
+}
+
+/// Records that a transformer plugin config from `transformers:` ran over `resmap`
+/// (`configuredIn` is the config's own origin path, `configuredBy` names the config).
+pub fn record_plugin_transformation(resmap: &mut ResMap, config: &Resource) {
+    let configured_in = config
+        .origin
+        .as_ref()
+        .map(|o| o.path.clone())
+        .unwrap_or_default();
+    let api_version = config.gvk().api_version();
+    let kind = config.gvk().kind;
+    let by = ConfiguredBy {
+        api_version: &api_version,
+        kind: &kind,
+        name: config.name(),
+        namespace: config.namespace(),
+    };
+    append_transformation(resmap, &configured_in, by);
+}
+
 /// One item of the transformations annotation's YAML list.
-fn transformation_entry(origin: &Origin) -> String {
+fn transformation_entry(configured_in: &str, by: ConfiguredBy<'_>) -> String {
     let mut out = String::new();
-    for (i, line) in origin_text(origin).lines().enumerate() {
+    for (i, line) in configured_text(configured_in, by).lines().enumerate() {
         out.push_str(if i == 0 { "- " } else { "  " });
         out.push_str(line);
         out.push('\n');
@@ -279,6 +342,32 @@ mod tests {
             config_map["metadata"]["annotations"][ORIGIN_ANNOTATION],
             json!(
                 "configuredIn: kustomization.yaml\nconfiguredBy:\n  apiVersion: builtin\n  kind: ConfigMapGenerator\n"
+            )
+        );
+    }
+
+    #[test]
+    fn plugin_transformations_name_their_config() {
+        let mut rm: ResMap = vec![resource(
+            json!({"kind": "ConfigMap", "metadata": {"name": "c"}}),
+            file("resource.yaml"),
+        )]
+        .into_iter()
+        .collect();
+        let config = resource(
+            json!({"apiVersion": "builtin", "kind": "NamespaceTransformer",
+                   "metadata": {"name": "not-important-to-example", "namespace": "test"}}),
+            file("kustomization.yaml"),
+        );
+        record_plugin_transformation(&mut rm, &config);
+        finish(
+            &mut rm,
+            &BuildMetadata::from_options(&["transformerAnnotations".to_string()]),
+        );
+        assert_eq!(
+            rm.as_slice()[0].to_value()["metadata"]["annotations"][TRANSFORMATIONS_ANNOTATION],
+            json!(
+                "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: NamespaceTransformer\n    name: not-important-to-example\n    namespace: test\n"
             )
         );
     }
