@@ -155,9 +155,11 @@ fn visible_candidates<'a>(
             if let (Some(namespace), Some(kind)) = (subject.get("namespace"), subject.get("kind"))
                 && kind.as_str() == Some("ServiceAccount")
             {
-                let namespace = namespace.as_str().ok_or_else(|| Error::Config {
-                    transformer: "nameReference".into(),
-                    cause: format!("Invalid Input: namespace is blank for resource {id:?}"),
+                let namespace = namespace.as_str().ok_or_else(|| Error::NameReference {
+                    cause: format!(
+                        "Invalid Input: namespace is blank for resource \"{}\"",
+                        super::kustomize_id(&id)
+                    ),
                 })?;
                 binding_namespaces.insert(namespace.to_string());
             }
@@ -357,7 +359,7 @@ impl Referrer {
             path: update.spec.path.clone(),
             candidates: candidates
                 .iter()
-                .map(|c| c.id.to_string())
+                .map(|c| super::kustomize_id(&c.id))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -376,11 +378,11 @@ impl Referrer {
     }
 
     fn config_error(&self, update: &Update, cause: &str) -> Error {
-        Error::Config {
-            transformer: "nameReference".into(),
+        Error::NameReference {
             cause: format!(
                 "updating name reference in '{}' field of '{}': {cause}",
-                update.spec.path, self.id
+                update.spec.path,
+                super::kustomize_id(&self.id)
             ),
         }
     }
