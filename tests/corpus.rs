@@ -52,7 +52,7 @@ fn run_case(case: &Path) -> Option<String> {
 
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or_default();
-    let mut short: String = line.chars().take(160).collect();
+    let mut short: String = line.chars().take(400).collect();
     if short.len() < line.len() {
         short.push('…');
     }
