@@ -853,9 +853,9 @@ fn regex_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Kubernetes label selectors (`a=b,c!=d,e in (x,y),!f`), for `labelSelector` and
-/// `annotationSelector`.
 mod label_selector {
+    //! Kubernetes label selectors, for `labelSelector` and `annotationSelector`.
+    //!
     //! The grammar of `k8s.io/apimachinery/pkg/labels.Parse`: requirements separated by `,`,
     //! each `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (a,b)`, `key notin (a,b)`,
     //! `key>n` or `key<n`, with keys and values checked as Kubernetes label keys and values.
