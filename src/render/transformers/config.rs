@@ -2210,4 +2210,21 @@ mod tests {
             .unwrap();
         assert!(cm.referrers.iter().any(|s| s.path == "spec/configMapName"));
     }
+
+    /// A `configurations:` file as users write it (kustomize's transformerconfigs example).
+    #[test]
+    fn configuration_files_deserialize() {
+        let text = "nameReference:\n- kind: Bee\n  fieldSpecs:\n  - path: spec/beeRef/name\n    kind: AnimalPark\nvarReference:\n- path: spec/food\n  kind: AnimalPark\ncommonLabels:\n- path: spec/selectors\n  create: true\n  kind: AnimalPark\n";
+        let documents = crate::yaml::parse_documents(text).unwrap();
+        let custom: TransformerConfig = serde_json::from_value(documents[0].clone()).unwrap();
+        assert_eq!(custom.name_reference[0].kind, "Bee");
+        assert_eq!(
+            custom.name_reference[0].referrers[0].path,
+            "spec/beeRef/name"
+        );
+        assert!(custom.common_labels[0].create_if_not_present);
+        let mut config = TransformerConfig::builtin();
+        config.merge(&custom).unwrap();
+        assert!(config.var_reference.iter().any(|s| s.kind == "AnimalPark"));
+    }
 }
