@@ -275,6 +275,12 @@ fn is_cluster_scoped(gvk: &Gvk) -> bool {
 /// A var as Go's `%v` prints kustomize's `Var` struct (error messages quote it): the object
 /// reference prints through its embedded Gvk's `String()`, so only `Kind.version.group` shows.
 fn go_var(var: &Var) -> String {
+    go_var_with_field_path(var, &defaulted(var).fieldref.field_path)
+}
+
+/// As [`go_var`], with the field path as written (kustomize prints the ambiguity error before
+/// defaulting it).
+fn go_var_with_field_path(var: &Var, field_path: &str) -> String {
     let v = defaulted(var);
     let o = &v.objref;
     let or = |s: &str, d: &str| {
@@ -290,7 +296,7 @@ fn go_var(var: &Var) -> String {
         or(&o.kind, "[noKind]"),
         or(&o.version, "[noVer]"),
         or(&o.group, "[noGrp]"),
-        v.fieldref.field_path
+        field_path
     )
 }
 
