@@ -71,8 +71,8 @@ pub enum Error {
     Merge(#[from] config::MergeError),
     /// A name reference matched several objects.
     #[error(
-        "updating name reference in '{path}' field of '{}': found multiple possible referrals: {candidates}",
-        kustomize_id(referrer)
+        "updating name reference in '{path}' field of '{id}': considering field '{path}' of object {id}: found multiple possible referrals: {candidates}",
+        id = kustomize_id(referrer)
     )]
     AmbiguousReference {
         /// The object holding the reference.
