@@ -44,6 +44,12 @@ pub enum ErrorKind {
     /// scanner's own description.
     #[error("{0}")]
     Syntax(String),
+    /// A control character (other than tab and line breaks) appears in the input.
+    #[error("control characters are not allowed (U+{code:04X})")]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+    },
     /// Two keys of one mapping are the same (go-yaml v3 rejects this, so kustomize does too).
     #[error("mapping key {key:?} already defined at line {first_line}")]
     DuplicateKey {

@@ -38,6 +38,8 @@ enum NodeKind {
         text: String,
         style: TScalarStyle,
         tag: Option<String>,
+        /// Inside a flow collection (`[…]`, `{…}`).
+        in_flow: bool,
     },
     Sequence(Vec<NodeId>),
     Mapping(Vec<(NodeId, NodeId)>),
@@ -56,6 +58,29 @@ struct OpenNode {
     id: NodeId,
     anchor: usize,
     pending_key: Option<NodeId>,
+    flow: bool,
+}
+
+/// Maps the parser's character offsets to bytes, moving forward as events arrive.
+struct CharCursor<'a> {
+    text: &'a str,
+    chars: usize,
+    bytes: usize,
+}
+
+impl CharCursor<'_> {
+    fn byte_at(&mut self, char_index: usize) -> Option<u8> {
+        if char_index < self.chars {
+            self.chars = 0;
+            self.bytes = 0;
+        }
+        while self.chars < char_index {
+            let c = self.text[self.bytes..].chars().next()?;
+            self.bytes += c.len_utf8();
+            self.chars += 1;
+        }
+        self.text.as_bytes().get(self.bytes).copied()
+    }
 }
 
 /// All nodes of one stream, addressed by index.
@@ -87,6 +112,7 @@ pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> 
             },
         ));
     }
+    check_characters(text)?;
     let mut arena = Arena::default();
     let roots = build_nodes(text, &mut arena)?;
     let mut values = Vec::with_capacity(roots.len());
@@ -99,6 +125,27 @@ pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> 
         }
     }
     Ok(values)
+}
+
+/// go-yaml's reader rejects control characters anywhere in the input, even in comments.
+fn check_characters(text: &str) -> Result<(), Error> {
+    let allowed = |c: char| {
+        matches!(c as u32,
+            0x09 | 0x0A | 0x0D | 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD
+            | 0x1_0000..=0x10_FFFF)
+    };
+    let Some(offset) = text.find(|c| !allowed(c)) else {
+        return Ok(());
+    };
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let code = text[offset..].chars().next().map_or(0, |c| c as u32);
+    Err(Error::at(
+        line,
+        column,
+        ErrorKind::ControlCharacter { code },
+    ))
 }
 
 fn scan_error(err: &yaml_rust2::ScanError) -> Error {
@@ -124,7 +171,13 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
     let mut anchors: HashMap<usize, Option<NodeId>> = HashMap::new();
     // The most recent node, when it is a block scalar (see `trim_block_scalar_at_eof`).
     let mut last_block_scalar = None;
+    let mut cursor = CharCursor {
+        text,
+        chars: 0,
+        bytes: 0,
+    };
     loop {
+        let in_flow = stack.last().is_some_and(|open| open.flow);
         let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
         let finished = match event {
             Event::StreamEnd => break,
@@ -138,6 +191,7 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                         text,
                         style,
                         tag: tag_text(tag),
+                        in_flow,
                     },
                     &mark,
                 );
@@ -177,10 +231,12 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                 if anchor != 0 {
                     anchors.insert(anchor, None);
                 }
+                let flow = in_flow || matches!(cursor.byte_at(mark.index()), Some(b'[' | b'{'));
                 stack.push(OpenNode {
                     id,
                     anchor,
                     pending_key: None,
+                    flow,
                 });
                 continue;
             }
@@ -350,12 +406,17 @@ impl<'a> Decoder<'a> {
                 self.alias_depth -= 1;
                 value
             }
-            NodeKind::Scalar { text, style, tag } => {
+            NodeKind::Scalar {
+                text,
+                style,
+                tag,
+                in_flow,
+            } => {
                 if place == Place::AnnotationValue {
                     // kustomize rewrites annotations from each node's source text.
                     return Ok(Value::String(text.clone()));
                 }
-                self.scalar(id, text, *style, tag.as_deref())
+                self.scalar(id, text, *style, tag.as_deref(), *in_flow)
             }
             NodeKind::Sequence(_) | NodeKind::Mapping(_) if place == Place::AnnotationValue => {
                 // The text of a collection node is empty, and that is what kustomize keeps.
@@ -549,7 +610,10 @@ impl<'a> Decoder<'a> {
     /// A mapping key as text; kustomize's objects only allow string keys below the top level.
     fn key_text(&self, key_id: NodeId, place: Place) -> Result<String, Error> {
         let target = self.target(key_id);
-        let NodeKind::Scalar { text, style, tag } = &self.node(target).kind else {
+        let NodeKind::Scalar {
+            text, style, tag, ..
+        } = &self.node(target).kind
+        else {
             return Err(self.error(key_id, ErrorKind::ComplexKey));
         };
         if self.mode == Mode::Manifests && !place.is_object_root() {
@@ -574,8 +638,9 @@ impl<'a> Decoder<'a> {
         text: &str,
         style: TScalarStyle,
         tag: Option<&str>,
+        in_flow: bool,
     ) -> Result<Value, Error> {
-        let resolved = match tag {
+        let mut resolved = match tag {
             None | Some("!") if style != TScalarStyle::Plain => Resolved::Str,
             None => resolve::resolve_plain(text, Version::V3),
             Some("!") => Resolved::Str,
@@ -590,6 +655,15 @@ impl<'a> Decoder<'a> {
                     .map_err(|cause| self.error(id, ErrorKind::Tag(cause)))?
             }
         };
+        if in_flow
+            && tag.is_none()
+            && matches!(resolved, Resolved::Timestamp(_))
+            && text.contains(':')
+        {
+            // kyaml re-encodes documents before decoding them, and in a flow collection the
+            // emitter must quote a scalar holding `:`, so such a timestamp comes back as text.
+            resolved = Resolved::Str;
+        }
         Ok(match resolved {
             Resolved::Null => Value::Null,
             Resolved::Bool(b) => Value::Bool(b),
