@@ -135,7 +135,15 @@ pub fn finish(resmap: &mut ResMap, metadata: &BuildMetadata) {
                 );
             }
         }
-        let origin = resource.origin.as_ref().map(origin_text);
+        let origin = resource
+            .origin
+            .as_ref()
+            .map(|origin| match &resource.generated_by {
+                Some(config) if origin.generator.is_some() => {
+                    generated_origin_text(&origin.path, config)
+                }
+                _ => origin_text(origin),
+            });
         let meta = resource.metadata_mut();
         let mut annotations: Map<String, Value> = match meta.get("annotations") {
             Some(Value::Object(map)) => map
@@ -218,6 +226,21 @@ pub fn origin_text(origin: &Origin) -> String {
             },
         ),
     }
+}
+
+/// The origin of an object made by a plugin config from `generators:` (`configuredIn` is the
+/// file holding the config, `configuredBy` names the config).
+fn generated_origin_text(configured_in: &str, config: &crate::model::ResId) -> String {
+    let api_version = config.gvk.api_version();
+    configured_text(
+        configured_in,
+        ConfiguredBy {
+            api_version: &api_version,
+            kind: &config.gvk.kind,
+            name: &config.name,
+            namespace: &config.namespace,
+        },
+    )
 }
 
 fn configured_text(configured_in: &str, by: ConfiguredBy<'_>) -> String {
@@ -342,6 +365,33 @@ mod tests {
             config_map["metadata"]["annotations"][ORIGIN_ANNOTATION],
             json!(
                 "configuredIn: kustomization.yaml\nconfiguredBy:\n  apiVersion: builtin\n  kind: ConfigMapGenerator\n"
+            )
+        );
+    }
+
+    #[test]
+    fn plugin_generated_objects_name_their_config() {
+        let mut made = resource(
+            json!({"kind": "ConfigMap", "metadata": {"name": "bob"}}),
+            Some(Origin {
+                path: "../base/configmap.yaml".into(),
+                generator: Some("ConfigMapGenerator".into()),
+            }),
+        );
+        made.generated_by = Some(crate::model::ResId {
+            gvk: crate::model::Gvk::from_api_version("builtin", "ConfigMapGenerator"),
+            name: "notImportantHere".into(),
+            namespace: String::new(),
+        });
+        let mut rm: ResMap = vec![made].into_iter().collect();
+        finish(
+            &mut rm,
+            &BuildMetadata::from_options(&["originAnnotations".to_string()]),
+        );
+        assert_eq!(
+            rm.as_slice()[0].to_value()["metadata"]["annotations"][ORIGIN_ANNOTATION],
+            json!(
+                "configuredIn: ../base/configmap.yaml\nconfiguredBy:\n  apiVersion: builtin\n  kind: ConfigMapGenerator\n  name: notImportantHere\n"
             )
         );
     }
