@@ -122,26 +122,26 @@ impl TransformerConfig {
     /// Adds `other`'s specs to this configuration, skipping duplicates, then orders every list
     /// as kustomize does.
     pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), MergeError> {
-        merge_specs(&mut self.name_prefix, &other.name_prefix, "NamePrefix")?;
-        merge_specs(&mut self.name_suffix, &other.name_suffix, "NameSuffix")?;
-        merge_specs(&mut self.namespace, &other.namespace, "NameSpace")?;
-        merge_specs(
+        merge_field_specs(&mut self.name_prefix, &other.name_prefix, "NamePrefix")?;
+        merge_field_specs(&mut self.name_suffix, &other.name_suffix, "NameSuffix")?;
+        merge_field_specs(&mut self.namespace, &other.namespace, "NameSpace")?;
+        merge_field_specs(
             &mut self.common_annotations,
             &other.common_annotations,
             "CommonAnnotations",
         )?;
-        merge_specs(
+        merge_field_specs(
             &mut self.common_labels,
             &other.common_labels,
             "CommonLabels",
         )?;
-        merge_specs(&mut self.labels, &other.labels, "Labels")?;
-        merge_specs(
+        merge_field_specs(&mut self.labels, &other.labels, "Labels")?;
+        merge_field_specs(
             &mut self.template_labels,
             &other.template_labels,
             "TemplateLabels",
         )?;
-        merge_specs(
+        merge_field_specs(
             &mut self.var_reference,
             &other.var_reference,
             "VarReference",
@@ -153,12 +153,14 @@ impl TransformerConfig {
                     && nbr.kind == incoming.kind
             });
             match existing {
-                Some(nbr) => merge_specs(&mut nbr.referrers, &incoming.referrers, "NameReference")?,
+                Some(nbr) => {
+                    merge_field_specs(&mut nbr.referrers, &incoming.referrers, "NameReference")?
+                }
                 None => self.name_reference.push(incoming.clone()),
             }
         }
-        merge_specs(&mut self.images, &other.images, "Images")?;
-        merge_specs(&mut self.replicas, &other.replicas, "Replicas")?;
+        merge_field_specs(&mut self.images, &other.images, "Images")?;
+        merge_field_specs(&mut self.replicas, &other.replicas, "Replicas")?;
         self.sort();
         Ok(())
     }
@@ -214,7 +216,9 @@ fn effectively_equal(spec: &FieldSpec, other: &FieldSpec) -> bool {
         && (other.kind.is_empty() || spec.kind == other.kind)
 }
 
-fn merge_specs(
+/// Appends the specs of `incoming` not already in `specs` (same path, and every kind, group
+/// and version the incoming spec names equal); a spec differing only in `create` is an error.
+pub fn merge_field_specs(
     specs: &mut Vec<FieldSpec>,
     incoming: &[FieldSpec],
     field: &'static str,
