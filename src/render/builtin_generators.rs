@@ -96,14 +96,18 @@ pub fn is_builtin(config: &Resource) -> bool {
     gvk.group.is_empty() && gvk.version == BUILTIN_API_VERSION
 }
 
-/// Runs a generator config whose kind is not in [`DELEGATED_KINDS`].
+/// Runs a generator config whose kind is not in [`DELEGATED_KINDS`]; what it makes records
+/// the config in [`Resource::generated_by`].
 pub fn generate(config: &Resource) -> Result<Vec<Resource>, BuiltinGeneratorError> {
     let kind = config.gvk().kind;
     if !is_builtin(config) {
         return Err(BuiltinGeneratorError::External { kind });
     }
     match kind.as_str() {
-        "IAMPolicyGenerator" => iam_policy(config).map(|r| vec![r]),
+        "IAMPolicyGenerator" => iam_policy(config).map(|mut made| {
+            made.generated_by = Some(config.id());
+            vec![made]
+        }),
         "HelmChartInflationGenerator" => Err(BuiltinGeneratorError::Unsupported {
             kind,
             why: "no helm, no network",
