@@ -20,6 +20,7 @@ pub mod files;
 pub mod generators;
 pub mod load;
 pub mod order;
+pub mod patch;
 pub mod replacements;
 pub mod transformers;
 pub mod types;
