@@ -4,6 +4,8 @@
 //!
 //! Invariant: reads only through [`KustDir`] (and so through the `Fs` and its restrictor).
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::model::{GeneratorBehavior, Origin, ResMap, Resource};
@@ -33,16 +35,16 @@ impl Accumulator {
     }
 
     /// Appends objects, refusing an id already present (kustomize's `AppendAll`).
-    pub fn append_all(&mut self, incoming: Vec<Resource>) -> Result<(), Error> {
+    pub fn append_all(&mut self, incoming: Vec<Resource>, file: &Path) -> Result<(), Error> {
         for resource in incoming {
-            append_unique(&mut self.resources, resource)?;
+            append_unique(&mut self.resources, resource, file)?;
         }
         Ok(())
     }
 
     /// Folds a child build into this one (kustomize's `MergeAccumulator`).
     pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
-        self.append_all(child.resources.into_vec())?;
+        self.append_all(child.resources.into_vec(), file)?;
         self.config
             .merge(&child.config)
             .map_err(|e| step_error(file, "configurations", e))?;
@@ -63,11 +65,12 @@ fn origin_path(resource: &Resource) -> std::path::PathBuf {
 }
 
 /// Appends one object unless an object with an equal id (kustomize's `ResId.Equals`: the
-/// empty namespace is `default`) is already there.
-pub fn append_unique(resources: &mut ResMap, resource: Resource) -> Result<(), Error> {
+/// empty namespace is `default`) is already there; `file` is the kustomization adding it.
+pub fn append_unique(resources: &mut ResMap, resource: Resource, file: &Path) -> Result<(), Error> {
     let id = resource.id();
     if let Some(existing) = resources.iter().find(|r| same_id(&r.id(), &id)) {
         return Err(Error::DuplicateId {
+            file: file.to_path_buf(),
             id: Box::new(id),
             first: origin_path(existing),
             second: origin_path(&resource),
@@ -111,7 +114,7 @@ pub fn absorb(
             "merge" | "replace" => Err(behavior_error(
                 "does not exist; cannot merge or replace".into(),
             )),
-            _ => append_unique(resources, generated),
+            _ => append_unique(resources, generated, &kust.file()),
         },
         [index] => {
             let old = &resources.as_slice()[*index];
@@ -318,7 +321,7 @@ pub fn accumulate_resources(
         }
         let as_file = match kust.read_resource_file(entry) {
             Ok(objects) => {
-                acc.append_all(objects)?;
+                acc.append_all(objects, &kust.file())?;
                 continue;
             }
             Err(e) => e,
@@ -332,9 +335,9 @@ pub fn accumulate_resources(
                 if matches!(as_dir, Error::Cycle { .. }) {
                     return Err(as_dir);
                 }
-                // A kustomization problem in a directory that exists says more than the file
-                // attempt does.
-                if kust.fs.is_dir(&kust.dir.join(entry)) && !matches!(as_dir, Error::Fs { .. }) {
+                // Report the attempt that fits what is there: a directory's kustomization
+                // problem, or else why the entry could not be read as a file.
+                if kust.fs.is_dir(&kust.dir.join(entry)) {
                     return Err(Error::Included {
                         from: kust.dir.clone(),
                         source: Box::new(as_dir),
@@ -343,8 +346,7 @@ pub fn accumulate_resources(
                 return Err(Error::Resource {
                     file: kust.file(),
                     entry: entry.clone(),
-                    as_file: Box::new(as_file),
-                    as_dir: Box::new(as_dir),
+                    source: Box::new(as_file),
                 });
             }
         };
@@ -436,7 +438,7 @@ pub fn load_plugin_configs(kust: &KustDir<'_>, entries: &[String]) -> Result<Vec
             },
         );
         match inline {
-            Ok(objects) if !objects.is_empty() => configs.append_all(objects)?,
+            Ok(objects) if !objects.is_empty() => configs.append_all(objects, &kust.file())?,
             _ => paths.push(entry.clone()),
         }
     }

@@ -348,6 +348,8 @@ fn canonicalize_keys(value: &mut Value, node: &Value, root: &Value) {
             let Some(properties) = node.get("properties").and_then(Value::as_object) else {
                 return;
             };
+            // Go's decoder leaves a field at its zero value when the YAML says `null`.
+            map.retain(|_, v| !v.is_null());
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 if properties.contains_key(&key) {
