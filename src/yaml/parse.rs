@@ -642,8 +642,9 @@ impl<'a> Decoder<'a> {
     ) -> Result<Value, Error> {
         let mut resolved = match tag {
             None | Some("!") if style != TScalarStyle::Plain => Resolved::Str,
-            None => resolve::resolve_plain(text, Version::V3),
-            Some("!") => Resolved::Str,
+            // kyaml re-encodes documents before decoding them, and the re-encoded `! 12`
+            // loses its non-specific tag, so it resolves like any plain scalar.
+            None | Some("!") => resolve::resolve_plain(text, Version::V3),
             Some(full) => {
                 let short = short_tag(full);
                 if short == "!!binary" {
@@ -714,7 +715,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|b| *b != b'\n' && *b != b'\r')
         .collect();
-    if symbols.len() % 4 != 0 {
+    if !symbols.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
