@@ -232,13 +232,14 @@ fn check_openapi(fs: &dyn Fs, dir: &Path, file_name: &str, k: &Kustomization) ->
                 cause: "builtin version and custom schema provided, cannot use both".into(),
             });
         }
-    } else if let Some(version) = version {
-        if !version.is_empty() && version != BUILTIN_OPENAPI_VERSION {
-            return Err(Error::InvalidKustomization {
-                file,
-                cause: format!("the specified OpenAPI version {version:?} is not built in"),
-            });
-        }
+    } else if let Some(version) = version
+        && !version.is_empty()
+        && version != BUILTIN_OPENAPI_VERSION
+    {
+        return Err(Error::InvalidKustomization {
+            file,
+            cause: format!("the specified OpenAPI version {version:?} is not built in"),
+        });
     }
     Ok(())
 }
@@ -327,13 +328,12 @@ fn schema_node<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
         }
     }
     for key in ["anyOf", "oneOf"] {
-        if let Some(branches) = node.get(key).and_then(Value::as_array) {
-            if let Some(branch) = branches
+        if let Some(branches) = node.get(key).and_then(Value::as_array)
+            && let Some(branch) = branches
                 .iter()
                 .find(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-            {
-                return schema_node(branch, root);
-            }
+        {
+            return schema_node(branch, root);
         }
     }
     node
@@ -356,10 +356,10 @@ fn canonicalize_keys(value: &mut Value, node: &Value, root: &Value) {
                     continue;
                 }
                 let lower = key.to_lowercase();
-                if let Some(canonical) = properties.keys().find(|p| p.to_lowercase() == lower) {
-                    if let Some(v) = map.remove(&key) {
-                        map.insert(canonical.clone(), v);
-                    }
+                if let Some(canonical) = properties.keys().find(|p| p.to_lowercase() == lower)
+                    && let Some(v) = map.remove(&key)
+                {
+                    map.insert(canonical.clone(), v);
                 }
             }
             for (key, v) in map.iter_mut() {

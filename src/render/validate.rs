@@ -49,10 +49,10 @@ pub fn validate(fs: &dyn Fs, dir: &Path) -> Vec<Error> {
         visited: BTreeSet::new(),
     };
     walk.kustomization_dir(dir);
-    if walk.problems.is_empty() {
-        if let Err(e) = crate::render::render(fs, dir) {
-            walk.problems.push(e);
-        }
+    if walk.problems.is_empty()
+        && let Err(e) = crate::render::render(fs, dir)
+    {
+        walk.problems.push(e);
     }
     walk.problems
 }
