@@ -20,9 +20,15 @@ pub mod prefix_suffix;
 pub mod replicas;
 
 use crate::model::{ResId, ResMap};
+use std::sync::Arc;
+
 use crate::render::files::{FileLoader, LoadError};
+use crate::render::patch::openapi::OpenApi;
+use crate::render::patch::{
+    self, PatchJson6902Transformer, PatchStrategicMergeTransformer, PatchTransformer,
+};
 use crate::render::replacements::{ReplacementError, ReplacementTransformer};
-use crate::render::types::{Kustomization, Patch};
+use crate::render::types::Kustomization;
 
 pub use config::TransformerConfig;
 
@@ -85,15 +91,12 @@ pub enum Error {
     /// A file named in the kustomization could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A patch could not be read or applied.
+    #[error(transparent)]
+    Patch(Box<patch::Error>),
     /// A replacement failed.
     #[error(transparent)]
     Replacement(Box<ReplacementError>),
-    /// A step this build needs is not available yet.
-    #[error("{what} is not supported yet")]
-    NotSupportedYet {
-        /// What was asked for.
-        what: String,
-    },
     /// A name reference could not be followed.
     #[error("{cause}")]
     NameReference {
@@ -112,6 +115,12 @@ pub enum Error {
         /// `apiVersion/kind` of the plugin config.
         kind: String,
     },
+}
+
+impl From<patch::Error> for Error {
+    fn from(error: patch::Error) -> Error {
+        Error::Patch(Box::new(error))
+    }
 }
 
 impl From<ReplacementError> for Error {
@@ -157,9 +166,9 @@ pub(crate) fn field_error(id: ResId, path: &str) -> impl FnOnce(fieldspec::WalkE
 #[derive(Debug, Clone)]
 pub enum Step {
     /// `patchesStrategicMerge:` (file paths or inline patches).
-    PatchStrategicMerge(Vec<String>),
+    PatchStrategicMerge(PatchStrategicMergeTransformer),
     /// One `patches:` entry.
-    Patch(Patch),
+    Patch(PatchTransformer),
     /// `namespace:`.
     Namespace(NamespaceTransformer),
     /// `namePrefix:` or `nameSuffix:`.
@@ -169,7 +178,7 @@ pub enum Step {
     /// `commonAnnotations:`.
     Annotations(AnnotationsTransformer),
     /// One `patchesJson6902:` entry.
-    PatchJson6902(Patch),
+    PatchJson6902(PatchJson6902Transformer),
     /// One `replicas:` entry.
     Replicas(ReplicaCountTransformer),
     /// One `images:` entry.
@@ -196,24 +205,14 @@ impl Step {
         }
     }
 
-    /// Applies the step, then drops objects left empty (kustomize's `DropEmpties`).
-    pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
+    /// Applies the step, then drops objects left empty (kustomize's `DropEmpties`). Returns
+    /// the warnings of patches whose target selected nothing (kustomize builds anyway).
+    pub fn apply(&self, resmap: &mut ResMap) -> Result<Vec<patch::Warning>> {
+        let mut warnings = Vec::new();
         match self {
-            Step::PatchStrategicMerge(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patchesStrategicMerge (patch module not wired in)".into(),
-                });
-            }
-            Step::Patch(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patches (patch module not wired in)".into(),
-                });
-            }
-            Step::PatchJson6902(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patchesJson6902 (patch module not wired in)".into(),
-                });
-            }
+            Step::PatchStrategicMerge(t) => warnings = t.apply(resmap)?,
+            Step::Patch(t) => warnings = t.apply(resmap)?,
+            Step::PatchJson6902(t) => warnings = t.apply(resmap)?,
             Step::Namespace(t) => t.apply(resmap)?,
             Step::PrefixSuffix(t) => t.apply(resmap)?,
             Step::Labels(t) => t.apply(resmap)?,
@@ -225,23 +224,47 @@ impl Step {
                 .map_err(|e| Error::Replacement(Box::new(e)))?,
         }
         resmap.as_mut_vec().retain(|r| !r.object.is_empty());
-        Ok(())
+        Ok(warnings)
     }
 }
 
-/// The builtin transformers a kustomization asks for, configured, in kustomize's order:
-/// patchesStrategicMerge, patches, namespace, prefix, suffix, labels (each `labels:` entry,
-/// then `commonLabels`), annotations, patchesJson6902, replicas, images, replacements.
+/// [`configure_builtin`] with kustomize's built-in OpenAPI schema for strategic merges.
 pub fn builtin_steps(
     k: &Kustomization,
     config: &TransformerConfig,
     files: &dyn FileLoader,
 ) -> Result<Vec<Step>> {
+    configure_builtin(k, config, files, OpenApi::builtin())
+}
+
+/// The builtin transformers a kustomization asks for, configured, in kustomize's order:
+/// patchesStrategicMerge, patches, namespace, prefix, suffix, labels (each `labels:` entry,
+/// then `commonLabels`), annotations, patchesJson6902, replicas, images, replacements.
+/// Every file they name is read here, before any of them runs, as kustomize does; `schema`
+/// gives the merge keys of strategic merge patches.
+pub fn configure_builtin(
+    k: &Kustomization,
+    config: &TransformerConfig,
+    files: &dyn FileLoader,
+    schema: Arc<OpenApi>,
+) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     if !k.patches_strategic_merge.is_empty() {
-        steps.push(Step::PatchStrategicMerge(k.patches_strategic_merge.clone()));
+        steps.push(Step::PatchStrategicMerge(
+            PatchStrategicMergeTransformer::new(
+                &k.patches_strategic_merge,
+                files,
+                Arc::clone(&schema),
+            )?,
+        ));
     }
-    steps.extend(k.patches.iter().cloned().map(Step::Patch));
+    for entry in &k.patches {
+        steps.push(Step::Patch(PatchTransformer::new(
+            entry,
+            files,
+            Arc::clone(&schema),
+        )?));
+    }
     if !k.namespace.is_empty() {
         steps.push(Step::Namespace(NamespaceTransformer {
             namespace: k.namespace.clone(),
@@ -278,7 +301,11 @@ pub fn builtin_steps(
             config,
         )));
     }
-    steps.extend(k.patches_json6902.iter().cloned().map(Step::PatchJson6902));
+    for entry in &k.patches_json6902 {
+        steps.push(Step::PatchJson6902(PatchJson6902Transformer::new(
+            entry, files,
+        )?));
+    }
     for replica in &k.replicas {
         steps.push(Step::Replicas(ReplicaCountTransformer {
             replica: replica.clone(),

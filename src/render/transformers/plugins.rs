@@ -3,6 +3,7 @@
 //! would need plugin execution, which reconcile does not do.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -16,11 +17,24 @@ use super::replicas::ReplicaCountTransformer;
 use super::{Error, Result, Step, parse_single_document};
 use crate::model::Resource;
 use crate::render::files::FileLoader;
+use crate::render::patch::openapi::OpenApi;
+use crate::render::patch::{
+    PatchJson6902Transformer, PatchStrategicMergeTransformer, PatchTransformer,
+};
 use crate::render::replacements::ReplacementTransformer;
 use crate::render::types::{FieldSpec, Image, Patch, ReplacementField, Replica, Selector};
 
 /// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`).
 pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Step>> {
+    configure_plugin(config, files, OpenApi::builtin())
+}
+
+/// The steps a plugin configuration object stands for, with `schema` for strategic merges.
+pub fn configure_plugin(
+    config: &Resource,
+    files: &dyn FileLoader,
+    schema: Arc<OpenApi>,
+) -> Result<Vec<Step>> {
     let gvk = config.gvk();
     if !(gvk.group.is_empty() && gvk.version == "builtin") {
         return Err(Error::UnsupportedTransformer { kind: gvk.kind });
@@ -91,19 +105,27 @@ pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Ste
                 &list, files, &parse,
             )?)]
         }
-        "PatchTransformer" => vec![Step::Patch(Patch {
-            path: string_field(fields, "path"),
-            patch: string_field(fields, "patch"),
-            target: optional::<Selector>(fields, "target", kind)?,
-            options: optional::<BTreeMap<String, bool>>(fields, "options", kind)?
-                .unwrap_or_default(),
-        })],
-        "PatchJson6902Transformer" => vec![Step::PatchJson6902(Patch {
-            path: string_field(fields, "path"),
-            patch: string_field(fields, "jsonOp"),
-            target: optional::<Selector>(fields, "target", kind)?,
-            options: BTreeMap::new(),
-        })],
+        "PatchTransformer" => {
+            let entry = Patch {
+                path: string_field(fields, "path"),
+                patch: string_field(fields, "patch"),
+                target: optional::<Selector>(fields, "target", kind)?,
+                options: optional::<BTreeMap<String, bool>>(fields, "options", kind)?
+                    .unwrap_or_default(),
+            };
+            vec![Step::Patch(PatchTransformer::new(&entry, files, schema)?)]
+        }
+        "PatchJson6902Transformer" => {
+            let entry = Patch {
+                path: string_field(fields, "path"),
+                patch: string_field(fields, "jsonOp"),
+                target: optional::<Selector>(fields, "target", kind)?,
+                options: BTreeMap::new(),
+            };
+            vec![Step::PatchJson6902(PatchJson6902Transformer::new(
+                &entry, files,
+            )?)]
+        }
         "PatchStrategicMergeTransformer" => {
             let mut patches: Vec<String> = optional(fields, "paths", kind)?.unwrap_or_default();
             let inline = string_field(fields, "patches");
@@ -113,7 +135,9 @@ pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Ste
             if !inline.is_empty() {
                 patches.push(inline);
             }
-            vec![Step::PatchStrategicMerge(patches)]
+            vec![Step::PatchStrategicMerge(
+                PatchStrategicMergeTransformer::new(&patches, files, schema)?,
+            )]
         }
         other => {
             return Err(Error::UnknownBuiltin {
