@@ -1,10 +1,12 @@
 //! kustomize's builtin transformers, one file each, and the one fixed order they run in.
 //!
-//! Each transformer is a config struct with `apply(&self, &mut ResMap)`. [`run_builtin`] runs
-//! the transformers a kustomization asks for in kustomize's order (`kusttarget_configplugin.go`):
-//! patches, namespace, prefix, suffix, labels, annotations, JSON6902 patches, replicas,
-//! images, replacements; then the transformer plugins named in `transformers:`.
-//! Name references are fixed once, at the very end of a build, by [`name_reference`].
+//! Each transformer is a config struct with `apply(&self, &mut ResMap)`. [`configure_builtin`]
+//! turns a kustomization into the list of [`Step`]s kustomize would run, in its one fixed order
+//! (`kusttarget_configplugin.go`): patchesStrategicMerge, patches, namespace, prefix, suffix,
+//! labels, annotations, patchesJson6902, replicas, images, replacements; [`run_builtin`] runs
+//! them. The transformer plugins named in `transformers:` come after, through
+//! [`plugins::configure_plugin`]. Name references are fixed once, at the very end of a build,
+//! by [`fix_name_references`].
 //!
 //! Invariant: no IO except through the [`FileLoader`] handed in; no clock, no environment.
 
@@ -329,17 +331,20 @@ pub fn configure_builtin(
     Ok(steps)
 }
 
-/// Runs every builtin transformer the kustomization asks for, in kustomize's order.
+/// Runs every builtin transformer the kustomization asks for, in kustomize's order; returns
+/// the warnings of patches that selected nothing.
 pub fn run_builtin(
     k: &Kustomization,
     resmap: &mut ResMap,
     config: &TransformerConfig,
     files: &dyn FileLoader,
-) -> Result<()> {
-    for step in builtin_steps(k, config, files)? {
-        step.apply(resmap)?;
+    schema: Arc<OpenApi>,
+) -> Result<Vec<patch::Warning>> {
+    let mut warnings = Vec::new();
+    for step in configure_builtin(k, config, files, schema)? {
+        warnings.extend(step.apply(resmap)?);
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// The last step of a build, after hash suffixes: rewrites references to renamed objects,
@@ -360,4 +365,80 @@ pub(crate) fn parse_single_document(text: &str) -> std::result::Result<serde_jso
         .into_iter()
         .next()
         .unwrap_or(serde_json::Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::types::{Image, Label, Patch, Replica};
+    use std::collections::BTreeMap;
+
+    /// Every builtin transformer at once: the steps come out in kustomize's order whatever
+    /// the order of the fields in the file.
+    #[test]
+    fn steps_follow_kustomizes_fixed_order() {
+        let files: BTreeMap<String, String> = BTreeMap::from([(
+            "smp.yaml".to_string(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n".to_string(),
+        )]);
+        let pairs = BTreeMap::from([("a".to_string(), "b".to_string())]);
+        let k = Kustomization {
+            images: vec![Image {
+                name: "nginx".into(),
+                new_tag: "2".into(),
+                ..Image::default()
+            }],
+            replicas: vec![Replica {
+                name: "web".into(),
+                count: 2,
+            }],
+            patches_json6902: vec![Patch {
+                patch: "[{\"op\": \"add\", \"path\": \"/data\", \"value\": {}}]".into(),
+                target: Some(crate::render::types::Selector {
+                    name: "c".into(),
+                    ..Default::default()
+                }),
+                ..Patch::default()
+            }],
+            common_annotations: pairs.clone(),
+            labels: vec![Label {
+                pairs: pairs.clone(),
+                ..Label::default()
+            }],
+            common_labels: pairs,
+            name_suffix: "-s".into(),
+            name_prefix: "p-".into(),
+            namespace: "n".into(),
+            patches: vec![Patch {
+                path: "smp.yaml".into(),
+                ..Patch::default()
+            }],
+            patches_strategic_merge: vec!["smp.yaml".into()],
+            ..Kustomization::default()
+        };
+        let steps = configure_builtin(
+            &k,
+            &TransformerConfig::builtin(),
+            &files,
+            OpenApi::builtin(),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = steps.iter().map(Step::kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "PatchStrategicMergeTransformer",
+                "PatchTransformer",
+                "NamespaceTransformer",
+                "PrefixTransformer",
+                "SuffixTransformer",
+                "LabelTransformer",
+                "LabelTransformer",
+                "AnnotationsTransformer",
+                "PatchJson6902Transformer",
+                "ReplicaCountTransformer",
+                "ImageTagTransformer",
+            ]
+        );
+    }
 }
