@@ -99,6 +99,14 @@ pub enum Error {
     /// A replacement failed.
     #[error(transparent)]
     Replacement(Box<ReplacementError>),
+    /// A `replicas:` entry names no object of a kind with a replica count.
+    #[error("resource with name {name} does not match a config with the following GVK [{kinds}]")]
+    NoReplicaTarget {
+        /// The name asked for.
+        name: String,
+        /// The kinds that have replica counts, as kustomize spells them.
+        kinds: String,
+    },
     /// A name reference could not be followed.
     #[error("{cause}")]
     NameReference {
@@ -231,6 +239,8 @@ impl Step {
 }
 
 /// [`configure_builtin`] with kustomize's built-in OpenAPI schema for strategic merges.
+/// A build whose kustomizations set `openapi:` must call [`configure_builtin`] with the
+/// schema in effect instead.
 pub fn builtin_steps(
     k: &Kustomization,
     config: &TransformerConfig,

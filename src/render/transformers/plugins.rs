@@ -24,7 +24,8 @@ use crate::render::patch::{
 use crate::render::replacements::ReplacementTransformer;
 use crate::render::types::{FieldSpec, Image, Patch, ReplacementField, Replica, Selector};
 
-/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`).
+/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`),
+/// with kustomize's built-in OpenAPI schema; see [`configure_plugin`] to pass another.
 pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Step>> {
     configure_plugin(config, files, OpenApi::builtin())
 }
