@@ -40,6 +40,11 @@ use load::KustDir;
 
 /// Builds the kustomization in `dir` (absolute, or relative to the process's directory).
 pub fn render(fs: &dyn Fs, dir: &Path) -> Result<ResMap, Error> {
+    render_with_warnings(fs, dir).map(|(resources, _)| resources)
+}
+
+/// [`render`], plus what kustomize lets pass silently (patches whose target selects nothing).
+pub fn render_with_warnings(fs: &dyn Fs, dir: &Path) -> Result<(ResMap, Vec<String>), Error> {
     let root = KustDir::open_root(fs, dir)?;
     let file = root.file();
     let mut acc = accumulate_target(&root, Accumulator::new())?;
@@ -56,7 +61,7 @@ pub fn render(fs: &dyn Fs, dir: &Path) -> Result<ResMap, Error> {
     let mut resources: ResMap = resources.into_iter().collect();
     let metadata = build_metadata::BuildMetadata::from_options(&root.kustomization.build_metadata);
     build_metadata::finish(&mut resources, &metadata);
-    Ok(resources)
+    Ok((resources, acc.warnings))
 }
 
 /// Drops objects annotated `config.kubernetes.io/local-config` (unless `"false"`).
