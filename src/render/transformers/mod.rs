@@ -238,17 +238,6 @@ impl Step {
     }
 }
 
-/// [`configure_builtin`] with kustomize's built-in OpenAPI schema for strategic merges.
-/// A build whose kustomizations set `openapi:` must call [`configure_builtin`] with the
-/// schema in effect instead.
-pub fn builtin_steps(
-    k: &Kustomization,
-    config: &TransformerConfig,
-    files: &dyn FileLoader,
-) -> Result<Vec<Step>> {
-    configure_builtin(k, config, files, OpenApi::builtin())
-}
-
 /// The builtin transformers a kustomization asks for, configured, in kustomize's order:
 /// patchesStrategicMerge, patches, namespace, prefix, suffix, labels (each `labels:` entry,
 /// then `commonLabels`), annotations, patchesJson6902, replicas, images, replacements.

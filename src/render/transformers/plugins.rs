@@ -24,13 +24,8 @@ use crate::render::patch::{
 use crate::render::replacements::ReplacementTransformer;
 use crate::render::types::{FieldSpec, Image, Patch, ReplacementField, Replica, Selector};
 
-/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`),
-/// with kustomize's built-in OpenAPI schema; see [`configure_plugin`] to pass another.
-pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Step>> {
-    configure_plugin(config, files, OpenApi::builtin())
-}
-
-/// The steps a plugin configuration object stands for, with `schema` for strategic merges.
+/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`);
+/// `schema` gives the merge keys of strategic merge patches.
 pub fn configure_plugin(
     config: &Resource,
     files: &dyn FileLoader,
@@ -211,7 +206,7 @@ mod tests {
             "prefix": "baked-", "suffix": "-pie", "fieldSpecs": [{"path": "metadata/name"}]
         }));
         let files = BTreeMap::new();
-        let steps = plugin_steps(&config, &files).unwrap();
+        let steps = configure_plugin(&config, &files, OpenApi::builtin()).unwrap();
         let mut map: ResMap = [resource(
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "apple"}}),
         )]
@@ -230,7 +225,7 @@ mod tests {
             "metadata": {"name": "x", "namespace": "test"},
             "fieldSpecs": [{"path": "metadata/namespace", "create": true}]
         }));
-        let steps = plugin_steps(&config, &BTreeMap::new()).unwrap();
+        let steps = configure_plugin(&config, &BTreeMap::new(), OpenApi::builtin()).unwrap();
         let mut map: ResMap = [resource(
             json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "w"}}),
         )]
@@ -245,7 +240,7 @@ mod tests {
         let config = resource(
             json!({"apiVersion": "someteam.example.com/v1", "kind": "ChartInflator", "metadata": {"name": "x"}}),
         );
-        let err = plugin_steps(&config, &BTreeMap::new())
+        let err = configure_plugin(&config, &BTreeMap::new(), OpenApi::builtin())
             .err()
             .map(|e| e.to_string());
         assert_eq!(
