@@ -4,6 +4,7 @@
 //!
 //! Invariant: reads only through [`KustDir`] (and so through the `Fs` and its restrictor).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -12,7 +13,7 @@ use crate::model::{GeneratorBehavior, Origin, ResMap, Resource};
 use crate::render::build_metadata;
 use crate::render::error::{Error, step_error};
 use crate::render::generators;
-use crate::render::load::{KustDir, same_id};
+use crate::render::load::{KustDir, effective_namespace, same_id};
 use crate::render::transformers::{self, TransformerConfig};
 use crate::render::vars::VarSet;
 
@@ -38,8 +39,26 @@ impl Accumulator {
 
     /// Appends objects, refusing an id already present (kustomize's `AppendAll`).
     pub fn append_all(&mut self, incoming: Vec<Resource>, file: &Path) -> Result<(), Error> {
+        // One index per call: transformers rename objects between calls.
+        let mut index: HashMap<IdKey, usize> = self
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (id_key(&r.id()), i))
+            .collect();
         for resource in incoming {
-            append_unique(&mut self.resources, resource, file)?;
+            let id = resource.id();
+            let key = id_key(&id);
+            if let Some(&i) = index.get(&key) {
+                return Err(Error::DuplicateId {
+                    file: file.to_path_buf(),
+                    id: Box::new(id),
+                    first: origin_path(&self.resources.as_slice()[i]),
+                    second: origin_path(&resource),
+                });
+            }
+            index.insert(key, self.resources.len());
+            self.resources.as_mut_vec().push(resource);
         }
         Ok(())
     }
@@ -65,6 +84,18 @@ fn origin_path(resource: &Resource) -> std::path::PathBuf {
         .map(|o| o.path.clone())
         .unwrap_or_default()
         .into()
+}
+
+/// What makes two ids equal for kustomize (`ResId.Equals`): group, version, kind, name and
+/// the effective namespace.
+type IdKey = (crate::model::Gvk, String, String);
+
+fn id_key(id: &crate::model::ResId) -> IdKey {
+    (
+        id.gvk.clone(),
+        id.name.clone(),
+        effective_namespace(id).to_string(),
+    )
 }
 
 /// Appends one object unless an object with an equal id (kustomize's `ResId.Equals`: the
