@@ -276,10 +276,8 @@ pub fn run_builtin_generators(kust: &KustDir<'_>, resources: &mut ResMap) -> Res
         });
         made.push(r);
     }
-    if !k.helm_charts.is_empty()
-        || !k.helm_chart_inflation_generator.is_empty()
-        || k.helm_globals.is_some()
-    {
+    // `helmGlobals` alone inflates nothing, so kustomize builds; charts need helm.
+    if !k.helm_charts.is_empty() || !k.helm_chart_inflation_generator.is_empty() {
         return Err(Error::Unsupported {
             file: kust.file(),
             what: "helm chart inflation".into(),
