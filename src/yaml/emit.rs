@@ -74,6 +74,12 @@ fn is_printable(c: char) -> bool {
     matches!(c as u32, 0x0A | 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD) && c != '\u{FEFF}'
 }
 
+/// Whether libyaml's emitter may print `text` as a block scalar (no trailing space, no space
+/// before a line break, only printable characters).
+pub(crate) fn block_allowed(text: &str) -> bool {
+    analyze(text).block_allowed
+}
+
 fn analyze(text: &str) -> Analysis {
     if text.is_empty() {
         return Analysis {

@@ -10,6 +10,7 @@
 //! Invariant: no file access here; callers hand in text and get values or a positioned
 //! [`Error`].
 
+mod block;
 mod emit;
 mod goformat;
 mod parse;
@@ -178,6 +179,22 @@ mod tests {
         check_fixture(
             include_str!("testdata/resolve.in.yaml"),
             include_str!("testdata/resolve.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn block_scalars_read_as_kustomize_reads_them() {
+        check_fixture(
+            include_str!("testdata/blocks.in.yaml"),
+            include_str!("testdata/blocks.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_variety_reads_as_kustomize_reads_it() {
+        check_fixture(
+            include_str!("testdata/syntax.in.yaml"),
+            include_str!("testdata/syntax.out.yaml"),
         );
     }
 
