@@ -150,14 +150,24 @@ pub enum Error {
         /// What failed.
         source: Json6902Error,
     },
-    /// A JSON patch left `metadata.annotations` something other than a map (kustomize
-    /// crashes there).
+    /// A JSON patch left `metadata.annotations` a list (kustomize crashes there; a scalar
+    /// there is read as no annotations).
     #[error("applying JSON patch {source_text} to {id}: metadata.annotations is not a map")]
     AnnotationsNotAMap {
         /// kustomize's description of the patch.
         source_text: String,
         /// The object patched.
         id: Box<ResId>,
+    },
+    /// A JSON patch left the object without a kind or a name.
+    #[error("applying JSON patch {source_text} to {id}: missing {field} in object")]
+    IncompleteObject {
+        /// kustomize's description of the patch.
+        source_text: String,
+        /// The object patched, before the patch.
+        id: Box<ResId>,
+        /// `kind` or `metadata.name`.
+        field: &'static str,
     },
     /// After patching, two objects have the same id.
     #[error("may not add resource with an already registered id: {id}")]
@@ -728,7 +738,7 @@ fn apply_json_to_resource(
     if document
         .get("metadata")
         .and_then(|m| m.get("annotations"))
-        .is_some_and(|a| !a.is_object() && !a.is_null())
+        .is_some_and(Value::is_array)
     {
         return Err(Error::AnnotationsNotAMap {
             source_text: source_text.to_string(),
@@ -744,6 +754,29 @@ fn apply_json_to_resource(
     }
     for (key, _) in &bookkeeping {
         annotations.remove(key);
+    }
+    let kind = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let named = document
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let missing = if kind.is_empty() {
+        Some("kind")
+    } else if !named && !kind.ends_with("List") {
+        Some("metadata.name")
+    } else {
+        None
+    };
+    if let Some(field) = missing {
+        return Err(Error::IncompleteObject {
+            source_text: source_text.to_string(),
+            id: Box::new(id),
+            field,
+        });
     }
     resource.object = match document {
         Value::Object(object) => object,
