@@ -528,7 +528,7 @@ fn find_by_id(resources: &ResMap, id: &ResId) -> Result<usize, Error> {
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            r.previous_ids
+            selector::previous_ids(r)
                 .iter()
                 .chain(std::iter::once(&r.id()))
                 .any(|i| comparable(i) == wanted)
