@@ -75,9 +75,11 @@ struct CharCursor<'a> {
 
 impl CharCursor<'_> {
     fn byte_at(&mut self, char_index: usize) -> Option<u8> {
-        if char_index < self.chars {
-            self.chars = 0;
-            self.bytes = 0;
+        // Marks mostly move forward; a few (a mapping's first key) step back a little.
+        while self.chars > char_index {
+            let c = self.text[..self.bytes].chars().next_back()?;
+            self.bytes -= c.len_utf8();
+            self.chars -= 1;
         }
         while self.chars < char_index {
             let c = self.text[self.bytes..].chars().next()?;
@@ -710,26 +712,41 @@ impl<'a> Decoder<'a> {
         if pairs.len() < 2 {
             return Ok(());
         }
+        let identity = |key_id: NodeId| match &self.node(key_id).kind {
+            NodeKind::Scalar { text, .. } => (0u8, text.as_str()),
+            NodeKind::Sequence(_) => (1, ""),
+            NodeKind::Mapping(_) => (2, ""),
+            NodeKind::Alias(_) => (3, ""),
+        };
+        let duplicate = |key_id: NodeId, first_line: usize| {
+            let node = self.node(key_id);
+            Error::at(
+                node.line,
+                node.column,
+                ErrorKind::DuplicateKey {
+                    key: identity(key_id).1.to_string(),
+                    first_line,
+                },
+            )
+        };
+        // Most mappings are small: comparing pairs beats hashing them.
+        if pairs.len() <= 16 {
+            for (index, &(key_id, _)) in pairs.iter().enumerate() {
+                let this = identity(key_id);
+                if let Some(&(first, _)) = pairs[..index].iter().find(|(k, _)| identity(*k) == this)
+                {
+                    return Err(duplicate(key_id, self.node(first).line));
+                }
+            }
+            return Ok(());
+        }
         let mut seen: HashMap<(u8, &str), usize> = HashMap::with_capacity(pairs.len());
         for &(key_id, _) in pairs {
-            let node = self.node(key_id);
-            let (kind, text) = match &node.kind {
-                NodeKind::Scalar { text, .. } => (0, text.as_str()),
-                NodeKind::Sequence(_) => (1, ""),
-                NodeKind::Mapping(_) => (2, ""),
-                NodeKind::Alias(_) => (3, ""),
-            };
-            if let Some(&first_line) = seen.get(&(kind, text)) {
-                return Err(Error::at(
-                    node.line,
-                    node.column,
-                    ErrorKind::DuplicateKey {
-                        key: text.to_string(),
-                        first_line,
-                    },
-                ));
+            let this = identity(key_id);
+            if let Some(&first_line) = seen.get(&this) {
+                return Err(duplicate(key_id, first_line));
             }
-            seen.insert((kind, text), node.line);
+            seen.insert(this, self.node(key_id).line);
         }
         Ok(())
     }
