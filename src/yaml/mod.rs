@@ -121,6 +121,14 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, Error> {
     parse::parse_stream(text, parse::Mode::Manifests)
 }
 
+/// Parses a kustomization file as kustomize does (`sigs.k8s.io/yaml`, go-yaml v2 rules): YAML
+/// 1.1 booleans (`yes`, `on`, even as keys: `n:` is the key `"false"`), timestamps stay text, a repeated key
+/// overrides the earlier one instead of being an error. Only the first document counts.
+pub fn parse_kustomization(text: &str) -> Result<Option<Value>, Error> {
+    let documents = parse::parse_stream(text, parse::Mode::Kustomization)?;
+    Ok(documents.into_iter().next())
+}
+
 /// Prints one document exactly as kustomize prints one resource (keys in go-yaml v2's order,
 /// its quoting and folding); the text ends with a line break.
 pub fn to_yaml(value: &Value) -> String {
@@ -263,6 +271,29 @@ mod tests {
             docs[0]["items"][0]["metadata"]["annotations"]["a"],
             json!("0x10")
         );
+    }
+
+    #[test]
+    fn kustomization_files_follow_go_yaml_v2() {
+        // Checked with kubectl kustomize: the later key wins, `yes` is a boolean (so a string
+        // field rejects it), a date stays the text it was; the key `n` means false.
+        let text = "namePrefix: a-\nnamePrefix: b-\ncommonAnnotations:\n  when: 2001-12-14\n  \
+                    flag: yes\n  x: 0o17\n  o: 0777\n  n: key\n";
+        let value = parse_kustomization(text).unwrap();
+        assert_eq!(
+            value,
+            Some(json!({
+                "namePrefix": "b-",
+                "commonAnnotations": {
+                    "when": "2001-12-14", "flag": true, "x": 15, "o": 511, "false": "key"
+                }
+            }))
+        );
+        assert_eq!(
+            parse_kustomization("1: a\ntrue: b\n0x10: c\n").unwrap(),
+            Some(json!({"1": "a", "true": "b", "16": "c"}))
+        );
+        assert_eq!(parse_kustomization("# nothing\n").unwrap(), None);
     }
 
     fn error_of(text: &str) -> Error {

@@ -28,6 +28,16 @@ pub(crate) enum Mode {
     /// Kubernetes objects as kustomize holds them: annotation values keep their source text,
     /// and nested mappings with non-string keys are rejected as kustomize rejects them.
     Manifests,
+    /// A kustomization file, which kustomize reads with `sigs.k8s.io/yaml` (go-yaml v2):
+    /// YAML 1.1 booleans, timestamps kept as text, a repeated key overrides the earlier one.
+    Kustomization,
+}
+
+impl Mode {
+    /// Whether kyaml (go-yaml v3, with its encode/decode round trip) reads these documents.
+    fn is_kyaml(self) -> bool {
+        self != Mode::Kustomization
+    }
 }
 
 type NodeId = usize;
@@ -541,7 +551,7 @@ impl<'a> Decoder<'a> {
                     // kustomize rewrites annotations from each node's source text.
                     return Ok(Value::String(text.clone()));
                 }
-                if *style == TScalarStyle::Folded && tag.is_none() {
+                if *style == TScalarStyle::Folded && tag.is_none() && self.mode.is_kyaml() {
                     let text = block::folded_round_trip(text, *fold_indent);
                     return self.scalar(id, &text, *style, None, *in_flow);
                 }
@@ -709,7 +719,7 @@ impl<'a> Decoder<'a> {
 
     /// v3 rejects two keys of one mapping with the same kind and text.
     fn check_duplicates(&self, pairs: &[(NodeId, NodeId)]) -> Result<(), Error> {
-        if pairs.len() < 2 {
+        if pairs.len() < 2 || !self.mode.is_kyaml() {
             return Ok(());
         }
         let identity = |key_id: NodeId| match &self.node(key_id).kind {
@@ -773,6 +783,15 @@ impl<'a> Decoder<'a> {
                 return Err(self.error(key_id, ErrorKind::NonStringKey { key: text.clone() }));
             }
         }
+        if self.mode == Mode::Kustomization && *style == TScalarStyle::Plain && tag.is_none() {
+            // sigs.k8s.io/yaml prints non-string keys back as text its own way.
+            match resolve::resolve_plain(text, Version::V2) {
+                Resolved::Int(i) => return Ok(i.to_string()),
+                Resolved::Uint(u) => return Ok(u.to_string()),
+                Resolved::Bool(b) => return Ok(b.to_string()),
+                _ => {}
+            }
+        }
         Ok(text.clone())
     }
 
@@ -784,11 +803,15 @@ impl<'a> Decoder<'a> {
         tag: Option<&str>,
         in_flow: bool,
     ) -> Result<Value, Error> {
+        let kyaml = self.mode.is_kyaml();
+        let version = if kyaml { Version::V3 } else { Version::V2 };
         let mut resolved = match tag {
             None | Some("!") if style != TScalarStyle::Plain => Resolved::Str,
+            None => resolve::resolve_plain(text, version),
             // kyaml re-encodes documents before decoding them, and the re-encoded `! 12`
             // loses its non-specific tag, so it resolves like any plain scalar.
-            None | Some("!") => resolve::resolve_plain(text, Version::V3),
+            Some("!") if kyaml => resolve::resolve_plain(text, version),
+            Some("!") => Resolved::Str,
             Some(full) => {
                 let short = short_tag(full);
                 if short == "!!binary" {
@@ -800,7 +823,12 @@ impl<'a> Decoder<'a> {
                     .map_err(|cause| self.error(id, ErrorKind::Tag(cause)))?
             }
         };
-        if in_flow
+        if !kyaml && matches!(resolved, Resolved::Timestamp(_)) {
+            // go-yaml v2 keeps timestamps as their text when decoding into `interface{}`.
+            resolved = Resolved::Str;
+        }
+        if kyaml
+            && in_flow
             && tag.is_none()
             && matches!(resolved, Resolved::Timestamp(_))
             && text.contains(':')
@@ -809,7 +837,7 @@ impl<'a> Decoder<'a> {
             // emitter must quote a scalar holding `:`, so such a timestamp comes back as text.
             resolved = Resolved::Str;
         }
-        if in_flow && tag.is_none() && style == TScalarStyle::Plain && text.is_empty() {
+        if kyaml && in_flow && tag.is_none() && style == TScalarStyle::Plain && text.is_empty() {
             // Likewise an empty value in a flow collection (`{a: }`) is re-encoded as `''`.
             resolved = Resolved::Str;
         }
