@@ -4,7 +4,6 @@
 //!
 //! Invariant: reads only through [`KustDir`] (and so through the `Fs` and its restrictor).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -13,7 +12,7 @@ use crate::model::{GeneratorBehavior, Origin, ResMap, Resource};
 use crate::render::build_metadata;
 use crate::render::error::{Error, step_error};
 use crate::render::generators;
-use crate::render::load::{KustDir, effective_namespace, same_id};
+use crate::render::load::{KustDir, same_id};
 use crate::render::transformers::{self, TransformerConfig};
 use crate::render::vars::VarSet;
 
@@ -39,26 +38,8 @@ impl Accumulator {
 
     /// Appends objects, refusing an id already present (kustomize's `AppendAll`).
     pub fn append_all(&mut self, incoming: Vec<Resource>, file: &Path) -> Result<(), Error> {
-        // One index per call: transformers rename objects between calls.
-        let mut index: HashMap<IdKey, usize> = self
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (id_key(&r.id()), i))
-            .collect();
         for resource in incoming {
-            let id = resource.id();
-            let key = id_key(&id);
-            if let Some(&i) = index.get(&key) {
-                return Err(Error::DuplicateId {
-                    file: file.to_path_buf(),
-                    id: Box::new(id),
-                    first: origin_path(&self.resources.as_slice()[i]),
-                    second: origin_path(&resource),
-                });
-            }
-            index.insert(key, self.resources.len());
-            self.resources.as_mut_vec().push(resource);
+            append_unique(&mut self.resources, resource, file)?;
         }
         Ok(())
     }
@@ -67,9 +48,13 @@ impl Accumulator {
     pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
         self.append_all(child.resources.into_vec(), file)?;
         self.warnings.extend(child.warnings);
-        self.config
-            .merge(&child.config)
-            .map_err(|e| step_error(file, "configurations", e))?;
+        // Most children carry exactly the parent's configuration; merging it would change
+        // nothing.
+        if self.config != child.config {
+            self.config
+                .merge(&child.config)
+                .map_err(|e| step_error(file, "configurations", e))?;
+        }
         self.vars
             .merge_set(&child.vars)
             .map_err(|e| step_error(file, "vars", e))?;
@@ -86,23 +71,16 @@ fn origin_path(resource: &Resource) -> std::path::PathBuf {
         .into()
 }
 
-/// What makes two ids equal for kustomize (`ResId.Equals`): group, version, kind, name and
-/// the effective namespace.
-type IdKey = (crate::model::Gvk, String, String);
-
-fn id_key(id: &crate::model::ResId) -> IdKey {
-    (
-        id.gvk.clone(),
-        id.name.clone(),
-        effective_namespace(id).to_string(),
-    )
-}
-
 /// Appends one object unless an object with an equal id (kustomize's `ResId.Equals`: the
 /// empty namespace is `default`) is already there; `file` is the kustomization adding it.
 pub fn append_unique(resources: &mut ResMap, resource: Resource, file: &Path) -> Result<(), Error> {
     let id = resource.id();
-    if let Some(existing) = resources.iter().find(|r| same_id(&r.id(), &id)) {
+    // Names are compared first, borrowed: full ids are built only for namesakes.
+    let existing = resources
+        .iter()
+        .filter(|r| r.name() == id.name)
+        .find(|r| same_id(&r.id(), &id));
+    if let Some(existing) = existing {
         return Err(Error::DuplicateId {
             file: file.to_path_buf(),
             id: Box::new(id),
@@ -311,9 +289,11 @@ pub fn accumulate_target(kust: &KustDir<'_>, mut acc: Accumulator) -> Result<Acc
     let k = &kust.kustomization;
     accumulate_resources(kust, &mut acc, &k.resources)?;
     let config = load_configurations(kust)?;
-    acc.config
-        .merge(&config)
-        .map_err(|e| step_error(&kust.file(), "configurations", e))?;
+    if acc.config != config {
+        acc.config
+            .merge(&config)
+            .map_err(|e| step_error(&kust.file(), "configurations", e))?;
+    }
     if !k.crds.is_empty() {
         let crd_config = crate::render::crds::load_crd_config(&kust.loader(), &k.crds)
             .map_err(|e| step_error(&kust.file(), "crds", e))?;
@@ -433,7 +413,9 @@ fn accumulate_component(
 
 /// The builtin field specs merged with the `configurations:` files.
 fn load_configurations(kust: &KustDir<'_>) -> Result<TransformerConfig, Error> {
-    let mut config = TransformerConfig::builtin();
+    // Built once per process: every kustomization of a build starts from it.
+    static BUILTIN: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+    let mut config = BUILTIN.get_or_init(TransformerConfig::builtin).clone();
     for entry in &kust.kustomization.configurations {
         let file = kust.dir.join(entry);
         let text = kust.loader().read_text(entry)?;

@@ -73,9 +73,16 @@ impl DirLoader<'_> {
             file: file.clone(),
             source,
         })?;
-        self.fs
-            .read(&resolved)
-            .map_err(|source| Error::Fs { file, source })
+        // `resolved` has no symlinks left: read it without walking it again.
+        let read = match self.fs.entry_kind(&resolved) {
+            Ok(Some(crate::source::EntryKind::Dir)) => {
+                Err(FsError::IsADirectory { path: file.clone() })
+            }
+            Ok(Some(_)) => self.fs.read_raw(&resolved),
+            Ok(None) => Err(FsError::NotFound { path: file.clone() }),
+            Err(e) => Err(e),
+        };
+        read.map_err(|source| Error::Fs { file, source })
     }
 
     /// The text of `relative` (UTF-8 required).
