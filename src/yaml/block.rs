@@ -205,8 +205,7 @@ impl<'a> Scanner<'a> {
 }
 
 /// The value a folded scalar has after kyaml re-encodes it with go-yaml v3 and reads it back.
-/// `indent` is the indentation the re-encoded content gets (it matters only for lines folded
-/// at 80 columns).
+/// `indent` is the indentation the re-encoded content gets.
 pub(crate) fn folded_round_trip(value: &str, indent: usize) -> String {
     if !emit::block_allowed(value) {
         // The encoder falls back to a double-quoted scalar, which keeps the value.
@@ -219,7 +218,6 @@ pub(crate) fn folded_round_trip(value: &str, indent: usize) -> String {
 /// `yaml_emitter_write_folded_scalar` of the go-yaml v3 fork in `sigs.k8s.io/yaml` (what
 /// kyaml uses), header included.
 fn write_folded(value: &str, indent: usize) -> String {
-    const BEST_WIDTH: usize = 80;
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::from(">");
     if chars.first().is_some_and(|&c| c == ' ' || is_break(c)) {
@@ -272,12 +270,9 @@ fn write_folded(value: &str, indent: usize) -> String {
                 write_indent(&mut out, &mut column, &mut indention);
                 leading_spaces = c == ' ' || c == '\t';
             }
-            if !breaks && c == ' ' && chars.get(i + 1) != Some(&' ') && column > BEST_WIDTH {
-                write_indent(&mut out, &mut column, &mut indention);
-            } else {
-                out.push(c);
-                column += 1;
-            }
+            // go-yaml v3's preferred width is unlimited, so no line is folded here.
+            out.push(c);
+            column += 1;
             indention = false;
             breaks = false;
         }
