@@ -1,14 +1,23 @@
 //! YAML in and out, with kustomize's exact semantics.
 //!
-//! - [`parse_documents`] / [`parse_manifests`] read a stream with go-yaml v3's rules (what
-//!   kustomize's kyaml decodes), into `serde_json::Value`s;
+//! - [`parse_documents`] / [`parse_manifests`] read a stream as kustomize's kyaml does
+//!   (go-yaml v3 rules, plus the quirks of kyaml's encode/decode round trip), into
+//!   `serde_json::Value`s; [`parse_kustomization`] reads a kustomization file as
+//!   `sigs.k8s.io/yaml` does (go-yaml v2 rules);
 //! - [`to_yaml`] / [`to_yaml_stream`] print values byte for byte as `kustomize build` does
-//!   (`emit`);
-//! - `parse` owns reading, `resolve` the plain-scalar rules of go-yaml v2 and v3, `goformat`
-//!   Go's float and time text.
+//!   (`json.Marshal`, then go-yaml v2's encoder and libyaml's emitter).
 //!
-//! Invariant: no file access here; callers hand in text and get values or a positioned
-//! [`Error`].
+//! Files: `parse` builds values from yaml-rust2's events, `block` reads block scalars with
+//! libyaml's rules, `resolve` holds go-yaml's plain-scalar rules (v2 and v3), `emit` is the
+//! printer, `goformat` Go's float and time text.
+//!
+//! Decisions: `.inf` and `.nan` are an error when read (JSON cannot hold them, and kustomize
+//! fails on them when it prints); timestamps become the text Go's `json.Marshal` gives a
+//! `time.Time` (`2001-12-14` → `2001-12-14T00:00:00Z`); duplicate keys are an error, as in
+//! kubectl, except in kustomization files, where the later one wins.
+//!
+//! Invariants: no file access; every input is bounded ([`MAX_INPUT_BYTES`], [`MAX_DEPTH`],
+//! an alias-expansion budget), so hostile text fails with a positioned [`Error`].
 
 mod block;
 mod emit;
