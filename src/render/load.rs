@@ -394,8 +394,9 @@ pub fn parse_kustomization(
     text: &str,
     problems: &mut Vec<Error>,
 ) -> Option<Kustomization> {
-    let documents = match crate::yaml::parse_documents(text) {
-        Ok(docs) => docs,
+    // go-yaml v2 rules, as kustomize reads kustomization files (a repeated key wins).
+    let value = match crate::yaml::parse_kustomization(text) {
+        Ok(value) => value.unwrap_or(Value::Null),
         Err(e) => {
             problems.push(Error::Yaml {
                 file: file.to_path_buf(),
@@ -404,7 +405,6 @@ pub fn parse_kustomization(
             return None;
         }
     };
-    let value = documents.into_iter().next().unwrap_or(Value::Null);
     let map = match value {
         Value::Object(map) => map,
         Value::Null => Map::new(),
