@@ -71,6 +71,9 @@ pub enum ErrorKind {
     /// Aliases expand to far more nodes than the document holds (an alias bomb).
     #[error("document contains excessive aliasing")]
     ExcessiveAliasing,
+    /// An alias names an anchor that is not defined earlier in its document.
+    #[error("unknown anchor referenced")]
+    UnknownAnchor,
     /// An alias refers to the node that contains it.
     #[error("anchor value contains itself")]
     RecursiveAlias,
@@ -406,5 +409,30 @@ mod tests {
     #[test]
     fn recursive_alias_is_rejected() {
         assert_eq!(error_of("a: &x [*x]\n").kind, ErrorKind::RecursiveAlias);
+    }
+
+    #[test]
+    fn anchors_do_not_cross_documents() {
+        let err = error_of("a: &x 1\n---\nb: *x\n");
+        assert!(
+            matches!(err.kind, ErrorKind::UnknownAnchor | ErrorKind::Syntax(_)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_a_lone_list_has_its_items_read_as_resources() {
+        let list = "kind: List\nitems:\n- metadata:\n    annotations: {a: 1.0}\n";
+        let lone = parse_manifests(list).unwrap();
+        assert_eq!(
+            lone[0]["items"][0]["metadata"]["annotations"]["a"],
+            json!("1.0")
+        );
+        let two = parse_manifests(&format!("{list}---\nkind: B\n")).unwrap();
+        assert_eq!(
+            two[0]["items"][0]["metadata"]["annotations"]["a"],
+            json!(1.0)
+        );
+        assert_eq!(two[1], json!({"kind": "B"}));
     }
 }

@@ -130,16 +130,32 @@ pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> 
         ));
     }
     check_characters(text)?;
-    let mut arena = Arena::default();
-    let roots = build_nodes(text, &mut arena)?;
-    let mut values = Vec::with_capacity(roots.len());
-    let only_document = roots.len() == 1;
-    for root in roots {
-        let mut decoder = Decoder::new(&arena, mode);
-        let value = decoder.document(root, only_document)?;
+    let mut builder = Builder::new(text);
+    let mut values = Vec::new();
+    // A first document that is a `List` is decoded once we know whether it is the only one
+    // (kyaml unwraps the items of a lone list); every other document is decoded as soon as
+    // it ends, so only one document's nodes are held at a time.
+    let mut pending_list = None;
+    let mut documents = 0;
+    let mut push = |value: Value| {
         if !value.is_null() {
             values.push(value);
         }
+    };
+    while let Some(root) = builder.next_document()? {
+        documents += 1;
+        if let Some(first) = pending_list.take() {
+            push(Decoder::new(&builder.arena, mode).document(first, false)?);
+        }
+        if documents == 1 && Decoder::new(&builder.arena, mode).is_unwrapped_list(root) {
+            pending_list = Some(root);
+            continue;
+        }
+        push(Decoder::new(&builder.arena, mode).document(root, false)?);
+        builder.clear();
+    }
+    if let Some(first) = pending_list {
+        push(Decoder::new(&builder.arena, mode).document(first, documents == 1)?);
     }
     Ok(values)
 }
@@ -178,146 +194,176 @@ fn tag_text(tag: Option<Tag>) -> Option<String> {
     tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
-/// Runs the event parser over the whole stream and returns each document's root node.
-fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
-    let mut parser = Parser::new_from_str(text);
-    let mut roots = Vec::new();
-    let mut stack: Vec<OpenNode> = Vec::new();
-    // Anchor ids of yaml-rust2 are unique per definition; `None` marks a container whose
-    // anchor is still open, so an alias to it would be a cycle.
-    let mut anchors: HashMap<usize, Option<NodeId>> = HashMap::new();
-    let mut cursor = CharCursor {
-        text,
-        chars: 0,
-        bytes: 0,
-    };
-    loop {
-        let in_flow = stack.last().is_some_and(|open| open.flow);
-        let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
-        let finished = match event {
-            Event::StreamEnd => break,
-            Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => {
-                continue;
-            }
-            Event::Scalar(text, style, anchor, tag) => {
-                if in_flow && style == TScalarStyle::Plain && text.starts_with([':', '?']) {
-                    // libyaml (YAML 1.1) lets a plain scalar start with `:` or `?` only in
-                    // block context; yaml-rust2 follows YAML 1.2 and accepts `[:x]`.
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1,
-                        ErrorKind::Syntax("did not find expected node content".into()),
-                    ));
-                }
-                if style == TScalarStyle::DoubleQuoted
-                    && let Some(offset) = slash_escape(text_after(&mut cursor, mark.index()))
-                {
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1 + offset,
-                        ErrorKind::Syntax("found unknown escape character".into()),
-                    ));
-                }
-                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
-                // The column of the enclosing block collection, libyaml's `parser.indent`.
-                let parent_indent = stack.last().map_or(-1, |open| block_indent(arena, open));
-                let text = if block {
-                    let prefix = text_before(&mut cursor, mark.index());
-                    block_header(text_before_all(prefix, cursor.text))
-                        .and_then(|source| block::scan(source, parent_indent))
-                        .unwrap_or(text)
-                } else {
-                    text
-                };
-                let fold_indent = (parent_indent + 2).max(2) as usize;
-                let id = arena.push(
-                    NodeKind::Scalar {
-                        text,
-                        style,
-                        tag: tag_text(tag),
-                        in_flow,
-                        fold_indent,
-                    },
-                    &mark,
-                );
-                if anchor != 0 {
-                    anchors.insert(anchor, Some(id));
-                }
-                id
-            }
-            Event::Alias(anchor) => match anchors.get(&anchor) {
-                Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
-                _ => {
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1,
-                        ErrorKind::RecursiveAlias,
-                    ));
-                }
-            },
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1,
-                        ErrorKind::TooDeep { limit: MAX_DEPTH },
-                    ));
-                }
-                let kind = if matches!(event, Event::SequenceStart(..)) {
-                    NodeKind::Sequence(Vec::new())
-                } else {
-                    NodeKind::Mapping(Vec::new())
-                };
-                let id = arena.push(kind, &mark);
-                if anchor != 0 {
-                    anchors.insert(anchor, None);
-                }
-                let at_mark = cursor.byte_at(mark.index());
-                let flow = in_flow || matches!(at_mark, Some(b'[' | b'{'));
-                // yaml-rust2 marks an indentless sequence (`key:\n- a`) after its first `- `.
-                let dash_column = if at_mark == Some(b'-') {
-                    mark.col() as isize
-                } else {
-                    let before = &cursor.text[..cursor.bytes];
-                    let spaces = before.len() - before.trim_end_matches([' ', '\t']).len();
-                    mark.col() as isize - spaces as isize - 1
-                };
-                stack.push(OpenNode {
-                    id,
-                    anchor,
-                    pending_key: None,
-                    flow,
-                    dash_column,
-                });
-                continue;
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let Some(open) = stack.pop() else {
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1,
-                        ErrorKind::Syntax("unbalanced collection end".into()),
-                    ));
-                };
-                if open.anchor != 0 {
-                    anchors.insert(open.anchor, Some(open.id));
-                }
-                open.id
-            }
-        };
-        match stack.last_mut() {
-            None => roots.push(finished),
-            Some(parent) => match &mut arena.nodes[parent.id].kind {
-                NodeKind::Sequence(items) => items.push(finished),
-                NodeKind::Mapping(pairs) => match parent.pending_key.take() {
-                    None => parent.pending_key = Some(finished),
-                    Some(key) => pairs.push((key, finished)),
-                },
-                NodeKind::Scalar { .. } | NodeKind::Alias(_) => {}
+/// Turns yaml-rust2's events into nodes, one document at a time.
+struct Builder<'t> {
+    parser: Parser<std::str::Chars<'t>>,
+    arena: Arena,
+    stack: Vec<OpenNode>,
+    /// Anchor ids of yaml-rust2 are unique per definition; `None` marks a container whose
+    /// anchor is still open, so an alias to it would be a cycle.
+    anchors: HashMap<usize, Option<NodeId>>,
+    cursor: CharCursor<'t>,
+}
+
+impl<'t> Builder<'t> {
+    fn new(text: &'t str) -> Self {
+        Builder {
+            parser: Parser::new_from_str(text),
+            arena: Arena::default(),
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            cursor: CharCursor {
+                text,
+                chars: 0,
+                bytes: 0,
             },
         }
     }
-    Ok(roots)
+
+    /// Forgets the nodes of the documents already decoded (anchors do not cross documents).
+    fn clear(&mut self) {
+        self.arena.nodes.clear();
+        self.anchors.clear();
+    }
+
+    /// Reads events up to the end of the next document and returns its root node.
+    fn next_document(&mut self) -> Result<Option<NodeId>, Error> {
+        let Builder {
+            parser,
+            arena,
+            stack,
+            anchors,
+            cursor,
+        } = self;
+        let arena = &mut *arena;
+        loop {
+            let in_flow = stack.last().is_some_and(|open| open.flow);
+            let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
+            let finished = match event {
+                Event::StreamEnd => return Ok(None),
+                Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => {
+                    continue;
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    if in_flow && style == TScalarStyle::Plain && text.starts_with([':', '?']) {
+                        // libyaml (YAML 1.1) lets a plain scalar start with `:` or `?` only in
+                        // block context; yaml-rust2 follows YAML 1.2 and accepts `[:x]`.
+                        return Err(Error::at(
+                            mark.line(),
+                            mark.col() + 1,
+                            ErrorKind::Syntax("did not find expected node content".into()),
+                        ));
+                    }
+                    if style == TScalarStyle::DoubleQuoted
+                        && let Some(offset) = slash_escape(text_after(cursor, mark.index()))
+                    {
+                        return Err(Error::at(
+                            mark.line(),
+                            mark.col() + 1 + offset,
+                            ErrorKind::Syntax("found unknown escape character".into()),
+                        ));
+                    }
+                    let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
+                    // The column of the enclosing block collection, libyaml's `parser.indent`.
+                    let parent_indent = stack.last().map_or(-1, |open| block_indent(arena, open));
+                    let text = if block {
+                        let prefix = text_before(cursor, mark.index());
+                        block_header(text_before_all(prefix, cursor.text))
+                            .and_then(|source| block::scan(source, parent_indent))
+                            .unwrap_or(text)
+                    } else {
+                        text
+                    };
+                    let fold_indent = (parent_indent + 2).max(2) as usize;
+                    let id = arena.push(
+                        NodeKind::Scalar {
+                            text,
+                            style,
+                            tag: tag_text(tag),
+                            in_flow,
+                            fold_indent,
+                        },
+                        &mark,
+                    );
+                    if anchor != 0 {
+                        anchors.insert(anchor, Some(id));
+                    }
+                    id
+                }
+                Event::Alias(anchor) => match anchors.get(&anchor) {
+                    Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
+                    found => {
+                        let kind = if found.is_some() {
+                            ErrorKind::RecursiveAlias
+                        } else {
+                            ErrorKind::UnknownAnchor
+                        };
+                        return Err(Error::at(mark.line(), mark.col() + 1, kind));
+                    }
+                },
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(Error::at(
+                            mark.line(),
+                            mark.col() + 1,
+                            ErrorKind::TooDeep { limit: MAX_DEPTH },
+                        ));
+                    }
+                    let kind = if matches!(event, Event::SequenceStart(..)) {
+                        NodeKind::Sequence(Vec::new())
+                    } else {
+                        NodeKind::Mapping(Vec::new())
+                    };
+                    let id = arena.push(kind, &mark);
+                    if anchor != 0 {
+                        anchors.insert(anchor, None);
+                    }
+                    let at_mark = cursor.byte_at(mark.index());
+                    let flow = in_flow || matches!(at_mark, Some(b'[' | b'{'));
+                    // yaml-rust2 marks an indentless sequence (`key:\n- a`) after its first `- `.
+                    let dash_column = if at_mark == Some(b'-') {
+                        mark.col() as isize
+                    } else {
+                        let before = &cursor.text[..cursor.bytes];
+                        let spaces = before.len() - before.trim_end_matches([' ', '\t']).len();
+                        mark.col() as isize - spaces as isize - 1
+                    };
+                    stack.push(OpenNode {
+                        id,
+                        anchor,
+                        pending_key: None,
+                        flow,
+                        dash_column,
+                    });
+                    continue;
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let Some(open) = stack.pop() else {
+                        return Err(Error::at(
+                            mark.line(),
+                            mark.col() + 1,
+                            ErrorKind::Syntax("unbalanced collection end".into()),
+                        ));
+                    };
+                    if open.anchor != 0 {
+                        anchors.insert(open.anchor, Some(open.id));
+                    }
+                    open.id
+                }
+            };
+            match stack.last_mut() {
+                None => return Ok(Some(finished)),
+                Some(parent) => match &mut arena.nodes[parent.id].kind {
+                    NodeKind::Sequence(items) => items.push(finished),
+                    NodeKind::Mapping(pairs) => match parent.pending_key.take() {
+                        None => parent.pending_key = Some(finished),
+                        Some(key) => pairs.push((key, finished)),
+                    },
+                    NodeKind::Scalar { .. } | NodeKind::Alias(_) => {}
+                },
+            }
+        }
+    }
 }
 
 /// The source up to a character offset.
