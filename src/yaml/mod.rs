@@ -134,9 +134,17 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, Error> {
 }
 
 /// Parses a kustomization file as kustomize does (`sigs.k8s.io/yaml`, go-yaml v2 rules): YAML
-/// 1.1 booleans (`yes`, `on`, even as keys: `n:` is the key `"false"`), timestamps stay text, a repeated key
-/// overrides the earlier one instead of being an error. Only the first document counts.
+/// 1.1 booleans (`yes`, `on`, even as keys: `n:` is the key `"false"`), timestamps stay text,
+/// a repeated key overrides the earlier one instead of being an error. Only the first
+/// document counts.
 pub fn parse_kustomization(text: &str) -> Result<Option<Value>, Error> {
+    parse_sigs_yaml(text)
+}
+
+/// Parses text that kustomize reads with `sigs.k8s.io/yaml` rather than kyaml, with the same
+/// rules as [`parse_kustomization`]: JSON 6902 patches (`yaml.YAMLToJSON` of the patch file or
+/// inline `patch:`), and builtin plugin configurations (`transformers:`/`generators:` files).
+pub fn parse_sigs_yaml(text: &str) -> Result<Option<Value>, Error> {
     let documents = parse::parse_stream(text, parse::Mode::Kustomization)?;
     Ok(documents.into_iter().next())
 }
