@@ -62,6 +62,31 @@ fn fixed_notation(digits: &str, point: i32) -> String {
     }
 }
 
+/// `encoding/json`'s text for a float: shortest digits, plain notation unless the magnitude is
+/// below 1e-6 or at least 1e21 (then `1e+21`, `1e-7`, with no zero-padded exponent).
+pub(crate) fn format_float_json(f: f64) -> String {
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sign = if f < 0.0 { "-" } else { "" };
+    let (digits, point) = shortest_digits(f);
+    let abs = f.abs();
+    if (1e-6..1e21).contains(&abs) {
+        return format!("{sign}{}", fixed_notation(&digits, point));
+    }
+    let exp = point - 1;
+    let mut out = String::from(sign);
+    out.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
+    }
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    out.push_str(&exp.unsigned_abs().to_string());
+    out
+}
+
 /// How a float value ends up in kustomize's YAML: `json.Marshal` prints it, go-yaml v2 reads
 /// that text back (integral values within range become ints) and prints it again.
 pub(crate) fn format_float_for_yaml(f: f64) -> String {
@@ -291,6 +316,23 @@ mod tests {
         ];
         for (f, want) in cases {
             assert_eq!(format_float_for_yaml(f), want, "{f}");
+        }
+    }
+
+    #[test]
+    fn json_floats() {
+        let cases = [
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (1234567.5, "1234567.5"),
+            (0.000001, "0.000001"),
+            (1e-7, "1e-7"),
+            (-2.5e-8, "-2.5e-8"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(format_float_json(f), want, "{f}");
         }
     }
 

@@ -149,6 +149,16 @@ pub fn parse_sigs_yaml(text: &str) -> Result<Option<Value>, Error> {
     Ok(documents.into_iter().next())
 }
 
+/// The text Go's `encoding/json` gives a number (`1.0` → `1`, `1e21` → `1e+21`), for JSON
+/// output and for scalars kustomize turns into strings after a JSON round trip (annotations
+/// of the items of a `List` it does not unwrap while reading).
+pub fn go_json_number(number: &serde_json::Number) -> String {
+    match number.as_f64() {
+        Some(f) if !number.is_i64() && !number.is_u64() => goformat::format_float_json(f),
+        _ => number.to_string(),
+    }
+}
+
 /// Prints one document exactly as kustomize prints one resource (keys in go-yaml v2's order,
 /// its quoting and folding); the text ends with a line break.
 pub fn to_yaml(value: &Value) -> String {
@@ -248,6 +258,19 @@ mod tests {
         assert_eq!(emitted(json!({"a": 1e21})), "a: 1e+21\n");
         assert_eq!(emitted(json!({"a": 1234567.5})), "a: 1.2345675e+06\n");
         assert_eq!(emitted(json!({"a": "x\ny"})), "a: |-\n  x\n  y\n");
+    }
+
+    #[test]
+    fn numbers_as_go_json_prints_them() {
+        assert_eq!(
+            go_json_number(&serde_json::Number::from_f64(1.0).unwrap()),
+            "1"
+        );
+        assert_eq!(go_json_number(&serde_json::Number::from(-3)), "-3");
+        assert_eq!(
+            go_json_number(&serde_json::Number::from(u64::MAX)),
+            "18446744073709551615"
+        );
     }
 
     #[test]
