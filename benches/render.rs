@@ -8,7 +8,11 @@
 //!    `kubectl kustomize`, checks the outputs are byte-identical and prints both times and
 //!    the ratio;
 //! 2. renders every overlay (dev and prod) in-process, in parallel, and prints the time;
-//! 3. prints peak memory.
+//! 3. renders one prod overlay 1,000 times in-process, one after the other, and prints the
+//!    time per render (the latency of a single small build);
+//! 4. prints peak memory.
+//!
+//! `-- --no-kubectl` skips the oracle (it takes about a minute on 300 apps).
 //!
 //! It is a benchmark, not a test: it prints figures and fails only if outputs differ.
 
@@ -42,7 +46,12 @@ fn main() {
         fmt(ours_time)
     );
 
-    match which_kubectl() {
+    let kubectl = if has_flag("--no-kubectl") {
+        None
+    } else {
+        which_kubectl()
+    };
+    match kubectl {
         Some(kubectl) => {
             let (theirs, theirs_time) = best_of(1, || run(&kubectl, &["kustomize"], &aggregate));
             println!("kubectl kustomize all-prod: {}", fmt(theirs_time));
@@ -59,7 +68,7 @@ fn main() {
                 theirs_time.as_secs_f64() / ours_time.as_secs_f64()
             );
         }
-        None => println!("kubectl not found: skipping the comparison with the oracle"),
+        None => println!("kubectl skipped or not found: no comparison with the oracle"),
     }
 
     let start = Instant::now();
@@ -70,6 +79,23 @@ fn main() {
         "in-process, parallel: {} overlays rendered in {} ({failed} failed)",
         overlays.len(),
         fmt(elapsed)
+    );
+    let single = overlays
+        .iter()
+        .find(|o| o.ends_with("prod"))
+        .expect("a prod overlay");
+    const SEQUENTIAL_RUNS: u32 = 1000;
+    let start = Instant::now();
+    let mut objects = 0;
+    for _ in 0..SEQUENTIAL_RUNS {
+        let built = reconcile::render::render_dir(single).expect("the overlay renders");
+        objects = built.len();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "in-process, sequential: one overlay ({objects} resources) rendered {SEQUENTIAL_RUNS} times in {}, {:.0} µs per render",
+        fmt(elapsed),
+        elapsed.as_secs_f64() * 1e6 / f64::from(SEQUENTIAL_RUNS)
     );
     if let Some(peak) = peak_memory_kib() {
         println!(
@@ -83,6 +109,10 @@ fn arg_value(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     let at = args.iter().position(|a| a == name)?;
     args.get(at + 1).cloned()
+}
+
+fn has_flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
 }
 
 fn best_of(runs: usize, mut f: impl FnMut() -> String) -> (String, Duration) {

@@ -181,10 +181,19 @@ impl TransformerConfig {
             &mut self.images,
             &mut self.replicas,
         ] {
-            list.sort_by(|a, b| gvk_order(&spec_gvk(a), &spec_gvk(b)));
+            list.sort_by(|a, b| {
+                gvk_parts_order(
+                    (&a.group, &a.version, &a.kind),
+                    (&b.group, &b.version, &b.kind),
+                )
+            });
         }
-        self.name_reference
-            .sort_by(|a, b| gvk_order(&a.gvk(), &b.gvk()));
+        self.name_reference.sort_by(|a, b| {
+            gvk_parts_order(
+                (&a.group, &a.version, &a.kind),
+                (&b.group, &b.version, &b.kind),
+            )
+        });
     }
 }
 
@@ -196,14 +205,6 @@ fn row_to_spec(row: &Row) -> FieldSpec {
         kind: kind.to_string(),
         path: path.to_string(),
         create_if_not_present: create,
-    }
-}
-
-fn spec_gvk(spec: &FieldSpec) -> Gvk {
-    Gvk {
-        group: spec.group.clone(),
-        version: spec.version.clone(),
-        kind: spec.kind.clone(),
     }
 }
 
@@ -247,9 +248,28 @@ pub fn merge_field_specs(
 /// kustomize's order of kinds (`Gvk.IsLessThan`): a few kinds first, webhooks last, then by
 /// `group_version_kind`.
 pub fn gvk_order(a: &Gvk, b: &Gvk) -> std::cmp::Ordering {
-    kind_rank(&a.kind)
-        .cmp(&kind_rank(&b.kind))
-        .then_with(|| a.to_string().cmp(&b.to_string()))
+    gvk_parts_order(
+        (&a.group, &a.version, &a.kind),
+        (&b.group, &b.version, &b.kind),
+    )
+}
+
+/// [`gvk_order`] on (group, version, kind), comparing the `group_version_kind` spellings
+/// without building them (sorting configurations is on every kustomization's path).
+fn gvk_parts_order(a: (&str, &str, &str), b: (&str, &str, &str)) -> std::cmp::Ordering {
+    kind_rank(a.2)
+        .cmp(&kind_rank(b.2))
+        .then_with(|| spelling_bytes(a).cmp(spelling_bytes(b)))
+}
+
+/// The bytes of `Gvk`'s display form (`~G_v1_Service`).
+fn spelling_bytes<'a>(
+    (group, version, kind): (&'a str, &'a str, &'a str),
+) -> impl Iterator<Item = u8> + 'a {
+    let or = |s: &'a str, placeholder: &'static str| if s.is_empty() { placeholder } else { s };
+    [or(group, "~G"), "_", or(version, "~V"), "_", or(kind, "~K")]
+        .into_iter()
+        .flat_map(str::bytes)
 }
 
 fn kind_rank(kind: &str) -> i64 {
@@ -676,6 +696,40 @@ mod builtin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order compares kustomize's `group_version_kind` spelling, placeholders included.
+    #[test]
+    fn kinds_order_by_rank_then_spelling() {
+        let gvk = |group: &str, version: &str, kind: &str| Gvk {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        };
+        let mut gvks = vec![
+            gvk("apps", "v1", "Bee"),
+            gvk("", "v1", "Bee"),
+            gvk("", "", "Bee"),
+            gvk("a", "", ""),
+            gvk("", "v1", "Service"),
+            gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingWebhookConfiguration",
+            ),
+            gvk("", "v1", "Namespace"),
+            gvk("apps", "v1", "Bee_"),
+            gvk("apps_", "v1", "Bee"),
+        ];
+        let mut by_string = gvks.clone();
+        by_string.sort_by(|a, b| {
+            kind_rank(&a.kind)
+                .cmp(&kind_rank(&b.kind))
+                .then_with(|| a.to_string().cmp(&b.to_string()))
+        });
+        gvks.sort_by(gvk_order);
+        assert_eq!(gvks, by_string);
+        assert_eq!(gvks[0], gvk("", "v1", "Namespace"));
+    }
 
     #[test]
     fn builtin_has_every_table() {

@@ -9,7 +9,7 @@
 //!
 //! Invariant: only fields of referrers change; names and namespaces of objects never do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -35,6 +35,9 @@ struct Candidate {
     /// Previous ids as kustomize sees them: current group and version, previous kind.
     previous_ids: Vec<ResId>,
     original_namespace: String,
+    /// The effective namespace now (`default` when unset, `~X` when cluster-scoped).
+    current_namespace: String,
+    cluster_scoped: bool,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
 }
@@ -59,14 +62,114 @@ impl Candidate {
         Candidate {
             previous_ids,
             original_namespace,
+            current_namespace: effective_namespace(&id.gvk, &id.namespace).to_string(),
+            cluster_scoped: is_cluster_scoped(&id.gvk),
             prefixes: name_prefixes(resource),
             suffixes: name_suffixes(resource),
             id,
         }
     }
+}
 
-    fn current_namespace(&self) -> &str {
-        effective_namespace(&self.id.gvk, &self.id.namespace)
+/// Every object of the build as a possible referral, indexed so that a reference looks only
+/// at its namesakes instead of at every object.
+struct Candidates {
+    all: Vec<Candidate>,
+    /// Positions (ascending) of the candidates one of whose previous ids has the name.
+    by_previous_name: HashMap<String, Vec<usize>>,
+    /// Positions (ascending) of the namespaced candidates by original namespace.
+    by_original_namespace: HashMap<String, Vec<usize>>,
+}
+
+impl Candidates {
+    fn of(resmap: &ResMap) -> Candidates {
+        let all: Vec<Candidate> = resmap.iter().map(Candidate::of).collect();
+        let mut by_previous_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_original_namespace: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, candidate) in all.iter().enumerate() {
+            for id in &candidate.previous_ids {
+                let positions = by_previous_name.entry(id.name.clone()).or_default();
+                if positions.last() != Some(&position) {
+                    positions.push(position);
+                }
+            }
+            if !candidate.cluster_scoped {
+                by_original_namespace
+                    .entry(candidate.original_namespace.clone())
+                    .or_default()
+                    .push(position);
+            }
+        }
+        Candidates {
+            all,
+            by_previous_name,
+            by_original_namespace,
+        }
+    }
+
+    /// The candidates one of whose previous ids is named `name`, in build order.
+    fn named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Candidate> + 'a {
+        self.by_previous_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&position| &self.all[position])
+    }
+}
+
+/// Which objects a referrer may name: all when it is cluster-scoped; else cluster-scoped ones,
+/// those in its namespace, and for a RoleBinding those in its ServiceAccount subjects'
+/// namespaces.
+enum Visibility {
+    All,
+    Namespaced {
+        namespace: String,
+        binding_namespaces: BTreeSet<String>,
+    },
+}
+
+impl Visibility {
+    fn of(referrer: &Resource, id: &ResId) -> Result<Visibility> {
+        if is_cluster_scoped(&id.gvk) {
+            return Ok(Visibility::All);
+        }
+        let mut binding_namespaces = BTreeSet::new();
+        if id.gvk.kind == "RoleBinding"
+            && let Some(subjects) = referrer.object.get("subjects").and_then(Value::as_array)
+        {
+            for subject in subjects.iter().filter_map(Value::as_object) {
+                if let (Some(namespace), Some(kind)) =
+                    (subject.get("namespace"), subject.get("kind"))
+                    && kind.as_str() == Some("ServiceAccount")
+                {
+                    let namespace = namespace.as_str().ok_or_else(|| Error::NameReference {
+                        cause: format!(
+                            "Invalid Input: namespace is blank for resource \"{}\"",
+                            super::kustomize_id(id)
+                        ),
+                    })?;
+                    binding_namespaces.insert(namespace.to_string());
+                }
+            }
+        }
+        Ok(Visibility::Namespaced {
+            namespace: effective_namespace(&id.gvk, &id.namespace).to_string(),
+            binding_namespaces,
+        })
+    }
+
+    fn sees(&self, candidate: &Candidate) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Namespaced {
+                namespace,
+                binding_namespaces,
+            } => {
+                candidate.cluster_scoped
+                    || candidate.current_namespace == *namespace
+                    || binding_namespaces.contains(&candidate.id.namespace)
+            }
+        }
     }
 }
 
@@ -79,36 +182,28 @@ struct Update<'a> {
 impl NameReferenceTransformer {
     /// Rewrites every name reference whose target was renamed.
     pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
-        let candidates: Vec<Candidate> = resmap.iter().map(Candidate::of).collect();
+        let candidates = Candidates::of(resmap);
+        // Objects of one kind share their field specs: select them once per kind.
+        let mut updates_by_gvk: HashMap<Gvk, Vec<Update>> = HashMap::new();
         for index in 0..resmap.len() {
-            let referrer_original = original_gvk(&candidates[index]);
-            let updates: Vec<Update> = self
-                .back_references
-                .iter()
-                .flat_map(|nbr| nbr.referrers.iter().map(move |spec| (nbr, spec)))
-                .filter(|(_, spec)| {
-                    gvk_selected(&referrer_original, &spec.group, &spec.version, &spec.kind)
-                })
-                .map(|(nbr, spec)| Update {
-                    spec,
-                    target: nbr.gvk(),
-                })
-                .collect();
+            let candidate = &candidates.all[index];
+            let referrer_original = original_gvk(candidate);
+            let updates = updates_by_gvk
+                .entry(referrer_original)
+                .or_insert_with_key(|referrer_original| self.updates_for(referrer_original));
             if updates.is_empty() {
                 continue;
             }
             let resource = &mut resmap.as_mut_vec()[index];
-            let visible = visible_candidates(resource, &candidates)?;
             let context = Referrer {
-                id: candidates[index].id.clone(),
-                prefixes: candidates[index].prefixes.clone(),
-                suffixes: candidates[index].suffixes.clone(),
+                candidate,
+                visibility: Visibility::of(resource, &candidate.id)?,
                 role_ref: role_ref_gvk(resource),
             };
             let mut object = Value::Object(std::mem::take(&mut resource.object));
             let mut result = Ok(());
-            for update in &updates {
-                result = context.update(&mut object, update, &visible);
+            for update in updates.iter() {
+                result = context.update(&mut object, update, &candidates);
                 if result.is_err() {
                     break;
                 }
@@ -119,6 +214,19 @@ impl NameReferenceTransformer {
             result?;
         }
         Ok(())
+    }
+
+    /// The field specs that apply to objects of the (original) kind `referrer`.
+    fn updates_for(&self, referrer: &Gvk) -> Vec<Update<'_>> {
+        self.back_references
+            .iter()
+            .flat_map(|nbr| nbr.referrers.iter().map(move |spec| (nbr, spec)))
+            .filter(|(_, spec)| gvk_selected(referrer, &spec.group, &spec.version, &spec.kind))
+            .map(|(nbr, spec)| Update {
+                spec,
+                target: nbr.gvk(),
+            })
+            .collect()
     }
 }
 
@@ -136,46 +244,6 @@ fn gvk_selected(gvk: &Gvk, group: &str, version: &str, kind: &str) -> bool {
         && (kind.is_empty() || kind == gvk.kind)
 }
 
-/// The objects `referrer` may name: all when it is cluster-scoped; else cluster-scoped ones,
-/// those in its namespace, and for a RoleBinding those in its ServiceAccount subjects'
-/// namespaces.
-fn visible_candidates<'a>(
-    referrer: &Resource,
-    candidates: &'a [Candidate],
-) -> Result<Vec<&'a Candidate>> {
-    let id = referrer.id();
-    if is_cluster_scoped(&id.gvk) {
-        return Ok(candidates.iter().collect());
-    }
-    let mut binding_namespaces = BTreeSet::new();
-    if id.gvk.kind == "RoleBinding"
-        && let Some(subjects) = referrer.object.get("subjects").and_then(Value::as_array)
-    {
-        for subject in subjects.iter().filter_map(Value::as_object) {
-            if let (Some(namespace), Some(kind)) = (subject.get("namespace"), subject.get("kind"))
-                && kind.as_str() == Some("ServiceAccount")
-            {
-                let namespace = namespace.as_str().ok_or_else(|| Error::NameReference {
-                    cause: format!(
-                        "Invalid Input: namespace is blank for resource \"{}\"",
-                        super::kustomize_id(&id)
-                    ),
-                })?;
-                binding_namespaces.insert(namespace.to_string());
-            }
-        }
-    }
-    let referrer_namespace = effective_namespace(&id.gvk, &id.namespace);
-    Ok(candidates
-        .iter()
-        .filter(|c| {
-            is_cluster_scoped(&c.id.gvk)
-                || c.current_namespace() == referrer_namespace
-                || binding_namespaces.contains(&c.id.namespace)
-        })
-        .collect())
-}
-
 /// `roleRef`'s apiGroup and kind, when the object has both.
 fn role_ref_gvk(resource: &Resource) -> Option<Gvk> {
     let role_ref = resource.object.get("roleRef")?;
@@ -191,23 +259,27 @@ fn role_ref_gvk(resource: &Resource) -> Option<Gvk> {
 }
 
 /// The referrer being updated.
-struct Referrer {
-    id: ResId,
-    prefixes: Vec<String>,
-    suffixes: Vec<String>,
+struct Referrer<'a> {
+    candidate: &'a Candidate,
+    visibility: Visibility,
     role_ref: Option<Gvk>,
 }
 
-impl Referrer {
-    fn update(&self, object: &mut Value, update: &Update, visible: &[&Candidate]) -> Result<()> {
+impl<'a> Referrer<'a> {
+    fn update(
+        &self,
+        object: &mut Value,
+        update: &Update,
+        candidates: &'a Candidates,
+    ) -> Result<()> {
         // The spec already selected this referrer by its original kind; walk without creating.
         let spec = FieldSpec {
             path: update.spec.path.clone(),
             ..FieldSpec::default()
         };
         let mut failure = None;
-        let walked = fieldspec::apply(object, &self.id.gvk, &spec, None, &mut |field| {
-            self.set(field, update, visible).map_err(|e| {
+        let walked = fieldspec::apply(object, &self.candidate.id.gvk, &spec, None, &mut |field| {
+            self.set(field, update, candidates).map_err(|e| {
                 let text = e.to_string();
                 failure = Some(e);
                 text
@@ -216,17 +288,17 @@ impl Referrer {
         if let Some(error) = failure {
             return Err(error);
         }
-        walked.map_err(field_error(self.id.clone(), &update.spec.path))
+        walked.map_err(field_error(self.candidate.id.clone(), &update.spec.path))
     }
 
-    fn set(&self, field: &mut Value, update: &Update, visible: &[&Candidate]) -> Result<()> {
+    fn set(&self, field: &mut Value, update: &Update, candidates: &'a Candidates) -> Result<()> {
         match field {
             Value::Null => Ok(()),
-            Value::Object(map) => self.set_mapping(map, update, visible),
+            Value::Object(map) => self.set_mapping(map, update, candidates),
             Value::Array(items) => {
                 for item in items {
                     match item {
-                        Value::Object(map) => self.set_mapping(map, update, visible)?,
+                        Value::Object(map) => self.set_mapping(map, update, candidates)?,
                         Value::Array(_) => {
                             return Err(self.config_error(
                                 update,
@@ -234,18 +306,27 @@ impl Referrer {
                             ));
                         }
                         Value::Null => {}
-                        scalar => self.set_scalar(scalar, update, visible)?,
+                        scalar => self.set_scalar(scalar, update, candidates)?,
                     }
                 }
                 Ok(())
             }
-            scalar => self.set_scalar(scalar, update, visible),
+            scalar => self.set_scalar(scalar, update, candidates),
         }
     }
 
-    fn set_scalar(&self, field: &mut Value, update: &Update, visible: &[&Candidate]) -> Result<()> {
+    fn set_scalar(
+        &self,
+        field: &mut Value,
+        update: &Update,
+        candidates: &'a Candidates,
+    ) -> Result<()> {
         let old = scalar_text(field);
-        let Some(referral) = self.select(&old, visible.to_vec(), update, false)? else {
+        let named = candidates
+            .named(&old)
+            .filter(|c| self.visibility.sees(c))
+            .collect();
+        let Some(referral) = self.select(named, update, false)? else {
             return Ok(());
         };
         if referral.id.name != old {
@@ -258,35 +339,37 @@ impl Referrer {
         &self,
         map: &mut Map<String, Value>,
         update: &Update,
-        visible: &[&Candidate],
+        candidates: &'a Candidates,
     ) -> Result<()> {
         let Some(name) = map.get("name") else {
             return Err(self.config_error(update, "path config error; no 'name' field in node"));
         };
         let old = scalar_text(name);
-        let candidates: Vec<&Candidate> = match map.get("namespace") {
-            None => visible.to_vec(),
+        let named = candidates.named(&old).filter(|c| self.visibility.sees(c));
+        let named: Vec<&Candidate> = match map.get("namespace") {
+            None => named.collect(),
             Some(namespace) => {
                 let namespace = scalar_text(namespace);
-                let by_original: Vec<&Candidate> = visible
-                    .iter()
-                    .copied()
-                    .filter(|c| c.original_namespace == namespace && !is_cluster_scoped(&c.id.gvk))
-                    .collect();
-                if by_original.is_empty() {
-                    visible
-                        .iter()
-                        .copied()
-                        .filter(|c| {
-                            c.current_namespace() == namespace && !is_cluster_scoped(&c.id.gvk)
-                        })
+                // kustomize matches the original namespace when any object it may see had
+                // it, namesake or not; else the current one.
+                let by_original = candidates
+                    .by_original_namespace
+                    .get(&namespace)
+                    .into_iter()
+                    .flatten()
+                    .any(|&position| self.visibility.sees(&candidates.all[position]));
+                if by_original {
+                    named
+                        .filter(|c| c.original_namespace == namespace && !c.cluster_scoped)
                         .collect()
                 } else {
-                    by_original
+                    named
+                        .filter(|c| c.current_namespace == namespace && !c.cluster_scoped)
+                        .collect()
                 }
             }
         };
-        let Some(referral) = self.select(&old, candidates, update, true)? else {
+        let Some(referral) = self.select(named, update, true)? else {
             return Ok(());
         };
         if referral.id.name == old && referral.id.namespace.is_empty() {
@@ -302,16 +385,15 @@ impl Referrer {
         Ok(())
     }
 
-    /// kustomize's `selectReferral`: narrow the candidates step by step until one is left.
-    fn select<'a>(
+    /// kustomize's `selectReferral`: narrow the candidates (already the visible namesakes)
+    /// step by step until one is left.
+    fn select(
         &self,
-        old_name: &str,
         mut candidates: Vec<&'a Candidate>,
         update: &Update,
         compare_namespaces: bool,
     ) -> Result<Option<&'a Candidate>> {
         let target = &update.target;
-        candidates.retain(|c| c.previous_ids.iter().any(|id| id.name == old_name));
         candidates.retain(|c| {
             c.previous_ids
                 .iter()
@@ -326,12 +408,10 @@ impl Referrer {
                     .any(|id| gvk_selected(&id.gvk, &role_ref.group, "", &role_ref.kind))
             });
         }
-        if !is_cluster_scoped(&self.id.gvk) {
-            let own = effective_namespace(&self.id.gvk, &self.id.namespace).to_string();
+        if !self.candidate.cluster_scoped {
+            let own = &self.candidate.current_namespace;
             candidates.retain(|c| {
-                is_cluster_scoped(&c.id.gvk)
-                    || c.id.gvk.kind == "ServiceAccount"
-                    || c.current_namespace() == own
+                c.cluster_scoped || c.id.gvk.kind == "ServiceAccount" || c.current_namespace == *own
             });
         }
         if candidates.len() == 1 {
@@ -355,7 +435,7 @@ impl Referrer {
             return Ok(Some(first));
         }
         Err(Error::AmbiguousReference {
-            referrer: Box::new(self.id.clone()),
+            referrer: Box::new(self.candidate.id.clone()),
             path: update.spec.path.clone(),
             candidates: candidates
                 .iter()
@@ -369,11 +449,11 @@ impl Referrer {
     /// `allow_empty`, an object without any prefix (suffix) matches every other.
     fn affixes_match(&self, candidate: &Candidate, allow_empty: bool) -> bool {
         let prefixes_ok = (allow_empty
-            && (self.prefixes.is_empty() || candidate.prefixes.is_empty()))
-            || same_ending(&self.prefixes, &candidate.prefixes);
+            && (self.candidate.prefixes.is_empty() || candidate.prefixes.is_empty()))
+            || same_ending(&self.candidate.prefixes, &candidate.prefixes);
         let suffixes_ok = (allow_empty
-            && (self.suffixes.is_empty() || candidate.suffixes.is_empty()))
-            || same_ending(&self.suffixes, &candidate.suffixes);
+            && (self.candidate.suffixes.is_empty() || candidate.suffixes.is_empty()))
+            || same_ending(&self.candidate.suffixes, &candidate.suffixes);
         prefixes_ok && suffixes_ok
     }
 
@@ -382,7 +462,7 @@ impl Referrer {
             cause: format!(
                 "updating name reference in '{}' field of '{}': {cause}",
                 update.spec.path,
-                super::kustomize_id(&self.id)
+                super::kustomize_id(&self.candidate.id)
             ),
         }
     }

@@ -5,6 +5,9 @@
 //! Invariant: cluster-scoped kinds (kustomize's built-in list, by exact apiVersion and kind)
 //! never get `metadata.namespace`; kinds not on that list are treated as namespaced.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::fieldspec::{self, CreateKind};
@@ -112,10 +115,29 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
 
 /// True when kustomize knows the kind to be cluster-scoped.
 pub fn is_cluster_scoped(gvk: &Gvk) -> bool {
-    let api_version = gvk.api_version();
-    CLUSTER_SCOPED
-        .iter()
-        .any(|(v, k)| *v == api_version && *k == gvk.kind)
+    // Asked for every pair of objects by name references: looked up by kind, no allocation.
+    static BY_KIND: LazyLock<HashMap<&str, Vec<&str>>> = LazyLock::new(|| {
+        let mut by_kind: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (api_version, kind) in CLUSTER_SCOPED {
+            by_kind.entry(kind).or_default().push(api_version);
+        }
+        by_kind
+    });
+    BY_KIND
+        .get(gvk.kind.as_str())
+        .is_some_and(|versions| versions.iter().any(|v| is_api_version(gvk, v)))
+}
+
+/// True when `gvk`'s `apiVersion` (`group/version`, or `version` for the core group) is
+/// `api_version`.
+fn is_api_version(gvk: &Gvk, api_version: &str) -> bool {
+    if gvk.group.is_empty() {
+        return api_version == gvk.version;
+    }
+    api_version
+        .strip_prefix(gvk.group.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(gvk.version.as_str())
 }
 
 /// The namespace kustomize compares with: `default` for an unset namespace, nothing for a
@@ -252,6 +274,32 @@ mod tests {
     use super::*;
     use crate::render::transformers::TransformerConfig;
     use serde_json::json;
+
+    #[test]
+    fn scope_is_decided_by_exact_api_version_and_kind() {
+        let gvk = |api_version: &str, kind: &str| Gvk::from_api_version(api_version, kind);
+        for (api_version, kind) in CLUSTER_SCOPED {
+            assert!(
+                is_cluster_scoped(&gvk(api_version, kind)),
+                "{api_version} {kind}"
+            );
+        }
+        assert!(!is_cluster_scoped(&gvk("v1", "ConfigMap")));
+        assert!(!is_cluster_scoped(&gvk(
+            "rbac.authorization.k8s.io/v2",
+            "ClusterRole"
+        )));
+        assert!(!is_cluster_scoped(&gvk(
+            "rbac.authorization.k8s.io",
+            "ClusterRole"
+        )));
+        assert!(!is_cluster_scoped(&gvk("example.com/v1", "Namespace")));
+        assert!(!is_cluster_scoped(&Gvk {
+            group: "rbac.authorization.k8s.io/v1".into(),
+            version: String::new(),
+            kind: "ClusterRole".into(),
+        }));
+    }
 
     fn resmap(objects: Vec<Value>) -> ResMap {
         objects
