@@ -443,6 +443,13 @@ mod tests {
     }
 
     #[test]
+    fn quoted_continuation_lines_need_no_extra_indentation() {
+        // go-yaml accepts continuation lines at the key's own indentation; yaml-rust2 does not.
+        let docs = parse_documents("m:\n  a: 's\n\n  t'\n  b: \"x\n  y\"\n").unwrap();
+        assert_eq!(docs, vec![json!({"m": {"a": "s\nt", "b": "x y"}})]);
+    }
+
+    #[test]
     fn anchors_do_not_cross_documents() {
         let err = error_of("a: &x 1\n---\nb: *x\n");
         assert!(

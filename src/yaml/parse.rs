@@ -119,6 +119,94 @@ impl Arena {
 
 /// Parses every document of `text`; empty and null documents are skipped.
 pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> {
+    // yaml-rust2 insists that the continuation lines of a multi-line quoted scalar are
+    // indented past the enclosing block, libyaml does not. Their leading blanks are not part
+    // of the value, so indenting them and parsing again reads the same value go-yaml does.
+    let mut reindented: Option<String> = None;
+    let mut attempts = 0;
+    loop {
+        let current = reindented.as_deref().unwrap_or(text);
+        match parse_stream_once(current, mode) {
+            Err(err)
+                if attempts < MAX_REINDENTS
+                    && err.kind == ErrorKind::Syntax(QUOTED_INDENTATION.into()) =>
+            {
+                match indent_quoted_continuations(current, err.line, err.column) {
+                    Some(fixed) => {
+                        reindented = Some(fixed);
+                        attempts += 1;
+                    }
+                    None => return Err(err),
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
+/// yaml-rust2's complaint about a quoted scalar's continuation lines.
+const QUOTED_INDENTATION: &str = "invalid indentation in quoted scalar";
+
+/// How many quoted scalars one input may need re-indented.
+const MAX_REINDENTS: usize = 1000;
+
+/// Indents every continuation line of the quoted scalar whose opening quote is at `line`,
+/// `column` (1-based) by that column, so it sits deeper than the enclosing block.
+fn indent_quoted_continuations(text: &str, line: usize, column: usize) -> Option<String> {
+    let line_start = if line == 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2)?.0 + 1
+    };
+    let start = line_start + text[line_start..].char_indices().nth(column - 1)?.0;
+    let quote = text[start..]
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '\'' | '"'))?;
+    let mut out = String::with_capacity(text.len() + 64);
+    out.push_str(&text[..=start]);
+    let mut rest = text[start + 1..].char_indices().peekable();
+    let mut end = text.len();
+    let mut changed = false;
+    while let Some((i, c)) = rest.next() {
+        out.push(c);
+        match c {
+            '\\' if quote == '"' => {
+                if let Some((_, escaped)) = rest.next() {
+                    out.push(escaped);
+                    if escaped == '\n' {
+                        out.push_str(&" ".repeat(column));
+                    }
+                }
+            }
+            '\'' if quote == '\'' => {
+                if rest.peek().is_some_and(|(_, next)| *next == '\'') {
+                    rest.next();
+                    out.push('\'');
+                } else {
+                    end = start + 1 + i + 1;
+                    break;
+                }
+            }
+            '"' if quote == '"' => {
+                end = start + 1 + i + 1;
+                break;
+            }
+            '\n' => {
+                out.push_str(&" ".repeat(column));
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&text[end.min(text.len())..]);
+    Some(out)
+}
+
+fn parse_stream_once(text: &str, mode: Mode) -> Result<Vec<Value>, Error> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(Error::at(
             1,
