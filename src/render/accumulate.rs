@@ -4,6 +4,7 @@
 //!
 //! Invariant: reads only through [`KustDir`] (and so through the `Fs` and its restrictor).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -38,15 +39,35 @@ impl Accumulator {
 
     /// Appends objects, refusing an id already present (kustomize's `AppendAll`).
     pub fn append_all(&mut self, incoming: Vec<Resource>, file: &Path) -> Result<(), Error> {
+        let mut index = NameIndex::of(&self.resources);
+        self.append_indexed(incoming, file, &mut index)
+    }
+
+    fn append_indexed(
+        &mut self,
+        incoming: Vec<Resource>,
+        file: &Path,
+        index: &mut NameIndex,
+    ) -> Result<(), Error> {
         for resource in incoming {
-            append_unique(&mut self.resources, resource, file)?;
+            index.append(&mut self.resources, resource, file)?;
         }
         Ok(())
     }
 
     /// Folds a child build into this one (kustomize's `MergeAccumulator`).
     pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
-        self.append_all(child.resources.into_vec(), file)?;
+        let mut index = NameIndex::of(&self.resources);
+        self.merge_indexed(child, file, &mut index)
+    }
+
+    fn merge_indexed(
+        &mut self,
+        child: Accumulator,
+        file: &Path,
+        index: &mut NameIndex,
+    ) -> Result<(), Error> {
+        self.append_indexed(child.resources.into_vec(), file, index)?;
         self.warnings.extend(child.warnings);
         // Most children carry exactly the parent's configuration; merging it would change
         // nothing.
@@ -58,6 +79,54 @@ impl Accumulator {
         self.vars
             .merge_set(&child.vars)
             .map_err(|e| step_error(file, "vars", e))?;
+        Ok(())
+    }
+}
+
+/// Positions of the objects by `metadata.name`, so that a duplicate check looks at namesakes
+/// only. Valid while objects are only appended: one is built per `resources:` list, which
+/// nothing renames while it is read (an aggregate of many overlays stays linear).
+#[derive(Debug, Default)]
+struct NameIndex(HashMap<String, Vec<usize>>);
+
+impl NameIndex {
+    fn of(resources: &ResMap) -> NameIndex {
+        let mut index = NameIndex::default();
+        for (position, resource) in resources.iter().enumerate() {
+            index
+                .0
+                .entry(resource.name().to_string())
+                .or_default()
+                .push(position);
+        }
+        index
+    }
+
+    /// [`append_unique`], looking only at the namesakes the index knows.
+    fn append(
+        &mut self,
+        resources: &mut ResMap,
+        resource: Resource,
+        file: &Path,
+    ) -> Result<(), Error> {
+        let id = resource.id();
+        let existing = self
+            .0
+            .get(&id.name)
+            .into_iter()
+            .flatten()
+            .map(|&position| &resources.as_slice()[position])
+            .find(|r| same_id(&r.id(), &id));
+        if let Some(existing) = existing {
+            return Err(Error::DuplicateId {
+                file: file.to_path_buf(),
+                id: Box::new(id),
+                first: origin_path(existing),
+                second: origin_path(&resource),
+            });
+        }
+        self.0.entry(id.name).or_default().push(resources.len());
+        resources.as_mut_vec().push(resource);
         Ok(())
     }
 }
@@ -324,6 +393,7 @@ pub fn accumulate_resources(
     acc: &mut Accumulator,
     entries: &[String],
 ) -> Result<(), Error> {
+    let mut index = NameIndex::of(&acc.resources);
     for entry in entries {
         if entry.contains("://") || entry.starts_with("git@") || entry.starts_with("github.com/") {
             return Err(Error::Unsupported {
@@ -333,7 +403,7 @@ pub fn accumulate_resources(
         }
         let as_file = match kust.read_resource_file(entry) {
             Ok(objects) => {
-                acc.append_all(objects, &kust.file())?;
+                acc.append_indexed(objects, &kust.file(), &mut index)?;
                 continue;
             }
             Err(e) => e,
@@ -376,7 +446,7 @@ pub fn accumulate_resources(
                 from: kust.dir.clone(),
                 source: Box::new(e),
             })?;
-        acc.merge(child_acc, &kust.file())
+        acc.merge_indexed(child_acc, &kust.file(), &mut index)
             .map_err(|e| Error::Included {
                 from: kust.dir.clone(),
                 source: Box::new(e),
