@@ -109,6 +109,9 @@ pub struct Resource {
     /// Set on generated ConfigMaps/Secrets: how to combine with a same-named object, and
     /// whether to append the content hash to the name once all transformers have run.
     pub generator: Option<GeneratorBehavior>,
+    /// Names of the legacy `vars` whose value is read from this object (kustomize's
+    /// `refVarNames`): set when a kustomization's vars are merged, read when they are resolved.
+    pub ref_var_names: Vec<String>,
 }
 
 /// What a generator asked for its output.

@@ -4,5 +4,13 @@
 //! Invariant: rendering reads files only through [`crate::source::Fs`]; no clock, no
 //! environment, no network.
 
+pub mod crds;
+pub mod field_path;
+pub mod error;
 pub mod files;
+pub mod generators;
+pub mod order;
+pub mod replacements;
+pub mod transformers;
 pub mod types;
+pub mod vars;

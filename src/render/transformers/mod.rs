@@ -1,0 +1,300 @@
+//! kustomize's builtin transformers, one file each, and the one fixed order they run in.
+//!
+//! Each transformer is a config struct with `apply(&self, &mut ResMap)`. [`run_builtin`] runs
+//! the transformers a kustomization asks for in kustomize's order (`kusttarget_configplugin.go`):
+//! patches, namespace, prefix, suffix, labels, annotations, JSON6902 patches, replicas,
+//! images, replacements; then the transformer plugins named in `transformers:`.
+//! Name references are fixed once, at the very end of a build, by [`name_reference`].
+//!
+//! Invariant: no IO except through the [`FileLoader`] handed in; no clock, no environment.
+
+pub mod annotations;
+pub mod config;
+pub mod fieldspec;
+pub mod images;
+pub mod labels;
+pub mod name_reference;
+pub mod namespace;
+pub mod plugins;
+pub mod prefix_suffix;
+pub mod replicas;
+
+use crate::model::{ResId, ResMap};
+use crate::render::files::{FileLoader, LoadError};
+use crate::render::replacements::{ReplacementError, ReplacementTransformer};
+use crate::render::types::{Kustomization, Patch};
+
+pub use config::TransformerConfig;
+
+use annotations::AnnotationsTransformer;
+use images::ImageTagTransformer;
+use labels::LabelTransformer;
+use name_reference::NameReferenceTransformer;
+use namespace::NamespaceTransformer;
+use prefix_suffix::{Affix, PrefixSuffixTransformer};
+use replicas::ReplicaCountTransformer;
+
+/// A transformer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field spec could not be followed or its field could not be set.
+    #[error("considering field '{path}' of object {id}: {cause}")]
+    Field {
+        /// The object being transformed.
+        id: Box<ResId>,
+        /// The field spec's path.
+        path: String,
+        /// What went wrong.
+        cause: fieldspec::WalkError,
+    },
+    /// Two objects ended up with the same id.
+    #[error("{transformer} transformation produces ID conflict: {id}")]
+    IdConflict {
+        /// Which transformer (`namespace`, `prefix`…).
+        transformer: &'static str,
+        /// The duplicated id.
+        id: Box<ResId>,
+    },
+    /// A transformer's configuration is invalid.
+    #[error("invalid {transformer} configuration: {cause}")]
+    Config {
+        /// Which transformer or configuration file.
+        transformer: String,
+        /// What is wrong.
+        cause: String,
+    },
+    /// `configurations:` files could not be merged.
+    #[error("merging configurations: {0}")]
+    Merge(#[from] config::MergeError),
+    /// A name reference matched several objects.
+    #[error(
+        "updating name reference in '{path}' field of '{referrer}': found multiple possible referrals: {candidates}"
+    )]
+    AmbiguousReference {
+        /// The object holding the reference.
+        referrer: Box<ResId>,
+        /// The field holding the name.
+        path: String,
+        /// The ids of the objects it could mean.
+        candidates: String,
+    },
+    /// A file named in the kustomization could not be read.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A replacement failed.
+    #[error(transparent)]
+    Replacement(Box<ReplacementError>),
+    /// A step this build needs is not available yet.
+    #[error("{what} is not supported yet")]
+    NotSupportedYet {
+        /// What was asked for.
+        what: String,
+    },
+    /// A plugin kind that would need plugin execution.
+    #[error("transformer kind {kind} is not supported (no plugin execution)")]
+    UnsupportedTransformer {
+        /// `apiVersion/kind` of the plugin config.
+        kind: String,
+    },
+}
+
+impl From<ReplacementError> for Error {
+    fn from(error: ReplacementError) -> Error {
+        Error::Replacement(Box::new(error))
+    }
+}
+
+/// kustomize's result type for transformers.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Wraps a field-spec walk error with the object and path it happened at.
+pub(crate) fn field_error(id: ResId, path: &str) -> impl FnOnce(fieldspec::WalkError) -> Error {
+    move |cause| Error::Field {
+        id: Box::new(id),
+        path: path.to_string(),
+        cause,
+    }
+}
+
+/// One configured builtin transformer, as kustomize's `configureBuiltinTransformers` makes
+/// them: a kustomization yields a list of these, applied in order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// `patchesStrategicMerge:` (file paths or inline patches).
+    PatchStrategicMerge(Vec<String>),
+    /// One `patches:` entry.
+    Patch(Patch),
+    /// `namespace:`.
+    Namespace(NamespaceTransformer),
+    /// `namePrefix:` or `nameSuffix:`.
+    PrefixSuffix(PrefixSuffixTransformer),
+    /// One `labels:` entry or `commonLabels:`.
+    Labels(LabelTransformer),
+    /// `commonAnnotations:`.
+    Annotations(AnnotationsTransformer),
+    /// One `patchesJson6902:` entry.
+    PatchJson6902(Patch),
+    /// One `replicas:` entry.
+    Replicas(ReplicaCountTransformer),
+    /// One `images:` entry.
+    Images(ImageTagTransformer),
+    /// `replacements:`.
+    Replacements(ReplacementTransformer),
+}
+
+impl Step {
+    /// kustomize's name for the builtin plugin (used in `transformerAnnotations`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::PatchStrategicMerge(_) => "PatchStrategicMergeTransformer",
+            Step::Patch(_) => "PatchTransformer",
+            Step::Namespace(_) => "NamespaceTransformer",
+            Step::PrefixSuffix(t) if t.affix == Affix::Prefix => "PrefixTransformer",
+            Step::PrefixSuffix(_) => "SuffixTransformer",
+            Step::Labels(_) => "LabelTransformer",
+            Step::Annotations(_) => "AnnotationsTransformer",
+            Step::PatchJson6902(_) => "PatchJson6902Transformer",
+            Step::Replicas(_) => "ReplicaCountTransformer",
+            Step::Images(_) => "ImageTagTransformer",
+            Step::Replacements(_) => "ReplacementTransformer",
+        }
+    }
+
+    /// Applies the step, then drops objects left empty (kustomize's `DropEmpties`).
+    pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
+        match self {
+            Step::PatchStrategicMerge(_) => {
+                return Err(Error::NotSupportedYet {
+                    what: "patchesStrategicMerge (patch module not wired in)".into(),
+                });
+            }
+            Step::Patch(_) => {
+                return Err(Error::NotSupportedYet {
+                    what: "patches (patch module not wired in)".into(),
+                });
+            }
+            Step::PatchJson6902(_) => {
+                return Err(Error::NotSupportedYet {
+                    what: "patchesJson6902 (patch module not wired in)".into(),
+                });
+            }
+            Step::Namespace(t) => t.apply(resmap)?,
+            Step::PrefixSuffix(t) => t.apply(resmap)?,
+            Step::Labels(t) => t.apply(resmap)?,
+            Step::Annotations(t) => t.apply(resmap)?,
+            Step::Replicas(t) => t.apply(resmap)?,
+            Step::Images(t) => t.apply(resmap)?,
+            Step::Replacements(t) => t
+                .apply(resmap)
+                .map_err(|e| Error::Replacement(Box::new(e)))?,
+        }
+        resmap.as_mut_vec().retain(|r| !r.object.is_empty());
+        Ok(())
+    }
+}
+
+/// The builtin transformers a kustomization asks for, configured, in kustomize's order:
+/// patchesStrategicMerge, patches, namespace, prefix, suffix, labels (each `labels:` entry,
+/// then `commonLabels`), annotations, patchesJson6902, replicas, images, replacements.
+pub fn builtin_steps(
+    k: &Kustomization,
+    config: &TransformerConfig,
+    files: &dyn FileLoader,
+) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    if !k.patches_strategic_merge.is_empty() {
+        steps.push(Step::PatchStrategicMerge(k.patches_strategic_merge.clone()));
+    }
+    steps.extend(k.patches.iter().cloned().map(Step::Patch));
+    if !k.namespace.is_empty() {
+        steps.push(Step::Namespace(NamespaceTransformer {
+            namespace: k.namespace.clone(),
+            field_specs: config.namespace.clone(),
+            ..NamespaceTransformer::default()
+        }));
+    }
+    if !k.name_prefix.is_empty() {
+        steps.push(Step::PrefixSuffix(PrefixSuffixTransformer {
+            affix: Affix::Prefix,
+            text: k.name_prefix.clone(),
+            field_specs: config.name_prefix.clone(),
+        }));
+    }
+    if !k.name_suffix.is_empty() {
+        steps.push(Step::PrefixSuffix(PrefixSuffixTransformer {
+            affix: Affix::Suffix,
+            text: k.name_suffix.clone(),
+            field_specs: config.name_suffix.clone(),
+        }));
+    }
+    if !k.labels.is_empty() || !k.common_labels.is_empty() {
+        for label in &k.labels {
+            steps.push(Step::Labels(LabelTransformer::from_label(label, config)?));
+        }
+        steps.push(Step::Labels(LabelTransformer::common(
+            &k.common_labels,
+            config,
+        )));
+    }
+    if !k.common_annotations.is_empty() {
+        steps.push(Step::Annotations(AnnotationsTransformer::common(
+            &k.common_annotations,
+            config,
+        )));
+    }
+    steps.extend(k.patches_json6902.iter().cloned().map(Step::PatchJson6902));
+    for replica in &k.replicas {
+        steps.push(Step::Replicas(ReplicaCountTransformer {
+            replica: replica.clone(),
+            field_specs: config.replicas.clone(),
+        }));
+    }
+    for image in k.images.iter().chain(&k.image_tags) {
+        steps.push(Step::Images(ImageTagTransformer {
+            image: image.clone(),
+            field_specs: config.images.clone(),
+        }));
+    }
+    if !k.replacements.is_empty() {
+        let parse = |text: &str| parse_single_document(text);
+        steps.push(Step::Replacements(ReplacementTransformer::from_fields(
+            &k.replacements,
+            files,
+            &parse,
+        )?));
+    }
+    Ok(steps)
+}
+
+/// Runs every builtin transformer the kustomization asks for, in kustomize's order.
+pub fn run_builtin(
+    k: &Kustomization,
+    resmap: &mut ResMap,
+    config: &TransformerConfig,
+    files: &dyn FileLoader,
+) -> Result<()> {
+    for step in builtin_steps(k, config, files)? {
+        step.apply(resmap)?;
+    }
+    Ok(())
+}
+
+/// The last step of a build, after hash suffixes: rewrites references to renamed objects,
+/// then drops the bookkeeping annotations the transformers kept on objects.
+pub fn fix_name_references(resmap: &mut ResMap, config: &TransformerConfig) -> Result<()> {
+    NameReferenceTransformer {
+        back_references: config.name_reference.clone(),
+    }
+    .apply(resmap)?;
+    prefix_suffix::remove_build_annotations(resmap);
+    Ok(())
+}
+
+/// Parses a file holding one YAML document (replacement files, plugin configs).
+pub(crate) fn parse_single_document(text: &str) -> std::result::Result<serde_json::Value, String> {
+    let documents = crate::yaml::parse_documents(text).map_err(|e| e.to_string())?;
+    Ok(documents
+        .into_iter()
+        .next()
+        .unwrap_or(serde_json::Value::Null))
+}
