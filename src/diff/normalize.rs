@@ -273,10 +273,8 @@ pub fn align_numbers(desired: &Value, live: &mut Value) {
                 align_numbers(wanted, value);
             }
         }
-        (Value::Number(d), live @ Value::Number(_)) => {
-            if d.as_f64() == live.as_f64() {
-                *live = Value::Number(d.clone());
-            }
+        (Value::Number(d), live @ Value::Number(_)) if d.as_f64() == live.as_f64() => {
+            *live = Value::Number(d.clone());
         }
         _ => {}
     }
