@@ -12,6 +12,8 @@ pub mod cli;
 pub mod cluster;
 pub mod diff;
 pub mod model;
+pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod source;
 pub mod yaml;
