@@ -84,15 +84,23 @@ pub struct Application {
 impl Config {
     /// Reads and checks a `reconcile.yaml`.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 
     /// Parses and checks the text of a `reconcile.yaml` (`path` is for messages).
     pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
-        let invalid = |message: String| Error::Invalid { path: path.to_path_buf(), message };
-        let documents =
-            crate::yaml::parse_documents(text).map_err(|source| Error::Yaml { path: path.to_path_buf(), source })?;
+        let invalid = |message: String| Error::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let documents = crate::yaml::parse_documents(text).map_err(|source| Error::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let config: Config = match documents.into_iter().next() {
             None => Config::default(),
             Some(value) => serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?,
@@ -106,7 +114,10 @@ impl Config {
                 )));
             }
             if !seen.insert(app.name.as_str()) {
-                return Err(invalid(format!("applications[{index}].name: {:?} is used twice", app.name)));
+                return Err(invalid(format!(
+                    "applications[{index}].name: {:?} is used twice",
+                    app.name
+                )));
             }
             if app.path.trim().is_empty() {
                 return Err(invalid(format!("applications[{index}].path: required")));
@@ -134,7 +145,9 @@ impl Config {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 50
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -159,9 +172,20 @@ pub fn name_for_path(path: &Path) -> String {
         name = name.replace("--", "-");
     }
     let name = name.trim_matches('-');
-    let name: String = name.chars().rev().take(50).collect::<Vec<_>>().into_iter().rev().collect();
+    let name: String = name
+        .chars()
+        .rev()
+        .take(50)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let name = name.trim_matches('-').to_string();
-    if name.is_empty() { "app".to_string() } else { name }
+    if name.is_empty() {
+        "app".to_string()
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
@@ -175,15 +199,32 @@ mod tests {
         let config = config.unwrap_or_default();
         assert_eq!(config.applications.len(), 1);
         assert!(config.find("gallery-dev").is_some_and(|a| a.prune));
-        let bad = Config::parse("applications:\n- name: x\n  path: y\n  prun: true\n", Path::new("r.yaml"));
-        assert!(bad.unwrap_err().to_string().contains("unknown field `prun`"));
-        let bad = Config::parse("applications:\n- name: Gallery\n  path: y\n", Path::new("r.yaml"));
-        assert!(bad.unwrap_err().to_string().contains("applications[0].name"));
+        let bad = Config::parse(
+            "applications:\n- name: x\n  path: y\n  prun: true\n",
+            Path::new("r.yaml"),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown field `prun`")
+        );
+        let bad = Config::parse(
+            "applications:\n- name: Gallery\n  path: y\n",
+            Path::new("r.yaml"),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("applications[0].name")
+        );
     }
 
     #[test]
     fn names_from_paths() {
         assert_eq!(name_for_path(Path::new("overlays/dev")), "overlays-dev");
-        assert_eq!(name_for_path(Path::new("../demo/overlays/Prod/")), "demo-overlays-prod");
+        assert_eq!(
+            name_for_path(Path::new("../demo/overlays/Prod/")),
+            "demo-overlays-prod"
+        );
     }
 }
