@@ -4,6 +4,7 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
+mod render;
 
 use clap::Parser;
 
@@ -31,6 +32,8 @@ pub fn main() -> i32 {
 /// Runs one parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        other => anyhow::bail!("`{}` is not supported yet", other.name()),
+        Command::Render { path, output } => render::render(&path, output),
+        Command::Validate { path } => render::validate(&path),
+        Command::Schema { name } => render::schema(&name),
     }
 }

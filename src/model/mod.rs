@@ -112,6 +112,9 @@ pub struct Resource {
     /// Names of the legacy `vars` whose value is read from this object (kustomize's
     /// `refVarNames`): set when a kustomization's vars are merged, read when they are resolved.
     pub ref_var_names: Vec<String>,
+    /// The id of the plugin config (an object in `generators:`) that generated this object:
+    /// named as `configuredBy` in its origin annotation (`buildMetadata: [originAnnotations]`).
+    pub generated_by: Option<ResId>,
 }
 
 /// What a generator asked for its output.

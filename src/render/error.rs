@@ -52,8 +52,8 @@ pub enum Error {
         /// What was expected.
         cause: String,
     },
-    /// A file could not be read.
-    #[error("{}: {source}", file.display())]
+    /// A file could not be read (the file-system error names the path).
+    #[error("{source}")]
     Fs {
         /// The file or directory, as the kustomization named it (joined to its directory).
         file: PathBuf,
@@ -79,31 +79,32 @@ pub enum Error {
         cause: String,
     },
     /// A kustomization includes itself, directly or through others.
-    #[error("cycle detected: {} is included again by {}", chain.last().map(|p| p.display().to_string()).unwrap_or_default(), chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> "))]
+    #[error("cycle detected: {}", chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> "))]
     Cycle {
         /// The kustomization directories from the build root to the repeated one.
         chain: Vec<PathBuf>,
     },
-    /// A resources entry is neither a readable resource file nor a kustomization directory.
-    #[error("{}: resource {entry:?}: not a file ({as_file}) and not a kustomization directory ({as_dir})", file.display())]
+    /// A `resources:` entry could not be read (neither a readable resource file nor a
+    /// kustomization directory).
+    #[error("{}: resources entry {entry:?}: {source}", file.display())]
     Resource {
         /// The kustomization naming it.
         file: PathBuf,
         /// The entry as written.
         entry: String,
-        /// Why it could not be read as a file.
-        as_file: Box<Error>,
-        /// Why it could not be read as a directory.
-        as_dir: Box<Error>,
+        /// Why it could not be read.
+        source: Box<Error>,
     },
     /// Two resources have the same id.
-    #[error("{}: {id}: may not add resource with an already registered id (first from {})", second.display(), first.display())]
+    #[error("{}: {id}: may not add resource with an already registered id (from {}; first from {})", file.display(), second.display(), first.display())]
     DuplicateId {
+        /// The kustomization adding the second one.
+        file: PathBuf,
         /// The id.
         id: Box<ResId>,
-        /// Where the first one came from.
+        /// Where the first one came from (relative to the build root).
         first: PathBuf,
-        /// Where the second one came from.
+        /// Where the second one came from (relative to the build root).
         second: PathBuf,
     },
     /// A generator failed.

@@ -435,11 +435,10 @@ pub fn content_hash(object: &Map<String, Value>) -> Result<String, GeneratorErro
             Some(other) => Value::String(other.to_string()),
         }
     };
-    let name = object
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    // Upstream looks the name up with `Lookup("metadata/name")`, which reads one field
+    // literally named `metadata/name`, finds nothing and hashes an empty name. Renaming a
+    // generated object therefore never changes its hash; we keep that.
+    let name = "";
     let mut encoded = BTreeMap::new();
     encoded.insert("kind", Value::String(kind.into()));
     encoded.insert("name", Value::String(name.into()));

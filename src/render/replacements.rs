@@ -186,7 +186,7 @@ pub struct ReplacementTransformer {
     replacements: Vec<Replacement>,
 }
 
-/// Parses the text of a `path:` file into YAML-as-JSON.
+/// Parses the text of a `path:` file (its first YAML document) into YAML-as-JSON.
 pub type ParseYaml<'a> = &'a dyn Fn(&str) -> Result<Value, String>;
 
 impl ReplacementTransformer {
@@ -853,17 +853,312 @@ fn regex_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Kubernetes label selectors (`a=b,c!=d,e in (x,y),!f`), for `labelSelector` and
-/// `annotationSelector`.
 mod label_selector {
-    /// True when `selector` (empty: everything) matches `labels`.
-    pub fn matches(selector: &str, _labels: &[(String, String)]) -> Result<bool, String> {
-        if selector.trim().is_empty() {
-            return Ok(true);
+    //! Kubernetes label selectors, for `labelSelector` and `annotationSelector`.
+    //!
+    //! The grammar of `k8s.io/apimachinery/pkg/labels.Parse`: requirements separated by `,`,
+    //! each `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (a,b)`, `key notin (a,b)`,
+    //! `key>n` or `key<n`, with keys and values checked as Kubernetes label keys and values.
+
+    #[derive(Debug, PartialEq)]
+    enum Op {
+        Exists,
+        DoesNotExist,
+        In,
+        NotIn,
+        Greater,
+        Less,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Token {
+        Word(String),
+        Comma,
+        Not,
+        Equals,
+        DoubleEquals,
+        NotEquals,
+        Greater,
+        Less,
+        Open,
+        Close,
+    }
+
+    fn tokenize(selector: &str) -> Vec<Token> {
+        let chars: Vec<char> = selector.chars().collect();
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            let (token, width) = match (c, next) {
+                (c, _) if c.is_whitespace() => {
+                    i += 1;
+                    continue;
+                }
+                (',', _) => (Token::Comma, 1),
+                ('!', Some('=')) => (Token::NotEquals, 2),
+                ('!', _) => (Token::Not, 1),
+                ('=', Some('=')) => (Token::DoubleEquals, 2),
+                ('=', _) => (Token::Equals, 1),
+                ('>', _) => (Token::Greater, 1),
+                ('<', _) => (Token::Less, 1),
+                ('(', _) => (Token::Open, 1),
+                (')', _) => (Token::Close, 1),
+                _ => {
+                    let start = i;
+                    while i < chars.len()
+                        && !chars[i].is_whitespace()
+                        && !",!=<>()".contains(chars[i])
+                    {
+                        i += 1;
+                    }
+                    tokens.push(Token::Word(chars[start..i].iter().collect()));
+                    continue;
+                }
+            };
+            tokens.push(token);
+            i += width;
         }
-        Err(format!(
-            "label and annotation selectors in replacements are not supported yet: {selector}"
-        ))
+        tokens
+    }
+
+    fn valid_name(name: &str) -> bool {
+        let bytes = name.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }
+
+    fn valid_key(key: &str) -> bool {
+        match key.split_once('/') {
+            Some((prefix, name)) => {
+                !prefix.is_empty()
+                    && prefix.len() <= 253
+                    && prefix.split('.').all(|part| {
+                        let b = part.as_bytes();
+                        !b.is_empty()
+                            && b.len() <= 63
+                            && b[0].is_ascii_alphanumeric()
+                            && b[b.len() - 1].is_ascii_alphanumeric()
+                            && b.iter()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    })
+                    && valid_name(name)
+            }
+            None => valid_name(key),
+        }
+    }
+
+    fn valid_value(value: &str) -> bool {
+        value.is_empty() || valid_name(value)
+    }
+
+    struct Requirement {
+        key: String,
+        op: Op,
+        values: Vec<String>,
+    }
+
+    fn parse(selector: &str) -> Result<Vec<Requirement>, String> {
+        let tokens = tokenize(selector);
+        let mut requirements = Vec::new();
+        let mut i = 0;
+        let word = |i: usize| match tokens.get(i) {
+            Some(Token::Word(w)) => Some(w.clone()),
+            _ => None,
+        };
+        let fail =
+            |what: &str| format!("unable to parse requirement: {what} in selector {selector:?}");
+        while i < tokens.len() {
+            let negated = tokens[i] == Token::Not;
+            if negated {
+                i += 1;
+            }
+            let key = word(i).ok_or_else(|| fail("expected a key"))?;
+            if !valid_key(&key) {
+                return Err(fail(&format!("invalid label key {key:?}")));
+            }
+            i += 1;
+            let at_end = matches!(tokens.get(i), None | Some(Token::Comma));
+            let (op, values) = if negated {
+                if !at_end {
+                    return Err(fail("`!key` takes no operator"));
+                }
+                (Op::DoesNotExist, Vec::new())
+            } else if at_end {
+                (Op::Exists, Vec::new())
+            } else {
+                let op_token = &tokens[i];
+                i += 1;
+                match op_token {
+                    Token::Equals
+                    | Token::DoubleEquals
+                    | Token::NotEquals
+                    | Token::Greater
+                    | Token::Less => {
+                        // A missing value is the empty value (`a=` selects `a: ""`).
+                        let value = word(i).unwrap_or_default();
+                        if word(i).is_some() {
+                            i += 1;
+                        }
+                        let op = match op_token {
+                            Token::NotEquals => Op::NotIn,
+                            Token::Greater => Op::Greater,
+                            Token::Less => Op::Less,
+                            _ => Op::In,
+                        };
+                        if matches!(op, Op::Greater | Op::Less) && value.parse::<i64>().is_err() {
+                            return Err(fail(&format!(
+                                "for 'Gt', 'Lt' operators, the value must be an integer: {value:?}"
+                            )));
+                        }
+                        (op, vec![value])
+                    }
+                    Token::Word(w) if w == "in" || w == "notin" => {
+                        let op = if w == "in" { Op::In } else { Op::NotIn };
+                        if tokens.get(i) != Some(&Token::Open) {
+                            return Err(fail("expected '('"));
+                        }
+                        i += 1;
+                        let mut values = Vec::new();
+                        loop {
+                            match tokens.get(i) {
+                                Some(Token::Word(v)) => {
+                                    values.push(v.clone());
+                                    i += 1;
+                                }
+                                Some(Token::Comma) if values.is_empty() => {
+                                    values.push(String::new())
+                                }
+                                _ => {}
+                            }
+                            match tokens.get(i) {
+                                Some(Token::Comma) => i += 1,
+                                Some(Token::Close) => {
+                                    i += 1;
+                                    break;
+                                }
+                                _ => return Err(fail("expected ',' or ')'")),
+                            }
+                        }
+                        (op, values)
+                    }
+                    _ => return Err(fail("expected an operator")),
+                }
+            };
+            if let Some(bad) = values
+                .iter()
+                .find(|v| !matches!(op, Op::Greater | Op::Less) && !valid_value(v))
+            {
+                return Err(fail(&format!("invalid label value {bad:?}")));
+            }
+            requirements.push(Requirement { key, op, values });
+            match tokens.get(i) {
+                None => {}
+                Some(Token::Comma) => {
+                    i += 1;
+                    if i == tokens.len() {
+                        return Err(fail("trailing ','"));
+                    }
+                }
+                Some(_) => return Err(fail("expected ','")),
+            }
+        }
+        Ok(requirements)
+    }
+
+    /// True when `selector` (empty: everything) matches `labels`.
+    pub fn matches(selector: &str, labels: &[(String, String)]) -> Result<bool, String> {
+        let requirements = parse(selector)?;
+        Ok(requirements.iter().all(|r| {
+            let value = labels
+                .iter()
+                .find(|(k, _)| *k == r.key)
+                .map(|(_, v)| v.as_str());
+            match (&r.op, value) {
+                (Op::Exists, v) => v.is_some(),
+                (Op::DoesNotExist, v) => v.is_none(),
+                (Op::In, Some(v)) => r.values.iter().any(|x| x == v),
+                (Op::In, None) => false,
+                (Op::NotIn, Some(v)) => !r.values.iter().any(|x| x == v),
+                (Op::NotIn, None) => true,
+                (Op::Greater | Op::Less, None) => false,
+                (op, Some(v)) => {
+                    let (Ok(have), Some(Ok(want))) =
+                        (v.parse::<i64>(), r.values.first().map(|w| w.parse::<i64>()))
+                    else {
+                        return false;
+                    };
+                    if *op == Op::Greater {
+                        have > want
+                    } else {
+                        have < want
+                    }
+                }
+            }
+        }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::matches;
+
+        fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }
+
+        #[test]
+        fn kubernetes_selector_grammar() {
+            let l = labels(&[("app", "web"), ("tier", "front"), ("n", "5"), ("empty", "")]);
+            let yes = [
+                "",
+                "app",
+                "app=web",
+                "app==web",
+                "app!=db",
+                "!db",
+                "app in (web,api)",
+                "tier notin (back)",
+                "n>3",
+                "n<9",
+                "app=web, tier=front",
+                "empty=",
+                "missing!=x",
+            ];
+            for s in yes {
+                assert_eq!(matches(s, &l), Ok(true), "{s}");
+            }
+            let no = [
+                "db",
+                "app=db",
+                "!app",
+                "app in (api)",
+                "tier notin (front)",
+                "n>5",
+                "missing>1",
+            ];
+            for s in no {
+                assert_eq!(matches(s, &l), Ok(false), "{s}");
+            }
+            for bad in [
+                "app=we b",
+                "app in web",
+                "a,",
+                "=x",
+                "n>x",
+                "app=web tier=front",
+            ] {
+                assert!(matches(bad, &l).is_err(), "{bad}");
+            }
+        }
     }
 }
 
@@ -1030,6 +1325,52 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "replacements[0]: ~G_v1_ConfigMap|~X|a: unable to find field \"data.x\" in replacement target"
+        );
+    }
+
+    #[test]
+    fn path_files_hold_one_replacement_or_a_list() {
+        let files: std::collections::BTreeMap<String, String> = [
+            ("one.yaml", "source: {kind: ConfigMap}\ntargets:\n- select: {kind: Secret}\n"),
+            ("two.yaml", "- source: {kind: A}\n  targets: [{select: {kind: B}}]\n- source: {kind: C}\n  targets: [{select: {kind: D}}]\n"),
+            ("bad.yaml", "just text\n"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let field = |path: &str| ReplacementField {
+            path: path.into(),
+            ..ReplacementField::default()
+        };
+        let parse = |text: &str| -> Result<Value, String> {
+            let docs = crate::yaml::parse_documents(text).map_err(|e| e.to_string())?;
+            Ok(docs.into_iter().next().unwrap_or(Value::Null))
+        };
+        let loaded = ReplacementTransformer::from_fields(
+            &[field("one.yaml"), field("two.yaml")],
+            &files,
+            &parse,
+        )
+        .unwrap();
+        assert_eq!(loaded.replacements.len(), 3);
+        assert_eq!(
+            loaded.replacements[2]
+                .source
+                .as_ref()
+                .map(|s| s.kind.as_str()),
+            Some("C")
+        );
+        assert!(ReplacementTransformer::from_fields(&[field("bad.yaml")], &files, &parse).is_err());
+        let both = ReplacementField {
+            path: "one.yaml".into(),
+            source: Some(ReplacementSource::default()),
+            ..ReplacementField::default()
+        };
+        assert_eq!(
+            ReplacementTransformer::from_fields(&[both], &files, &parse)
+                .unwrap_err()
+                .to_string(),
+            "replacements[0]: cannot specify both path and inline replacement"
         );
     }
 

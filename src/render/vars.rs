@@ -272,20 +272,31 @@ fn is_cluster_scoped(gvk: &Gvk) -> bool {
     crate::render::replacements::is_cluster_scoped(gvk)
 }
 
-/// A var as Go's `%v` prints kustomize's `Var` struct (error messages quote it).
+/// A var as Go's `%v` prints kustomize's `Var` struct (error messages quote it): the object
+/// reference prints through its embedded Gvk's `String()`, so only `Kind.version.group` shows.
 fn go_var(var: &Var) -> String {
+    go_var_with_field_path(var, &defaulted(var).fieldref.field_path)
+}
+
+/// As [`go_var`], with the field path as written (kustomize prints the ambiguity error before
+/// defaulting it).
+fn go_var_with_field_path(var: &Var, field_path: &str) -> String {
     let v = defaulted(var);
     let o = &v.objref;
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
     format!(
-        "{{{} {{{} {{{} {} {} false}} {} {}}} {{{}}}}}",
+        "{{{} {}.{}.{} {{{}}}}}",
         v.name,
-        o.api_version,
-        o.group,
-        o.version,
-        o.kind,
-        o.name,
-        o.namespace,
-        v.fieldref.field_path
+        or(&o.kind, "[noKind]"),
+        or(&o.version, "[noVer]"),
+        or(&o.group, "[noGrp]"),
+        field_path
     )
 }
 
@@ -542,7 +553,7 @@ mod tests {
         );
         assert_eq!(
             set.resolve(&mut rm, &[]).unwrap_err().to_string(),
-            "var '{A {v1 { v1 Pod false} p } {metadata.name}}' cannot be mapped to a field in the set of known resources"
+            "var '{A Pod.v1.[noGrp] {metadata.name}}' cannot be mapped to a field in the set of known resources"
         );
     }
 }

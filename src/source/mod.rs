@@ -107,7 +107,7 @@ pub enum FsError {
 }
 
 /// A read-only tree of files. Every path is absolute.
-pub trait Fs: Send + Sync {
+pub trait Fs: Send + Sync + std::fmt::Debug {
     /// The top of the tree: symlinks may not point outside it.
     fn tree_root(&self) -> &Path;
 

@@ -203,6 +203,50 @@ fn analyze(text: &str) -> Analysis {
     a
 }
 
+/// `encoding/json` leaves NEL (U+0085) unescaped, and go-yaml v2 reads it back inside a
+/// double-quoted scalar as a line break, folding it (and the spaces around it) like YAML
+/// line folding: one break becomes a space, `n` consecutive breaks `n - 1` newlines.
+fn fold_next_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    const NEL: char = '\u{85}';
+    if !s.contains(NEL) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != ' ' && chars[i] != NEL {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut whitespace = String::new();
+        let mut leading_break = false;
+        let mut trailing_breaks = 0;
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == NEL) {
+            if chars[i] == ' ' {
+                if !leading_break {
+                    whitespace.push(' ');
+                }
+            } else if !leading_break {
+                whitespace.clear();
+                leading_break = true;
+            } else {
+                trailing_breaks += 1;
+            }
+            i += 1;
+        }
+        if !leading_break {
+            out.push_str(&whitespace);
+        } else if trailing_breaks == 0 {
+            out.push(' ');
+        } else {
+            out.extend(std::iter::repeat_n('\n', trailing_breaks));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// go-yaml v2's `stringv`: the style it asks libyaml for.
 fn requested_string_style(s: &str) -> Style {
     if s.contains('\n') {
@@ -380,7 +424,10 @@ impl Emitter {
                 };
                 self.scalar(&text, Style::Plain, context);
             }
-            Value::String(s) => self.scalar(s, requested_string_style(s), context),
+            Value::String(s) => {
+                let s = fold_next_lines(s);
+                self.scalar(&s, requested_string_style(&s), context);
+            }
             Value::Array(items) if items.is_empty() => self.empty_flow("[", "]"),
             Value::Object(map) if map.is_empty() => self.empty_flow("{", "}"),
             Value::Array(items) => self.block_sequence(items, context),
@@ -412,7 +459,7 @@ impl Emitter {
         self.increase_indent(false, false);
         for (key, value) in sorted_entries(map) {
             self.write_indent();
-            let analysis = analyze(key);
+            let analysis = analyze(&fold_next_lines(key));
             let simple = !analysis.multiline && key.len() <= 128;
             if simple {
                 self.node_string_key(key, Context::SimpleKey);
@@ -429,7 +476,8 @@ impl Emitter {
     }
 
     fn node_string_key(&mut self, key: &str, context: Context) {
-        self.scalar(key, requested_string_style(key), context);
+        let key = fold_next_lines(key);
+        self.scalar(&key, requested_string_style(&key), context);
     }
 
     /// libyaml's `select_scalar_style` followed by the matching writer.
@@ -549,9 +597,12 @@ impl Emitter {
     fn write_double_quoted(&mut self, text: &str, allow_breaks: bool) {
         self.write_indicator("\"", true, false, false);
         let chars: Vec<char> = text.chars().collect();
+        // libyaml tests for a byte order mark at the start of the value rather than at the
+        // current character, so a leading BOM escapes every character.
+        let starts_with_bom = chars.first() == Some(&'\u{FEFF}');
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
-            if !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
+            if !is_printable(c) || starts_with_bom || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 match c {
                     '\0' => self.put('0'),

@@ -203,30 +203,30 @@ fn parse_datetime(b: &[u8]) -> Option<Timestamp> {
         }
         ts.nanos = nanos;
     }
-    if with_zone {
-        if cur.literal(b'Z').is_none() {
-            let sign = match b.get(cur.i)? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            cur.i += 1;
-            let hours = cur.two_digits()?;
-            cur.literal(b':')?;
-            let minutes = cur.two_digits()?;
-            // Go's range test is deliberately lax: offsets up to 24h and 60 minutes pass.
-            if hours > 24 || minutes > 60 {
-                return None;
-            }
-            ts.offset_seconds = sign * (hours * 3600 + minutes * 60) as i32;
+    if with_zone && cur.literal(b'Z').is_none() {
+        let sign = match b.get(cur.i)? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        cur.i += 1;
+        let hours = cur.two_digits()?;
+        cur.literal(b':')?;
+        let minutes = cur.two_digits()?;
+        // Go's range test is deliberately lax: offsets up to 24h and 60 minutes pass.
+        if hours > 24 || minutes > 60 {
+            return None;
         }
+        ts.offset_seconds = sign * (hours * 3600 + minutes * 60) as i32;
     }
     cur.at_end().then_some(ts)
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

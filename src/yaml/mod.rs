@@ -44,6 +44,12 @@ pub enum ErrorKind {
     /// scanner's own description.
     #[error("{0}")]
     Syntax(String),
+    /// A control character (other than tab and line breaks) appears in the input.
+    #[error("control characters are not allowed (U+{code:04X})")]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+    },
     /// Two keys of one mapping are the same (go-yaml v3 rejects this, so kustomize does too).
     #[error("mapping key {key:?} already defined at line {first_line}")]
     DuplicateKey {
@@ -130,4 +136,218 @@ pub fn to_yaml_stream(values: &[Value]) -> String {
         out.push_str(&emit::document(value));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Fixtures are inputs we wrote and the text `kubectl kustomize` (v5.5) printed for them.
+    fn check_fixture(input: &str, expected: &str) {
+        let values = parse_manifests(input).unwrap_or_else(|e| panic!("parse: {e}"));
+        let printed = to_yaml_stream(&values);
+        similar_asserts(expected, &printed);
+    }
+
+    fn similar_asserts(expected: &str, actual: &str) {
+        if expected != actual {
+            let diff = similar::TextDiff::from_lines(expected, actual);
+            panic!("output differs from kustomize's:\n{}", diff.unified_diff());
+        }
+    }
+
+    #[test]
+    fn strings_print_as_kustomize_prints_them() {
+        check_fixture(
+            include_str!("testdata/strings.in.yaml"),
+            include_str!("testdata/strings.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn collections_and_numbers_print_as_kustomize_prints_them() {
+        check_fixture(
+            include_str!("testdata/structure.in.yaml"),
+            include_str!("testdata/structure.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn scalars_resolve_as_kustomize_resolves_them() {
+        check_fixture(
+            include_str!("testdata/resolve.in.yaml"),
+            include_str!("testdata/resolve.out.yaml"),
+        );
+    }
+
+    fn emitted(value: Value) -> String {
+        to_yaml(&value)
+    }
+
+    #[test]
+    fn small_documents() {
+        assert_eq!(emitted(json!({})), "{}\n");
+        assert_eq!(emitted(json!([])), "[]\n");
+        assert_eq!(emitted(json!({"a": null})), "a: null\n");
+        assert_eq!(
+            emitted(json!({"n": 1, "y": true})),
+            "\"n\": 1\n\"y\": true\n"
+        );
+        assert_eq!(
+            emitted(json!({"a": [1, [2, 3]]})),
+            "a:\n- 1\n- - 2\n  - 3\n"
+        );
+        assert_eq!(emitted(json!([{"a": 1, "b": 2}])), "- a: 1\n  b: 2\n");
+        assert_eq!(emitted(json!({"a": 1.0})), "a: 1\n");
+        assert_eq!(emitted(json!({"a": 1e21})), "a: 1e+21\n");
+        assert_eq!(emitted(json!({"a": 1234567.5})), "a: 1.2345675e+06\n");
+        assert_eq!(emitted(json!({"a": "x\ny"})), "a: |-\n  x\n  y\n");
+    }
+
+    #[test]
+    fn stream_joins_documents() {
+        let docs = [json!({"a": 1}), json!({"b": 2})];
+        assert_eq!(to_yaml_stream(&docs), "a: 1\n---\nb: 2\n");
+        assert_eq!(to_yaml_stream(&[]), "");
+    }
+
+    #[test]
+    fn documents_skip_empty_and_null() {
+        let docs = parse_documents("---\n---\n~\n---\na: 1\n---\n- x\n---\nplain\n").unwrap();
+        assert_eq!(docs, vec![json!({"a": 1}), json!(["x"]), json!("plain")]);
+    }
+
+    #[test]
+    fn documents_keep_non_string_keys_as_text() {
+        let docs = parse_documents("a:\n  1: x\n  true: y\n").unwrap();
+        assert_eq!(docs, vec![json!({"a": {"1": "x", "true": "y"}})]);
+        let err = parse_manifests("kind: A\ndata:\n  1: x\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 3));
+    }
+
+    #[test]
+    fn labels_keep_types_annotations_keep_text() {
+        let docs = parse_manifests("metadata:\n  labels: {a: 1}\n  annotations: {a: 1.0, b: ~}\n")
+            .unwrap();
+        assert_eq!(
+            docs,
+            vec![json!({"metadata": {"labels": {"a": 1}, "annotations": {"a": "1.0", "b": "~"}}})]
+        );
+        let docs = parse_manifests("metadata:\n  name: x\n  annotations: {}\n").unwrap();
+        assert_eq!(docs, vec![json!({"metadata": {"name": "x"}})]);
+    }
+
+    #[test]
+    fn single_list_items_are_resources() {
+        let text = "kind: List\nitems:\n- kind: A\n  metadata:\n    annotations:\n      a: 0x10\n";
+        let docs = parse_manifests(text).unwrap();
+        assert_eq!(
+            docs[0]["items"][0]["metadata"]["annotations"]["a"],
+            json!("0x10")
+        );
+    }
+
+    fn error_of(text: &str) -> Error {
+        match parse_documents(text) {
+            Ok(v) => panic!("expected an error, got {v:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected_as_kubectl_does() {
+        let err = error_of("data:\n  a: 1\n  a: 2\n");
+        assert_eq!(
+            err.to_string(),
+            "line 3, column 3: mapping key \"a\" already defined at line 2"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_their_position() {
+        assert_eq!((error_of("a:\n\tb: c\n").line), 2);
+        let err = error_of("a: \"x\n");
+        assert!(
+            err.to_string().contains("unexpected end of stream"),
+            "{err}"
+        );
+        assert_eq!(error_of("a: b\n   c: d\n").line, 2);
+        let err = error_of("a: b\u{7f}\n");
+        assert_eq!((err.line, err.column), (1, 5));
+    }
+
+    #[test]
+    fn explicit_tags_that_do_not_fit_are_errors() {
+        let err = error_of("a: !!int abc\n");
+        assert_eq!(
+            err.kind,
+            ErrorKind::Tag("cannot decode !!str `abc` as a !!int".into())
+        );
+        assert_eq!(
+            error_of("a: !!binary '%%%'\n").kind,
+            ErrorKind::InvalidBinary
+        );
+        assert_eq!(error_of("a: .inf\n").line, 1);
+    }
+
+    #[test]
+    fn alias_bomb_fails_fast() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..=9 {
+            let prev = level - 1;
+            let refs = vec![format!("*a{prev}"); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{refs}]\n"));
+        }
+        let start = std::time::Instant::now();
+        let err = error_of(&text);
+        assert_eq!(err.kind, ErrorKind::ExcessiveAliasing);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn modest_aliasing_is_fine() {
+        let docs =
+            parse_documents("base: &b {x: 1}\nuse: *b\nmerged:\n  <<: *b\n  y: 2\n").unwrap();
+        assert_eq!(
+            docs,
+            vec![json!({"base": {"x": 1}, "use": {"x": 1}, "merged": {"y": 2, "x": 1}})]
+        );
+    }
+
+    #[test]
+    fn merge_keys_follow_go_yaml_v3() {
+        // Explicit keys win; earlier maps of a merge sequence win over later ones.
+        let docs = parse_documents("m:\n  <<: [{a: 1, b: 1}, {b: 2, c: 2}]\n  a: 0\n").unwrap();
+        assert_eq!(docs, vec![json!({"m": {"a": 0, "b": 1, "c": 2}})]);
+        assert_eq!(error_of("m:\n  <<: 1\n").kind, ErrorKind::MergeNotMap);
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        // Block nesting reaches our own limit.
+        let mut text = String::new();
+        for depth in 0..=MAX_DEPTH {
+            text.push_str(&" ".repeat(depth));
+            text.push_str("a:\n");
+        }
+        assert!(matches!(error_of(&text).kind, ErrorKind::TooDeep { .. }));
+        // yaml-rust2 stops deep flow nesting itself, earlier.
+        let depth = MAX_DEPTH + 1;
+        let flow = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(matches!(error_of(&flow).kind, ErrorKind::Syntax(_)));
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse_documents(&ok).is_ok());
+    }
+
+    #[test]
+    fn huge_input_is_rejected() {
+        let text = "#".repeat(MAX_INPUT_BYTES + 1);
+        assert!(matches!(error_of(&text).kind, ErrorKind::TooLarge { .. }));
+    }
+
+    #[test]
+    fn recursive_alias_is_rejected() {
+        assert_eq!(error_of("a: &x [*x]\n").kind, ErrorKind::RecursiveAlias);
+    }
 }

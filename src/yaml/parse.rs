@@ -38,6 +38,8 @@ enum NodeKind {
         text: String,
         style: TScalarStyle,
         tag: Option<String>,
+        /// Inside a flow collection (`[…]`, `{…}`).
+        in_flow: bool,
     },
     Sequence(Vec<NodeId>),
     Mapping(Vec<(NodeId, NodeId)>),
@@ -56,6 +58,29 @@ struct OpenNode {
     id: NodeId,
     anchor: usize,
     pending_key: Option<NodeId>,
+    flow: bool,
+}
+
+/// Maps the parser's character offsets to bytes, moving forward as events arrive.
+struct CharCursor<'a> {
+    text: &'a str,
+    chars: usize,
+    bytes: usize,
+}
+
+impl CharCursor<'_> {
+    fn byte_at(&mut self, char_index: usize) -> Option<u8> {
+        if char_index < self.chars {
+            self.chars = 0;
+            self.bytes = 0;
+        }
+        while self.chars < char_index {
+            let c = self.text[self.bytes..].chars().next()?;
+            self.bytes += c.len_utf8();
+            self.chars += 1;
+        }
+        self.text.as_bytes().get(self.bytes).copied()
+    }
 }
 
 /// All nodes of one stream, addressed by index.
@@ -87,17 +112,40 @@ pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> 
             },
         ));
     }
+    check_characters(text)?;
     let mut arena = Arena::default();
     let roots = build_nodes(text, &mut arena)?;
     let mut values = Vec::with_capacity(roots.len());
+    let only_document = roots.len() == 1;
     for root in roots {
         let mut decoder = Decoder::new(&arena, mode);
-        let value = decoder.document(root)?;
+        let value = decoder.document(root, only_document)?;
         if !value.is_null() {
             values.push(value);
         }
     }
     Ok(values)
+}
+
+/// go-yaml's reader rejects control characters anywhere in the input, even in comments.
+fn check_characters(text: &str) -> Result<(), Error> {
+    let allowed = |c: char| {
+        matches!(c as u32,
+            0x09 | 0x0A | 0x0D | 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD
+            | 0x1_0000..=0x10_FFFF)
+    };
+    let Some(offset) = text.find(|c| !allowed(c)) else {
+        return Ok(());
+    };
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let code = text[offset..].chars().next().map_or(0, |c| c as u32);
+    Err(Error::at(
+        line,
+        column,
+        ErrorKind::ControlCharacter { code },
+    ))
 }
 
 fn scan_error(err: &yaml_rust2::ScanError) -> Error {
@@ -121,7 +169,15 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
     // Anchor ids of yaml-rust2 are unique per definition; `None` marks a container whose
     // anchor is still open, so an alias to it would be a cycle.
     let mut anchors: HashMap<usize, Option<NodeId>> = HashMap::new();
+    // The most recent node, when it is a block scalar (see `trim_block_scalar_at_eof`).
+    let mut last_block_scalar = None;
+    let mut cursor = CharCursor {
+        text,
+        chars: 0,
+        bytes: 0,
+    };
     loop {
+        let in_flow = stack.last().is_some_and(|open| open.flow);
         let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
         let finished = match event {
             Event::StreamEnd => break,
@@ -129,29 +185,34 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                 continue;
             }
             Event::Scalar(text, style, anchor, tag) => {
+                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
                 let id = arena.push(
                     NodeKind::Scalar {
                         text,
                         style,
                         tag: tag_text(tag),
+                        in_flow,
                     },
                     &mark,
                 );
                 if anchor != 0 {
                     anchors.insert(anchor, Some(id));
                 }
+                last_block_scalar = block.then_some(id);
                 id
             }
-            Event::Alias(anchor) => match anchors.get(&anchor) {
-                Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
-                _ => {
-                    return Err(Error::at(
-                        mark.line(),
-                        mark.col() + 1,
-                        ErrorKind::RecursiveAlias,
-                    ));
+            Event::Alias(anchor) => {
+                match anchors.get(&anchor).inspect(|_| last_block_scalar = None) {
+                    Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
+                    _ => {
+                        return Err(Error::at(
+                            mark.line(),
+                            mark.col() + 1,
+                            ErrorKind::RecursiveAlias,
+                        ));
+                    }
                 }
-            },
+            }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::at(
@@ -166,13 +227,16 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                     NodeKind::Mapping(Vec::new())
                 };
                 let id = arena.push(kind, &mark);
+                last_block_scalar = None;
                 if anchor != 0 {
                     anchors.insert(anchor, None);
                 }
+                let flow = in_flow || matches!(cursor.byte_at(mark.index()), Some(b'[' | b'{'));
                 stack.push(OpenNode {
                     id,
                     anchor,
                     pending_key: None,
+                    flow,
                 });
                 continue;
             }
@@ -202,7 +266,28 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
             },
         }
     }
+    if let Some(id) = last_block_scalar {
+        trim_block_scalar_at_eof(text, &mut arena.nodes[id]);
+    }
     Ok(roots)
+}
+
+/// A block scalar whose last line is the end of the input, with no line break after it,
+/// has no final line break in go-yaml (so `|` reads like `|-`); yaml-rust2 adds one anyway.
+fn trim_block_scalar_at_eof(input: &str, node: &mut Node) {
+    let NodeKind::Scalar { text, .. } = &mut node.kind else {
+        return;
+    };
+    if input.ends_with('\n') || input.ends_with('\r') {
+        return;
+    }
+    let last_line = input.rsplit('\n').next().unwrap_or(input).trim_start();
+    if !last_line.trim_end().is_empty()
+        && text.ends_with('\n')
+        && text[..text.len() - 1].ends_with(last_line)
+    {
+        text.pop();
+    }
 }
 
 /// Turns nodes into values, counting work the way go-yaml v3 does to stop alias bombs.
@@ -218,11 +303,26 @@ struct Decoder<'a> {
 /// Where in a document a value sits, for kustomize's special cases.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Place {
-    Root,
-    RootMetadata,
+    /// The root of a document, or an item of a `List` that kustomize unwraps while reading.
+    Resource,
+    /// The root of a single-document `List`/`ResourceList`, whose items are resources.
+    ListRoot,
+    /// The `items` of such a list.
+    ListItems,
+    /// `metadata` of a resource.
+    Metadata,
+    /// `metadata.annotations` of a resource.
     Annotations,
+    /// One value of `metadata.annotations`.
     AnnotationValue,
+    /// Anywhere else.
     Other,
+}
+
+impl Place {
+    fn is_object_root(self) -> bool {
+        matches!(self, Place::Resource | Place::ListRoot)
+    }
 }
 
 impl<'a> Decoder<'a> {
@@ -246,8 +346,31 @@ impl<'a> Decoder<'a> {
         Error::at(node.line, node.column, kind)
     }
 
-    fn document(&mut self, root: NodeId) -> Result<Value, Error> {
-        self.decode(root, Place::Root)
+    fn document(&mut self, root: NodeId, only_document: bool) -> Result<Value, Error> {
+        let place = if only_document && self.is_unwrapped_list(root) {
+            Place::ListRoot
+        } else {
+            Place::Resource
+        };
+        self.decode(root, place)
+    }
+
+    /// kyaml's reader unwraps the items of a file holding a single `List` or `ResourceList`
+    /// document, so those items are resources in their own right.
+    fn is_unwrapped_list(&self, root: NodeId) -> bool {
+        let NodeKind::Mapping(pairs) = &self.node(self.target(root)).kind else {
+            return false;
+        };
+        let scalar_text = |id: NodeId| match &self.node(self.target(id)).kind {
+            NodeKind::Scalar { text, .. } => Some(text.as_str()),
+            _ => None,
+        };
+        let kind = pairs
+            .iter()
+            .find(|(k, _)| scalar_text(*k) == Some("kind"))
+            .and_then(|(_, v)| scalar_text(*v));
+        matches!(kind, Some("List" | "ResourceList"))
+            && pairs.iter().any(|(k, _)| scalar_text(*k) == Some("items"))
     }
 
     /// go-yaml v3's `allowedAliasRatio`: small documents may be mostly aliases, big ones not.
@@ -283,17 +406,32 @@ impl<'a> Decoder<'a> {
                 self.alias_depth -= 1;
                 value
             }
-            NodeKind::Scalar { text, style, tag } => {
+            NodeKind::Scalar {
+                text,
+                style,
+                tag,
+                in_flow,
+            } => {
                 if place == Place::AnnotationValue {
+                    // kustomize rewrites annotations from each node's source text.
                     return Ok(Value::String(text.clone()));
                 }
-                self.scalar(id, text, *style, tag.as_deref())
+                self.scalar(id, text, *style, tag.as_deref(), *in_flow)
+            }
+            NodeKind::Sequence(_) | NodeKind::Mapping(_) if place == Place::AnnotationValue => {
+                // The text of a collection node is empty, and that is what kustomize keeps.
+                Ok(Value::String(String::new()))
             }
             NodeKind::Sequence(items) => {
                 self.enter(id)?;
+                let item_place = if place == Place::ListItems {
+                    Place::Resource
+                } else {
+                    Place::Other
+                };
                 let mut values = Vec::with_capacity(items.len());
                 for &item in items {
-                    values.push(self.decode(item, Place::Other)?);
+                    values.push(self.decode(item, item_place)?);
                 }
                 self.depth -= 1;
                 Ok(Value::Array(values))
@@ -302,6 +440,9 @@ impl<'a> Decoder<'a> {
                 self.enter(id)?;
                 let mut map = Map::new();
                 self.mapping(pairs, place, &mut map, &mut None)?;
+                if self.mode == Mode::Manifests && place.is_object_root() {
+                    drop_empty_annotations(&mut map);
+                }
                 self.depth -= 1;
                 Ok(Value::Object(map))
             }
@@ -349,8 +490,9 @@ impl<'a> Decoder<'a> {
                 set.insert(key.clone());
             }
             let child_place = match (place, key.as_str()) {
-                (Place::Root, "metadata") => Place::RootMetadata,
-                (Place::RootMetadata, "annotations") if self.mode == Mode::Manifests => {
+                (Place::Resource | Place::ListRoot, "metadata") => Place::Metadata,
+                (Place::ListRoot, "items") => Place::ListItems,
+                (Place::Metadata, "annotations") if self.mode == Mode::Manifests => {
                     Place::Annotations
                 }
                 (Place::Annotations, _) => Place::AnnotationValue,
@@ -468,10 +610,13 @@ impl<'a> Decoder<'a> {
     /// A mapping key as text; kustomize's objects only allow string keys below the top level.
     fn key_text(&self, key_id: NodeId, place: Place) -> Result<String, Error> {
         let target = self.target(key_id);
-        let NodeKind::Scalar { text, style, tag } = &self.node(target).kind else {
+        let NodeKind::Scalar {
+            text, style, tag, ..
+        } = &self.node(target).kind
+        else {
             return Err(self.error(key_id, ErrorKind::ComplexKey));
         };
-        if self.mode == Mode::Manifests && place != Place::Root {
+        if self.mode == Mode::Manifests && !place.is_object_root() {
             let is_string = match (style, tag.as_deref()) {
                 (_, Some(t)) if short_tag(t) == "!!str" => true,
                 (TScalarStyle::Plain, None) => {
@@ -493,11 +638,13 @@ impl<'a> Decoder<'a> {
         text: &str,
         style: TScalarStyle,
         tag: Option<&str>,
+        in_flow: bool,
     ) -> Result<Value, Error> {
-        let resolved = match tag {
+        let mut resolved = match tag {
             None | Some("!") if style != TScalarStyle::Plain => Resolved::Str,
-            None => resolve::resolve_plain(text, Version::V3),
-            Some("!") => Resolved::Str,
+            // kyaml re-encodes documents before decoding them, and the re-encoded `! 12`
+            // loses its non-specific tag, so it resolves like any plain scalar.
+            None | Some("!") => resolve::resolve_plain(text, Version::V3),
             Some(full) => {
                 let short = short_tag(full);
                 if short == "!!binary" {
@@ -509,6 +656,15 @@ impl<'a> Decoder<'a> {
                     .map_err(|cause| self.error(id, ErrorKind::Tag(cause)))?
             }
         };
+        if in_flow
+            && tag.is_none()
+            && matches!(resolved, Resolved::Timestamp(_))
+            && text.contains(':')
+        {
+            // kyaml re-encodes documents before decoding them, and in a flow collection the
+            // emitter must quote a scalar holding `:`, so such a timestamp comes back as text.
+            resolved = Resolved::Str;
+        }
         Ok(match resolved {
             Resolved::Null => Value::Null,
             Resolved::Bool(b) => Value::Bool(b),
@@ -531,6 +687,20 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// kustomize clears `metadata.annotations` when it holds nothing (`{}`, `~` or no value).
+fn drop_empty_annotations(object: &mut Map<String, Value>) {
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        let empty = match metadata.get("annotations") {
+            Some(Value::Null) => true,
+            Some(Value::Object(annotations)) => annotations.is_empty(),
+            _ => false,
+        };
+        if empty {
+            metadata.shift_remove("annotations");
+        }
+    }
+}
+
 /// `tag:yaml.org,2002:int` → `!!int`; other tags unchanged.
 fn short_tag(tag: &str) -> String {
     match tag.strip_prefix("tag:yaml.org,2002:") {
@@ -545,7 +715,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|b| *b != b'\n' && *b != b'\r')
         .collect();
-    if symbols.len() % 4 != 0 {
+    if !symbols.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);

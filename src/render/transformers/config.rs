@@ -122,26 +122,26 @@ impl TransformerConfig {
     /// Adds `other`'s specs to this configuration, skipping duplicates, then orders every list
     /// as kustomize does.
     pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), MergeError> {
-        merge_specs(&mut self.name_prefix, &other.name_prefix, "NamePrefix")?;
-        merge_specs(&mut self.name_suffix, &other.name_suffix, "NameSuffix")?;
-        merge_specs(&mut self.namespace, &other.namespace, "NameSpace")?;
-        merge_specs(
+        merge_field_specs(&mut self.name_prefix, &other.name_prefix, "NamePrefix")?;
+        merge_field_specs(&mut self.name_suffix, &other.name_suffix, "NameSuffix")?;
+        merge_field_specs(&mut self.namespace, &other.namespace, "NameSpace")?;
+        merge_field_specs(
             &mut self.common_annotations,
             &other.common_annotations,
             "CommonAnnotations",
         )?;
-        merge_specs(
+        merge_field_specs(
             &mut self.common_labels,
             &other.common_labels,
             "CommonLabels",
         )?;
-        merge_specs(&mut self.labels, &other.labels, "Labels")?;
-        merge_specs(
+        merge_field_specs(&mut self.labels, &other.labels, "Labels")?;
+        merge_field_specs(
             &mut self.template_labels,
             &other.template_labels,
             "TemplateLabels",
         )?;
-        merge_specs(
+        merge_field_specs(
             &mut self.var_reference,
             &other.var_reference,
             "VarReference",
@@ -153,12 +153,14 @@ impl TransformerConfig {
                     && nbr.kind == incoming.kind
             });
             match existing {
-                Some(nbr) => merge_specs(&mut nbr.referrers, &incoming.referrers, "NameReference")?,
+                Some(nbr) => {
+                    merge_field_specs(&mut nbr.referrers, &incoming.referrers, "NameReference")?
+                }
                 None => self.name_reference.push(incoming.clone()),
             }
         }
-        merge_specs(&mut self.images, &other.images, "Images")?;
-        merge_specs(&mut self.replicas, &other.replicas, "Replicas")?;
+        merge_field_specs(&mut self.images, &other.images, "Images")?;
+        merge_field_specs(&mut self.replicas, &other.replicas, "Replicas")?;
         self.sort();
         Ok(())
     }
@@ -214,7 +216,9 @@ fn effectively_equal(spec: &FieldSpec, other: &FieldSpec) -> bool {
         && (other.kind.is_empty() || spec.kind == other.kind)
 }
 
-fn merge_specs(
+/// Appends the specs of `incoming` not already in `specs` (same path, and every kind, group
+/// and version the incoming spec names equal); a spec differing only in `create` is an error.
+pub fn merge_field_specs(
     specs: &mut Vec<FieldSpec>,
     incoming: &[FieldSpec],
     field: &'static str,
@@ -2209,5 +2213,22 @@ mod tests {
             .find(|n| n.kind == "ConfigMap")
             .unwrap();
         assert!(cm.referrers.iter().any(|s| s.path == "spec/configMapName"));
+    }
+
+    /// A `configurations:` file as users write it (kustomize's transformerconfigs example).
+    #[test]
+    fn configuration_files_deserialize() {
+        let text = "nameReference:\n- kind: Bee\n  fieldSpecs:\n  - path: spec/beeRef/name\n    kind: AnimalPark\nvarReference:\n- path: spec/food\n  kind: AnimalPark\ncommonLabels:\n- path: spec/selectors\n  create: true\n  kind: AnimalPark\n";
+        let documents = crate::yaml::parse_documents(text).unwrap();
+        let custom: TransformerConfig = serde_json::from_value(documents[0].clone()).unwrap();
+        assert_eq!(custom.name_reference[0].kind, "Bee");
+        assert_eq!(
+            custom.name_reference[0].referrers[0].path,
+            "spec/beeRef/name"
+        );
+        assert!(custom.common_labels[0].create_if_not_present);
+        let mut config = TransformerConfig::builtin();
+        config.merge(&custom).unwrap();
+        assert!(config.var_reference.iter().any(|s| s.kind == "AnimalPark"));
     }
 }

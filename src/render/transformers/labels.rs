@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::config::TransformerConfig;
+use super::config::{TransformerConfig, merge_field_specs};
 use super::fieldspec::{self, CreateKind};
-use super::{Error, Result, field_error};
+use super::{Result, field_error};
 use crate::model::ResMap;
 use crate::render::types::{FieldSpec, Label};
 
@@ -38,7 +38,7 @@ impl LabelTransformer {
     /// `metadata/labels`.
     pub fn from_label(label: &Label, config: &TransformerConfig) -> Result<LabelTransformer> {
         let mut specs = label.field_specs.clone();
-        let mut merge = |incoming: &[FieldSpec]| merge_specs(&mut specs, incoming);
+        let mut merge = |incoming: &[FieldSpec]| merge_field_specs(&mut specs, incoming, "Labels");
         merge(&config.labels)?;
         if label.include_selectors {
             merge(&config.common_labels)?;
@@ -62,33 +62,6 @@ impl LabelTransformer {
     pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
         add_entries(resmap, &self.labels, &self.field_specs)
     }
-}
-
-/// Adds specs not already present (same path, same or narrower kind); a spec differing only
-/// in `create` is an error, as in kustomize.
-fn merge_specs(specs: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<()> {
-    for spec in incoming {
-        let existing = specs.iter().find(|s| {
-            s.path == spec.path
-                && (spec.group.is_empty() || s.group == spec.group)
-                && (spec.version.is_empty() || s.version == spec.version)
-                && (spec.kind.is_empty() || s.kind == spec.kind)
-        });
-        match existing {
-            Some(s) if s.create_if_not_present != spec.create_if_not_present => {
-                return Err(Error::Config {
-                    transformer: "labels".into(),
-                    cause: format!(
-                        "failed to merge labels: conflicting fieldspecs ({})",
-                        spec.path
-                    ),
-                });
-            }
-            Some(_) => {}
-            None => specs.push(spec.clone()),
-        }
-    }
-    Ok(())
 }
 
 /// Sets every `key: value` pair (as strings), in key order, in the maps each spec reaches in

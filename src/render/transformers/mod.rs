@@ -38,7 +38,7 @@ use replicas::ReplicaCountTransformer;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A field spec could not be followed or its field could not be set.
-    #[error("considering field '{path}' of object {id}: {cause}")]
+    #[error("considering field '{path}' of object {}: {cause}", kustomize_id(id))]
     Field {
         /// The object being transformed.
         id: Box<ResId>,
@@ -48,7 +48,10 @@ pub enum Error {
         cause: fieldspec::WalkError,
     },
     /// Two objects ended up with the same id.
-    #[error("{transformer} transformation produces ID conflict: {id}")]
+    #[error(
+        "{transformer} transformation produces ID conflict: {}",
+        kustomize_id(id)
+    )]
     IdConflict {
         /// Which transformer (`namespace`, `prefix`…).
         transformer: &'static str,
@@ -68,7 +71,8 @@ pub enum Error {
     Merge(#[from] config::MergeError),
     /// A name reference matched several objects.
     #[error(
-        "updating name reference in '{path}' field of '{referrer}': found multiple possible referrals: {candidates}"
+        "updating name reference in '{path}' field of '{id}': considering field '{path}' of object {id}: found multiple possible referrals: {candidates}",
+        id = kustomize_id(referrer)
     )]
     AmbiguousReference {
         /// The object holding the reference.
@@ -90,6 +94,18 @@ pub enum Error {
         /// What was asked for.
         what: String,
     },
+    /// A name reference could not be followed.
+    #[error("{cause}")]
+    NameReference {
+        /// What went wrong, with the referrer and field.
+        cause: String,
+    },
+    /// A `builtin` plugin kind kustomize does not have.
+    #[error("unable to load builtin {kind}.builtin.[noGrp]")]
+    UnknownBuiltin {
+        /// The kind asked for.
+        kind: String,
+    },
     /// A plugin kind that would need plugin execution.
     #[error("transformer kind {kind} is not supported (no plugin execution)")]
     UnsupportedTransformer {
@@ -102,6 +118,26 @@ impl From<ReplacementError> for Error {
     fn from(error: ReplacementError) -> Error {
         Error::Replacement(Box::new(error))
     }
+}
+
+/// An id as kustomize spells it in messages: `Kind.version.group/name.namespace`, with
+/// `[noGrp]`, `[noVer]`, `[noKind]`, `[noName]`, `[noNs]` for empty parts.
+pub fn kustomize_id(id: &ResId) -> String {
+    let or = |s: &str, placeholder: &'static str| {
+        if s.is_empty() {
+            placeholder.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "{}.{}.{}/{}.{}",
+        or(&id.gvk.kind, "[noKind]"),
+        or(&id.gvk.version, "[noVer]"),
+        or(&id.gvk.group, "[noGrp]"),
+        or(&id.name, "[noName]"),
+        or(&id.namespace, "[noNs]")
+    )
 }
 
 /// kustomize's result type for transformers.

@@ -155,9 +155,11 @@ fn visible_candidates<'a>(
             if let (Some(namespace), Some(kind)) = (subject.get("namespace"), subject.get("kind"))
                 && kind.as_str() == Some("ServiceAccount")
             {
-                let namespace = namespace.as_str().ok_or_else(|| Error::Config {
-                    transformer: "nameReference".into(),
-                    cause: format!("Invalid Input: namespace is blank for resource {id:?}"),
+                let namespace = namespace.as_str().ok_or_else(|| Error::NameReference {
+                    cause: format!(
+                        "Invalid Input: namespace is blank for resource \"{}\"",
+                        super::kustomize_id(&id)
+                    ),
                 })?;
                 binding_namespaces.insert(namespace.to_string());
             }
@@ -357,7 +359,7 @@ impl Referrer {
             path: update.spec.path.clone(),
             candidates: candidates
                 .iter()
-                .map(|c| c.id.to_string())
+                .map(|c| super::kustomize_id(&c.id))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -376,11 +378,11 @@ impl Referrer {
     }
 
     fn config_error(&self, update: &Update, cause: &str) -> Error {
-        Error::Config {
-            transformer: "nameReference".into(),
+        Error::NameReference {
             cause: format!(
                 "updating name reference in '{}' field of '{}': {cause}",
-                update.spec.path, self.id
+                update.spec.path,
+                super::kustomize_id(&self.id)
             ),
         }
     }
@@ -517,5 +519,52 @@ mod tests {
         }));
         let out = fix(vec![cm, pod]);
         assert_eq!(out[1]["spec"]["volumes"][0]["configMap"]["name"], "cfg");
+    }
+
+    /// Two copies of one base with different prefixes, joined under a suffix: each pod keeps
+    /// naming its own copy of the ConfigMap (`kubectl kustomize` output).
+    #[test]
+    fn prefixes_tell_copies_of_one_base_apart() {
+        use crate::render::transformers::prefix_suffix::{Affix, PrefixSuffixTransformer};
+        let config = TransformerConfig::builtin();
+        let copy = |prefix: &str| -> Vec<Resource> {
+            let mut map: ResMap = [
+                resource(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})),
+                resource(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pod"},
+                                "spec": {"volumes": [{"name": "v", "configMap": {"name": "cfg"}}]}})),
+            ]
+            .into_iter()
+            .collect();
+            PrefixSuffixTransformer {
+                affix: Affix::Prefix,
+                text: prefix.into(),
+                field_specs: config.name_prefix.clone(),
+            }
+            .apply(&mut map)
+            .unwrap();
+            map.into_vec()
+        };
+        let mut top: ResMap = copy("a-").into_iter().chain(copy("b-")).collect();
+        PrefixSuffixTransformer {
+            affix: Affix::Suffix,
+            text: "-top".into(),
+            field_specs: config.name_suffix.clone(),
+        }
+        .apply(&mut top)
+        .unwrap();
+        NameReferenceTransformer {
+            back_references: config.name_reference.clone(),
+        }
+        .apply(&mut top)
+        .unwrap();
+        let out: Vec<Value> = top.iter().map(Resource::to_value).collect();
+        assert_eq!(
+            out[1]["spec"]["volumes"][0]["configMap"]["name"],
+            "a-cfg-top"
+        );
+        assert_eq!(
+            out[3]["spec"]["volumes"][0]["configMap"]["name"],
+            "b-cfg-top"
+        );
     }
 }

@@ -116,8 +116,8 @@ pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Ste
             vec![Step::PatchStrategicMerge(patches)]
         }
         other => {
-            return Err(Error::UnsupportedTransformer {
-                kind: format!("builtin/{other}"),
+            return Err(Error::UnknownBuiltin {
+                kind: other.to_string(),
             });
         }
     };
