@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod diff;
+pub mod engine;
 pub mod model;
 pub mod plan;
 pub mod render;
