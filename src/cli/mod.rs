@@ -4,6 +4,7 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
+mod engine;
 
 use clap::Parser;
 
@@ -31,6 +32,7 @@ pub fn main() -> i32 {
 /// Runs one parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Engine(args) => engine::run(args),
         other => anyhow::bail!("`{}` is not supported yet", other.name()),
     }
 }
