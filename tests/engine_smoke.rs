@@ -19,17 +19,30 @@ fn deployment(name: &str, image: &str, replicas: i64) -> Value {
 #[test]
 fn a_deployment_comes_up() {
     let mut e = Engine::in_memory(3).expect("engine");
-    e.create(&deployment("web", "nginx:1.25", 3)).expect("create");
+    e.create(&deployment("web", "nginx:1.25", 3))
+        .expect("create");
     e.advance(30_000).expect("advance");
-    let pods = e.list("pods", Some("default"), Some("app=web")).expect("list");
+    let pods = e
+        .list("pods", Some("default"), Some("app=web"))
+        .expect("list");
     assert_eq!(pods.len(), 3);
     for p in &pods {
         assert_eq!(doc::str_at(p, &["status", "phase"]), "Running", "{p:#}");
     }
-    let d = e.get("deploy", "default", "web").expect("get").expect("exists");
-    assert_eq!(doc::i64_at(&d, &["status", "availableReplicas"]), Some(3), "{d:#}");
+    let d = e
+        .get("deploy", "default", "web")
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        doc::i64_at(&d, &["status", "availableReplicas"]),
+        Some(3),
+        "{d:#}"
+    );
     let events = e.events(None).expect("events");
     for ev in events.iter().take(40) {
-        eprintln!("{} {} {}/{} {}", ev.reason, ev.object_kind, ev.namespace, ev.object_name, ev.message);
+        eprintln!(
+            "{} {} {}/{} {}",
+            ev.reason, ev.object_kind, ev.namespace, ev.object_name, ev.message
+        );
     }
 }

@@ -38,6 +38,8 @@ pub enum Command {
         /// Directory holding a kustomization.yaml.
         path: PathBuf,
     },
+    /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
+    Engine(super::engine::EngineArgs),
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`).
     Schema {
         /// Which schema.
@@ -52,6 +54,7 @@ impl Command {
             Command::Render { .. } => "render",
             Command::Validate { .. } => "validate",
             Command::Schema { .. } => "schema",
+            Command::Engine(_) => "engine",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
+mod engine;
 mod render;
 
 use clap::Parser;
@@ -35,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Render { path, output } => render::render(&path, output),
         Command::Validate { path } => render::validate(&path),
         Command::Schema { name } => render::schema(&name),
+        Command::Engine(args) => engine::run(args),
     }
 }

@@ -27,7 +27,8 @@ const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanume
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -43,7 +44,9 @@ fn is_dns1035(s: &str) -> bool {
 fn is_label_value(s: &str) -> bool {
     s.len() <= 63
         && (s.is_empty()
-            || (s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || (s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
                 && s.as_bytes()[0].is_ascii_alphanumeric()
                 && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()))
 }
@@ -65,17 +68,22 @@ impl Errs {
         self.0.push(format!("{path}: Required value"));
     }
     fn invalid(&mut self, path: &str, value: &Value, why: &str) {
-        self.0.push(format!("{path}: Invalid value: {}: {why}", show(value)));
+        self.0
+            .push(format!("{path}: Invalid value: {}: {why}", show(value)));
     }
     fn unsupported(&mut self, path: &str, value: &str, supported: &[&str]) {
         let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
-        self.0.push(format!("{path}: Unsupported value: \"{value}\": supported values: {}", list.join(", ")));
+        self.0.push(format!(
+            "{path}: Unsupported value: \"{value}\": supported values: {}",
+            list.join(", ")
+        ));
     }
     fn forbidden(&mut self, path: &str, why: &str) {
         self.0.push(format!("{path}: Forbidden: {why}"));
     }
     fn duplicate(&mut self, path: &str, value: &Value) {
-        self.0.push(format!("{path}: Duplicate value: {}", show(value)));
+        self.0
+            .push(format!("{path}: Duplicate value: {}", show(value)));
     }
 }
 
@@ -83,7 +91,10 @@ fn show(v: &Value) -> String {
     match v {
         Value::String(s) => format!("\"{s}\""),
         Value::Object(m) => {
-            let parts: Vec<String> = m.iter().map(|(k, v)| format!("\"{k}\":{}", show(v))).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{}", show(v)))
+                .collect();
             format!("map[string]string{{{}}}", parts.join(", "))
         }
         other => other.to_string(),
@@ -92,11 +103,25 @@ fn show(v: &Value) -> String {
 
 /// Admits `new` (replacing `old` when it exists): fills defaults and validates. The error
 /// is the API server's message.
-pub fn admit(state: &State, rng: &mut Rng, info: &'static KindInfo, old: Option<&Value>, new: &mut Value) -> Result<(), String> {
+pub fn admit(
+    state: &State,
+    rng: &mut Rng,
+    info: &'static KindInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<(), String> {
     let name = doc::name(new).to_string();
-    let display_name = if name.is_empty() { doc::str_at(new, &["metadata", "generateName"]).to_string() } else { name.clone() };
+    let display_name = if name.is_empty() {
+        doc::str_at(new, &["metadata", "generateName"]).to_string()
+    } else {
+        name.clone()
+    };
     let invalid = |errs: Vec<String>| {
-        let body = if errs.len() == 1 { errs[0].clone() } else { format!("[{}]", errs.join(", ")) };
+        let body = if errs.len() == 1 {
+            errs[0].clone()
+        } else {
+            format!("[{}]", errs.join(", "))
+        };
         format!("{} \"{display_name}\" is invalid: {body}", info.qualified())
     };
     let mut errs = Errs::default();
@@ -153,19 +178,31 @@ pub fn admit(state: &State, rng: &mut Rng, info: &'static KindInfo, old: Option<
                     errs.required(&format!("spec.{f}"));
                 }
             }
-            access_modes(doc::at(new, &["spec", "accessModes"]), "spec.accessModes", &mut errs);
+            access_modes(
+                doc::at(new, &["spec", "accessModes"]),
+                "spec.accessModes",
+                &mut errs,
+            );
             if old.is_none() {
                 doc::set(new, &["status", "phase"], json!("Available"));
             }
             if doc::at(new, &["spec", "persistentVolumeReclaimPolicy"]).is_none() {
-                doc::set(new, &["spec", "persistentVolumeReclaimPolicy"], json!("Retain"));
+                doc::set(
+                    new,
+                    &["spec", "persistentVolumeReclaimPolicy"],
+                    json!("Retain"),
+                );
             }
         }
         "PersistentVolumeClaim" => {
             if doc::at(new, &["spec", "accessModes"]).is_none() {
                 errs.required("spec.accessModes");
             }
-            access_modes(doc::at(new, &["spec", "accessModes"]), "spec.accessModes", &mut errs);
+            access_modes(
+                doc::at(new, &["spec", "accessModes"]),
+                "spec.accessModes",
+                &mut errs,
+            );
             if doc::at(new, &["spec", "resources", "requests", "storage"]).is_none() {
                 errs.required("spec.resources[storage]");
             }
@@ -196,7 +233,11 @@ pub fn admit(state: &State, rng: &mut Rng, info: &'static KindInfo, old: Option<
             }
             if let Some(old) = old {
                 if old.get("roleRef") != new.get("roleRef") {
-                    errs.invalid("roleRef", new.get("roleRef").unwrap_or(&Value::Null), "cannot change roleRef");
+                    errs.invalid(
+                        "roleRef",
+                        new.get("roleRef").unwrap_or(&Value::Null),
+                        "cannot change roleRef",
+                    );
                 }
             }
         }
@@ -207,7 +248,11 @@ pub fn admit(state: &State, rng: &mut Rng, info: &'static KindInfo, old: Option<
         }
         "Node" => {
             if doc::at(new, &["status", "conditions"]).is_none() {
-                doc::set(new, &["status", "conditions"], super::controllers::node::ready_conditions(state.now));
+                doc::set(
+                    new,
+                    &["status", "conditions"],
+                    super::controllers::node::ready_conditions(state.now),
+                );
             }
         }
         _ => {}
@@ -283,7 +328,9 @@ fn without_images(spec: Option<&Value>) -> Value {
 /// Fills a pod spec's defaults; `pod` adds what admission plugins add to real pods
 /// (service account, default tolerations of not-ready/unreachable nodes for 300 s).
 pub fn default_pod_spec(spec: Option<&mut Value>, pod: bool) {
-    let Some(spec) = spec.and_then(Value::as_object_mut) else { return };
+    let Some(spec) = spec.and_then(Value::as_object_mut) else {
+        return;
+    };
     let put = |m: &mut Map<String, Value>, k: &str, v: Value| {
         m.entry(k.to_string()).or_insert(v);
     };
@@ -293,16 +340,34 @@ pub fn default_pod_spec(spec: Option<&mut Value>, pod: bool) {
     put(spec, "schedulerName", json!("default-scheduler"));
     put(spec, "securityContext", json!({}));
     for field in ["initContainers", "containers"] {
-        for c in spec.get_mut(field).and_then(Value::as_array_mut).into_iter().flatten() {
+        for c in spec
+            .get_mut(field)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             let Some(c) = c.as_object_mut() else { continue };
-            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let tag = image.rsplit('/').next().unwrap_or_default();
             let latest = !tag.contains(':') || tag.ends_with(":latest");
-            put(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+            put(
+                c,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
             put(c, "terminationMessagePath", json!("/dev/termination-log"));
             put(c, "terminationMessagePolicy", json!("File"));
             put(c, "resources", json!({}));
-            for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+            for p in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(p) = p.as_object_mut() {
                     put(p, "protocol", json!("TCP"));
                 }
@@ -324,7 +389,10 @@ pub fn default_pod_spec(spec: Option<&mut Value>, pod: bool) {
         put(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
         let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
         if let Some(list) = tolerations.as_array_mut() {
-            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+            for key in [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+            ] {
                 let has = list.iter().any(|t| {
                     let k = doc::str_at(t, &["key"]);
                     (k == key || (k.is_empty() && doc::str_at(t, &["operator"]) == "Exists"))
@@ -349,7 +417,13 @@ fn pod_spec(spec: Option<&Value>, path: &str, policies: &[&str], errs: &mut Errs
     }
     let mut names = BTreeSet::new();
     for field in ["initContainers", "containers"] {
-        for (i, c) in spec.get(field).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let cpath = format!("{path}.{field}[{i}]");
             let name = doc::str_at(c, &["name"]);
             if name.is_empty() {
@@ -362,27 +436,56 @@ fn pod_spec(spec: Option<&Value>, path: &str, policies: &[&str], errs: &mut Errs
             if doc::str_at(c, &["image"]).is_empty() {
                 errs.required(&format!("{cpath}.image"));
             }
-            for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, p) in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let port = doc::i64_at(p, &["containerPort"]).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    errs.invalid(&format!("{cpath}.ports[{j}].containerPort"), &json!(port), "must be between 1 and 65535, inclusive");
+                    errs.invalid(
+                        &format!("{cpath}.ports[{j}].containerPort"),
+                        &json!(port),
+                        "must be between 1 and 65535, inclusive",
+                    );
                 }
             }
             for res in ["cpu", "memory"] {
-                let parse = |v: &Value| if res == "cpu" { doc::cpu_millis(v) } else { doc::bytes(v) };
+                let parse = |v: &Value| {
+                    if res == "cpu" {
+                        doc::cpu_millis(v)
+                    } else {
+                        doc::bytes(v)
+                    }
+                };
                 let req = doc::at(c, &["resources", "requests", res]).and_then(parse);
                 let lim = doc::at(c, &["resources", "limits", res]).and_then(parse);
                 if let (Some(r), Some(l)) = (req, lim) {
                     if r > l {
-                        let shown = doc::at(c, &["resources", "requests", res]).cloned().unwrap_or(Value::Null);
-                        errs.invalid(&format!("{cpath}.resources.requests"), &shown, &format!("must be less than or equal to {res} limit of {}", show_plain(doc::at(c, &["resources", "limits", res]))));
+                        let shown = doc::at(c, &["resources", "requests", res])
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        errs.invalid(
+                            &format!("{cpath}.resources.requests"),
+                            &shown,
+                            &format!(
+                                "must be less than or equal to {res} limit of {}",
+                                show_plain(doc::at(c, &["resources", "limits", res]))
+                            ),
+                        );
                     }
                 }
             }
         }
     }
     let policy = doc::str_at(spec, &["restartPolicy"]);
-    let allowed: &[&str] = if policies.is_empty() { &["Always", "OnFailure", "Never"] } else { policies };
+    let allowed: &[&str] = if policies.is_empty() {
+        &["Always", "OnFailure", "Never"]
+    } else {
+        policies
+    };
     if !policy.is_empty() && !allowed.contains(&policy) {
         errs.unsupported(&format!("{path}.restartPolicy"), policy, allowed);
     }
@@ -402,18 +505,30 @@ fn selector_and_template(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
         None => errs.required("spec.selector"),
         Some(sel) => match Selector::from_label_selector(sel) {
             Err(e) => errs.invalid("spec.selector", sel, &e),
-            Ok(s) if s.is_empty() => errs.invalid("spec.selector", sel, "empty selector is invalid for deployment"),
+            Ok(s) if s.is_empty() => errs.invalid(
+                "spec.selector",
+                sel,
+                "empty selector is invalid for deployment",
+            ),
             Ok(s) => {
                 let labels = doc::at(obj, &["spec", "template", "metadata", "labels"]);
                 if !s.matches(labels) {
-                    errs.invalid("spec.template.metadata.labels", labels.unwrap_or(&json!({})), "`selector` does not match template `labels`");
+                    errs.invalid(
+                        "spec.template.metadata.labels",
+                        labels.unwrap_or(&json!({})),
+                        "`selector` does not match template `labels`",
+                    );
                 }
             }
         },
     }
     if let Some(old) = old {
         if doc::at(old, &["spec", "selector"]) != selector {
-            errs.invalid("spec.selector", selector.unwrap_or(&Value::Null), "field is immutable");
+            errs.invalid(
+                "spec.selector",
+                selector.unwrap_or(&Value::Null),
+                "field is immutable",
+            );
         }
     }
 }
@@ -422,7 +537,11 @@ fn non_negative(obj: &Value, field: &str, errs: &mut Errs) {
     if let Some(v) = doc::at(obj, &["spec", field]) {
         match v.as_i64() {
             Some(n) if n >= 0 => {}
-            _ => errs.invalid(&format!("spec.{field}"), v, "must be greater than or equal to 0"),
+            _ => errs.invalid(
+                &format!("spec.{field}"),
+                v,
+                "must be greater than or equal to 0",
+            ),
         }
     }
 }
@@ -449,22 +568,44 @@ fn deployment(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
     let min_ready = doc::i64_at(obj, &["spec", "minReadySeconds"]).unwrap_or(0);
     if let Some(p) = doc::i64_at(obj, &["spec", "progressDeadlineSeconds"]) {
         if p <= min_ready {
-            errs.invalid("spec.progressDeadlineSeconds", &json!(p), "must be greater than minReadySeconds");
+            errs.invalid(
+                "spec.progressDeadlineSeconds",
+                &json!(p),
+                "must be greater than minReadySeconds",
+            );
         }
     }
     selector_and_template(obj, old, errs);
-    pod_spec(doc::at(obj, &["spec", "template", "spec"]), "spec.template.spec", &["Always"], errs);
-    let strategy = doc::at(obj, &["spec", "strategy"]).cloned().unwrap_or_default();
+    pod_spec(
+        doc::at(obj, &["spec", "template", "spec"]),
+        "spec.template.spec",
+        &["Always"],
+        errs,
+    );
+    let strategy = doc::at(obj, &["spec", "strategy"])
+        .cloned()
+        .unwrap_or_default();
     match kind.as_str() {
-        "RollingUpdate" => surge_fields(doc::at(&strategy, &["rollingUpdate"]), "spec.strategy.rollingUpdate", errs),
+        "RollingUpdate" => surge_fields(
+            doc::at(&strategy, &["rollingUpdate"]),
+            "spec.strategy.rollingUpdate",
+            errs,
+        ),
         "Recreate" => {
             if strategy.get("rollingUpdate").is_some() {
-                errs.forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'");
+                errs.forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                );
             }
         }
         "Canary" => canary(strategy.get("canary"), errs),
         "BlueGreen" => blue_green(strategy.get("blueGreen"), errs),
-        other => errs.unsupported("spec.strategy.type", other, &["Recreate", "RollingUpdate", "BlueGreen", "Canary"]),
+        other => errs.unsupported(
+            "spec.strategy.type",
+            other,
+            &["Recreate", "RollingUpdate", "BlueGreen", "Canary"],
+        ),
     }
 }
 
@@ -475,19 +616,34 @@ fn surge_fields(ru: Option<&Value>, path: &str, errs: &mut Errs) {
         let v = ru.get(field);
         match scaled_value(v, "25%", 100, field == "maxSurge") {
             Err(e) => errs.invalid(&format!("{path}.{field}"), v.unwrap_or(&Value::Null), &e),
-            Ok(n) if n < 0 => errs.invalid(&format!("{path}.{field}"), v.unwrap_or(&Value::Null), "must be greater than or equal to 0"),
+            Ok(n) if n < 0 => errs.invalid(
+                &format!("{path}.{field}"),
+                v.unwrap_or(&Value::Null),
+                "must be greater than or equal to 0",
+            ),
             Ok(n) => {
                 if n == 0 {
                     zero += 1;
                 }
-                if field == "maxUnavailable" && v.and_then(Value::as_str).is_some_and(|s| s.ends_with('%')) && n > 100 {
-                    errs.invalid(&format!("{path}.{field}"), v.unwrap_or(&Value::Null), "must not be greater than 100%");
+                if field == "maxUnavailable"
+                    && v.and_then(Value::as_str).is_some_and(|s| s.ends_with('%'))
+                    && n > 100
+                {
+                    errs.invalid(
+                        &format!("{path}.{field}"),
+                        v.unwrap_or(&Value::Null),
+                        "must not be greater than 100%",
+                    );
                 }
             }
         }
     }
     if zero == 2 {
-        errs.invalid(&format!("{path}.maxUnavailable"), ru.get("maxUnavailable").unwrap_or(&json!(0)), "may not be 0 when `maxSurge` is 0");
+        errs.invalid(
+            &format!("{path}.maxUnavailable"),
+            ru.get("maxUnavailable").unwrap_or(&json!(0)),
+            "may not be 0 when `maxSurge` is 0",
+        );
     }
 }
 
@@ -507,17 +663,32 @@ fn canary(c: Option<&Value>, errs: &mut Errs) {
     for (i, step) in steps.iter().enumerate() {
         let path = format!("spec.strategy.canary.steps[{i}]");
         let Some(map) = step.as_object() else {
-            errs.invalid(&path, step, "must be an object with one of setWeight, pause, analysis");
+            errs.invalid(
+                &path,
+                step,
+                "must be an object with one of setWeight, pause, analysis",
+            );
             continue;
         };
-        let known: Vec<&String> = map.keys().filter(|k| ["setWeight", "pause", "analysis"].contains(&k.as_str())).collect();
+        let known: Vec<&String> = map
+            .keys()
+            .filter(|k| ["setWeight", "pause", "analysis"].contains(&k.as_str()))
+            .collect();
         if known.len() != 1 || map.len() != 1 {
-            errs.invalid(&path, step, "must have exactly one of setWeight, pause, analysis");
+            errs.invalid(
+                &path,
+                step,
+                "must have exactly one of setWeight, pause, analysis",
+            );
             continue;
         }
         if let Some(w) = map.get("setWeight") {
             if !w.as_i64().is_some_and(|w| (0..=100).contains(&w)) {
-                errs.invalid(&format!("{path}.setWeight"), w, "must be an integer between 0 and 100");
+                errs.invalid(
+                    &format!("{path}.setWeight"),
+                    w,
+                    "must be an integer between 0 and 100",
+                );
             }
         }
         if let Some(p) = map.get("pause") {
@@ -525,7 +696,11 @@ fn canary(c: Option<&Value>, errs: &mut Errs) {
                 None | Some(Value::Null) => {}
                 Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= 0) => {}
                 Some(Value::String(s)) if parse_duration(s).is_ok() => {}
-                Some(other) => errs.invalid(&format!("{path}.pause.duration"), other, "must be a duration such as 30s or 5m"),
+                Some(other) => errs.invalid(
+                    &format!("{path}.pause.duration"),
+                    other,
+                    "must be a duration such as 30s or 5m",
+                ),
             }
         }
         if let Some(a) = map.get("analysis") {
@@ -546,13 +721,21 @@ fn analysis(a: &Value, path: &str, errs: &mut Errs) {
     for f in ["count", "failureLimit"] {
         if let Some(v) = a.get(f) {
             if !v.as_i64().is_some_and(|n| n >= 0) {
-                errs.invalid(&format!("{path}.{f}"), v, "must be greater than or equal to 0");
+                errs.invalid(
+                    &format!("{path}.{f}"),
+                    v,
+                    "must be greater than or equal to 0",
+                );
             }
         }
     }
     if let Some(Value::String(s)) = a.get("interval") {
         if parse_duration(s).is_err() {
-            errs.invalid(&format!("{path}.interval"), &json!(s), "must be a duration such as 10s");
+            errs.invalid(
+                &format!("{path}.interval"),
+                &json!(s),
+                "must be a duration such as 10s",
+            );
         }
     }
 }
@@ -567,18 +750,30 @@ fn blue_green(b: Option<&Value>, errs: &mut Errs) {
     }
     if let Some(p) = b.get("previewService") {
         if !p.is_string() {
-            errs.invalid("spec.strategy.blueGreen.previewService", p, "must be a Service name");
+            errs.invalid(
+                "spec.strategy.blueGreen.previewService",
+                p,
+                "must be a Service name",
+            );
         }
     }
     if let Some(v) = b.get("autoPromotionEnabled") {
         if !v.is_boolean() {
-            errs.invalid("spec.strategy.blueGreen.autoPromotionEnabled", v, "must be true or false");
+            errs.invalid(
+                "spec.strategy.blueGreen.autoPromotionEnabled",
+                v,
+                "must be true or false",
+            );
         }
     }
     for f in ["autoPromotionSeconds", "scaleDownDelaySeconds"] {
         if let Some(v) = b.get(f) {
             if !v.as_i64().is_some_and(|n| n >= 0) {
-                errs.invalid(&format!("spec.strategy.blueGreen.{f}"), v, "must be greater than or equal to 0");
+                errs.invalid(
+                    &format!("spec.strategy.blueGreen.{f}"),
+                    v,
+                    "must be greater than or equal to 0",
+                );
             }
         }
     }
@@ -597,9 +792,11 @@ fn workload(kind: &str, obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
         }
         "StatefulSet" => {
             spec.entry("replicas").or_insert(json!(1));
-            spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
+            spec.entry("podManagementPolicy")
+                .or_insert(json!("OrderedReady"));
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
-            spec.entry("updateStrategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            spec.entry("updateStrategy")
+                .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
         }
         _ => {
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
@@ -609,7 +806,12 @@ fn workload(kind: &str, obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
     default_pod_spec(obj.pointer_mut("/spec/template/spec"), false);
     non_negative(obj, "replicas", errs);
     selector_and_template(obj, old, errs);
-    pod_spec(doc::at(obj, &["spec", "template", "spec"]), "spec.template.spec", &["Always"], errs);
+    pod_spec(
+        doc::at(obj, &["spec", "template", "spec"]),
+        "spec.template.spec",
+        &["Always"],
+        errs,
+    );
 }
 
 fn job(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
@@ -625,21 +827,40 @@ fn job(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
         // The API server generates the selector from the uid the store will assign; a
         // placeholder label is replaced when the Job is stored.
         let job_name = doc::name(obj).to_string();
-        doc::set(obj, &["spec", "selector"], json!({"matchLabels": {"batch.kubernetes.io/job-name": job_name}}));
-        doc::map_mut(obj, &["spec", "template", "metadata", "labels"]).insert("batch.kubernetes.io/job-name".into(), json!(job_name));
-        doc::map_mut(obj, &["spec", "template", "metadata", "labels"]).insert("job-name".into(), json!(job_name));
+        doc::set(
+            obj,
+            &["spec", "selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/job-name": job_name}}),
+        );
+        doc::map_mut(obj, &["spec", "template", "metadata", "labels"])
+            .insert("batch.kubernetes.io/job-name".into(), json!(job_name));
+        doc::map_mut(obj, &["spec", "template", "metadata", "labels"])
+            .insert("job-name".into(), json!(job_name));
         let _ = uid_label;
     }
     for f in ["backoffLimit", "completions", "parallelism"] {
         non_negative(obj, f, errs);
     }
-    pod_spec(doc::at(obj, &["spec", "template", "spec"]), "spec.template.spec", &["OnFailure", "Never"], errs);
+    pod_spec(
+        doc::at(obj, &["spec", "template", "spec"]),
+        "spec.template.spec",
+        &["OnFailure", "Never"],
+        errs,
+    );
     if doc::str_at(obj, &["spec", "template", "spec", "restartPolicy"]) == "Always" {
-        errs.unsupported("spec.template.spec.restartPolicy", "Always", &["OnFailure", "Never"]);
+        errs.unsupported(
+            "spec.template.spec.restartPolicy",
+            "Always",
+            &["OnFailure", "Never"],
+        );
     }
     if let Some(old) = old {
         if old.pointer("/spec/template") != obj.pointer("/spec/template") {
-            errs.invalid("spec.template", obj.pointer("/spec/template").unwrap_or(&Value::Null), "field is immutable");
+            errs.invalid(
+                "spec.template",
+                obj.pointer("/spec/template").unwrap_or(&Value::Null),
+                "field is immutable",
+            );
         }
     }
 }
@@ -658,13 +879,25 @@ fn cronjob(obj: &mut Value, errs: &mut Errs) {
     }
     let policy = doc::str_at(obj, &["spec", "concurrencyPolicy"]).to_string();
     if !["Allow", "Forbid", "Replace"].contains(&policy.as_str()) {
-        errs.unsupported("spec.concurrencyPolicy", &policy, &["Allow", "Forbid", "Replace"]);
+        errs.unsupported(
+            "spec.concurrencyPolicy",
+            &policy,
+            &["Allow", "Forbid", "Replace"],
+        );
     }
     if doc::at(obj, &["spec", "jobTemplate", "spec", "template"]).is_none() {
         errs.required("spec.jobTemplate.spec.template");
     }
-    default_pod_spec(obj.pointer_mut("/spec/jobTemplate/spec/template/spec"), false);
-    pod_spec(doc::at(obj, &["spec", "jobTemplate", "spec", "template", "spec"]), "spec.jobTemplate.spec.template.spec", &["OnFailure", "Never"], errs);
+    default_pod_spec(
+        obj.pointer_mut("/spec/jobTemplate/spec/template/spec"),
+        false,
+    );
+    pod_spec(
+        doc::at(obj, &["spec", "jobTemplate", "spec", "template", "spec"]),
+        "spec.jobTemplate.spec.template.spec",
+        &["OnFailure", "Never"],
+        errs,
+    );
 }
 
 fn hpa(obj: &mut Value, errs: &mut Errs) {
@@ -676,18 +909,36 @@ fn hpa(obj: &mut Value, errs: &mut Errs) {
     let min = doc::i64_at(obj, &["spec", "minReplicas"]).unwrap_or(1);
     match doc::i64_at(obj, &["spec", "maxReplicas"]) {
         None => errs.required("spec.maxReplicas"),
-        Some(max) if max < min => errs.invalid("spec.maxReplicas", &json!(max), "must be greater than or equal to `minReplicas`"),
+        Some(max) if max < min => errs.invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than or equal to `minReplicas`",
+        ),
         _ => {}
     }
     if min < 1 {
-        errs.invalid("spec.minReplicas", &json!(min), "must be greater than or equal to 1");
+        errs.invalid(
+            "spec.minReplicas",
+            &json!(min),
+            "must be greater than or equal to 1",
+        );
     }
 }
 
 fn data_keys(obj: &Value, fields: &[&str], errs: &mut Errs) {
     for f in fields {
-        for k in obj.get(*f).and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
-            if k.is_empty() || k.len() > 253 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        for k in obj
+            .get(*f)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            if k.is_empty()
+                || k.len() > 253
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            {
                 errs.invalid(&format!("{f}[{k}]"), &json!(k), "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
             }
         }
@@ -698,7 +949,9 @@ fn secret(obj: &mut Value, errs: &mut Errs) {
     if obj.get("type").is_none() {
         obj["type"] = json!("Opaque");
     }
-    if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+    if let Some(Value::Object(string_data)) =
+        obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    {
         let data = doc::map_mut(obj, &["data"]);
         for (k, v) in string_data {
             data.insert(k, json!(base64(v.as_str().unwrap_or_default().as_bytes())));
@@ -712,7 +965,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -726,7 +983,12 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 fn access_modes(modes: Option<&Value>, path: &str, errs: &mut Errs) {
-    const MODES: &[&str] = &["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
+    const MODES: &[&str] = &[
+        "ReadWriteOnce",
+        "ReadOnlyMany",
+        "ReadWriteMany",
+        "ReadWriteOncePod",
+    ];
     for m in modes.and_then(Value::as_array).into_iter().flatten() {
         let s = m.as_str().unwrap_or_default();
         if !MODES.contains(&s) {
@@ -752,23 +1014,45 @@ fn ingress(obj: &Value, errs: &mut Errs) {
     if let Some(b) = doc::at(obj, &["spec", "defaultBackend"]) {
         backend(b, "spec.defaultBackend", errs);
     }
-    for (i, rule) in doc::at(obj, &["spec", "rules"]).and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, rule) in doc::at(obj, &["spec", "rules"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let host = doc::str_at(rule, &["host"]);
         let bare = host.strip_prefix("*.").unwrap_or(host);
         if !host.is_empty() && !is_subdomain(bare) {
-            errs.invalid(&format!("spec.rules[{i}].host"), &json!(host), SUBDOMAIN_MSG);
+            errs.invalid(
+                &format!("spec.rules[{i}].host"),
+                &json!(host),
+                SUBDOMAIN_MSG,
+            );
         }
-        for (j, p) in doc::at(rule, &["http", "paths"]).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (j, p) in doc::at(rule, &["http", "paths"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let path = format!("spec.rules[{i}].http.paths[{j}]");
             let pt = doc::str_at(p, &["pathType"]);
             if pt.is_empty() {
                 errs.required(&format!("{path}.pathType"));
             } else if !["Exact", "Prefix", "ImplementationSpecific"].contains(&pt) {
-                errs.unsupported(&format!("{path}.pathType"), pt, &["Exact", "ImplementationSpecific", "Prefix"]);
+                errs.unsupported(
+                    &format!("{path}.pathType"),
+                    pt,
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                );
             }
             let p_text = doc::str_at(p, &["path"]);
             if pt != "ImplementationSpecific" && !p_text.starts_with('/') {
-                errs.invalid(&format!("{path}.path"), &json!(p_text), "must be an absolute path");
+                errs.invalid(
+                    &format!("{path}.path"),
+                    &json!(p_text),
+                    "must be an absolute path",
+                );
             }
             match p.get("backend") {
                 Some(b) => backend(b, &format!("{path}.backend"), errs),
@@ -779,12 +1063,21 @@ fn ingress(obj: &Value, errs: &mut Errs) {
 }
 
 fn ip_to_u32(ip: &str) -> Option<u32> {
-    let parts: Vec<u32> = ip.split('.').map(|p| p.parse::<u32>().ok().filter(|v| *v < 256)).collect::<Option<_>>()?;
+    let parts: Vec<u32> = ip
+        .split('.')
+        .map(|p| p.parse::<u32>().ok().filter(|v| *v < 256))
+        .collect::<Option<_>>()?;
     (parts.len() == 4).then(|| (parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3])
 }
 
 fn u32_to_ip(v: u32) -> String {
-    format!("{}.{}.{}.{}", v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255)
+    format!(
+        "{}.{}.{}.{}",
+        v >> 24,
+        (v >> 16) & 255,
+        (v >> 8) & 255,
+        v & 255
+    )
 }
 
 fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
@@ -793,38 +1086,56 @@ fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, e
         t => t.to_string(),
     };
     if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&kind.as_str()) {
-        errs.unsupported("spec.type", &kind, &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]);
+        errs.unsupported(
+            "spec.type",
+            &kind,
+            &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+        );
         return;
     }
     doc::set(obj, &["spec", "type"], json!(kind));
     let spec = doc::map_mut(obj, &["spec"]);
     spec.entry("sessionAffinity").or_insert(json!("None"));
     if kind != "ExternalName" {
-        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert(json!("Cluster"));
         spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
         spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
     }
     if kind == "NodePort" || kind == "LoadBalancer" {
-        spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
+        spec.entry("externalTrafficPolicy")
+            .or_insert(json!("Cluster"));
     }
     let (ns, name) = (doc::namespace(obj).to_string(), doc::name(obj).to_string());
     let others = || {
-        state.kind("Service").values().map(|s| &s.doc).filter(|s| !(doc::namespace(s) == ns && doc::name(s) == name))
+        state
+            .kind("Service")
+            .values()
+            .map(|s| &s.doc)
+            .filter(|s| !(doc::namespace(s) == ns && doc::name(s) == name))
     };
     // Cluster IP.
     let requested = doc::str_at(obj, &["spec", "clusterIP"]).to_string();
-    let previous = old.map(|o| doc::str_at(o, &["spec", "clusterIP"]).to_string()).filter(|s| !s.is_empty());
+    let previous = old
+        .map(|o| doc::str_at(o, &["spec", "clusterIP"]).to_string())
+        .filter(|s| !s.is_empty());
     let ip = if kind == "ExternalName" {
         String::new()
     } else if let Some(prev) = &previous {
         if !requested.is_empty() && &requested != prev {
-            errs.invalid("spec.clusterIPs[0]", &json!(requested), "may not change once set");
+            errs.invalid(
+                "spec.clusterIPs[0]",
+                &json!(requested),
+                "may not change once set",
+            );
         }
         prev.clone()
     } else if requested == "None" {
         requested
     } else {
-        let used: BTreeSet<String> = others().map(|s| doc::str_at(s, &["spec", "clusterIP"]).to_string()).collect();
+        let used: BTreeSet<String> = others()
+            .map(|s| doc::str_at(s, &["spec", "clusterIP"]).to_string())
+            .collect();
         let (base, bits) = SERVICE_CIDR;
         let size = 1u32 << (32 - bits);
         if requested.is_empty() {
@@ -859,15 +1170,26 @@ fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, e
         doc::set(obj, &["spec", "clusterIPs"], json!([ip]));
     }
     // Ports.
-    let ports_len = doc::at(obj, &["spec", "ports"]).and_then(Value::as_array).map_or(0, Vec::len);
+    let ports_len = doc::at(obj, &["spec", "ports"])
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     if ports_len == 0 && kind != "ExternalName" && ip != "None" {
         errs.required("spec.ports");
     }
     let used_node_ports: BTreeSet<i64> = others()
-        .flat_map(|s| doc::at(s, &["spec", "ports"]).and_then(Value::as_array).cloned().unwrap_or_default())
+        .flat_map(|s| {
+            doc::at(s, &["spec", "ports"])
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|p| doc::i64_at(&p, &["nodePort"]))
         .collect();
-    let old_ports = old.and_then(|o| doc::at(o, &["spec", "ports"])).and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_ports = old
+        .and_then(|o| doc::at(o, &["spec", "ports"]))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut names = BTreeSet::new();
     let mut taken: BTreeSet<i64> = BTreeSet::new();
     let wants_node_port = kind == "NodePort" || kind == "LoadBalancer";
@@ -876,7 +1198,11 @@ fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, e
             let path = format!("spec.ports[{i}]");
             let port = doc::i64_at(p, &["port"]).unwrap_or(0);
             if !(1..=65535).contains(&port) {
-                errs.invalid(&format!("{path}.port"), p.get("port").unwrap_or(&Value::Null), "must be between 1 and 65535, inclusive");
+                errs.invalid(
+                    &format!("{path}.port"),
+                    p.get("port").unwrap_or(&Value::Null),
+                    "must be between 1 and 65535, inclusive",
+                );
             }
             let pname = doc::str_at(p, &["name"]).to_string();
             if ports_len > 1 && pname.is_empty() {
@@ -884,33 +1210,54 @@ fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, e
             } else if !pname.is_empty() && !names.insert(pname.clone()) {
                 errs.duplicate(&format!("{path}.name"), &json!(pname));
             }
-            let Some(pm) = p.as_object_mut() else { continue };
+            let Some(pm) = p.as_object_mut() else {
+                continue;
+            };
             pm.entry("protocol").or_insert(json!("TCP"));
             pm.entry("targetPort").or_insert(json!(port));
-            let proto = pm.get("protocol").and_then(Value::as_str).unwrap_or_default().to_string();
+            let proto = pm
+                .get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !["TCP", "UDP", "SCTP"].contains(&proto.as_str()) {
                 errs.unsupported(&format!("{path}.protocol"), &proto, &["SCTP", "TCP", "UDP"]);
             }
             match (wants_node_port, pm.get("nodePort").and_then(Value::as_i64)) {
-                (false, Some(_)) => errs.forbidden(&format!("{path}.nodePort"), &format!("may not be used when `type` is '{kind}'")),
+                (false, Some(_)) => errs.forbidden(
+                    &format!("{path}.nodePort"),
+                    &format!("may not be used when `type` is '{kind}'"),
+                ),
                 (true, Some(np)) => {
-                    let kept = old_ports.iter().any(|o| doc::i64_at(o, &["nodePort"]) == Some(np));
+                    let kept = old_ports
+                        .iter()
+                        .any(|o| doc::i64_at(o, &["nodePort"]) == Some(np));
                     if !NODE_PORTS.contains(&np) {
                         errs.invalid(&format!("{path}.nodePort"), &json!(np), "provided port is not in the valid range. The range of valid ports is 30000-32767");
                     } else if !kept && (used_node_ports.contains(&np) || taken.contains(&np)) {
-                        errs.invalid(&format!("{path}.nodePort"), &json!(np), "provided port is already allocated");
+                        errs.invalid(
+                            &format!("{path}.nodePort"),
+                            &json!(np),
+                            "provided port is already allocated",
+                        );
                     }
                     taken.insert(np);
                 }
                 (true, None) => {
                     let reuse = old_ports
                         .iter()
-                        .find(|o| doc::i64_at(o, &["port"]) == Some(port) && doc::str_at(o, &["protocol"]) == proto)
+                        .find(|o| {
+                            doc::i64_at(o, &["port"]) == Some(port)
+                                && doc::str_at(o, &["protocol"]) == proto
+                        })
                         .and_then(|o| doc::i64_at(o, &["nodePort"]));
-                    let np = reuse.unwrap_or_else(|| loop {
-                        let candidate = 30000 + rng.below(2768) as i64;
-                        if !used_node_ports.contains(&candidate) && !taken.contains(&candidate) {
-                            break candidate;
+                    let np = reuse.unwrap_or_else(|| {
+                        loop {
+                            let candidate = 30000 + rng.below(2768) as i64;
+                            if !used_node_ports.contains(&candidate) && !taken.contains(&candidate)
+                            {
+                                break candidate;
+                            }
                         }
                     });
                     taken.insert(np);
@@ -927,16 +1274,34 @@ fn service(state: &State, rng: &mut Rng, obj: &mut Value, old: Option<&Value>, e
 
 /// Applies LimitRange container defaults (`default` → limits, `defaultRequest` → requests).
 fn apply_limit_ranges(state: &State, ns: &str, pod: &mut Value) {
-    let ranges: Vec<Value> = state.in_namespace("LimitRange", ns).map(|s| s.doc.clone()).collect();
+    let ranges: Vec<Value> = state
+        .in_namespace("LimitRange", ns)
+        .map(|s| s.doc.clone())
+        .collect();
     for lr in ranges {
-        for limit in doc::at(&lr, &["spec", "limits"]).and_then(Value::as_array).into_iter().flatten() {
+        for limit in doc::at(&lr, &["spec", "limits"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if doc::str_at(limit, &["type"]) != "Container" {
                 continue;
             }
             for field in ["containers", "initContainers"] {
-                for c in pod.pointer_mut(&format!("/spec/{field}")).and_then(Value::as_array_mut).into_iter().flatten() {
-                    for (source, target) in [("default", "limits"), ("defaultRequest", "requests")] {
-                        for (res, q) in limit.get(source).and_then(Value::as_object).into_iter().flatten() {
+                for c in pod
+                    .pointer_mut(&format!("/spec/{field}"))
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    for (source, target) in [("default", "limits"), ("defaultRequest", "requests")]
+                    {
+                        for (res, q) in limit
+                            .get(source)
+                            .and_then(Value::as_object)
+                            .into_iter()
+                            .flatten()
+                        {
                             let m = doc::map_mut(c, &["resources", target]);
                             m.entry(res.clone()).or_insert(q.clone());
                         }
@@ -945,7 +1310,9 @@ fn apply_limit_ranges(state: &State, ns: &str, pod: &mut Value) {
                     let limits = doc::at(c, &["resources", "limits"]).cloned();
                     if let Some(Value::Object(l)) = limits {
                         for (res, q) in l {
-                            doc::map_mut(c, &["resources", "requests"]).entry(res).or_insert(q);
+                            doc::map_mut(c, &["resources", "requests"])
+                                .entry(res)
+                                .or_insert(q);
                         }
                     }
                 }
@@ -957,19 +1324,36 @@ fn apply_limit_ranges(state: &State, ns: &str, pod: &mut Value) {
 /// ResourceQuota enforcement for a new object.
 fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
     let ns = doc::namespace(obj);
-    let quotas: Vec<&Value> = state.in_namespace("ResourceQuota", ns).map(|s| &s.doc).collect();
+    let quotas: Vec<&Value> = state
+        .in_namespace("ResourceQuota", ns)
+        .map(|s| &s.doc)
+        .collect();
     if quotas.is_empty() {
         return Ok(());
     }
-    let count_key = if info.group.is_empty() { format!("count/{}", info.plural) } else { format!("count/{}.{}", info.plural, info.group) };
+    let count_key = if info.group.is_empty() {
+        format!("count/{}", info.plural)
+    } else {
+        format!("count/{}.{}", info.plural, info.group)
+    };
     for q in quotas {
-        let Some(hard) = doc::at(q, &["spec", "hard"]).and_then(Value::as_object) else { continue };
+        let Some(hard) = doc::at(q, &["spec", "hard"]).and_then(Value::as_object) else {
+            continue;
+        };
         let mut over: Vec<(String, String, String, String)> = Vec::new();
         for (res, limit) in hard {
             let (requested, used, is_cpu): (i64, i64, bool) = match res.as_str() {
-                r if r == count_key || r == info.plural => (1, state.in_namespace(info.kind, ns).count() as i64, false),
-                "pods" | "requests.cpu" | "cpu" | "requests.memory" | "memory" | "limits.cpu" | "limits.memory" if info.kind == "Pod" => {
-                    let active = state.in_namespace("Pod", ns).map(|s| &s.doc).filter(|p| super::controllers::replicaset::is_active(p));
+                r if r == count_key || r == info.plural => {
+                    (1, state.in_namespace(info.kind, ns).count() as i64, false)
+                }
+                "pods" | "requests.cpu" | "cpu" | "requests.memory" | "memory" | "limits.cpu"
+                | "limits.memory"
+                    if info.kind == "Pod" =>
+                {
+                    let active = state
+                        .in_namespace("Pod", ns)
+                        .map(|s| &s.doc)
+                        .filter(|p| super::controllers::replicaset::is_active(p));
                     let measure = |p: &Value| -> i64 {
                         match res.as_str() {
                             "pods" => 1,
@@ -983,30 +1367,67 @@ fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
                     if needs_spec && measure(obj) == 0 {
                         return Err(format!(
                             "pods \"{}\" is forbidden: failed quota: {}: must specify {res}",
-                            doc::name(obj), doc::name(q)
+                            doc::name(obj),
+                            doc::name(q)
                         ));
                     }
                     (measure(obj), active.map(measure).sum(), res.contains("cpu"))
                 }
                 "services.nodeports" if info.kind == "Service" => {
-                    let n = |s: &Value| doc::at(s, &["spec", "ports"]).and_then(Value::as_array).map_or(0, |p| p.iter().filter(|p| p.get("nodePort").is_some()).count()) as i64;
-                    (n(obj), state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(), false)
+                    let n = |s: &Value| {
+                        doc::at(s, &["spec", "ports"])
+                            .and_then(Value::as_array)
+                            .map_or(0, |p| {
+                                p.iter().filter(|p| p.get("nodePort").is_some()).count()
+                            }) as i64
+                    };
+                    (
+                        n(obj),
+                        state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(),
+                        false,
+                    )
                 }
                 "services.loadbalancers" if info.kind == "Service" => {
-                    let n = |s: &Value| i64::from(doc::str_at(s, &["spec", "type"]) == "LoadBalancer");
-                    (n(obj), state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(), false)
+                    let n =
+                        |s: &Value| i64::from(doc::str_at(s, &["spec", "type"]) == "LoadBalancer");
+                    (
+                        n(obj),
+                        state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(),
+                        false,
+                    )
                 }
                 _ => continue,
             };
-            let limit_v = if is_cpu { doc::cpu_millis(limit) } else if res.contains("memory") { doc::bytes(limit) } else { doc::bytes(limit) };
+            let limit_v = if is_cpu {
+                doc::cpu_millis(limit)
+            } else if res.contains("memory") {
+                doc::bytes(limit)
+            } else {
+                doc::bytes(limit)
+            };
             let Some(limit_v) = limit_v else { continue };
             if requested > 0 && used + requested > limit_v {
-                let fmt = |v: i64| if is_cpu { doc::format_cpu(v) } else if res.contains("memory") { doc::format_bytes(v) } else { v.to_string() };
-                over.push((res.clone(), fmt(requested), fmt(used), show_plain(Some(limit))));
+                let fmt = |v: i64| {
+                    if is_cpu {
+                        doc::format_cpu(v)
+                    } else if res.contains("memory") {
+                        doc::format_bytes(v)
+                    } else {
+                        v.to_string()
+                    }
+                };
+                over.push((
+                    res.clone(),
+                    fmt(requested),
+                    fmt(used),
+                    show_plain(Some(limit)),
+                ));
             }
         }
         if !over.is_empty() {
-            let join = |f: &dyn Fn(&(String, String, String, String)) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
+            let join = |f: &dyn Fn(&(String, String, String, String)) -> String| {
+                over.iter().map(f).collect::<Vec<_>>().join(",")
+            };
             return Err(format!(
                 "{} \"{}\" is forbidden: exceeded quota: {}, requested: {}, used: {}, limited: {}",
                 info.plural,
@@ -1027,7 +1448,13 @@ fn sum_limits(pod: &Value, res: &str) -> i64 {
         .into_iter()
         .flatten()
         .filter_map(|c| doc::at(c, &["resources", "limits", res]))
-        .filter_map(|q| if res == "cpu" { doc::cpu_millis(q) } else { doc::bytes(q) })
+        .filter_map(|q| {
+            if res == "cpu" {
+                doc::cpu_millis(q)
+            } else {
+                doc::bytes(q)
+            }
+        })
         .sum()
 }
 

@@ -89,13 +89,17 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_len == 0 {
             return Err(bad());
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ms" => 1.0,
             "s" => 1000.0,
@@ -116,7 +120,12 @@ pub fn format_duration(ms: Millis) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    let (h, m, s, frac) = (ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000);
+    let (h, m, s, frac) = (
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000,
+    );
     let secs = if frac == 0 {
         format!("{s}s")
     } else {
@@ -144,7 +153,11 @@ pub fn human_age(ms: Millis) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -152,14 +165,22 @@ pub fn human_age(ms: Millis) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -193,7 +214,9 @@ impl Rng {
 
     /// `n` characters from Kubernetes' name-suffix alphabet (no vowels, no look-alikes).
     pub fn name_suffix(&mut self, n: usize) -> String {
-        (0..n).map(|_| SAFE_ALPHABET[self.below(SAFE_ALPHABET.len() as u64) as usize] as char).collect()
+        (0..n)
+            .map(|_| SAFE_ALPHABET[self.below(SAFE_ALPHABET.len() as u64) as usize] as char)
+            .collect()
     }
 
     /// A random version-4 UUID.
@@ -225,7 +248,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-01-01T00:00:00Z"), Some(GENESIS));
         let t = GENESIS + 86_400_000 * 59 + 3_723_000;
         assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
-        assert_eq!(parse_rfc3339("2026-01-01T00:00:01.5Z"), Some(GENESIS + 1500));
+        assert_eq!(
+            parse_rfc3339("2026-01-01T00:00:01.5Z"),
+            Some(GENESIS + 1500)
+        );
     }
 
     #[test]

@@ -27,9 +27,14 @@ impl Schedule {
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(format!("expected exactly 5 fields, found {}: {text:?}", fields.len()));
+            return Err(format!(
+                "expected exactly 5 fields, found {}: {text:?}",
+                fields.len()
+            ));
         }
-        let field = |i: usize, min: usize, max: usize| parse_field(fields[i], min, max).map_err(|e| format!("{e} in {text:?}"));
+        let field = |i: usize, min: usize, max: usize| {
+            parse_field(fields[i], min, max).map_err(|e| format!("{e} in {text:?}"))
+        };
         Ok(Schedule {
             minutes: field(0, 0, 59)?,
             hours: field(1, 0, 23)?,
@@ -76,7 +81,11 @@ fn parse_field(text: &str, min: usize, max: usize) -> Result<Vec<bool>, String> 
     let mut set = vec![false; max + 1];
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<usize>().map_err(|_| format!("invalid step {s:?}"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<usize>()
+                    .map_err(|_| format!("invalid step {s:?}"))?,
+            ),
             None => (part, 1),
         };
         if step == 0 {
@@ -101,7 +110,9 @@ fn parse_field(text: &str, min: usize, max: usize) -> Result<Vec<bool>, String> 
 }
 
 fn num(text: &str, min: usize, max: usize) -> Result<usize, String> {
-    let v: usize = text.parse().map_err(|_| format!("invalid value {text:?}"))?;
+    let v: usize = text
+        .parse()
+        .map_err(|_| format!("invalid value {text:?}"))?;
     if v < min || v > max {
         return Err(format!("value {v} out of range [{min}, {max}]"));
     }
@@ -127,10 +138,16 @@ mod tests {
         let s = Schedule::parse("*/5 * * * *").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.next_after(GENESIS), Some(GENESIS + 5 * 60_000));
         let daily = Schedule::parse("@daily").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(daily.next_after(GENESIS), parse_rfc3339("2026-01-02T00:00:00Z"));
+        assert_eq!(
+            daily.next_after(GENESIS),
+            parse_rfc3339("2026-01-02T00:00:00Z")
+        );
         // 2026-01-01 is a Thursday: the next Monday is the 5th.
         let monday = Schedule::parse("30 9 * * 1").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(monday.next_after(GENESIS), parse_rfc3339("2026-01-05T09:30:00Z"));
+        assert_eq!(
+            monday.next_after(GENESIS),
+            parse_rfc3339("2026-01-05T09:30:00Z")
+        );
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("* * *").is_err());
     }

@@ -64,8 +64,12 @@ pub fn map_mut<'a>(doc: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Val
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Value::Object(map) = cur else { unreachable!("made an object above") };
-        cur = map.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(map) = cur else {
+            unreachable!("made an object above")
+        };
+        cur = map
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     if !cur.is_object() {
         *cur = Value::Object(Map::new());
@@ -105,7 +109,9 @@ pub fn cpu_millis(q: &Value) -> Option<i64> {
     if let Some(m) = text.strip_suffix('m') {
         return m.parse::<f64>().ok().map(|v| v.round() as i64);
     }
-    text.parse::<f64>().ok().map(|v| (v * 1000.0).round() as i64)
+    text.parse::<f64>()
+        .ok()
+        .map(|v| (v * 1000.0).round() as i64)
 }
 
 /// A Kubernetes quantity of bytes (`128Mi`, `1G`, `1e9`, `512`).
@@ -137,7 +143,12 @@ pub fn bytes(q: &Value) -> Option<i64> {
 
 /// Prints a byte count as kubectl would for a capacity (`8Gi`, `512Mi`, `1000`).
 pub fn format_bytes(b: i64) -> String {
-    for (suffix, scale) in [("Ti", 1i64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+    for (suffix, scale) in [
+        ("Ti", 1i64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
         if b != 0 && b % scale == 0 {
             return format!("{}{suffix}", b / scale);
         }
@@ -147,7 +158,11 @@ pub fn format_bytes(b: i64) -> String {
 
 /// Prints millicores as Kubernetes does (`2`, `500m`).
 pub fn format_cpu(m: i64) -> String {
-    if m % 1000 == 0 { (m / 1000).to_string() } else { format!("{m}m") }
+    if m % 1000 == 0 {
+        (m / 1000).to_string()
+    } else {
+        format!("{m}m")
+    }
 }
 
 #[cfg(test)]

@@ -90,7 +90,10 @@ impl NewEvent {
         reason: &str,
         message: String,
     ) -> NewEvent {
-        NewEvent { warning: true, ..NewEvent::normal(source, object_kind, namespace, object_name, reason, message) }
+        NewEvent {
+            warning: true,
+            ..NewEvent::normal(source, object_kind, namespace, object_name, reason, message)
+        }
     }
 }
 
@@ -112,13 +115,22 @@ impl Events {
     /// Rebuilds the log from saved records.
     pub fn from_saved(mut list: Vec<Event>, next_id: u64) -> Events {
         list.sort_by_key(|e| e.id);
-        let mut events = Events { list, next_id, ..Events::default() };
+        let mut events = Events {
+            list,
+            next_id,
+            ..Events::default()
+        };
         events.reindex();
         events
     }
 
     fn reindex(&mut self) {
-        self.index = self.list.iter().enumerate().map(|(i, e)| (key_of(e), i)).collect();
+        self.index = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (key_of(e), i))
+            .collect();
     }
 
     /// Records an event at `now`, aggregating repeats.
@@ -182,7 +194,13 @@ impl Events {
 }
 
 fn key_of(e: &Event) -> (String, String, String, String, String) {
-    (e.namespace.clone(), e.object_kind.clone(), e.object_name.clone(), e.reason.clone(), e.message.clone())
+    (
+        e.namespace.clone(),
+        e.object_kind.clone(),
+        e.object_name.clone(),
+        e.reason.clone(),
+        e.message.clone(),
+    )
 }
 
 #[cfg(test)]
@@ -192,10 +210,22 @@ mod tests {
     #[test]
     fn repeats_are_aggregated() {
         let mut log = Events::default();
-        let ev = || NewEvent::warning("kubelet", "Pod", "default", "p", "BackOff", "back-off".into());
+        let ev = || {
+            NewEvent::warning(
+                "kubelet",
+                "Pod",
+                "default",
+                "p",
+                "BackOff",
+                "back-off".into(),
+            )
+        };
         log.record(ev(), 1000);
         log.record(ev(), 5000);
         assert_eq!(log.list.len(), 1);
-        assert_eq!((log.list[0].count, log.list[0].first, log.list[0].last), (2, 1000, 5000));
+        assert_eq!(
+            (log.list[0].count, log.list[0].first, log.list[0].last),
+            (2, 1000, 5000)
+        );
     }
 }

@@ -99,7 +99,13 @@ mod tests {
     #[test]
     fn lookups_fall_back_to_the_repository() {
         let mut table = ImageTable::new();
-        table.insert("app".into(), ImageBehavior { crash: true, ..ImageBehavior::default() });
+        table.insert(
+            "app".into(),
+            ImageBehavior {
+                crash: true,
+                ..ImageBehavior::default()
+            },
+        );
         assert!(behavior_of(&table, "app:2.0").crash);
         assert!(!behavior_of(&table, "other:1").crash);
         assert_eq!(repository("registry:5000/app:v1"), "registry:5000/app");

@@ -64,8 +64,22 @@ pub static KINDS: &[KindInfo] = &[
     kind!("ConfigMap", "", "v1", true, "configmaps", ["cm"]),
     kind!("Secret", "", "v1", true, "secrets", []),
     kind!("ServiceAccount", "", "v1", true, "serviceaccounts", ["sa"]),
-    kind!("PersistentVolume", "", "v1", false, "persistentvolumes", ["pv"]),
-    kind!("PersistentVolumeClaim", "", "v1", true, "persistentvolumeclaims", ["pvc"]),
+    kind!(
+        "PersistentVolume",
+        "",
+        "v1",
+        false,
+        "persistentvolumes",
+        ["pv"]
+    ),
+    kind!(
+        "PersistentVolumeClaim",
+        "",
+        "v1",
+        true,
+        "persistentvolumeclaims",
+        ["pvc"]
+    ),
     kind!("ResourceQuota", "", "v1", true, "resourcequotas", ["quota"]),
     kind!("LimitRange", "", "v1", true, "limitranges", ["limits"]),
     kind!("Deployment", "apps", "v1", true, "deployments", ["deploy"]),
@@ -74,14 +88,63 @@ pub static KINDS: &[KindInfo] = &[
     kind!("StatefulSet", "apps", "v1", true, "statefulsets", ["sts"]),
     kind!("Job", "batch", "v1", true, "jobs", []),
     kind!("CronJob", "batch", "v1", true, "cronjobs", ["cj"]),
-    kind!("HorizontalPodAutoscaler", "autoscaling", "v2", true, "horizontalpodautoscalers", ["hpa"]),
-    kind!("EndpointSlice", "discovery.k8s.io", "v1", true, "endpointslices", []),
-    kind!("Ingress", "networking.k8s.io", "v1", true, "ingresses", ["ing"]),
-    kind!("StorageClass", "storage.k8s.io", "v1", false, "storageclasses", ["sc"]),
+    kind!(
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        "v2",
+        true,
+        "horizontalpodautoscalers",
+        ["hpa"]
+    ),
+    kind!(
+        "EndpointSlice",
+        "discovery.k8s.io",
+        "v1",
+        true,
+        "endpointslices",
+        []
+    ),
+    kind!(
+        "Ingress",
+        "networking.k8s.io",
+        "v1",
+        true,
+        "ingresses",
+        ["ing"]
+    ),
+    kind!(
+        "StorageClass",
+        "storage.k8s.io",
+        "v1",
+        false,
+        "storageclasses",
+        ["sc"]
+    ),
     kind!("Role", "rbac.authorization.k8s.io", "v1", true, "roles", []),
-    kind!("RoleBinding", "rbac.authorization.k8s.io", "v1", true, "rolebindings", []),
-    kind!("ClusterRole", "rbac.authorization.k8s.io", "v1", false, "clusterroles", []),
-    kind!("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", false, "clusterrolebindings", []),
+    kind!(
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        true,
+        "rolebindings",
+        []
+    ),
+    kind!(
+        "ClusterRole",
+        "rbac.authorization.k8s.io",
+        "v1",
+        false,
+        "clusterroles",
+        []
+    ),
+    kind!(
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        false,
+        "clusterrolebindings",
+        []
+    ),
 ];
 
 /// The kind an object's `kind` names, whatever its apiVersion.
@@ -110,8 +173,14 @@ mod tests {
             assert_eq!(lookup(word).map(|k| k.kind), Some("Pod"));
         }
         assert_eq!(lookup("deploy").map(|k| k.kind), Some("Deployment"));
-        assert_eq!(lookup("deployments.apps").map(|k| k.kind), Some("Deployment"));
-        assert_eq!(lookup("hpa").map(|k| k.kind), Some("HorizontalPodAutoscaler"));
+        assert_eq!(
+            lookup("deployments.apps").map(|k| k.kind),
+            Some("Deployment")
+        );
+        assert_eq!(
+            lookup("hpa").map(|k| k.kind),
+            Some("HorizontalPodAutoscaler")
+        );
         assert!(lookup("widgets").is_none());
     }
 }

@@ -55,7 +55,10 @@ impl Selector {
                 Requirement::NotIn(k, set.ok_or_else(bad)?)
             } else if let Some((k, set)) = split_set(part, " in ") {
                 Requirement::In(k, set.ok_or_else(bad)?)
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 Requirement::Exists(part.to_string())
             } else {
                 return Err(bad());
@@ -70,17 +73,37 @@ impl Selector {
         let mut out = Vec::new();
         if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                out.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                out.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
-        for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-            let key = expr.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+        for expr in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = expr
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let values: Vec<String> = expr
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
-            let op = expr.get("operator").and_then(Value::as_str).unwrap_or_default();
+            let op = expr
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             out.push(match op {
                 "In" => Requirement::In(key, values),
                 "NotIn" => Requirement::NotIn(key, values),
@@ -141,9 +164,16 @@ impl Selector {
 fn split_set(part: &str, op: &str) -> Option<(String, Option<Vec<String>>)> {
     let (key, rest) = part.split_once(op)?;
     let rest = rest.trim();
-    let set = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).map(|inner| {
-        inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-    });
+    let set = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .map(|inner| {
+            inner
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
     Some((key.trim().to_string(), set))
 }
 

@@ -75,7 +75,9 @@ pub enum Error {
         message: String,
     },
     /// The caller's resourceVersion is stale.
-    #[error("Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")]
+    #[error(
+        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+    )]
     Conflict {
         /// The object.
         id: ResId,
@@ -130,7 +132,12 @@ pub struct NodeSpec {
 
 impl Default for NodeSpec {
     fn default() -> Self {
-        NodeSpec { cpu_millis: 4000, memory: 8 << 30, pods: 110, labels: Vec::new() }
+        NodeSpec {
+            cpu_millis: 4000,
+            memory: 8 << 30,
+            pods: 110,
+            labels: Vec::new(),
+        }
     }
 }
 
@@ -171,12 +178,20 @@ impl std::fmt::Debug for Engine {
 }
 
 fn resource_word(info: &KindInfo) -> String {
-    if info.group.is_empty() { info.plural.to_string() } else { format!("{}.{}", info.plural, info.group) }
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    }
 }
 
 fn id_of(info: &KindInfo, ns: &str, name: &str) -> ResId {
     ResId {
-        gvk: Gvk { group: info.group.into(), version: info.version.into(), kind: info.kind.into() },
+        gvk: Gvk {
+            group: info.group.into(),
+            version: info.version.into(),
+            kind: info.kind.into(),
+        },
         name: name.into(),
         namespace: ns.into(),
     }
@@ -208,7 +223,13 @@ impl Engine {
         match loaded {
             Ok(state) => {
                 db.commit()?;
-                Ok(Engine { db, state, stale: false, next_wake: None, holds_lock: false })
+                Ok(Engine {
+                    db,
+                    state,
+                    stale: false,
+                    next_wake: None,
+                    holds_lock: false,
+                })
             }
             Err(e) => {
                 db.rollback();
@@ -234,7 +255,10 @@ impl Engine {
 
     /// Runs `op` as one transaction: reloads when another process wrote meanwhile, saves
     /// what changed, and on error leaves the file (and, after a reload, memory) untouched.
-    fn transact<T>(&mut self, op: impl FnOnce(&mut Engine) -> Result<T, Error>) -> Result<T, Error> {
+    fn transact<T>(
+        &mut self,
+        op: impl FnOnce(&mut Engine) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         self.db.begin()?;
         let fresh = (|| -> Result<(), Error> {
             let seq = self.db.commit_seq()?;
@@ -277,28 +301,58 @@ impl Engine {
     // ---- objects ----
 
     fn kind_of(object: &Value) -> Result<&'static KindInfo, Error> {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let info = kinds::by_kind(kind).ok_or_else(|| {
-            Error::UnknownKind(if kind.is_empty() { "(object has no kind)".into() } else { format!("{kind} in version {api_version}") })
+            Error::UnknownKind(if kind.is_empty() {
+                "(object has no kind)".into()
+            } else {
+                format!("{kind} in version {api_version}")
+            })
         })?;
         let gvk = Gvk::from_api_version(api_version, kind);
         if gvk.group != info.group {
-            return Err(Error::UnknownKind(format!("{kind} in version \"{api_version}\"")));
+            return Err(Error::UnknownKind(format!(
+                "{kind} in version \"{api_version}\""
+            )));
         }
         Ok(info)
     }
 
-    fn admit_create(&mut self, info: &'static KindInfo, mut obj: Value, sim: Option<controllers::pod::PodSim>) -> Result<store::Key, Error> {
+    fn admit_create(
+        &mut self,
+        info: &'static KindInfo,
+        mut obj: Value,
+        sim: Option<controllers::pod::PodSim>,
+    ) -> Result<store::Key, Error> {
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
         self.state.rng = rng;
-        result.map_err(|message| Error::Invalid { id: ResId::of(&obj), message })?;
-        let (ns, name) = (doc::namespace(&obj).to_string(), doc::name(&obj).to_string());
+        result.map_err(|message| Error::Invalid {
+            id: ResId::of(&obj),
+            message,
+        })?;
+        let (ns, name) = (
+            doc::namespace(&obj).to_string(),
+            doc::name(&obj).to_string(),
+        );
         if !name.is_empty() && self.state.get(info.kind, &ns, &name).is_some() {
-            return Err(Error::AlreadyExists { resource: resource_word(info), name });
+            return Err(Error::AlreadyExists {
+                resource: resource_word(info),
+                name,
+            });
         }
-        let sim = if info.kind == "Pod" { Some(sim.unwrap_or_default()) } else { sim };
+        let sim = if info.kind == "Pod" {
+            Some(sim.unwrap_or_default())
+        } else {
+            sim
+        };
         Ok(self.state.create(info, obj, sim))
     }
 
@@ -308,7 +362,10 @@ impl Engine {
         self.transact(|e| {
             let key = e.admit_create(info, object.clone(), None)?;
             e.settle();
-            Ok(e.state.get(key.0, &key.1, &key.2).map(|s| s.doc.clone()).unwrap_or(Value::Null))
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
         })
     }
 
@@ -319,7 +376,10 @@ impl Engine {
         self.transact(|e| {
             let key = e.apply_in(info, object)?;
             e.settle();
-            Ok(e.state.get(key.0, &key.1, &key.2).map(|s| s.doc.clone()).unwrap_or(Value::Null))
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
         })
     }
 
@@ -337,7 +397,8 @@ impl Engine {
             return self.admit_create(info, object.clone(), None);
         };
         let id = id_of(info, ns, &name);
-        if let Some(rv) = doc::at(object, &["metadata", "resourceVersion"]).and_then(Value::as_str) {
+        if let Some(rv) = doc::at(object, &["metadata", "resourceVersion"]).and_then(Value::as_str)
+        {
             let found = doc::str_at(&current, &["metadata", "resourceVersion"]);
             if rv != found {
                 return Err(Error::Conflict {
@@ -359,7 +420,13 @@ impl Engine {
     }
 
     /// Deletes an object. `Ok(false)` when it did not exist.
-    pub fn delete(&mut self, kind: &str, namespace: &str, name: &str, propagation: Propagation) -> Result<bool, Error> {
+    pub fn delete(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Result<bool, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
         self.transact(|e| {
@@ -369,29 +436,42 @@ impl Engine {
         })
     }
 
-    fn delete_in(&mut self, info: &'static KindInfo, ns: &str, name: &str, propagation: Propagation) -> bool {
-        let Some(current) = self.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else { return false };
+    fn delete_in(
+        &mut self,
+        info: &'static KindInfo,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> bool {
+        let Some(current) = self.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else {
+            return false;
+        };
         if doc::is_deleting(&current) && info.kind != "Pod" {
             return true;
         }
         let now = rfc3339(self.state.now);
         match info.kind {
             "Pod" => {
-                let grace = doc::i64_at(&current, &["spec", "terminationGracePeriodSeconds"]).unwrap_or(30);
+                let grace =
+                    doc::i64_at(&current, &["spec", "terminationGracePeriodSeconds"]).unwrap_or(30);
                 let bound = !doc::str_at(&current, &["spec", "nodeName"]).is_empty();
                 if !bound || grace == 0 {
                     self.state.remove("Pod", ns, name);
                 } else if !doc::is_deleting(&current) {
                     let mut updated = current;
                     let meta = doc::map_mut(&mut updated, &["metadata"]);
-                    meta.insert("deletionTimestamp".into(), json!(rfc3339(self.state.now + grace * SECOND)));
+                    meta.insert(
+                        "deletionTimestamp".into(),
+                        json!(rfc3339(self.state.now + grace * SECOND)),
+                    );
                     meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                     self.state.update("Pod", updated);
                 }
             }
             "Namespace" => {
                 let mut updated = current;
-                doc::map_mut(&mut updated, &["metadata"]).insert("deletionTimestamp".into(), json!(now));
+                doc::map_mut(&mut updated, &["metadata"])
+                    .insert("deletionTimestamp".into(), json!(now));
                 doc::set(&mut updated, &["status", "phase"], json!("Terminating"));
                 self.state.update("Namespace", updated);
             }
@@ -408,10 +488,16 @@ impl Engine {
                     let mut orphans = Vec::new();
                     for (kind, map) in &self.state.objects {
                         for s in map.values() {
-                            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
-                            if refs.is_some_and(|r| r.iter().any(|o| doc::str_at(o, &["uid"]) == uid)) {
+                            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"])
+                                .and_then(Value::as_array);
+                            if refs
+                                .is_some_and(|r| r.iter().any(|o| doc::str_at(o, &["uid"]) == uid))
+                            {
                                 let mut d = s.doc.clone();
-                                if let Some(r) = d.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                                if let Some(r) = d
+                                    .pointer_mut("/metadata/ownerReferences")
+                                    .and_then(Value::as_array_mut)
+                                {
                                     r.retain(|o| doc::str_at(o, &["uid"]) != uid);
                                 }
                                 orphans.push((*kind, d));
@@ -439,7 +525,12 @@ impl Engine {
     }
 
     /// Objects of a kind in a namespace (`None`: all namespaces) matching a selector.
-    pub fn list(&mut self, kind: &str, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<Value>, Error> {
+    pub fn list(
+        &mut self,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let sel = Selector::parse(selector.unwrap_or_default()).map_err(Error::Usage)?;
         self.read(|s| {
@@ -447,7 +538,9 @@ impl Engine {
                 Some(ns) if info.namespaced => Box::new(s.in_namespace(info.kind, ns)),
                 _ => Box::new(s.kind(info.kind).values()),
             };
-            all.filter(|o| sel.matches(doc::labels(&o.doc))).map(|o| o.doc.clone()).collect()
+            all.filter(|o| sel.matches(doc::labels(&o.doc)))
+                .map(|o| o.doc.clone())
+                .collect()
         })
     }
 
@@ -468,7 +561,10 @@ impl Engine {
         let mut steps = 0;
         self.settle();
         steps += 1;
-        while let Some(t) = self.next_wake.filter(|t| *t > self.state.now && *t <= target) {
+        while let Some(t) = self
+            .next_wake
+            .filter(|t| *t > self.state.now && *t <= target)
+        {
             self.state.now = t;
             self.settle();
             steps += 1;
@@ -478,7 +574,11 @@ impl Engine {
             self.settle();
             steps += 1;
         }
-        Advanced { from, to: self.state.now, steps }
+        Advanced {
+            from,
+            to: self.state.now,
+            steps,
+        }
     }
 
     /// Runs the controllers at the current instant until nothing changes.
@@ -525,48 +625,95 @@ impl Engine {
         let mut progressed = false;
         for change in list {
             match change {
-                Change::Create { kind, doc: obj, sim, owner } => {
-                    let Some(info) = kinds::by_kind(kind) else { continue };
+                Change::Create {
+                    kind,
+                    doc: obj,
+                    sim,
+                    owner,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
                     match self.admit_create(info, obj, sim) {
                         Ok(key) => {
                             progressed = true;
                             if let (Some((okind, ons, oname)), "Pod") = (&owner, kind) {
                                 let source = controller_source(okind);
-                                self.state.event(NewEvent::normal(source, okind, ons, oname, "SuccessfulCreate", format!("Created pod: {}", key.2)));
+                                self.state.event(NewEvent::normal(
+                                    source,
+                                    okind,
+                                    ons,
+                                    oname,
+                                    "SuccessfulCreate",
+                                    format!("Created pod: {}", key.2),
+                                ));
                             }
                         }
                         Err(err) => {
                             if let Some((okind, ons, oname)) = owner {
                                 let source = controller_source(okind);
-                                self.state.event(NewEvent::warning(source, okind, &ons, &oname, "FailedCreate", format!("Error creating: {err}")));
+                                self.state.event(NewEvent::warning(
+                                    source,
+                                    okind,
+                                    &ons,
+                                    &oname,
+                                    "FailedCreate",
+                                    format!("Error creating: {err}"),
+                                ));
                             }
                         }
                     }
                 }
                 Change::Update { kind, doc: obj } => {
-                    let (ns, name) = (doc::namespace(&obj).to_string(), doc::name(&obj).to_string());
+                    let (ns, name) = (
+                        doc::namespace(&obj).to_string(),
+                        doc::name(&obj).to_string(),
+                    );
                     let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
                     if before.as_ref().is_some_and(|b| b != &obj) && self.state.update(kind, obj) {
                         progressed = true;
                     }
                 }
-                Change::Sim { namespace, name, sim } => {
-                    if self.state.get("Pod", &namespace, &name).is_some_and(|s| s.sim.as_ref() != Some(&sim)) {
+                Change::Sim {
+                    namespace,
+                    name,
+                    sim,
+                } => {
+                    if self
+                        .state
+                        .get("Pod", &namespace, &name)
+                        .is_some_and(|s| s.sim.as_ref() != Some(&sim))
+                    {
                         self.state.set_sim("Pod", &namespace, &name, sim);
                         progressed = true;
                     }
                 }
-                Change::Delete { kind, namespace, name } => {
-                    let Some(info) = kinds::by_kind(kind) else { continue };
-                    let before = self.state.get(kind, &namespace, &name).map(|s| s.doc.clone());
+                Change::Delete {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let before = self
+                        .state
+                        .get(kind, &namespace, &name)
+                        .map(|s| s.doc.clone());
                     if before.is_some() {
                         self.delete_in(info, &namespace, &name, Propagation::Background);
-                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc) != before.as_ref() {
+                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
+                            != before.as_ref()
+                        {
                             progressed = true;
                         }
                     }
                 }
-                Change::Remove { kind, namespace, name } => {
+                Change::Remove {
+                    kind,
+                    namespace,
+                    name,
+                } => {
                     if self.state.remove(kind, &namespace, &name).is_some() {
                         progressed = true;
                     }
@@ -585,21 +732,44 @@ impl Engine {
         let spec = spec.clone();
         self.transact(move |e| {
             if e.state.get("Node", "", &name).is_some() {
-                return Err(Error::AlreadyExists { resource: "nodes".into(), name });
+                return Err(Error::AlreadyExists {
+                    resource: "nodes".into(),
+                    name,
+                });
             }
             let node = node_doc(&e.state, &name, &spec);
             let info = kinds::by_kind("Node").ok_or_else(|| Error::UnknownKind("Node".into()))?;
             let key = e.admit_create(info, node, None)?;
-            e.state.event(NewEvent::normal("kubelet", "Node", "", &name, "Starting", "Starting kubelet.".into()));
-            e.state.event(NewEvent::normal("node-controller", "Node", "", &name, "RegisteredNode", format!("Node {name} event: Registered Node {name} in Controller")));
+            e.state.event(NewEvent::normal(
+                "kubelet",
+                "Node",
+                "",
+                &name,
+                "Starting",
+                "Starting kubelet.".into(),
+            ));
+            e.state.event(NewEvent::normal(
+                "node-controller",
+                "Node",
+                "",
+                &name,
+                "RegisteredNode",
+                format!("Node {name} event: Registered Node {name} in Controller"),
+            ));
             e.settle();
-            Ok(e.state.get(key.0, &key.1, &key.2).map(|s| s.doc.clone()).unwrap_or(Value::Null))
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
         })
     }
 
     fn require_node(&self, name: &str) -> Result<(), Error> {
         if self.state.get("Node", "", name).is_none() {
-            return Err(Error::NotFound { resource: "nodes".into(), name: name.into() });
+            return Err(Error::NotFound {
+                resource: "nodes".into(),
+                name: name.into(),
+            });
         }
         Ok(())
     }
@@ -626,14 +796,27 @@ impl Engine {
     }
 
     fn set_unschedulable(&mut self, name: &str, unschedulable: bool) {
-        let Some(mut node) = self.state.get("Node", "", name).map(|s| s.doc.clone()) else { return };
+        let Some(mut node) = self.state.get("Node", "", name).map(|s| s.doc.clone()) else {
+            return;
+        };
         if unschedulable {
             doc::set(&mut node, &["spec", "unschedulable"], json!(true));
         } else if let Some(spec) = node.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("unschedulable");
         }
-        let reason = if unschedulable { "NodeNotSchedulable" } else { "NodeSchedulable" };
-        self.state.event(NewEvent::normal("kubelet", "Node", "", name, reason, format!("Node {name} status is now: {reason}")));
+        let reason = if unschedulable {
+            "NodeNotSchedulable"
+        } else {
+            "NodeSchedulable"
+        };
+        self.state.event(NewEvent::normal(
+            "kubelet",
+            "Node",
+            "",
+            name,
+            reason,
+            format!("Node {name} status is now: {reason}"),
+        ));
         self.state.update("Node", node);
     }
 
@@ -672,7 +855,14 @@ impl Engine {
                     continue;
                 }
                 let (ns, pn) = (doc::namespace(&p).to_string(), doc::name(&p).to_string());
-                e.state.event(NewEvent::normal("kubectl", "Pod", &ns, &pn, "Evicted", format!("Evicted pod {ns}/{pn} for draining node {name}")));
+                e.state.event(NewEvent::normal(
+                    "kubectl",
+                    "Pod",
+                    &ns,
+                    &pn,
+                    "Evicted",
+                    format!("Evicted pod {ns}/{pn} for draining node {name}"),
+                ));
                 if let Some(info) = kinds::by_kind("Pod") {
                     e.delete_in(info, &ns, &pn, Propagation::Background);
                 }
@@ -700,7 +890,14 @@ impl Engine {
         self.transact(|e| {
             e.require_node(name)?;
             if e.state.down_nodes.remove(name).is_some() {
-                e.state.event(NewEvent::normal("kubelet", "Node", "", name, "Starting", "Starting kubelet.".into()));
+                e.state.event(NewEvent::normal(
+                    "kubelet",
+                    "Node",
+                    "",
+                    name,
+                    "Starting",
+                    "Starting kubelet.".into(),
+                ));
             }
             e.settle();
             Ok(())
@@ -731,41 +928,63 @@ impl Engine {
     /// Rolls a Deployment back to a revision (default: the previous one) the way
     /// `kubectl rollout undo` does: the revision's pod template becomes the Deployment's,
     /// and the controller gives it a new revision number.
-    pub fn rollout_undo(&mut self, namespace: &str, name: &str, to_revision: Option<i64>) -> Result<i64, Error> {
+    pub fn rollout_undo(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        to_revision: Option<i64>,
+    ) -> Result<i64, Error> {
         self.transact(|e| {
             let d = e
                 .state
                 .get("Deployment", namespace, name)
                 .map(|s| s.doc.clone())
-                .ok_or_else(|| Error::NotFound { resource: "deployments.apps".into(), name: name.into() })?;
+                .ok_or_else(|| Error::NotFound {
+                    resource: "deployments.apps".into(),
+                    name: name.into(),
+                })?;
             let uid = doc::uid(&d).to_string();
-            let current: i64 = doc::annotation(&d, controllers::deployment::REVISION).and_then(|r| r.parse().ok()).unwrap_or(0);
+            let current: i64 = doc::annotation(&d, controllers::deployment::REVISION)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
             let mut history: Vec<(i64, Value)> = e
                 .state
                 .in_namespace("ReplicaSet", namespace)
                 .filter(|s| doc::controller_uid(&s.doc) == Some(uid.as_str()))
                 .filter_map(|s| {
-                    let rev = doc::annotation(&s.doc, controllers::deployment::REVISION)?.parse().ok()?;
+                    let rev = doc::annotation(&s.doc, controllers::deployment::REVISION)?
+                        .parse()
+                        .ok()?;
                     Some((rev, doc::at(&s.doc, &["spec", "template"])?.clone()))
                 })
                 .collect();
             history.sort_by_key(|(r, _)| *r);
             let target = match to_revision {
-                Some(r) => history.iter().find(|(rev, _)| *rev == r).ok_or_else(|| Error::Usage(format!("unable to find specified revision {r} in history")))?,
+                Some(r) => history.iter().find(|(rev, _)| *rev == r).ok_or_else(|| {
+                    Error::Usage(format!("unable to find specified revision {r} in history"))
+                })?,
                 None => history
                     .iter()
                     .rev()
                     .find(|(rev, _)| *rev < current)
-                    .ok_or_else(|| Error::Usage("no rollout history found for deployment \"".to_string() + name + "\""))?,
+                    .ok_or_else(|| {
+                        Error::Usage(
+                            "no rollout history found for deployment \"".to_string() + name + "\"",
+                        )
+                    })?,
             };
             let mut template = target.1.clone();
-            if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            if let Some(labels) = template
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
                 labels.remove(controllers::deployment::POD_TEMPLATE_HASH);
             }
             let revision = target.0;
             let mut updated = d.clone();
             doc::set(&mut updated, &["spec", "template"], template);
-            let info = kinds::by_kind("Deployment").ok_or_else(|| Error::UnknownKind("Deployment".into()))?;
+            let info = kinds::by_kind("Deployment")
+                .ok_or_else(|| Error::UnknownKind("Deployment".into()))?;
             e.apply_in(info, &updated)?;
             e.settle();
             Ok(revision)
@@ -789,7 +1008,14 @@ impl Engine {
 
     /// Events, oldest first (all namespaces when `namespace` is `None`).
     pub fn events(&mut self, namespace: Option<&str>) -> Result<Vec<events::Event>, Error> {
-        self.read(|s| s.events.sorted().into_iter().filter(|e| namespace.is_none_or(|n| e.namespace == n)).cloned().collect())
+        self.read(|s| {
+            s.events
+                .sorted()
+                .into_iter()
+                .filter(|e| namespace.is_none_or(|n| e.namespace == n))
+                .cloned()
+                .collect()
+        })
     }
 
     /// Answers a metric query against the simulated traffic.
@@ -814,9 +1040,21 @@ fn controller_source(kind: &str) -> &'static str {
 /// The new document for an update: the desired object with what the cluster owns kept.
 fn merge_desired(current: &Value, desired: &Value) -> Value {
     let mut merged = desired.clone();
-    let cur_meta = current.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let cur_meta = current
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let meta = doc::map_mut(&mut merged, &["metadata"]);
-    for key in ["uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers"] {
+    for key in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "finalizers",
+    ] {
         match cur_meta.get(key) {
             Some(v) => {
                 meta.insert(key.into(), v.clone());
@@ -864,9 +1102,14 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
 }
 
 fn node_doc(state: &State, name: &str, spec: &NodeSpec) -> Value {
-    let used: std::collections::BTreeSet<String> =
-        state.kind("Node").values().map(|s| doc::str_at(&s.doc, &["spec", "podCIDR"]).to_string()).collect();
-    let index = (1..=250).find(|i| !used.contains(&format!("10.244.{i}.0/24"))).unwrap_or(251);
+    let used: std::collections::BTreeSet<String> = state
+        .kind("Node")
+        .values()
+        .map(|s| doc::str_at(&s.doc, &["spec", "podCIDR"]).to_string())
+        .collect();
+    let index = (1..=250)
+        .find(|i| !used.contains(&format!("10.244.{i}.0/24")))
+        .unwrap_or(251);
     let cidr = format!("10.244.{index}.0/24");
     let mut labels = json!({
         "kubernetes.io/hostname": name,
@@ -935,8 +1178,20 @@ fn bootstrap(state: &mut State, nodes: usize) {
 fn to_cluster_error(err: Error) -> cluster::Error {
     match err {
         Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
-        Error::Conflict { id, expected, found, .. } => cluster::Error::Conflict { id, expected, found },
-        Error::Locked { holder, pid, since } => cluster::Error::Locked { target: "engine".into(), holder: format!("{holder} (pid {pid}, since {since})") },
+        Error::Conflict {
+            id,
+            expected,
+            found,
+            ..
+        } => cluster::Error::Conflict {
+            id,
+            expected,
+            found,
+        },
+        Error::Locked { holder, pid, since } => cluster::Error::Locked {
+            target: "engine".into(),
+            holder: format!("{holder} (pid {pid}, since {since})"),
+        },
         other => cluster::Error::Backend(other.to_string()),
     }
 }
@@ -951,19 +1206,43 @@ impl Cluster for Engine {
     }
 
     fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
-        let info = kinds::by_kind(&id.gvk.kind).ok_or_else(|| cluster::Error::Backend(Error::UnknownKind(id.gvk.kind.clone()).to_string()))?;
-        let ns = if info.namespaced { if id.namespace.is_empty() { "default" } else { &id.namespace } } else { "" };
-        Ok(self.state.get(info.kind, ns, &id.name).map(|s| s.doc.clone()))
+        let info = kinds::by_kind(&id.gvk.kind).ok_or_else(|| {
+            cluster::Error::Backend(Error::UnknownKind(id.gvk.kind.clone()).to_string())
+        })?;
+        let ns = if info.namespaced {
+            if id.namespace.is_empty() {
+                "default"
+            } else {
+                &id.namespace
+            }
+        } else {
+            ""
+        };
+        Ok(self
+            .state
+            .get(info.kind, ns, &id.name)
+            .map(|s| s.doc.clone()))
     }
 
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Value>, cluster::Error> {
-        let info = kinds::by_kind(&gvk.kind).ok_or_else(|| cluster::Error::Backend(Error::UnknownKind(gvk.kind.clone()).to_string()))?;
-        let sel = Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, cluster::Error> {
+        let info = kinds::by_kind(&gvk.kind).ok_or_else(|| {
+            cluster::Error::Backend(Error::UnknownKind(gvk.kind.clone()).to_string())
+        })?;
+        let sel =
+            Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
             Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.kind, ns)),
             _ => Box::new(self.state.kind(info.kind).values()),
         };
-        Ok(all.filter(|o| sel.matches(doc::labels(&o.doc))).map(|o| o.doc.clone()).collect())
+        Ok(all
+            .filter(|o| sel.matches(doc::labels(&o.doc)))
+            .map(|o| o.doc.clone())
+            .collect())
     }
 
     fn apply(&mut self, object: &Value) -> Result<Value, cluster::Error> {
@@ -971,8 +1250,13 @@ impl Cluster for Engine {
     }
 
     fn delete(&mut self, id: &ResId) -> Result<bool, cluster::Error> {
-        let ns = if id.namespace.is_empty() { "default" } else { &id.namespace };
-        Engine::delete(self, &id.gvk.kind, ns, &id.name, Propagation::Background).map_err(to_cluster_error)
+        let ns = if id.namespace.is_empty() {
+            "default"
+        } else {
+            &id.namespace
+        };
+        Engine::delete(self, &id.gvk.kind, ns, &id.name, Propagation::Background)
+            .map_err(to_cluster_error)
     }
 
     fn now(&self) -> String {
@@ -980,7 +1264,9 @@ impl Cluster for Engine {
     }
 
     fn wait(&mut self, duration: Duration) -> Result<(), cluster::Error> {
-        self.advance(duration.as_millis() as Millis).map(|_| ()).map_err(to_cluster_error)
+        self.advance(duration.as_millis() as Millis)
+            .map(|_| ())
+            .map_err(to_cluster_error)
     }
 
     fn lock(&mut self, holder: &str) -> Result<(), cluster::Error> {
@@ -989,10 +1275,18 @@ impl Cluster for Engine {
             if let Some(l) = &e.state.lock {
                 let ours = e.holds_lock && l.pid == std::process::id();
                 if !ours && pid_alive(l.pid) {
-                    return Err(Error::Locked { holder: l.holder.clone(), pid: l.pid, since: l.since.clone() });
+                    return Err(Error::Locked {
+                        holder: l.holder.clone(),
+                        pid: l.pid,
+                        since: l.since.clone(),
+                    });
                 }
             }
-            e.state.lock = Some(LockHolder { holder, pid: std::process::id(), since: rfc3339(e.state.now) });
+            e.state.lock = Some(LockHolder {
+                holder,
+                pid: std::process::id(),
+                since: rfc3339(e.state.now),
+            });
             e.holds_lock = true;
             Ok(())
         });

@@ -27,9 +27,14 @@ pub const DEFAULT_MEMORY_REQUEST: i64 = 200 << 20;
 pub fn pod_requests(pod: &Value, nonzero: bool) -> (i64, i64) {
     let sum = |field: &str, max: bool| {
         let mut acc = (0i64, 0i64);
-        for c in doc::at(pod, &["spec", field]).and_then(Value::as_array).into_iter().flatten() {
+        for c in doc::at(pod, &["spec", field])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let req = |res: &str| {
-                doc::at(c, &["resources", "requests", res]).or_else(|| doc::at(c, &["resources", "limits", res]))
+                doc::at(c, &["resources", "requests", res])
+                    .or_else(|| doc::at(c, &["resources", "limits", res]))
             };
             let mut cpu = req("cpu").and_then(doc::cpu_millis).unwrap_or(0);
             let mut mem = req("memory").and_then(doc::bytes).unwrap_or(0);
@@ -59,17 +64,21 @@ pub fn tolerates(tolerations: Option<&Value>, taint: &Value) -> bool {
     let key = doc::str_at(taint, &["key"]);
     let value = doc::str_at(taint, &["value"]);
     let effect = doc::str_at(taint, &["effect"]);
-    tolerations.and_then(Value::as_array).into_iter().flatten().any(|t| {
-        let t_effect = doc::str_at(t, &["effect"]);
-        if !t_effect.is_empty() && t_effect != effect {
-            return false;
-        }
-        let t_key = doc::str_at(t, &["key"]);
-        match doc::str_at(t, &["operator"]) {
-            "Exists" => t_key.is_empty() || t_key == key,
-            _ => t_key == key && doc::str_at(t, &["value"]) == value,
-        }
-    })
+    tolerations
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let t_effect = doc::str_at(t, &["effect"]);
+            if !t_effect.is_empty() && t_effect != effect {
+                return false;
+            }
+            let t_key = doc::str_at(t, &["key"]);
+            match doc::str_at(t, &["operator"]) {
+                "Exists" => t_key.is_empty() || t_key == key,
+                _ => t_key == key && doc::str_at(t, &["value"]) == value,
+            }
+        })
 }
 
 struct NodeInfo<'a> {
@@ -107,7 +116,9 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
     pending.sort_by_key(|p| {
         (
             doc::str_at(p, &["metadata", "creationTimestamp"]).to_string(),
-            doc::str_at(p, &["metadata", "resourceVersion"]).parse::<u64>().unwrap_or(0),
+            doc::str_at(p, &["metadata", "resourceVersion"])
+                .parse::<u64>()
+                .unwrap_or(0),
         )
     });
     let mut nodes: Vec<NodeInfo> = state
@@ -137,7 +148,9 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
     for s in state.kind("Pod").values() {
         let p = &s.doc;
-        let Some(&i) = index.get(doc::str_at(p, &["spec", "nodeName"])) else { continue };
+        let Some(&i) = index.get(doc::str_at(p, &["spec", "nodeName"])) else {
+            continue;
+        };
         let phase = doc::str_at(p, &["status", "phase"]);
         if phase == "Succeeded" || phase == "Failed" {
             continue;
@@ -155,8 +168,10 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         let mut feasible: Vec<usize> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             let mut why: Vec<String> = Vec::new();
-            let unschedulable = doc::at(n.doc, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
-            let cordon_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
+            let unschedulable =
+                doc::at(n.doc, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
+            let cordon_taint =
+                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
             if unschedulable && !tolerates(tolerations, &cordon_taint) {
                 why.push("node(s) were unschedulable".into());
             } else if let Some(t) = doc::at(n.doc, &["spec", "taints"])
@@ -174,7 +189,8 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             } else if !pinned.is_empty() && pinned != n.name {
                 why.push("node(s) didn't match the requested node name".into());
             } else if selector.is_some_and(|sel| {
-                sel.iter().any(|(k, v)| doc::at(n.doc, &["metadata", "labels", k]) != Some(v))
+                sel.iter()
+                    .any(|(k, v)| doc::at(n.doc, &["metadata", "labels", k]) != Some(v))
             }) {
                 why.push("node(s) didn't match Pod's node affinity/selector".into());
             } else {
@@ -209,7 +225,11 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 format!("0/{node_count} nodes are available: {}.", parts.join(", "))
             };
             let current = pod_condition(pod, "PodScheduled");
-            if current.and_then(|c| c.get("message")).and_then(Value::as_str) != Some(message.as_str()) {
+            if current
+                .and_then(|c| c.get("message"))
+                .and_then(Value::as_str)
+                != Some(message.as_str())
+            {
                 let mut updated = pod.clone();
                 let status = doc::map_mut(&mut updated, &["status"]);
                 status.insert("phase".into(), json!("Pending"));
@@ -219,20 +239,43 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                         "lastTransitionTime": rfc3339(now), "reason": "Unschedulable", "message": message}]),
                 );
                 out.update("Pod", updated);
-                out.event(NewEvent::warning("default-scheduler", "Pod", ns, name, "FailedScheduling", message));
+                out.event(NewEvent::warning(
+                    "default-scheduler",
+                    "Pod",
+                    ns,
+                    name,
+                    "FailedScheduling",
+                    message,
+                ));
             }
             continue;
         }
         let owner = doc::controller_uid(pod).unwrap_or_default().to_string();
-        let max_owned = feasible.iter().map(|&i| *nodes[i].by_owner.get(&owner).unwrap_or(&0)).max().unwrap_or(0);
+        let max_owned = feasible
+            .iter()
+            .map(|&i| *nodes[i].by_owner.get(&owner).unwrap_or(&0))
+            .max()
+            .unwrap_or(0);
         let mut best: Option<(i64, usize)> = None;
         let mut ties = 0u64;
         for &i in &feasible {
             let n = &nodes[i];
-            let free = |alloc: i64, used: i64| if alloc <= 0 { 0 } else { ((alloc - used).max(0) * 100) / alloc };
-            let least = (free(n.alloc_cpu, n.score_cpu + score_cpu) + free(n.alloc_mem, n.score_mem + score_mem)) / 2;
+            let free = |alloc: i64, used: i64| {
+                if alloc <= 0 {
+                    0
+                } else {
+                    ((alloc - used).max(0) * 100) / alloc
+                }
+            };
+            let least = (free(n.alloc_cpu, n.score_cpu + score_cpu)
+                + free(n.alloc_mem, n.score_mem + score_mem))
+                / 2;
             let owned = *n.by_owner.get(&owner).unwrap_or(&0);
-            let spread = if max_owned == 0 { 100 } else { (max_owned - owned) * 100 / max_owned };
+            let spread = if max_owned == 0 {
+                100
+            } else {
+                (max_owned - owned) * 100 / max_owned
+            };
             let score = least + 2 * spread;
             match best {
                 Some((b, _)) if score < b => {}
@@ -273,8 +316,17 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": rfc3339(now)}]}),
         );
         out.update("Pod", bound);
-        let sim = PodSim { scheduled_at: Some(now), ip, host_ip, ..PodSim::default() };
-        out.push(Change::Sim { namespace: ns.to_string(), name: name.to_string(), sim });
+        let sim = PodSim {
+            scheduled_at: Some(now),
+            ip,
+            host_ip,
+            ..PodSim::default()
+        };
+        out.push(Change::Sim {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            sim,
+        });
         out.event(NewEvent::normal(
             "default-scheduler",
             "Pod",
@@ -297,7 +349,9 @@ fn account(node: &mut NodeInfo, pod: &Value, sim: Option<&PodSim>) {
     if let Some(owner) = doc::controller_uid(pod) {
         *node.by_owner.entry(owner.to_string()).or_default() += 1;
     }
-    let ip = sim.map(|s| s.ip.as_str()).unwrap_or_else(|| doc::str_at(pod, &["status", "podIP"]));
+    let ip = sim
+        .map(|s| s.ip.as_str())
+        .unwrap_or_else(|| doc::str_at(pod, &["status", "podIP"]));
     if let Some(h) = ip.rsplit('.').next().and_then(|h| h.parse::<usize>().ok()) {
         if h < 256 {
             node.used_ips[h] = true;
@@ -313,7 +367,10 @@ fn pod_ip(cidr: &str, host: usize) -> String {
 
 /// A pod condition by type.
 pub fn pod_condition<'a>(pod: &'a Value, kind: &str) -> Option<&'a Value> {
-    doc::at(pod, &["status", "conditions"])?.as_array()?.iter().find(|c| doc::str_at(c, &["type"]) == kind)
+    doc::at(pod, &["status", "conditions"])?
+        .as_array()?
+        .iter()
+        .find(|c| doc::str_at(c, &["type"]) == kind)
 }
 
 /// Whether a node's Ready condition is True.
@@ -333,8 +390,16 @@ mod tests {
     fn tolerations_match_like_kubernetes() {
         let taint = json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"});
         assert!(tolerates(Some(&json!([{"operator": "Exists"}])), &taint));
-        assert!(tolerates(Some(&json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}])), &taint));
-        assert!(!tolerates(Some(&json!([{"key": "x", "operator": "Exists"}])), &taint));
+        assert!(tolerates(
+            Some(
+                &json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}])
+            ),
+            &taint
+        ));
+        assert!(!tolerates(
+            Some(&json!([{"key": "x", "operator": "Exists"}])),
+            &taint
+        ));
         assert!(!tolerates(None, &taint));
     }
 
@@ -344,6 +409,9 @@ mod tests {
             "initContainers": [{"resources": {"requests": {"cpu": "2"}}}],
             "containers": [{"resources": {"requests": {"cpu": "500m", "memory": "64Mi"}}}, {}]}});
         assert_eq!(pod_requests(&pod, false), (2000, 64 << 20));
-        assert_eq!(pod_requests(&pod, true).1, (64 << 20) + DEFAULT_MEMORY_REQUEST);
+        assert_eq!(
+            pod_requests(&pod, true).1,
+            (64 << 20) + DEFAULT_MEMORY_REQUEST
+        );
     }
 }

@@ -146,14 +146,22 @@ impl State {
 
     /// One object.
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Stored> {
-        self.objects.get(kind)?.get(&(namespace.to_string(), name.to_string()))
+        self.objects
+            .get(kind)?
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     /// Objects of a kind in one namespace.
-    pub fn in_namespace<'a>(&'a self, kind: &str, namespace: &'a str) -> impl Iterator<Item = &'a Stored> + 'a {
+    pub fn in_namespace<'a>(
+        &'a self,
+        kind: &str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
         let map = self.kind(kind);
         let start = (namespace.to_string(), String::new());
-        map.range(start..).take_while(move |((ns, _), _)| ns == namespace).map(|(_, s)| s)
+        map.range(start..)
+            .take_while(move |((ns, _), _)| ns == namespace)
+            .map(|(_, s)| s)
     }
 
     fn next_rv(&mut self) -> String {
@@ -164,7 +172,11 @@ impl State {
     /// Stores a new object: stamps uid, resourceVersion, generation and creationTimestamp.
     /// A `metadata.generateName` without a name gets a random suffix. Returns the key.
     pub fn create(&mut self, info: &'static KindInfo, mut obj: Value, sim: Option<PodSim>) -> Key {
-        let ns = if info.namespaced { doc::namespace(&obj).to_string() } else { String::new() };
+        let ns = if info.namespaced {
+            doc::namespace(&obj).to_string()
+        } else {
+            String::new()
+        };
         let mut name = doc::name(&obj).to_string();
         if name.is_empty() {
             let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
@@ -190,9 +202,13 @@ impl State {
         if obj_has_spec(info) {
             doc::map_mut(&mut obj, &["metadata"]).insert("generation".into(), Value::from(1));
         }
-        doc::map_mut(&mut obj, &["metadata"]).insert("creationTimestamp".into(), Value::String(created));
+        doc::map_mut(&mut obj, &["metadata"])
+            .insert("creationTimestamp".into(), Value::String(created));
         let key: Key = (info.kind, ns.clone(), name.clone());
-        self.objects.entry(info.kind).or_default().insert((ns, name), Stored { doc: obj, sim });
+        self.objects
+            .entry(info.kind)
+            .or_default()
+            .insert((ns, name), Stored { doc: obj, sim });
         self.removed.remove(&key);
         self.dirty.insert(key.clone());
         key
@@ -203,7 +219,11 @@ impl State {
     pub fn update(&mut self, kind: &'static str, mut obj: Value) -> bool {
         let ns = doc::namespace(&obj).to_string();
         let name = doc::name(&obj).to_string();
-        let Some(current) = self.objects.get(kind).and_then(|m| m.get(&(ns.clone(), name.clone()))) else {
+        let Some(current) = self
+            .objects
+            .get(kind)
+            .and_then(|m| m.get(&(ns.clone(), name.clone())))
+        else {
             return false;
         };
         if current.doc == obj {
@@ -215,9 +235,16 @@ impl State {
         let meta = doc::map_mut(&mut obj, &["metadata"]);
         meta.insert("resourceVersion".into(), Value::String(rv));
         if let Some(g) = generation {
-            meta.insert("generation".into(), Value::from(if spec_changed { g + 1 } else { g }));
+            meta.insert(
+                "generation".into(),
+                Value::from(if spec_changed { g + 1 } else { g }),
+            );
         }
-        let entry = self.objects.entry(kind).or_default().get_mut(&(ns.clone(), name.clone()));
+        let entry = self
+            .objects
+            .entry(kind)
+            .or_default()
+            .get_mut(&(ns.clone(), name.clone()));
         if let Some(stored) = entry {
             stored.doc = obj;
         }
@@ -260,11 +287,18 @@ impl State {
 fn obj_has_spec(info: &KindInfo) -> bool {
     !matches!(
         info.kind,
-        "ConfigMap" | "Secret" | "ServiceAccount" | "Endpoints" | "EndpointSlice" | "Role" | "RoleBinding"
-            | "ClusterRole" | "ClusterRoleBinding" | "StorageClass"
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Endpoints"
+            | "EndpointSlice"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "StorageClass"
     )
 }
-
 
 /// The SQLite file behind a [`State`].
 pub struct Database {
@@ -291,8 +325,13 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 impl Database {
     /// Opens (creating when needed) the state file; `None` keeps it in memory.
     pub fn open(path: Option<&Path>) -> Result<Database, StoreError> {
-        let label = path.map(|p| p.display().to_string()).unwrap_or_else(|| ":memory:".into());
-        let sql = |source| StoreError::Sqlite { path: label.clone(), source };
+        let label = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ":memory:".into());
+        let sql = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
         let conn = match path {
             Some(p) => {
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -305,7 +344,8 @@ impl Database {
             }
             None => Connection::open_in_memory().map_err(sql)?,
         };
-        conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS)).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))
+            .map_err(sql)?;
         let db = Database { conn, path: label };
         db.map_busy(db.conn.pragma_update(None, "journal_mode", "WAL"))?;
         db.map_busy(db.conn.pragma_update(None, "synchronous", "NORMAL"))?;
@@ -321,9 +361,15 @@ impl Database {
     fn map_busy<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
         r.map_err(|source| match source.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy { path: self.path.clone(), waited_ms: BUSY_WAIT_MS }
+                StoreError::Busy {
+                    path: self.path.clone(),
+                    waited_ms: BUSY_WAIT_MS,
+                }
             }
-            _ => StoreError::Sqlite { path: self.path.clone(), source },
+            _ => StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            },
         })
     }
 
@@ -346,22 +392,27 @@ impl Database {
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.map_busy(
             self.conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, String>(0))
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, String>(0)
+                })
                 .optional(),
         )
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.map_busy(
-            self.conn
-                .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value]),
-        )
+        self.map_busy(self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        ))
         .map(|_| ())
     }
 
     /// The commit counter (changes whenever any process saves).
     pub fn commit_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.meta("commit_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+        Ok(self
+            .meta("commit_seq")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Whether the file holds a cluster yet.
@@ -370,28 +421,43 @@ impl Database {
     }
 
     fn corrupt(&self, what: impl Into<String>, detail: impl ToString) -> StoreError {
-        StoreError::Corrupt { path: self.path.clone(), what: what.into(), detail: detail.to_string() }
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
     }
 
     /// Reads the whole state.
     pub fn load(&self) -> Result<State, StoreError> {
         let num = |key: &str| -> Result<u64, StoreError> {
-            Ok(self.meta(key)?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+            Ok(self
+                .meta(key)?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0))
         };
         let mut state = State::empty(num("rng")?);
-        state.now = self.meta("now")?.and_then(|v| v.parse().ok()).unwrap_or(GENESIS);
+        state.now = self
+            .meta("now")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(GENESIS);
         state.rv = num("rv")?;
         state.commit_seq = num("commit_seq")?;
         if let Some(text) = self.meta("images")? {
-            state.images = serde_json::from_str(&text).map_err(|e| self.corrupt("image table", e))?;
+            state.images =
+                serde_json::from_str(&text).map_err(|e| self.corrupt("image table", e))?;
         }
         if let Some(text) = self.meta("down_nodes")? {
-            state.down_nodes = serde_json::from_str(&text).map_err(|e| self.corrupt("node table", e))?;
+            state.down_nodes =
+                serde_json::from_str(&text).map_err(|e| self.corrupt("node table", e))?;
         }
         if let Some(text) = self.meta("lock")? {
             state.lock = serde_json::from_str(&text).map_err(|e| self.corrupt("lock", e))?;
         }
-        let mut stmt = self.map_busy(self.conn.prepare("SELECT kind, namespace, name, doc, sim FROM objects"))?;
+        let mut stmt = self.map_busy(
+            self.conn
+                .prepare("SELECT kind, namespace, name, doc, sim FROM objects"),
+        )?;
         let rows = self.map_busy(stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -403,13 +469,22 @@ impl Database {
         }))?;
         for row in rows {
             let (kind, ns, name, text, sim) = self.map_busy(row)?;
-            let info = kinds::by_kind(&kind).ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
-            let doc: Value = serde_json::from_str(&text).map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
+            let info = kinds::by_kind(&kind)
+                .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
+            let doc: Value = serde_json::from_str(&text)
+                .map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
             let sim = match sim {
-                Some(s) => Some(serde_json::from_str(&s).map_err(|e| self.corrupt(format!("{kind} {ns}/{name} sim"), e))?),
+                Some(s) => Some(
+                    serde_json::from_str(&s)
+                        .map_err(|e| self.corrupt(format!("{kind} {ns}/{name} sim"), e))?,
+                ),
                 None => None,
             };
-            state.objects.entry(info.kind).or_default().insert((ns, name), Stored { doc, sim });
+            state
+                .objects
+                .entry(info.kind)
+                .or_default()
+                .insert((ns, name), Stored { doc, sim });
         }
         let mut stmt = self.map_busy(self.conn.prepare("SELECT doc FROM events ORDER BY id"))?;
         let rows = self.map_busy(stmt.query_map([], |r| r.get::<_, String>(0)))?;
@@ -430,7 +505,9 @@ impl Database {
                 "INSERT OR REPLACE INTO objects (kind, namespace, name, doc, sim) VALUES (?1, ?2, ?3, ?4, ?5)",
             ))?;
             for (kind, ns, name) in &state.dirty {
-                let Some(stored) = state.get(kind, ns, name) else { continue };
+                let Some(stored) = state.get(kind, ns, name) else {
+                    continue;
+                };
                 let text = stored.doc.to_string();
                 let sim = match &stored.sim {
                     Some(s) => Some(serde_json::to_string(s).map_err(|e| self.corrupt("sim", e))?),
@@ -438,19 +515,23 @@ impl Database {
                 };
                 self.map_busy(put.execute(params![kind, ns, name, text, sim]))?;
             }
-            let mut del =
-                self.map_busy(self.conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3"))?;
+            let mut del = self.map_busy(self.conn.prepare_cached(
+                "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            ))?;
             for (kind, ns, name) in &state.removed {
                 self.map_busy(del.execute(params![kind, ns, name]))?;
             }
-            let mut put_event =
-                self.map_busy(self.conn.prepare_cached("INSERT OR REPLACE INTO events (id, doc) VALUES (?1, ?2)"))?;
+            let mut put_event = self.map_busy(
+                self.conn
+                    .prepare_cached("INSERT OR REPLACE INTO events (id, doc) VALUES (?1, ?2)"),
+            )?;
             let dirty: BTreeSet<u64> = state.events.dirty.iter().copied().collect();
             for e in state.events.list.iter().filter(|e| dirty.contains(&e.id)) {
                 let text = serde_json::to_string(e).map_err(|err| self.corrupt("event", err))?;
                 self.map_busy(put_event.execute(params![e.id as i64, text]))?;
             }
-            let mut del_event = self.map_busy(self.conn.prepare_cached("DELETE FROM events WHERE id = ?1"))?;
+            let mut del_event =
+                self.map_busy(self.conn.prepare_cached("DELETE FROM events WHERE id = ?1"))?;
             for id in &state.events.dropped {
                 self.map_busy(del_event.execute(params![*id as i64]))?;
             }
@@ -479,7 +560,10 @@ impl Database {
 
     /// Deletes everything in the file.
     pub fn wipe(&self) -> Result<(), StoreError> {
-        self.map_busy(self.conn.execute_batch("DELETE FROM objects; DELETE FROM events; DELETE FROM meta;"))
+        self.map_busy(
+            self.conn
+                .execute_batch("DELETE FROM objects; DELETE FROM events; DELETE FROM meta;"),
+        )
     }
 }
 

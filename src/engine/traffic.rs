@@ -24,7 +24,9 @@ pub const REQUESTS_PER_SECOND: f64 = 20.0;
 pub const METRICS: &[&str] = &["success-rate", "latency-p99", "request-rate"];
 
 fn ready(pod: &Value) -> bool {
-    !doc::is_deleting(pod) && super::scheduler::pod_condition(pod, "Ready").is_some_and(|c| doc::str_at(c, &["status"]) == "True")
+    !doc::is_deleting(pod)
+        && super::scheduler::pod_condition(pod, "Ready")
+            .is_some_and(|c| doc::str_at(c, &["status"]) == "True")
 }
 
 /// Requests per second a pod receives from the Services that select it.
@@ -33,15 +35,27 @@ pub fn pod_rate(state: &State, pod: &Value) -> f64 {
     let mut rate = 0.0;
     let mut behind_service = false;
     for svc in state.in_namespace("Service", ns).map(|s| &s.doc) {
-        let Some(sel) = doc::at(svc, &["spec", "selector"]).filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else { continue };
+        let Some(sel) = doc::at(svc, &["spec", "selector"])
+            .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+        else {
+            continue;
+        };
         let selector = Selector::from_map(sel);
         if !selector.matches(doc::labels(pod)) {
             continue;
         }
         behind_service = true;
-        let backends: Vec<&Value> = state.in_namespace("Pod", ns).map(|s| &s.doc).filter(|p| ready(p) && selector.matches(doc::labels(p))).collect();
-        let is_canary = |p: &Value| doc::at(p, &["metadata", "labels", TRACK_LABEL]).and_then(Value::as_str) == Some("canary");
-        let weight = doc::annotation(svc, CANARY_WEIGHT_ANNOTATION).and_then(|w| w.trim().trim_end_matches('%').parse::<f64>().ok());
+        let backends: Vec<&Value> = state
+            .in_namespace("Pod", ns)
+            .map(|s| &s.doc)
+            .filter(|p| ready(p) && selector.matches(doc::labels(p)))
+            .collect();
+        let is_canary = |p: &Value| {
+            doc::at(p, &["metadata", "labels", TRACK_LABEL]).and_then(Value::as_str)
+                == Some("canary")
+        };
+        let weight = doc::annotation(svc, CANARY_WEIGHT_ANNOTATION)
+            .and_then(|w| w.trim().trim_end_matches('%').parse::<f64>().ok());
         let share = match weight {
             Some(w) => {
                 let w = w.clamp(0.0, 100.0) / 100.0;
@@ -70,13 +84,22 @@ pub fn pod_rate(state: &State, pod: &Value) -> f64 {
 /// Answers a metric query; `Ok(None)` when the selected pods received no requests.
 pub fn metric(state: &State, query: &MetricQuery) -> Result<Option<f64>, String> {
     if !METRICS.contains(&query.metric.as_str()) {
-        return Err(format!("unknown metric {:?}; the engine answers {}", query.metric, METRICS.join(", ")));
+        return Err(format!(
+            "unknown metric {:?}; the engine answers {}",
+            query.metric,
+            METRICS.join(", ")
+        ));
     }
     let selector = Selector::parse(&query.selector)?;
     let window = query.window.as_millis() as Millis;
     let now = state.now;
     let mut seed: u64 = 0xcbf2_9ce4_8422_2325 ^ now as u64;
-    for b in query.selector.bytes().chain(query.metric.bytes()).chain(query.namespace.bytes()) {
+    for b in query
+        .selector
+        .bytes()
+        .chain(query.metric.bytes())
+        .chain(query.namespace.bytes())
+    {
         seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     let mut rng = Rng(seed);
@@ -87,7 +110,10 @@ pub fn metric(state: &State, query: &MetricQuery) -> Result<Option<f64>, String>
         if !ready(pod) || !selector.matches(doc::labels(pod)) {
             continue;
         }
-        let image = doc::at(pod, &["spec", "containers"]).and_then(|c| c.get(0)).map(|c| doc::str_at(c, &["image"])).unwrap_or_default();
+        let image = doc::at(pod, &["spec", "containers"])
+            .and_then(|c| c.get(0))
+            .map(|c| doc::str_at(c, &["image"]))
+            .unwrap_or_default();
         let behavior = behavior_of(&state.images, image);
         let ready_since = super::scheduler::pod_condition(pod, "Ready")
             .and_then(|c| parse_rfc3339(doc::str_at(c, &["lastTransitionTime"])))
@@ -105,7 +131,9 @@ pub fn metric(state: &State, query: &MetricQuery) -> Result<Option<f64>, String>
         let up_at = started + behavior.startup_ms;
         let rate = pod_rate(state, pod);
         let n = ((now - serving_from) as f64 / SECOND as f64 * rate).round() as u64;
-        let down_part = ((up_at.min(now) - serving_from).max(0) as f64 / (now - serving_from) as f64).clamp(0.0, 1.0);
+        let down_part = ((up_at.min(now) - serving_from).max(0) as f64
+            / (now - serving_from) as f64)
+            .clamp(0.0, 1.0);
         let n_down = (n as f64 * down_part).round() as u64;
         let n_up = n - n_down;
         let errors = binomial(&mut rng, n_up, behavior.error_rate);

@@ -42,7 +42,12 @@ const SKIP_COPY: &[&str] = &[
 
 /// A value of `maxSurge` / `maxUnavailable` scaled to `total`: percentages round up for
 /// surge and down for unavailable (Kubernetes' `GetScaledValueFromIntOrPercent`).
-pub fn scaled_value(v: Option<&Value>, default: &str, total: i64, round_up: bool) -> Result<i64, String> {
+pub fn scaled_value(
+    v: Option<&Value>,
+    default: &str,
+    total: i64,
+    round_up: bool,
+) -> Result<i64, String> {
     let text = match v {
         None | Some(Value::Null) => default.to_string(),
         Some(Value::Number(n)) => return n.as_i64().ok_or_else(|| format!("invalid value {n}")),
@@ -51,16 +56,28 @@ pub fn scaled_value(v: Option<&Value>, default: &str, total: i64, round_up: bool
     };
     match text.strip_suffix('%') {
         Some(p) => {
-            let pct: i64 = p.parse().map_err(|_| format!("invalid value for IntOrString: invalid value {text:?}"))?;
+            let pct: i64 = p
+                .parse()
+                .map_err(|_| format!("invalid value for IntOrString: invalid value {text:?}"))?;
             let scaled = pct * total;
-            Ok(if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) })
+            Ok(if round_up {
+                (scaled + 99).div_euclid(100)
+            } else {
+                scaled.div_euclid(100)
+            })
         }
-        None => text.parse().map_err(|_| format!("invalid value for IntOrString: invalid value {text:?}")),
+        None => text
+            .parse()
+            .map_err(|_| format!("invalid value for IntOrString: invalid value {text:?}")),
     }
 }
 
 /// maxSurge and maxUnavailable resolved for `replicas` (both zero → unavailable 1).
-pub fn resolve_fenceposts(surge: Option<&Value>, unavailable: Option<&Value>, replicas: i64) -> (i64, i64) {
+pub fn resolve_fenceposts(
+    surge: Option<&Value>,
+    unavailable: Option<&Value>,
+    replicas: i64,
+) -> (i64, i64) {
     let s = scaled_value(surge, "25%", replicas, true).unwrap_or(0);
     let mut u = scaled_value(unavailable, "25%", replicas, false).unwrap_or(0);
     if s == 0 && u == 0 {
@@ -84,12 +101,19 @@ pub fn template_hash(template: &Value, collision_count: Option<i64>) -> String {
         feed(&(c as u32).to_le_bytes());
     }
     let alphabet = crate::engine::clock::SAFE_ALPHABET;
-    h.to_string().bytes().map(|b| alphabet[usize::from(b) % alphabet.len()] as char).collect()
+    h.to_string()
+        .bytes()
+        .map(|b| alphabet[usize::from(b) % alphabet.len()] as char)
+        .collect()
 }
 
 fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
-    if let Some(labels) = t.get_mut("metadata").and_then(|m| m.get_mut("labels")).and_then(Value::as_object_mut) {
+    if let Some(labels) = t
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("labels"))
+        .and_then(Value::as_object_mut)
+    {
         labels.remove(POD_TEMPLATE_HASH);
     }
     t
@@ -117,13 +141,16 @@ impl Rs {
         doc::i64_at(&self.doc, &["status", field]).unwrap_or(0)
     }
     fn revision(&self) -> i64 {
-        doc::annotation(&self.doc, REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+        doc::annotation(&self.doc, REVISION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
     }
     fn annotation(&self, key: &str) -> Option<&str> {
         doc::annotation(&self.doc, key)
     }
     fn set_annotation(&mut self, key: &str, value: String) {
-        doc::map_mut(&mut self.doc, &["metadata", "annotations"]).insert(key.into(), Value::String(value));
+        doc::map_mut(&mut self.doc, &["metadata", "annotations"])
+            .insert(key.into(), Value::String(value));
     }
 }
 
@@ -161,7 +188,8 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             .map(|rs| Rs {
                 doc: (*rs).clone(),
                 name: doc::name(rs).to_string(),
-                created: parse_rfc3339(doc::str_at(rs, &["metadata", "creationTimestamp"])).unwrap_or(0),
+                created: parse_rfc3339(doc::str_at(rs, &["metadata", "creationTimestamp"]))
+                    .unwrap_or(0),
                 replicas: doc::i64_at(rs, &["spec", "replicas"]).unwrap_or(1),
                 dirty: false,
                 new: false,
@@ -203,13 +231,27 @@ impl Ctl<'_> {
     }
 
     fn event(&mut self, reason: &str, message: String) {
-        let e = NewEvent::normal("deployment-controller", "Deployment", doc::namespace(&self.d), doc::name(&self.d), reason, message);
+        let e = NewEvent::normal(
+            "deployment-controller",
+            "Deployment",
+            doc::namespace(&self.d),
+            doc::name(&self.d),
+            reason,
+            message,
+        );
         self.out.event(e);
     }
 
     fn max_surge(&self) -> i64 {
         match self.strategy {
-            Strategy::Rolling => resolve_fenceposts(self.surge_value.as_ref(), self.unavailable_value.as_ref(), self.replicas).0,
+            Strategy::Rolling => {
+                resolve_fenceposts(
+                    self.surge_value.as_ref(),
+                    self.unavailable_value.as_ref(),
+                    self.replicas,
+                )
+                .0
+            }
             Strategy::Recreate => 0,
         }
     }
@@ -218,7 +260,11 @@ impl Ctl<'_> {
         if self.strategy != Strategy::Rolling || self.replicas == 0 {
             return 0;
         }
-        let (_, u) = resolve_fenceposts(self.surge_value.as_ref(), self.unavailable_value.as_ref(), self.replicas);
+        let (_, u) = resolve_fenceposts(
+            self.surge_value.as_ref(),
+            self.unavailable_value.as_ref(),
+            self.replicas,
+        );
         u.min(self.replicas)
     }
 
@@ -227,15 +273,26 @@ impl Ctl<'_> {
     }
 
     fn template(&self) -> Value {
-        doc::at(&self.d, &["spec", "template"]).cloned().unwrap_or(Value::Null)
+        doc::at(&self.d, &["spec", "template"])
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn flush(self) {
         for rs in self.rss {
             if rs.new {
                 let kind = "ReplicaSet";
-                let owner = Some(("Deployment", doc::namespace(&rs.doc).to_string(), doc::name(self.original).to_string()));
-                self.out.push(Change::Create { kind, doc: rs.doc, sim: None, owner });
+                let owner = Some((
+                    "Deployment",
+                    doc::namespace(&rs.doc).to_string(),
+                    doc::name(self.original).to_string(),
+                ));
+                self.out.push(Change::Create {
+                    kind,
+                    doc: rs.doc,
+                    sim: None,
+                    owner,
+                });
             } else if rs.dirty {
                 self.out.update("ReplicaSet", rs.doc);
             }
@@ -248,11 +305,22 @@ impl Ctl<'_> {
     fn sync_deployment(&mut self, pods: &HashMap<&str, Vec<&Value>>) {
         let selector_empty = doc::at(&self.d, &["spec", "selector"])
             .and_then(Value::as_object)
-            .is_none_or(|s| s.values().all(|v| v.as_object().is_some_and(|m| m.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())));
+            .is_none_or(|s| {
+                s.values().all(|v| {
+                    v.as_object().is_some_and(|m| m.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty())
+                })
+            });
         if selector_empty {
             let name = self.name();
-            let e = NewEvent::warning("deployment-controller", "Deployment", doc::namespace(&self.d), &name, "SelectingAll",
-                "This deployment is selecting all pods. A non-empty selector is required.".into());
+            let e = NewEvent::warning(
+                "deployment-controller",
+                "Deployment",
+                doc::namespace(&self.d),
+                &name,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            );
             self.out.event(e);
             return;
         }
@@ -271,11 +339,19 @@ impl Ctl<'_> {
     // ---- conditions ----
 
     fn conditions(status: &Value) -> Vec<Value> {
-        status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default()
+        status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn get_condition<'v>(status: &'v Value, kind: &str) -> Option<&'v Value> {
-        status.get("conditions")?.as_array()?.iter().find(|c| doc::str_at(c, &["type"]) == kind)
+        status
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| doc::str_at(c, &["type"]) == kind)
     }
 
     fn new_condition(&self, kind: &str, status: &str, reason: &str, message: String) -> Value {
@@ -338,16 +414,35 @@ impl Ctl<'_> {
         }
         let mut status = self.status();
         let cond = Self::get_condition(&status, "Progressing").cloned();
-        let reason = cond.as_ref().map(|c| doc::str_at(c, &["reason"]).to_string()).unwrap_or_default();
+        let reason = cond
+            .as_ref()
+            .map(|c| doc::str_at(c, &["reason"]).to_string())
+            .unwrap_or_default();
         if reason == "ProgressDeadlineExceeded" {
             return;
         }
         let paused = doc::at(&self.d, &["spec", "paused"]).and_then(Value::as_bool) == Some(true);
         let paused_cond = reason == "DeploymentPaused";
         if paused && !paused_cond {
-            Self::set_condition(&mut status, self.new_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused".into()));
+            Self::set_condition(
+                &mut status,
+                self.new_condition(
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused".into(),
+                ),
+            );
         } else if !paused && paused_cond {
-            Self::set_condition(&mut status, self.new_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into()));
+            Self::set_condition(
+                &mut status,
+                self.new_condition(
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentResumed",
+                    "Deployment is resumed".into(),
+                ),
+            );
         } else {
             return;
         }
@@ -359,8 +454,13 @@ impl Ctl<'_> {
     fn new_rs_index(&self) -> Option<usize> {
         let template = without_hash(&self.template());
         let mut order: Vec<usize> = (0..self.rss.len()).collect();
-        order.sort_by(|&a, &b| (self.rss[a].created, &self.rss[a].name).cmp(&(self.rss[b].created, &self.rss[b].name)));
-        order.into_iter().find(|&i| without_hash(doc::at(&self.rss[i].doc, &["spec", "template"]).unwrap_or(&Value::Null)) == template)
+        order.sort_by(|&a, &b| {
+            (self.rss[a].created, &self.rss[a].name).cmp(&(self.rss[b].created, &self.rss[b].name))
+        });
+        order.into_iter().find(|&i| {
+            without_hash(doc::at(&self.rss[i].doc, &["spec", "template"]).unwrap_or(&Value::Null))
+                == template
+        })
     }
 
     fn old_indices(&self, new: Option<usize>) -> Vec<usize> {
@@ -376,21 +476,30 @@ impl Ctl<'_> {
     }
 
     fn active(&self, idx: &[usize]) -> Vec<usize> {
-        idx.iter().copied().filter(|&i| self.rss[i].replicas > 0).collect()
+        idx.iter()
+            .copied()
+            .filter(|&i| self.rss[i].replicas > 0)
+            .collect()
     }
 
     fn sort_by_creation(&self, idx: &mut [usize]) {
-        idx.sort_by(|&a, &b| (self.rss[a].created, &self.rss[a].name).cmp(&(self.rss[b].created, &self.rss[b].name)));
+        idx.sort_by(|&a, &b| {
+            (self.rss[a].created, &self.rss[a].name).cmp(&(self.rss[b].created, &self.rss[b].name))
+        });
     }
 
     fn annotations_need_update(&self, i: usize) -> bool {
         let desired = self.replicas.to_string();
         let max = (self.replicas + self.max_surge()).to_string();
-        self.rss[i].annotation(DESIRED_REPLICAS) != Some(desired.as_str()) || self.rss[i].annotation(MAX_REPLICAS) != Some(max.as_str())
+        self.rss[i].annotation(DESIRED_REPLICAS) != Some(desired.as_str())
+            || self.rss[i].annotation(MAX_REPLICAS) != Some(max.as_str())
     }
 
     fn set_replicas_annotations(&mut self, i: usize) {
-        let (desired, max) = (self.replicas.to_string(), (self.replicas + self.max_surge()).to_string());
+        let (desired, max) = (
+            self.replicas.to_string(),
+            (self.replicas + self.max_surge()).to_string(),
+        );
         self.rss[i].set_annotation(DESIRED_REPLICAS, desired);
         self.rss[i].set_annotation(MAX_REPLICAS, max);
     }
@@ -403,12 +512,19 @@ impl Ctl<'_> {
         }
         let old = self.rss[i].replicas;
         self.rss[i].replicas = new_scale;
-        doc::set(&mut self.rss[i].doc, &["spec", "replicas"], json!(new_scale));
+        doc::set(
+            &mut self.rss[i].doc,
+            &["spec", "replicas"],
+            json!(new_scale),
+        );
         self.set_replicas_annotations(i);
         self.rss[i].dirty = true;
         if size_changes {
             let name = self.rss[i].name.clone();
-            self.event("ScalingReplicaSet", format!("Scaled {operation} replica set {name} from {old} to {new_scale}"));
+            self.event(
+                "ScalingReplicaSet",
+                format!("Scaled {operation} replica set {name} from {old} to {new_scale}"),
+            );
         }
         size_changes
     }
@@ -418,7 +534,11 @@ impl Ctl<'_> {
         if self.rss[i].replicas == new_scale {
             return false;
         }
-        let op = if self.rss[i].replicas < new_scale { "up" } else { "down" };
+        let op = if self.rss[i].replicas < new_scale {
+            "up"
+        } else {
+            "down"
+        };
         self.scale_rs(i, new_scale, op)
     }
 
@@ -426,14 +546,19 @@ impl Ctl<'_> {
         let (new, old) = self.get_all_and_sync_revision(false);
         let all: Vec<usize> = new.into_iter().chain(old).collect();
         let desired = self.replicas.to_string();
-        self.active(&all).iter().any(|&i| matches!(self.rss[i].annotation(DESIRED_REPLICAS), Some(d) if d != desired))
+        self.active(&all)
+            .iter()
+            .any(|&i| matches!(self.rss[i].annotation(DESIRED_REPLICAS), Some(d) if d != desired))
     }
 
     /// `copyDeploymentAnnotationsToReplicaSet` + revision bookkeeping
     /// (`SetNewReplicaSetAnnotations`).
     fn set_new_rs_annotations(&mut self, i: usize, new_revision: i64, exists: bool) -> bool {
         let mut changed = false;
-        let d_ann = doc::at(&self.d, &["metadata", "annotations"]).and_then(Value::as_object).cloned().unwrap_or_default();
+        let d_ann = doc::at(&self.d, &["metadata", "annotations"])
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (k, v) in d_ann {
             if SKIP_COPY.contains(&k.as_str()) {
                 continue;
@@ -455,8 +580,15 @@ impl Ctl<'_> {
             self.rss[i].set_annotation(REVISION, new_revision.to_string());
             changed = true;
             if let Some(old) = old_revision_text {
-                let history = self.rss[i].annotation(REVISION_HISTORY).unwrap_or_default().to_string();
-                let value = if history.is_empty() { old } else { format!("{history},{old}") };
+                let history = self.rss[i]
+                    .annotation(REVISION_HISTORY)
+                    .unwrap_or_default()
+                    .to_string();
+                let value = if history.is_empty() {
+                    old
+                } else {
+                    format!("{history},{old}")
+                };
                 self.rss[i].set_annotation(REVISION_HISTORY, value);
             }
         }
@@ -471,7 +603,8 @@ impl Ctl<'_> {
         if doc::annotation(&self.d, REVISION) == Some(revision) {
             return false;
         }
-        doc::map_mut(&mut self.d, &["metadata", "annotations"]).insert(REVISION.into(), json!(revision));
+        doc::map_mut(&mut self.d, &["metadata", "annotations"])
+            .insert(REVISION.into(), json!(revision));
         true
     }
 
@@ -479,22 +612,39 @@ impl Ctl<'_> {
     fn get_all_and_sync_revision(&mut self, create: bool) -> (Option<usize>, Vec<usize>) {
         let existing = self.new_rs_index();
         let old = self.old_indices(existing);
-        let max_old_revision = old.iter().map(|&i| self.rss[i].revision()).max().unwrap_or(0);
+        let max_old_revision = old
+            .iter()
+            .map(|&i| self.rss[i].revision())
+            .max()
+            .unwrap_or(0);
         let new_revision = max_old_revision + 1;
         if let Some(i) = existing {
             let changed = self.set_new_rs_annotations(i, new_revision, true);
             let min_ready = self.spec_i64("minReadySeconds").unwrap_or(0);
-            let rs_min_ready = doc::i64_at(&self.rss[i].doc, &["spec", "minReadySeconds"]).unwrap_or(0);
+            let rs_min_ready =
+                doc::i64_at(&self.rss[i].doc, &["spec", "minReadySeconds"]).unwrap_or(0);
             if changed || min_ready != rs_min_ready {
-                doc::set(&mut self.rss[i].doc, &["spec", "minReadySeconds"], json!(min_ready));
+                doc::set(
+                    &mut self.rss[i].doc,
+                    &["spec", "minReadySeconds"],
+                    json!(min_ready),
+                );
                 self.rss[i].dirty = true;
             }
-            let revision = self.rss[i].annotation(REVISION).unwrap_or_default().to_string();
+            let revision = self.rss[i]
+                .annotation(REVISION)
+                .unwrap_or_default()
+                .to_string();
             self.set_deployment_revision(&revision);
             let mut status = self.status();
-            if self.progress_deadline().is_some() && Self::get_condition(&status, "Progressing").is_none() {
+            if self.progress_deadline().is_some()
+                && Self::get_condition(&status, "Progressing").is_none()
+            {
                 let msg = format!("Found new replica set \"{}\"", self.rss[i].name);
-                Self::set_condition(&mut status, self.new_condition("Progressing", "True", "FoundNewReplicaSet", msg));
+                Self::set_condition(
+                    &mut status,
+                    self.new_condition("Progressing", "True", "FoundNewReplicaSet", msg),
+                );
                 self.set_status(status);
             }
             return (Some(i), old);
@@ -514,10 +664,15 @@ impl Ctl<'_> {
             return (None, old);
         }
         let mut new_template = template.clone();
-        doc::map_mut(&mut new_template, &["metadata", "labels"]).insert(POD_TEMPLATE_HASH.into(), json!(hash));
-        let mut selector = doc::at(&self.d, &["spec", "selector"]).cloned().unwrap_or_else(|| json!({}));
+        doc::map_mut(&mut new_template, &["metadata", "labels"])
+            .insert(POD_TEMPLATE_HASH.into(), json!(hash));
+        let mut selector = doc::at(&self.d, &["spec", "selector"])
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         doc::map_mut(&mut selector, &["matchLabels"]).insert(POD_TEMPLATE_HASH.into(), json!(hash));
-        let labels = doc::at(&new_template, &["metadata", "labels"]).cloned().unwrap_or_else(|| json!({}));
+        let labels = doc::at(&new_template, &["metadata", "labels"])
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let rs_doc = json!({
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
@@ -534,7 +689,14 @@ impl Ctl<'_> {
                 "template": new_template,
             },
         });
-        self.rss.push(Rs { doc: rs_doc, name: name.clone(), created: self.now, replicas: 0, dirty: true, new: true });
+        self.rss.push(Rs {
+            doc: rs_doc,
+            name: name.clone(),
+            created: self.now,
+            replicas: 0,
+            dirty: true,
+            new: true,
+        });
         let i = self.rss.len() - 1;
         let all: Vec<usize> = (0..self.rss.len()).collect();
         let count = self.new_rs_new_replicas(&all, i);
@@ -542,13 +704,19 @@ impl Ctl<'_> {
         doc::set(&mut self.rss[i].doc, &["spec", "replicas"], json!(count));
         self.set_new_rs_annotations(i, new_revision, false);
         if count > 0 {
-            self.event("ScalingReplicaSet", format!("Scaled up replica set {name} from 0 to {count}"));
+            self.event(
+                "ScalingReplicaSet",
+                format!("Scaled up replica set {name} from 0 to {count}"),
+            );
         }
         self.set_deployment_revision(&new_revision.to_string());
         if self.progress_deadline().is_some() {
             let mut status = self.status();
             let msg = format!("Created new replica set \"{name}\"");
-            Self::set_condition(&mut status, self.new_condition("Progressing", "True", "NewReplicaSetCreated", msg));
+            Self::set_condition(
+                &mut status,
+                self.new_condition("Progressing", "True", "NewReplicaSetCreated", msg),
+            );
             self.set_status(status);
         }
         (Some(i), old)
@@ -625,22 +793,34 @@ impl Ctl<'_> {
         let all: Vec<usize> = old.iter().copied().chain(new).collect();
         let mut all = self.active(&all);
         let all_replicas = self.sum_replicas(&all);
-        let allowed = if self.replicas > 0 { self.replicas + self.max_surge() } else { 0 };
+        let allowed = if self.replicas > 0 {
+            self.replicas + self.max_surge()
+        } else {
+            0
+        };
         let to_add = allowed - all_replicas;
         let operation = if to_add > 0 {
             // ReplicaSetsBySizeNewer: larger first, then newer first.
             all.sort_by(|&a, &b| {
-                self.rss[b].replicas.cmp(&self.rss[a].replicas).then_with(|| {
-                    (self.rss[b].created, &self.rss[b].name).cmp(&(self.rss[a].created, &self.rss[a].name))
-                })
+                self.rss[b]
+                    .replicas
+                    .cmp(&self.rss[a].replicas)
+                    .then_with(|| {
+                        (self.rss[b].created, &self.rss[b].name)
+                            .cmp(&(self.rss[a].created, &self.rss[a].name))
+                    })
             });
             "up"
         } else if to_add < 0 {
             // ReplicaSetsBySizeOlder: larger first, then older first.
             all.sort_by(|&a, &b| {
-                self.rss[b].replicas.cmp(&self.rss[a].replicas).then_with(|| {
-                    (self.rss[a].created, &self.rss[a].name).cmp(&(self.rss[b].created, &self.rss[b].name))
-                })
+                self.rss[b]
+                    .replicas
+                    .cmp(&self.rss[a].replicas)
+                    .then_with(|| {
+                        (self.rss[a].created, &self.rss[a].name)
+                            .cmp(&(self.rss[b].created, &self.rss[b].name))
+                    })
             });
             "down"
         } else {
@@ -673,7 +853,11 @@ impl Ctl<'_> {
         }
         let fraction = self.fraction(i);
         let allowed = to_add - added;
-        if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) }
+        if to_add > 0 {
+            fraction.min(allowed)
+        } else {
+            fraction.max(allowed)
+        }
     }
 
     /// `getReplicaSetFraction`.
@@ -752,7 +936,10 @@ impl Ctl<'_> {
             if total >= max_cleanup {
                 break;
             }
-            let (replicas, available) = (self.rss[i].replicas, self.rss[i].status("availableReplicas"));
+            let (replicas, available) = (
+                self.rss[i].replicas,
+                self.rss[i].status("availableReplicas"),
+            );
             if replicas == 0 || replicas == available {
                 continue;
             }
@@ -834,13 +1021,21 @@ impl Ctl<'_> {
     // ---- history ----
 
     fn cleanup(&mut self, old: &[usize]) {
-        let Some(limit) = self.spec_i64("revisionHistoryLimit") else { return };
+        let Some(limit) = self.spec_i64("revisionHistoryLimit") else {
+            return;
+        };
         let mut cleanable: Vec<usize> = old.to_vec();
         let diff = cleanable.len() as i64 - limit;
         if diff <= 0 {
             return;
         }
-        cleanable.sort_by_key(|&i| (self.rss[i].revision(), self.rss[i].created, self.rss[i].name.clone()));
+        cleanable.sort_by_key(|&i| {
+            (
+                self.rss[i].revision(),
+                self.rss[i].created,
+                self.rss[i].name.clone(),
+            )
+        });
         for &i in cleanable.iter().take(diff as usize) {
             let rs = &self.rss[i];
             let generation = doc::i64_at(&rs.doc, &["metadata", "generation"]).unwrap_or(0);
@@ -849,7 +1044,11 @@ impl Ctl<'_> {
                 continue;
             }
             let ns = doc::namespace(&rs.doc).to_string();
-            self.out.push(Change::Delete { kind: "ReplicaSet", namespace: ns, name: rs.name.clone() });
+            self.out.push(Change::Delete {
+                kind: "ReplicaSet",
+                namespace: ns,
+                name: rs.name.clone(),
+            });
         }
     }
 
@@ -868,7 +1067,10 @@ impl Ctl<'_> {
             }
         };
         put("replicas", self.sum_status(all, "replicas"));
-        put("updatedReplicas", new.map(|i| self.rss[i].status("replicas")).unwrap_or(0));
+        put(
+            "updatedReplicas",
+            new.map(|i| self.rss[i].status("replicas")).unwrap_or(0),
+        );
         put("readyReplicas", self.sum_status(all, "readyReplicas"));
         put("availableReplicas", available);
         put("unavailableReplicas", unavailable);
@@ -879,9 +1081,19 @@ impl Ctl<'_> {
             status["conditions"] = c.clone();
         }
         let cond = if available >= self.replicas - self.max_unavailable() {
-            self.new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
+            self.new_condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            )
         } else {
-            self.new_condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
+            self.new_condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            )
         };
         Self::set_condition(&mut status, cond);
         status
@@ -896,7 +1108,8 @@ impl Ctl<'_> {
         n("updatedReplicas") == self.replicas
             && n("replicas") == self.replicas
             && n("availableReplicas") == self.replicas
-            && n("observedGeneration") >= doc::i64_at(&self.d, &["metadata", "generation"]).unwrap_or(1)
+            && n("observedGeneration")
+                >= doc::i64_at(&self.d, &["metadata", "generation"]).unwrap_or(1)
     }
 
     fn deployment_progressing(&self, new_status: &Value) -> bool {
@@ -911,13 +1124,18 @@ impl Ctl<'_> {
     }
 
     fn deployment_timed_out(&self, status: &Value) -> bool {
-        let Some(deadline) = self.progress_deadline() else { return false };
-        let Some(cond) = Self::get_condition(status, "Progressing") else { return false };
+        let Some(deadline) = self.progress_deadline() else {
+            return false;
+        };
+        let Some(cond) = Self::get_condition(status, "Progressing") else {
+            return false;
+        };
         match doc::str_at(cond, &["reason"]) {
             "NewReplicaSetAvailable" => false,
             "ProgressDeadlineExceeded" => true,
             _ => {
-                let from = parse_rfc3339(doc::str_at(cond, &["lastUpdateTime"])).unwrap_or(self.now);
+                let from =
+                    parse_rfc3339(doc::str_at(cond, &["lastUpdateTime"])).unwrap_or(self.now);
                 from + deadline * SECOND < self.now
             }
         }
@@ -932,12 +1150,20 @@ impl Ctl<'_> {
         let current = Self::get_condition(&self.status(), "Progressing").cloned();
         let n = Self::status_num;
         let complete_already = n(&status, "replicas") == n(&status, "updatedReplicas")
-            && current.as_ref().is_some_and(|c| doc::str_at(c, &["reason"]) == "NewReplicaSetAvailable");
+            && current
+                .as_ref()
+                .is_some_and(|c| doc::str_at(c, &["reason"]) == "NewReplicaSetAvailable");
         let new_name = new.map(|i| self.rss[i].name.clone());
         if deadline.is_some() && !complete_already {
             if self.deployment_complete(&status) {
-                let msg = format!("ReplicaSet \"{}\" has successfully progressed.", new_name.clone().unwrap_or_default());
-                Self::set_condition(&mut status, self.new_condition("Progressing", "True", "NewReplicaSetAvailable", msg));
+                let msg = format!(
+                    "ReplicaSet \"{}\" has successfully progressed.",
+                    new_name.clone().unwrap_or_default()
+                );
+                Self::set_condition(
+                    &mut status,
+                    self.new_condition("Progressing", "True", "NewReplicaSetAvailable", msg),
+                );
             } else if self.deployment_progressing(&status) {
                 let msg = match &new_name {
                     Some(n) => format!("ReplicaSet \"{n}\" is progressing."),
@@ -956,11 +1182,28 @@ impl Ctl<'_> {
                     Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
                     None => format!("Deployment \"{}\" has timed out progressing.", self.name()),
                 };
-                let was_timed_out = current.as_ref().is_some_and(|c| doc::str_at(c, &["reason"]) == "ProgressDeadlineExceeded");
-                Self::set_condition(&mut status, self.new_condition("Progressing", "False", "ProgressDeadlineExceeded", msg.clone()));
+                let was_timed_out = current
+                    .as_ref()
+                    .is_some_and(|c| doc::str_at(c, &["reason"]) == "ProgressDeadlineExceeded");
+                Self::set_condition(
+                    &mut status,
+                    self.new_condition(
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        msg.clone(),
+                    ),
+                );
                 if !was_timed_out {
                     let name = self.name();
-                    let e = NewEvent::warning("deployment-controller", "Deployment", doc::namespace(&self.d), &name, "ProgressDeadlineExceeded", msg);
+                    let e = NewEvent::warning(
+                        "deployment-controller",
+                        "Deployment",
+                        doc::namespace(&self.d),
+                        &name,
+                        "ProgressDeadlineExceeded",
+                        msg,
+                    );
                     self.out.event(e);
                 }
             }
@@ -969,19 +1212,29 @@ impl Ctl<'_> {
         let failure = all.iter().chain(new.iter()).find_map(|&i| {
             doc::at(&self.rss[i].doc, &["status", "conditions"])
                 .and_then(Value::as_array)
-                .and_then(|c| c.iter().find(|c| doc::str_at(c, &["type"]) == "ReplicaFailure"))
+                .and_then(|c| {
+                    c.iter()
+                        .find(|c| doc::str_at(c, &["type"]) == "ReplicaFailure")
+                })
                 .cloned()
         });
         match failure {
             Some(f) => {
-                let cond = self.new_condition("ReplicaFailure", doc::str_at(&f, &["status"]), doc::str_at(&f, &["reason"]), doc::str_at(&f, &["message"]).to_string());
+                let cond = self.new_condition(
+                    "ReplicaFailure",
+                    doc::str_at(&f, &["status"]),
+                    doc::str_at(&f, &["reason"]),
+                    doc::str_at(&f, &["message"]).to_string(),
+                );
                 Self::set_condition(&mut status, cond);
             }
             None => Self::remove_condition(&mut status, "ReplicaFailure"),
         }
         // Wake when the deadline would pass (requeueStuckDeployment).
         if let (Some(dl), Some(cond)) = (deadline, Self::get_condition(&status, "Progressing")) {
-            if doc::str_at(cond, &["status"]) == "True" && doc::str_at(cond, &["reason"]) != "NewReplicaSetAvailable" {
+            if doc::str_at(cond, &["status"]) == "True"
+                && doc::str_at(cond, &["reason"]) != "NewReplicaSetAvailable"
+            {
                 if let Some(from) = parse_rfc3339(doc::str_at(cond, &["lastUpdateTime"])) {
                     self.out.wake_at(from + dl * SECOND + 1);
                 }
@@ -1005,18 +1258,36 @@ mod tests {
     #[test]
     fn fenceposts_round_like_kubernetes() {
         let v = |s: &str| Some(json!(s));
-        assert_eq!(resolve_fenceposts(v("25%").as_ref(), v("25%").as_ref(), 10), (3, 2));
-        assert_eq!(resolve_fenceposts(v("25%").as_ref(), v("25%").as_ref(), 1), (1, 0));
-        assert_eq!(resolve_fenceposts(Some(&json!(0)), Some(&json!(0)), 5), (0, 1));
-        assert_eq!(resolve_fenceposts(v("30%").as_ref(), v("30%").as_ref(), 3), (1, 0));
-        assert_eq!(resolve_fenceposts(v("50%").as_ref(), Some(&json!(0)), 5), (3, 0));
+        assert_eq!(
+            resolve_fenceposts(v("25%").as_ref(), v("25%").as_ref(), 10),
+            (3, 2)
+        );
+        assert_eq!(
+            resolve_fenceposts(v("25%").as_ref(), v("25%").as_ref(), 1),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(Some(&json!(0)), Some(&json!(0)), 5),
+            (0, 1)
+        );
+        assert_eq!(
+            resolve_fenceposts(v("30%").as_ref(), v("30%").as_ref(), 3),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(v("50%").as_ref(), Some(&json!(0)), 5),
+            (3, 0)
+        );
     }
 
     #[test]
     fn template_hashes_use_the_safe_alphabet() {
         let t = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
         let h = template_hash(&t, None);
-        assert!(h.bytes().all(|b| crate::engine::clock::SAFE_ALPHABET.contains(&b)));
+        assert!(
+            h.bytes()
+                .all(|b| crate::engine::clock::SAFE_ALPHABET.contains(&b))
+        );
         assert_ne!(h, template_hash(&t, Some(1)));
         assert_eq!(h, template_hash(&t, None));
     }

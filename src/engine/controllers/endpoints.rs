@@ -23,11 +23,18 @@ pub const LB_POOL: &str = "172.18.255.";
 pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
     let mut pods_by_ns: HashMap<&str, Vec<&Value>> = HashMap::new();
     for s in state.kind("Pod").values() {
-        pods_by_ns.entry(doc::namespace(&s.doc)).or_default().push(&s.doc);
+        pods_by_ns
+            .entry(doc::namespace(&s.doc))
+            .or_default()
+            .push(&s.doc);
     }
     let mut used_lb: BTreeSet<String> = BTreeSet::new();
     for s in state.kind("Service").values() {
-        if let Some(ip) = doc::at(&s.doc, &["status", "loadBalancer", "ingress"]).and_then(|i| i.get(0)).and_then(|i| i.get("ip")).and_then(Value::as_str) {
+        if let Some(ip) = doc::at(&s.doc, &["status", "loadBalancer", "ingress"])
+            .and_then(|i| i.get(0))
+            .and_then(|i| i.get("ip"))
+            .and_then(Value::as_str)
+        {
             used_lb.insert(ip.to_string());
         }
     }
@@ -35,7 +42,9 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
         let svc = &stored.doc;
         let (ns, name) = (doc::namespace(svc), doc::name(svc));
         load_balancer(svc, &mut used_lb, out);
-        let Some(selector) = doc::at(svc, &["spec", "selector"]).filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else {
+        let Some(selector) = doc::at(svc, &["spec", "selector"])
+            .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+        else {
             continue;
         };
         let selector = Selector::from_map(selector);
@@ -48,14 +57,24 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             .filter(|p| !doc::is_deleting(p) && !doc::str_at(p, &["status", "podIP"]).is_empty())
             .filter(|p| !matches!(doc::str_at(p, &["status", "phase"]), "Succeeded" | "Failed"))
             .collect();
-        pods.sort_by(|a, b| doc::str_at(a, &["status", "podIP"]).cmp(doc::str_at(b, &["status", "podIP"])));
+        pods.sort_by(|a, b| {
+            doc::str_at(a, &["status", "podIP"]).cmp(doc::str_at(b, &["status", "podIP"]))
+        });
         let ports = service_ports(svc, pods.first().copied());
         let addr = |p: &Value| {
             json!({"ip": doc::str_at(p, &["status", "podIP"]), "nodeName": doc::str_at(p, &["spec", "nodeName"]),
                 "targetRef": {"kind": "Pod", "name": doc::name(p), "namespace": ns, "uid": doc::uid(p)}})
         };
-        let ready: Vec<Value> = pods.iter().filter(|p| pod_ready(p)).map(|p| addr(p)).collect();
-        let not_ready: Vec<Value> = pods.iter().filter(|p| !pod_ready(p)).map(|p| addr(p)).collect();
+        let ready: Vec<Value> = pods
+            .iter()
+            .filter(|p| pod_ready(p))
+            .map(|p| addr(p))
+            .collect();
+        let not_ready: Vec<Value> = pods
+            .iter()
+            .filter(|p| !pod_ready(p))
+            .map(|p| addr(p))
+            .collect();
         let mut subset = json!({});
         if !ready.is_empty() {
             subset["addresses"] = Value::Array(ready);
@@ -68,11 +87,20 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             "metadata": {"name": name, "namespace": ns, "labels": {MANAGED_BY: "endpoint-controller"}},
         });
         if !pods.is_empty() {
-            subset["ports"] = Value::Array(ports.iter().map(|(n, _, t, proto)| port_json(n, *t, proto)).collect());
+            subset["ports"] = Value::Array(
+                ports
+                    .iter()
+                    .map(|(n, _, t, proto)| port_json(n, *t, proto))
+                    .collect(),
+            );
             endpoints["subsets"] = json!([subset]);
         }
         write(state, "Endpoints", endpoints, out);
-        let slice_name = format!("{name}-{}", &crate::engine::controllers::deployment::template_hash(&json!(doc::uid(svc)), None)[..5]);
+        let slice_name = format!(
+            "{name}-{}",
+            &crate::engine::controllers::deployment::template_hash(&json!(doc::uid(svc)), None)
+                [..5]
+        );
         let slice_endpoints: Vec<Value> = pods
             .iter()
             .map(|p| {
@@ -97,8 +125,16 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
     // Endpoints of Services that are gone.
     for s in state.kind("Endpoints").values() {
         let e = &s.doc;
-        if doc::at(e, &["metadata", "labels", MANAGED_BY]).is_some() && state.get("Service", doc::namespace(e), doc::name(e)).is_none() {
-            out.push(Change::Remove { kind: "Endpoints", namespace: doc::namespace(e).into(), name: doc::name(e).into() });
+        if doc::at(e, &["metadata", "labels", MANAGED_BY]).is_some()
+            && state
+                .get("Service", doc::namespace(e), doc::name(e))
+                .is_none()
+        {
+            out.push(Change::Remove {
+                kind: "Endpoints",
+                namespace: doc::namespace(e).into(),
+                name: doc::name(e).into(),
+            });
         }
     }
 }
@@ -112,7 +148,8 @@ fn port_json(name: &str, port: i64, protocol: &str) -> Value {
 }
 
 fn pod_ready(pod: &Value) -> bool {
-    crate::engine::scheduler::pod_condition(pod, "Ready").is_some_and(|c| doc::str_at(c, &["status"]) == "True")
+    crate::engine::scheduler::pod_condition(pod, "Ready")
+        .is_some_and(|c| doc::str_at(c, &["status"]) == "True")
 }
 
 /// (name, port, resolved target port, protocol) of each Service port.
@@ -125,28 +162,50 @@ fn service_ports(svc: &Value, sample: Option<&Value>) -> Vec<(String, i64, i64, 
             let port = doc::i64_at(p, &["port"]).unwrap_or(0);
             let target = match p.get("targetPort") {
                 Some(Value::Number(n)) => n.as_i64().unwrap_or(port),
-                Some(Value::String(named)) => sample.and_then(|pod| named_port(pod, named)).unwrap_or(port),
+                Some(Value::String(named)) => sample
+                    .and_then(|pod| named_port(pod, named))
+                    .unwrap_or(port),
                 _ => port,
             };
             let proto = match doc::str_at(p, &["protocol"]) {
                 "" => "TCP",
                 other => other,
             };
-            (doc::str_at(p, &["name"]).to_string(), port, target, proto.to_string())
+            (
+                doc::str_at(p, &["name"]).to_string(),
+                port,
+                target,
+                proto.to_string(),
+            )
         })
         .collect()
 }
 
 fn named_port(pod: &Value, name: &str) -> Option<i64> {
-    doc::at(pod, &["spec", "containers"])?.as_array()?.iter().find_map(|c| {
-        c.get("ports")?.as_array()?.iter().find(|p| doc::str_at(p, &["name"]) == name).and_then(|p| doc::i64_at(p, &["containerPort"]))
-    })
+    doc::at(pod, &["spec", "containers"])?
+        .as_array()?
+        .iter()
+        .find_map(|c| {
+            c.get("ports")?
+                .as_array()?
+                .iter()
+                .find(|p| doc::str_at(p, &["name"]) == name)
+                .and_then(|p| doc::i64_at(p, &["containerPort"]))
+        })
 }
 
 fn write(state: &State, kind: &'static str, mut desired: Value, out: &mut Changes) {
-    let (ns, name) = (doc::namespace(&desired).to_string(), doc::name(&desired).to_string());
+    let (ns, name) = (
+        doc::namespace(&desired).to_string(),
+        doc::name(&desired).to_string(),
+    );
     match state.get(kind, &ns, &name) {
-        None => out.push(Change::Create { kind, doc: desired, sim: None, owner: None }),
+        None => out.push(Change::Create {
+            kind,
+            doc: desired,
+            sim: None,
+            owner: None,
+        }),
         Some(current) => {
             // Keep the store's bookkeeping; compare the rest.
             if let Some(meta) = current.doc.get("metadata") {
@@ -171,9 +230,18 @@ fn load_balancer(svc: &Value, used: &mut BTreeSet<String>, out: &mut Changes) {
     }
     let mut updated = svc.clone();
     if is_lb {
-        let Some(ip) = (200..255).map(|h| format!("{LB_POOL}{h}")).find(|ip| !used.contains(ip)) else { return };
+        let Some(ip) = (200..255)
+            .map(|h| format!("{LB_POOL}{h}"))
+            .find(|ip| !used.contains(ip))
+        else {
+            return;
+        };
         used.insert(ip.clone());
-        doc::set(&mut updated, &["status", "loadBalancer"], json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]}));
+        doc::set(
+            &mut updated,
+            &["status", "loadBalancer"],
+            json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]}),
+        );
     } else {
         doc::set(&mut updated, &["status", "loadBalancer"], json!({}));
     }

@@ -29,7 +29,9 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
     for (kind, map) in &state.objects {
         for s in map.values() {
             let refs = doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
-            let Some(refs) = refs.filter(|r| !r.is_empty()) else { continue };
+            let Some(refs) = refs.filter(|r| !r.is_empty()) else {
+                continue;
+            };
             let uids: Vec<&str> = refs.iter().map(|r| doc::str_at(r, &["uid"])).collect();
             for u in &uids {
                 *dependents.entry(u).or_default() += 1;
@@ -37,7 +39,11 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             let orphaned = uids.iter().all(|u| !live.contains(u));
             let owner_foreground = uids.iter().any(|u| foreground.contains(u));
             if (orphaned || owner_foreground) && !doc::is_deleting(&s.doc) {
-                out.push(Change::Delete { kind, namespace: doc::namespace(&s.doc).into(), name: doc::name(&s.doc).into() });
+                out.push(Change::Delete {
+                    kind,
+                    namespace: doc::namespace(&s.doc).into(),
+                    name: doc::name(&s.doc).into(),
+                });
             }
         }
     }
@@ -46,7 +52,11 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
         for s in map.values() {
             let uid = doc::uid(&s.doc);
             if foreground.contains(uid) && !dependents.contains_key(uid) {
-                out.push(Change::Remove { kind, namespace: doc::namespace(&s.doc).into(), name: doc::name(&s.doc).into() });
+                out.push(Change::Remove {
+                    kind,
+                    namespace: doc::namespace(&s.doc).into(),
+                    name: doc::name(&s.doc).into(),
+                });
             }
         }
     }
@@ -54,5 +64,7 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
 
 /// Whether `metadata.finalizers` holds `name`.
 pub fn has_finalizer(obj: &Value, name: &str) -> bool {
-    doc::at(obj, &["metadata", "finalizers"]).and_then(Value::as_array).is_some_and(|f| f.iter().any(|x| x.as_str() == Some(name)))
+    doc::at(obj, &["metadata", "finalizers"])
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(name)))
 }

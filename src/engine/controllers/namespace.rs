@@ -19,16 +19,29 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             for s in state_in(map, ns) {
                 remaining += 1;
                 if !doc::is_deleting(&s.doc) {
-                    out.push(Change::Delete { kind, namespace: ns.into(), name: doc::name(&s.doc).into() });
+                    out.push(Change::Delete {
+                        kind,
+                        namespace: ns.into(),
+                        name: doc::name(&s.doc).into(),
+                    });
                 }
             }
         }
         if remaining == 0 {
-            out.push(Change::Remove { kind: "Namespace", namespace: String::new(), name: ns.into() });
+            out.push(Change::Remove {
+                kind: "Namespace",
+                namespace: String::new(),
+                name: ns.into(),
+            });
         }
     }
 }
 
-fn state_in<'a>(map: &'a crate::engine::store::KindMap, ns: &'a str) -> impl Iterator<Item = &'a crate::engine::store::Stored> + 'a {
-    map.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns).map(|(_, s)| s)
+fn state_in<'a>(
+    map: &'a crate::engine::store::KindMap,
+    ns: &'a str,
+) -> impl Iterator<Item = &'a crate::engine::store::Stored> + 'a {
+    map.range((ns.to_string(), String::new())..)
+        .take_while(move |((n, _), _)| n == ns)
+        .map(|(_, s)| s)
 }

@@ -28,20 +28,41 @@ pub const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
 /// The Ready condition of a healthy node.
 pub fn ready_conditions(now: Millis) -> Value {
     let t = rfc3339(now);
-    let c = |kind: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": kind, "status": status, "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": reason, "message": message})
-    };
+    let c = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": reason, "message": message});
     json!([
-        c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        c("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        c(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        c(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        c(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        c(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
 fn unknown_conditions(node: &Value, now: Millis) -> Value {
     let t = rfc3339(now);
-    let mut conds = doc::at(node, &["status", "conditions"]).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut conds = doc::at(node, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for c in &mut conds {
         c["status"] = json!("Unknown");
         c["reason"] = json!("NodeStatusUnknown");
@@ -52,7 +73,10 @@ fn unknown_conditions(node: &Value, now: Millis) -> Value {
 }
 
 fn taints(node: &Value) -> Vec<Value> {
-    doc::at(node, &["spec", "taints"]).and_then(Value::as_array).cloned().unwrap_or_default()
+    doc::at(node, &["spec", "taints"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn set_taints(node: &mut Value, list: Vec<Value>) {
@@ -72,19 +96,32 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         let name = doc::name(node);
         let mut updated = node.clone();
         let mut list = taints(node);
-        let cordoned = doc::at(node, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
+        let cordoned =
+            doc::at(node, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
         let has = |l: &[Value], key: &str| l.iter().any(|t| doc::str_at(t, &["key"]) == key);
         if cordoned && !has(&list, UNSCHEDULABLE) {
-            list.push(json!({"key": UNSCHEDULABLE, "effect": "NoSchedule", "timeAdded": rfc3339(now)}));
+            list.push(
+                json!({"key": UNSCHEDULABLE, "effect": "NoSchedule", "timeAdded": rfc3339(now)}),
+            );
         } else if !cordoned && has(&list, UNSCHEDULABLE) {
             list.retain(|t| doc::str_at(t, &["key"]) != UNSCHEDULABLE);
         }
         match state.down_nodes.get(name) {
             Some(&since) if now >= since + NODE_MONITOR_GRACE => {
                 if node_ready(node) {
-                    doc::set(&mut updated, &["status", "conditions"], unknown_conditions(node, now));
-                    out.event(NewEvent::normal("node-controller", "Node", "", name, "NodeNotReady",
-                        format!("Node {name} status is now: NodeNotReady")));
+                    doc::set(
+                        &mut updated,
+                        &["status", "conditions"],
+                        unknown_conditions(node, now),
+                    );
+                    out.event(NewEvent::normal(
+                        "node-controller",
+                        "Node",
+                        "",
+                        name,
+                        "NodeNotReady",
+                        format!("Node {name} status is now: NodeNotReady"),
+                    ));
                 }
                 if !has(&list, UNREACHABLE) {
                     for effect in ["NoSchedule", "NoExecute"] {
@@ -96,9 +133,19 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             Some(&since) => out.wake_at(since + NODE_MONITOR_GRACE),
             None => {
                 if !node_ready(node) {
-                    doc::set(&mut updated, &["status", "conditions"], ready_conditions(now));
-                    out.event(NewEvent::normal("node-controller", "Node", "", name, "NodeReady",
-                        format!("Node {name} status is now: NodeReady")));
+                    doc::set(
+                        &mut updated,
+                        &["status", "conditions"],
+                        ready_conditions(now),
+                    );
+                    out.event(NewEvent::normal(
+                        "node-controller",
+                        "Node",
+                        "",
+                        name,
+                        "NodeReady",
+                        format!("Node {name} status is now: NodeReady"),
+                    ));
                 }
                 list.retain(|t| doc::str_at(t, &["key"]) != UNREACHABLE);
             }
@@ -113,7 +160,11 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     for stored in state.kind("Pod").values() {
         let node = doc::str_at(&stored.doc, &["spec", "nodeName"]);
         if !node.is_empty() && state.get("Node", "", node).is_none() {
-            out.push(Change::Remove { kind: "Pod", namespace: doc::namespace(&stored.doc).into(), name: doc::name(&stored.doc).into() });
+            out.push(Change::Remove {
+                kind: "Pod",
+                namespace: doc::namespace(&stored.doc).into(),
+                name: doc::name(&stored.doc).into(),
+            });
         }
     }
 }
@@ -129,9 +180,14 @@ fn mark_pods_not_ready(state: &State, node: &str, now: Millis, out: &mut Changes
             continue;
         }
         let mut updated = pod.clone();
-        if let Some(conds) = updated.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+        if let Some(conds) = updated
+            .pointer_mut("/status/conditions")
+            .and_then(Value::as_array_mut)
+        {
             for c in conds.iter_mut() {
-                if matches!(doc::str_at(c, &["type"]), "Ready" | "ContainersReady") && doc::str_at(c, &["status"]) == "True" {
+                if matches!(doc::str_at(c, &["type"]), "Ready" | "ContainersReady")
+                    && doc::str_at(c, &["status"]) == "True"
+                {
                     c["status"] = json!("False");
                     c["lastTransitionTime"] = json!(rfc3339(now));
                 }
@@ -139,17 +195,36 @@ fn mark_pods_not_ready(state: &State, node: &str, now: Millis, out: &mut Changes
         }
         let ns = doc::namespace(pod).to_string();
         let name = doc::name(pod).to_string();
-        out.event(NewEvent::warning("node-controller", "Pod", &ns, &name, "NodeNotReady", "Node is not ready".into()));
+        out.event(NewEvent::warning(
+            "node-controller",
+            "Pod",
+            &ns,
+            &name,
+            "NodeNotReady",
+            "Node is not ready".into(),
+        ));
         out.update("Pod", updated);
-        let sim = PodSim { node_lost: true, ready: false, ready_changed_at: Some(now), ..sim.clone() };
-        out.push(Change::Sim { namespace: ns, name, sim });
+        let sim = PodSim {
+            node_lost: true,
+            ready: false,
+            ready_changed_at: Some(now),
+            ..sim.clone()
+        };
+        out.push(Change::Sim {
+            namespace: ns,
+            name,
+            sim,
+        });
     }
 }
 
 /// Taint-based eviction: pods on a node with NoExecute taints are deleted once their
 /// toleration runs out (at once for an untolerated taint).
 fn evict(state: &State, node: &Value, now: Millis, out: &mut Changes) {
-    let no_execute: Vec<Value> = taints(node).into_iter().filter(|t| doc::str_at(t, &["effect"]) == "NoExecute").collect();
+    let no_execute: Vec<Value> = taints(node)
+        .into_iter()
+        .filter(|t| doc::str_at(t, &["effect"]) == "NoExecute")
+        .collect();
     if no_execute.is_empty() {
         return;
     }
@@ -183,9 +258,19 @@ fn evict(state: &State, node: &Value, now: Millis, out: &mut Changes) {
         let due = immediate || deadline.is_some_and(|d| d <= now);
         if due {
             let (ns, pname) = (doc::namespace(pod), doc::name(pod));
-            out.event(NewEvent::normal("taint-eviction-controller", "Pod", ns, pname, "TaintManagerEviction",
-                format!("Marking for deletion Pod {ns}/{pname}")));
-            out.push(Change::Delete { kind: "Pod", namespace: ns.into(), name: pname.into() });
+            out.event(NewEvent::normal(
+                "taint-eviction-controller",
+                "Pod",
+                ns,
+                pname,
+                "TaintManagerEviction",
+                format!("Marking for deletion Pod {ns}/{pname}"),
+            ));
+            out.push(Change::Delete {
+                kind: "Pod",
+                namespace: ns.into(),
+                name: pname.into(),
+            });
         } else if let Some(d) = deadline {
             out.wake_at(d);
         }

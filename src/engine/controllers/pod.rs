@@ -154,7 +154,11 @@ impl Probe {
     /// First probe index at or after `t`.
     fn first_index_at_or_after(&self, started: Millis, t: Millis) -> i64 {
         let t0 = self.at(started, 0);
-        if t <= t0 { 0 } else { (t - t0 + self.period - 1) / self.period }
+        if t <= t0 {
+            0
+        } else {
+            (t - t0 + self.period - 1) / self.period
+        }
     }
 }
 
@@ -164,12 +168,16 @@ pub fn restart_backoff(exits: u32) -> Millis {
     if exits <= 1 {
         return 0;
     }
-    (10 * SECOND).saturating_mul(1 << (exits - 2).min(10)).min(300 * SECOND)
+    (10 * SECOND)
+        .saturating_mul(1 << (exits - 2).min(10))
+        .min(300 * SECOND)
 }
 
 /// The image pull back-off after `failures` failed pulls: 10 s doubling up to 5 minutes.
 pub fn pull_backoff(failures: u32) -> Millis {
-    (10 * SECOND).saturating_mul(1 << failures.saturating_sub(1).min(10)).min(300 * SECOND)
+    (10 * SECOND)
+        .saturating_mul(1 << failures.saturating_sub(1).min(10))
+        .min(300 * SECOND)
 }
 
 /// How long a stopping container takes to exit after SIGTERM.
@@ -184,7 +192,14 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             continue;
         }
         let Some(sim) = &stored.sim else { continue };
-        let mut kubelet = Kubelet { state, pod, now, events: Vec::new(), wake: None, remove: false };
+        let mut kubelet = Kubelet {
+            state,
+            pod,
+            now,
+            events: Vec::new(),
+            wake: None,
+            remove: false,
+        };
         let next = kubelet.advance(sim.clone());
         if let Some(w) = kubelet.wake {
             out.wake_at(w);
@@ -194,7 +209,11 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             out.event(e);
         }
         if kubelet.remove {
-            out.push(Change::Remove { kind: "Pod", namespace: ns, name });
+            out.push(Change::Remove {
+                kind: "Pod",
+                namespace: ns,
+                name,
+            });
             continue;
         }
         if &next != sim {
@@ -204,7 +223,11 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
                 doc::set(&mut updated, &["status"], status);
                 out.update("Pod", updated);
             }
-            out.push(Change::Sim { namespace: ns, name, sim: next });
+            out.push(Change::Sim {
+                namespace: ns,
+                name,
+                sim: next,
+            });
         }
     }
 }
@@ -226,19 +249,42 @@ impl Kubelet<'_> {
     }
 
     fn normal(&mut self, reason: &str, message: String) {
-        self.events.push(NewEvent::normal("kubelet", "Pod", doc::namespace(self.pod), doc::name(self.pod), reason, message));
+        self.events.push(NewEvent::normal(
+            "kubelet",
+            "Pod",
+            doc::namespace(self.pod),
+            doc::name(self.pod),
+            reason,
+            message,
+        ));
     }
 
     fn warning(&mut self, reason: &str, message: String) {
-        self.events.push(NewEvent::warning("kubelet", "Pod", doc::namespace(self.pod), doc::name(self.pod), reason, message));
+        self.events.push(NewEvent::warning(
+            "kubelet",
+            "Pod",
+            doc::namespace(self.pod),
+            doc::name(self.pod),
+            reason,
+            message,
+        ));
     }
 
     fn containers(&self, field: &str) -> &[Value] {
-        doc::at(self.pod, &["spec", field]).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+        doc::at(self.pod, &["spec", field])
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     fn behavior(&self, container: &Value) -> ImageBehavior {
-        behavior_of(&self.state.images, container.get("image").and_then(Value::as_str).unwrap_or_default())
+        behavior_of(
+            &self.state.images,
+            container
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
     }
 
     fn restart_policy(&self) -> &str {
@@ -252,9 +298,14 @@ impl Kubelet<'_> {
         let now = self.now;
         if doc::is_deleting(self.pod) && sim.stage != Stage::Terminating {
             for c in self.containers("containers").to_vec() {
-                self.normal("Killing", format!("Stopping container {}", doc::str_at(&c, &["name"])));
+                self.normal(
+                    "Killing",
+                    format!("Stopping container {}", doc::str_at(&c, &["name"])),
+                );
             }
-            let grace = doc::i64_at(self.pod, &["spec", "terminationGracePeriodSeconds"]).unwrap_or(30) * SECOND;
+            let grace = doc::i64_at(self.pod, &["spec", "terminationGracePeriodSeconds"])
+                .unwrap_or(30)
+                * SECOND;
             sim.stage = Stage::Terminating;
             sim.until = Some(now + grace.min(STOP_MS));
             sim.ready = false;
@@ -303,7 +354,10 @@ impl Kubelet<'_> {
                     return;
                 }
                 let images = self.all_images();
-                if let Some(missing) = images.iter().find(|i| behavior_of(&self.state.images, i).missing) {
+                if let Some(missing) = images
+                    .iter()
+                    .find(|i| behavior_of(&self.state.images, i).missing)
+                {
                     sim.pull_failures += 1;
                     self.warning(
                         "Failed",
@@ -315,7 +369,10 @@ impl Kubelet<'_> {
                     let delay = pull_backoff(sim.pull_failures);
                     sim.stage = Stage::PullBackOff;
                     sim.until = Some(now + delay);
-                    sim.waiting = Some(("ImagePullBackOff".into(), format!("Back-off pulling image \"{missing}\"")));
+                    sim.waiting = Some((
+                        "ImagePullBackOff".into(),
+                        format!("Back-off pulling image \"{missing}\""),
+                    ));
                     self.normal("BackOff", format!("Back-off pulling image \"{missing}\""));
                     self.warning("Failed", "Error: ImagePullBackOff".into());
                     self.wake_at(now + delay);
@@ -342,12 +399,10 @@ impl Kubelet<'_> {
             Stage::ConfigError => self.start_main(sim),
             Stage::Running => self.step_running(sim),
             Stage::Finished => {}
-            Stage::Terminating => {
-                match sim.until {
-                    Some(u) if u > now => self.wake_at(u),
-                    _ => self.remove = true,
-                }
-            }
+            Stage::Terminating => match sim.until {
+                Some(u) if u > now => self.wake_at(u),
+                _ => self.remove = true,
+            },
         }
     }
 
@@ -379,7 +434,11 @@ impl Kubelet<'_> {
 
     fn missing_volume(&self) -> Option<(String, String)> {
         let ns = doc::namespace(self.pod);
-        for v in doc::at(self.pod, &["spec", "volumes"]).and_then(Value::as_array).into_iter().flatten() {
+        for v in doc::at(self.pod, &["spec", "volumes"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let name = doc::str_at(v, &["name"]).to_string();
             let mut refs: Vec<(&str, &Value)> = Vec::new();
             if let Some(cm) = v.get("configMap") {
@@ -388,7 +447,11 @@ impl Kubelet<'_> {
             if let Some(s) = v.get("secret") {
                 refs.push(("Secret", s));
             }
-            for src in doc::at(v, &["projected", "sources"]).and_then(Value::as_array).into_iter().flatten() {
+            for src in doc::at(v, &["projected", "sources"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(cm) = src.get("configMap") {
                     refs.push(("ConfigMap", cm));
                 }
@@ -397,10 +460,17 @@ impl Kubelet<'_> {
                 }
             }
             for (kind, r) in refs {
-                let target = r.get("name").or_else(|| r.get("secretName")).and_then(Value::as_str).unwrap_or_default();
+                let target = r
+                    .get("name")
+                    .or_else(|| r.get("secretName"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
                 if !optional && self.state.get(kind, ns, target).is_none() {
-                    return Some((name, format!("{} \"{target}\" not found", kind.to_lowercase())));
+                    return Some((
+                        name,
+                        format!("{} \"{target}\" not found", kind.to_lowercase()),
+                    ));
                 }
             }
         }
@@ -411,9 +481,16 @@ impl Kubelet<'_> {
     fn config_error(&self, container: &Value) -> Option<String> {
         let ns = doc::namespace(self.pod);
         let lookup = |kind: &str, name: &str| self.state.get(kind, ns, name).map(|s| &s.doc);
-        for e in container.get("env").and_then(Value::as_array).into_iter().flatten() {
+        for e in container
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             for (field, kind) in [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")] {
-                let Some(r) = doc::at(e, &["valueFrom", field]) else { continue };
+                let Some(r) = doc::at(e, &["valueFrom", field]) else {
+                    continue;
+                };
                 if r.get("optional").and_then(Value::as_bool) == Some(true) {
                     continue;
                 }
@@ -422,7 +499,9 @@ impl Kubelet<'_> {
                 match lookup(kind, name) {
                     None => return Some(format!("{} \"{name}\" not found", kind.to_lowercase())),
                     Some(obj) => {
-                        let has = ["data", "binaryData", "stringData"].iter().any(|d| doc::at(obj, &[d, key]).is_some());
+                        let has = ["data", "binaryData", "stringData"]
+                            .iter()
+                            .any(|d| doc::at(obj, &[d, key]).is_some());
                         if !has {
                             return Some(format!("couldn't find key {key} in {kind} {ns}/{name}"));
                         }
@@ -430,7 +509,12 @@ impl Kubelet<'_> {
                 }
             }
         }
-        for e in container.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+        for e in container
+            .get("envFrom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
                 let Some(r) = e.get(field) else { continue };
                 if r.get("optional").and_then(Value::as_bool) == Some(true) {
@@ -493,7 +577,12 @@ impl Kubelet<'_> {
             _ => {
                 if b.crash {
                     sim.init_exits += 1;
-                    sim.init_last_exit = Some(Exit { started, finished: now, reason: "Error".into(), code: 1 });
+                    sim.init_last_exit = Some(Exit {
+                        started,
+                        finished: now,
+                        reason: "Error".into(),
+                        code: 1,
+                    });
                     let pod_id = self.pod_id();
                     let delay = restart_backoff(sim.init_exits);
                     if self.restart_policy() == "Never" {
@@ -502,7 +591,10 @@ impl Kubelet<'_> {
                         return;
                     }
                     if delay > 0 {
-                        self.warning("BackOff", format!("Back-off restarting failed container {cname} in pod {pod_id}"));
+                        self.warning(
+                            "BackOff",
+                            format!("Back-off restarting failed container {cname} in pod {pod_id}"),
+                        );
                     }
                     sim.stage = Stage::InitBackOff;
                     sim.init_started = None;
@@ -521,7 +613,12 @@ impl Kubelet<'_> {
     }
 
     fn pod_id(&self) -> String {
-        format!("{}_{}({})", doc::name(self.pod), doc::namespace(self.pod), doc::uid(self.pod))
+        format!(
+            "{}_{}({})",
+            doc::name(self.pod),
+            doc::namespace(self.pod),
+            doc::uid(self.pod)
+        )
     }
 
     fn start_main(&mut self, sim: &mut PodSim) {
@@ -580,7 +677,9 @@ impl Kubelet<'_> {
                 }
                 self.start_container(sim, i, c, true);
             }
-            let Some(started) = sim.containers[i].started_at else { continue };
+            let Some(started) = sim.containers[i].started_at else {
+                continue;
+            };
             let up_at = started + b.startup_ms;
             // When does this run end, and how?
             let mut end: Option<(Millis, &str, i32, bool)> = None; // (at, reason, code, by liveness)
@@ -599,14 +698,20 @@ impl Kubelet<'_> {
             if let Some(probe) = readiness {
                 let first = probe.at(started, 0);
                 let fails = b.fail_readiness || up_at > first;
-                if fails && !sim.containers[i].unhealthy_reported && first <= now && end.is_none_or(|e| first < e.0) {
+                if fails
+                    && !sim.containers[i].unhealthy_reported
+                    && first <= now
+                    && end.is_none_or(|e| first < e.0)
+                {
                     sim.containers[i].unhealthy_reported = true;
                     let ip = &sim.ip;
                     let port = probe_port(c, "readinessProbe");
                     let msg = if b.fail_readiness && up_at <= first {
                         "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string()
                     } else {
-                        format!("Readiness probe failed: Get \"http://{ip}:{port}/\": dial tcp {ip}:{port}: connect: connection refused")
+                        format!(
+                            "Readiness probe failed: Get \"http://{ip}:{port}/\": dial tcp {ip}:{port}: connect: connection refused"
+                        )
                     };
                     self.warning("Unhealthy", msg);
                 } else if fails && !sim.containers[i].unhealthy_reported {
@@ -622,10 +727,18 @@ impl Kubelet<'_> {
                             "Unhealthy",
                             format!("Liveness probe failed: Get \"http://{ip}:{port}/\": dial tcp {ip}:{port}: connect: connection refused"),
                         );
-                        self.normal("Killing", format!("Container {cname} failed liveness probe, will be restarted"));
+                        self.normal(
+                            "Killing",
+                            format!("Container {cname} failed liveness probe, will be restarted"),
+                        );
                     }
                     let cs = &mut sim.containers[i];
-                    let exit = Exit { started, finished: at, reason: reason.into(), code };
+                    let exit = Exit {
+                        started,
+                        finished: at,
+                        reason: reason.into(),
+                        code,
+                    };
                     cs.started_at = None;
                     cs.ready = false;
                     if at - started >= 600 * SECOND {
@@ -645,7 +758,10 @@ impl Kubelet<'_> {
                         // Re-evaluated on the next step at the same instant.
                     } else {
                         cs.backoff_until = Some(now + delay);
-                        self.warning("BackOff", format!("Back-off restarting failed container {cname} in pod {pod_id}"));
+                        self.warning(
+                            "BackOff",
+                            format!("Back-off restarting failed container {cname} in pod {pod_id}"),
+                        );
                         self.wake_at(now + delay);
                     }
                 }
@@ -669,7 +785,10 @@ impl Kubelet<'_> {
                 }
             }
         }
-        if policy != "Always" && !sim.containers.is_empty() && sim.containers.iter().all(|c| c.finished.is_some()) {
+        if policy != "Always"
+            && !sim.containers.is_empty()
+            && sim.containers.iter().all(|c| c.finished.is_some())
+        {
             sim.stage = Stage::Finished;
         }
     }
@@ -689,7 +808,11 @@ impl Kubelet<'_> {
 fn probe_port(c: &Value, field: &str) -> String {
     let p = c.get(field);
     let port = p
-        .and_then(|p| p.get("httpGet").or_else(|| p.get("tcpSocket")).and_then(|h| h.get("port")))
+        .and_then(|p| {
+            p.get("httpGet")
+                .or_else(|| p.get("tcpSocket"))
+                .and_then(|h| h.get("port"))
+        })
         .cloned()
         .unwrap_or(json!(80));
     match port {
@@ -701,15 +824,31 @@ fn probe_port(c: &Value, field: &str) -> String {
 /// The pod's `status` as the kubelet reports it.
 pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
     let time = |t: Option<Millis>| t.map(rfc3339).map(Value::String).unwrap_or(Value::Null);
-    let spec_list = |f: &str| doc::at(pod, &["spec", f]).and_then(Value::as_array).cloned().unwrap_or_default();
+    let spec_list = |f: &str| {
+        doc::at(pod, &["spec", f])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let inits = spec_list("initContainers");
     let mains = spec_list("containers");
     let pod_uid = doc::uid(pod);
-    let cid = |n: &str, r: u32| format!("containerd://{}", short_hash(&format!("{pod_uid}/{n}/{r}")));
+    let cid =
+        |n: &str, r: u32| format!("containerd://{}", short_hash(&format!("{pod_uid}/{n}/{r}")));
     let phase = match sim.stage {
-        Stage::Running | Stage::Terminating if sim.containers.iter().any(|c| c.started_at.is_some() || c.backoff_until.is_some()) => "Running",
+        Stage::Running | Stage::Terminating
+            if sim
+                .containers
+                .iter()
+                .any(|c| c.started_at.is_some() || c.backoff_until.is_some()) =>
+        {
+            "Running"
+        }
         Stage::Finished => {
-            let failed = sim.containers.iter().any(|c| c.finished.as_ref().is_some_and(|e| e.code != 0))
+            let failed = sim
+                .containers
+                .iter()
+                .any(|c| c.finished.as_ref().is_some_and(|e| e.code != 0))
                 || sim.init_last_exit.is_some() && sim.init_done < inits.len();
             if failed { "Failed" } else { "Succeeded" }
         }
@@ -724,15 +863,37 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
             let term = json!({"terminated": {"exitCode": 0, "reason": "Completed", "containerID": cid(name, 0)}});
             (term, true, 0, json!({}))
         } else if i == sim.init_done && sim.stage == Stage::Init && sim.init_started.is_some() {
-            (json!({"running": {"startedAt": time(sim.init_started)}}), false, sim.init_restarts, last_state(&sim.init_last_exit))
+            (
+                json!({"running": {"startedAt": time(sim.init_started)}}),
+                false,
+                sim.init_restarts,
+                last_state(&sim.init_last_exit),
+            )
         } else if i == sim.init_done && sim.stage == Stage::InitBackOff {
-            let msg = format!("back-off {} restarting failed container={name} pod={}_{}({pod_uid})",
-                format_duration(restart_backoff(sim.init_exits)), doc::name(pod), doc::namespace(pod));
-            (json!({"waiting": {"reason": "CrashLoopBackOff", "message": msg}}), false, sim.init_restarts, last_state(&sim.init_last_exit))
+            let msg = format!(
+                "back-off {} restarting failed container={name} pod={}_{}({pod_uid})",
+                format_duration(restart_backoff(sim.init_exits)),
+                doc::name(pod),
+                doc::namespace(pod)
+            );
+            (
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": msg}}),
+                false,
+                sim.init_restarts,
+                last_state(&sim.init_last_exit),
+            )
         } else if i == sim.init_done && sim.stage == Stage::Finished {
-            (last_state(&sim.init_last_exit), false, sim.init_restarts, json!({}))
+            (
+                last_state(&sim.init_last_exit),
+                false,
+                sim.init_restarts,
+                json!({}),
+            )
         } else {
-            let (reason, message) = waiting_reason.clone().filter(|_| i == sim.init_done).unwrap_or(("PodInitializing".into(), String::new()));
+            let (reason, message) = waiting_reason
+                .clone()
+                .filter(|_| i == sim.init_done)
+                .unwrap_or(("PodInitializing".into(), String::new()));
             let mut w = json!({"reason": reason});
             if !message.is_empty() {
                 w["message"] = json!(message);
@@ -757,12 +918,16 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
         } else if cs.backoff_until.is_some() {
             let msg = format!(
                 "back-off {} restarting failed container={name} pod={}_{}({pod_uid})",
-                format_duration(cs.backoff_ms), doc::name(pod), doc::namespace(pod)
+                format_duration(cs.backoff_ms),
+                doc::name(pod),
+                doc::namespace(pod)
             );
             json!({"waiting": {"reason": "CrashLoopBackOff", "message": msg}})
         } else {
             let (reason, message) = match (&waiting_reason, initialized) {
-                (Some(w), _) if sim.stage != Stage::Init && sim.stage != Stage::InitBackOff => w.clone(),
+                (Some(w), _) if sim.stage != Stage::Init && sim.stage != Stage::InitBackOff => {
+                    w.clone()
+                }
                 (_, true) => ("ContainerCreating".to_string(), String::new()),
                 _ if !inits.is_empty() => ("PodInitializing".to_string(), String::new()),
                 _ => ("ContainerCreating".to_string(), String::new()),
@@ -790,7 +955,11 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
         .map(|(_, c)| doc::str_at(c, &["name"]).to_string())
         .collect();
     let ready = sim.ready && !sim.node_lost;
-    let cond = |kind: &str, ok: bool, at: Option<Millis>, reason: Option<&str>, msg: Option<String>| {
+    let cond = |kind: &str,
+                ok: bool,
+                at: Option<Millis>,
+                reason: Option<&str>,
+                msg: Option<String>| {
         let mut c = json!({"type": kind, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": time(at)});
         if let (false, Some(r)) = (ok, reason) {
             c["reason"] = json!(r);
@@ -800,7 +969,10 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
         }
         c
     };
-    let unready_msg = Some(format!("containers with unready status: [{}]", not_ready.join(" ")));
+    let unready_msg = Some(format!(
+        "containers with unready status: [{}]",
+        not_ready.join(" ")
+    ));
     let (ready_reason, ready_msg) = if phase == "Succeeded" || phase == "Failed" {
         (Some("PodCompleted"), None)
     } else {
@@ -809,14 +981,45 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
     let init_msg = if initialized {
         None
     } else {
-        let pending: Vec<String> = inits.iter().skip(sim.init_done).map(|c| doc::str_at(c, &["name"]).to_string()).collect();
-        Some(format!("containers with incomplete status: [{}]", pending.join(" ")))
+        let pending: Vec<String> = inits
+            .iter()
+            .skip(sim.init_done)
+            .map(|c| doc::str_at(c, &["name"]).to_string())
+            .collect();
+        Some(format!(
+            "containers with incomplete status: [{}]",
+            pending.join(" ")
+        ))
     };
     let conditions = vec![
-        cond("PodReadyToStartContainers", sim.stage != Stage::Mounting, sim.scheduled_at, None, None),
-        cond("Initialized", initialized || inits.is_empty(), sim.initialized_at.or(sim.scheduled_at), Some("ContainersNotInitialized"), init_msg),
-        cond("Ready", ready, sim.ready_changed_at, ready_reason, ready_msg.clone()),
-        cond("ContainersReady", ready, sim.ready_changed_at, ready_reason, ready_msg),
+        cond(
+            "PodReadyToStartContainers",
+            sim.stage != Stage::Mounting,
+            sim.scheduled_at,
+            None,
+            None,
+        ),
+        cond(
+            "Initialized",
+            initialized || inits.is_empty(),
+            sim.initialized_at.or(sim.scheduled_at),
+            Some("ContainersNotInitialized"),
+            init_msg,
+        ),
+        cond(
+            "Ready",
+            ready,
+            sim.ready_changed_at,
+            ready_reason,
+            ready_msg.clone(),
+        ),
+        cond(
+            "ContainersReady",
+            ready,
+            sim.ready_changed_at,
+            ready_reason,
+            ready_msg,
+        ),
         cond("PodScheduled", true, sim.scheduled_at, None, None),
     ];
     let mut status = json!({
@@ -839,14 +1042,19 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
 fn last_state(exit: &Option<Exit>) -> Value {
     let time = |t: Millis| Value::String(rfc3339(t));
     match exit {
-        Some(e) => json!({"terminated": {"exitCode": e.code, "reason": e.reason, "startedAt": time(e.started), "finishedAt": time(e.finished)}}),
+        Some(e) => {
+            json!({"terminated": {"exitCode": e.code, "reason": e.reason, "startedAt": time(e.started), "finishedAt": time(e.finished)}})
+        }
         None => json!({}),
     }
 }
 
 /// Kubernetes' QoS class of a pod from its containers' requests and limits.
 pub fn qos_class(pod: &Value) -> &'static str {
-    let containers = doc::at(pod, &["spec", "containers"]).and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = doc::at(pod, &["spec", "containers"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut any = false;
     let mut guaranteed = true;
     for c in &containers {
@@ -888,7 +1096,10 @@ mod tests {
     #[test]
     fn backoff_follows_the_kubelet() {
         let delays: Vec<Millis> = (1..=8).map(restart_backoff).collect();
-        assert_eq!(delays, vec![0, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]);
+        assert_eq!(
+            delays,
+            vec![0, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]
+        );
         assert_eq!(pull_backoff(1), 10_000);
         assert_eq!(pull_backoff(7), 300_000);
     }
@@ -896,7 +1107,12 @@ mod tests {
     #[test]
     fn readiness_waits_for_the_first_probe_after_startup() {
         let c = json!({"readinessProbe": {"initialDelaySeconds": 2, "periodSeconds": 5, "successThreshold": 2}});
-        let p = Probe::of(&c, "readinessProbe").unwrap_or(Probe { delay: 0, period: 1, success: 1, failure: 1 });
+        let p = Probe::of(&c, "readinessProbe").unwrap_or(Probe {
+            delay: 0,
+            period: 1,
+            success: 1,
+            failure: 1,
+        });
         // Program up at 6 s: probes at 2, 7, 12 s; two successes needed: ready at 12 s.
         let k = p.first_index_at_or_after(0, 6000);
         assert_eq!(p.at(0, k + p.success - 1), 12_000);
@@ -904,7 +1120,10 @@ mod tests {
 
     #[test]
     fn qos_classes() {
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})),
+            "BestEffort"
+        );
         let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});

@@ -82,18 +82,34 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         if doc::is_deleting(rs) {
             continue;
         }
-        let pods: Vec<&Value> = by_owner.get(doc::uid(rs)).map(|v| v.iter().copied().filter(|p| is_active(p)).collect()).unwrap_or_default();
+        let pods: Vec<&Value> = by_owner
+            .get(doc::uid(rs))
+            .map(|v| v.iter().copied().filter(|p| is_active(p)).collect())
+            .unwrap_or_default();
         sync_one(state, rs, &pods, &by_owner, now, out);
     }
 }
 
-fn sync_one(state: &State, rs: &Value, pods: &[&Value], by_owner: &HashMap<&str, Vec<&Value>>, now: Millis, out: &mut Changes) {
+fn sync_one(
+    state: &State,
+    rs: &Value,
+    pods: &[&Value],
+    by_owner: &HashMap<&str, Vec<&Value>>,
+    now: Millis,
+    out: &mut Changes,
+) {
     let (ns, name) = (doc::namespace(rs), doc::name(rs));
     let replicas = doc::i64_at(rs, &["spec", "replicas"]).unwrap_or(1).max(0) as usize;
     let min_ready = doc::i64_at(rs, &["spec", "minReadySeconds"]).unwrap_or(0);
-    let event = |reason: &str, msg: String| NewEvent::normal("replicaset-controller", "ReplicaSet", ns, name, reason, msg);
+    let event = |reason: &str, msg: String| {
+        NewEvent::normal("replicaset-controller", "ReplicaSet", ns, name, reason, msg)
+    };
     if pods.len() < replicas {
-        let template = rs.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(Value::Null);
+        let template = rs
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .cloned()
+            .unwrap_or(Value::Null);
         for _ in 0..(replicas - pods.len()).min(BURST_REPLICAS) {
             out.push(Change::Create {
                 kind: "Pod",
@@ -107,19 +123,39 @@ fn sync_one(state: &State, rs: &Value, pods: &[&Value], by_owner: &HashMap<&str,
         // Pods of sibling ReplicaSets (same Deployment) count when ranking doubled-up nodes.
         let mut related: Vec<&Value> = pods.to_vec();
         if let Some(owner) = doc::controller_uid(rs) {
-            for sibling in state.in_namespace("ReplicaSet", ns).filter(|s| doc::controller_uid(&s.doc) == Some(owner)) {
+            for sibling in state
+                .in_namespace("ReplicaSet", ns)
+                .filter(|s| doc::controller_uid(&s.doc) == Some(owner))
+            {
                 if doc::uid(&sibling.doc) != doc::uid(rs) {
-                    related.extend(by_owner.get(doc::uid(&sibling.doc)).into_iter().flatten().copied().filter(|p| is_active(p)));
+                    related.extend(
+                        by_owner
+                            .get(doc::uid(&sibling.doc))
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                            .filter(|p| is_active(p)),
+                    );
                 }
             }
         }
         for pod in pods_to_delete(pods, &related, diff, now) {
-            out.push(Change::Delete { kind: "Pod", namespace: ns.to_string(), name: doc::name(pod).to_string() });
-            out.event(event("SuccessfulDelete", format!("Deleted pod: {}", doc::name(pod))));
+            out.push(Change::Delete {
+                kind: "Pod",
+                namespace: ns.to_string(),
+                name: doc::name(pod).to_string(),
+            });
+            out.event(event(
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", doc::name(pod)),
+            ));
         }
     }
     // Status reflects the pods seen at the start of the pass, as in Kubernetes.
-    let selector = doc::at(rs, &["spec", "selector"]).map(Selector::from_label_selector).and_then(Result::ok).unwrap_or_default();
+    let selector = doc::at(rs, &["spec", "selector"])
+        .map(Selector::from_label_selector)
+        .and_then(Result::ok)
+        .unwrap_or_default();
     let template_labels = doc::at(rs, &["spec", "template", "metadata", "labels"]);
     let mut ready = 0;
     let mut available = 0;
@@ -133,9 +169,10 @@ fn sync_one(state: &State, rs: &Value, pods: &[&Value], by_owner: &HashMap<&str,
                 out.wake_at(t + min_ready * SECOND + 1);
             }
         }
-        let labels_ok = template_labels
-            .and_then(Value::as_object)
-            .is_none_or(|tl| tl.iter().all(|(k, v)| doc::at(p, &["metadata", "labels", k]) == Some(v)));
+        let labels_ok = template_labels.and_then(Value::as_object).is_none_or(|tl| {
+            tl.iter()
+                .all(|(k, v)| doc::at(p, &["metadata", "labels", k]) == Some(v))
+        });
         if labels_ok && selector.matches(doc::labels(p)) {
             fully_labeled += 1;
         }
@@ -159,7 +196,12 @@ fn sync_one(state: &State, rs: &Value, pods: &[&Value], by_owner: &HashMap<&str,
 }
 
 /// The pods to delete when scaling down: Kubernetes' `ActivePodsWithRanks` order.
-pub fn pods_to_delete<'a>(pods: &[&'a Value], related: &[&Value], diff: usize, now: Millis) -> Vec<&'a Value> {
+pub fn pods_to_delete<'a>(
+    pods: &[&'a Value],
+    related: &[&Value],
+    diff: usize,
+    now: Millis,
+) -> Vec<&'a Value> {
     let mut per_node: HashMap<&str, i64> = HashMap::new();
     for p in related {
         let node = doc::str_at(p, &["spec", "nodeName"]);
@@ -171,7 +213,14 @@ pub fn pods_to_delete<'a>(pods: &[&'a Value], related: &[&Value], diff: usize, n
         .iter()
         .map(|p| {
             let node = doc::str_at(p, &["spec", "nodeName"]);
-            (*p, if node.is_empty() { 0 } else { *per_node.get(node).unwrap_or(&0) })
+            (
+                *p,
+                if node.is_empty() {
+                    0
+                } else {
+                    *per_node.get(node).unwrap_or(&0)
+                },
+            )
         })
         .collect();
     ranked.sort_by(|(a, ra), (b, rb)| rank_order(a, *ra, b, *rb, now));
@@ -210,13 +259,19 @@ fn rank_order(a: &Value, ra: i64, b: &Value, rb: i64, now: Millis) -> std::cmp::
     let restarts = |p: &Value| {
         doc::at(p, &["status", "containerStatuses"])
             .and_then(Value::as_array)
-            .map(|a| a.iter().map(|c| doc::i64_at(c, &["restartCount"]).unwrap_or(0)).max().unwrap_or(0))
+            .map(|a| {
+                a.iter()
+                    .map(|c| doc::i64_at(c, &["restartCount"]).unwrap_or(0))
+                    .max()
+                    .unwrap_or(0)
+            })
             .unwrap_or(0)
     };
     if restarts(a) != restarts(b) {
         return restarts(b).cmp(&restarts(a));
     }
-    let created = |p: &Value| parse_rfc3339(doc::str_at(p, &["metadata", "creationTimestamp"])).unwrap_or(0);
+    let created =
+        |p: &Value| parse_rfc3339(doc::str_at(p, &["metadata", "creationTimestamp"])).unwrap_or(0);
     if created(a) != created(b) {
         let diff = log_rank(created(a), now) - log_rank(created(b), now);
         return if diff == 0 { uid_order() } else { diff.cmp(&0) };
@@ -241,7 +296,8 @@ mod tests {
         let mut p = json!({"metadata": {"name": name, "uid": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"nodeName": node}, "status": {"phase": phase}});
         if let Some(t) = ready_at {
-            p["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
+            p["status"]["conditions"] =
+                json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
         }
         p
     }
@@ -254,7 +310,10 @@ mod tests {
         let d = pod("d", "n2", "Running", None);
         let pods = vec![&a, &b, &c, &d];
         let now = parse_rfc3339("2026-01-01T01:00:00Z").unwrap_or(0);
-        let order: Vec<&str> = pods_to_delete(&pods, &pods, 4, now).iter().map(|p| doc::name(p)).collect();
+        let order: Vec<&str> = pods_to_delete(&pods, &pods, 4, now)
+            .iter()
+            .map(|p| doc::name(p))
+            .collect();
         assert_eq!(order, vec!["b", "c", "d", "a"]);
     }
 
