@@ -5,6 +5,7 @@
 
 mod args;
 mod engine;
+mod plan;
 mod render;
 
 use clap::Parser;
@@ -37,5 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { path } => render::validate(&path),
         Command::Schema { name } => render::schema(&name),
         Command::Engine(args) => engine::run(args),
+        Command::Plan(args) => plan::plan(args),
+        Command::Apply(args) => plan::apply(args),
+        Command::Rollout(args) => plan::rollout(args),
     }
 }

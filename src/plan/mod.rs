@@ -876,10 +876,20 @@ pub fn apply(
                 timeout: Some(remaining),
             };
             let outcome = driver::drive(cluster, id, drive, progress)?;
-            let stop = matches!(outcome, Outcome::Degraded(_) | Outcome::TimedOut(_));
+            let failure = match &outcome {
+                Outcome::Degraded(message) => Some(format!(
+                    "rollout of {} is Degraded: {message}",
+                    diff::display_id(id)
+                )),
+                Outcome::TimedOut(message) => Some(format!(
+                    "rollout of {} did not finish in time: {message}",
+                    diff::display_id(id)
+                )),
+                _ => None,
+            };
             report.rollouts.push((diff::display_id(id), outcome));
-            if stop {
-                report.failure = Some("a rollout did not complete".to_string());
+            if failure.is_some() {
+                report.failure = failure;
                 failed_at = Some(usize::MAX);
                 break 'waves;
             }

@@ -175,7 +175,8 @@ pub fn same_template(live: Option<&Value>, target: &Value) -> bool {
 pub fn record_revision(object: &mut Value, template: &Value, now: &str, cause: &str) -> u64 {
     let mut revisions = history(object);
     if let Some(last) = revisions.last()
-        && same_template(Some(&last.template), template)
+        && (same_template(Some(&last.template), template)
+            || same_template(Some(template), &last.template))
     {
         return last.revision;
     }
@@ -539,8 +540,13 @@ pub fn start(
             format!("strategy {} is carried out by the cluster", strategy.name()),
         ));
     }
+    // The same target again: a rollout in progress continues; an aborted one stays aborted
+    // (retrying it on every apply would expose users to the bad version again and again).
     if let Some(state) = read_state(&live)?
-        && matches!(state.phase, Phase::Progressing | Phase::Paused)
+        && matches!(
+            state.phase,
+            Phase::Progressing | Phase::Paused | Phase::Degraded
+        )
         && same_template(Some(&state.target_template), target_template)
     {
         return Ok(state);
@@ -574,8 +580,8 @@ pub fn drive(
     loop {
         let live = get_deployment(cluster, id)?;
         let strategy = Strategy::of(&live)?;
-        let Some(mut state) = read_state(&live)? else {
-            return Ok(Outcome::Healthy("no rollout in progress".to_string()));
+        let Some(mut state) = read_state(&live)?.filter(|_| strategy.is_progressive()) else {
+            return wait_for_health(cluster, id, options, started, progress);
         };
         match state.phase {
             Phase::Healthy => return Ok(Outcome::Healthy(state.message)),
@@ -631,6 +637,49 @@ pub fn drive(
                 cluster.wait(wait).map_err(cluster_err(id))?;
             }
         }
+    }
+}
+
+/// Carries a Deployment the cluster rolls out itself (RollingUpdate, Recreate) to health.
+fn wait_for_health(
+    cluster: &mut dyn Cluster,
+    id: &ResId,
+    options: DriveOptions,
+    started: u64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, Error> {
+    let mut last = String::new();
+    loop {
+        let live = get_deployment(cluster, id)?;
+        let h = health::health(Some(&live), None);
+        match h.status {
+            health::Status::Healthy => {
+                return Ok(Outcome::Healthy(format!(
+                    "{} is healthy",
+                    crate::diff::display_id(id)
+                )));
+            }
+            health::Status::Degraded => return Ok(Outcome::Degraded(h.message)),
+            health::Status::Suspended => return Ok(Outcome::Paused(h.message)),
+            _ => {}
+        }
+        if h.message != last {
+            progress(&format!("{}: {}", crate::diff::display_id(id), h.message));
+            last = h.message.clone();
+        }
+        if !options.advance_time {
+            return Ok(Outcome::Waiting(h.message));
+        }
+        let now = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
+        let mut wait = super::POLL;
+        if let Some(timeout) = options.timeout {
+            let deadline = started + timeout.as_millis() as u64;
+            if now >= deadline {
+                return Ok(Outcome::TimedOut(h.message));
+            }
+            wait = wait.min(Duration::from_millis(deadline - now));
+        }
+        cluster.wait(wait).map_err(cluster_err(id))?;
     }
 }
 

@@ -51,8 +51,8 @@ pub enum Error {
     /// The Deployment does not exist.
     #[error("deployment {0} not found")]
     NotFound(String),
-    /// The Deployment has no rollout state (never rolled out by reconcile).
-    #[error("{0}: {1}")]
+    /// The operation is refused (no rollout to promote, unknown revision …); the message says why.
+    #[error("{}: {}", crate::diff::display_id(.0), .1)]
     Refused(ResId, String),
     /// The rollout state annotation cannot be read.
     #[error("{id}: rollout state is corrupt: {message}")]
