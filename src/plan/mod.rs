@@ -1053,3 +1053,25 @@ pub fn check_fresh(saved: &Plan, fresh: &Plan) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests;
+
+fn pretty_schema(schema: &schemars::Schema) -> String {
+    let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The JSON Schema of `plan -o json` and of plan files (committed as `schemas/plan.json`).
+pub fn plan_schema() -> String {
+    pretty_schema(&schemars::schema_for!(PlanSet))
+}
+
+/// The JSON Schema of `reconcile.yaml` (committed as `schemas/config.json`).
+pub fn config_schema() -> String {
+    pretty_schema(&schemars::schema_for!(Config))
+}
+
+/// The JSON Schema of a Deployment's `spec.strategy` with the BlueGreen and Canary
+/// extensions (committed as `schemas/strategy.json`).
+pub fn strategy_schema() -> String {
+    pretty_schema(&schemars::schema_for!(rollout::StrategySpec))
+}
