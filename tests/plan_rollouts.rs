@@ -15,7 +15,11 @@ const CANARY: &str = "    type: Canary
       - pause: {}";
 
 fn to_version(repo: &Repo, from: &str, to: &str) {
-    repo.edit("app/kustomization.yaml", &format!("newTag: \"{from}\""), &format!("newTag: \"{to}\""));
+    repo.edit(
+        "app/kustomization.yaml",
+        &format!("newTag: \"{from}\""),
+        &format!("newTag: \"{to}\""),
+    );
 }
 
 #[test]
@@ -23,10 +27,18 @@ fn a_healthy_canary_walks_its_steps_and_waits_for_promote() {
     let repo = Repo::new();
     web(&repo, CANARY, "");
     repo.ok(&["apply", "app", "--wait"], 0);
-    repo.ok(&["engine", "images", "set", "web:2.0", "--error-rate", "0.01"], 0);
+    repo.ok(
+        &["engine", "images", "set", "web:2.0", "--error-rate", "0.01"],
+        0,
+    );
     to_version(&repo, "1.0", "2.0");
     let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2);
-    assert!(plan.stdout.contains("~ update Deployment shop/web  (rolled out by Canary: 5 steps)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("~ update Deployment shop/web  (rolled out by Canary: 5 steps)"),
+        "{}",
+        plan.stdout
+    );
 
     let apply = repo.ok(&["apply", "app", "--wait"], 0);
     for line in [
@@ -36,18 +48,54 @@ fn a_healthy_canary_walks_its_steps_and_waits_for_promote() {
         "step 4/5: weight 50% on 2 canary replicas",
         "rollout Deployment shop/web paused: step 5/5: paused until `reconcile rollout promote`",
     ] {
-        assert!(apply.stdout.contains(line), "missing {line:?} in\n{}", apply.stdout);
+        assert!(
+            apply.stdout.contains(line),
+            "missing {line:?} in\n{}",
+            apply.stdout
+        );
     }
-    let svc = repo.ok(&["engine", "get", "service", "web", "-n", "shop", "-o", "yaml"], 0);
-    assert!(svc.stdout.contains("reconcile.dev/canary-weight: \"50\""), "{}", svc.stdout);
+    let svc = repo.ok(
+        &[
+            "engine", "get", "service", "web", "-n", "shop", "-o", "yaml",
+        ],
+        0,
+    );
+    assert!(
+        svc.stdout.contains("reconcile.dev/canary-weight: \"50\""),
+        "{}",
+        svc.stdout
+    );
     let status = repo.ok(&["rollout", "status", "web", "-n", "shop"], 0);
-    assert!(status.stdout.contains("Status:    Paused") && status.stdout.contains("Weight:    50%"), "{}", status.stdout);
-    assert!(status.stdout.contains("Track:     web-canary: 2 desired, 2 available"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("Status:    Paused") && status.stdout.contains("Weight:    50%"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("Track:     web-canary: 2 desired, 2 available"),
+        "{}",
+        status.stdout
+    );
 
     let promote = repo.ok(&["rollout", "promote", "web", "-n", "shop", "--wait"], 0);
-    assert!(promote.stdout.contains("revision 2 is stable; canary removed"), "{}", promote.stdout);
-    let deployments = repo.ok(&["engine", "get", "deployments", "-n", "shop", "-o", "name"], 0);
-    assert!(!deployments.stdout.contains("web-canary"), "{}", deployments.stdout);
+    assert!(
+        promote
+            .stdout
+            .contains("revision 2 is stable; canary removed"),
+        "{}",
+        promote.stdout
+    );
+    let deployments = repo.ok(
+        &["engine", "get", "deployments", "-n", "shop", "-o", "name"],
+        0,
+    );
+    assert!(
+        !deployments.stdout.contains("web-canary"),
+        "{}",
+        deployments.stdout
+    );
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 }
 
@@ -56,7 +104,10 @@ fn a_canary_failing_its_analysis_is_aborted_automatically() {
     let repo = Repo::new();
     web(&repo, CANARY, "");
     repo.ok(&["apply", "app", "--wait"], 0);
-    repo.ok(&["engine", "images", "set", "web:2.0", "--error-rate", "0.4"], 0);
+    repo.ok(
+        &["engine", "images", "set", "web:2.0", "--error-rate", "0.4"],
+        0,
+    );
     to_version(&repo, "1.0", "2.0");
     let apply = repo.ok(&["apply", "app", "--wait"], 1);
     assert!(
@@ -64,12 +115,33 @@ fn a_canary_failing_its_analysis_is_aborted_automatically() {
         "{}",
         apply.stderr
     );
-    assert!(apply.stderr.contains("all traffic back on stable"), "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("all traffic back on stable"),
+        "{}",
+        apply.stderr
+    );
     let status = repo.ok(&["rollout", "status", "web", "-n", "shop"], 1);
-    assert!(status.stdout.contains("Images:    web:1.0") && status.stdout.contains("Status:    Degraded"), "{}", status.stdout);
-    let deployments = repo.ok(&["engine", "get", "deployments", "-n", "shop", "-o", "name"], 0);
-    assert!(!deployments.stdout.contains("web-canary"), "{}", deployments.stdout);
-    let svc = repo.ok(&["engine", "get", "service", "web", "-n", "shop", "-o", "yaml"], 0);
+    assert!(
+        status.stdout.contains("Images:    web:1.0")
+            && status.stdout.contains("Status:    Degraded"),
+        "{}",
+        status.stdout
+    );
+    let deployments = repo.ok(
+        &["engine", "get", "deployments", "-n", "shop", "-o", "name"],
+        0,
+    );
+    assert!(
+        !deployments.stdout.contains("web-canary"),
+        "{}",
+        deployments.stdout
+    );
+    let svc = repo.ok(
+        &[
+            "engine", "get", "service", "web", "-n", "shop", "-o", "yaml",
+        ],
+        0,
+    );
     assert!(!svc.stdout.contains("canary-weight"), "{}", svc.stdout);
     // Applying the same bad version again does not retry it.
     let again = repo.ok(&["apply", "app", "--wait"], 1);
@@ -83,16 +155,44 @@ fn pause_resume_and_abort_work_across_processes() {
     repo.ok(&["apply", "app", "--wait"], 0);
     to_version(&repo, "1.0", "2.0");
     let started = repo.ok(&["apply", "app"], 0);
-    assert!(started.stdout.contains("rollout Deployment shop/web in progress"), "{}", started.stdout);
+    assert!(
+        started
+            .stdout
+            .contains("rollout Deployment shop/web in progress"),
+        "{}",
+        started.stdout
+    );
     let paused = repo.ok(&["rollout", "pause", "web", "-n", "shop"], 0);
-    assert!(paused.stdout.contains("paused by `reconcile rollout pause`"), "{}", paused.stdout);
+    assert!(
+        paused
+            .stdout
+            .contains("paused by `reconcile rollout pause`"),
+        "{}",
+        paused.stdout
+    );
     let watch = repo.ok(&["rollout", "status", "web", "-n", "shop", "--watch"], 0);
-    assert!(watch.stdout.contains("Status:    Paused"), "{}", watch.stdout);
+    assert!(
+        watch.stdout.contains("Status:    Paused"),
+        "{}",
+        watch.stdout
+    );
     repo.ok(&["rollout", "resume", "web", "-n", "shop"], 0);
     let aborted = repo.ok(&["rollout", "abort", "web", "-n", "shop"], 0);
-    assert!(aborted.stdout.contains("rollout aborted: aborted by `reconcile rollout abort`"), "{}", aborted.stdout);
+    assert!(
+        aborted
+            .stdout
+            .contains("rollout aborted: aborted by `reconcile rollout abort`"),
+        "{}",
+        aborted.stdout
+    );
     let refused = repo.ok(&["rollout", "promote", "web", "-n", "shop"], 1);
-    assert!(refused.stderr.contains("Deployment shop/web: cannot promote: the rollout of revision 2 is Degraded"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("Deployment shop/web: cannot promote: the rollout of revision 2 is Degraded"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
@@ -110,20 +210,78 @@ fn blue_green_brings_up_a_preview_and_switches_on_promote() {
     repo.ok(&["apply", "app", "--wait"], 0);
     to_version(&repo, "1.0", "2.0");
     let apply = repo.ok(&["apply", "app", "--wait"], 0);
-    assert!(apply.stdout.contains("pre-promotion analysis passed (2 of 2 measurements passed)"), "{}", apply.stdout);
-    assert!(apply.stdout.contains("paused: preview ready; paused until `reconcile rollout promote`"), "{}", apply.stdout);
-    let services = repo.ok(&["engine", "get", "services", "-n", "shop", "-o", "wide"], 0);
-    assert!(services.stdout.contains("app=web,reconcile.dev/track=preview"), "{}", services.stdout);
-    assert!(services.stdout.contains("app=web,reconcile.dev/track=stable"), "{}", services.stdout);
+    assert!(
+        apply
+            .stdout
+            .contains("pre-promotion analysis passed (2 of 2 measurements passed)"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("paused: preview ready; paused until `reconcile rollout promote`"),
+        "{}",
+        apply.stdout
+    );
+    let services = repo.ok(
+        &["engine", "get", "services", "-n", "shop", "-o", "wide"],
+        0,
+    );
+    assert!(
+        services
+            .stdout
+            .contains("app=web,reconcile.dev/track=preview"),
+        "{}",
+        services.stdout
+    );
+    assert!(
+        services
+            .stdout
+            .contains("app=web,reconcile.dev/track=stable"),
+        "{}",
+        services.stdout
+    );
 
     let promote = repo.ok(&["rollout", "promote", "web", "-n", "shop"], 0);
-    assert!(promote.stdout.contains("active Service web now selects the new version; old version kept 30s"), "{}", promote.stdout);
-    let switched = repo.ok(&["engine", "get", "service", "web", "-n", "shop", "-o", "yaml"], 0);
-    assert!(switched.stdout.contains("reconcile.dev/track: preview"), "{}", switched.stdout);
+    assert!(
+        promote
+            .stdout
+            .contains("active Service web now selects the new version; old version kept 30s"),
+        "{}",
+        promote.stdout
+    );
+    let switched = repo.ok(
+        &[
+            "engine", "get", "service", "web", "-n", "shop", "-o", "yaml",
+        ],
+        0,
+    );
+    assert!(
+        switched.stdout.contains("reconcile.dev/track: preview"),
+        "{}",
+        switched.stdout
+    );
     let done = repo.ok(&["rollout", "status", "web", "-n", "shop", "--watch"], 0);
-    assert!(done.stdout.contains("revision 2 is active; preview removed"), "{}", done.stdout);
-    assert!(done.stdout.contains("Images:    web:2.0"), "{}", done.stdout);
-    let deployments = repo.ok(&["engine", "get", "deployments", "-n", "shop", "-o", "name"], 0);
-    assert!(!deployments.stdout.contains("web-preview"), "{}", deployments.stdout);
+    assert!(
+        done.stdout
+            .contains("revision 2 is active; preview removed"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("Images:    web:2.0"),
+        "{}",
+        done.stdout
+    );
+    let deployments = repo.ok(
+        &["engine", "get", "deployments", "-n", "shop", "-o", "name"],
+        0,
+    );
+    assert!(
+        !deployments.stdout.contains("web-preview"),
+        "{}",
+        deployments.stdout
+    );
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 }

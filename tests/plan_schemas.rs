@@ -4,13 +4,18 @@
 use std::path::Path;
 
 fn check(file: &str, current: String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(file);
     if std::env::var_os("UPDATE_EXPECT").is_some() {
         std::fs::write(&path, &current).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == current, "schemas/{file} is stale: run `UPDATE_EXPECT=1 cargo test --test plan_schemas`");
+    assert!(
+        committed == current,
+        "schemas/{file} is stale: run `UPDATE_EXPECT=1 cargo test --test plan_schemas`"
+    );
 }
 
 #[test]

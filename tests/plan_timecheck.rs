@@ -14,8 +14,20 @@ fn timecheck_update_and_rollback() {
     let first = repo.ok(&["plan", "overlays/dev"], 0);
     expect_file!["data/plan/timecheck-create.txt"].assert_eq(&first.stdout);
     let apply = repo.ok(&["apply", "overlays/dev", "--wait"], 0);
-    assert!(apply.stdout.contains("Apply complete (overlays-dev): 4 created, 0 updated, 0 deleted."), "{}", apply.stdout);
-    assert!(apply.stdout.contains("Deployment timecheck-dev/timecheck: healthy"), "{}", apply.stdout);
+    assert!(
+        apply
+            .stdout
+            .contains("Apply complete (overlays-dev): 4 created, 0 updated, 0 deleted."),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("Deployment timecheck-dev/timecheck: healthy"),
+        "{}",
+        apply.stdout
+    );
 
     // A second plan: nothing the engine filled in shows as drift.
     let again = repo.ok(&["plan", "overlays/dev", "--detailed-exitcode"], 0);
@@ -34,14 +46,31 @@ fn timecheck_update_and_rollback() {
     expect_file!["data/plan/timecheck-update.md"].assert_eq(&markdown.stdout);
 
     repo.ok(&["apply", "overlays/dev", "--wait"], 0);
-    let status = repo.ok(&["rollout", "status", "timecheck", "-n", "timecheck-dev"], 0);
-    assert!(status.stdout.contains("Images:    kiamol/ch07-timecheck:2.0"), "{}", status.stdout);
+    let status = repo.ok(
+        &["rollout", "status", "timecheck", "-n", "timecheck-dev"],
+        0,
+    );
+    assert!(
+        status
+            .stdout
+            .contains("Images:    kiamol/ch07-timecheck:2.0"),
+        "{}",
+        status.stdout
+    );
     repo.ok(&["plan", "overlays/dev", "--detailed-exitcode"], 0);
 
     // Roll back: the live Deployment runs 1.0 again, which git does not say: drift.
     let undo = repo.ok(&["rollout", "undo", "timecheck-dev/timecheck", "--wait"], 0);
-    assert!(undo.stdout.contains("rolled back to revision 1 (kiamol/ch07-timecheck:1.0)"), "{}", undo.stdout);
-    let history = repo.ok(&["rollout", "history", "timecheck", "-n", "timecheck-dev"], 0);
+    assert!(
+        undo.stdout
+            .contains("rolled back to revision 1 (kiamol/ch07-timecheck:1.0)"),
+        "{}",
+        undo.stdout
+    );
+    let history = repo.ok(
+        &["rollout", "history", "timecheck", "-n", "timecheck-dev"],
+        0,
+    );
     expect_file!["data/plan/timecheck-history.txt"].assert_eq(&history.stdout);
     let drift = repo.ok(&["plan", "overlays/dev", "--detailed-exitcode"], 2);
     assert!(drift.stdout.contains("-        image: kiamol/ch07-timecheck:1.0\n      +        image: kiamol/ch07-timecheck:2.0"), "{}", drift.stdout);
@@ -51,7 +80,10 @@ fn timecheck_update_and_rollback() {
 fn redact_versions(text: &str) -> String {
     text.lines()
         .map(|line| {
-            for key in ["\"liveResourceVersion\": ", "\"inventoryResourceVersion\": "] {
+            for key in [
+                "\"liveResourceVersion\": ",
+                "\"inventoryResourceVersion\": ",
+            ] {
                 if let Some(at) = line.find(key) {
                     let comma = if line.ends_with(',') { "," } else { "" };
                     return format!("{}{key}\"…\"{comma}", &line[..at]);

@@ -25,7 +25,10 @@ pub enum Error {
         source: Box<cluster::Error>,
     },
     /// The inventory object exists but its content cannot be read.
-    #[error("inventory {id} of application {app} is corrupt: {message}")]
+    #[error(
+        "inventory {} of application {app} is corrupt: {message}",
+        crate::diff::display_id(id)
+    )]
     Corrupt {
         /// The application.
         app: String,

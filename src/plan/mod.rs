@@ -42,7 +42,7 @@ pub use config::{Application, Config};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The cluster failed on an object.
-    #[error("{id}: {source}")]
+    #[error("{}: {source}", crate::diff::display_id(id))]
     Cluster {
         /// The object.
         id: ResId,
@@ -64,10 +64,13 @@ pub enum Error {
         app: String,
     },
     /// A rendered object exists and belongs to another application.
-    #[error("{id}: owned by application {owner:?}, not {app:?}; refusing to take it over")]
+    #[error(
+        "{}: owned by application {owner:?}, not {app:?}; refusing to take it over",
+        crate::diff::display_id(id)
+    )]
     OwnedByOther {
         /// The object.
-        id: ResId,
+        id: Box<ResId>,
         /// Its owner.
         owner: String,
         /// The application planning.
@@ -81,11 +84,12 @@ pub enum Error {
     Rollout(#[from] rollout::Error),
     /// A BlueGreen Deployment names a Service that is neither rendered nor live.
     #[error(
-        "{id}: spec.strategy.blueGreen.{field}: Service {service:?} not found in namespace {namespace:?} (neither rendered nor live)"
+        "{}: spec.strategy.blueGreen.{field}: Service {service:?} not found in namespace {namespace:?} (neither rendered nor live)",
+        crate::diff::display_id(id)
     )]
     MissingService {
         /// The Deployment.
-        id: ResId,
+        id: Box<ResId>,
         /// `activeService` or `previewService`.
         field: String,
         /// The Service's name.
@@ -419,7 +423,7 @@ fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
                     .is_none()
                 {
                     return Err(Error::MissingService {
-                        id: id.clone(),
+                        id: Box::new(id.clone()),
                         field: field.to_string(),
                         service: name,
                         namespace: id.namespace.clone(),

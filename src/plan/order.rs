@@ -68,7 +68,10 @@ pub fn kind_rank(kind: &str) -> usize {
 
 /// A sync-wave annotation that is not an integer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{id}: annotation {SYNC_WAVE_ANNOTATION}: {value:?} is not an integer")]
+#[error(
+    "{}: annotation {SYNC_WAVE_ANNOTATION}: {value:?} is not an integer",
+    crate::diff::display_id(id)
+)]
 pub struct InvalidWave {
     /// The object.
     pub id: ResId,

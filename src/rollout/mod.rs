@@ -33,7 +33,7 @@ pub use analysis::{AnalysisRun, AnalysisSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Deployment's `spec.strategy` is invalid; nothing was applied.
-    #[error("{id}: spec.strategy: {message}")]
+    #[error("{}: spec.strategy: {message}", crate::diff::display_id(id))]
     InvalidStrategy {
         /// The Deployment.
         id: ResId,
@@ -41,7 +41,7 @@ pub enum Error {
         message: String,
     },
     /// The cluster failed.
-    #[error("{id}: {source}")]
+    #[error("{}: {source}", crate::diff::display_id(id))]
     Cluster {
         /// The object being read or written.
         id: ResId,
@@ -55,7 +55,7 @@ pub enum Error {
     #[error("{}: {}", crate::diff::display_id(.0), .1)]
     Refused(ResId, String),
     /// The rollout state annotation cannot be read.
-    #[error("{id}: rollout state is corrupt: {message}")]
+    #[error("{}: rollout state is corrupt: {message}", crate::diff::display_id(id))]
     CorruptState {
         /// The Deployment.
         id: ResId,

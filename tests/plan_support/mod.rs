@@ -49,7 +49,8 @@ impl Repo {
     }
 
     pub fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+        std::fs::read_to_string(self.dir.path().join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
     }
 
     /// Replaces text in a file.
@@ -70,13 +71,23 @@ impl Repo {
             .unwrap_or_else(|e| panic!("running reconcile: {e}"));
         let root = self.dir.path().to_string_lossy().into_owned();
         let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root, "$REPO");
-        Run { code: out.status.code().unwrap_or(-1), stdout: clean(&out.stdout), stderr: clean(&out.stderr) }
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: clean(&out.stdout),
+            stderr: clean(&out.stderr),
+        }
     }
 
     /// Runs and asserts the exit code, showing the output when it differs.
     pub fn ok(&self, args: &[&str], code: i32) -> Run {
         let run = self.run(args);
-        assert_eq!(run.code, code, "reconcile {}:\n{}", args.join(" "), run.all());
+        assert_eq!(
+            run.code,
+            code,
+            "reconcile {}:\n{}",
+            args.join(" "),
+            run.all()
+        );
         run
     }
 }
@@ -121,12 +132,18 @@ spec:
         "overlays/dev/kustomization.yaml",
         "namespace: timecheck-dev\nresources:\n- namespace.yaml\n- ../../base\n",
     );
-    repo.write("overlays/dev/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: timecheck-dev\n");
+    repo.write(
+        "overlays/dev/namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: timecheck-dev\n",
+    );
 }
 
 /// A web app in namespace `shop` with a strategy given as YAML lines under `strategy:`.
 pub fn web(repo: &Repo, strategy: &str, extra: &str) {
-    repo.write("app/kustomization.yaml", "namespace: shop\nresources:\n- web.yaml\nimages:\n- name: web\n  newTag: \"1.0\"\n");
+    repo.write(
+        "app/kustomization.yaml",
+        "namespace: shop\nresources:\n- web.yaml\nimages:\n- name: web\n  newTag: \"1.0\"\n",
+    );
     repo.write(
         "app/web.yaml",
         &format!(
