@@ -605,7 +605,7 @@ pub fn make_plan(
             && owner != app.name
         {
             return Err(Error::OwnedByOther {
-                id,
+                id: Box::new(id),
                 owner: owner.to_string(),
                 app: app.name.clone(),
             });
