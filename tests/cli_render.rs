@@ -128,3 +128,31 @@ fn unknown_schema_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn validate_reports_patches_that_select_nothing() {
+    let dir = std::env::temp_dir().join(format!("reconcile-validate-patch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /metadata/labels\n      value: {a: b}\n",
+    )
+    .unwrap_or_default();
+    std::fs::write(
+        dir.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    )
+    .unwrap_or_default();
+    let render = reconcile(&["render", dir.to_str().unwrap_or_default()]);
+    let validate = reconcile(&["validate", dir.to_str().unwrap_or_default()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    // kustomize builds anyway; validate says the patch did nothing.
+    assert_eq!(render.status.code(), Some(0));
+    assert_eq!(validate.status.code(), Some(1));
+    assert!(
+        text(&validate.stderr).contains("selects no resource"),
+        "{}",
+        text(&validate.stderr)
+    );
+}

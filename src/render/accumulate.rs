@@ -26,6 +26,8 @@ pub struct Accumulator {
     pub config: TransformerConfig,
     /// Legacy `vars` declared so far.
     pub vars: VarSet,
+    /// Things kustomize lets pass but a user wants to know (a patch that selects nothing).
+    pub warnings: Vec<String>,
 }
 
 impl Accumulator {
@@ -45,6 +47,7 @@ impl Accumulator {
     /// Folds a child build into this one (kustomize's `MergeAccumulator`).
     pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
         self.append_all(child.resources.into_vec(), file)?;
+        self.warnings.extend(child.warnings);
         self.config
             .merge(&child.config)
             .map_err(|e| step_error(file, "configurations", e))?;
@@ -473,10 +476,12 @@ fn run_generator_plugins(kust: &KustDir<'_>, resources: &mut ResMap) -> Result<(
             } else {
                 generators::make_secret(&loader, &args, None)
             };
-            vec![made.map_err(|source| Error::Generator {
+            let mut made = made.map_err(|source| Error::Generator {
                 file: kust.file(),
                 source,
-            })?]
+            })?;
+            made.generated_by = Some(config.id());
+            vec![made]
         } else {
             crate::render::builtin_generators::generate(&config)
                 .map_err(|e| step_error(&kust.file(), "generators", e))?
@@ -531,11 +536,17 @@ fn run_transformers(kust: &KustDir<'_>, acc: &mut Accumulator) -> Result<(), Err
     let file = kust.file();
     let tracking = kust.tracking();
     let configured_in = kust.origin_of(kust.file_name);
-    let steps = transformers::builtin_steps(k, &acc.config, &loader)
+    let steps = transformers::configure_builtin(k, &acc.config, &loader, kust.schema())
         .map_err(|e| step_error(&file, "transformers", e))?;
     for step in steps {
-        step.apply(&mut acc.resources)
+        let warnings = step
+            .apply(&mut acc.resources)
             .map_err(|e| step_error(&file, step_name(&step), e))?;
+        acc.warnings.extend(
+            warnings
+                .into_iter()
+                .map(|w| format!("{}: {}: {w}", file.display(), step_name(&step))),
+        );
         if tracking {
             build_metadata::record_transformation(&mut acc.resources, &configured_in, step.kind());
         }
@@ -545,19 +556,20 @@ fn run_transformers(kust: &KustDir<'_>, acc: &mut Accumulator) -> Result<(), Err
     }
     for config in load_plugin_configs(kust, &k.transformers)? {
         let kind = config.gvk().kind;
-        let steps = transformers::plugins::plugin_steps(&config, &loader)
+        let steps = transformers::plugins::configure_plugin(&config, &loader, kust.schema())
             .map_err(|e| step_error(&file, "transformers", e))?;
         for step in steps {
-            step.apply(&mut acc.resources)
+            let warnings = step
+                .apply(&mut acc.resources)
                 .map_err(|e| step_error(&file, &kind, e))?;
+            acc.warnings.extend(
+                warnings
+                    .into_iter()
+                    .map(|w| format!("{}: {kind}: {w}", file.display())),
+            );
         }
         if tracking {
-            let configured_in = config
-                .origin
-                .as_ref()
-                .map(|o| o.path.clone())
-                .unwrap_or_default();
-            build_metadata::record_transformation(&mut acc.resources, &configured_in, &kind);
+            build_metadata::record_plugin_transformation(&mut acc.resources, &config);
         }
     }
     Ok(())

@@ -90,18 +90,24 @@ pub fn record_transformation(resmap: &mut ResMap, configured_in: &str, kind: &st
         name: "",
         namespace: "",
     };
-    append_transformation(resmap, configured_in, by);
+    append_transformation(resmap, configured_in, by, None);
 }
 
-fn append_transformation(resmap: &mut ResMap, configured_in: &str, by: ConfiguredBy<'_>) {
+fn append_transformation(
+    resmap: &mut ResMap,
+    configured_in: &str,
+    by: ConfiguredBy<'_>,
+    config: Option<&crate::model::ResId>,
+) {
     let entry = transformation_entry(configured_in, by);
     for resource in resmap.iter_mut() {
         if resource.origin.is_none() {
-            // Taken as the transformer's output; `Origin` keeps only the kind of its config.
+            // Taken as the transformer's output, as upstream does.
             resource.origin = Some(Origin {
                 path: configured_in.to_string(),
                 generator: Some(by.kind.to_string()),
             });
+            resource.generated_by = config.cloned();
             continue;
         }
         let annotations = annotations_mut(resource);
@@ -275,7 +281,7 @@ pub fn record_plugin_transformation(resmap: &mut ResMap, config: &Resource) {
         name: config.name(),
         namespace: config.namespace(),
     };
-    append_transformation(resmap, &configured_in, by);
+    append_transformation(resmap, &configured_in, by, Some(&config.id()));
 }
 
 /// One item of the transformations annotation's YAML list.

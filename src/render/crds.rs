@@ -266,6 +266,18 @@ mod tests {
     }
 
     #[test]
+    fn yaml_definitions_and_identity_fields() {
+        let yaml = "example.com/v1.Widget:\n  Schema:\n    properties:\n      apiVersion: {type: string}\n      kind: {type: string}\n      metadata: {type: object}\n      alias:\n        x-kubernetes-identity: \"\"\n      notes:\n        x-kubernetes-annotation: \"\"\n";
+        let files: BTreeMap<String, String> = [("crd.yaml".to_string(), yaml.to_string())]
+            .into_iter()
+            .collect();
+        let config = load_crd_config(&files, &["crd.yaml".to_string()]).unwrap();
+        assert_eq!(config.name_prefix[0].path, "alias");
+        assert_eq!(config.name_prefix[0].kind, "Widget");
+        assert_eq!(config.common_annotations[0].path, "notes");
+    }
+
+    #[test]
     fn unreadable_definitions_name_the_file() {
         let files: BTreeMap<String, String> = [("crd.json".to_string(), "{not json".to_string())]
             .into_iter()

@@ -144,6 +144,13 @@ pub enum Error {
         /// The owning module's message.
         cause: String,
     },
+    /// Something `kustomize build` lets pass that `validate` reports (a patch whose target
+    /// selects nothing); the text names the kustomization file.
+    #[error("{warning}")]
+    Warning {
+        /// The message.
+        warning: String,
+    },
     /// An error in a kustomization included by another one.
     #[error("{source}\n  included from {}", from.display())]
     Included {

@@ -5,8 +5,10 @@
 //! Invariant: every read goes through [`crate::source::Fs`]; files a kustomization names are
 //! checked by [`Restrictor`] against its directory.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -14,6 +16,7 @@ use crate::model::{Gvk, Origin, ResId, Resource};
 use crate::render::error::Error;
 use crate::render::files::{FileLoader, LoadError};
 use crate::render::generators::DataSource;
+use crate::render::patch::openapi::{OpenApi, SchemaSetting};
 use crate::render::types::Kustomization;
 use crate::source::{Fs, FsError, Restrictor, clean};
 
@@ -43,6 +46,9 @@ pub struct KustDir<'a> {
     pub origin_path: String,
     /// The build root's `buildMetadata` (kustomize hands it down to every base).
     pub build_metadata: Vec<String>,
+    /// The OpenAPI schema setting of the whole build (strategic-merge keys), shared by every
+    /// kustomization of it: the root decides first, else the first one below that names one.
+    pub openapi: Rc<RefCell<SchemaSetting>>,
 }
 
 /// Reads a file relative to a kustomization directory, with the root-only restrictor.
@@ -104,8 +110,10 @@ impl<'a> KustDir<'a> {
     /// Opens the build root `dir`.
     pub fn open_root(fs: &'a dyn Fs, dir: &Path) -> Result<KustDir<'a>, Error> {
         let resolved = resolve_dir(fs, dir)?;
-        let mut root = KustDir::open(fs, resolved, Vec::new(), String::new(), Vec::new())?;
+        let openapi = Rc::new(RefCell::new(SchemaSetting::default()));
+        let mut root = KustDir::open(fs, resolved, Vec::new(), String::new(), Vec::new(), openapi)?;
         root.build_metadata = root.kustomization.build_metadata.clone();
+        root.configure_openapi(true)?;
         Ok(root)
     }
 
@@ -115,9 +123,9 @@ impl<'a> KustDir<'a> {
         mut chain: Vec<PathBuf>,
         origin_path: String,
         build_metadata: Vec<String>,
+        openapi: Rc<RefCell<SchemaSetting>>,
     ) -> Result<KustDir<'a>, Error> {
         let (file_name, kustomization) = read_kustomization(fs, &dir)?;
-        check_openapi(fs, &dir, file_name, &kustomization)?;
         chain.push(dir.clone());
         Ok(KustDir {
             fs,
@@ -127,7 +135,25 @@ impl<'a> KustDir<'a> {
             chain,
             origin_path,
             build_metadata,
+            openapi,
         })
+    }
+
+    /// Applies this kustomization's `openapi:` field to the build's schema setting
+    /// (kustomize's `openapi.SetSchema`, with reset for the root).
+    fn configure_openapi(&self, is_root: bool) -> Result<(), Error> {
+        self.openapi
+            .borrow_mut()
+            .configure(&self.kustomization.openapi, &self.loader(), is_root)
+            .map_err(|e| Error::InvalidKustomization {
+                file: self.file(),
+                cause: e.to_string(),
+            })
+    }
+
+    /// The OpenAPI schema in effect for strategic merge patches.
+    pub fn schema(&self) -> Arc<OpenApi> {
+        self.openapi.borrow().schema()
     }
 
     /// True when the build records origins and transformations (any `buildMetadata`).
@@ -185,13 +211,16 @@ impl<'a> KustDir<'a> {
             chain.push(candidate);
             return Err(Error::Cycle { chain });
         }
-        KustDir::open(
+        let child = KustDir::open(
             self.fs,
             candidate,
             self.chain.clone(),
             self.origin_of(entry),
             self.build_metadata.clone(),
-        )
+            Rc::clone(&self.openapi),
+        )?;
+        child.configure_openapi(false)?;
+        Ok(child)
     }
 
     /// Reads the objects of the resource file `entry` names.
@@ -214,33 +243,6 @@ fn join_origin(base: &str, relative: &str) -> String {
         Path::new(base).join(relative)
     };
     clean(&joined).to_string_lossy().into_owned()
-}
-
-/// The only OpenAPI version built into kustomize v5.5 (`openapi: {version: …}`).
-pub const BUILTIN_OPENAPI_VERSION: &str = "v1.21.2";
-
-/// `openapi:` names a built-in version or a schema file, not both; the file must be
-/// readable (kustomize loads it even when an outer kustomization's schema wins).
-fn check_openapi(fs: &dyn Fs, dir: &Path, file_name: &str, k: &Kustomization) -> Result<(), Error> {
-    let file = dir.join(file_name);
-    let version = k.openapi.get("version");
-    if let Some(path) = k.openapi.get("path") {
-        DirLoader { fs, dir }.read_bytes(path)?;
-        if version.is_some() {
-            return Err(Error::InvalidKustomization {
-                file,
-                cause: "builtin version and custom schema provided, cannot use both".into(),
-            });
-        }
-    } else if let Some(version) = version {
-        if !version.is_empty() && version != BUILTIN_OPENAPI_VERSION {
-            return Err(Error::InvalidKustomization {
-                file,
-                cause: format!("the specified OpenAPI version {version:?} is not built in"),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Resolves `dir` and checks it is a directory.
@@ -327,13 +329,12 @@ fn schema_node<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
         }
     }
     for key in ["anyOf", "oneOf"] {
-        if let Some(branches) = node.get(key).and_then(Value::as_array) {
-            if let Some(branch) = branches
+        if let Some(branches) = node.get(key).and_then(Value::as_array)
+            && let Some(branch) = branches
                 .iter()
                 .find(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-            {
-                return schema_node(branch, root);
-            }
+        {
+            return schema_node(branch, root);
         }
     }
     node
@@ -356,10 +357,10 @@ fn canonicalize_keys(value: &mut Value, node: &Value, root: &Value) {
                     continue;
                 }
                 let lower = key.to_lowercase();
-                if let Some(canonical) = properties.keys().find(|p| p.to_lowercase() == lower) {
-                    if let Some(v) = map.remove(&key) {
-                        map.insert(canonical.clone(), v);
-                    }
+                if let Some(canonical) = properties.keys().find(|p| p.to_lowercase() == lower)
+                    && let Some(v) = map.remove(&key)
+                {
+                    map.insert(canonical.clone(), v);
                 }
             }
             for (key, v) in map.iter_mut() {

@@ -40,6 +40,11 @@ use load::KustDir;
 
 /// Builds the kustomization in `dir` (absolute, or relative to the process's directory).
 pub fn render(fs: &dyn Fs, dir: &Path) -> Result<ResMap, Error> {
+    render_with_warnings(fs, dir).map(|(resources, _)| resources)
+}
+
+/// [`render`], plus what kustomize lets pass silently (patches whose target selects nothing).
+pub fn render_with_warnings(fs: &dyn Fs, dir: &Path) -> Result<(ResMap, Vec<String>), Error> {
     let root = KustDir::open_root(fs, dir)?;
     let file = root.file();
     let mut acc = accumulate_target(&root, Accumulator::new())?;
@@ -56,7 +61,7 @@ pub fn render(fs: &dyn Fs, dir: &Path) -> Result<ResMap, Error> {
     let mut resources: ResMap = resources.into_iter().collect();
     let metadata = build_metadata::BuildMetadata::from_options(&root.kustomization.build_metadata);
     build_metadata::finish(&mut resources, &metadata);
-    Ok(resources)
+    Ok((resources, acc.warnings))
 }
 
 /// Drops objects annotated `config.kubernetes.io/local-config` (unless `"false"`).
@@ -128,4 +133,98 @@ pub fn kustomization_schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemFs;
+
+    fn names(resources: &ResMap) -> Vec<String> {
+        resources
+            .iter()
+            .map(|r| format!("{}/{}", r.gvk().kind, r.name()))
+            .collect()
+    }
+
+    #[test]
+    fn overlay_builds_on_base_from_memory() {
+        let mut fs = MemFs::new("/repo");
+        fs.add_file("/repo/base/kustomization.yaml", "resources:\n- cm.yaml\n");
+        fs.add_file(
+            "/repo/base/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n",
+        );
+        fs.add_file(
+            "/repo/app/kustomization.yaml",
+            "resources:\n- ../base\nconfigMapGenerator:\n- name: gen\n  literals:\n  - a=b\n",
+        );
+        let built = render(&fs, Path::new("/repo/app"));
+        let built = built.map(|r| names(&r)).map_err(|e| e.to_string());
+        assert_eq!(
+            built,
+            Ok(vec![
+                "ConfigMap/gen-4h2mbtbbt6".to_string(),
+                "ConfigMap/plain".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn cycles_name_the_chain() {
+        let mut fs = MemFs::new("/repo");
+        fs.add_file("/repo/a/kustomization.yaml", "resources:\n- ../b\n");
+        fs.add_file("/repo/b/kustomization.yaml", "resources:\n- ../a\n");
+        let err = render(&fs, Path::new("/repo/a"))
+            .err()
+            .map(|e| e.root_cause().to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("cycle detected: /repo/a -> /repo/b -> /repo/a")
+        );
+    }
+
+    #[test]
+    fn oversized_files_are_refused() {
+        let mut fs = MemFs::new("/repo");
+        fs.add_file("/repo/kustomization.yaml", "resources:\n- big.yaml\n");
+        let big = vec![b'#'; (crate::source::MAX_FILE_BYTES + 1) as usize];
+        fs.add_file("/repo/big.yaml", big);
+        let err = render(&fs, Path::new("/repo"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("over the 33554432-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn components_apply_to_the_parent_objects() {
+        let mut fs = MemFs::new("/repo");
+        fs.add_file(
+            "/repo/comp/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nnamePrefix: c-\n",
+        );
+        fs.add_file(
+            "/repo/app/kustomization.yaml",
+            "resources:\n- cm.yaml\ncomponents:\n- ../comp\n",
+        );
+        fs.add_file(
+            "/repo/app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+        );
+        let built = render(&fs, Path::new("/repo/app"))
+            .map(|r| names(&r))
+            .map_err(|e| e.to_string());
+        assert_eq!(built, Ok(vec!["ConfigMap/c-x".to_string()]));
+    }
+
+    #[test]
+    fn render_many_keeps_the_order_given() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/render");
+        let dirs = vec![dir.join("secret-generator/input"), dir.join("no-such-case")];
+        let results = render_many(&dirs);
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok());
+        assert!(results[1].is_err());
+    }
 }

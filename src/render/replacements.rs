@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-use crate::model::{Gvk, ResId, ResMap, Resource};
+use crate::model::{ResId, ResMap, Resource};
 use crate::render::field_path::{self, CreateKind, FieldPathError};
 use crate::render::files::{FileLoader, LoadError};
 use crate::render::types::{
@@ -367,65 +367,24 @@ impl IdSelector<'_> {
     }
 
     /// Kustomize's `ResId.IsSelectedBy`: namespaces compare by their effective value, so
-    /// `default` selects objects without a namespace.
+    /// `default` selects objects without a namespace. (The ids kustomize builds here never
+    /// know their kind to be cluster-scoped, so no kind is treated as such.)
     fn selects(&self, id: &ResId) -> bool {
-        let selector_gvk = Gvk {
-            group: self.group.to_string(),
-            version: self.version.to_string(),
-            kind: self.kind.to_string(),
-        };
         (self.name.is_empty() || self.name == id.name)
             && (self.namespace.is_empty()
-                || effective_namespace(&selector_gvk, self.namespace)
-                    == effective_namespace(&id.gvk, &id.namespace))
+                || defaulted_namespace(self.namespace) == defaulted_namespace(&id.namespace))
             && (self.group.is_empty() || self.group == id.gvk.group)
             && (self.version.is_empty() || self.version == id.gvk.version)
             && (self.kind.is_empty() || self.kind == id.gvk.kind)
     }
 }
 
-fn effective_namespace<'a>(gvk: &Gvk, namespace: &'a str) -> &'a str {
-    if is_cluster_scoped(gvk) {
-        "_non_namespaceable_"
-    } else if namespace.is_empty() || namespace == "default" {
+fn defaulted_namespace(namespace: &str) -> &str {
+    if namespace.is_empty() {
         "default"
     } else {
         namespace
     }
-}
-
-/// Kinds kustomize's builtin OpenAPI data marks as cluster-scoped.
-pub(crate) fn is_cluster_scoped(gvk: &Gvk) -> bool {
-    matches!(
-        gvk.kind.as_str(),
-        "APIService"
-            | "CertificateSigningRequest"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "ComponentStatus"
-            | "CSIDriver"
-            | "CSINode"
-            | "CustomResourceDefinition"
-            | "FlowSchema"
-            | "IngressClass"
-            | "MutatingWebhookConfiguration"
-            | "Namespace"
-            | "Node"
-            | "PersistentVolume"
-            | "PodSecurityPolicy"
-            | "PriorityClass"
-            | "PriorityLevelConfiguration"
-            | "RuntimeClass"
-            | "SelfSubjectAccessReview"
-            | "SelfSubjectRulesReview"
-            | "StorageClass"
-            | "SubjectAccessReview"
-            | "TokenReview"
-            | "ValidatingAdmissionPolicy"
-            | "ValidatingAdmissionPolicyBinding"
-            | "ValidatingWebhookConfiguration"
-            | "VolumeAttachment"
-    )
 }
 
 /// The object's current id followed by its previous ones.
@@ -1287,7 +1246,7 @@ mod tests {
             .unwrap_or_default(),
         );
         renamed.previous_ids.push(ResId {
-            gvk: Gvk::from_api_version("apps/v1", "Deployment"),
+            gvk: crate::model::Gvk::from_api_version("apps/v1", "Deployment"),
             name: "original-name".into(),
             namespace: String::new(),
         });

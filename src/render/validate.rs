@@ -4,8 +4,9 @@
 //! The walk visits each kustomization reachable from the root (resources, components) and
 //! checks what can be checked file by file — the kustomization parses and has no unknown
 //! field, every file it names exists and parses, every resource is an object with a kind and
-//! a name. When that finds nothing, a full build runs and its error (a patch that matches
-//! nothing, a missing replacement source, a duplicate id …) is the one problem reported.
+//! a name. When that finds nothing, a full build runs: its error (a missing replacement
+//! source, a duplicate id …) is the one problem reported, or else the things kustomize lets
+//! pass silently (a patch whose target selects nothing) are.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,8 +51,13 @@ pub fn validate(fs: &dyn Fs, dir: &Path) -> Vec<Error> {
     };
     walk.kustomization_dir(dir);
     if walk.problems.is_empty() {
-        if let Err(e) = crate::render::render(fs, dir) {
-            walk.problems.push(e);
+        match crate::render::render_with_warnings(fs, dir) {
+            Ok((_, warnings)) => walk.problems.extend(
+                warnings
+                    .into_iter()
+                    .map(|warning| Error::Warning { warning }),
+            ),
+            Err(e) => walk.problems.push(e),
         }
     }
     walk.problems

@@ -127,20 +127,21 @@ impl VarSet {
     ) -> Result<(), VarError> {
         for var in vars {
             let wanted = objref_id(var);
-            let cluster_scoped = is_cluster_scoped(&wanted.gvk);
+            // Kustomize matches by group/version/kind/name, adding the namespace only when the
+            // var names one. The var's id never knows its kind to be cluster-scoped; an object's
+            // current id does (its previous ids, rebuilt from annotations upstream, do not).
+            let matches = |id: &ResId, knows_scope: bool| {
+                id.name == wanted.name
+                    && id.gvk == wanted.gvk
+                    && (wanted.namespace.is_empty()
+                        || effective_namespace(&wanted, false)
+                            == effective_namespace(id, knows_scope))
+            };
             let matched: Vec<usize> = resmap
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| {
-                    r.previous_ids
-                        .iter()
-                        .chain(std::iter::once(&r.id()))
-                        .any(|id| {
-                            id.name == wanted.name
-                                && id.gvk == wanted.gvk
-                                && (wanted.namespace.is_empty() && !cluster_scoped
-                                    || effective_namespace(id) == effective_namespace(&wanted))
-                        })
+                    matches(&r.id(), true) || r.previous_ids.iter().any(|id| matches(id, false))
                 })
                 .map(|(i, _)| i)
                 .collect();
@@ -152,7 +153,7 @@ impl VarSet {
                 _ => {
                     return Err(VarError::Ambiguous {
                         count: matched.len(),
-                        var: go_var(var),
+                        var: go_var_with_field_path(var, &var.fieldref.field_path),
                     });
                 }
             }
@@ -258,18 +259,14 @@ fn objref_id(var: &Var) -> ResId {
     }
 }
 
-fn effective_namespace(id: &ResId) -> &str {
-    if is_cluster_scoped(&id.gvk) {
+fn effective_namespace(id: &ResId, knows_scope: bool) -> &str {
+    if knows_scope && crate::render::transformers::namespace::is_cluster_scoped(&id.gvk) {
         "_non_namespaceable_"
     } else if id.namespace.is_empty() || id.namespace == "default" {
         "default"
     } else {
         &id.namespace
     }
-}
-
-fn is_cluster_scoped(gvk: &Gvk) -> bool {
-    crate::render::replacements::is_cluster_scoped(gvk)
 }
 
 /// A var as Go's `%v` prints kustomize's `Var` struct (error messages quote it): the object

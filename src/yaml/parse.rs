@@ -185,6 +185,15 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                 continue;
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if in_flow && style == TScalarStyle::Plain && text.starts_with([':', '?']) {
+                    // libyaml (YAML 1.1) lets a plain scalar start with `:` or `?` only in
+                    // block context; yaml-rust2 follows YAML 1.2 and accepts `[:x]`.
+                    return Err(Error::at(
+                        mark.line(),
+                        mark.col() + 1,
+                        ErrorKind::Syntax("did not find expected node content".into()),
+                    ));
+                }
                 let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
                 let id = arena.push(
                     NodeKind::Scalar {

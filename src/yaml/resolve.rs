@@ -154,10 +154,10 @@ fn resolve_number(text: &str, version: Version, try_timestamp: bool) -> Resolved
         return Resolved::Timestamp(ts);
     }
     let plain: String = text.chars().filter(|&c| c != '_').collect();
-    if let Some(i) = go_parse_int(&plain) {
+    if let Some(i) = go_parse_int(&plain, 0) {
         return Resolved::Int(i);
     }
-    if let Some(u) = go_parse_uint(&plain) {
+    if let Some(u) = go_parse_uint(&plain, 0) {
         return Resolved::Uint(u);
     }
     if is_yaml_style_float(&plain)
@@ -165,20 +165,37 @@ fn resolve_number(text: &str, version: Version, try_timestamp: bool) -> Resolved
     {
         return Resolved::Float(f);
     }
-    // Binary and `0o` octal are already accepted by Go's base-0 ParseInt, so the explicit
-    // branches of go-yaml only matter for the negative forms, which ParseInt handles too.
-    let _ = version;
+    // go-yaml's own prefix branches parse what follows the prefix with an explicit base,
+    // and Go's ParseInt then accepts a sign there too: `0o-12` is -10, `0b-1` is -1.
+    let prefixed = |prefix: &str, radix: u32| -> Option<Resolved> {
+        if let Some(rest) = plain.strip_prefix(prefix) {
+            if let Some(i) = go_parse_int(rest, radix) {
+                return Some(Resolved::Int(i));
+            }
+            return go_parse_uint(rest, radix).map(Resolved::Uint);
+        }
+        let rest = plain.strip_prefix('-')?.strip_prefix(prefix)?;
+        go_parse_int(&format!("-{rest}"), radix).map(Resolved::Int)
+    };
+    if let Some(found) = prefixed("0b", 2) {
+        return found;
+    }
+    if version == Version::V3
+        && let Some(found) = prefixed("0o", 8)
+    {
+        return found;
+    }
     Resolved::Str
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)` (after go-yaml removed underscores).
-pub(crate) fn go_parse_int(s: &str) -> Option<i64> {
+/// Go's `strconv.ParseInt(s, radix, 64)`; radix 0 reads a `0x`/`0o`/`0b`/`0` prefix.
+pub(crate) fn go_parse_int(s: &str, radix: u32) -> Option<i64> {
     let (negative, digits) = match s.as_bytes().first()? {
         b'+' => (false, &s[1..]),
         b'-' => (true, &s[1..]),
         _ => (false, s),
     };
-    let magnitude = go_parse_uint(digits)?;
+    let magnitude = go_parse_uint(digits, radix)?;
     if negative {
         if magnitude > 1u64 << 63 {
             return None;
@@ -189,13 +206,15 @@ pub(crate) fn go_parse_int(s: &str) -> Option<i64> {
     }
 }
 
-/// Go's `strconv.ParseUint(s, 0, 64)`: no sign, `0x`/`0o`/`0b`/leading-`0` prefixes.
-pub(crate) fn go_parse_uint(s: &str) -> Option<u64> {
+/// Go's `strconv.ParseUint(s, radix, 64)`: no sign; radix 0 reads the base from a prefix.
+pub(crate) fn go_parse_uint(s: &str, radix: u32) -> Option<u64> {
     let bytes = s.as_bytes();
     if bytes.is_empty() {
         return None;
     }
-    let (radix, digits) = if bytes[0] == b'0' {
+    let (radix, digits) = if radix != 0 {
+        (radix, s)
+    } else if bytes[0] == b'0' {
         match bytes.get(1).map(u8::to_ascii_lowercase) {
             Some(b'b') if bytes.len() >= 3 => (2, &s[2..]),
             Some(b'o') if bytes.len() >= 3 => (8, &s[2..]),
@@ -205,6 +224,9 @@ pub(crate) fn go_parse_uint(s: &str) -> Option<u64> {
     } else {
         (10, s)
     };
+    if radix != 8 && digits.is_empty() {
+        return None;
+    }
     let mut value: u64 = 0;
     for c in digits.chars() {
         let digit = c.to_digit(radix)?;
@@ -255,8 +277,8 @@ fn is_yaml_style_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Go's `strconv.ParseFloat(s, 64)` for the decimal forms go-yaml lets through; out-of-range
-/// values are an error in Go, so they stay strings.
+/// Go's `strconv.ParseFloat(s, 64)` for the decimal forms go-yaml lets through: underscores
+/// only between digits, and out-of-range values are an error (so they stay strings).
 fn go_parse_float(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     let body = match b.first() {
@@ -268,12 +290,27 @@ fn go_parse_float(s: &str) -> Option<f64> {
     if body.is_empty()
         || !body
             .iter()
-            .all(|c| c.is_ascii_digit() || b".eE+-".contains(c))
+            .all(|c| c.is_ascii_digit() || b".eE+-_".contains(c))
     {
         return None;
     }
-    let value: f64 = s.parse().ok()?;
+    let value: f64 = if body.contains(&b'_') {
+        if !underscores_between_digits(body) {
+            return None;
+        }
+        s.replace('_', "").parse().ok()?
+    } else {
+        s.parse().ok()?
+    };
     value.is_finite().then_some(value)
+}
+
+/// Go's `underscoreOK` for a decimal number: each `_` sits between two digits.
+fn underscores_between_digits(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'_'
+            || (i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+    })
 }
 
 /// go-yaml v2's `isBase60Float`: `1:20` and friends are quoted on the way out.
@@ -367,6 +404,12 @@ mod tests {
         assert_eq!(v3("0x"), Resolved::Str);
         assert_eq!(v3("-"), Resolved::Str);
         assert_eq!(v3("1e5"), Resolved::Float(1e5));
+        assert_eq!(v3("0o-12"), Resolved::Int(-10));
+        assert_eq!(v3("0b-1"), Resolved::Int(-1));
+        assert_eq!(v3(".0_1"), Resolved::Float(0.01));
+        assert_eq!(v3("._1"), Resolved::Str);
+        assert_eq!(v3("0"), Resolved::Int(0));
+        assert_eq!(resolve_plain("0o-12", Version::V2), Resolved::Str);
     }
 
     #[test]

@@ -743,3 +743,244 @@ pub fn selector_text(selector: &Selector) -> String {
 fn go_quote(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn resources(text: &str) -> ResMap {
+        crate::yaml::parse_manifests(text)
+            .expect("valid yaml")
+            .into_iter()
+            .map(|v| match v {
+                Value::Object(map) => Resource::new(map),
+                _ => unreachable!("test objects are maps"),
+            })
+            .collect()
+    }
+
+    fn patch(yaml: &str) -> Patch {
+        let value = crate::yaml::parse_documents(yaml)
+            .expect("valid yaml")
+            .remove(0);
+        serde_json::from_value(value).expect("a patches entry")
+    }
+
+    fn no_files() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn run(entry: &str, objects: &mut ResMap) -> Result<Vec<Warning>, Error> {
+        PatchTransformer::new(&patch(entry), &no_files(), OpenApi::builtin())?.apply(objects)
+    }
+
+    const OBJECTS: &str = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec: {replicas: 1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: prod, labels: {app: api}}
+spec: {replicas: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, labels: {app: web}}
+spec:
+  ports: [{port: 80}]
+";
+
+    /// Expected objects are `kubectl kustomize` output for the same entries.
+    #[test]
+    fn targets_select_by_labels_and_keep_identity() {
+        let mut objects = resources(OBJECTS);
+        let entry = r#"
+target: {kind: Deployment, labelSelector: "app in (web,api)"}
+patch: |-
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: placeholder
+    namespace: elsewhere
+    labels: {patched: "true"}
+  spec:
+    replicas: 3
+"#;
+        assert_eq!(run(entry, &mut objects).expect("applies"), Vec::new());
+        let json = "
+target: {kind: Service, name: web}
+patch: |-
+  - op: replace
+    path: /metadata/name
+    value: web-svc
+  - op: add
+    path: /spec/ports/-
+    value: {port: 443}
+";
+        run(json, &mut objects).expect("applies");
+        let by_id = "
+patch: |-
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: api, namespace: prod}
+  spec:
+    template: {spec: {containers: [{name: c, image: i}]}}
+";
+        run(by_id, &mut objects).expect("applies");
+        let expected = resources(
+            "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {labels: {app: web, patched: 'true'}, name: web}
+spec: {replicas: 3}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {labels: {app: api, patched: 'true'}, name: api, namespace: prod}
+spec:
+  replicas: 3
+  template: {spec: {containers: [{image: i, name: c}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {labels: {app: web}, name: web-svc}
+spec:
+  ports: [{port: 80}, {port: 443}]
+",
+        );
+        let objects_only: Vec<_> = objects.iter().map(Resource::to_value).collect();
+        let expected_only: Vec<_> = expected.iter().map(Resource::to_value).collect();
+        assert_eq!(objects_only, expected_only);
+        // The JSON patch renamed the Service: its old id is remembered for references.
+        assert_eq!(
+            objects.as_slice()[2]
+                .previous_ids
+                .first()
+                .map(|id| id.name.as_str()),
+            Some("web")
+        );
+    }
+
+    #[test]
+    fn unmatched_targets_warn_and_unmatched_ids_fail() {
+        let mut objects = resources(OBJECTS);
+        let warnings = run(
+            "{target: {kind: ConfigMap}, patch: '[{\"op\": \"add\", \"path\": \"/data\", \"value\": {}}]'}",
+            &mut objects,
+        )
+        .expect("not an error");
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].target, "~G_~V_ConfigMap|~X|:a=:l=");
+        let missing = run(
+            "patch: '{apiVersion: v1, kind: ConfigMap, metadata: {name: nope}}'",
+            &mut objects,
+        );
+        assert!(
+            matches!(missing, Err(Error::Target { matches: "no", .. })),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn patch_kind_is_detected_from_the_text() {
+        let files = no_files();
+        let make = |yaml: &str| PatchTransformer::new(&patch(yaml), &files, OpenApi::builtin());
+        assert!(matches!(
+            make("patch: '# nothing'"),
+            Err(Error::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            make("patch: 'just text'"),
+            Err(Error::Unreadable { .. })
+        ));
+        assert!(matches!(make("{}"), Err(Error::Config { .. })));
+        assert!(matches!(make("{path: p.yaml}"), Err(Error::Load { .. })));
+        let mut objects = resources(OBJECTS);
+        let json_without_target =
+            make("patch: '[{\"op\": \"remove\", \"path\": \"/spec\"}]'").expect("a JSON patch");
+        assert!(matches!(
+            json_without_target.apply(&mut objects),
+            Err(Error::JsonWithoutTarget { .. })
+        ));
+    }
+
+    #[test]
+    fn name_changes_need_permission() {
+        let entry = |options: &str| {
+            format!(
+                "
+{options}
+patch: |-
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata: {{name: web}}
+  spec: {{replicas: 2}}
+  ---
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata: {{name: web}}
+"
+            )
+        };
+        // Two documents in one entry apply one after the other, each by id.
+        let mut objects = resources(OBJECTS);
+        run(&entry(""), &mut objects).expect("applies");
+        assert_eq!(objects.as_slice()[0].object["spec"]["replicas"], 2);
+
+        let rename = "
+options: {allowNameChange: true}
+target: {name: web, kind: Deployment}
+patch: |-
+  apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: web-v2}
+";
+        let mut objects = resources(OBJECTS);
+        run(rename, &mut objects).expect("applies");
+        assert_eq!(objects.as_slice()[0].name(), "web-v2");
+        assert_eq!(objects.as_slice()[0].previous_ids[0].name, "web");
+        let mut objects = resources(OBJECTS);
+        run(
+            &rename.replace("allowNameChange: true", "allowNameChange: false"),
+            &mut objects,
+        )
+        .expect("applies");
+        assert_eq!(objects.as_slice()[0].name(), "web");
+    }
+
+    #[test]
+    fn legacy_transformers_read_files_and_inline_text() {
+        let files: BTreeMap<String, String> = [(
+            "two.yaml".to_string(),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 5}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n$patch: delete\n".to_string(),
+        )]
+        .into();
+        let mut objects = resources(OBJECTS);
+        PatchStrategicMergeTransformer::new(&["two.yaml".to_string()], &files, OpenApi::builtin())
+            .expect("reads the file")
+            .apply(&mut objects)
+            .expect("applies");
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects.as_slice()[0].object["spec"]["replicas"], 5);
+        let empty = PatchStrategicMergeTransformer::new(
+            &["# only a comment".to_string()],
+            &files,
+            OpenApi::builtin(),
+        );
+        assert!(empty.is_err());
+
+        let json = patch(
+            "{target: {kind: Deployment, name: api}, patch: '- {op: replace, path: /spec/replicas, value: 9}'}",
+        );
+        PatchJson6902Transformer::new(&json, &files)
+            .expect("valid")
+            .apply(&mut objects)
+            .expect("applies");
+        assert_eq!(objects.as_slice()[1].object["spec"]["replicas"], 9);
+        let nameless = patch("{target: {kind: Deployment}, patch: '[]'}");
+        assert!(PatchJson6902Transformer::new(&nameless, &files).is_err());
+    }
+}

@@ -1,10 +1,12 @@
 //! kustomize's builtin transformers, one file each, and the one fixed order they run in.
 //!
-//! Each transformer is a config struct with `apply(&self, &mut ResMap)`. [`run_builtin`] runs
-//! the transformers a kustomization asks for in kustomize's order (`kusttarget_configplugin.go`):
-//! patches, namespace, prefix, suffix, labels, annotations, JSON6902 patches, replicas,
-//! images, replacements; then the transformer plugins named in `transformers:`.
-//! Name references are fixed once, at the very end of a build, by [`name_reference`].
+//! Each transformer is a config struct with `apply(&self, &mut ResMap)`. [`configure_builtin`]
+//! turns a kustomization into the list of [`Step`]s kustomize would run, in its one fixed order
+//! (`kusttarget_configplugin.go`): patchesStrategicMerge, patches, namespace, prefix, suffix,
+//! labels, annotations, patchesJson6902, replicas, images, replacements; [`run_builtin`] runs
+//! them. The transformer plugins named in `transformers:` come after, through
+//! [`plugins::configure_plugin`]. Name references are fixed once, at the very end of a build,
+//! by [`fix_name_references`].
 //!
 //! Invariant: no IO except through the [`FileLoader`] handed in; no clock, no environment.
 
@@ -20,9 +22,15 @@ pub mod prefix_suffix;
 pub mod replicas;
 
 use crate::model::{ResId, ResMap};
+use std::sync::Arc;
+
 use crate::render::files::{FileLoader, LoadError};
+use crate::render::patch::openapi::OpenApi;
+use crate::render::patch::{
+    self, PatchJson6902Transformer, PatchStrategicMergeTransformer, PatchTransformer,
+};
 use crate::render::replacements::{ReplacementError, ReplacementTransformer};
-use crate::render::types::{Kustomization, Patch};
+use crate::render::types::Kustomization;
 
 pub use config::TransformerConfig;
 
@@ -85,14 +93,19 @@ pub enum Error {
     /// A file named in the kustomization could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A patch could not be read or applied.
+    #[error(transparent)]
+    Patch(Box<patch::Error>),
     /// A replacement failed.
     #[error(transparent)]
     Replacement(Box<ReplacementError>),
-    /// A step this build needs is not available yet.
-    #[error("{what} is not supported yet")]
-    NotSupportedYet {
-        /// What was asked for.
-        what: String,
+    /// A `replicas:` entry names no object of a kind with a replica count.
+    #[error("resource with name {name} does not match a config with the following GVK [{kinds}]")]
+    NoReplicaTarget {
+        /// The name asked for.
+        name: String,
+        /// The kinds that have replica counts, as kustomize spells them.
+        kinds: String,
     },
     /// A name reference could not be followed.
     #[error("{cause}")]
@@ -112,6 +125,12 @@ pub enum Error {
         /// `apiVersion/kind` of the plugin config.
         kind: String,
     },
+}
+
+impl From<patch::Error> for Error {
+    fn from(error: patch::Error) -> Error {
+        Error::Patch(Box::new(error))
+    }
 }
 
 impl From<ReplacementError> for Error {
@@ -157,9 +176,9 @@ pub(crate) fn field_error(id: ResId, path: &str) -> impl FnOnce(fieldspec::WalkE
 #[derive(Debug, Clone)]
 pub enum Step {
     /// `patchesStrategicMerge:` (file paths or inline patches).
-    PatchStrategicMerge(Vec<String>),
+    PatchStrategicMerge(PatchStrategicMergeTransformer),
     /// One `patches:` entry.
-    Patch(Patch),
+    Patch(PatchTransformer),
     /// `namespace:`.
     Namespace(NamespaceTransformer),
     /// `namePrefix:` or `nameSuffix:`.
@@ -169,7 +188,7 @@ pub enum Step {
     /// `commonAnnotations:`.
     Annotations(AnnotationsTransformer),
     /// One `patchesJson6902:` entry.
-    PatchJson6902(Patch),
+    PatchJson6902(PatchJson6902Transformer),
     /// One `replicas:` entry.
     Replicas(ReplicaCountTransformer),
     /// One `images:` entry.
@@ -196,24 +215,14 @@ impl Step {
         }
     }
 
-    /// Applies the step, then drops objects left empty (kustomize's `DropEmpties`).
-    pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
+    /// Applies the step, then drops objects left empty (kustomize's `DropEmpties`). Returns
+    /// the warnings of patches whose target selected nothing (kustomize builds anyway).
+    pub fn apply(&self, resmap: &mut ResMap) -> Result<Vec<patch::Warning>> {
+        let mut warnings = Vec::new();
         match self {
-            Step::PatchStrategicMerge(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patchesStrategicMerge (patch module not wired in)".into(),
-                });
-            }
-            Step::Patch(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patches (patch module not wired in)".into(),
-                });
-            }
-            Step::PatchJson6902(_) => {
-                return Err(Error::NotSupportedYet {
-                    what: "patchesJson6902 (patch module not wired in)".into(),
-                });
-            }
+            Step::PatchStrategicMerge(t) => warnings = t.apply(resmap)?,
+            Step::Patch(t) => warnings = t.apply(resmap)?,
+            Step::PatchJson6902(t) => warnings = t.apply(resmap)?,
             Step::Namespace(t) => t.apply(resmap)?,
             Step::PrefixSuffix(t) => t.apply(resmap)?,
             Step::Labels(t) => t.apply(resmap)?,
@@ -225,23 +234,38 @@ impl Step {
                 .map_err(|e| Error::Replacement(Box::new(e)))?,
         }
         resmap.as_mut_vec().retain(|r| !r.object.is_empty());
-        Ok(())
+        Ok(warnings)
     }
 }
 
 /// The builtin transformers a kustomization asks for, configured, in kustomize's order:
 /// patchesStrategicMerge, patches, namespace, prefix, suffix, labels (each `labels:` entry,
 /// then `commonLabels`), annotations, patchesJson6902, replicas, images, replacements.
-pub fn builtin_steps(
+/// Every file they name is read here, before any of them runs, as kustomize does; `schema`
+/// gives the merge keys of strategic merge patches.
+pub fn configure_builtin(
     k: &Kustomization,
     config: &TransformerConfig,
     files: &dyn FileLoader,
+    schema: Arc<OpenApi>,
 ) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     if !k.patches_strategic_merge.is_empty() {
-        steps.push(Step::PatchStrategicMerge(k.patches_strategic_merge.clone()));
+        steps.push(Step::PatchStrategicMerge(
+            PatchStrategicMergeTransformer::new(
+                &k.patches_strategic_merge,
+                files,
+                Arc::clone(&schema),
+            )?,
+        ));
     }
-    steps.extend(k.patches.iter().cloned().map(Step::Patch));
+    for entry in &k.patches {
+        steps.push(Step::Patch(PatchTransformer::new(
+            entry,
+            files,
+            Arc::clone(&schema),
+        )?));
+    }
     if !k.namespace.is_empty() {
         steps.push(Step::Namespace(NamespaceTransformer {
             namespace: k.namespace.clone(),
@@ -278,7 +302,11 @@ pub fn builtin_steps(
             config,
         )));
     }
-    steps.extend(k.patches_json6902.iter().cloned().map(Step::PatchJson6902));
+    for entry in &k.patches_json6902 {
+        steps.push(Step::PatchJson6902(PatchJson6902Transformer::new(
+            entry, files,
+        )?));
+    }
     for replica in &k.replicas {
         steps.push(Step::Replicas(ReplicaCountTransformer {
             replica: replica.clone(),
@@ -302,17 +330,20 @@ pub fn builtin_steps(
     Ok(steps)
 }
 
-/// Runs every builtin transformer the kustomization asks for, in kustomize's order.
+/// Runs every builtin transformer the kustomization asks for, in kustomize's order; returns
+/// the warnings of patches that selected nothing.
 pub fn run_builtin(
     k: &Kustomization,
     resmap: &mut ResMap,
     config: &TransformerConfig,
     files: &dyn FileLoader,
-) -> Result<()> {
-    for step in builtin_steps(k, config, files)? {
-        step.apply(resmap)?;
+    schema: Arc<OpenApi>,
+) -> Result<Vec<patch::Warning>> {
+    let mut warnings = Vec::new();
+    for step in configure_builtin(k, config, files, schema)? {
+        warnings.extend(step.apply(resmap)?);
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// The last step of a build, after hash suffixes: rewrites references to renamed objects,
@@ -333,4 +364,80 @@ pub(crate) fn parse_single_document(text: &str) -> std::result::Result<serde_jso
         .into_iter()
         .next()
         .unwrap_or(serde_json::Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::types::{Image, Label, Patch, Replica};
+    use std::collections::BTreeMap;
+
+    /// Every builtin transformer at once: the steps come out in kustomize's order whatever
+    /// the order of the fields in the file.
+    #[test]
+    fn steps_follow_kustomizes_fixed_order() {
+        let files: BTreeMap<String, String> = BTreeMap::from([(
+            "smp.yaml".to_string(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n".to_string(),
+        )]);
+        let pairs = BTreeMap::from([("a".to_string(), "b".to_string())]);
+        let k = Kustomization {
+            images: vec![Image {
+                name: "nginx".into(),
+                new_tag: "2".into(),
+                ..Image::default()
+            }],
+            replicas: vec![Replica {
+                name: "web".into(),
+                count: 2,
+            }],
+            patches_json6902: vec![Patch {
+                patch: "[{\"op\": \"add\", \"path\": \"/data\", \"value\": {}}]".into(),
+                target: Some(crate::render::types::Selector {
+                    name: "c".into(),
+                    ..Default::default()
+                }),
+                ..Patch::default()
+            }],
+            common_annotations: pairs.clone(),
+            labels: vec![Label {
+                pairs: pairs.clone(),
+                ..Label::default()
+            }],
+            common_labels: pairs,
+            name_suffix: "-s".into(),
+            name_prefix: "p-".into(),
+            namespace: "n".into(),
+            patches: vec![Patch {
+                path: "smp.yaml".into(),
+                ..Patch::default()
+            }],
+            patches_strategic_merge: vec!["smp.yaml".into()],
+            ..Kustomization::default()
+        };
+        let steps = configure_builtin(
+            &k,
+            &TransformerConfig::builtin(),
+            &files,
+            OpenApi::builtin(),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = steps.iter().map(Step::kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "PatchStrategicMergeTransformer",
+                "PatchTransformer",
+                "NamespaceTransformer",
+                "PrefixTransformer",
+                "SuffixTransformer",
+                "LabelTransformer",
+                "LabelTransformer",
+                "AnnotationsTransformer",
+                "PatchJson6902Transformer",
+                "ReplicaCountTransformer",
+                "ImageTagTransformer",
+            ]
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! would need plugin execution, which reconcile does not do.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -16,11 +17,20 @@ use super::replicas::ReplicaCountTransformer;
 use super::{Error, Result, Step, parse_single_document};
 use crate::model::Resource;
 use crate::render::files::FileLoader;
+use crate::render::patch::openapi::OpenApi;
+use crate::render::patch::{
+    PatchJson6902Transformer, PatchStrategicMergeTransformer, PatchTransformer,
+};
 use crate::render::replacements::ReplacementTransformer;
 use crate::render::types::{FieldSpec, Image, Patch, ReplacementField, Replica, Selector};
 
-/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`).
-pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Step>> {
+/// The steps a plugin configuration object stands for (two for `PrefixSuffixTransformer`);
+/// `schema` gives the merge keys of strategic merge patches.
+pub fn configure_plugin(
+    config: &Resource,
+    files: &dyn FileLoader,
+    schema: Arc<OpenApi>,
+) -> Result<Vec<Step>> {
     let gvk = config.gvk();
     if !(gvk.group.is_empty() && gvk.version == "builtin") {
         return Err(Error::UnsupportedTransformer { kind: gvk.kind });
@@ -91,19 +101,27 @@ pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Ste
                 &list, files, &parse,
             )?)]
         }
-        "PatchTransformer" => vec![Step::Patch(Patch {
-            path: string_field(fields, "path"),
-            patch: string_field(fields, "patch"),
-            target: optional::<Selector>(fields, "target", kind)?,
-            options: optional::<BTreeMap<String, bool>>(fields, "options", kind)?
-                .unwrap_or_default(),
-        })],
-        "PatchJson6902Transformer" => vec![Step::PatchJson6902(Patch {
-            path: string_field(fields, "path"),
-            patch: string_field(fields, "jsonOp"),
-            target: optional::<Selector>(fields, "target", kind)?,
-            options: BTreeMap::new(),
-        })],
+        "PatchTransformer" => {
+            let entry = Patch {
+                path: string_field(fields, "path"),
+                patch: string_field(fields, "patch"),
+                target: optional::<Selector>(fields, "target", kind)?,
+                options: optional::<BTreeMap<String, bool>>(fields, "options", kind)?
+                    .unwrap_or_default(),
+            };
+            vec![Step::Patch(PatchTransformer::new(&entry, files, schema)?)]
+        }
+        "PatchJson6902Transformer" => {
+            let entry = Patch {
+                path: string_field(fields, "path"),
+                patch: string_field(fields, "jsonOp"),
+                target: optional::<Selector>(fields, "target", kind)?,
+                options: BTreeMap::new(),
+            };
+            vec![Step::PatchJson6902(PatchJson6902Transformer::new(
+                &entry, files,
+            )?)]
+        }
         "PatchStrategicMergeTransformer" => {
             let mut patches: Vec<String> = optional(fields, "paths", kind)?.unwrap_or_default();
             let inline = string_field(fields, "patches");
@@ -113,7 +131,9 @@ pub fn plugin_steps(config: &Resource, files: &dyn FileLoader) -> Result<Vec<Ste
             if !inline.is_empty() {
                 patches.push(inline);
             }
-            vec![Step::PatchStrategicMerge(patches)]
+            vec![Step::PatchStrategicMerge(
+                PatchStrategicMergeTransformer::new(&patches, files, schema)?,
+            )]
         }
         other => {
             return Err(Error::UnknownBuiltin {
@@ -186,7 +206,7 @@ mod tests {
             "prefix": "baked-", "suffix": "-pie", "fieldSpecs": [{"path": "metadata/name"}]
         }));
         let files = BTreeMap::new();
-        let steps = plugin_steps(&config, &files).unwrap();
+        let steps = configure_plugin(&config, &files, OpenApi::builtin()).unwrap();
         let mut map: ResMap = [resource(
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "apple"}}),
         )]
@@ -205,7 +225,7 @@ mod tests {
             "metadata": {"name": "x", "namespace": "test"},
             "fieldSpecs": [{"path": "metadata/namespace", "create": true}]
         }));
-        let steps = plugin_steps(&config, &BTreeMap::new()).unwrap();
+        let steps = configure_plugin(&config, &BTreeMap::new(), OpenApi::builtin()).unwrap();
         let mut map: ResMap = [resource(
             json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "w"}}),
         )]
@@ -220,7 +240,7 @@ mod tests {
         let config = resource(
             json!({"apiVersion": "someteam.example.com/v1", "kind": "ChartInflator", "metadata": {"name": "x"}}),
         );
-        let err = plugin_steps(&config, &BTreeMap::new())
+        let err = configure_plugin(&config, &BTreeMap::new(), OpenApi::builtin())
             .err()
             .map(|e| e.to_string());
         assert_eq!(

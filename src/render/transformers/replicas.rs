@@ -63,13 +63,9 @@ impl ReplicaCountTransformer {
         }
         if !found {
             let gvks: Vec<String> = self.field_specs.iter().map(spec_gvk_string).collect();
-            return Err(Error::Config {
-                transformer: "ReplicaCountTransformer".into(),
-                cause: format!(
-                    "resource with name {} does not match a config with the following GVK [{}]",
-                    self.replica.name,
-                    gvks.join(" ")
-                ),
+            return Err(Error::NoReplicaTarget {
+                name: self.replica.name.clone(),
+                kinds: gvks.join(" "),
             });
         }
         Ok(())
