@@ -415,26 +415,42 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// Plans every resolved application against its target.
+/// The engines of the targets used so far, each opened once.
+#[derive(Default)]
+struct Engines(BTreeMap<PathBuf, Engine>);
+
+impl Engines {
+    fn get(&mut self, target: Option<&str>) -> anyhow::Result<&mut Engine> {
+        let path = engine_path(target)?;
+        if !self.0.contains_key(&path) {
+            let engine = Engine::open(&path)
+                .with_context(|| format!("opening the engine state {}", path.display()))?;
+            self.0.insert(path.clone(), engine);
+        }
+        self.0
+            .get_mut(&path)
+            .ok_or_else(|| anyhow::anyhow!("engine {} vanished", path.display()))
+    }
+}
+
+/// Plans every resolved application against its target.
 fn plan_all(
     resolved: &[Resolved],
     target: Option<&str>,
     options: PlanOptions,
 ) -> anyhow::Result<Vec<Planned>> {
-    let mut engines: BTreeMap<PathBuf, Engine> = BTreeMap::new();
+    let mut engines = Engines::default();
     let mut planned = Vec::new();
     for r in resolved {
-        let path = engine_path(target.or(r.app.target.as_deref()))?;
-        if !engines.contains_key(&path) {
-            let engine = Engine::open(&path)
-                .with_context(|| format!("opening the engine state {}", path.display()))?;
-            engines.insert(path.clone(), engine);
-        }
-        let Some(engine) = engines.get(&path) else {
-            continue;
-        };
+        let engine = engines.get(target.or(r.app.target.as_deref()))?;
         let objects = render(r)?;
-        let p = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)?;
-        planned.push(p);
+        planned.push(plan::make_plan(
+            &r.app,
+            &r.app.path,
+            &objects,
+            &*engine,
+            &options,
+        )?);
     }
     Ok(planned)
 }
@@ -550,17 +566,24 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         prune: args.prune,
         allow_empty: args.allow_empty,
     };
-    let mut ok = true;
+    // With several applications and --wait, each is applied without waiting and all are
+    // waited for together (an application with sync waves still waits between its waves).
+    let together = args.wait && resolved.len() > 1;
+    let mut engines = Engines::default();
+    let mut deferred: BTreeMap<PathBuf, Vec<ApplyReport>> = BTreeMap::new();
+    let mut reports = Vec::new();
     for r in &resolved {
-        let mut engine = open_engine(args.target.as_deref().or(r.app.target.as_deref()))?;
+        let target = args.target.as_deref().or(r.app.target.as_deref());
+        let engine = engines.get(target)?;
         let objects = render(r)?;
         if args.dry_run {
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &engine, &plan_options)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
             write_stdout(&text(&PlanSet::new(vec![planned.plan]), colour()))?;
             println!("Dry run: nothing applied.");
             continue;
         }
-        let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
+        let mut defer = false;
+        let report = plan::locked(engine, &holder("apply"), |cluster| {
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
             println!(
                 "Application {} ({}): {}",
@@ -568,9 +591,37 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                 r.app.path,
                 planned.plan.summary.line()
             );
+            defer = together && plan::wave_count(&planned.plan) <= 1;
+            let options = ApplyOptions {
+                wait: options.wait && !defer,
+                ..options
+            };
             plan::apply(&planned, cluster, &options, &mut progress_line)
         })?;
-        ok &= print_report(&report);
+        if defer && report.failure.is_none() {
+            deferred
+                .entry(engine_path(target)?)
+                .or_default()
+                .push(report);
+        } else {
+            reports.push(report);
+        }
+    }
+    for (path, mut waiting) in deferred {
+        let engine = engines.get(Some(&format!("engine:{}", path.display())))?;
+        println!(
+            "Waiting for {} applications to become healthy",
+            waiting.len()
+        );
+        let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
+        plan::locked(engine, &holder("apply --wait"), |cluster| {
+            plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line)
+        })?;
+        reports.extend(waiting);
+    }
+    let mut ok = true;
+    for report in &reports {
+        ok &= print_report(report);
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }

@@ -791,6 +791,8 @@ pub struct ApplyReport {
     pub rollouts: Vec<(String, Outcome)>,
     /// Objects not healthy when the wait ended (name, health message).
     pub unhealthy: Vec<(String, String)>,
+    /// Objects created or updated (what a later [`wait_all`] waits for).
+    pub applied: Vec<ResId>,
 }
 
 impl ApplyReport {
@@ -856,7 +858,7 @@ pub fn apply(
             };
             let id = action.id();
             if let Err(e) = cluster.apply(object) {
-                report.failure = Some(format!("{}: {e}", action.display()));
+                report.failure = Some(format!("{}: {}", action.display(), reason(&e)));
                 failed_at = Some(index);
                 break 'waves;
             }
@@ -864,6 +866,7 @@ pub fn apply(
                 report.done.push((action.display(), action.action));
                 progress(&format!("{}: {}", action.display(), past(action.action)));
                 written.push(id.clone());
+                report.applied.push(id.clone());
             }
             if let Some(target) = &planned.rollouts[index] {
                 let cause = format!("apply {}", driver::images(target).join(", "));
@@ -914,7 +917,7 @@ pub fn apply(
                     progress(&format!("{}: deleted", action.display()));
                 }
                 Err(e) => {
-                    report.failure = Some(format!("{}: {e}", action.display()));
+                    report.failure = Some(format!("{}: {}", action.display(), reason(&e)));
                     break;
                 }
             }
@@ -965,6 +968,112 @@ pub fn apply(
         cluster.apply(&object).map_err(cluster_err(&id))?;
     }
     Ok(report)
+}
+
+/// A cluster error's words without the object id (the caller names the object).
+fn reason(error: &cluster::Error) -> String {
+    match error {
+        cluster::Error::Invalid { message, .. } => message.clone(),
+        cluster::Error::NotFound(_) => "not found".to_string(),
+        cluster::Error::Conflict {
+            expected, found, ..
+        } => format!(
+            "conflict: the object has been modified (resourceVersion {expected} expected, {found} found)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Carries what several applications applied without waiting to health, together: their
+/// rollouts first, then every object. Failures are recorded in the report of the
+/// application whose object failed. Applying many applications one after the other and
+/// waiting once costs one wait instead of one per application.
+pub fn wait_all(
+    cluster: &mut dyn Cluster,
+    reports: &mut [ApplyReport],
+    timeout: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let started = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
+    let deadline = started + timeout.as_millis() as u64;
+    for report in reports.iter_mut() {
+        for (name, outcome) in report.rollouts.iter_mut() {
+            if !matches!(outcome, Outcome::Waiting(_)) {
+                continue;
+            }
+            let Some(id) = report
+                .applied
+                .iter()
+                .find(|id| diff::display_id(id) == *name)
+                .cloned()
+            else {
+                continue;
+            };
+            let remaining = Duration::from_millis(
+                deadline.saturating_sub(time::parse_rfc3339(&cluster.now()).unwrap_or(0)),
+            );
+            *outcome = driver::drive(
+                cluster,
+                &id,
+                DriveOptions {
+                    advance_time: true,
+                    timeout: Some(remaining),
+                },
+                progress,
+            )?;
+            match outcome {
+                Outcome::Degraded(message) => {
+                    report.failure = Some(format!("rollout of {name} is Degraded: {message}"));
+                }
+                Outcome::TimedOut(message) => {
+                    report.failure = Some(format!(
+                        "rollout of {name} did not finish in time: {message}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    let ids: Vec<ResId> = reports
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .flat_map(|r| r.applied.iter().cloned())
+        .collect();
+    let mut scratch = ApplyReport::default();
+    if wait_healthy(cluster, &ids, deadline, &mut scratch, progress)? {
+        return Ok(());
+    }
+    for report in reports.iter_mut() {
+        let mine: Vec<String> = report.applied.iter().map(diff::display_id).collect();
+        let unhealthy: Vec<(String, String)> = scratch
+            .unhealthy
+            .iter()
+            .filter(|(name, _)| mine.contains(name))
+            .cloned()
+            .collect();
+        if !unhealthy.is_empty() {
+            let what: Vec<String> = unhealthy
+                .iter()
+                .map(|(n, m)| format!("{n} ({m})"))
+                .collect();
+            report.failure = Some(format!("not healthy in time: {}", what.join(", ")));
+            report.unhealthy = unhealthy;
+        }
+    }
+    Ok(())
+}
+
+/// The number of distinct sync waves of a plan's creates and updates.
+pub fn wave_count(plan: &Plan) -> usize {
+    let mut waves: Vec<i64> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != Change::Delete)
+        .map(|a| a.wave)
+        .collect();
+    waves.sort_unstable();
+    waves.dedup();
+    waves.len()
 }
 
 fn past(change: Change) -> &'static str {
