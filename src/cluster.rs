@@ -91,6 +91,18 @@ pub trait Cluster {
     /// live object after the write.
     fn apply(&mut self, object: &Value) -> Result<Value, Error>;
 
+    /// Applies several objects in order, as [`Cluster::apply`] does one. Stops at the first
+    /// failure, returning its index and error; the objects before it stay applied. Backends
+    /// whose writes trigger expensive work (the engine settles its controllers after each
+    /// write) may override this to do that work once for the whole batch.
+    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, Error)> {
+        let mut applied = Vec::with_capacity(objects.len());
+        for (index, object) in objects.iter().enumerate() {
+            applied.push(self.apply(object).map_err(|e| (index, e))?);
+        }
+        Ok(applied)
+    }
+
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
     fn delete(&mut self, id: &ResId) -> Result<bool, Error>;
 

@@ -849,19 +849,28 @@ pub fn apply(
     'waves: for wave in waves {
         let mut written = Vec::new();
         let mut rollouts = Vec::new();
-        for &index in writes.iter().filter(|i| plan.actions[**i].wave == wave) {
+        // One batch per wave: the cluster may settle once for all of it.
+        let batch: Vec<usize> = writes
+            .iter()
+            .copied()
+            .filter(|i| plan.actions[*i].wave == wave)
+            .filter(|i| {
+                matches!(plan.actions[*i].action, Change::Create | Change::Update)
+                    || planned.bookkeeping[*i]
+            })
+            .filter(|i| planned.objects[*i].is_some())
+            .collect();
+        let objects: Vec<Value> = batch
+            .iter()
+            .filter_map(|i| planned.objects[*i].clone())
+            .collect();
+        let (succeeded, failure) = match cluster.apply_batch(&objects) {
+            Ok(_) => (batch.len(), None),
+            Err((at, e)) => (at, Some((batch[at], e))),
+        };
+        for &index in &batch[..succeeded] {
             let action = &plan.actions[index];
-            let needs_write = matches!(action.action, Change::Create | Change::Update)
-                || planned.bookkeeping[index];
-            let Some(object) = planned.objects[index].as_ref().filter(|_| needs_write) else {
-                continue;
-            };
             let id = action.id();
-            if let Err(e) = cluster.apply(object) {
-                report.failure = Some(format!("{}: {}", action.display(), reason(&e)));
-                failed_at = Some(index);
-                break 'waves;
-            }
             if action.action != Change::Unchanged {
                 report.done.push((action.display(), action.action));
                 progress(&format!("{}: {}", action.display(), past(action.action)));
@@ -873,6 +882,11 @@ pub fn apply(
                 driver::start(cluster, &id, target, &cause)?;
                 rollouts.push(id);
             }
+        }
+        if let Some((index, e)) = failure {
+            report.failure = Some(format!("{}: {}", plan.actions[index].display(), reason(&e)));
+            failed_at = Some(index);
+            break 'waves;
         }
         for id in &rollouts {
             let remaining = Duration::from_millis(
