@@ -14,7 +14,7 @@ use crate::render;
 pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
     let resources = render::render_dir(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = match format {
-        RenderFormat::Yaml => render::to_yaml(&resources),
+        RenderFormat::Yaml => render::into_yaml(resources),
         RenderFormat::Json => render::to_json(&resources),
     };
     let mut stdout = std::io::stdout().lock();

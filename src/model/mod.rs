@@ -28,7 +28,11 @@ impl Gvk {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.to_string()),
         };
-        Gvk { group, version, kind: kind.to_string() }
+        Gvk {
+            group,
+            version,
+            kind: kind.to_string(),
+        }
     }
 
     /// `apps/v1` or `v1`.
@@ -44,9 +48,21 @@ impl Gvk {
 impl fmt::Display for Gvk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // kustomize's spelling: `apps_v1_Deployment`, `~G_v1_Service`.
-        let group = if self.group.is_empty() { "~G" } else { &self.group };
-        let version = if self.version.is_empty() { "~V" } else { &self.version };
-        let kind = if self.kind.is_empty() { "~K" } else { &self.kind };
+        let group = if self.group.is_empty() {
+            "~G"
+        } else {
+            &self.group
+        };
+        let version = if self.version.is_empty() {
+            "~V"
+        } else {
+            &self.version
+        };
+        let kind = if self.kind.is_empty() {
+            "~K"
+        } else {
+            &self.kind
+        };
         write!(f, "{group}_{version}_{kind}")
     }
 }
@@ -69,8 +85,14 @@ impl ResId {
         let meta = object.get("metadata");
         ResId {
             gvk: Gvk::from_api_version(
-                object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-                object.get("kind").and_then(Value::as_str).unwrap_or_default(),
+                object
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
             ),
             name: text(meta.and_then(|m| m.get("name"))),
             namespace: text(meta.and_then(|m| m.get("namespace"))),
@@ -81,7 +103,11 @@ impl ResId {
 impl fmt::Display for ResId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // kustomize's spelling: `apps_v1_Deployment|ns|name` (`~X` when the namespace is empty).
-        let ns = if self.namespace.is_empty() { "~X" } else { &self.namespace };
+        let ns = if self.namespace.is_empty() {
+            "~X"
+        } else {
+            &self.namespace
+        };
         write!(f, "{}|{}|{}", self.gvk, ns, self.name)
     }
 }
@@ -129,7 +155,10 @@ pub struct GeneratorBehavior {
 impl Resource {
     /// Wraps an object read from a file.
     pub fn new(object: Map<String, Value>) -> Resource {
-        Resource { object, ..Resource::default() }
+        Resource {
+            object,
+            ..Resource::default()
+        }
     }
 
     /// The current id.
@@ -146,8 +175,14 @@ impl Resource {
     /// The object's group, version and kind.
     pub fn gvk(&self) -> Gvk {
         Gvk::from_api_version(
-            self.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-            self.object.get("kind").and_then(Value::as_str).unwrap_or_default(),
+            self.object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            self.object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
         )
     }
 
@@ -186,12 +221,14 @@ impl Resource {
 
     /// Sets `metadata.name`.
     pub fn set_name(&mut self, name: &str) {
-        self.metadata_mut().insert("name".into(), Value::String(name.into()));
+        self.metadata_mut()
+            .insert("name".into(), Value::String(name.into()));
     }
 
     /// Sets `metadata.namespace`.
     pub fn set_namespace(&mut self, namespace: &str) {
-        self.metadata_mut().insert("namespace".into(), Value::String(namespace.into()));
+        self.metadata_mut()
+            .insert("namespace".into(), Value::String(namespace.into()));
     }
 
     /// `metadata.labels` as string pairs (non-string values are skipped).
@@ -292,7 +329,9 @@ impl ResMap {
 impl FromIterator<Resource> for ResMap {
     /// Collects without checking ids (callers that need the check use [`ResMap::append`]).
     fn from_iter<I: IntoIterator<Item = Resource>>(iter: I) -> ResMap {
-        ResMap { resources: iter.into_iter().collect() }
+        ResMap {
+            resources: iter.into_iter().collect(),
+        }
     }
 }
 
@@ -311,7 +350,8 @@ mod tests {
 
     #[test]
     fn ids_spell_like_kustomize() {
-        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
+        let obj =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
         assert_eq!(ResId::of(&obj).to_string(), "apps_v1_Deployment|~X|web");
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "n"}});
         assert_eq!(ResId::of(&svc).to_string(), "~G_v1_Service|n|a");
@@ -320,7 +360,9 @@ mod tests {
     #[test]
     fn duplicate_ids_are_refused() {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
-        let Value::Object(map) = obj else { unreachable!() };
+        let Value::Object(map) = obj else {
+            unreachable!()
+        };
         let mut resmap = ResMap::new();
         assert!(resmap.append(Resource::new(map.clone())).is_ok());
         assert!(resmap.append(Resource::new(map)).is_err());

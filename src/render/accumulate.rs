@@ -48,9 +48,13 @@ impl Accumulator {
     pub fn merge(&mut self, child: Accumulator, file: &std::path::Path) -> Result<(), Error> {
         self.append_all(child.resources.into_vec(), file)?;
         self.warnings.extend(child.warnings);
-        self.config
-            .merge(&child.config)
-            .map_err(|e| step_error(file, "configurations", e))?;
+        // Most children carry exactly the parent's configuration; merging it would change
+        // nothing.
+        if self.config != child.config {
+            self.config
+                .merge(&child.config)
+                .map_err(|e| step_error(file, "configurations", e))?;
+        }
         self.vars
             .merge_set(&child.vars)
             .map_err(|e| step_error(file, "vars", e))?;
@@ -71,7 +75,12 @@ fn origin_path(resource: &Resource) -> std::path::PathBuf {
 /// empty namespace is `default`) is already there; `file` is the kustomization adding it.
 pub fn append_unique(resources: &mut ResMap, resource: Resource, file: &Path) -> Result<(), Error> {
     let id = resource.id();
-    if let Some(existing) = resources.iter().find(|r| same_id(&r.id(), &id)) {
+    // Names are compared first, borrowed: full ids are built only for namesakes.
+    let existing = resources
+        .iter()
+        .filter(|r| r.name() == id.name)
+        .find(|r| same_id(&r.id(), &id));
+    if let Some(existing) = existing {
         return Err(Error::DuplicateId {
             file: file.to_path_buf(),
             id: Box::new(id),
@@ -245,10 +254,8 @@ pub fn run_builtin_generators(kust: &KustDir<'_>, resources: &mut ResMap) -> Res
         });
         made.push(r);
     }
-    if !k.helm_charts.is_empty()
-        || !k.helm_chart_inflation_generator.is_empty()
-        || k.helm_globals.is_some()
-    {
+    // `helmGlobals` alone inflates nothing, so kustomize builds; charts need helm.
+    if !k.helm_charts.is_empty() || !k.helm_chart_inflation_generator.is_empty() {
         return Err(Error::Unsupported {
             file: kust.file(),
             what: "helm chart inflation".into(),
@@ -282,9 +289,11 @@ pub fn accumulate_target(kust: &KustDir<'_>, mut acc: Accumulator) -> Result<Acc
     let k = &kust.kustomization;
     accumulate_resources(kust, &mut acc, &k.resources)?;
     let config = load_configurations(kust)?;
-    acc.config
-        .merge(&config)
-        .map_err(|e| step_error(&kust.file(), "configurations", e))?;
+    if acc.config != config {
+        acc.config
+            .merge(&config)
+            .map_err(|e| step_error(&kust.file(), "configurations", e))?;
+    }
     if !k.crds.is_empty() {
         let crd_config = crate::render::crds::load_crd_config(&kust.loader(), &k.crds)
             .map_err(|e| step_error(&kust.file(), "crds", e))?;
@@ -404,7 +413,9 @@ fn accumulate_component(
 
 /// The builtin field specs merged with the `configurations:` files.
 fn load_configurations(kust: &KustDir<'_>) -> Result<TransformerConfig, Error> {
-    let mut config = TransformerConfig::builtin();
+    // Built once per process: every kustomization of a build starts from it.
+    static BUILTIN: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+    let mut config = BUILTIN.get_or_init(TransformerConfig::builtin).clone();
     for entry in &kust.kustomization.configurations {
         let file = kust.dir.join(entry);
         let text = kust.loader().read_text(entry)?;

@@ -73,9 +73,16 @@ impl DirLoader<'_> {
             file: file.clone(),
             source,
         })?;
-        self.fs
-            .read(&resolved)
-            .map_err(|source| Error::Fs { file, source })
+        // `resolved` has no symlinks left: read it without walking it again.
+        let read = match self.fs.entry_kind(&resolved) {
+            Ok(Some(crate::source::EntryKind::Dir)) => {
+                Err(FsError::IsADirectory { path: file.clone() })
+            }
+            Ok(Some(_)) => self.fs.read_raw(&resolved),
+            Ok(None) => Err(FsError::NotFound { path: file.clone() }),
+            Err(e) => Err(e),
+        };
+        read.map_err(|source| Error::Fs { file, source })
     }
 
     /// The text of `relative` (UTF-8 required).
@@ -387,8 +394,9 @@ pub fn parse_kustomization(
     text: &str,
     problems: &mut Vec<Error>,
 ) -> Option<Kustomization> {
-    let documents = match crate::yaml::parse_documents(text) {
-        Ok(docs) => docs,
+    // go-yaml v2 rules, as kustomize reads kustomization files (a repeated key wins).
+    let value = match crate::yaml::parse_kustomization(text) {
+        Ok(value) => value.unwrap_or(Value::Null),
         Err(e) => {
             problems.push(Error::Yaml {
                 file: file.to_path_buf(),
@@ -397,7 +405,6 @@ pub fn parse_kustomization(
             return None;
         }
     };
-    let value = documents.into_iter().next().unwrap_or(Value::Null);
     let map = match value {
         Value::Object(map) => map,
         Value::Null => Map::new(),

@@ -118,6 +118,15 @@ pub fn to_yaml(resources: &ResMap) -> String {
     crate::yaml::to_yaml_stream(&to_values(resources))
 }
 
+/// [`to_yaml`], consuming the build (no copy of the objects).
+pub fn into_yaml(resources: ResMap) -> String {
+    let values: Vec<Value> = resources
+        .into_iter()
+        .map(|r| Value::Object(r.object))
+        .collect();
+    crate::yaml::to_yaml_stream(&values)
+}
+
 /// The build as a pretty-printed JSON array.
 pub fn to_json(resources: &ResMap) -> String {
     let mut text =

@@ -91,7 +91,11 @@ pub fn sort_legacy(resources: &mut [Resource], options: Option<&LegacySortOption
     for (i, kind) in last.iter().enumerate() {
         ranks.insert(kind.clone(), 1 + i as i64);
     }
-    let mut keyed: Vec<(ResId, Resource)> = resources.iter().map(|r| (r.id(), r.clone())).collect();
+    // Objects are moved out and back rather than cloned: builds can be large.
+    let mut keyed: Vec<(ResId, Resource)> = resources
+        .iter_mut()
+        .map(|r| (r.id(), std::mem::take(r)))
+        .collect();
     keyed.sort_by(|(a, _), (b, _)| legacy_compare(a, b, &ranks));
     for (slot, (_, resource)) in resources.iter_mut().zip(keyed) {
         *slot = resource;

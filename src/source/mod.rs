@@ -243,7 +243,9 @@ fn resolve_with<F: Fs + ?Sized>(fs: &F, path: &Path) -> Result<PathBuf, FsError>
                 }
                 let target = fs.read_link(&candidate)?;
                 let joined = clean(&current.join(&target));
-                if !joined.starts_with(fs.tree_root()) {
+                // Only links inside the tree are held to it: a link above it (say `/home`
+                // pointing to another disk) is how the tree itself is reached.
+                if candidate.starts_with(fs.tree_root()) && !joined.starts_with(fs.tree_root()) {
                     return Err(FsError::SymlinkOutsideTree {
                         path: candidate,
                         target: joined,
@@ -324,6 +326,17 @@ mod tests {
             fs.read(Path::new("/repo/secret.yaml")),
             Err(FsError::SymlinkOutsideTree { .. })
         ));
+    }
+
+    #[test]
+    fn symlinks_above_the_tree_are_followed() {
+        let mut fs = MemFs::new("/data/home/repo");
+        fs.add_file("/data/home/repo/a.yaml", "x: 1\n");
+        fs.add_symlink("/home", "/data/home");
+        assert_eq!(
+            fs.read(Path::new("/home/repo/a.yaml")).ok(),
+            Some(b"x: 1\n".to_vec())
+        );
     }
 
     #[test]

@@ -74,8 +74,15 @@ fn is_printable(c: char) -> bool {
     matches!(c as u32, 0x0A | 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD) && c != '\u{FEFF}'
 }
 
-fn analyze(text: &str) -> Analysis {
-    if text.is_empty() {
+/// Whether libyaml's emitter may print `text` as a block scalar (no trailing space, no space
+/// before a line break, only printable characters).
+pub(crate) fn block_allowed(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    analyze(&chars).block_allowed
+}
+
+fn analyze(chars: &[char]) -> Analysis {
+    if chars.is_empty() {
         return Analysis {
             multiline: false,
             flow_plain_allowed: false,
@@ -98,11 +105,10 @@ fn analyze(text: &str) -> Analysis {
     let mut previous_break = false;
     let mut preceded_by_whitespace = true;
 
-    if text.starts_with("---") || text.starts_with("...") {
+    if chars.starts_with(&['-', '-', '-']) || chars.starts_with(&['.', '.', '.']) {
         block_indicators = true;
         flow_indicators = true;
     }
-    let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let next = chars.get(i + 1).copied();
         let followed_by_whitespace = next.is_none_or(is_blank);
@@ -261,56 +267,57 @@ fn requested_string_style(s: &str) -> Style {
 /// go-yaml v2's `keyList.Less` for string keys: runs of digits compare as numbers, letters
 /// sort before non-letters.
 pub(crate) fn key_less(a: &str, b: &str) -> bool {
-    let ar: Vec<char> = a.chars().collect();
-    let br: Vec<char> = b.chars().collect();
     let is_letter = |c: char| c.is_alphabetic() && !c.is_numeric();
     let is_digit = |c: char| c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric());
     let digit_value = |c: char| i64::from(c as u32) - i64::from(b'0');
-    for i in 0..ar.len().min(br.len()) {
-        if ar[i] == br[i] {
+    let mut a_chars = a.chars();
+    let mut b_chars = b.chars();
+    // Whether the digits right before the current position (equal in both keys) include a
+    // non-zero one, so a `0` here continues a number rather than leading one.
+    let mut nonzero_digit_run = false;
+    loop {
+        let (ca, cb) = match (a_chars.next(), b_chars.next()) {
+            (Some(ca), Some(cb)) => (ca, cb),
+            (None, Some(_)) => return true,
+            _ => return false,
+        };
+        if ca == cb {
+            if is_digit(ca) {
+                nonzero_digit_run |= ca != '0';
+            } else {
+                nonzero_digit_run = false;
+            }
             continue;
         }
-        let al = is_letter(ar[i]);
-        let bl = is_letter(br[i]);
+        let al = is_letter(ca);
+        let bl = is_letter(cb);
         if al && bl {
-            return ar[i] < br[i];
+            return ca < cb;
         }
         if al || bl {
             return bl;
         }
-        let (mut an, mut bn): (i64, i64) = (0, 0);
-        if ar[i] == '0' || br[i] == '0' {
-            // A zero continuing a number with non-zero digits before it is not a leading
-            // zero, so both sides start from a common non-zero prefix.
-            let mut j = i;
-            while j > 0 && is_digit(ar[j - 1]) {
-                j -= 1;
-                if ar[j] != '0' {
-                    an = 1;
-                    bn = 1;
-                    break;
-                }
+        let start = i64::from((ca == '0' || cb == '0') && nonzero_digit_run);
+        let number = |first: char, rest: &mut std::str::Chars<'_>| {
+            let (mut value, mut len) = (start, 0usize);
+            let mut next = Some(first);
+            while let Some(c) = next.filter(|&c| is_digit(c)) {
+                value = value.wrapping_mul(10).wrapping_add(digit_value(c));
+                len += 1;
+                next = rest.next();
             }
-        }
-        let mut ai = i;
-        while ai < ar.len() && is_digit(ar[ai]) {
-            an = an.wrapping_mul(10).wrapping_add(digit_value(ar[ai]));
-            ai += 1;
-        }
-        let mut bi = i;
-        while bi < br.len() && is_digit(br[bi]) {
-            bn = bn.wrapping_mul(10).wrapping_add(digit_value(br[bi]));
-            bi += 1;
-        }
+            (value, len)
+        };
+        let (an, a_len) = number(ca, &mut a_chars);
+        let (bn, b_len) = number(cb, &mut b_chars);
         if an != bn {
             return an < bn;
         }
-        if ai != bi {
-            return ai < bi;
+        if a_len != b_len {
+            return a_len < b_len;
         }
-        return ar[i] < br[i];
+        return ca < cb;
     }
-    ar.len() < br.len()
 }
 
 fn sorted_entries(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
@@ -336,6 +343,7 @@ struct Emitter {
     whitespace: bool,
     indention: bool,
     flow_level: usize,
+    scratch: Vec<char>,
 }
 
 impl Emitter {
@@ -348,6 +356,7 @@ impl Emitter {
             whitespace: true,
             indention: true,
             flow_level: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -459,8 +468,8 @@ impl Emitter {
         self.increase_indent(false, false);
         for (key, value) in sorted_entries(map) {
             self.write_indent();
-            let analysis = analyze(&fold_next_lines(key));
-            let simple = !analysis.multiline && key.len() <= 128;
+            let multiline = fold_next_lines(key).chars().any(is_break);
+            let simple = !multiline && key.len() <= 128;
             if simple {
                 self.node_string_key(key, Context::SimpleKey);
                 self.write_indicator(":", false, false, false);
@@ -482,7 +491,16 @@ impl Emitter {
 
     /// libyaml's `select_scalar_style` followed by the matching writer.
     fn scalar(&mut self, text: &str, requested: Style, context: Context) {
-        let analysis = analyze(text);
+        // One buffer of characters serves every scalar, to spare an allocation each.
+        let mut chars = std::mem::take(&mut self.scratch);
+        chars.clear();
+        chars.extend(text.chars());
+        self.scalar_chars(&chars, requested, context);
+        self.scratch = chars;
+    }
+
+    fn scalar_chars(&mut self, chars: &[char], requested: Style, context: Context) {
+        let analysis = analyze(chars);
         let simple_key = context == Context::SimpleKey;
         let mut style = requested;
         if simple_key && analysis.multiline {
@@ -494,7 +512,7 @@ impl Emitter {
             } else {
                 analysis.block_plain_allowed
             };
-            if !allowed || (text.is_empty() && (self.flow_level > 0 || simple_key)) {
+            if !allowed || (chars.is_empty() && (self.flow_level > 0 || simple_key)) {
                 style = Style::SingleQuoted;
             }
         }
@@ -509,19 +527,18 @@ impl Emitter {
         self.increase_indent(true, false);
         let allow_breaks = !simple_key;
         match style {
-            Style::Plain => self.write_plain(text, allow_breaks),
-            Style::SingleQuoted => self.write_single_quoted(text, allow_breaks),
-            Style::DoubleQuoted => self.write_double_quoted(text, allow_breaks),
-            Style::Literal => self.write_literal(text),
+            Style::Plain => self.write_plain(chars, allow_breaks),
+            Style::SingleQuoted => self.write_single_quoted(chars, allow_breaks),
+            Style::DoubleQuoted => self.write_double_quoted(chars, allow_breaks),
+            Style::Literal => self.write_literal(chars),
         }
         self.restore_indent();
     }
 
-    fn write_plain(&mut self, text: &str, allow_breaks: bool) {
+    fn write_plain(&mut self, chars: &[char], allow_breaks: bool) {
         if !self.whitespace {
             self.put(' ');
         }
-        let chars: Vec<char> = text.chars().collect();
         let mut spaces = false;
         let mut breaks = false;
         for (i, &c) in chars.iter().enumerate() {
@@ -554,9 +571,8 @@ impl Emitter {
         self.indention = false;
     }
 
-    fn write_single_quoted(&mut self, text: &str, allow_breaks: bool) {
+    fn write_single_quoted(&mut self, chars: &[char], allow_breaks: bool) {
         self.write_indicator("'", true, false, false);
-        let chars: Vec<char> = text.chars().collect();
         let mut spaces = false;
         let mut breaks = false;
         for (i, &c) in chars.iter().enumerate() {
@@ -594,9 +610,8 @@ impl Emitter {
         self.indention = false;
     }
 
-    fn write_double_quoted(&mut self, text: &str, allow_breaks: bool) {
+    fn write_double_quoted(&mut self, chars: &[char], allow_breaks: bool) {
         self.write_indicator("\"", true, false, false);
-        let chars: Vec<char> = text.chars().collect();
         // libyaml tests for a byte order mark at the start of the value rather than at the
         // current character, so a leading BOM escapes every character.
         let starts_with_bom = chars.first() == Some(&'\u{FEFF}');
@@ -657,15 +672,14 @@ impl Emitter {
         self.indention = false;
     }
 
-    fn write_literal(&mut self, text: &str) {
+    fn write_literal(&mut self, chars: &[char]) {
         self.write_indicator("|", true, false, false);
         // Block scalar hints: an indentation indicator when the text starts with a space or a
         // break, then the chomping indicator.
-        let chars: Vec<char> = text.chars().collect();
         if chars.first().is_some_and(|&c| c == ' ' || is_break(c)) {
             self.write_indicator(&BEST_INDENT.to_string(), false, false, false);
         }
-        let chomp = match chars.as_slice() {
+        let chomp = match chars {
             [] => Some("-"),
             [.., last] if !is_break(*last) => Some("-"),
             [_] => Some("+"),
@@ -679,7 +693,7 @@ impl Emitter {
         self.indention = true;
         self.whitespace = true;
         let mut breaks = true;
-        for &c in &chars {
+        for &c in chars {
             if is_break(c) {
                 self.write_break(c);
                 self.indention = true;

@@ -1,15 +1,25 @@
 //! YAML in and out, with kustomize's exact semantics.
 //!
-//! - [`parse_documents`] / [`parse_manifests`] read a stream with go-yaml v3's rules (what
-//!   kustomize's kyaml decodes), into `serde_json::Value`s;
+//! - [`parse_documents`] / [`parse_manifests`] read a stream as kustomize's kyaml does
+//!   (go-yaml v3 rules, plus the quirks of kyaml's encode/decode round trip), into
+//!   `serde_json::Value`s; [`parse_kustomization`] reads a kustomization file as
+//!   `sigs.k8s.io/yaml` does (go-yaml v2 rules);
 //! - [`to_yaml`] / [`to_yaml_stream`] print values byte for byte as `kustomize build` does
-//!   (`emit`);
-//! - `parse` owns reading, `resolve` the plain-scalar rules of go-yaml v2 and v3, `goformat`
-//!   Go's float and time text.
+//!   (`json.Marshal`, then go-yaml v2's encoder and libyaml's emitter).
 //!
-//! Invariant: no file access here; callers hand in text and get values or a positioned
-//! [`Error`].
+//! Files: `parse` builds values from yaml-rust2's events, `block` reads block scalars with
+//! libyaml's rules, `resolve` holds go-yaml's plain-scalar rules (v2 and v3), `emit` is the
+//! printer, `goformat` Go's float and time text.
+//!
+//! Decisions: `.inf` and `.nan` are an error when read (JSON cannot hold them, and kustomize
+//! fails on them when it prints); timestamps become the text Go's `json.Marshal` gives a
+//! `time.Time` (`2001-12-14` → `2001-12-14T00:00:00Z`); duplicate keys are an error, as in
+//! kubectl, except in kustomization files, where the later one wins.
+//!
+//! Invariants: no file access; every input is bounded ([`MAX_INPUT_BYTES`], [`MAX_DEPTH`],
+//! an alias-expansion budget), so hostile text fails with a positioned [`Error`].
 
+mod block;
 mod emit;
 mod goformat;
 mod parse;
@@ -120,6 +130,14 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, Error> {
     parse::parse_stream(text, parse::Mode::Manifests)
 }
 
+/// Parses a kustomization file as kustomize does (`sigs.k8s.io/yaml`, go-yaml v2 rules): YAML
+/// 1.1 booleans (`yes`, `on`, even as keys: `n:` is the key `"false"`), timestamps stay text, a repeated key
+/// overrides the earlier one instead of being an error. Only the first document counts.
+pub fn parse_kustomization(text: &str) -> Result<Option<Value>, Error> {
+    let documents = parse::parse_stream(text, parse::Mode::Kustomization)?;
+    Ok(documents.into_iter().next())
+}
+
 /// Prints one document exactly as kustomize prints one resource (keys in go-yaml v2's order,
 /// its quoting and folding); the text ends with a line break.
 pub fn to_yaml(value: &Value) -> String {
@@ -178,6 +196,22 @@ mod tests {
         check_fixture(
             include_str!("testdata/resolve.in.yaml"),
             include_str!("testdata/resolve.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn block_scalars_read_as_kustomize_reads_them() {
+        check_fixture(
+            include_str!("testdata/blocks.in.yaml"),
+            include_str!("testdata/blocks.out.yaml"),
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_variety_reads_as_kustomize_reads_it() {
+        check_fixture(
+            include_str!("testdata/syntax.in.yaml"),
+            include_str!("testdata/syntax.out.yaml"),
         );
     }
 
@@ -246,6 +280,29 @@ mod tests {
             docs[0]["items"][0]["metadata"]["annotations"]["a"],
             json!("0x10")
         );
+    }
+
+    #[test]
+    fn kustomization_files_follow_go_yaml_v2() {
+        // Checked with kubectl kustomize: the later key wins, `yes` is a boolean (so a string
+        // field rejects it), a date stays the text it was; the key `n` means false.
+        let text = "namePrefix: a-\nnamePrefix: b-\ncommonAnnotations:\n  when: 2001-12-14\n  \
+                    flag: yes\n  x: 0o17\n  o: 0777\n  n: key\n";
+        let value = parse_kustomization(text).unwrap();
+        assert_eq!(
+            value,
+            Some(json!({
+                "namePrefix": "b-",
+                "commonAnnotations": {
+                    "when": "2001-12-14", "flag": true, "x": 15, "o": 511, "false": "key"
+                }
+            }))
+        );
+        assert_eq!(
+            parse_kustomization("1: a\ntrue: b\n0x10: c\n").unwrap(),
+            Some(json!({"1": "a", "true": "b", "16": "c"}))
+        );
+        assert_eq!(parse_kustomization("# nothing\n").unwrap(), None);
     }
 
     fn error_of(text: &str) -> Error {

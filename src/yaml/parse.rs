@@ -10,6 +10,7 @@ use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use super::block;
 use super::resolve::{self, Resolved, Version};
 use super::{Error, ErrorKind};
 
@@ -27,6 +28,16 @@ pub(crate) enum Mode {
     /// Kubernetes objects as kustomize holds them: annotation values keep their source text,
     /// and nested mappings with non-string keys are rejected as kustomize rejects them.
     Manifests,
+    /// A kustomization file, which kustomize reads with `sigs.k8s.io/yaml` (go-yaml v2):
+    /// YAML 1.1 booleans, timestamps kept as text, a repeated key overrides the earlier one.
+    Kustomization,
+}
+
+impl Mode {
+    /// Whether kyaml (go-yaml v3, with its encode/decode round trip) reads these documents.
+    fn is_kyaml(self) -> bool {
+        self != Mode::Kustomization
+    }
 }
 
 type NodeId = usize;
@@ -40,6 +51,8 @@ enum NodeKind {
         tag: Option<String>,
         /// Inside a flow collection (`[…]`, `{…}`).
         in_flow: bool,
+        /// For folded scalars, the indentation kyaml re-encodes their content with.
+        fold_indent: usize,
     },
     Sequence(Vec<NodeId>),
     Mapping(Vec<(NodeId, NodeId)>),
@@ -59,6 +72,8 @@ struct OpenNode {
     anchor: usize,
     pending_key: Option<NodeId>,
     flow: bool,
+    /// For a block sequence, the column of its `-` indicators.
+    dash_column: isize,
 }
 
 /// Maps the parser's character offsets to bytes, moving forward as events arrive.
@@ -70,9 +85,11 @@ struct CharCursor<'a> {
 
 impl CharCursor<'_> {
     fn byte_at(&mut self, char_index: usize) -> Option<u8> {
-        if char_index < self.chars {
-            self.chars = 0;
-            self.bytes = 0;
+        // Marks mostly move forward; a few (a mapping's first key) step back a little.
+        while self.chars > char_index {
+            let c = self.text[..self.bytes].chars().next_back()?;
+            self.bytes -= c.len_utf8();
+            self.chars -= 1;
         }
         while self.chars < char_index {
             let c = self.text[self.bytes..].chars().next()?;
@@ -169,8 +186,6 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
     // Anchor ids of yaml-rust2 are unique per definition; `None` marks a container whose
     // anchor is still open, so an alias to it would be a cycle.
     let mut anchors: HashMap<usize, Option<NodeId>> = HashMap::new();
-    // The most recent node, when it is a block scalar (see `trim_block_scalar_at_eof`).
-    let mut last_block_scalar = None;
     let mut cursor = CharCursor {
         text,
         chars: 0,
@@ -194,34 +209,52 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                         ErrorKind::Syntax("did not find expected node content".into()),
                     ));
                 }
+                if style == TScalarStyle::DoubleQuoted
+                    && let Some(offset) = slash_escape(text_after(&mut cursor, mark.index()))
+                {
+                    return Err(Error::at(
+                        mark.line(),
+                        mark.col() + 1 + offset,
+                        ErrorKind::Syntax("found unknown escape character".into()),
+                    ));
+                }
                 let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
+                // The column of the enclosing block collection, libyaml's `parser.indent`.
+                let parent_indent = stack.last().map_or(-1, |open| block_indent(arena, open));
+                let text = if block {
+                    let prefix = text_before(&mut cursor, mark.index());
+                    block_header(text_before_all(prefix, cursor.text))
+                        .and_then(|source| block::scan(source, parent_indent))
+                        .unwrap_or(text)
+                } else {
+                    text
+                };
+                let fold_indent = (parent_indent + 2).max(2) as usize;
                 let id = arena.push(
                     NodeKind::Scalar {
                         text,
                         style,
                         tag: tag_text(tag),
                         in_flow,
+                        fold_indent,
                     },
                     &mark,
                 );
                 if anchor != 0 {
                     anchors.insert(anchor, Some(id));
                 }
-                last_block_scalar = block.then_some(id);
                 id
             }
-            Event::Alias(anchor) => {
-                match anchors.get(&anchor).inspect(|_| last_block_scalar = None) {
-                    Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
-                    _ => {
-                        return Err(Error::at(
-                            mark.line(),
-                            mark.col() + 1,
-                            ErrorKind::RecursiveAlias,
-                        ));
-                    }
+            Event::Alias(anchor) => match anchors.get(&anchor) {
+                Some(Some(target)) => arena.push(NodeKind::Alias(*target), &mark),
+                _ => {
+                    return Err(Error::at(
+                        mark.line(),
+                        mark.col() + 1,
+                        ErrorKind::RecursiveAlias,
+                    ));
                 }
-            }
+            },
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::at(
@@ -236,16 +269,25 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
                     NodeKind::Mapping(Vec::new())
                 };
                 let id = arena.push(kind, &mark);
-                last_block_scalar = None;
                 if anchor != 0 {
                     anchors.insert(anchor, None);
                 }
-                let flow = in_flow || matches!(cursor.byte_at(mark.index()), Some(b'[' | b'{'));
+                let at_mark = cursor.byte_at(mark.index());
+                let flow = in_flow || matches!(at_mark, Some(b'[' | b'{'));
+                // yaml-rust2 marks an indentless sequence (`key:\n- a`) after its first `- `.
+                let dash_column = if at_mark == Some(b'-') {
+                    mark.col() as isize
+                } else {
+                    let before = &cursor.text[..cursor.bytes];
+                    let spaces = before.len() - before.trim_end_matches([' ', '\t']).len();
+                    mark.col() as isize - spaces as isize - 1
+                };
                 stack.push(OpenNode {
                     id,
                     anchor,
                     pending_key: None,
                     flow,
+                    dash_column,
                 });
                 continue;
             }
@@ -275,28 +317,111 @@ fn build_nodes(text: &str, arena: &mut Arena) -> Result<Vec<NodeId>, Error> {
             },
         }
     }
-    if let Some(id) = last_block_scalar {
-        trim_block_scalar_at_eof(text, &mut arena.nodes[id]);
-    }
     Ok(roots)
 }
 
-/// A block scalar whose last line is the end of the input, with no line break after it,
-/// has no final line break in go-yaml (so `|` reads like `|-`); yaml-rust2 adds one anyway.
-fn trim_block_scalar_at_eof(input: &str, node: &mut Node) {
-    let NodeKind::Scalar { text, .. } = &mut node.kind else {
-        return;
+/// The source up to a character offset.
+fn text_before<'t>(cursor: &mut CharCursor<'t>, char_index: usize) -> usize {
+    match cursor.byte_at(char_index) {
+        Some(_) => cursor.bytes,
+        None => cursor.text.len(),
+    }
+}
+
+/// `(source before the offset, whole source)`.
+fn text_before_all(offset: usize, text: &str) -> (&str, &str) {
+    (&text[..offset], text)
+}
+
+/// libyaml's indentation for a collection: the column of a block sequence's first `-`, or of
+/// a block mapping's first key (yaml-rust2 marks a mapping after its first key).
+fn block_indent(arena: &Arena, open: &OpenNode) -> isize {
+    let node = &arena.nodes[open.id];
+    match &node.kind {
+        NodeKind::Mapping(pairs) => {
+            let first_key = pairs.first().map(|(key, _)| *key).or(open.pending_key);
+            first_key.map_or(node.column as isize - 1, |key| {
+                arena.nodes[key].column as isize - 1
+            })
+        }
+        _ => open.dash_column,
+    }
+}
+
+/// Finds the header (`|`, `>-`, `|2+ # note`…) of the block scalar whose content yaml-rust2
+/// marks at the end of `before`, and returns the source from that header on.
+fn block_header<'t>((before, whole): (&str, &'t str)) -> Option<&'t str> {
+    let header_end = if whole[before.len()..].starts_with(['|', '>']) {
+        // No content: the mark sits on the indicator itself.
+        return Some(&whole[before.len()..]);
+    } else {
+        // Skip the content line's indentation and any blank lines before it.
+        let mut end = before.len();
+        loop {
+            let line_start = whole[..end].rfind('\n').map_or(0, |i| i + 1);
+            if whole[line_start..end].trim().is_empty() && line_start > 0 {
+                end = line_start - 1;
+            } else {
+                break end;
+            }
+        }
     };
-    if input.ends_with('\n') || input.ends_with('\r') {
-        return;
+    let line_start = whole[..header_end].rfind('\n').map_or(0, |i| i + 1);
+    let line = &whole[line_start..header_end];
+    let at = line.char_indices().find_map(|(i, c)| {
+        let preceded_ok = i == 0 || line[..i].ends_with([' ', '\t']);
+        (matches!(c, '|' | '>') && preceded_ok && is_block_header(&line[i..])).then_some(i)
+    })?;
+    Some(&whole[line_start + at..])
+}
+
+/// `[|>]([+-][1-9]?|[1-9][+-]?)?[ \t]*(#.*)?\r?`
+fn is_block_header(line: &str) -> bool {
+    let rest = &line[1..];
+    let rest = rest.strip_prefix(['+', '-']).map_or_else(
+        || {
+            let r = rest
+                .strip_prefix(|c: char| ('1'..='9').contains(&c))
+                .unwrap_or(rest);
+            r.strip_prefix(['+', '-']).unwrap_or(r)
+        },
+        |r| {
+            r.strip_prefix(|c: char| ('1'..='9').contains(&c))
+                .unwrap_or(r)
+        },
+    );
+    let rest = rest.trim_start_matches([' ', '\t']).trim_end_matches('\r');
+    rest.is_empty() || rest.starts_with('#')
+}
+
+/// The source from a character offset on.
+fn text_after<'t>(cursor: &mut CharCursor<'t>, char_index: usize) -> &'t str {
+    match cursor.byte_at(char_index) {
+        Some(_) => &cursor.text[cursor.bytes..],
+        None => "",
     }
-    let last_line = input.rsplit('\n').next().unwrap_or(input).trim_start();
-    if !last_line.trim_end().is_empty()
-        && text.ends_with('\n')
-        && text[..text.len() - 1].ends_with(last_line)
-    {
-        text.pop();
+}
+
+/// libyaml knows no `\/` escape (YAML 1.2 added it, and yaml-rust2 accepts it): the
+/// character offset of one in the double-quoted scalar starting `source`, if any.
+fn slash_escape(source: &str) -> Option<usize> {
+    let mut chars = source.char_indices().skip_while(|(_, c)| *c != '"').skip(1);
+    let mut column = 0;
+    while let Some((_, c)) = chars.next() {
+        column += 1;
+        match c {
+            '"' => return None,
+            '\\' => {
+                let (_, escaped) = chars.next()?;
+                if escaped == '/' {
+                    return Some(column);
+                }
+                column += 1;
+            }
+            _ => {}
+        }
     }
+    None
 }
 
 /// Turns nodes into values, counting work the way go-yaml v3 does to stop alias bombs.
@@ -420,10 +545,15 @@ impl<'a> Decoder<'a> {
                 style,
                 tag,
                 in_flow,
+                fold_indent,
             } => {
                 if place == Place::AnnotationValue {
                     // kustomize rewrites annotations from each node's source text.
                     return Ok(Value::String(text.clone()));
+                }
+                if *style == TScalarStyle::Folded && tag.is_none() && self.mode.is_kyaml() {
+                    let text = block::folded_round_trip(text, *fold_indent);
+                    return self.scalar(id, &text, *style, None, *in_flow);
                 }
                 self.scalar(id, text, *style, tag.as_deref(), *in_flow)
             }
@@ -589,29 +719,44 @@ impl<'a> Decoder<'a> {
 
     /// v3 rejects two keys of one mapping with the same kind and text.
     fn check_duplicates(&self, pairs: &[(NodeId, NodeId)]) -> Result<(), Error> {
-        if pairs.len() < 2 {
+        if pairs.len() < 2 || !self.mode.is_kyaml() {
+            return Ok(());
+        }
+        let identity = |key_id: NodeId| match &self.node(key_id).kind {
+            NodeKind::Scalar { text, .. } => (0u8, text.as_str()),
+            NodeKind::Sequence(_) => (1, ""),
+            NodeKind::Mapping(_) => (2, ""),
+            NodeKind::Alias(_) => (3, ""),
+        };
+        let duplicate = |key_id: NodeId, first_line: usize| {
+            let node = self.node(key_id);
+            Error::at(
+                node.line,
+                node.column,
+                ErrorKind::DuplicateKey {
+                    key: identity(key_id).1.to_string(),
+                    first_line,
+                },
+            )
+        };
+        // Most mappings are small: comparing pairs beats hashing them.
+        if pairs.len() <= 16 {
+            for (index, &(key_id, _)) in pairs.iter().enumerate() {
+                let this = identity(key_id);
+                if let Some(&(first, _)) = pairs[..index].iter().find(|(k, _)| identity(*k) == this)
+                {
+                    return Err(duplicate(key_id, self.node(first).line));
+                }
+            }
             return Ok(());
         }
         let mut seen: HashMap<(u8, &str), usize> = HashMap::with_capacity(pairs.len());
         for &(key_id, _) in pairs {
-            let node = self.node(key_id);
-            let (kind, text) = match &node.kind {
-                NodeKind::Scalar { text, .. } => (0, text.as_str()),
-                NodeKind::Sequence(_) => (1, ""),
-                NodeKind::Mapping(_) => (2, ""),
-                NodeKind::Alias(_) => (3, ""),
-            };
-            if let Some(&first_line) = seen.get(&(kind, text)) {
-                return Err(Error::at(
-                    node.line,
-                    node.column,
-                    ErrorKind::DuplicateKey {
-                        key: text.to_string(),
-                        first_line,
-                    },
-                ));
+            let this = identity(key_id);
+            if let Some(&first_line) = seen.get(&this) {
+                return Err(duplicate(key_id, first_line));
             }
-            seen.insert((kind, text), node.line);
+            seen.insert(this, self.node(key_id).line);
         }
         Ok(())
     }
@@ -638,6 +783,15 @@ impl<'a> Decoder<'a> {
                 return Err(self.error(key_id, ErrorKind::NonStringKey { key: text.clone() }));
             }
         }
+        if self.mode == Mode::Kustomization && *style == TScalarStyle::Plain && tag.is_none() {
+            // sigs.k8s.io/yaml prints non-string keys back as text its own way.
+            match resolve::resolve_plain(text, Version::V2) {
+                Resolved::Int(i) => return Ok(i.to_string()),
+                Resolved::Uint(u) => return Ok(u.to_string()),
+                Resolved::Bool(b) => return Ok(b.to_string()),
+                _ => {}
+            }
+        }
         Ok(text.clone())
     }
 
@@ -649,11 +803,15 @@ impl<'a> Decoder<'a> {
         tag: Option<&str>,
         in_flow: bool,
     ) -> Result<Value, Error> {
+        let kyaml = self.mode.is_kyaml();
+        let version = if kyaml { Version::V3 } else { Version::V2 };
         let mut resolved = match tag {
             None | Some("!") if style != TScalarStyle::Plain => Resolved::Str,
+            None => resolve::resolve_plain(text, version),
             // kyaml re-encodes documents before decoding them, and the re-encoded `! 12`
             // loses its non-specific tag, so it resolves like any plain scalar.
-            None | Some("!") => resolve::resolve_plain(text, Version::V3),
+            Some("!") if kyaml => resolve::resolve_plain(text, version),
+            Some("!") => Resolved::Str,
             Some(full) => {
                 let short = short_tag(full);
                 if short == "!!binary" {
@@ -665,13 +823,22 @@ impl<'a> Decoder<'a> {
                     .map_err(|cause| self.error(id, ErrorKind::Tag(cause)))?
             }
         };
-        if in_flow
+        if !kyaml && matches!(resolved, Resolved::Timestamp(_)) {
+            // go-yaml v2 keeps timestamps as their text when decoding into `interface{}`.
+            resolved = Resolved::Str;
+        }
+        if kyaml
+            && in_flow
             && tag.is_none()
             && matches!(resolved, Resolved::Timestamp(_))
             && text.contains(':')
         {
             // kyaml re-encodes documents before decoding them, and in a flow collection the
             // emitter must quote a scalar holding `:`, so such a timestamp comes back as text.
+            resolved = Resolved::Str;
+        }
+        if kyaml && in_flow && tag.is_none() && style == TScalarStyle::Plain && text.is_empty() {
+            // Likewise an empty value in a flow collection (`{a: }`) is re-encoded as `''`.
             resolved = Resolved::Str;
         }
         Ok(match resolved {

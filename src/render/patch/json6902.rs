@@ -181,9 +181,8 @@ fn apply_one(doc: &mut Value, operation: &Operation) -> Result<(), String> {
             let (container, key) = container_mut(doc, from).ok_or_else(|| {
                 format!("copy operation does not apply: doc is missing from path: {from:?}")
             })?;
-            let copied = get(container, &key)?.cloned().ok_or_else(|| {
-                format!("copy operation does not apply: doc is missing from path: {from:?}")
-            })?;
+            // The library copies a missing map key as null.
+            let copied = get(container, &key)?.cloned().unwrap_or(Value::Null);
             let path = path()?;
             let (container, key) = container_mut(doc, path).ok_or_else(|| {
                 format!("copy operation does not apply: doc is missing destination path: {path:?}")
@@ -219,7 +218,7 @@ fn container_mut<'a>(doc: &'a mut Value, path: &str) -> Option<(&'a mut Value, S
         current = match current {
             Value::Object(map) => map.get_mut(&key)?,
             Value::Array(items) => {
-                let index = index_in(&key, items.len(), false).ok()?;
+                let index = index_in(&key, items.len()).ok()?;
                 items.get_mut(index)?
             }
             _ => return None,
@@ -234,20 +233,21 @@ fn container_mut<'a>(doc: &'a mut Value, path: &str) -> Option<(&'a mut Value, S
     Some((current, decode(parts[parts.len() - 1])))
 }
 
-/// A list index as the patch library reads it: negative counts from the end.
-fn index_in(key: &str, len: usize, inclusive: bool) -> Result<usize, String> {
+/// A list index as the patch library reads it: a negative index counts back from `size` (the
+/// list's length, or one more for `add`, so `add` at `-1` appends).
+fn index_in(key: &str, size: usize) -> Result<usize, String> {
     let invalid = || format!("Unable to access invalid index: {key}");
     let raw: i64 = key.parse().map_err(|_| invalid())?;
-    let len = len as i64;
+    let size = size as i64;
     let index = if raw < 0 {
-        if raw < -len {
+        if raw < -size {
             return Err(invalid());
         }
-        raw + len
+        raw + size
     } else {
         raw
     };
-    if index > len || (!inclusive && index == len) {
+    if index >= size {
         return Err(invalid());
     }
     Ok(index as usize)
@@ -256,7 +256,7 @@ fn index_in(key: &str, len: usize, inclusive: bool) -> Result<usize, String> {
 fn get<'a>(container: &'a Value, key: &str) -> Result<Option<&'a Value>, String> {
     match container {
         Value::Object(map) => Ok(map.get(key)),
-        Value::Array(items) => Ok(Some(&items[index_in(key, items.len(), false)?])),
+        Value::Array(items) => Ok(Some(&items[index_in(key, items.len())?])),
         _ => Ok(None),
     }
 }
@@ -271,7 +271,7 @@ fn add(container: &mut Value, key: &str, value: Value) -> Result<(), String> {
             let index = if key == "-" {
                 items.len()
             } else {
-                index_in(key, items.len(), true)?
+                index_in(key, items.len() + 1)?
             };
             items.insert(index, value);
             Ok(())
@@ -286,7 +286,7 @@ fn remove(container: &mut Value, key: &str) -> Result<Value, String> {
             .shift_remove(key)
             .ok_or_else(|| format!("Unable to remove nonexistent key: {key}: missing value")),
         Value::Array(items) => {
-            let index = index_in(key, items.len(), false)?;
+            let index = index_in(key, items.len())?;
             Ok(items.remove(index))
         }
         _ => Err("remove operation does not apply: not a container".into()),
@@ -302,7 +302,7 @@ fn replace(container: &mut Value, key: &str, value: Value) -> Result<(), String>
             Ok(())
         }
         Value::Array(items) => {
-            let index = index_in(key, items.len(), false)?;
+            let index = index_in(key, items.len())?;
             items[index] = value;
             Ok(())
         }
@@ -340,6 +340,12 @@ mod tests {
         .expect("applies");
         assert_eq!(patched, json!({"spec": {"list": ["b", "c"]}, "first": "a"}));
         assert!(JsonPatch::parse("# nothing\n").expect("empty").is_empty());
+        let patched = run(
+            "[{\"op\": \"add\", \"path\": \"/l/-1\", \"value\": 9}, {\"op\": \"copy\", \"from\": \"/none\", \"path\": \"/c\"}]",
+            json!({"l": [1, 2]}),
+        )
+        .expect("applies");
+        assert_eq!(patched, json!({"l": [1, 2, 9], "c": null}));
     }
 
     #[test]

@@ -150,6 +150,25 @@ pub enum Error {
         /// What failed.
         source: Json6902Error,
     },
+    /// A JSON patch left `metadata.annotations` a list (kustomize crashes there; a scalar
+    /// there is read as no annotations).
+    #[error("applying JSON patch {source_text} to {id}: metadata.annotations is not a map")]
+    AnnotationsNotAMap {
+        /// kustomize's description of the patch.
+        source_text: String,
+        /// The object patched.
+        id: Box<ResId>,
+    },
+    /// A JSON patch left the object without a kind or a name.
+    #[error("applying JSON patch {source_text} to {id}: missing {field} in object")]
+    IncompleteObject {
+        /// kustomize's description of the patch.
+        source_text: String,
+        /// The object patched, before the patch.
+        id: Box<ResId>,
+        /// `kind` or `metadata.name`.
+        field: &'static str,
+    },
     /// After patching, two objects have the same id.
     #[error("may not add resource with an already registered id: {id}")]
     IdConflict {
@@ -509,7 +528,7 @@ fn find_by_id(resources: &ResMap, id: &ResId) -> Result<usize, Error> {
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            r.previous_ids
+            selector::previous_ids(r)
                 .iter()
                 .chain(std::iter::once(&r.id()))
                 .any(|i| comparable(i) == wanted)
@@ -675,51 +694,154 @@ fn apply_to_resource(
     Ok(true)
 }
 
-/// Applies JSON operations to one object, keeping kustomize's internal annotations and
-/// leaving annotations as a string map (dropped when empty), as kustomize does.
+/// Applies JSON operations to one object as kustomize does: the operations see the object with
+/// kustomize's internal bookkeeping annotations (previous names, generator flags), which this
+/// model keeps outside the object; those and the internal annotations the object carries are
+/// put back afterwards, and annotations end as a string map (dropped when empty).
 fn apply_json_to_resource(
     resource: &mut Resource,
     ops: &JsonPatch,
     source_text: &str,
 ) -> Result<(), Error> {
-    let internal: Vec<(String, String)> = resource
-        .annotations()
+    let bookkeeping = bookkeeping_annotations(resource);
+    let mut document = resource.to_value();
+    if let Value::Object(object) = &mut document
+        && !bookkeeping.is_empty()
+    {
+        let meta = object
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(annotations) = annotations {
+                for (key, value) in &bookkeeping {
+                    annotations.insert(key.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+    }
+    let internal: Vec<(String, String)> = string_annotations(&document)
         .into_iter()
         .filter(|(k, _)| {
             k.starts_with(INTERNAL_ANNOTATION_PREFIX)
                 || LEGACY_INTERNAL_ANNOTATIONS.contains(&k.as_str())
         })
         .collect();
-    let mut document = resource.to_value();
+    let id = resource.id();
     ops.apply(&mut document).map_err(|source| Error::Json {
         source_text: source_text.to_string(),
-        id: Box::new(resource.id()),
+        id: Box::new(id.clone()),
         source,
     })?;
+    if document
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .is_some_and(Value::is_array)
+    {
+        return Err(Error::AnnotationsNotAMap {
+            source_text: source_text.to_string(),
+            id: Box::new(id),
+        });
+    }
+    let mut annotations: Map<String, Value> = string_annotations(&document)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    for (key, value) in internal {
+        annotations.insert(key, Value::String(value));
+    }
+    for (key, _) in &bookkeeping {
+        annotations.remove(key);
+    }
+    let kind = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let named = document
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let missing = if kind.is_empty() {
+        Some("kind")
+    } else if !named && !kind.ends_with("List") {
+        Some("metadata.name")
+    } else {
+        None
+    };
+    if let Some(field) = missing {
+        return Err(Error::IncompleteObject {
+            source_text: source_text.to_string(),
+            id: Box::new(id),
+            field,
+        });
+    }
     resource.object = match document {
         Value::Object(object) => object,
         _ => Map::new(),
     };
-    let mut annotations: Map<String, Value> = match resource
-        .object
-        .get("metadata")
-        .and_then(|m| m.get("annotations"))
-    {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(meta_text(v))))
-            .collect(),
-        _ => Map::new(),
-    };
-    for (key, value) in internal {
-        annotations.insert(key, Value::String(value));
-    }
     let meta = resource.metadata_mut();
     meta.remove("annotations");
     if !annotations.is_empty() {
         meta.insert("annotations".into(), Value::Object(annotations));
     }
     Ok(())
+}
+
+/// `metadata.annotations` as kyaml reads it into a string map.
+fn string_annotations(document: &Value) -> Vec<(String, String)> {
+    match document.get("metadata").and_then(|m| m.get("annotations")) {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), meta_text(v))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The internal annotations kustomize would hold on the object at this point of the build:
+/// previous names, namespaces and kinds once it was renamed (or patched by `patches:`), and
+/// the generator's behaviour and hash flag for generated objects.
+fn bookkeeping_annotations(resource: &Resource) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !resource.previous_ids.is_empty() {
+        let csv = |f: &dyn Fn(&ResId) -> String| {
+            resource
+                .previous_ids
+                .iter()
+                .map(f)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        out.push((
+            format!("{INTERNAL_ANNOTATION_PREFIX}previousKinds"),
+            csv(&|id| id.gvk.kind.clone()),
+        ));
+        out.push((
+            format!("{INTERNAL_ANNOTATION_PREFIX}previousNames"),
+            csv(&|id| id.name.clone()),
+        ));
+        out.push((
+            format!("{INTERNAL_ANNOTATION_PREFIX}previousNamespaces"),
+            csv(&selector::effective_namespace),
+        ));
+    }
+    if let Some(generator) = &resource.generator {
+        let behavior = match generator.behavior.as_str() {
+            "create" | "merge" | "replace" => generator.behavior.clone(),
+            _ => "unspecified".to_string(),
+        };
+        out.push((
+            format!("{INTERNAL_ANNOTATION_PREFIX}generatorBehavior"),
+            behavior,
+        ));
+        if generator.needs_hash {
+            out.push((
+                format!("{INTERNAL_ANNOTATION_PREFIX}needsHashSuffix"),
+                "enabled".to_string(),
+            ));
+        }
+    }
+    out
 }
 
 /// kustomize's `Selector.String()`: `group_version_kind|namespace|name:a=…:l=…`.
@@ -882,6 +1004,33 @@ spec:
             matches!(missing, Err(Error::Target { matches: "no", .. })),
             "{missing:?}"
         );
+    }
+
+    /// `patches:` records the old id before a JSON patch, so kustomize's object has internal
+    /// annotations and `add /metadata/annotations/x` works; the legacy transformer does not.
+    #[test]
+    fn json_patches_see_kustomize_bookkeeping_annotations() {
+        let add = "- {op: add, path: /metadata/annotations/foo, value: bar}";
+        let mut objects = resources(OBJECTS);
+        run(
+            &format!("target: {{kind: Service}}\npatch: '{add}'"),
+            &mut objects,
+        )
+        .expect("applies");
+        let service = &objects.as_slice()[2];
+        assert_eq!(
+            service.annotations(),
+            [("foo".to_string(), "bar".to_string())]
+        );
+
+        let mut objects = resources(OBJECTS);
+        let legacy = patch(&format!(
+            "{{target: {{kind: Service, name: web}}, patch: '{add}'}}"
+        ));
+        let result = PatchJson6902Transformer::new(&legacy, &no_files())
+            .expect("valid")
+            .apply(&mut objects);
+        assert!(matches!(result, Err(Error::Json { .. })), "{result:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use regex::Regex;
 
-use crate::model::{ResId, ResMap, Resource};
+use crate::model::{Gvk, ResId, ResMap, Resource};
 use crate::render::transformers::namespace::is_cluster_scoped;
 use crate::render::types::Selector;
 
@@ -125,13 +125,27 @@ impl CompiledSelector {
 
 /// The id a resource had when it entered the build (kustomize's `OrgId`).
 pub fn original_id(resource: &Resource) -> ResId {
-    match resource.previous_ids.first() {
-        Some(first) => ResId {
-            gvk: resource.gvk(),
-            ..first.clone()
-        },
-        None => resource.id(),
-    }
+    previous_ids(resource)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| resource.id())
+}
+
+/// The previous ids, oldest first, as kustomize rebuilds them from its bookkeeping
+/// annotations: the previous kind, name and namespace with the current group and version.
+pub fn previous_ids(resource: &Resource) -> Vec<ResId> {
+    let current = resource.gvk();
+    resource
+        .previous_ids
+        .iter()
+        .map(|id| ResId {
+            gvk: Gvk {
+                kind: id.gvk.kind.clone(),
+                ..current.clone()
+            },
+            ..id.clone()
+        })
+        .collect()
 }
 
 /// kustomize's `EffectiveNamespace`.

@@ -149,10 +149,11 @@ pub fn split_image(reference: &str) -> (&str, &str, &str) {
     let colon = search.find(':').map(|i| i + offset);
     match (colon, at) {
         (None, None) => (reference, "", ""),
-        (c, Some(d)) if c.is_none_or(|c| d < c) => (&reference[..d], "", &reference[d + 1..]),
+        // A digest before any tag colon: the colon belongs to the digest (`sha256:`).
+        (None, Some(d)) => (&reference[..d], "", &reference[d + 1..]),
+        (Some(c), Some(d)) if d < c => (&reference[..d], "", &reference[d + 1..]),
         (Some(c), Some(d)) => (&reference[..c], &reference[c + 1..d], &reference[d + 1..]),
         (Some(c), None) => (&reference[..c], &reference[c + 1..], ""),
-        (None, Some(_)) => unreachable!("handled by the digest-only arm"),
     }
 }
 
