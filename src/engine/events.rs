@@ -167,7 +167,7 @@ impl Events {
             last: now,
         });
         self.dirty.push(id);
-        if self.list.len() > MAX_EVENTS + MAX_EVENTS / 10 {
+        if self.list.len() >= 2 * MAX_EVENTS {
             let drop = self.list.len() - MAX_EVENTS;
             self.dropped.extend(self.list.drain(..drop).map(|e| e.id));
             self.reindex();

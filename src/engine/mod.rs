@@ -666,12 +666,7 @@ impl Engine {
                     }
                 }
                 Change::Update { kind, doc: obj } => {
-                    let (ns, name) = (
-                        doc::namespace(&obj).to_string(),
-                        doc::name(&obj).to_string(),
-                    );
-                    let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
-                    if before.as_ref().is_some_and(|b| b != &obj) && self.state.update(kind, obj) {
+                    if self.state.update(kind, obj) {
                         progressed = true;
                     }
                 }
@@ -914,6 +909,7 @@ impl Engine {
         }
         self.transact(|e| {
             e.state.images.insert(image.to_string(), behavior);
+            e.unsettle_pods();
             e.settle();
             Ok(())
         })
@@ -921,7 +917,26 @@ impl Engine {
 
     /// Forgets an image's configuration.
     pub fn unset_image(&mut self, image: &str) -> Result<bool, Error> {
-        self.transact(|e| Ok(e.state.images.remove(image).is_some()))
+        self.transact(|e| {
+            let found = e.state.images.remove(image).is_some();
+            e.unsettle_pods();
+            e.settle();
+            Ok(found)
+        })
+    }
+
+    /// Makes the kubelet look at every pod again (their images may behave differently now).
+    fn unsettle_pods(&mut self) {
+        let pods: Vec<(String, String, controllers::pod::PodSim)> = self
+            .state
+            .kind("Pod")
+            .values()
+            .filter_map(|s| s.sim.as_ref().filter(|x| x.settled).map(|x| (doc::namespace(&s.doc).to_string(), doc::name(&s.doc).to_string(), x.clone())))
+            .collect();
+        for (ns, name, mut sim) in pods {
+            sim.settled = false;
+            self.state.set_sim("Pod", &ns, &name, sim);
+        }
     }
 
     // ---- rollouts ----

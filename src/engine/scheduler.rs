@@ -96,6 +96,8 @@ struct NodeInfo<'a> {
     pods: i64,
     used_ips: Vec<bool>,
     by_owner: HashMap<String, i64>,
+    unschedulable: bool,
+    taints: Vec<&'a Value>,
 }
 
 /// One scheduling pass over every pending pod, oldest first.
@@ -142,6 +144,13 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 pods: 0,
                 used_ips: vec![false; 256],
                 by_owner: HashMap::new(),
+                unschedulable: doc::at(n, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true),
+                taints: doc::at(n, &["spec", "taints"])
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| matches!(doc::str_at(t, &["effect"]), "NoSchedule" | "NoExecute"))
+                    .collect(),
             }
         })
         .collect();
@@ -158,6 +167,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         account(&mut nodes[i], p, s.sim.as_ref());
     }
     let node_count = nodes.len();
+    let cordon_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
     for pod in pending {
         let (cpu, mem) = pod_requests(pod, false);
         let (score_cpu, score_mem) = pod_requests(pod, true);
@@ -168,18 +178,9 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         let mut feasible: Vec<usize> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             let mut why: Vec<String> = Vec::new();
-            let unschedulable =
-                doc::at(n.doc, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
-            let cordon_taint =
-                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
-            if unschedulable && !tolerates(tolerations, &cordon_taint) {
+            if n.unschedulable && !tolerates(tolerations, &cordon_taint) {
                 why.push("node(s) were unschedulable".into());
-            } else if let Some(t) = doc::at(n.doc, &["spec", "taints"])
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|t| matches!(doc::str_at(t, &["effect"]), "NoSchedule" | "NoExecute"))
-                .find(|t| !tolerates(tolerations, t))
+            } else if let Some(t) = n.taints.iter().find(|t| !tolerates(tolerations, t))
             {
                 why.push(format!(
                     "node(s) had untolerated taint {{{}: {}}}",

@@ -157,9 +157,10 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         evict(state, &updated, now, out);
     }
     // Pods bound to nodes that no longer exist are collected (PodGC).
+    let nodes: std::collections::HashSet<&str> = state.kind("Node").values().map(|s| doc::name(&s.doc)).collect();
     for stored in state.kind("Pod").values() {
         let node = doc::str_at(&stored.doc, &["spec", "nodeName"]);
-        if !node.is_empty() && state.get("Node", "", node).is_none() {
+        if !node.is_empty() && !nodes.contains(node) {
             out.push(Change::Remove {
                 kind: "Pod",
                 namespace: doc::namespace(&stored.doc).into(),
