@@ -297,3 +297,144 @@ fn statefulset_rolling_update_goes_in_reverse_order_down_to_the_partition() {
     assert_eq!(status_i64(&st, "updatedReplicas"), 2, "{st:#}");
     assert_eq!(status_i64(&st, "currentReplicas"), 1, "{st:#}");
 }
+
+// ---------------------------------------------------------------- volumes
+
+fn pv(name: &str, size: &str, modes: Value, class: Option<&str>) -> Value {
+    let mut v = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+        "spec": {"capacity": {"storage": size}, "accessModes": modes, "hostPath": {"path": format!("/data/{name}")}}});
+    if let Some(c) = class {
+        v["spec"]["storageClassName"] = json!(c);
+    }
+    v
+}
+
+fn pvc(name: &str, size: &str, modes: Value, class: Option<&str>) -> Value {
+    let mut c = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+        "spec": {"accessModes": modes, "resources": {"requests": {"storage": size}}}});
+    if let Some(cl) = class {
+        c["spec"]["storageClassName"] = json!(cl);
+    }
+    c
+}
+
+fn pod_with_claim(name: &str, claim: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "app:1"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}})
+}
+
+#[test]
+fn claims_bind_to_the_smallest_fitting_volume_of_their_class() {
+    let mut e = engine(1);
+    // (volume, capacity, access modes, class)
+    let volumes = [
+        ("small", "1Gi", json!(["ReadWriteOnce"]), None),
+        ("medium", "5Gi", json!(["ReadWriteOnce"]), None),
+        (
+            "large",
+            "20Gi",
+            json!(["ReadWriteOnce", "ReadWriteMany"]),
+            None,
+        ),
+        ("fast-5", "5Gi", json!(["ReadWriteOnce"]), Some("fast")),
+        ("shared", "10Gi", json!(["ReadOnlyMany"]), None),
+    ];
+    for (n, size, modes, class) in volumes {
+        e.create(&pv(n, size, modes, class)).expect("pv");
+    }
+    // (claim, request, modes, class, expected volume)
+    let claims = [
+        ("a", "2Gi", json!(["ReadWriteOnce"]), None, "medium"),
+        ("b", "2Gi", json!(["ReadWriteOnce"]), Some("fast"), "fast-5"),
+        ("c", "1Gi", json!(["ReadWriteMany"]), None, "large"),
+        ("d", "1Gi", json!(["ReadOnlyMany"]), None, "shared"),
+        ("e", "512Mi", json!(["ReadWriteOnce"]), None, "small"),
+    ];
+    for (n, size, modes, class, _) in &claims {
+        e.create(&pvc(n, size, modes.clone(), *class)).expect("pvc");
+    }
+    e.advance(1_000).expect("advance");
+    for (n, _, _, _, want) in &claims {
+        let c = get(&mut e, "pvc", n);
+        assert_eq!(doc::str_at(&c, &["status", "phase"]), "Bound", "{c:#}");
+        assert_eq!(doc::str_at(&c, &["spec", "volumeName"]), *want, "claim {n}");
+        let v = e.get("pv", "", want).expect("get").expect("pv");
+        assert_eq!(doc::str_at(&v, &["status", "phase"]), "Bound");
+        assert_eq!(doc::str_at(&v, &["spec", "claimRef", "name"]), *n);
+    }
+    // Nothing left that fits: the claim waits, with Kubernetes' event.
+    e.create(&pvc("f", "50Gi", json!(["ReadWriteOnce"]), None))
+        .expect("pvc");
+    e.advance(1_000).expect("advance");
+    assert_eq!(
+        doc::str_at(&get(&mut e, "pvc", "f"), &["status", "phase"]),
+        "Pending"
+    );
+    let events = e.events(Some("default")).expect("events");
+    let ev = events
+        .iter()
+        .find(|ev| ev.object_name == "f" && ev.reason == "FailedBinding")
+        .expect("FailedBinding event");
+    assert_eq!(
+        ev.message,
+        "no persistent volumes available for this claim and no storage class is set"
+    );
+    assert_eq!(ev.count, 1, "reported once");
+    // Deleting a bound claim releases a Retain volume.
+    e.delete("pvc", "default", "a", Default::default())
+        .expect("delete");
+    e.advance(1_000).expect("advance");
+    let v = e.get("pv", "", "medium").expect("get").expect("pv");
+    assert_eq!(doc::str_at(&v, &["status", "phase"]), "Released");
+}
+
+#[test]
+fn a_pod_with_an_unbound_claim_stays_pending_until_it_binds() {
+    let mut e = engine(3);
+    e.create(&pvc("data", "1Gi", json!(["ReadWriteOnce"]), None))
+        .expect("pvc");
+    e.create(&pod_with_claim("app", "data")).expect("pod");
+    e.create(&pod_with_claim("lost", "nothing")).expect("pod");
+    e.advance(5_000).expect("advance");
+    let p = get(&mut e, "pod", "app");
+    assert_eq!(doc::str_at(&p, &["status", "phase"]), "Pending");
+    let cond = &p["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "Unschedulable");
+    assert_eq!(
+        cond["message"],
+        "0/3 nodes are available: 3 pod has unbound immediate PersistentVolumeClaims."
+    );
+    let lost = get(&mut e, "pod", "lost");
+    assert_eq!(
+        lost["status"]["conditions"][0]["message"],
+        "0/3 nodes are available: 3 persistentvolumeclaim \"nothing\" not found."
+    );
+    e.create(&pv("vol", "1Gi", json!(["ReadWriteOnce"]), None))
+        .expect("pv");
+    e.advance(10_000).expect("advance");
+    let p = get(&mut e, "pod", "app");
+    assert_eq!(doc::str_at(&p, &["status", "phase"]), "Running", "{p:#}");
+}
+
+#[test]
+fn a_storage_class_with_a_provisioner_creates_the_volume() {
+    let mut e = engine(1);
+    e.create(&json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}))
+        .expect("class");
+    e.create(&pvc("data", "3Gi", json!(["ReadWriteOnce"]), None))
+        .expect("pvc");
+    e.advance(1_000).expect("advance");
+    let c = get(&mut e, "pvc", "data");
+    assert_eq!(doc::str_at(&c, &["status", "phase"]), "Bound", "{c:#}");
+    assert_eq!(doc::str_at(&c, &["spec", "storageClassName"]), "standard");
+    let volume = doc::str_at(&c, &["spec", "volumeName"]).to_string();
+    assert_eq!(volume, format!("pvc-{}", doc::uid(&c)));
+    // Reclaim policy Delete: the volume goes with its claim.
+    e.delete("pvc", "default", "data", Default::default())
+        .expect("delete");
+    e.advance(1_000).expect("advance");
+    assert!(e.get("pv", "", &volume).expect("get").is_none());
+}

@@ -174,11 +174,14 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         let tolerations = doc::at(pod, &["spec", "tolerations"]);
         let selector = doc::at(pod, &["spec", "nodeSelector"]).and_then(Value::as_object);
         let pinned = doc::str_at(pod, &["spec", "nodeName"]);
+        let claim_block = super::controllers::volume::unschedulable_reason(state, pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut feasible: Vec<usize> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             let mut why: Vec<String> = Vec::new();
-            if n.unschedulable && !tolerates(tolerations, &cordon_taint) {
+            if let Some(r) = &claim_block {
+                why.push(r.clone());
+            } else if n.unschedulable && !tolerates(tolerations, &cordon_taint) {
                 why.push("node(s) were unschedulable".into());
             } else if let Some(t) = n.taints.iter().find(|t| !tolerates(tolerations, t))
             {

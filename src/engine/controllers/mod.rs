@@ -15,6 +15,7 @@ pub mod node;
 pub mod pod;
 pub mod replicaset;
 pub mod statefulset;
+pub mod volume;
 pub mod workloads;
 
 use serde_json::Value;

@@ -11,6 +11,7 @@ use crate::engine::store::State;
 
 /// Runs every workload and storage controller once.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
+    super::volume::sync(state, now, out);
     super::daemonset::sync(state, now, out);
     super::statefulset::sync(state, now, out);
 }
