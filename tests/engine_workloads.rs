@@ -5,6 +5,7 @@
 //! out by hand from Kubernetes' controllers and the engine's default image timing (pull 1 s,
 //! startup 1 s, run-to-completion 2 s).
 
+use reconcile::engine::images::ImageBehavior;
 use reconcile::engine::{Engine, NodeSpec, doc};
 use serde_json::{Value, json};
 
@@ -437,4 +438,231 @@ fn a_storage_class_with_a_provisioner_creates_the_volume() {
         .expect("delete");
     e.advance(1_000).expect("advance");
     assert!(e.get("pv", "", &volume).expect("get").is_none());
+}
+
+// ---------------------------------------------------------------- Job and CronJob
+
+fn job(name: &str, image: &str, spec: Value) -> Value {
+    let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "work", "image": image}]}}}});
+    if let (Some(s), Some(extra)) = (j["spec"].as_object_mut(), spec.as_object()) {
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    j
+}
+
+fn condition(obj: &Value, kind: &str) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind && c["status"] == "True")
+        .cloned()
+}
+
+#[test]
+fn job_runs_completions_with_parallelism() {
+    let mut e = engine(3);
+    e.create(&job(
+        "batch",
+        "worker:1",
+        json!({"completions": 5, "parallelism": 2}),
+    ))
+    .expect("create");
+    // Each pod: pulled at +1 s, runs 2 s, Succeeded at +3 s; the next wave starts then.
+    // (time ms, active, succeeded)
+    let table = [
+        (0, 2, 0),
+        (2_999, 2, 0),
+        (3_000, 2, 2),
+        (6_000, 1, 4),
+        (9_000, 0, 5),
+    ];
+    let mut at = 0;
+    for (t, active, succeeded) in table {
+        e.advance(t - at).expect("advance");
+        at = t;
+        let j = get(&mut e, "job", "batch");
+        assert_eq!(
+            (status_i64(&j, "active"), status_i64(&j, "succeeded")),
+            (active, succeeded),
+            "at {t} ms: {:#}",
+            j["status"]
+        );
+    }
+    let j = get(&mut e, "job", "batch");
+    assert!(condition(&j, "Complete").is_some(), "{j:#}");
+    assert!(j["status"]["completionTime"].is_string());
+    let events = e.events(Some("default")).expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.reason == "Completed" && ev.message == "Job completed")
+    );
+}
+
+#[test]
+fn job_fails_after_backoff_limit_with_kubernetes_backoff() {
+    let mut e = engine(1);
+    e.set_image(
+        "flaky",
+        ImageBehavior {
+            crash: true,
+            ..ImageBehavior::default()
+        },
+    )
+    .expect("image");
+    e.create(&job("flaky", "flaky:1", json!({"backoffLimit": 2})))
+        .expect("create");
+    // Pod 1 fails at 2 s; pod 2 starts 10 s later (12 s) and fails at 14 s; pod 3 starts
+    // 20 s after that (34 s) and fails at 36 s: 3 failures > backoffLimit 2.
+    // (time ms, pods created so far, failed, finished)
+    let table = [
+        (1_999, 1, 0, false),
+        (2_000, 1, 1, false),
+        (11_999, 1, 1, false),
+        (12_000, 2, 1, false),
+        (14_000, 2, 2, false),
+        (33_999, 2, 2, false),
+        (34_000, 3, 2, false),
+        (36_000, 3, 3, true),
+    ];
+    let mut at = 0;
+    for (t, created, failed, done) in table {
+        e.advance(t - at).expect("advance");
+        at = t;
+        let j = get(&mut e, "job", "flaky");
+        let count = pods(&mut e, "job-name=flaky").len();
+        assert_eq!(
+            (
+                count,
+                status_i64(&j, "failed"),
+                condition(&j, "Failed").is_some()
+            ),
+            (created, failed, done),
+            "at {t} ms: {:#}",
+            j["status"]
+        );
+    }
+    let j = get(&mut e, "job", "flaky");
+    let c = condition(&j, "Failed").expect("failed");
+    assert_eq!(c["reason"], "BackoffLimitExceeded");
+    assert_eq!(c["message"], "Job has reached the specified backoff limit");
+}
+
+#[test]
+fn job_active_deadline_stops_it() {
+    let mut e = engine(1);
+    e.set_image(
+        "slow",
+        ImageBehavior {
+            run_ms: 600_000,
+            ..ImageBehavior::default()
+        },
+    )
+    .expect("image");
+    e.create(&job(
+        "slow",
+        "slow:1",
+        json!({"activeDeadlineSeconds": 30, "parallelism": 2, "completions": 2}),
+    ))
+    .expect("create");
+    e.advance(29_999).expect("advance");
+    assert!(condition(&get(&mut e, "job", "slow"), "Failed").is_none());
+    e.advance(1).expect("advance");
+    let j = get(&mut e, "job", "slow");
+    let c = condition(&j, "Failed").expect("failed at the deadline");
+    assert_eq!(c["reason"], "DeadlineExceeded");
+    assert_eq!(
+        c["message"],
+        "Job was active longer than specified deadline"
+    );
+    let live: Vec<Value> = pods(&mut e, "job-name=slow")
+        .into_iter()
+        .filter(|p| !doc::is_deleting(p))
+        .collect();
+    assert!(live.is_empty(), "active pods are deleted");
+}
+
+fn cronjob(policy: &str, image: &str) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+        "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy,
+            "successfulJobsHistoryLimit": 2,
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
+                "containers": [{"name": "tick", "image": image}]}}}}}})
+}
+
+fn jobs_of(e: &mut Engine) -> Vec<String> {
+    names(e, "jobs", "")
+}
+
+#[test]
+fn cronjob_runs_on_schedule_and_keeps_history() {
+    let mut e = engine(1);
+    e.create(&cronjob("Allow", "tick:1")).expect("create");
+    let minute = 60_000;
+    let base = reconcile::engine::clock::GENESIS / minute;
+    e.advance(minute - 1).expect("advance");
+    assert!(jobs_of(&mut e).is_empty());
+    e.advance(1).expect("advance");
+    assert_eq!(jobs_of(&mut e), [format!("tick-{}", base + 1)]);
+    e.advance(3 * minute + 10_000).expect("advance");
+    // Runs at minutes 1..4; history keeps the 2 newest successful Jobs.
+    assert_eq!(
+        jobs_of(&mut e),
+        [format!("tick-{}", base + 3), format!("tick-{}", base + 4)]
+    );
+    let cj = get(&mut e, "cj", "tick");
+    assert_eq!(cj["status"]["lastScheduleTime"], "2026-01-01T00:04:00Z");
+    assert!(cj["status"]["lastSuccessfulTime"].is_string(), "{cj:#}");
+    // Suspended: no new runs.
+    let mut suspended = cronjob("Allow", "tick:1");
+    suspended["spec"]["suspend"] = json!(true);
+    e.apply(&suspended).expect("apply");
+    e.advance(5 * minute).expect("advance");
+    assert_eq!(
+        get(&mut e, "cj", "tick")["status"]["lastScheduleTime"],
+        "2026-01-01T00:04:00Z"
+    );
+}
+
+#[test]
+fn cronjob_concurrency_policies() {
+    // (policy, most Jobs active at once, Jobs deleted by Replace)
+    for (policy, max_active) in [("Allow", 3), ("Forbid", 1), ("Replace", 1)] {
+        let mut e = engine(2);
+        e.set_image(
+            "long",
+            ImageBehavior {
+                run_ms: 150_000,
+                ..ImageBehavior::default()
+            },
+        )
+        .expect("image");
+        e.create(&cronjob(policy, "long:1")).expect("create");
+        let mut most = 0;
+        for _ in 0..(5 * 12) {
+            e.advance(5_000).expect("advance");
+            let active = e
+                .list("jobs", Some("default"), None)
+                .expect("list")
+                .iter()
+                .filter(|j| !doc::is_deleting(j) && condition(j, "Complete").is_none())
+                .count();
+            most = most.max(active);
+        }
+        assert_eq!(most, max_active, "{policy}");
+        let events = e.events(Some("default")).expect("events");
+        match policy {
+            "Forbid" => assert!(events.iter().any(|ev| ev.reason == "JobAlreadyActive")),
+            "Replace" => assert!(
+                events
+                    .iter()
+                    .any(|ev| ev.reason == "SuccessfulDelete" && ev.object_kind == "CronJob")
+            ),
+            _ => {}
+        }
+    }
 }

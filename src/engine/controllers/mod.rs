@@ -6,10 +6,12 @@
 //!
 //! Invariant: no controller writes the state; they only describe writes as [`Change`]s.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod node;
 pub mod pod;

@@ -14,4 +14,6 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     super::volume::sync(state, now, out);
     super::daemonset::sync(state, now, out);
     super::statefulset::sync(state, now, out);
+    super::cronjob::sync(state, now, out);
+    super::job::sync(state, now, out);
 }
