@@ -666,3 +666,113 @@ fn cronjob_concurrency_policies() {
         }
     }
 }
+
+// ---------------------------------------------------------------- HorizontalPodAutoscaler
+
+#[test]
+fn hpa_scales_with_kubernetes_formula_policies_and_stabilization() {
+    let mut e = engine(3);
+    // One pod carrying the whole Service load uses 1 CPU; requests are 200m, target 50 %:
+    // with N ready pods each uses 1000/N m, so the formula asks for ceil(N·(500/N)/50) = 10.
+    e.set_image(
+        "php",
+        ImageBehavior {
+            cpu_millis: 1000,
+            ..ImageBehavior::default()
+        },
+    )
+    .expect("image");
+    e.create(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "php"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "php"}},
+            "template": {"metadata": {"labels": {"app": "php"}}, "spec": {"containers": [
+                {"name": "php", "image": "php:1", "resources": {"requests": {"cpu": "200m"}}}]}}}}),
+    )
+    .expect("deploy");
+    e.create(
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "php"},
+        "spec": {"selector": {"app": "php"}, "ports": [{"port": 80}]}}),
+    )
+    .expect("svc");
+    e.advance(10_000).expect("advance");
+    e.create(&json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "php"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "php"},
+            "minReplicas": 1, "maxReplicas": 8,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}}))
+        .expect("hpa");
+    // Evaluations every 15 s from t = 10 s. (t, replicas after): 10 s: 1 → 5 (+4 pods per
+    // 15 s); 25 s: 5 → 8 (asks 10, capped by maxReplicas); load drops to 100m at 60 s;
+    // the last high recommendation (55 s) leaves the 300 s window at 355 s: 8 → 1.
+    let mut changes: Vec<(i64, i64)> = vec![(10, replicas_of(&mut e))];
+    let mut t = 10;
+    while t < 400 {
+        e.advance(5_000).expect("advance");
+        t += 5;
+        if t == 60 {
+            e.set_image(
+                "php",
+                ImageBehavior {
+                    cpu_millis: 100,
+                    ..ImageBehavior::default()
+                },
+            )
+            .expect("image");
+        }
+        let r = replicas_of(&mut e);
+        if changes.last().map(|c| c.1) != Some(r) {
+            changes.push((t, r));
+        }
+    }
+    assert_eq!(changes, [(10, 5), (25, 8), (355, 1)]);
+    let hpa = get(&mut e, "hpa", "php");
+    assert_eq!(status_i64(&hpa, "desiredReplicas"), 1, "{hpa:#}");
+    let events = e.events(Some("default")).expect("events");
+    let rescales: Vec<&str> = events
+        .iter()
+        .filter(|ev| ev.reason == "SuccessfulRescale")
+        .map(|ev| ev.message.as_str())
+        .collect();
+    assert_eq!(
+        rescales,
+        [
+            "New size: 5; reason: cpu resource utilization (percentage of request) above target",
+            "New size: 8; reason: cpu resource utilization (percentage of request) above target",
+            "New size: 1; reason: All metrics below target",
+        ]
+    );
+}
+
+fn replicas_of(e: &mut Engine) -> i64 {
+    doc::i64_at(&get(e, "deploy", "php"), &["spec", "replicas"]).unwrap_or(0)
+}
+
+#[test]
+fn hpa_without_cpu_requests_reports_kubernetes_error() {
+    let mut e = engine(1);
+    e.create(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "php"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "php"}},
+            "template": {"metadata": {"labels": {"app": "php"}}, "spec": {"containers": [
+                {"name": "php", "image": "php:1"}]}}}}),
+    )
+    .expect("deploy");
+    e.advance(5_000).expect("advance");
+    e.create(&json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "php"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "php"}, "maxReplicas": 4}}))
+        .expect("hpa");
+    let hpa = get(&mut e, "hpa", "php");
+    let active = hpa["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == "ScalingActive"))
+        .cloned()
+        .expect("condition");
+    assert_eq!(active["status"], "False");
+    assert!(
+        active["message"].as_str().is_some_and(|m| m.starts_with(
+            "failed to get cpu utilization: missing request for cpu in container php of Pod php-"
+        )),
+        "{active:#}"
+    );
+}

@@ -16,4 +16,5 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     super::statefulset::sync(state, now, out);
     super::cronjob::sync(state, now, out);
     super::job::sync(state, now, out);
+    super::hpa::sync(state, now, out);
 }
