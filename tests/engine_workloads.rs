@@ -776,3 +776,90 @@ fn hpa_without_cpu_requests_reports_kubernetes_error() {
         "{active:#}"
     );
 }
+
+// ---------------------------------------------------------------- ResourceQuota and LimitRange
+
+#[test]
+fn quota_caps_pods_and_reports_usage() {
+    let mut e = engine(3);
+    e.create(
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "small"},
+        "spec": {"hard": {"pods": "2", "requests.cpu": "1", "count/configmaps": "5"}}}),
+    )
+    .expect("quota");
+    e.create(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "web", "image": "web:1", "resources": {"requests": {"cpu": "300m"}}}]}}}}),
+    )
+    .expect("deploy");
+    e.advance(10_000).expect("advance");
+    assert_eq!(pods(&mut e, "app=web").len(), 2);
+    let q = get(&mut e, "quota", "small");
+    assert_eq!(
+        q["status"]["used"],
+        json!({"pods": "2", "requests.cpu": "600m", "count/configmaps": "0"})
+    );
+    assert_eq!(q["status"]["hard"]["pods"], "2");
+    let events = e.events(Some("default")).expect("events");
+    let refused = events
+        .iter()
+        .find(|ev| ev.reason == "FailedCreate")
+        .expect("FailedCreate");
+    assert!(
+        refused.message.contains(
+            "is forbidden: exceeded quota: small, requested: pods=1, used: pods=2, limited: pods=2"
+        ),
+        "{}",
+        refused.message
+    );
+}
+
+#[test]
+fn limit_range_defaults_and_bounds_apply_at_admission() {
+    let mut e = engine(1);
+    e.create(&json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bounds"},
+        "spec": {"limits": [{"type": "Container",
+            "default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "200m", "memory": "128Mi"},
+            "min": {"cpu": "100m"}, "max": {"cpu": "1", "memory": "1Gi"}}]}}))
+        .expect("limits");
+    let created = e
+        .create(
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok"},
+            "spec": {"containers": [{"name": "c", "image": "app:1"}]}}),
+        )
+        .expect("defaults make it valid");
+    assert_eq!(
+        created["spec"]["containers"][0]["resources"],
+        json!({
+        "limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "200m", "memory": "128Mi"}})
+    );
+    // (requests cpu, limits cpu, error)
+    let table = [
+        (
+            "50m",
+            "500m",
+            "pods \"small\" is forbidden: minimum cpu usage per Container is 100m, but request is 50m",
+        ),
+        (
+            "500m",
+            "2",
+            "pods \"small\" is forbidden: maximum cpu usage per Container is 1, but limit is 2",
+        ),
+    ];
+    for (req, lim, want) in table {
+        let err = e
+            .create(
+                &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "small"},
+                "spec": {"containers": [{"name": "c", "image": "app:1",
+                    "resources": {"requests": {"cpu": req}, "limits": {"cpu": lim}}}]}}),
+            )
+            .expect_err("refused");
+        assert_eq!(err.to_string(), want);
+        assert!(
+            e.get("pod", "default", "small").expect("get").is_none(),
+            "nothing stored"
+        );
+    }
+}

@@ -17,4 +17,5 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     super::cronjob::sync(state, now, out);
     super::job::sync(state, now, out);
     super::hpa::sync(state, now, out);
+    crate::engine::quota::sync(state, now, out);
 }
