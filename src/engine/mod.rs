@@ -706,6 +706,27 @@ impl Engine {
                         }
                     }
                 }
+                Change::DeleteForeground {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let before = self
+                        .state
+                        .get(kind, &namespace, &name)
+                        .map(|s| s.doc.clone());
+                    if before.is_some() {
+                        self.delete_in(info, &namespace, &name, Propagation::Foreground);
+                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
+                            != before.as_ref()
+                        {
+                            progressed = true;
+                        }
+                    }
+                }
                 Change::Remove {
                     kind,
                     namespace,
@@ -932,7 +953,15 @@ impl Engine {
             .state
             .kind("Pod")
             .values()
-            .filter_map(|s| s.sim.as_ref().filter(|x| x.settled).map(|x| (doc::namespace(&s.doc).to_string(), doc::name(&s.doc).to_string(), x.clone())))
+            .filter_map(|s| {
+                s.sim.as_ref().filter(|x| x.settled).map(|x| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                        x.clone(),
+                    )
+                })
+            })
             .collect();
         for (ns, name, mut sim) in pods {
             sim.settled = false;

@@ -67,6 +67,16 @@ pub enum Change {
         /// Name.
         name: String,
     },
+    /// Delete through the API with foreground propagation (the object waits for its own
+    /// dependents), as the garbage collector does for dependents of a foreground deletion.
+    DeleteForeground {
+        /// The kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
     /// Remove an object from the store at once (the last step of a deletion).
     Remove {
         /// The kind.
