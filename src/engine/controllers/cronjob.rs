@@ -279,12 +279,11 @@ fn sync_one(state: &State, cj: &Value, now: Millis, out: &mut Changes) {
         status["lastScheduleTime"] = json!(rfc3339(at));
         // A Job created in this pass shows in `active` once it exists.
         let jname = job_name(name, at);
-        if let Some(j) = state.get("Job", ns, &jname) {
-            if finished(&j.doc).is_none()
-                && !refs.iter().any(|r| doc::str_at(r, &["name"]) == jname)
-            {
-                refs.push(job_ref(&j.doc));
-            }
+        if let Some(j) = state.get("Job", ns, &jname)
+            && finished(&j.doc).is_none()
+            && !refs.iter().any(|r| doc::str_at(r, &["name"]) == jname)
+        {
+            refs.push(job_ref(&j.doc));
         }
     }
     if let Some(m) = status.as_object_mut() {

@@ -348,11 +348,11 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
     let mut history: History = doc::annotation(hpa, HISTORY_ANNOTATION)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    if let Some(last) = history.evaluated {
-        if now < last + SYNC_PERIOD {
-            out.wake_at(last + SYNC_PERIOD);
-            return;
-        }
+    if let Some(last) = history.evaluated
+        && now < last + SYNC_PERIOD
+    {
+        out.wake_at(last + SYNC_PERIOD);
+        return;
     }
     history.evaluated = Some(now);
     out.wake_at(now + SYNC_PERIOD);
@@ -703,7 +703,8 @@ mod tests {
         let hpa = json!({});
         let up = rules(&hpa, true);
         // (current replicas, recent scalings, limit)
-        let table: &[(i64, &[(Millis, i64)], i64)] = &[
+        type Row<'a> = (i64, &'a [(Millis, i64)], i64);
+        let table: &[Row] = &[
             (1, &[], 5),
             (3, &[], 7),
             (10, &[], 20),

@@ -296,11 +296,11 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
         });
         if all_healthy {
             for ordinal in (partition..replicas).rev() {
-                if let Some(p) = by_ordinal.get(&ordinal) {
-                    if revision_of_pod(p) != update_revision {
-                        delete_pod(out, p);
-                        break;
-                    }
+                if let Some(p) = by_ordinal.get(&ordinal)
+                    && revision_of_pod(p) != update_revision
+                {
+                    delete_pod(out, p);
+                    break;
                 }
             }
         }
