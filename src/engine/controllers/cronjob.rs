@@ -82,6 +82,8 @@ fn sync_one(state: &State, cj: &Value, now: Millis, out: &mut Changes) {
         };
         f("cronjob-controller", "CronJob", ns, name, reason, msg)
     };
+    let reported =
+        |reason: &str| super::workloads::already_reported(state, "CronJob", ns, name, reason);
     let delete_job = |out: &mut Changes, job: &Value| {
         out.push(Change::Delete {
             kind: "Job",
@@ -98,6 +100,9 @@ fn sync_one(state: &State, cj: &Value, now: Millis, out: &mut Changes) {
     let schedule = match Schedule::parse(schedule_text) {
         Ok(s) => s,
         Err(e) => {
+            if reported("UnparseableSchedule") {
+                return;
+            }
             out.event(event(
                 true,
                 "UnparseableSchedule",
@@ -108,6 +113,9 @@ fn sync_one(state: &State, cj: &Value, now: Millis, out: &mut Changes) {
     };
     let tz = doc::str_at(cj, &["spec", "timeZone"]);
     if !tz.is_empty() && tz != "UTC" && tz != "Etc/UTC" {
+        if reported("UnknownTimeZone") {
+            return;
+        }
         out.event(event(
             true,
             "UnknownTimeZone",

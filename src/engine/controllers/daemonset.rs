@@ -225,6 +225,10 @@ pub fn revision_of(template: &Value) -> String {
 
 /// One pass over every DaemonSet.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
+    // Most clusters have none: skip indexing every pod.
+    if state.kind("DaemonSet").is_empty() {
+        return;
+    }
     let by_owner = pods_by_owner(state);
     for stored in state.kind("DaemonSet").values() {
         let ds = &stored.doc;
@@ -369,6 +373,26 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
         }
     }
     let strategy = doc::str_at(ds, &["spec", "updateStrategy", "type"]);
+    let surge = doc::at(ds, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"])
+        .is_some_and(|s| s != &json!(0) && s != &json!("0%") && s != &json!("0"));
+    if surge
+        && !super::workloads::already_reported(
+            state,
+            "DaemonSet",
+            ns,
+            name,
+            "UnsupportedUpdateStrategy",
+        )
+    {
+        out.event(NewEvent::warning(
+            "daemonset-controller",
+            "DaemonSet",
+            ns,
+            name,
+            "UnsupportedUpdateStrategy",
+            "rollingUpdate.maxSurge is not supported yet by the engine; rolling with maxUnavailable only".into(),
+        ));
+    }
     if strategy != "OnDelete" {
         let max_unavailable = scaled_value(
             doc::at(

@@ -85,6 +85,10 @@ fn finished_at(pod: &Value) -> Option<Millis> {
 
 /// One pass over every Job.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
+    // Most clusters have none: skip indexing every pod.
+    if state.kind("Job").is_empty() {
+        return;
+    }
     let by_owner = pods_by_owner(state);
     for stored in state.kind("Job").values() {
         let job = &stored.doc;
@@ -92,7 +96,7 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             continue;
         }
         let pods: Vec<&Value> = by_owner.get(doc::uid(job)).cloned().unwrap_or_default();
-        sync_one(job, &pods, now, out);
+        sync_one(state, job, &pods, now, out);
     }
 }
 
@@ -107,7 +111,7 @@ fn condition(kind: &str, reason: &str, message: &str, now: Millis) -> Value {
     c
 }
 
-fn sync_one(job: &Value, pods: &[&Value], now: Millis, out: &mut Changes) {
+fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut Changes) {
     let (ns, name) = (doc::namespace(job), doc::name(job));
     let event = |warning: bool, reason: &str, msg: String| {
         let f = if warning {
@@ -148,6 +152,9 @@ fn sync_one(job: &Value, pods: &[&Value], now: Millis, out: &mut Changes) {
         return;
     }
     if doc::str_at(job, &["spec", "completionMode"]) == "Indexed" {
+        if super::workloads::already_reported(state, "Job", ns, name, "UnsupportedCompletionMode") {
+            return;
+        }
         out.event(event(
             true,
             "UnsupportedCompletionMode",

@@ -104,6 +104,10 @@ pub fn stateful_claim(set: &Value, claim: &Value, ordinal: i64) -> Value {
 
 /// One pass over every StatefulSet.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
+    // Most clusters have none: skip indexing every pod.
+    if state.kind("StatefulSet").is_empty() {
+        return;
+    }
     let by_owner = pods_by_owner(state);
     for stored in state.kind("StatefulSet").values() {
         let set = &stored.doc;

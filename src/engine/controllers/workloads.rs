@@ -19,3 +19,20 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     super::hpa::sync(state, now, out);
     crate::engine::quota::sync(state, now, out);
 }
+
+/// Whether an event with this reason was already recorded about the object: conditions that
+/// persist (an unsupported field, an unparseable schedule) are reported once, not at every
+/// pass of the engine.
+pub fn already_reported(
+    state: &State,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> bool {
+    state
+        .events
+        .about(kind, namespace, name)
+        .iter()
+        .any(|e| e.reason == reason)
+}
