@@ -863,3 +863,70 @@ fn limit_range_defaults_and_bounds_apply_at_admission() {
         );
     }
 }
+
+// ---------------------------------------------------------------- determinism and node failure
+
+fn mixed_run() -> (Vec<String>, Vec<String>) {
+    let mut e = engine(3);
+    e.create(&daemonset("agent:1", json!({}))).expect("ds");
+    e.create(&statefulset(2, "OrderedReady", false))
+        .expect("sts");
+    e.create(&job(
+        "batch",
+        "worker:1",
+        json!({"completions": 3, "parallelism": 2}),
+    ))
+    .expect("job");
+    e.create(&cronjob("Allow", "tick:1")).expect("cj");
+    e.advance(5 * 60_000).expect("advance");
+    let pods = names(&mut e, "pods", "");
+    let events: Vec<String> = e
+        .events(None)
+        .expect("events")
+        .iter()
+        .map(|ev| {
+            format!(
+                "{} {} {} {}",
+                ev.last, ev.reason, ev.object_name, ev.message
+            )
+        })
+        .collect();
+    (pods, events)
+}
+
+#[test]
+fn the_same_scenario_gives_the_same_cluster() {
+    assert_eq!(mixed_run(), mixed_run());
+}
+
+#[test]
+fn daemon_pods_stay_on_a_failed_node_and_nothing_replaces_them() {
+    let mut e = engine(3);
+    e.create(&daemonset("agent:1", json!({}))).expect("ds");
+    e.advance(10_000).expect("advance");
+    e.fail_node("worker-2").expect("fail");
+    // Past the grace period and the 300 s default toleration of ordinary pods.
+    e.advance(10 * 60_000).expect("advance");
+    assert_eq!(
+        nodes_of(&mut e, "app=agent"),
+        ["worker-1", "worker-2", "worker-3"]
+    );
+    let ds = get(&mut e, "ds", "agent");
+    // The NotReady node no longer counts as a place to run (Kubernetes' not-ready taint).
+    assert_eq!(
+        status_i64(&ds, "desiredNumberScheduled"),
+        2,
+        "{:#}",
+        ds["status"]
+    );
+    e.recover_node("worker-2").expect("recover");
+    e.advance(60_000).expect("advance");
+    assert_eq!(
+        status_i64(&get(&mut e, "ds", "agent"), "desiredNumberScheduled"),
+        3
+    );
+    assert_eq!(
+        nodes_of(&mut e, "app=agent"),
+        ["worker-1", "worker-2", "worker-3"]
+    );
+}
