@@ -930,3 +930,39 @@ fn daemon_pods_stay_on_a_failed_node_and_nothing_replaces_them() {
         ["worker-1", "worker-2", "worker-3"]
     );
 }
+
+#[test]
+fn statefulset_ordinal_start_and_claim_retention() {
+    let mut e = engine(3);
+    let mut s = statefulset(3, "Parallel", true);
+    s["spec"]["ordinals"] = json!({"start": 1});
+    s["spec"]["persistentVolumeClaimRetentionPolicy"] =
+        json!({"whenDeleted": "Delete", "whenScaled": "Delete"});
+    e.create(&json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path"}))
+        .expect("class");
+    e.create(&s).expect("create");
+    e.advance(10_000).expect("advance");
+    assert_eq!(
+        names(&mut e, "pods", "app=web"),
+        ["web-1", "web-2", "web-3"]
+    );
+    assert_eq!(
+        names(&mut e, "pvc", ""),
+        ["data-web-1", "data-web-2", "data-web-3"]
+    );
+    s["spec"]["replicas"] = json!(1);
+    e.apply(&s).expect("scale down");
+    e.advance(60_000).expect("advance");
+    assert_eq!(names(&mut e, "pods", "app=web"), ["web-1"]);
+    assert_eq!(
+        names(&mut e, "pvc", ""),
+        ["data-web-1"],
+        "whenScaled: Delete"
+    );
+    e.delete("sts", "default", "web", Default::default())
+        .expect("delete");
+    e.advance(60_000).expect("advance");
+    assert!(names(&mut e, "pvc", "").is_empty(), "whenDeleted: Delete");
+}

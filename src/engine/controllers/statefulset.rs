@@ -8,6 +8,9 @@
 //! once. RollingUpdate replaces, once every pod is Running and Ready, the highest-ordinal pod
 //! whose revision differs, down to `partition`; pods below the partition are recreated at
 //! the current revision (its template is taken from a surviving pod of that revision).
+//! `ordinals.start` shifts the ordinals; `persistentVolumeClaimRetentionPolicy` with
+//! `whenDeleted: Delete` makes the claims dependents of the set, `whenScaled: Delete` makes a
+//! removed ordinal's claims dependents of its pod, so the garbage collector deletes them.
 
 use std::collections::BTreeMap;
 
@@ -122,6 +125,15 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
 fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut Changes) {
     let (ns, name) = (doc::namespace(set), doc::name(set));
     let replicas = doc::i64_at(set, &["spec", "replicas"]).unwrap_or(1).max(0);
+    let start = doc::i64_at(set, &["spec", "ordinals", "start"])
+        .unwrap_or(0)
+        .max(0);
+    let retention = |field: &str| {
+        doc::str_at(
+            set,
+            &["spec", "persistentVolumeClaimRetentionPolicy", field],
+        ) == "Delete"
+    };
     let parallel = doc::str_at(set, &["spec", "podManagementPolicy"]) == "Parallel";
     let min_ready = doc::i64_at(set, &["spec", "minReadySeconds"]).unwrap_or(0);
     let template = doc::at(set, &["spec", "template"])
@@ -173,7 +185,8 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
     let mut by_ordinal: BTreeMap<i64, &Value> = BTreeMap::new();
     for p in pods {
         if let Some(o) = ordinal_of(name, doc::name(p)) {
-            by_ordinal.insert(o, p);
+            // Keyed by index: ordinal minus `ordinals.start`.
+            by_ordinal.insert(o - start, p);
         }
     }
     let mut status_counts = (0i64, 0i64, 0i64, 0i64, 0i64); // replicas, ready, available, current, updated
@@ -210,11 +223,12 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
     };
     // Phase 1: replicas 0..N-1, in order.
     let mut blocked = false;
-    for ordinal in 0..replicas {
-        match by_ordinal.get(&ordinal) {
+    for index in 0..replicas {
+        let ordinal = start + index;
+        match by_ordinal.get(&index) {
             None => {
                 let use_current =
-                    !on_delete && ordinal < partition && current_revision != update_revision;
+                    !on_delete && index < partition && current_revision != update_revision;
                 let (tpl, rev) = match (&current_template, use_current) {
                     (Some(t), true) => (t, current_revision.as_str()),
                     _ => (&template, update_revision.as_str()),
@@ -225,7 +239,20 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
                     if state.get("PersistentVolumeClaim", ns, &cname).is_none() {
                         out.push(Change::Create {
                             kind: "PersistentVolumeClaim",
-                            doc: stateful_claim(set, claim, ordinal),
+                            doc: {
+                                let mut c = stateful_claim(set, claim, ordinal);
+                                if retention("whenDeleted") {
+                                    // Collected with the set.
+                                    let mut owner = doc::controller_ref(set);
+                                    owner["controller"] = json!(false);
+                                    doc::set(
+                                        &mut c,
+                                        &["metadata", "ownerReferences"],
+                                        json!([owner]),
+                                    );
+                                }
+                                c
+                            },
                             sim: None,
                             owner: Some(("StatefulSet", ns.to_string(), name.to_string())),
                         });
@@ -272,8 +299,9 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
     // Phase 2: condemned pods, highest ordinal first.
     if !blocked {
         let condemned: Vec<&Value> = by_ordinal
-            .range(replicas..)
+            .iter()
             .rev()
+            .filter(|(index, _)| **index < 0 || **index >= replicas)
             .map(|(_, p)| *p)
             .collect();
         for p in condemned {
@@ -283,6 +311,20 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
                 }
                 blocked = true;
                 break;
+            }
+            if retention("whenScaled") {
+                // The claims of a removed ordinal go with its pod.
+                let ordinal = ordinal_of(name, doc::name(p)).unwrap_or(0);
+                for claim in claim_templates(set) {
+                    let cname = claim_name(doc::name(claim), name, ordinal);
+                    if let Some(c) = state.get("PersistentVolumeClaim", ns, &cname) {
+                        let mut owned = c.doc.clone();
+                        let mut owner = doc::controller_ref(p);
+                        owner["controller"] = json!(false);
+                        doc::set(&mut owned, &["metadata", "ownerReferences"], json!([owner]));
+                        out.update("PersistentVolumeClaim", owned);
+                    }
+                }
             }
             delete_pod(out, p);
             if !parallel {
