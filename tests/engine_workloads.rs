@@ -966,3 +966,39 @@ fn statefulset_ordinal_start_and_claim_retention() {
     e.advance(60_000).expect("advance");
     assert!(names(&mut e, "pvc", "").is_empty(), "whenDeleted: Delete");
 }
+
+#[test]
+fn indexed_job_runs_each_index_once() {
+    let mut e = engine(2);
+    e.create(&job(
+        "idx",
+        "worker:1",
+        json!({"completions": 3, "parallelism": 2, "completionMode": "Indexed"}),
+    ))
+    .expect("create");
+    // (time ms, completedIndexes, active)
+    let table = [(0, "", 2), (3_000, "0-1", 1), (6_000, "0-2", 0)];
+    let mut at = 0;
+    for (t, indexes, active) in table {
+        e.advance(t - at).expect("advance");
+        at = t;
+        let j = get(&mut e, "job", "idx");
+        assert_eq!(
+            (
+                doc::str_at(&j, &["status", "completedIndexes"]),
+                status_i64(&j, "active")
+            ),
+            (indexes, active),
+            "at {t} ms: {:#}",
+            j["status"]
+        );
+    }
+    let j = get(&mut e, "job", "idx");
+    assert!(condition(&j, "Complete").is_some());
+    let mut hosts: Vec<String> = pods(&mut e, "job-name=idx")
+        .iter()
+        .map(|p| doc::str_at(p, &["spec", "hostname"]).to_string())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["idx-0", "idx-1", "idx-2"]);
+}

@@ -1,4 +1,4 @@
-//! The Job controller, as Kubernetes' `job_controller.go` (NonIndexed completion mode).
+//! The Job controller, as Kubernetes' `job_controller.go` (NonIndexed and Indexed modes).
 //!
 //! Keeps `min(parallelism, completions − succeeded)` pods active; a Job without
 //! `completions` keeps `parallelism` pods until one succeeds. Failed pods (and container
@@ -7,7 +7,8 @@
 //! `BackoffLimitExceeded` when failures exceed the limit and with `DeadlineExceeded` when
 //! it runs longer than `activeDeadlineSeconds`; either way its active pods are deleted.
 //! `suspend` deletes active pods and stops the clock; `ttlSecondsAfterFinished` deletes a
-//! finished Job.
+//! finished Job. An Indexed Job runs one successful pod per index `0..completions`, the
+//! lowest free indexes first, and reports them in `completedIndexes`.
 
 use serde_json::{Value, json};
 
@@ -83,6 +84,73 @@ fn finished_at(pod: &Value) -> Option<Millis> {
         .max()
 }
 
+/// The annotation and label carrying an Indexed Job pod's completion index.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
+/// The completion index of an Indexed Job's pod.
+pub fn completion_index(pod: &Value) -> Option<i64> {
+    doc::annotation(pod, COMPLETION_INDEX)?.parse().ok()
+}
+
+/// Kubernetes' `completedIndexes` text: `0-2,5`.
+pub fn format_indexes(set: &std::collections::BTreeSet<i64>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut iter = set.iter().copied().peekable();
+    while let Some(first) = iter.next() {
+        let mut last = first;
+        while iter.peek() == Some(&(last + 1)) {
+            last += 1;
+            iter.next();
+        }
+        parts.push(if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        });
+    }
+    parts.join(",")
+}
+
+/// Parses `completedIndexes` (`0-2,5`).
+pub fn parse_indexes(text: &str) -> std::collections::BTreeSet<i64> {
+    let mut set = std::collections::BTreeSet::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+            set.extend(a..=b);
+        }
+    }
+    set
+}
+
+/// Marks a new pod with its completion index, as the Job controller does: annotation and
+/// label, hostname `<job>-<index>`, and `JOB_COMPLETION_INDEX` in every container.
+fn indexed_pod(pod: &mut Value, job_name: &str, index: i64) {
+    doc::map_mut(pod, &["metadata", "annotations"])
+        .insert(COMPLETION_INDEX.into(), json!(index.to_string()));
+    doc::map_mut(pod, &["metadata", "labels"])
+        .insert(COMPLETION_INDEX.into(), json!(index.to_string()));
+    doc::map_mut(pod, &["metadata"])
+        .insert("generateName".into(), json!(format!("{job_name}-{index}-")));
+    doc::set(
+        pod,
+        &["spec", "hostname"],
+        json!(format!("{job_name}-{index}")),
+    );
+    for c in pod
+        .pointer_mut("/spec/containers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let env = doc::map_mut(c, &[]);
+        let list = env.entry("env").or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {"fieldPath": format!("metadata.annotations['{COMPLETION_INDEX}']")}}}));
+        }
+    }
+}
+
 /// One pass over every Job.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     // Most clusters have none: skip indexing every pod.
@@ -151,15 +219,15 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
         }
         return;
     }
-    if doc::str_at(job, &["spec", "completionMode"]) == "Indexed" {
-        if super::workloads::already_reported(state, "Job", ns, name, "UnsupportedCompletionMode") {
-            return;
+    let indexed = doc::str_at(job, &["spec", "completionMode"]) == "Indexed";
+    if indexed && doc::i64_at(job, &["spec", "completions"]).is_none() {
+        if !super::workloads::already_reported(state, "Job", ns, name, "InvalidIndexedJob") {
+            out.event(event(
+                true,
+                "InvalidIndexedJob",
+                "an Indexed Job needs spec.completions".into(),
+            ));
         }
-        out.event(event(
-            true,
-            "UnsupportedCompletionMode",
-            "completionMode Indexed is not supported yet by the engine".into(),
-        ));
         return;
     }
     let mut status = job.get("status").cloned().unwrap_or_else(|| json!({}));
@@ -187,6 +255,21 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
         .filter(|p| doc::str_at(p, &["status", "phase"]) == "Failed")
         .collect();
     // Counts never go down: pods may be collected after they were counted.
+    // Indexed Jobs count each index once: the distinct indexes with a Succeeded pod.
+    let mut done_indexes: std::collections::BTreeSet<i64> =
+        parse_indexes(doc::str_at(job, &["status", "completedIndexes"]));
+    if indexed {
+        done_indexes.extend(
+            pods.iter()
+                .filter(|p| doc::str_at(p, &["status", "phase"]) == "Succeeded")
+                .filter_map(|p| completion_index(p)),
+        );
+    }
+    let succeeded_now = if indexed {
+        done_indexes.len() as i64
+    } else {
+        succeeded_now
+    };
     let succeeded = succeeded_now.max(doc::i64_at(job, &["status", "succeeded"]).unwrap_or(0));
     let failed =
         (failed_pods.len() as i64).max(doc::i64_at(job, &["status", "failed"]).unwrap_or(0));
@@ -274,8 +357,17 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
                         let template = doc::at(job, &["spec", "template"])
                             .cloned()
                             .unwrap_or(Value::Null);
+                        // Indexed: the lowest indexes neither done nor running.
+                        let running: std::collections::BTreeSet<i64> =
+                            active.iter().filter_map(|p| completion_index(p)).collect();
+                        let mut free = (0..completions.unwrap_or(0))
+                            .filter(|i| !done_indexes.contains(i) && !running.contains(i));
                         for _ in 0..(want - active.len()).min(BURST_PODS) {
                             let mut pod = pod_from_template(job, &template, name);
+                            if indexed {
+                                let Some(index) = free.next() else { break };
+                                indexed_pod(&mut pod, name, index);
+                            }
                             let labels = doc::map_mut(&mut pod, &["metadata", "labels"]);
                             labels.insert(
                                 "batch.kubernetes.io/controller-uid".into(),
@@ -330,6 +422,9 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
         }
     };
     set(&mut status, "active", active_count);
+    if indexed {
+        status["completedIndexes"] = json!(format_indexes(&done_indexes));
+    }
     set(&mut status, "succeeded", succeeded);
     set(&mut status, "failed", failed);
     set(&mut status, "terminating", terminating);
@@ -351,6 +446,14 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completed_indexes_round_trip() {
+        let set = parse_indexes("0-2,5,7-8");
+        assert_eq!(set.iter().copied().collect::<Vec<_>>(), [0, 1, 2, 5, 7, 8]);
+        assert_eq!(format_indexes(&set), "0-2,5,7-8");
+        assert_eq!(format_indexes(&parse_indexes("")), "");
+    }
 
     #[test]
     fn backoff_doubles_from_ten_seconds_to_six_minutes() {
