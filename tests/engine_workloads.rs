@@ -1002,3 +1002,49 @@ fn indexed_job_runs_each_index_once() {
     hosts.sort();
     assert_eq!(hosts, ["idx-0", "idx-1", "idx-2"]);
 }
+
+#[test]
+fn daemonset_surge_rollout_keeps_every_node_served() {
+    let mut e = engine(4);
+    let mut ds = daemonset("agent:1", json!({}));
+    ds["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    e.create(&ds).expect("create");
+    e.advance(10_000).expect("advance");
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2");
+    e.apply(&ds).expect("apply");
+    let mut finished = false;
+    let mut most_pods = 0;
+    for _ in 0..200 {
+        e.advance(500).expect("advance");
+        let all: Vec<Value> = pods(&mut e, "app=agent")
+            .into_iter()
+            .filter(|p| !doc::is_deleting(p))
+            .collect();
+        most_pods = most_pods.max(all.len());
+        let served: std::collections::BTreeSet<String> = all
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .map(|p| doc::str_at(p, &["spec", "nodeName"]).to_string())
+            .collect();
+        assert_eq!(served.len(), 4, "a node lost its ready daemon pod");
+        let d = get(&mut e, "ds", "agent");
+        if status_i64(&d, "updatedNumberScheduled") == 4
+            && all.len() == 4
+            && all
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "agent:2")
+        {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "surge rollout did not finish");
+    assert_eq!(most_pods, 5, "never more than one surge pod");
+}

@@ -7,8 +7,10 @@
 //! pods on nodes that are no longer eligible are deleted, and failed pods are replaced.
 //! Pods are pinned with the `metadata.name` node-affinity term Kubernetes uses.
 //!
-//! RollingUpdate (maxSurge 0) deletes old pods while at most `maxUnavailable` (rounded up,
-//! default 1) daemon pods are unavailable; OnDelete replaces only pods the user deletes.
+//! RollingUpdate deletes old pods while at most `maxUnavailable` (rounded up, default 1)
+//! daemon pods are unavailable; with `maxSurge` it instead starts the new pod beside the old
+//! one on up to maxSurge nodes and deletes the old pod once the new one is available.
+//! OnDelete replaces only pods the user deletes.
 //! The template's revision is the `controller-revision-hash` label.
 
 use std::collections::BTreeMap;
@@ -280,7 +282,11 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
     let mut available = 0i64;
     let mut updated = 0i64;
     // (node, the live pod) of nodes that should run a pod and have one, for the rollout.
-    let mut live: Vec<&Value> = Vec::new();
+    let mut live: Vec<(&str, Vec<&Value>)> = Vec::new();
+    let surge_field = doc::at(ds, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"]);
+    let surge_allowed = doc::str_at(ds, &["spec", "updateStrategy", "type"]) != "OnDelete"
+        && surge_field.is_some_and(|s| s != &json!(0) && s != &json!("0%") && s != &json!("0"));
+    let is_new = |p: &Value| doc::str_at(p, &["metadata", "labels", REVISION_LABEL]) == revision;
     let mut missing = 0i64;
     for node_stored in state.kind("Node").values() {
         let node = &node_stored.doc;
@@ -338,11 +344,26 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
             }
             continue;
         }
-        // The oldest pod stays; any extra copies go.
-        for extra in &running[1..] {
+        // The oldest pod stays and extra copies go; while surging, the oldest old and the
+        // oldest new pod both stay.
+        let kept: Vec<&Value> = if surge_allowed {
+            let newest = running.iter().copied().find(|p| is_new(p));
+            let oldest_old = running.iter().copied().find(|p| !is_new(p));
+            oldest_old.into_iter().chain(newest).collect()
+        } else {
+            vec![running[0]]
+        };
+        for extra in running
+            .iter()
+            .filter(|p| !kept.iter().any(|k| std::ptr::eq(*k, **p)))
+        {
             delete(out, extra);
         }
-        let pod = running[0];
+        let pod = kept
+            .iter()
+            .copied()
+            .find(|p| is_available(p, min_ready, now))
+            .unwrap_or(kept[0]);
         if !should_run {
             // Allowed to keep running, but not counted as scheduled where it should not be.
             misscheduled += 1;
@@ -357,10 +378,10 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
                 out.wake_at(t + min_ready * SECOND + 1);
             }
         }
-        if doc::str_at(pod, &["metadata", "labels", REVISION_LABEL]) == revision {
+        if kept.iter().any(|p| is_new(p)) {
             updated += 1;
         }
-        live.push(pod);
+        live.push((node_name, kept));
     }
     // Pods on nodes that no longer exist are collected with the node by the pod GC; delete
     // them here so the set heals at once.
@@ -373,27 +394,48 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
         }
     }
     let strategy = doc::str_at(ds, &["spec", "updateStrategy", "type"]);
-    let surge = doc::at(ds, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"])
-        .is_some_and(|s| s != &json!(0) && s != &json!("0%") && s != &json!("0"));
-    if surge
-        && !super::workloads::already_reported(
-            state,
-            "DaemonSet",
-            ns,
-            name,
-            "UnsupportedUpdateStrategy",
-        )
-    {
-        out.event(NewEvent::warning(
-            "daemonset-controller",
-            "DaemonSet",
-            ns,
-            name,
-            "UnsupportedUpdateStrategy",
-            "rollingUpdate.maxSurge is not supported yet by the engine; rolling with maxUnavailable only".into(),
-        ));
-    }
-    if strategy != "OnDelete" {
+    if surge_allowed {
+        // Kubernetes' surge rollout: a new pod starts beside the old one on up to maxSurge
+        // nodes at a time; the old pod goes once the new one is available. A node whose old
+        // pod is unavailable gets its new pod at once.
+        let max_surge = scaled_value(surge_field, "0", desired, true).unwrap_or(0);
+        let mut surging = 0i64;
+        let mut candidates: Vec<&str> = Vec::new();
+        for (node, kept) in &live {
+            let new_pod = kept.iter().copied().find(|p| is_new(p));
+            let old_pod = kept.iter().copied().find(|p| !is_new(p));
+            match (new_pod, old_pod) {
+                (None, Some(old)) if !is_available(old, min_ready, now) => {
+                    out.push(Change::Create {
+                        kind: "Pod",
+                        doc: daemon_pod(ds, &template, node, &revision),
+                        sim: None,
+                        owner: Some(("DaemonSet", ns.to_string(), name.to_string())),
+                    });
+                }
+                (None, Some(_)) => candidates.push(node),
+                (Some(new), Some(old)) => {
+                    if is_available(new, min_ready, now) {
+                        delete(out, old);
+                    } else {
+                        surging += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for node in candidates
+            .into_iter()
+            .take((max_surge - surging).max(0) as usize)
+        {
+            out.push(Change::Create {
+                kind: "Pod",
+                doc: daemon_pod(ds, &template, node, &revision),
+                sim: None,
+                owner: Some(("DaemonSet", ns.to_string(), name.to_string())),
+            });
+        }
+    } else if strategy != "OnDelete" {
         let max_unavailable = scaled_value(
             doc::at(
                 ds,
@@ -405,13 +447,10 @@ fn sync_one(state: &State, ds: &Value, pods: &[&Value], now: Millis, out: &mut C
         )
         .unwrap_or(1)
         .max(if desired > 0 { 1 } else { 0 });
-        let old: Vec<&Value> = live
-            .iter()
-            .copied()
-            .filter(|p| doc::str_at(p, &["metadata", "labels", REVISION_LABEL]) != revision)
-            .collect();
+        let pods_now: Vec<&Value> = live.iter().map(|(_, k)| k[0]).collect();
+        let old: Vec<&Value> = pods_now.iter().copied().filter(|p| !is_new(p)).collect();
         let mut unavailable = missing
-            + live
+            + pods_now
                 .iter()
                 .filter(|p| !is_available(p, min_ready, now))
                 .count() as i64;
