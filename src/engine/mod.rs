@@ -170,6 +170,7 @@ pub struct Engine {
     stale: bool,
     next_wake: Option<Millis>,
     holds_lock: bool,
+    gc_epoch: Option<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -230,6 +231,7 @@ impl Engine {
                     stale: false,
                     next_wake: None,
                     holds_lock: false,
+                    gc_epoch: None,
                 })
             }
             Err(e) => {
@@ -475,6 +477,7 @@ impl Engine {
                     .insert("deletionTimestamp".into(), json!(now));
                 doc::set(&mut updated, &["status", "phase"], json!("Terminating"));
                 self.state.update("Namespace", updated);
+                self.state.note_deletion();
             }
             _ => match propagation {
                 Propagation::Foreground => {
@@ -483,6 +486,7 @@ impl Engine {
                     meta.insert("deletionTimestamp".into(), json!(now));
                     meta.insert("finalizers".into(), json!([controllers::gc::FOREGROUND]));
                     self.state.update(info.kind, updated);
+                    self.state.note_deletion();
                 }
                 Propagation::Orphan => {
                     let uid = doc::uid(&current).to_string();
@@ -600,8 +604,17 @@ impl Engine {
                 ("node", Some(controllers::node::sync)),
                 ("endpoints", Some(controllers::endpoints::sync)),
             ];
-            for (_, ctl) in run {
+            for (name, ctl) in run {
                 let mut out = Changes::default();
+                if name == "gc" {
+                    // Dependents are orphaned, and foreground deletions progress, only when
+                    // something was deleted: otherwise collecting would find nothing.
+                    let epoch = self.state.deletion_epoch();
+                    if self.gc_epoch == Some(epoch) {
+                        continue;
+                    }
+                    self.gc_epoch = Some(epoch);
+                }
                 match ctl {
                     Some(f) => f(&self.state, now, &mut out),
                     None => {

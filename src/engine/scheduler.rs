@@ -144,7 +144,8 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 pods: 0,
                 used_ips: vec![false; 256],
                 by_owner: HashMap::new(),
-                unschedulable: doc::at(n, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true),
+                unschedulable: doc::at(n, &["spec", "unschedulable"]).and_then(Value::as_bool)
+                    == Some(true),
                 taints: doc::at(n, &["spec", "taints"])
                     .and_then(Value::as_array)
                     .into_iter()
@@ -174,6 +175,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         let tolerations = doc::at(pod, &["spec", "tolerations"]);
         let selector = doc::at(pod, &["spec", "nodeSelector"]).and_then(Value::as_object);
         let pinned = doc::str_at(pod, &["spec", "nodeName"]);
+        let has_affinity = doc::at(pod, &["spec", "affinity", "nodeAffinity"]).is_some();
         let claim_block = super::controllers::volume::unschedulable_reason(state, pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut feasible: Vec<usize> = Vec::new();
@@ -183,8 +185,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 why.push(r.clone());
             } else if n.unschedulable && !tolerates(tolerations, &cordon_taint) {
                 why.push("node(s) were unschedulable".into());
-            } else if let Some(t) = n.taints.iter().find(|t| !tolerates(tolerations, t))
-            {
+            } else if let Some(t) = n.taints.iter().find(|t| !tolerates(tolerations, t)) {
                 why.push(format!(
                     "node(s) had untolerated taint {{{}: {}}}",
                     doc::str_at(t, &["key"]),
@@ -195,8 +196,10 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             } else if selector.is_some_and(|sel| {
                 sel.iter()
                     .any(|(k, v)| doc::at(n.doc, &["metadata", "labels", k]) != Some(v))
-            }) || !super::controllers::daemonset::affinity_allows(doc::at(pod, &["spec"]).unwrap_or(&Value::Null), n.doc)
-            {
+            }) || has_affinity && !super::controllers::daemonset::affinity_allows(
+                doc::at(pod, &["spec"]).unwrap_or(&Value::Null),
+                n.doc,
+            ) {
                 why.push("node(s) didn't match Pod's node affinity/selector".into());
             } else {
                 if n.pods + 1 > n.alloc_pods {
