@@ -2,8 +2,8 @@
 //! `pv_controller.go`, and provisions volumes for classes that have a provisioner.
 //!
 //! A pending claim binds to the smallest Available volume that has its storage class (a
-//! claim without `storageClassName` gets the default class, else matches only class-less
-//! volumes), offers every access mode it asks for, the same volume mode, at least the
+//! claim without `storageClassName` is given the default class once one exists, and until
+//! then matches only class-less volumes), offers every access mode it asks for, the same volume mode, at least the
 //! requested capacity, and matches its label selector; a claim naming `spec.volumeName`
 //! binds only to that volume. When nothing fits and the class exists, a volume
 //! `pvc-<claim uid>` is provisioned (`volumeBindingMode: Immediate`; `WaitForFirstConsumer`
@@ -191,6 +191,18 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
         let (ns, name) = (doc::namespace(claim), doc::name(claim));
         let bound_to = doc::str_at(claim, &["spec", "volumeName"]);
         let phase = doc::str_at(claim, &["status", "phase"]);
+        // Retroactive default class (Kubernetes 1.28+): a pending claim that names no class
+        // gets the default one as soon as there is one.
+        if phase != "Bound"
+            && bound_to.is_empty()
+            && doc::at(claim, &["spec", "storageClassName"]).is_none()
+            && let Some(class) = default_class(state)
+        {
+            let mut next = claim.clone();
+            doc::set(&mut next, &["spec", "storageClassName"], json!(class));
+            out.update("PersistentVolumeClaim", next);
+            continue;
+        }
         if phase == "Bound" {
             if state.get("PersistentVolume", "", bound_to).is_none() && phase != "Lost" {
                 let mut next = claim.clone();
