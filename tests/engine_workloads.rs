@@ -1048,3 +1048,24 @@ fn daemonset_surge_rollout_keeps_every_node_served() {
     assert!(finished, "surge rollout did not finish");
     assert_eq!(most_pods, 5, "never more than one surge pod");
 }
+
+#[test]
+fn cronjob_starting_deadline_skips_runs_that_are_too_late() {
+    // (startingDeadlineSeconds, Jobs right after resuming 45 s past a scheduled minute)
+    for (deadline, want_now) in [(None, 1), (Some(30), 0), (Some(60), 1)] {
+        let mut e = engine(1);
+        let mut cj = cronjob("Allow", "tick:1");
+        cj["spec"]["suspend"] = json!(true);
+        if let Some(d) = deadline {
+            cj["spec"]["startingDeadlineSeconds"] = json!(d);
+        }
+        e.create(&cj).expect("create");
+        e.advance(10 * 60_000 + 45_000).expect("advance");
+        cj["spec"]["suspend"] = json!(false);
+        e.apply(&cj).expect("resume");
+        assert_eq!(jobs_of(&mut e).len(), want_now, "deadline {deadline:?}");
+        // The next minute runs in every case.
+        e.advance(15_000).expect("advance");
+        assert_eq!(jobs_of(&mut e).len(), want_now + 1, "deadline {deadline:?}");
+    }
+}
