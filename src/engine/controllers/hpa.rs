@@ -726,6 +726,19 @@ mod tests {
     }
 
     #[test]
+    fn scale_down_policies_limit_removals_per_period() {
+        let hpa = json!({"spec": {"behavior": {"scaleDown": {"policies": [
+            {"type": "Pods", "value": 1, "periodSeconds": 60},
+            {"type": "Percent", "value": 10, "periodSeconds": 60}]}}}});
+        let down = rules(&hpa, false);
+        // Max: the policy allowing the larger removal wins: 10 % of 20 = 2 > 1 pod.
+        assert_eq!(rate_limit(20, &[], &down, false, 100_000), 18);
+        // Two removed 30 s ago: the period started at 22 → 22 − 2.2 → 19 (truncated), 21.
+        assert_eq!(rate_limit(20, &[(70_000, -2)], &down, false, 100_000), 19);
+        assert_eq!(rate_limit(5, &[], &down, false, 100_000), 4);
+    }
+
+    #[test]
     fn select_policy_min_takes_the_smallest_change() {
         let hpa = json!({"spec": {"behavior": {"scaleUp": {"selectPolicy": "Min"}}}});
         assert_eq!(rate_limit(10, &[], &rules(&hpa, true), true, 0), 14);

@@ -219,6 +219,18 @@ fn sync_one(state: &State, job: &Value, pods: &[&Value], now: Millis, out: &mut 
         }
         return;
     }
+    // Fields whose rules the engine does not model: said once, and the Job runs without them.
+    for field in ["podFailurePolicy", "successPolicy", "backoffLimitPerIndex"] {
+        if doc::at(job, &["spec", field]).is_some()
+            && !super::workloads::already_reported(state, "Job", ns, name, "UnsupportedField")
+        {
+            out.event(event(
+                true,
+                "UnsupportedField",
+                format!("spec.{field} is not supported yet by the engine; it is ignored"),
+            ));
+        }
+    }
     let indexed = doc::str_at(job, &["spec", "completionMode"]) == "Indexed";
     if indexed && doc::i64_at(job, &["spec", "completions"]).is_none() {
         if !super::workloads::already_reported(state, "Job", ns, name, "InvalidIndexedJob") {
