@@ -811,6 +811,17 @@ impl Engine {
             e.require_node(name)?;
             e.state.remove("Node", "", name);
             e.state.down_nodes.remove(name);
+            // Pod garbage collection: pods bound to a node that is gone are removed.
+            let orphans: Vec<(String, String)> = e
+                .state
+                .kind("Pod")
+                .values()
+                .filter(|s| doc::str_at(&s.doc, &["spec", "nodeName"]) == name)
+                .map(|s| (doc::namespace(&s.doc).to_string(), doc::name(&s.doc).to_string()))
+                .collect();
+            for (ns, pod) in orphans {
+                e.state.remove("Pod", &ns, &pod);
+            }
             e.settle();
             Ok(())
         })
