@@ -136,7 +136,13 @@ impl Events {
     /// Records an event at `now`, aggregating repeats.
     pub fn record(&mut self, new: NewEvent, now: Millis) {
         let kind = if new.warning { "Warning" } else { "Normal" };
-        let key = key_hash(&new.namespace, new.object_kind, &new.object_name, &new.reason, &new.message);
+        let key = key_hash(
+            &new.namespace,
+            new.object_kind,
+            &new.object_name,
+            &new.reason,
+            &new.message,
+        );
         if let Some(&i) = self.index.get(&key) {
             let e = &mut self.list[i];
             e.count += 1;
@@ -188,7 +194,13 @@ impl Events {
 }
 
 fn key_of(e: &Event) -> u64 {
-    key_hash(&e.namespace, &e.object_kind, &e.object_name, &e.reason, &e.message)
+    key_hash(
+        &e.namespace,
+        &e.object_kind,
+        &e.object_name,
+        &e.reason,
+        &e.message,
+    )
 }
 
 /// FNV-1a over the fields that identify an aggregated event (a 0 byte between fields).

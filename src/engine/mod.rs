@@ -817,7 +817,12 @@ impl Engine {
                 .kind("Pod")
                 .values()
                 .filter(|s| doc::str_at(&s.doc, &["spec", "nodeName"]) == name)
-                .map(|s| (doc::namespace(&s.doc).to_string(), doc::name(&s.doc).to_string()))
+                .map(|s| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                    )
+                })
                 .collect();
             for (ns, pod) in orphans {
                 e.state.remove("Pod", &ns, &pod);

@@ -196,10 +196,12 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             } else if selector.is_some_and(|sel| {
                 sel.iter()
                     .any(|(k, v)| doc::at(n.doc, &["metadata", "labels", k]) != Some(v))
-            }) || has_affinity && !super::controllers::daemonset::affinity_allows(
-                doc::at(pod, &["spec"]).unwrap_or(&Value::Null),
-                n.doc,
-            ) {
+            }) || has_affinity
+                && !super::controllers::daemonset::affinity_allows(
+                    doc::at(pod, &["spec"]).unwrap_or(&Value::Null),
+                    n.doc,
+                )
+            {
                 why.push("node(s) didn't match Pod's node affinity/selector".into());
             } else {
                 if n.pods + 1 > n.alloc_pods {

@@ -214,8 +214,13 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         };
         let mut next = kubelet.advance(sim.clone());
         next.next_check = kubelet.wake;
-        next.settled = !matches!(next.stage, Stage::Unscheduled | Stage::Mounting | Stage::ConfigError)
-            && next.waiting.as_ref().is_none_or(|w| w.0 != "CreateContainerConfigError");
+        next.settled = !matches!(
+            next.stage,
+            Stage::Unscheduled | Stage::Mounting | Stage::ConfigError
+        ) && next
+            .waiting
+            .as_ref()
+            .is_none_or(|w| w.0 != "CreateContainerConfigError");
         if let Some(w) = kubelet.wake {
             out.wake_at(w);
         }

@@ -18,7 +18,6 @@ use crate::engine::labels::Selector;
 use crate::engine::scheduler::pod_condition;
 use crate::engine::store::State;
 
-
 /// Whether a pod counts toward its controller: not terminating and not finished.
 pub fn is_active(pod: &Value) -> bool {
     let phase = doc::str_at(pod, &["status", "phase"]);
