@@ -5,6 +5,7 @@
 
 mod args;
 mod engine;
+pub mod engine_tables;
 mod plan;
 mod render;
 

@@ -261,6 +261,7 @@ pub fn admit(
         return Err(invalid(errs.0));
     }
     if old.is_none() && info.namespaced {
+        super::quota::check_limit_ranges(state, info, new)?;
         quota(state, info, new)?;
     }
     Ok(())

@@ -102,7 +102,7 @@ impl NewEvent {
 pub struct Events {
     /// Records, oldest first.
     pub list: Vec<Event>,
-    index: HashMap<(String, String, String, String, String), usize>,
+    index: HashMap<u64, usize>,
     /// Ids written or changed since the last save.
     pub dirty: Vec<u64>,
     /// Ids dropped since the last save.
@@ -136,12 +136,12 @@ impl Events {
     /// Records an event at `now`, aggregating repeats.
     pub fn record(&mut self, new: NewEvent, now: Millis) {
         let kind = if new.warning { "Warning" } else { "Normal" };
-        let key = (
-            new.namespace.clone(),
-            new.object_kind.to_string(),
-            new.object_name.clone(),
-            new.reason.clone(),
-            new.message.clone(),
+        let key = key_hash(
+            &new.namespace,
+            new.object_kind,
+            &new.object_name,
+            &new.reason,
+            &new.message,
         );
         if let Some(&i) = self.index.get(&key) {
             let e = &mut self.list[i];
@@ -167,7 +167,7 @@ impl Events {
             last: now,
         });
         self.dirty.push(id);
-        if self.list.len() > MAX_EVENTS + MAX_EVENTS / 10 {
+        if self.list.len() >= 2 * MAX_EVENTS {
             let drop = self.list.len() - MAX_EVENTS;
             self.dropped.extend(self.list.drain(..drop).map(|e| e.id));
             self.reindex();
@@ -193,14 +193,26 @@ impl Events {
     }
 }
 
-fn key_of(e: &Event) -> (String, String, String, String, String) {
-    (
-        e.namespace.clone(),
-        e.object_kind.clone(),
-        e.object_name.clone(),
-        e.reason.clone(),
-        e.message.clone(),
+fn key_of(e: &Event) -> u64 {
+    key_hash(
+        &e.namespace,
+        &e.object_kind,
+        &e.object_name,
+        &e.reason,
+        &e.message,
     )
+}
+
+/// FNV-1a over the fields that identify an aggregated event (a 0 byte between fields).
+fn key_hash(namespace: &str, kind: &str, name: &str, reason: &str, message: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [namespace, kind, name, reason, message] {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod events;
 pub mod images;
 pub mod kinds;
 pub mod labels;
+pub mod quota;
 pub mod scheduler;
 pub mod store;
 pub mod traffic;
@@ -169,6 +170,7 @@ pub struct Engine {
     stale: bool,
     next_wake: Option<Millis>,
     holds_lock: bool,
+    gc_epoch: Option<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -229,6 +231,7 @@ impl Engine {
                     stale: false,
                     next_wake: None,
                     holds_lock: false,
+                    gc_epoch: None,
                 })
             }
             Err(e) => {
@@ -474,6 +477,7 @@ impl Engine {
                     .insert("deletionTimestamp".into(), json!(now));
                 doc::set(&mut updated, &["status", "phase"], json!("Terminating"));
                 self.state.update("Namespace", updated);
+                self.state.note_deletion();
             }
             _ => match propagation {
                 Propagation::Foreground => {
@@ -482,6 +486,7 @@ impl Engine {
                     meta.insert("deletionTimestamp".into(), json!(now));
                     meta.insert("finalizers".into(), json!([controllers::gc::FOREGROUND]));
                     self.state.update(info.kind, updated);
+                    self.state.note_deletion();
                 }
                 Propagation::Orphan => {
                     let uid = doc::uid(&current).to_string();
@@ -588,18 +593,28 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 8] = [
+            let run: [(&str, Option<Ctl>); 9] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
                 ("deployment", Some(controllers::deployment::sync)),
                 ("replicaset", Some(controllers::replicaset::sync)),
+                ("workloads", Some(controllers::workloads::sync)),
                 ("scheduler", None),
                 ("kubelet", Some(controllers::pod::sync)),
                 ("node", Some(controllers::node::sync)),
                 ("endpoints", Some(controllers::endpoints::sync)),
             ];
-            for (_, ctl) in run {
+            for (name, ctl) in run {
                 let mut out = Changes::default();
+                if name == "gc" {
+                    // Dependents are orphaned, and foreground deletions progress, only when
+                    // something was deleted: otherwise collecting would find nothing.
+                    let epoch = self.state.deletion_epoch();
+                    if self.gc_epoch == Some(epoch) {
+                        continue;
+                    }
+                    self.gc_epoch = Some(epoch);
+                }
                 match ctl {
                     Some(f) => f(&self.state, now, &mut out),
                     None => {
@@ -665,12 +680,7 @@ impl Engine {
                     }
                 }
                 Change::Update { kind, doc: obj } => {
-                    let (ns, name) = (
-                        doc::namespace(&obj).to_string(),
-                        doc::name(&obj).to_string(),
-                    );
-                    let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
-                    if before.as_ref().is_some_and(|b| b != &obj) && self.state.update(kind, obj) {
+                    if self.state.update(kind, obj) {
                         progressed = true;
                     }
                 }
@@ -702,6 +712,27 @@ impl Engine {
                         .map(|s| s.doc.clone());
                     if before.is_some() {
                         self.delete_in(info, &namespace, &name, Propagation::Background);
+                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
+                            != before.as_ref()
+                        {
+                            progressed = true;
+                        }
+                    }
+                }
+                Change::DeleteForeground {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let before = self
+                        .state
+                        .get(kind, &namespace, &name)
+                        .map(|s| s.doc.clone());
+                    if before.is_some() {
+                        self.delete_in(info, &namespace, &name, Propagation::Foreground);
                         if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
                             != before.as_ref()
                         {
@@ -780,6 +811,22 @@ impl Engine {
             e.require_node(name)?;
             e.state.remove("Node", "", name);
             e.state.down_nodes.remove(name);
+            // Pod garbage collection: pods bound to a node that is gone are removed.
+            let orphans: Vec<(String, String)> = e
+                .state
+                .kind("Pod")
+                .values()
+                .filter(|s| doc::str_at(&s.doc, &["spec", "nodeName"]) == name)
+                .map(|s| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                    )
+                })
+                .collect();
+            for (ns, pod) in orphans {
+                e.state.remove("Pod", &ns, &pod);
+            }
             e.settle();
             Ok(())
         })
@@ -913,6 +960,7 @@ impl Engine {
         }
         self.transact(|e| {
             e.state.images.insert(image.to_string(), behavior);
+            e.unsettle_pods();
             e.settle();
             Ok(())
         })
@@ -920,7 +968,34 @@ impl Engine {
 
     /// Forgets an image's configuration.
     pub fn unset_image(&mut self, image: &str) -> Result<bool, Error> {
-        self.transact(|e| Ok(e.state.images.remove(image).is_some()))
+        self.transact(|e| {
+            let found = e.state.images.remove(image).is_some();
+            e.unsettle_pods();
+            e.settle();
+            Ok(found)
+        })
+    }
+
+    /// Makes the kubelet look at every pod again (their images may behave differently now).
+    fn unsettle_pods(&mut self) {
+        let pods: Vec<(String, String, controllers::pod::PodSim)> = self
+            .state
+            .kind("Pod")
+            .values()
+            .filter_map(|s| {
+                s.sim.as_ref().filter(|x| x.settled).map(|x| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                        x.clone(),
+                    )
+                })
+            })
+            .collect();
+        for (ns, name, mut sim) in pods {
+            sim.settled = false;
+            self.state.set_sim("Pod", &ns, &name, sim);
+        }
     }
 
     // ---- rollouts ----

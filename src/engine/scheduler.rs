@@ -96,6 +96,8 @@ struct NodeInfo<'a> {
     pods: i64,
     used_ips: Vec<bool>,
     by_owner: HashMap<String, i64>,
+    unschedulable: bool,
+    taints: Vec<&'a Value>,
 }
 
 /// One scheduling pass over every pending pod, oldest first.
@@ -142,6 +144,14 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 pods: 0,
                 used_ips: vec![false; 256],
                 by_owner: HashMap::new(),
+                unschedulable: doc::at(n, &["spec", "unschedulable"]).and_then(Value::as_bool)
+                    == Some(true),
+                taints: doc::at(n, &["spec", "taints"])
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| matches!(doc::str_at(t, &["effect"]), "NoSchedule" | "NoExecute"))
+                    .collect(),
             }
         })
         .collect();
@@ -158,29 +168,24 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         account(&mut nodes[i], p, s.sim.as_ref());
     }
     let node_count = nodes.len();
+    let cordon_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
     for pod in pending {
         let (cpu, mem) = pod_requests(pod, false);
         let (score_cpu, score_mem) = pod_requests(pod, true);
         let tolerations = doc::at(pod, &["spec", "tolerations"]);
         let selector = doc::at(pod, &["spec", "nodeSelector"]).and_then(Value::as_object);
         let pinned = doc::str_at(pod, &["spec", "nodeName"]);
+        let has_affinity = doc::at(pod, &["spec", "affinity", "nodeAffinity"]).is_some();
+        let claim_block = super::controllers::volume::unschedulable_reason(state, pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut feasible: Vec<usize> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             let mut why: Vec<String> = Vec::new();
-            let unschedulable =
-                doc::at(n.doc, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
-            let cordon_taint =
-                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
-            if unschedulable && !tolerates(tolerations, &cordon_taint) {
+            if let Some(r) = &claim_block {
+                why.push(r.clone());
+            } else if n.unschedulable && !tolerates(tolerations, &cordon_taint) {
                 why.push("node(s) were unschedulable".into());
-            } else if let Some(t) = doc::at(n.doc, &["spec", "taints"])
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|t| matches!(doc::str_at(t, &["effect"]), "NoSchedule" | "NoExecute"))
-                .find(|t| !tolerates(tolerations, t))
-            {
+            } else if let Some(t) = n.taints.iter().find(|t| !tolerates(tolerations, t)) {
                 why.push(format!(
                     "node(s) had untolerated taint {{{}: {}}}",
                     doc::str_at(t, &["key"]),
@@ -191,7 +196,12 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             } else if selector.is_some_and(|sel| {
                 sel.iter()
                     .any(|(k, v)| doc::at(n.doc, &["metadata", "labels", k]) != Some(v))
-            }) {
+            }) || has_affinity
+                && !super::controllers::daemonset::affinity_allows(
+                    doc::at(pod, &["spec"]).unwrap_or(&Value::Null),
+                    n.doc,
+                )
+            {
                 why.push("node(s) didn't match Pod's node affinity/selector".into());
             } else {
                 if n.pods + 1 > n.alloc_pods {

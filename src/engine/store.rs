@@ -117,6 +117,7 @@ pub struct State {
     pub commit_seq: u64,
     dirty: BTreeSet<Key>,
     removed: BTreeSet<Key>,
+    deletions: u64,
 }
 
 static EMPTY: KindMap = BTreeMap::new();
@@ -136,6 +137,7 @@ impl State {
             commit_seq: 0,
             dirty: BTreeSet::new(),
             removed: BTreeSet::new(),
+            deletions: 0,
         }
     }
 
@@ -215,7 +217,8 @@ impl State {
     }
 
     /// Replaces an existing object's document; bumps resourceVersion, and generation when
-    /// `spec` changed. Does nothing when the document is unchanged. Returns false when absent.
+    /// `spec` changed. Does nothing when the document is unchanged. Returns whether the
+    /// document changed (false also when the object is absent).
     pub fn update(&mut self, kind: &'static str, mut obj: Value) -> bool {
         let ns = doc::namespace(&obj).to_string();
         let name = doc::name(&obj).to_string();
@@ -226,8 +229,10 @@ impl State {
         else {
             return false;
         };
-        if current.doc == obj {
-            return true;
+        // Controllers mostly change status: a differing status settles it without comparing
+        // the whole document.
+        if current.doc.get("status") == obj.get("status") && current.doc == obj {
+            return false;
         }
         let spec_changed = current.doc.get("spec") != obj.get("spec");
         let generation = doc::i64_at(&current.doc, &["metadata", "generation"]);
@@ -263,11 +268,23 @@ impl State {
         }
     }
 
+    /// Counts removals and deletions started; the engine runs the garbage collector only
+    /// when this moved.
+    pub fn deletion_epoch(&self) -> u64 {
+        self.deletions
+    }
+
+    /// Notes that a deletion started (an object got a deletionTimestamp).
+    pub fn note_deletion(&mut self) {
+        self.deletions += 1;
+    }
+
     /// Removes an object for good. Returns the removed document.
     pub fn remove(&mut self, kind: &'static str, namespace: &str, name: &str) -> Option<Value> {
         let key = (namespace.to_string(), name.to_string());
         let stored = self.objects.get_mut(kind)?.remove(&key)?;
         self.rv += 1;
+        self.deletions += 1;
         self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
         self.removed.insert((kind, key.0, key.1));
         Some(stored.doc)

@@ -174,7 +174,16 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             rs_by_owner.entry(owner).or_default().push(&s.doc);
         }
     }
-    let pods = pods_by_owner(state);
+    // Only Recreate looks at pods; indexing them is skipped otherwise.
+    let recreate = state
+        .kind("Deployment")
+        .values()
+        .any(|s| doc::str_at(&s.doc, &["spec", "strategy", "type"]) == "Recreate");
+    let pods = if recreate {
+        pods_by_owner(state)
+    } else {
+        HashMap::new()
+    };
     for stored in state.kind("Deployment").values() {
         let d = &stored.doc;
         if doc::is_deleting(d) {

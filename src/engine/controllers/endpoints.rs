@@ -21,8 +21,24 @@ pub const LB_POOL: &str = "172.18.255.";
 
 /// One pass over every Service.
 pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
+    let services = state.kind("Service");
+    let needs_pods = services.values().any(|s| {
+        doc::at(&s.doc, &["spec", "selector"])
+            .is_some_and(|sel| sel.as_object().is_some_and(|m| !m.is_empty()))
+    });
+    let managed_endpoints = state
+        .kind("Endpoints")
+        .values()
+        .any(|e| doc::at(&e.doc, &["metadata", "labels", MANAGED_BY]).is_some());
+    let needs_lb = services.values().any(|s| {
+        doc::str_at(&s.doc, &["spec", "type"]) == "LoadBalancer"
+            || doc::at(&s.doc, &["status", "loadBalancer", "ingress"]).is_some()
+    });
+    if !needs_pods && !managed_endpoints && !needs_lb {
+        return;
+    }
     let mut pods_by_ns: HashMap<&str, Vec<&Value>> = HashMap::new();
-    for s in state.kind("Pod").values() {
+    for s in state.kind("Pod").values().filter(|_| needs_pods) {
         pods_by_ns
             .entry(doc::namespace(&s.doc))
             .or_default()

@@ -38,12 +38,24 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             }
             let orphaned = uids.iter().all(|u| !live.contains(u));
             let owner_foreground = uids.iter().any(|u| foreground.contains(u));
-            if (orphaned || owner_foreground) && !doc::is_deleting(&s.doc) {
-                out.push(Change::Delete {
-                    kind,
-                    namespace: doc::namespace(&s.doc).into(),
-                    name: doc::name(&s.doc).into(),
-                });
+            if !doc::is_deleting(&s.doc) {
+                let (namespace, name) = (
+                    doc::namespace(&s.doc).to_string(),
+                    doc::name(&s.doc).to_string(),
+                );
+                if owner_foreground {
+                    out.push(Change::DeleteForeground {
+                        kind,
+                        namespace,
+                        name,
+                    });
+                } else if orphaned {
+                    out.push(Change::Delete {
+                        kind,
+                        namespace,
+                        name,
+                    });
+                }
             }
         }
     }

@@ -6,13 +6,20 @@
 //!
 //! Invariant: no controller writes the state; they only describe writes as [`Change`]s.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod hpa;
+pub mod job;
 pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod replicaset;
+pub mod statefulset;
+pub mod volume;
+pub mod workloads;
 
 use serde_json::Value;
 
@@ -53,6 +60,16 @@ pub enum Change {
     },
     /// Delete through the API (pods terminate gracefully; dependents are collected).
     Delete {
+        /// The kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Delete through the API with foreground propagation (the object waits for its own
+    /// dependents), as the garbage collector does for dependents of a foreground deletion.
+    DeleteForeground {
         /// The kind.
         kind: &'static str,
         /// Namespace.

@@ -5,7 +5,8 @@
 //! NoExecute), and its pods are marked not ready. Pods are evicted once they have tolerated
 //! the NoExecute taint for their `tolerationSeconds` (300 s, added by admission, unless the
 //! pod says otherwise). A recovered node is marked Ready and untainted. Cordoned nodes get
-//! the `node.kubernetes.io/unschedulable` taint.
+//! the `node.kubernetes.io/unschedulable` taint. Pods of a removed node are collected when
+//! the node is removed (`Engine::remove_node`), as Kubernetes' pod GC does.
 
 use serde_json::{Value, json};
 
@@ -155,17 +156,6 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             out.update("Node", updated.clone());
         }
         evict(state, &updated, now, out);
-    }
-    // Pods bound to nodes that no longer exist are collected (PodGC).
-    for stored in state.kind("Pod").values() {
-        let node = doc::str_at(&stored.doc, &["spec", "nodeName"]);
-        if !node.is_empty() && state.get("Node", "", node).is_none() {
-            out.push(Change::Remove {
-                kind: "Pod",
-                namespace: doc::namespace(&stored.doc).into(),
-                name: doc::name(&stored.doc).into(),
-            });
-        }
     }
 }
 

@@ -118,6 +118,11 @@ pub struct PodSim {
     pub host_ip: String,
     /// Why containers cannot be created (reason, message).
     pub waiting: Option<(String, String)>,
+    /// Nothing changes before `next_check` unless something outside the pod changes
+    /// (deletion, node loss, image configuration); the kubelet skips settled pods.
+    pub settled: bool,
+    /// The next instant the pod changes on its own.
+    pub next_check: Option<Millis>,
 }
 
 /// Probe timing of one container.
@@ -192,6 +197,13 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             continue;
         }
         let Some(sim) = &stored.sim else { continue };
+        let external = (doc::is_deleting(pod) && sim.stage != Stage::Terminating) || sim.node_lost;
+        if sim.settled && !external && sim.next_check.is_none_or(|t| now < t) {
+            if let Some(t) = sim.next_check {
+                out.wake_at(t);
+            }
+            continue;
+        }
         let mut kubelet = Kubelet {
             state,
             pod,
@@ -200,7 +212,15 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             wake: None,
             remove: false,
         };
-        let next = kubelet.advance(sim.clone());
+        let mut next = kubelet.advance(sim.clone());
+        next.next_check = kubelet.wake;
+        next.settled = !matches!(
+            next.stage,
+            Stage::Unscheduled | Stage::Mounting | Stage::ConfigError
+        ) && next
+            .waiting
+            .as_ref()
+            .is_none_or(|w| w.0 != "CreateContainerConfigError");
         if let Some(w) = kubelet.wake {
             out.wake_at(w);
         }
@@ -241,7 +261,7 @@ struct Kubelet<'a> {
     remove: bool,
 }
 
-impl Kubelet<'_> {
+impl<'a> Kubelet<'a> {
     fn wake_at(&mut self, at: Millis) {
         if at > self.now {
             self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
@@ -270,7 +290,7 @@ impl Kubelet<'_> {
         ));
     }
 
-    fn containers(&self, field: &str) -> &[Value] {
+    fn containers(&self, field: &str) -> &'a [Value] {
         doc::at(self.pod, &["spec", field])
             .and_then(Value::as_array)
             .map(Vec::as_slice)
@@ -297,7 +317,7 @@ impl Kubelet<'_> {
     fn advance(&mut self, mut sim: PodSim) -> PodSim {
         let now = self.now;
         if doc::is_deleting(self.pod) && sim.stage != Stage::Terminating {
-            for c in self.containers("containers").to_vec() {
+            for c in self.containers("containers") {
                 self.normal(
                     "Killing",
                     format!("Stopping container {}", doc::str_at(&c, &["name"])),
@@ -531,7 +551,7 @@ impl Kubelet<'_> {
 
     fn step_init(&mut self, sim: &mut PodSim) {
         let now = self.now;
-        let inits = self.containers("initContainers").to_vec();
+        let inits = self.containers("initContainers");
         if sim.init_done >= inits.len() {
             sim.initialized_at.get_or_insert(now);
             sim.stage = Stage::ConfigError;
@@ -622,8 +642,8 @@ impl Kubelet<'_> {
     }
 
     fn start_main(&mut self, sim: &mut PodSim) {
-        let containers = self.containers("containers").to_vec();
-        for c in &containers {
+        let containers = self.containers("containers");
+        for c in containers {
             if let Some(err) = self.config_error(c) {
                 if sim.waiting.as_ref().map(|w| &w.1) != Some(&err) {
                     self.warning("Failed", format!("Error: {err}"));
@@ -658,7 +678,7 @@ impl Kubelet<'_> {
 
     fn step_running(&mut self, sim: &mut PodSim) {
         let now = self.now;
-        let containers = self.containers("containers").to_vec();
+        let containers = self.containers("containers");
         let policy = self.restart_policy().to_string();
         let pod_id = self.pod_id();
         for (i, c) in containers.iter().enumerate() {

@@ -1,6 +1,8 @@
 //! The ReplicaSet controller: keeps `spec.replicas` pods, as Kubernetes' `replica_set.go`.
 //!
-//! Creates at most 500 pods per pass (`burstReplicas`), deletes the lowest-ranked pods first
+//! Kubernetes creates at most 500 pods per sync (`burstReplicas`) and syncs again at once;
+//! at one virtual instant those syncs follow each other with nothing in between, so the
+//! engine does them in one pass. Deletes the lowest-ranked pods first
 //! (unscheduled, pending, not ready, doubled-up, recently ready, restarted, young), and
 //! reports replicas / ready / available (ready for `minReadySeconds`).
 
@@ -15,9 +17,6 @@ use crate::engine::events::NewEvent;
 use crate::engine::labels::Selector;
 use crate::engine::scheduler::pod_condition;
 use crate::engine::store::State;
-
-/// Most pods created or deleted in one pass.
-pub const BURST_REPLICAS: usize = 500;
 
 /// Whether a pod counts toward its controller: not terminating and not finished.
 pub fn is_active(pod: &Value) -> bool {
@@ -110,7 +109,7 @@ fn sync_one(
             .and_then(|s| s.get("template"))
             .cloned()
             .unwrap_or(Value::Null);
-        for _ in 0..(replicas - pods.len()).min(BURST_REPLICAS) {
+        for _ in 0..(replicas - pods.len()) {
             out.push(Change::Create {
                 kind: "Pod",
                 doc: pod_from_template(rs, &template, name),
@@ -119,7 +118,7 @@ fn sync_one(
             });
         }
     } else if pods.len() > replicas {
-        let diff = (pods.len() - replicas).min(BURST_REPLICAS);
+        let diff = pods.len() - replicas;
         // Pods of sibling ReplicaSets (same Deployment) count when ranking doubled-up nodes.
         let mut related: Vec<&Value> = pods.to_vec();
         if let Some(owner) = doc::controller_uid(rs) {
