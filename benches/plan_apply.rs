@@ -1,6 +1,6 @@
 //! Plan/apply benchmark on the engine: a generated monorepo of N applications (default 300)
 //! listed in `reconcile.yaml`, each a base (Deployment, Service, generated ConfigMap) with a
-//! dev overlay in its own namespace.
+//! dev overlay in its own namespace (one replica each: 300 pods fit the engine's 3 default nodes).
 //!
 //! Run with `cargo bench --bench plan_apply` (add `-- --apps N` to change the size). It times,
 //! with the real binary:
@@ -131,7 +131,7 @@ fn generate(root: &Path, apps: usize) {
         write(
             &base.join("deployment.yaml"),
             &format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: web\n        image: example/{name}\n        envFrom:\n        - configMapRef:\n            name: {name}-config\n        resources:\n          requests:\n            cpu: 10m\n            memory: 16Mi\n"
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: web\n        image: example/{name}\n        envFrom:\n        - configMapRef:\n            name: {name}-config\n        resources:\n          requests:\n            cpu: 10m\n            memory: 16Mi\n"
             ),
         );
         write(
