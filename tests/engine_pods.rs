@@ -181,10 +181,9 @@ fn init_containers_run_first() {
     e.create(&d).expect("create");
     e.advance(2_000).expect("advance");
     let p = pods(&mut e, "init").remove(0);
-    assert_eq!(
+    assert!(
         p.pointer("/status/initContainerStatuses/0/state/running")
             .is_some(),
-        true,
         "{p:#}"
     );
     assert_eq!(container_state(&p), "PodInitializing");

@@ -450,10 +450,10 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                         .transpose()
                         .map(|x| x.unwrap_or(d))
                 };
-                if let Some(r) = error_rate {
-                    if !(0.0..=1.0).contains(&r) {
-                        bail!("--error-rate must be between 0 and 1, got {r}");
-                    }
+                if let Some(r) = error_rate
+                    && !(0.0..=1.0).contains(&r)
+                {
+                    bail!("--error-rate must be between 0 and 1, got {r}");
                 }
                 let behavior = ImageBehavior {
                     pull_ms: dur(pull, current.pull_ms)?,
@@ -529,10 +529,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                         engine
                             .get(
                                 info.kind,
-                                doc::namespace(&obj)
-                                    .is_empty()
-                                    .then_some("default")
-                                    .unwrap_or(doc::namespace(&obj)),
+                                if doc::namespace(&obj).is_empty() {
+                                    "default"
+                                } else {
+                                    doc::namespace(&obj)
+                                },
                                 doc::name(&obj),
                             )
                             .ok()
@@ -1437,7 +1438,7 @@ fn kv_lines(label: &str, map: Option<&Value>, out: &mut String) {
     }
     for (i, e) in entries.iter().enumerate() {
         let l = if i == 0 {
-            format!("{label}")
+            label.to_string()
         } else {
             String::new()
         };

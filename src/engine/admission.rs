@@ -149,10 +149,10 @@ pub fn admit(
             let pod_ns = doc::namespace(new).to_string();
             apply_limit_ranges(state, &pod_ns, new);
             pod_spec(doc::at(new, &["spec"]), "spec", &[], &mut errs);
-            if let Some(old) = old {
-                if without_images(old.get("spec")) != without_images(new.get("spec")) {
-                    errs.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)");
-                }
+            if let Some(old) = old
+                && without_images(old.get("spec")) != without_images(new.get("spec"))
+            {
+                errs.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)");
             }
         }
         "Deployment" => deployment(new, old, &mut errs),
@@ -231,29 +231,25 @@ pub fn admit(
             if doc::at(new, &["roleRef"]).is_none() {
                 errs.required("roleRef");
             }
-            if let Some(old) = old {
-                if old.get("roleRef") != new.get("roleRef") {
-                    errs.invalid(
-                        "roleRef",
-                        new.get("roleRef").unwrap_or(&Value::Null),
-                        "cannot change roleRef",
-                    );
-                }
-            }
-        }
-        "ResourceQuota" => {
-            if doc::at(new, &["spec", "hard"]).is_none() {
-                doc::set(new, &["spec", "hard"], json!({}));
-            }
-        }
-        "Node" => {
-            if doc::at(new, &["status", "conditions"]).is_none() {
-                doc::set(
-                    new,
-                    &["status", "conditions"],
-                    super::controllers::node::ready_conditions(state.now),
+            if let Some(old) = old
+                && old.get("roleRef") != new.get("roleRef")
+            {
+                errs.invalid(
+                    "roleRef",
+                    new.get("roleRef").unwrap_or(&Value::Null),
+                    "cannot change roleRef",
                 );
             }
+        }
+        "ResourceQuota" if doc::at(new, &["spec", "hard"]).is_none() => {
+            doc::set(new, &["spec", "hard"], json!({}));
+        }
+        "Node" if doc::at(new, &["status", "conditions"]).is_none() => {
+            doc::set(
+                new,
+                &["status", "conditions"],
+                super::controllers::node::ready_conditions(state.now),
+            );
         }
         _ => {}
     }
@@ -463,20 +459,20 @@ fn pod_spec(spec: Option<&Value>, path: &str, policies: &[&str], errs: &mut Errs
                 };
                 let req = doc::at(c, &["resources", "requests", res]).and_then(parse);
                 let lim = doc::at(c, &["resources", "limits", res]).and_then(parse);
-                if let (Some(r), Some(l)) = (req, lim) {
-                    if r > l {
-                        let shown = doc::at(c, &["resources", "requests", res])
-                            .cloned()
-                            .unwrap_or(Value::Null);
-                        errs.invalid(
-                            &format!("{cpath}.resources.requests"),
-                            &shown,
-                            &format!(
-                                "must be less than or equal to {res} limit of {}",
-                                show_plain(doc::at(c, &["resources", "limits", res]))
-                            ),
-                        );
-                    }
+                if let (Some(r), Some(l)) = (req, lim)
+                    && r > l
+                {
+                    let shown = doc::at(c, &["resources", "requests", res])
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    errs.invalid(
+                        &format!("{cpath}.resources.requests"),
+                        &shown,
+                        &format!(
+                            "must be less than or equal to {res} limit of {}",
+                            show_plain(doc::at(c, &["resources", "limits", res]))
+                        ),
+                    );
                 }
             }
         }
@@ -523,14 +519,14 @@ fn selector_and_template(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
             }
         },
     }
-    if let Some(old) = old {
-        if doc::at(old, &["spec", "selector"]) != selector {
-            errs.invalid(
-                "spec.selector",
-                selector.unwrap_or(&Value::Null),
-                "field is immutable",
-            );
-        }
+    if let Some(old) = old
+        && doc::at(old, &["spec", "selector"]) != selector
+    {
+        errs.invalid(
+            "spec.selector",
+            selector.unwrap_or(&Value::Null),
+            "field is immutable",
+        );
     }
 }
 
@@ -567,14 +563,14 @@ fn deployment(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
         non_negative(obj, f, errs);
     }
     let min_ready = doc::i64_at(obj, &["spec", "minReadySeconds"]).unwrap_or(0);
-    if let Some(p) = doc::i64_at(obj, &["spec", "progressDeadlineSeconds"]) {
-        if p <= min_ready {
-            errs.invalid(
-                "spec.progressDeadlineSeconds",
-                &json!(p),
-                "must be greater than minReadySeconds",
-            );
-        }
+    if let Some(p) = doc::i64_at(obj, &["spec", "progressDeadlineSeconds"])
+        && p <= min_ready
+    {
+        errs.invalid(
+            "spec.progressDeadlineSeconds",
+            &json!(p),
+            "must be greater than minReadySeconds",
+        );
     }
     selector_and_template(obj, old, errs);
     pod_spec(
@@ -683,14 +679,14 @@ fn canary(c: Option<&Value>, errs: &mut Errs) {
             );
             continue;
         }
-        if let Some(w) = map.get("setWeight") {
-            if !w.as_i64().is_some_and(|w| (0..=100).contains(&w)) {
-                errs.invalid(
-                    &format!("{path}.setWeight"),
-                    w,
-                    "must be an integer between 0 and 100",
-                );
-            }
+        if let Some(w) = map.get("setWeight")
+            && !w.as_i64().is_some_and(|w| (0..=100).contains(&w))
+        {
+            errs.invalid(
+                &format!("{path}.setWeight"),
+                w,
+                "must be an integer between 0 and 100",
+            );
         }
         if let Some(p) = map.get("pause") {
             match p.get("duration") {
@@ -714,30 +710,30 @@ fn analysis(a: &Value, path: &str, errs: &mut Errs) {
     if doc::str_at(a, &["metric"]).is_empty() {
         errs.required(&format!("{path}.metric"));
     }
-    if let Some(t) = a.get("threshold") {
-        if !t.is_number() {
-            errs.invalid(&format!("{path}.threshold"), t, "must be a number");
-        }
+    if let Some(t) = a.get("threshold")
+        && !t.is_number()
+    {
+        errs.invalid(&format!("{path}.threshold"), t, "must be a number");
     }
     for f in ["count", "failureLimit"] {
-        if let Some(v) = a.get(f) {
-            if !v.as_i64().is_some_and(|n| n >= 0) {
-                errs.invalid(
-                    &format!("{path}.{f}"),
-                    v,
-                    "must be greater than or equal to 0",
-                );
-            }
-        }
-    }
-    if let Some(Value::String(s)) = a.get("interval") {
-        if parse_duration(s).is_err() {
+        if let Some(v) = a.get(f)
+            && v.as_i64().is_none_or(|n| n < 0)
+        {
             errs.invalid(
-                &format!("{path}.interval"),
-                &json!(s),
-                "must be a duration such as 10s",
+                &format!("{path}.{f}"),
+                v,
+                "must be greater than or equal to 0",
             );
         }
+    }
+    if let Some(Value::String(s)) = a.get("interval")
+        && parse_duration(s).is_err()
+    {
+        errs.invalid(
+            &format!("{path}.interval"),
+            &json!(s),
+            "must be a duration such as 10s",
+        );
     }
 }
 
@@ -749,33 +745,33 @@ fn blue_green(b: Option<&Value>, errs: &mut Errs) {
     if doc::str_at(b, &["activeService"]).is_empty() {
         errs.required("spec.strategy.blueGreen.activeService");
     }
-    if let Some(p) = b.get("previewService") {
-        if !p.is_string() {
-            errs.invalid(
-                "spec.strategy.blueGreen.previewService",
-                p,
-                "must be a Service name",
-            );
-        }
+    if let Some(p) = b.get("previewService")
+        && !p.is_string()
+    {
+        errs.invalid(
+            "spec.strategy.blueGreen.previewService",
+            p,
+            "must be a Service name",
+        );
     }
-    if let Some(v) = b.get("autoPromotionEnabled") {
-        if !v.is_boolean() {
-            errs.invalid(
-                "spec.strategy.blueGreen.autoPromotionEnabled",
-                v,
-                "must be true or false",
-            );
-        }
+    if let Some(v) = b.get("autoPromotionEnabled")
+        && !v.is_boolean()
+    {
+        errs.invalid(
+            "spec.strategy.blueGreen.autoPromotionEnabled",
+            v,
+            "must be true or false",
+        );
     }
     for f in ["autoPromotionSeconds", "scaleDownDelaySeconds"] {
-        if let Some(v) = b.get(f) {
-            if !v.as_i64().is_some_and(|n| n >= 0) {
-                errs.invalid(
-                    &format!("spec.strategy.blueGreen.{f}"),
-                    v,
-                    "must be greater than or equal to 0",
-                );
-            }
+        if let Some(v) = b.get(f)
+            && v.as_i64().is_none_or(|n| n < 0)
+        {
+            errs.invalid(
+                &format!("spec.strategy.blueGreen.{f}"),
+                v,
+                "must be greater than or equal to 0",
+            );
         }
     }
     for f in ["prePromotionAnalysis", "postPromotionAnalysis"] {
@@ -855,14 +851,14 @@ fn job(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
             &["OnFailure", "Never"],
         );
     }
-    if let Some(old) = old {
-        if old.pointer("/spec/template") != obj.pointer("/spec/template") {
-            errs.invalid(
-                "spec.template",
-                obj.pointer("/spec/template").unwrap_or(&Value::Null),
-                "field is immutable",
-            );
-        }
+    if let Some(old) = old
+        && old.pointer("/spec/template") != obj.pointer("/spec/template")
+    {
+        errs.invalid(
+            "spec.template",
+            obj.pointer("/spec/template").unwrap_or(&Value::Null),
+            "field is immutable",
+        );
     }
 }
 
@@ -1322,6 +1318,9 @@ fn apply_limit_ranges(state: &State, ns: &str, pod: &mut Value) {
     }
 }
 
+/// One exceeded quota line: resource, requested, used, limit.
+type Exceeded = (String, String, String, String);
+
 /// ResourceQuota enforcement for a new object.
 fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
     let ns = doc::namespace(obj);
@@ -1401,8 +1400,6 @@ fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
             };
             let limit_v = if is_cpu {
                 doc::cpu_millis(limit)
-            } else if res.contains("memory") {
-                doc::bytes(limit)
             } else {
                 doc::bytes(limit)
             };
@@ -1426,9 +1423,8 @@ fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
             }
         }
         if !over.is_empty() {
-            let join = |f: &dyn Fn(&(String, String, String, String)) -> String| {
-                over.iter().map(f).collect::<Vec<_>>().join(",")
-            };
+            let join =
+                |f: &dyn Fn(&Exceeded) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
             return Err(format!(
                 "{} \"{}\" is forbidden: exceeded quota: {}, requested: {}, used: {}, limited: {}",
                 info.plural,

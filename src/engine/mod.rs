@@ -71,7 +71,7 @@ pub enum Error {
     #[error("{message}")]
     Invalid {
         /// The object.
-        id: ResId,
+        id: Box<ResId>,
         /// The API server's message.
         message: String,
     },
@@ -81,7 +81,7 @@ pub enum Error {
     )]
     Conflict {
         /// The object.
-        id: ResId,
+        id: Box<ResId>,
         /// kubectl's resource word.
         resource: String,
         /// Name.
@@ -338,7 +338,7 @@ impl Engine {
         let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
         self.state.rng = rng;
         result.map_err(|message| Error::Invalid {
-            id: ResId::of(&obj),
+            id: Box::new(ResId::of(&obj)),
             message,
         })?;
         let (ns, name) = (
@@ -405,7 +405,7 @@ impl Engine {
             let found = doc::str_at(&current, &["metadata", "resourceVersion"]);
             if rv != found {
                 return Err(Error::Conflict {
-                    id,
+                    id: Box::new(id),
                     resource: resource_word(info),
                     name,
                     expected: rv.into(),
@@ -417,7 +417,10 @@ impl Engine {
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
         self.state.rng = rng;
-        result.map_err(|message| Error::Invalid { id, message })?;
+        result.map_err(|message| Error::Invalid {
+            id: Box::new(id),
+            message,
+        })?;
         self.state.update(info.kind, merged);
         Ok((info.kind, ns.to_string(), name))
     }
@@ -1139,10 +1142,10 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
             }
         }
     }
-    if !meta.contains_key("ownerReferences") {
-        if let Some(v) = cur_meta.get("ownerReferences") {
-            meta.insert("ownerReferences".into(), v.clone());
-        }
+    if !meta.contains_key("ownerReferences")
+        && let Some(v) = cur_meta.get("ownerReferences")
+    {
+        meta.insert("ownerReferences".into(), v.clone());
     }
     // Controller-written annotations survive an apply that does not mention them.
     if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
@@ -1166,10 +1169,10 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
     // Allocated addresses and ports stay unless the desired state names them.
     if current.get("kind").and_then(Value::as_str) == Some("Service") {
         for f in ["clusterIP", "clusterIPs"] {
-            if doc::at(&merged, &["spec", f]).is_none() {
-                if let Some(v) = doc::at(current, &["spec", f]) {
-                    doc::set(&mut merged, &["spec", f], v.clone());
-                }
+            if doc::at(&merged, &["spec", f]).is_none()
+                && let Some(v) = doc::at(current, &["spec", f])
+            {
+                doc::set(&mut merged, &["spec", f], v.clone());
             }
         }
     }
@@ -1252,14 +1255,14 @@ fn bootstrap(state: &mut State, nodes: usize) {
 
 fn to_cluster_error(err: Error) -> cluster::Error {
     match err {
-        Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
+        Error::Invalid { id, message } => cluster::Error::Invalid { id: *id, message },
         Error::Conflict {
             id,
             expected,
             found,
             ..
         } => cluster::Error::Conflict {
-            id,
+            id: *id,
             expected,
             found,
         },

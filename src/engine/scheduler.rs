@@ -362,10 +362,10 @@ fn account(node: &mut NodeInfo, pod: &Value, sim: Option<&PodSim>) {
     let ip = sim
         .map(|s| s.ip.as_str())
         .unwrap_or_else(|| doc::str_at(pod, &["status", "podIP"]));
-    if let Some(h) = ip.rsplit('.').next().and_then(|h| h.parse::<usize>().ok()) {
-        if h < 256 {
-            node.used_ips[h] = true;
-        }
+    if let Some(h) = ip.rsplit('.').next().and_then(|h| h.parse::<usize>().ok())
+        && h < 256
+    {
+        node.used_ips[h] = true;
     }
 }
 

@@ -260,11 +260,11 @@ impl State {
     /// Replaces an object's simulation state.
     pub fn set_sim(&mut self, kind: &'static str, namespace: &str, name: &str, sim: PodSim) {
         let key = (namespace.to_string(), name.to_string());
-        if let Some(stored) = self.objects.get_mut(kind).and_then(|m| m.get_mut(&key)) {
-            if stored.sim.as_ref() != Some(&sim) {
-                stored.sim = Some(sim);
-                self.dirty.insert((kind, key.0, key.1));
-            }
+        if let Some(stored) = self.objects.get_mut(kind).and_then(|m| m.get_mut(&key))
+            && stored.sim.as_ref() != Some(&sim)
+        {
+            stored.sim = Some(sim);
+            self.dirty.insert((kind, key.0, key.1));
         }
     }
 

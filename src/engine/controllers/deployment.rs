@@ -1240,14 +1240,12 @@ impl Ctl<'_> {
             None => Self::remove_condition(&mut status, "ReplicaFailure"),
         }
         // Wake when the deadline would pass (requeueStuckDeployment).
-        if let (Some(dl), Some(cond)) = (deadline, Self::get_condition(&status, "Progressing")) {
-            if doc::str_at(cond, &["status"]) == "True"
-                && doc::str_at(cond, &["reason"]) != "NewReplicaSetAvailable"
-            {
-                if let Some(from) = parse_rfc3339(doc::str_at(cond, &["lastUpdateTime"])) {
-                    self.out.wake_at(from + dl * SECOND + 1);
-                }
-            }
+        if let (Some(dl), Some(cond)) = (deadline, Self::get_condition(&status, "Progressing"))
+            && doc::str_at(cond, &["status"]) == "True"
+            && doc::str_at(cond, &["reason"]) != "NewReplicaSetAvailable"
+            && let Some(from) = parse_rfc3339(doc::str_at(cond, &["lastUpdateTime"]))
+        {
+            self.out.wake_at(from + dl * SECOND + 1);
         }
         if Some(&status) != self.d.get("status") {
             self.set_status(status);

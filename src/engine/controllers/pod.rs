@@ -320,7 +320,7 @@ impl<'a> Kubelet<'a> {
             for c in self.containers("containers") {
                 self.normal(
                     "Killing",
-                    format!("Stopping container {}", doc::str_at(&c, &["name"])),
+                    format!("Stopping container {}", doc::str_at(c, &["name"])),
                 );
             }
             let grace = doc::i64_at(self.pod, &["spec", "terminationGracePeriodSeconds"])

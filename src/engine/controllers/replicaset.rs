@@ -249,11 +249,11 @@ fn rank_order(a: &Value, ra: i64, b: &Value, rb: i64, now: Millis) -> std::cmp::
         return rb.cmp(&ra);
     }
     let uid_order = || doc::uid(a).cmp(doc::uid(b));
-    if let (Some(ta), Some(tb)) = (ready_a, ready_b) {
-        if ta != tb {
-            let diff = log_rank(ta, now) - log_rank(tb, now);
-            return if diff == 0 { uid_order() } else { diff.cmp(&0) };
-        }
+    if let (Some(ta), Some(tb)) = (ready_a, ready_b)
+        && ta != tb
+    {
+        let diff = log_rank(ta, now) - log_rank(tb, now);
+        return if diff == 0 { uid_order() } else { diff.cmp(&0) };
     }
     let restarts = |p: &Value| {
         doc::at(p, &["status", "containerStatuses"])
