@@ -687,6 +687,32 @@ impl Engine {
                         progressed = true;
                     }
                 }
+                Change::Status {
+                    kind,
+                    namespace,
+                    name,
+                    status,
+                } => {
+                    if self.state.set_status(kind, &namespace, &name, status, None) {
+                        progressed = true;
+                    }
+                }
+                Change::Bind {
+                    namespace,
+                    name,
+                    node,
+                    status,
+                } => {
+                    if self.state.set_status(
+                        "Pod",
+                        &namespace,
+                        &name,
+                        status,
+                        Some(("nodeName", Value::String(node))),
+                    ) {
+                        progressed = true;
+                    }
+                }
                 Change::Sim {
                     namespace,
                     name,

@@ -318,14 +318,12 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         node.pods += 1;
         *node.by_owner.entry(owner).or_default() += 1;
         let node_name = node.name.to_string();
-        let mut bound = pod.clone();
-        doc::set(&mut bound, &["spec", "nodeName"], json!(node_name));
-        doc::set(
-            &mut bound,
-            &["status"],
-            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": rfc3339(now)}]}),
-        );
-        out.update("Pod", bound);
+        out.push(Change::Bind {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            node: node_name.clone(),
+            status: json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": rfc3339(now)}]}),
+        });
         let sim = PodSim {
             scheduled_at: Some(now),
             ip,

@@ -257,6 +257,39 @@ impl State {
         true
     }
 
+    /// Replaces an object's `status` (and, when given, one top-level `spec` field) in place;
+    /// bumps resourceVersion, and generation when spec changed. Returns whether anything changed.
+    pub fn set_status(
+        &mut self,
+        kind: &'static str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+        spec_field: Option<(&str, Value)>,
+    ) -> bool {
+        let key = (namespace.to_string(), name.to_string());
+        let Some(stored) = self.objects.get_mut(kind).and_then(|m| m.get_mut(&key)) else {
+            return false;
+        };
+        let spec_change = spec_field.filter(|(f, v)| doc::at(&stored.doc, &["spec", f]) != Some(v));
+        if stored.doc.get("status") == Some(&status) && spec_change.is_none() {
+            return false;
+        }
+        self.rv += 1;
+        let rv = self.rv.to_string();
+        let doc_ref = &mut stored.doc;
+        doc::set(doc_ref, &["status"], status);
+        if let Some((field, value)) = spec_change {
+            doc::set(doc_ref, &["spec", field], value);
+            if let Some(g) = doc::i64_at(doc_ref, &["metadata", "generation"]) {
+                doc::set(doc_ref, &["metadata", "generation"], Value::from(g + 1));
+            }
+        }
+        doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv));
+        self.dirty.insert((kind, key.0, key.1));
+        true
+    }
+
     /// Replaces an object's simulation state.
     pub fn set_sim(&mut self, kind: &'static str, namespace: &str, name: &str, sim: PodSim) {
         let key = (namespace.to_string(), name.to_string());

@@ -49,6 +49,28 @@ pub enum Change {
         /// The new document.
         doc: Value,
     },
+    /// Replace only an object's `status` (no copy of the rest of the document).
+    Status {
+        /// The kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The new status.
+        status: Value,
+    },
+    /// Bind a pod to a node: set `spec.nodeName` and the pod's status.
+    Bind {
+        /// Namespace of the pod.
+        namespace: String,
+        /// Name of the pod.
+        name: String,
+        /// The node.
+        node: String,
+        /// The pod's status after binding.
+        status: Value,
+    },
     /// Replace a pod's simulation state.
     Sim {
         /// Namespace of the pod.

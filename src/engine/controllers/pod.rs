@@ -239,9 +239,12 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         if &next != sim {
             let status = render_status(pod, &next);
             if pod.get("status") != Some(&status) {
-                let mut updated = pod.clone();
-                doc::set(&mut updated, &["status"], status);
-                out.update("Pod", updated);
+                out.push(Change::Status {
+                    kind: "Pod",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status,
+                });
             }
             out.push(Change::Sim {
                 namespace: ns,

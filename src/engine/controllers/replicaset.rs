@@ -188,9 +188,12 @@ fn sync_one(
     }
     status["observedGeneration"] = json!(doc::i64_at(rs, &["metadata", "generation"]).unwrap_or(1));
     if rs.get("status") != Some(&status) {
-        let mut updated = rs.clone();
-        doc::set(&mut updated, &["status"], status);
-        out.update("ReplicaSet", updated);
+        out.push(Change::Status {
+            kind: "ReplicaSet",
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            status,
+        });
     }
 }
 
