@@ -592,6 +592,18 @@ impl Engine {
     /// Runs the controllers at the current instant until nothing changes.
     fn settle(&mut self) {
         let now = self.state.now;
+        // Controllers are pure functions of the state: one whose inputs did not change since
+        // it last ran at this instant would compute the same (already applied) result.
+        let mut memo: std::collections::HashMap<&str, (Vec<u64>, Option<Millis>)> =
+            std::collections::HashMap::new();
+        let inputs_of = |name: &str| -> &'static [&'static str] {
+            match name {
+                "deployment" => &["Deployment", "ReplicaSet", "Pod"],
+                "replicaset" => &["ReplicaSet", "Pod"],
+                "endpoints" => &["Service", "Pod", "Endpoints", "EndpointSlice"],
+                _ => &[],
+            }
+        };
         for _ in 0..MAX_ROUNDS {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
@@ -618,6 +630,18 @@ impl Engine {
                     }
                     self.gc_epoch = Some(epoch);
                 }
+                let inputs = inputs_of(name);
+                let seen: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
+                if !inputs.is_empty() {
+                    if let Some((last, last_wake)) = memo.get(name) {
+                        if *last == seen {
+                            if let Some(w) = last_wake.filter(|w| *w > now) {
+                                wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
+                            }
+                            continue;
+                        }
+                    }
+                }
                 match ctl {
                     Some(f) => f(&self.state, now, &mut out),
                     None => {
@@ -629,7 +653,12 @@ impl Engine {
                 if let Some(w) = out.wake.filter(|w| *w > now) {
                     wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
                 }
+                let ctl_wake = out.wake;
                 progressed |= self.apply_changes(out.list);
+                if !inputs.is_empty() {
+                    let after: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
+                    memo.insert(name, (after, ctl_wake));
+                }
             }
             if !progressed {
                 self.next_wake = wake;

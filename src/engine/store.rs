@@ -118,6 +118,7 @@ pub struct State {
     dirty: BTreeSet<Key>,
     removed: BTreeSet<Key>,
     deletions: u64,
+    writes: std::collections::HashMap<&'static str, u64>,
 }
 
 static EMPTY: KindMap = BTreeMap::new();
@@ -138,6 +139,7 @@ impl State {
             dirty: BTreeSet::new(),
             removed: BTreeSet::new(),
             deletions: 0,
+            writes: std::collections::HashMap::new(),
         }
     }
 
@@ -206,6 +208,7 @@ impl State {
         }
         doc::map_mut(&mut obj, &["metadata"])
             .insert("creationTimestamp".into(), Value::String(created));
+        self.wrote(info.kind);
         let key: Key = (info.kind, ns.clone(), name.clone());
         self.objects
             .entry(info.kind)
@@ -254,6 +257,7 @@ impl State {
             stored.doc = obj;
         }
         self.dirty.insert((kind, ns, name));
+        self.wrote(kind);
         true
     }
 
@@ -287,6 +291,7 @@ impl State {
         }
         doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv));
         self.dirty.insert((kind, key.0, key.1));
+        self.wrote(kind);
         true
     }
 
@@ -299,6 +304,15 @@ impl State {
             stored.sim = Some(sim);
             self.dirty.insert((kind, key.0, key.1));
         }
+    }
+
+    /// How many writes objects of `kind` have had (documents only, not simulation state).
+    pub fn writes(&self, kind: &str) -> u64 {
+        self.writes.get(kind).copied().unwrap_or(0)
+    }
+
+    fn wrote(&mut self, kind: &'static str) {
+        *self.writes.entry(kind).or_default() += 1;
     }
 
     /// Counts removals and deletions started; the engine runs the garbage collector only
@@ -318,6 +332,7 @@ impl State {
         let stored = self.objects.get_mut(kind)?.remove(&key)?;
         self.rv += 1;
         self.deletions += 1;
+        self.wrote(kind);
         self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
         self.removed.insert((kind, key.0, key.1));
         Some(stored.doc)
