@@ -1433,7 +1433,7 @@ fn kv_lines(label: &str, map: Option<&Value>, out: &mut String) {
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
     if entries.is_empty() {
-        out.push_str(&format!("{label:<18}<none>\n"));
+        out.push_str(&format!("{label:<20}<none>\n"));
         return;
     }
     for (i, e) in entries.iter().enumerate() {
@@ -1442,7 +1442,7 @@ fn kv_lines(label: &str, map: Option<&Value>, out: &mut String) {
         } else {
             String::new()
         };
-        out.push_str(&format!("{l:<18}{e}\n"));
+        out.push_str(&format!("{l:<20}{e}\n"));
     }
 }
 
@@ -1454,7 +1454,7 @@ fn describe(
 ) -> String {
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: String| {
-        out.push_str(&format!("{:<18}{v}\n", format!("{k}:")))
+        out.push_str(&format!("{:<20}{v}\n", format!("{k}:")))
     };
     line(&mut out, "Name", doc::name(o).into());
     if info.namespaced {
@@ -1785,7 +1785,7 @@ fn describe(
         })
         .collect();
     if mine.is_empty() {
-        out.push_str("Events:           <none>\n");
+        out.push_str("Events:             <none>\n");
     } else {
         out.push_str("Events:\n");
         let mut rows = vec![vec![
