@@ -57,19 +57,52 @@ fn spread(pods: &[Value]) -> String {
         .join(":")
 }
 
-fn report(name: &str, virtual_ms: Option<Millis>, wall: Instant, extra: &str) {
+/// CPU time this process has used, in milliseconds (Linux `/proc/self/stat`, 100 Hz ticks);
+/// on a shared machine it says more than wall time about the engine's own cost.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Wall and CPU time at the start of a scenario.
+struct Clock {
+    wall: Instant,
+    cpu: f64,
+}
+
+fn start() -> Clock {
+    Clock {
+        wall: Instant::now(),
+        cpu: cpu_ms(),
+    }
+}
+
+fn report(name: &str, virtual_ms: Option<Millis>, clock: Clock, extra: &str) {
     let v = virtual_ms
         .map(format_duration)
         .unwrap_or_else(|| "did not finish".into());
     println!(
-        "{name:<48} virtual {v:>10}   wall {:>8.1} ms   {extra}",
-        wall.elapsed().as_secs_f64() * 1000.0
+        "{name:<48} virtual {v:>8}   wall {:>8.1} ms   cpu {:>7.0} ms   {extra}",
+        clock.wall.elapsed().as_secs_f64() * 1000.0,
+        cpu_ms() - clock.cpu
     );
 }
 
 fn create_n(n: i64, nodes: usize) {
     let mut e = Engine::in_memory(nodes).expect("engine");
-    let wall = Instant::now();
+    let wall = start();
     e.create(&deployment("web", "nginx:1.25", n))
         .expect("create");
     let t = until(&mut e, 600_000, |e| running(e, "web").len() as i64 == n);
@@ -98,7 +131,7 @@ fn main() {
         e.create(&deployment("web", "nginx:1.25", 1))
             .expect("create");
         until(&mut e, 60_000, |e| running(e, "web").len() == 1);
-        let wall = Instant::now();
+        let wall = start();
         e.apply(&deployment("web", "nginx:1.25", 100))
             .expect("scale");
         let t = until(&mut e, 600_000, |e| running(e, "web").len() == 100);
@@ -117,7 +150,7 @@ fn main() {
         e.create(&deployment("web", "nginx:1.25", 10))
             .expect("create");
         until(&mut e, 60_000, |e| running(e, "web").len() == 10);
-        let wall = Instant::now();
+        let wall = start();
         e.apply(&deployment("web", "nginx:1.26", 10))
             .expect("update");
         let t = until(&mut e, 600_000, |e| {
@@ -141,7 +174,7 @@ fn main() {
         e.create(&deployment("web", "nginx:1.25", 8))
             .expect("create");
         until(&mut e, 60_000, |e| running(e, "web").len() == 8);
-        let wall = Instant::now();
+        let wall = start();
         e.fail_node("worker-2").expect("fail");
         let t = until(&mut e, 900_000, |e| {
             let pods = running(e, "web");
@@ -177,7 +210,7 @@ fn main() {
             )
             .expect("node");
         }
-        let wall = Instant::now();
+        let wall = start();
         e.create(&deployment("big", "nginx:1.25", 10_000))
             .expect("create");
         e.advance(30_000).expect("advance");
@@ -206,7 +239,7 @@ fn main() {
         e.create(&deployment("big", "nginx:1.25", 1000))
             .expect("create");
         e.advance(30_000).expect("advance");
-        let wall = Instant::now();
+        let wall = start();
         e.apply(&deployment("big", "nginx:1.26", 1000))
             .expect("update");
         let start = e.now_millis();
