@@ -632,15 +632,14 @@ impl Engine {
                 }
                 let inputs = inputs_of(name);
                 let seen: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
-                if !inputs.is_empty() {
-                    if let Some((last, last_wake)) = memo.get(name) {
-                        if *last == seen {
-                            if let Some(w) = last_wake.filter(|w| *w > now) {
-                                wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
-                            }
-                            continue;
-                        }
+                if !inputs.is_empty()
+                    && let Some((last, last_wake)) = memo.get(name)
+                    && *last == seen
+                {
+                    if let Some(w) = last_wake.filter(|w| *w > now) {
+                        wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
                     }
+                    continue;
                 }
                 match ctl {
                     Some(f) => f(&self.state, now, &mut out),
