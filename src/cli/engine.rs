@@ -983,7 +983,7 @@ fn table(info: &KindInfo, objects: &[Value], now: Millis, with_ns: bool, wide: b
             "AGE",
         ],
         ("Ingress", _) => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
-        _ => vec!["NAME", "AGE"],
+        _ => super::engine_tables::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
     };
     let mut head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
     if with_ns {
@@ -1305,7 +1305,8 @@ fn table(info: &KindInfo, objects: &[Value], now: Millis, with_ns: bool, wide: b
                     age(o, now),
                 ]
             }
-            _ => vec![name, age(o, now)],
+            _ => super::engine_tables::row(info.kind, o, now, wide)
+                .unwrap_or_else(|| vec![name, age(o, now)]),
         };
         if with_ns {
             row.insert(0, doc::namespace(o).to_string());
