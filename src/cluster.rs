@@ -25,27 +25,31 @@ pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
 pub enum Error {
     /// The object does not exist.
     #[error("{0}: not found")]
-    NotFound(ResId),
+    NotFound(Box<ResId>),
     /// Admission refused the object (invalid name, immutable field, quota, unknown kind …).
     #[error("{id}: {message}")]
     Invalid {
         /// The object refused.
-        id: ResId,
+        id: Box<ResId>,
         /// Why, in the API server's words.
         message: String,
     },
     /// The object changed since it was read (resourceVersion mismatch).
-    #[error("{id}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)")]
+    #[error(
+        "{id}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)"
+    )]
     Conflict {
         /// The object.
-        id: ResId,
+        id: Box<ResId>,
         /// The resourceVersion the caller expected.
         expected: String,
         /// The one found.
         found: String,
     },
     /// Another process holds the target's lock.
-    #[error("target {target} is locked by another reconcile process ({holder}); try again when it finishes")]
+    #[error(
+        "target {target} is locked by another reconcile process ({holder}); try again when it finishes"
+    )]
     Locked {
         /// The target.
         target: String,

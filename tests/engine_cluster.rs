@@ -491,8 +491,8 @@ fn the_cluster_trait_drives_the_engine() {
             .expect("metric")
             .is_none()
     );
-    // A failing canary image shows in its success rate.
-    drop(c);
+    // A failing canary image shows in its success rate (the `&mut dyn Cluster` borrow of `e`
+    // ends here).
     e.set_image(
         "app:2",
         ImageBehavior {

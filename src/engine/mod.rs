@@ -1309,14 +1309,14 @@ fn bootstrap(state: &mut State, nodes: usize) {
 
 fn to_cluster_error(err: Error) -> cluster::Error {
     match err {
-        Error::Invalid { id, message } => cluster::Error::Invalid { id: *id, message },
+        Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
         Error::Conflict {
             id,
             expected,
             found,
             ..
         } => cluster::Error::Conflict {
-            id: *id,
+            id,
             expected,
             found,
         },
