@@ -9,7 +9,12 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
+pub mod diff;
+pub mod engine;
 pub mod model;
+pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod source;
 pub mod yaml;

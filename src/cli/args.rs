@@ -38,6 +38,14 @@ pub enum Command {
         /// Directory holding a kustomization.yaml.
         path: PathBuf,
     },
+    /// Show what apply would do: creates, updates (with diffs), deletes.
+    Plan(super::plan::PlanArgs),
+    /// Apply the desired state (a directory, an application, or a saved plan).
+    Apply(super::plan::ApplyArgs),
+    /// Inspect and steer Deployment rollouts (status, history, undo, promote, abort, pause, resume).
+    Rollout(super::plan::RolloutArgs),
+    /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
+    Engine(super::engine::EngineArgs),
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`).
     Schema {
         /// Which schema.
@@ -52,6 +60,10 @@ impl Command {
             Command::Render { .. } => "render",
             Command::Validate { .. } => "validate",
             Command::Schema { .. } => "schema",
+            Command::Engine(_) => "engine",
+            Command::Plan(_) => "plan",
+            Command::Apply(_) => "apply",
+            Command::Rollout(_) => "rollout",
         }
     }
 }

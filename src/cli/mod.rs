@@ -4,6 +4,9 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
+mod engine;
+pub mod engine_tables;
+mod plan;
 mod render;
 
 use clap::Parser;
@@ -35,5 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Render { path, output } => render::render(&path, output),
         Command::Validate { path } => render::validate(&path),
         Command::Schema { name } => render::schema(&name),
+        Command::Engine(args) => engine::run(args),
+        Command::Plan(args) => plan::plan(args),
+        Command::Apply(args) => plan::apply(args),
+        Command::Rollout(args) => plan::rollout(args),
     }
 }

@@ -1,0 +1,262 @@
+//! The course's Kubernetes-vs-Swarm scenarios, reproduced on the built-in engine.
+//!
+//! Each scenario prints the virtual time the cluster took (what a user would wait on a real
+//! cluster with Kubernetes' defaults) and the wall time the engine needed to simulate it.
+//! Run with `cargo run --release --example benchmarks`.
+
+use std::time::Instant;
+
+use reconcile::engine::clock::{Millis, format_duration};
+use reconcile::engine::{Engine, NodeSpec, doc};
+use serde_json::{Value, json};
+
+fn deployment(name: &str, image: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image,
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}
+        }
+    })
+}
+
+/// Advances one second at a time until `done` holds; returns the virtual time it took.
+fn until(e: &mut Engine, limit: Millis, done: impl Fn(&mut Engine) -> bool) -> Option<Millis> {
+    let start = e.now_millis();
+    while e.now_millis() - start <= limit {
+        if done(e) {
+            return Some(e.now_millis() - start);
+        }
+        e.advance(1000).ok()?;
+    }
+    None
+}
+
+fn running(e: &mut Engine, app: &str) -> Vec<Value> {
+    e.list("pods", Some("default"), Some(&format!("app={app}")))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| doc::str_at(p, &["status", "phase"]) == "Running" && !doc::is_deleting(p))
+        .filter(|p| reconcile::engine::controllers::replicaset::ready_since(p).is_some())
+        .collect()
+}
+
+fn spread(pods: &[Value]) -> String {
+    let mut per: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for p in pods {
+        *per.entry(doc::str_at(p, &["spec", "nodeName"]).to_string())
+            .or_default() += 1;
+    }
+    per.values()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// CPU time this process has used, in milliseconds (Linux `/proc/self/stat`, 100 Hz ticks);
+/// on a shared machine it says more than wall time about the engine's own cost.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Wall and CPU time at the start of a scenario.
+struct Clock {
+    wall: Instant,
+    cpu: f64,
+}
+
+fn start() -> Clock {
+    Clock {
+        wall: Instant::now(),
+        cpu: cpu_ms(),
+    }
+}
+
+fn report(name: &str, virtual_ms: Option<Millis>, clock: Clock, extra: &str) {
+    let v = virtual_ms
+        .map(format_duration)
+        .unwrap_or_else(|| "did not finish".into());
+    println!(
+        "{name:<48} virtual {v:>8}   wall {:>8.1} ms   cpu {:>7.0} ms   {extra}",
+        clock.wall.elapsed().as_secs_f64() * 1000.0,
+        cpu_ms() - clock.cpu
+    );
+}
+
+fn create_n(n: i64, nodes: usize) {
+    let mut e = Engine::in_memory(nodes).expect("engine");
+    let wall = start();
+    e.create(&deployment("web", "nginx:1.25", n))
+        .expect("create");
+    let t = until(&mut e, 600_000, |e| running(e, "web").len() as i64 == n);
+    let pods = running(&mut e, "web");
+    report(
+        &format!("create {n} replicas on {nodes} nodes"),
+        t,
+        wall,
+        &format!("spread {}", spread(&pods)),
+    );
+}
+
+fn main() {
+    println!(
+        "Kubernetes-vs-Swarm scenarios on the engine (default image: 1 s pull, 1 s startup)\n"
+    );
+    for n in [10, 50, 100, 200] {
+        create_n(n, 3);
+    }
+    create_n(200, 4);
+    create_n(300, 4);
+
+    // Scale 1 → 100 on 4 nodes.
+    {
+        let mut e = Engine::in_memory(4).expect("engine");
+        e.create(&deployment("web", "nginx:1.25", 1))
+            .expect("create");
+        until(&mut e, 60_000, |e| running(e, "web").len() == 1);
+        let wall = start();
+        e.apply(&deployment("web", "nginx:1.25", 100))
+            .expect("scale");
+        let t = until(&mut e, 600_000, |e| running(e, "web").len() == 100);
+        let pods = running(&mut e, "web");
+        report(
+            "scale 1 -> 100 on 4 nodes",
+            t,
+            wall,
+            &format!("spread {}", spread(&pods)),
+        );
+    }
+
+    // Rolling update of 10 running instances.
+    {
+        let mut e = Engine::in_memory(3).expect("engine");
+        e.create(&deployment("web", "nginx:1.25", 10))
+            .expect("create");
+        until(&mut e, 60_000, |e| running(e, "web").len() == 10);
+        let wall = start();
+        e.apply(&deployment("web", "nginx:1.26", 10))
+            .expect("update");
+        let t = until(&mut e, 600_000, |e| {
+            let pods = running(e, "web");
+            let total = e
+                .list("pods", Some("default"), Some("app=web"))
+                .unwrap_or_default()
+                .len();
+            pods.len() == 10
+                && total == 10
+                && pods
+                    .iter()
+                    .all(|p| p.pointer("/spec/containers/0/image") == Some(&json!("nginx:1.26")))
+        });
+        report("rolling update of 10 running instances", t, wall, "");
+    }
+
+    // Node power-off on 4 nodes: pods moved and running elsewhere.
+    {
+        let mut e = Engine::in_memory(4).expect("engine");
+        e.create(&deployment("web", "nginx:1.25", 8))
+            .expect("create");
+        until(&mut e, 60_000, |e| running(e, "web").len() == 8);
+        let wall = start();
+        e.fail_node("worker-2").expect("fail");
+        let t = until(&mut e, 900_000, |e| {
+            let pods = running(e, "web");
+            pods.len() == 8
+                && pods
+                    .iter()
+                    .all(|p| doc::str_at(p, &["spec", "nodeName"]) != "worker-2")
+                && e.get("node", "", "worker-2")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|n| !reconcile::engine::scheduler::node_ready(&n))
+        });
+        report(
+            "node power-off, 4 nodes: pods running elsewhere",
+            t,
+            wall,
+            "(40 s grace + 300 s toleration)",
+        );
+    }
+
+    // Scale targets: 10,000 pods Running, 1,000-replica rolling update.
+    {
+        let mut e = Engine::in_memory(0).expect("engine");
+        for i in 1..=100 {
+            e.add_node(
+                &format!("worker-{i}"),
+                &NodeSpec {
+                    cpu_millis: 16_000,
+                    memory: 64 << 30,
+                    pods: 110,
+                    labels: vec![],
+                },
+            )
+            .expect("node");
+        }
+        let wall = start();
+        e.create(&deployment("big", "nginx:1.25", 10_000))
+            .expect("create");
+        e.advance(30_000).expect("advance");
+        let n = running(&mut e, "big").len();
+        report(
+            "10,000 pods on 100 nodes, Running and Ready",
+            Some(30_000),
+            wall,
+            &format!("{n} running"),
+        );
+    }
+    {
+        let mut e = Engine::in_memory(0).expect("engine");
+        for i in 1..=12 {
+            e.add_node(
+                &format!("worker-{i}"),
+                &NodeSpec {
+                    cpu_millis: 64_000,
+                    memory: 256 << 30,
+                    pods: 250,
+                    labels: vec![],
+                },
+            )
+            .expect("node");
+        }
+        e.create(&deployment("big", "nginx:1.25", 1000))
+            .expect("create");
+        e.advance(30_000).expect("advance");
+        let wall = start();
+        e.apply(&deployment("big", "nginx:1.26", 1000))
+            .expect("update");
+        let start = e.now_millis();
+        e.advance(120_000).expect("advance");
+        let d = e
+            .get("deploy", "default", "big")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let updated = doc::i64_at(&d, &["status", "updatedReplicas"]).unwrap_or(0);
+        let available = doc::i64_at(&d, &["status", "availableReplicas"]).unwrap_or(0);
+        let _ = start;
+        report(
+            "rolling update of 1,000 replicas (120 s virtual)",
+            Some(120_000),
+            wall,
+            &format!("{updated} updated, {available} available"),
+        );
+    }
+}

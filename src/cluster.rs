@@ -1,0 +1,128 @@
+//! The one interface the reconciler and the rollout driver are written against.
+//!
+//! Two implementations: the built-in engine (`crate::engine`) and, later, a real Kubernetes
+//! cluster. The interface is deliberately small: object CRUD, time, a lock, and one metrics
+//! read. Everything progressive delivery needs (a second `-canary`/`-preview` track, a
+//! Service selector switch, a traffic weight annotation) is expressed as ordinary objects
+//! applied through [`Cluster::apply`], so one rollout driver serves both backends.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model::{Gvk, ResId};
+
+/// Label put on the Deployment of a second track (`canary` or `preview`); the stable track
+/// has no such label.
+pub const TRACK_LABEL: &str = "reconcile.dev/track";
+
+/// Annotation on a Service: percentage of traffic sent to pods labelled `track=canary`.
+/// The engine splits its simulated traffic by it; on Kubernetes a mesh would honour it.
+pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
+
+/// Errors a cluster reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist.
+    #[error("{0}: not found")]
+    NotFound(Box<ResId>),
+    /// Admission refused the object (invalid name, immutable field, quota, unknown kind …).
+    #[error("{id}: {message}")]
+    Invalid {
+        /// The object refused.
+        id: Box<ResId>,
+        /// Why, in the API server's words.
+        message: String,
+    },
+    /// The object changed since it was read (resourceVersion mismatch).
+    #[error(
+        "{id}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)"
+    )]
+    Conflict {
+        /// The object.
+        id: Box<ResId>,
+        /// The resourceVersion the caller expected.
+        expected: String,
+        /// The one found.
+        found: String,
+    },
+    /// Another process holds the target's lock.
+    #[error(
+        "target {target} is locked by another reconcile process ({holder}); try again when it finishes"
+    )]
+    Locked {
+        /// The target.
+        target: String,
+        /// Who holds it.
+        holder: String,
+    },
+    /// Anything else the backend reports (database, network, …).
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// A per-track metric over a time window, read from the cluster's telemetry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    /// Namespace of the pods.
+    pub namespace: String,
+    /// Label selector of the pods (`app=web,reconcile.dev/track=canary`).
+    pub selector: String,
+    /// `success-rate` (0..1) or `latency-p99` (milliseconds).
+    pub metric: String,
+    /// How far back to look.
+    pub window: Duration,
+}
+
+/// A cluster: the built-in engine or a Kubernetes API server.
+pub trait Cluster {
+    /// Human name of the target (`engine:.reconcile/engine.db`, `kube:prod`).
+    fn target_name(&self) -> String;
+
+    /// The live object, if any.
+    fn get(&self, id: &ResId) -> Result<Option<Value>, Error>;
+
+    /// Live objects of one kind, in a namespace (`None`: all) matching a label selector.
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, Error>;
+
+    /// Creates the object or updates it to the given desired state (the fields the cluster
+    /// owns — status, uid, resourceVersion, allocated clusterIP … — are kept). Returns the
+    /// live object after the write.
+    fn apply(&mut self, object: &Value) -> Result<Value, Error>;
+
+    /// Applies several objects in order, as [`Cluster::apply`] does one. Stops at the first
+    /// failure, returning its index and error; the objects before it stay applied. Backends
+    /// whose writes trigger expensive work (the engine settles its controllers after each
+    /// write) may override this to do that work once for the whole batch.
+    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, Error)> {
+        let mut applied = Vec::with_capacity(objects.len());
+        for (index, object) in objects.iter().enumerate() {
+            applied.push(self.apply(object).map_err(|e| (index, e))?);
+        }
+        Ok(applied)
+    }
+
+    /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
+    fn delete(&mut self, id: &ResId) -> Result<bool, Error>;
+
+    /// The cluster's current time (virtual on the engine), as RFC 3339.
+    fn now(&self) -> String;
+
+    /// Lets `duration` pass: the engine advances its virtual clock and runs its controllers;
+    /// a real cluster sleeps.
+    fn wait(&mut self, duration: Duration) -> Result<(), Error>;
+
+    /// Takes the target's exclusive lock for a plan/apply; held until [`Cluster::unlock`].
+    fn lock(&mut self, holder: &str) -> Result<(), Error>;
+
+    /// Releases the lock taken by [`Cluster::lock`].
+    fn unlock(&mut self) -> Result<(), Error>;
+
+    /// Reads a metric of the pods a query selects; `None` when there is no data yet.
+    fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, Error>;
+}

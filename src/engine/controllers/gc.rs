@@ -1,0 +1,82 @@
+//! The garbage collector: deletes objects whose owners are all gone (background deletion),
+//! and finishes foreground deletions once an owner has no dependents left.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::{Change, Changes};
+use crate::engine::clock::Millis;
+use crate::engine::doc;
+use crate::engine::store::State;
+
+/// Finalizer of an owner deleted with `propagationPolicy: Foreground`.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// One collection pass.
+pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
+    let mut live: HashSet<&str> = HashSet::new();
+    let mut foreground: HashSet<&str> = HashSet::new();
+    for map in state.objects.values() {
+        for s in map.values() {
+            live.insert(doc::uid(&s.doc));
+            if doc::is_deleting(&s.doc) && has_finalizer(&s.doc, FOREGROUND) {
+                foreground.insert(doc::uid(&s.doc));
+            }
+        }
+    }
+    let mut dependents: HashMap<&str, usize> = HashMap::new();
+    for (kind, map) in &state.objects {
+        for s in map.values() {
+            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
+            let Some(refs) = refs.filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let uids: Vec<&str> = refs.iter().map(|r| doc::str_at(r, &["uid"])).collect();
+            for u in &uids {
+                *dependents.entry(u).or_default() += 1;
+            }
+            let orphaned = uids.iter().all(|u| !live.contains(u));
+            let owner_foreground = uids.iter().any(|u| foreground.contains(u));
+            if !doc::is_deleting(&s.doc) {
+                let (namespace, name) = (
+                    doc::namespace(&s.doc).to_string(),
+                    doc::name(&s.doc).to_string(),
+                );
+                if owner_foreground {
+                    out.push(Change::DeleteForeground {
+                        kind,
+                        namespace,
+                        name,
+                    });
+                } else if orphaned {
+                    out.push(Change::Delete {
+                        kind,
+                        namespace,
+                        name,
+                    });
+                }
+            }
+        }
+    }
+    // Foreground owners whose dependents are all gone are removed.
+    for (kind, map) in &state.objects {
+        for s in map.values() {
+            let uid = doc::uid(&s.doc);
+            if foreground.contains(uid) && !dependents.contains_key(uid) {
+                out.push(Change::Remove {
+                    kind,
+                    namespace: doc::namespace(&s.doc).into(),
+                    name: doc::name(&s.doc).into(),
+                });
+            }
+        }
+    }
+}
+
+/// Whether `metadata.finalizers` holds `name`.
+pub fn has_finalizer(obj: &Value, name: &str) -> bool {
+    doc::at(obj, &["metadata", "finalizers"])
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(name)))
+}

@@ -1,0 +1,1442 @@
+//! The built-in orchestration engine: an embedded cluster that behaves like Kubernetes.
+//!
+//! A tour, in the order a command flows:
+//! - [`Engine::open`] loads the whole [`store::State`] from the SQLite file once;
+//! - a write goes through [`admission`] (defaults, validation, quota) into the store;
+//! - [`Engine::advance`] moves the virtual [`clock`] event by event: at each instant the
+//!   [`controllers`] (deployment, replicaset, [`scheduler`], kubelet, node lifecycle,
+//!   endpoints, garbage collector, namespaces) run until nothing changes, then time jumps to
+//!   the earliest instant one of them asked for;
+//! - the changed objects, events and clock are written back in one transaction.
+//!
+//! Invariants: the engine never reads the wall clock; every random choice comes from the
+//! seeded source stored with the state; a refused write changes nothing; a command either
+//! commits all its writes or none.
+
+pub mod admission;
+pub mod clock;
+pub mod controllers;
+pub mod cron;
+pub mod doc;
+pub mod events;
+pub mod images;
+pub mod kinds;
+pub mod labels;
+pub mod quota;
+pub mod scheduler;
+pub mod store;
+pub mod traffic;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cluster::{self, Cluster, MetricQuery};
+use crate::model::{Gvk, ResId};
+use clock::{Millis, SECOND, rfc3339};
+use controllers::{Change, Changes};
+use events::NewEvent;
+use images::ImageBehavior;
+use kinds::KindInfo;
+use labels::Selector;
+use store::{Database, LockHolder, State, StoreError};
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state file could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The kind is not one the engine serves.
+    #[error("the server doesn't have a resource type \"{0}\"")]
+    UnknownKind(String),
+    /// The object does not exist.
+    #[error("{resource} \"{name}\" not found")]
+    NotFound {
+        /// kubectl's resource word (`deployments.apps`).
+        resource: String,
+        /// Name.
+        name: String,
+    },
+    /// The object exists already (`create`).
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists {
+        /// kubectl's resource word.
+        resource: String,
+        /// Name.
+        name: String,
+    },
+    /// Admission refused the object.
+    #[error("{message}")]
+    Invalid {
+        /// The object.
+        id: Box<ResId>,
+        /// The API server's message.
+        message: String,
+    },
+    /// The caller's resourceVersion is stale.
+    #[error(
+        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Conflict {
+        /// The object.
+        id: Box<ResId>,
+        /// kubectl's resource word.
+        resource: String,
+        /// Name.
+        name: String,
+        /// The version the caller had.
+        expected: String,
+        /// The version stored.
+        found: String,
+    },
+    /// Another process holds the plan/apply lock.
+    #[error("engine state is locked by {holder} (pid {pid}) since {since}")]
+    Locked {
+        /// Who.
+        holder: String,
+        /// Their process id.
+        pid: u32,
+        /// Since when.
+        since: String,
+    },
+    /// A command's argument is wrong (bad node name, bad duration, …).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// How dependents of a deleted object are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// Delete the object now; the garbage collector deletes dependents afterwards.
+    #[default]
+    Background,
+    /// Delete dependents first; the object goes when they are gone.
+    Foreground,
+    /// Delete the object and leave dependents without an owner.
+    Orphan,
+}
+
+/// Capacity of a simulated node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// CPU in millicores.
+    pub cpu_millis: i64,
+    /// Memory in bytes.
+    pub memory: i64,
+    /// Pod slots.
+    pub pods: i64,
+    /// Extra labels.
+    pub labels: Vec<(String, String)>,
+}
+
+impl Default for NodeSpec {
+    fn default() -> Self {
+        NodeSpec {
+            cpu_millis: 4000,
+            memory: 8 << 30,
+            pods: 110,
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// What an [`Engine::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advanced {
+    /// Virtual time before.
+    pub from: Millis,
+    /// Virtual time after.
+    pub to: Millis,
+    /// Instants at which controllers ran.
+    pub steps: u64,
+}
+
+/// Most controller rounds at one instant before the engine gives up on quiescence (a
+/// controller that keeps changing its mind would otherwise spin forever).
+const MAX_ROUNDS: usize = 400;
+
+/// The seed of a new cluster's random source.
+pub const DEFAULT_SEED: u64 = 20_260_101;
+
+/// The default number of worker nodes.
+pub const DEFAULT_NODES: usize = 3;
+
+/// The engine: a state file and the cluster state loaded from it.
+pub struct Engine {
+    db: Database,
+    state: State,
+    stale: bool,
+    next_wake: Option<Millis>,
+    holds_lock: bool,
+    gc_epoch: Option<u64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({})", self.db.path())
+    }
+}
+
+fn resource_word(info: &KindInfo) -> String {
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    }
+}
+
+fn id_of(info: &KindInfo, ns: &str, name: &str) -> ResId {
+    ResId {
+        gvk: Gvk {
+            group: info.group.into(),
+            version: info.version.into(),
+            kind: info.kind.into(),
+        },
+        name: name.into(),
+        namespace: ns.into(),
+    }
+}
+
+impl Engine {
+    /// Opens the cluster in a state file (created with 3 worker nodes when new).
+    pub fn open(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open(Some(path))?, DEFAULT_NODES)
+    }
+
+    /// A cluster kept in memory only (tests, benchmarks) with `nodes` default workers.
+    pub fn in_memory(nodes: usize) -> Result<Engine, Error> {
+        Engine::open_db(Database::open(None)?, nodes)
+    }
+
+    fn open_db(db: Database, nodes: usize) -> Result<Engine, Error> {
+        db.begin()?;
+        let loaded = (|| -> Result<State, Error> {
+            if db.is_initialized()? {
+                Ok(db.load()?)
+            } else {
+                let mut state = State::empty(DEFAULT_SEED);
+                bootstrap(&mut state, nodes);
+                db.save(&mut state)?;
+                Ok(state)
+            }
+        })();
+        match loaded {
+            Ok(state) => {
+                db.commit()?;
+                Ok(Engine {
+                    db,
+                    state,
+                    stale: false,
+                    next_wake: None,
+                    holds_lock: false,
+                    gc_epoch: None,
+                })
+            }
+            Err(e) => {
+                db.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Where the state lives.
+    pub fn path(&self) -> &str {
+        self.db.path()
+    }
+
+    /// The state as loaded (read-only view for printing).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Virtual now.
+    pub fn now_millis(&self) -> Millis {
+        self.state.now
+    }
+
+    /// Runs `op` as one transaction: reloads when another process wrote meanwhile, saves
+    /// what changed, and on error leaves the file (and, after a reload, memory) untouched.
+    fn transact<T>(
+        &mut self,
+        op: impl FnOnce(&mut Engine) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.db.begin()?;
+        let fresh = (|| -> Result<(), Error> {
+            let seq = self.db.commit_seq()?;
+            if self.stale || seq != self.state.commit_seq {
+                self.state = self.db.load()?;
+                self.stale = false;
+                self.next_wake = None;
+            }
+            Ok(())
+        })();
+        if let Err(e) = fresh {
+            self.db.rollback();
+            return Err(e);
+        }
+        let result = op(self).and_then(|value| {
+            self.db.save(&mut self.state)?;
+            Ok(value)
+        });
+        match result {
+            Ok(v) => {
+                self.db.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.db.rollback();
+                self.stale = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn read<T>(&mut self, op: impl FnOnce(&State) -> T) -> Result<T, Error> {
+        if self.stale || self.db.commit_seq()? != self.state.commit_seq {
+            self.state = self.db.load()?;
+            self.stale = false;
+        }
+        Ok(op(&self.state))
+    }
+
+    // ---- objects ----
+
+    fn kind_of(object: &Value) -> Result<&'static KindInfo, Error> {
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let info = kinds::by_kind(kind).ok_or_else(|| {
+            Error::UnknownKind(if kind.is_empty() {
+                "(object has no kind)".into()
+            } else {
+                format!("{kind} in version {api_version}")
+            })
+        })?;
+        let gvk = Gvk::from_api_version(api_version, kind);
+        if gvk.group != info.group {
+            return Err(Error::UnknownKind(format!(
+                "{kind} in version \"{api_version}\""
+            )));
+        }
+        Ok(info)
+    }
+
+    fn admit_create(
+        &mut self,
+        info: &'static KindInfo,
+        mut obj: Value,
+        sim: Option<controllers::pod::PodSim>,
+    ) -> Result<store::Key, Error> {
+        let mut rng = self.state.rng;
+        let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
+        self.state.rng = rng;
+        result.map_err(|message| Error::Invalid {
+            id: Box::new(ResId::of(&obj)),
+            message,
+        })?;
+        let (ns, name) = (
+            doc::namespace(&obj).to_string(),
+            doc::name(&obj).to_string(),
+        );
+        if !name.is_empty() && self.state.get(info.kind, &ns, &name).is_some() {
+            return Err(Error::AlreadyExists {
+                resource: resource_word(info),
+                name,
+            });
+        }
+        let sim = if info.kind == "Pod" {
+            Some(sim.unwrap_or_default())
+        } else {
+            sim
+        };
+        Ok(self.state.create(info, obj, sim))
+    }
+
+    /// Creates an object; fails if it exists. Returns it as stored.
+    pub fn create(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.transact(|e| {
+            let key = e.admit_create(info, object.clone(), None)?;
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
+        })
+    }
+
+    /// Creates or updates an object to the given desired state, keeping what the cluster
+    /// owns (status, uid, allocated IPs and ports, controller annotations).
+    pub fn apply(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.transact(|e| {
+            let key = e.apply_in(info, object)?;
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
+        })
+    }
+
+    fn apply_in(&mut self, info: &'static KindInfo, object: &Value) -> Result<store::Key, Error> {
+        let ns = if info.namespaced {
+            match doc::namespace(object) {
+                "" => "default",
+                n => n,
+            }
+        } else {
+            ""
+        };
+        let name = doc::name(object).to_string();
+        let Some(current) = self.state.get(info.kind, ns, &name).map(|s| s.doc.clone()) else {
+            return self.admit_create(info, object.clone(), None);
+        };
+        let id = id_of(info, ns, &name);
+        if let Some(rv) = doc::at(object, &["metadata", "resourceVersion"]).and_then(Value::as_str)
+        {
+            let found = doc::str_at(&current, &["metadata", "resourceVersion"]);
+            if rv != found {
+                return Err(Error::Conflict {
+                    id: Box::new(id),
+                    resource: resource_word(info),
+                    name,
+                    expected: rv.into(),
+                    found: found.into(),
+                });
+            }
+        }
+        let mut merged = merge_desired(&current, object);
+        let mut rng = self.state.rng;
+        let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
+        self.state.rng = rng;
+        result.map_err(|message| Error::Invalid {
+            id: Box::new(id),
+            message,
+        })?;
+        self.state.update(info.kind, merged);
+        Ok((info.kind, ns.to_string(), name))
+    }
+
+    /// Deletes an object. `Ok(false)` when it did not exist.
+    pub fn delete(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Result<bool, Error> {
+        let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
+        let ns = if info.namespaced { namespace } else { "" };
+        self.transact(|e| {
+            let found = e.delete_in(info, ns, name, propagation);
+            e.settle();
+            Ok(found)
+        })
+    }
+
+    fn delete_in(
+        &mut self,
+        info: &'static KindInfo,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> bool {
+        let Some(current) = self.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else {
+            return false;
+        };
+        if doc::is_deleting(&current) && info.kind != "Pod" {
+            return true;
+        }
+        let now = rfc3339(self.state.now);
+        match info.kind {
+            "Pod" => {
+                let grace =
+                    doc::i64_at(&current, &["spec", "terminationGracePeriodSeconds"]).unwrap_or(30);
+                let bound = !doc::str_at(&current, &["spec", "nodeName"]).is_empty();
+                if !bound || grace == 0 {
+                    self.state.remove("Pod", ns, name);
+                } else if !doc::is_deleting(&current) {
+                    let mut updated = current;
+                    let meta = doc::map_mut(&mut updated, &["metadata"]);
+                    meta.insert(
+                        "deletionTimestamp".into(),
+                        json!(rfc3339(self.state.now + grace * SECOND)),
+                    );
+                    meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                    self.state.update("Pod", updated);
+                }
+            }
+            "Namespace" => {
+                let mut updated = current;
+                doc::map_mut(&mut updated, &["metadata"])
+                    .insert("deletionTimestamp".into(), json!(now));
+                doc::set(&mut updated, &["status", "phase"], json!("Terminating"));
+                self.state.update("Namespace", updated);
+                self.state.note_deletion();
+            }
+            _ => match propagation {
+                Propagation::Foreground => {
+                    let mut updated = current;
+                    let meta = doc::map_mut(&mut updated, &["metadata"]);
+                    meta.insert("deletionTimestamp".into(), json!(now));
+                    meta.insert("finalizers".into(), json!([controllers::gc::FOREGROUND]));
+                    self.state.update(info.kind, updated);
+                    self.state.note_deletion();
+                }
+                Propagation::Orphan => {
+                    let uid = doc::uid(&current).to_string();
+                    let mut orphans = Vec::new();
+                    for (kind, map) in &self.state.objects {
+                        for s in map.values() {
+                            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"])
+                                .and_then(Value::as_array);
+                            if refs
+                                .is_some_and(|r| r.iter().any(|o| doc::str_at(o, &["uid"]) == uid))
+                            {
+                                let mut d = s.doc.clone();
+                                if let Some(r) = d
+                                    .pointer_mut("/metadata/ownerReferences")
+                                    .and_then(Value::as_array_mut)
+                                {
+                                    r.retain(|o| doc::str_at(o, &["uid"]) != uid);
+                                }
+                                orphans.push((*kind, d));
+                            }
+                        }
+                    }
+                    for (kind, d) in orphans {
+                        self.state.update(kind, d);
+                    }
+                    self.state.remove(info.kind, ns, name);
+                }
+                Propagation::Background => {
+                    self.state.remove(info.kind, ns, name);
+                }
+            },
+        }
+        true
+    }
+
+    /// One object.
+    pub fn get(&mut self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, Error> {
+        let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
+        let ns = if info.namespaced { namespace } else { "" };
+        self.read(|s| s.get(info.kind, ns, name).map(|o| o.doc.clone()))
+    }
+
+    /// Objects of a kind in a namespace (`None`: all namespaces) matching a selector.
+    pub fn list(
+        &mut self,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, Error> {
+        let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
+        let sel = Selector::parse(selector.unwrap_or_default()).map_err(Error::Usage)?;
+        self.read(|s| {
+            let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
+                Some(ns) if info.namespaced => Box::new(s.in_namespace(info.kind, ns)),
+                _ => Box::new(s.kind(info.kind).values()),
+            };
+            all.filter(|o| sel.matches(doc::labels(&o.doc)))
+                .map(|o| o.doc.clone())
+                .collect()
+        })
+    }
+
+    // ---- time ----
+
+    /// Lets `duration` of virtual time pass, running controllers at every instant one of
+    /// them asked for.
+    pub fn advance(&mut self, duration: Millis) -> Result<Advanced, Error> {
+        if duration < 0 {
+            return Err(Error::Usage("cannot move time backwards".into()));
+        }
+        self.transact(|e| Ok(e.run_for(duration)))
+    }
+
+    fn run_for(&mut self, duration: Millis) -> Advanced {
+        let from = self.state.now;
+        let target = from + duration;
+        let mut steps = 0;
+        self.settle();
+        steps += 1;
+        while let Some(t) = self
+            .next_wake
+            .filter(|t| *t > self.state.now && *t <= target)
+        {
+            self.state.now = t;
+            self.settle();
+            steps += 1;
+        }
+        if self.state.now < target {
+            self.state.now = target;
+            self.settle();
+            steps += 1;
+        }
+        Advanced {
+            from,
+            to: self.state.now,
+            steps,
+        }
+    }
+
+    /// Runs the controllers at the current instant until nothing changes.
+    fn settle(&mut self) {
+        let now = self.state.now;
+        // Controllers are pure functions of the state: one whose inputs did not change since
+        // it last ran at this instant would compute the same (already applied) result.
+        let mut memo: std::collections::HashMap<&str, (Vec<u64>, Option<Millis>)> =
+            std::collections::HashMap::new();
+        let inputs_of = |name: &str| -> &'static [&'static str] {
+            match name {
+                "deployment" => &["Deployment", "ReplicaSet", "Pod"],
+                "replicaset" => &["ReplicaSet", "Pod"],
+                "endpoints" => &["Service", "Pod", "Endpoints", "EndpointSlice"],
+                _ => &[],
+            }
+        };
+        for _ in 0..MAX_ROUNDS {
+            let mut progressed = false;
+            let mut wake: Option<Millis> = None;
+            type Ctl = fn(&State, Millis, &mut Changes);
+            let run: [(&str, Option<Ctl>); 9] = [
+                ("namespace", Some(controllers::namespace::sync)),
+                ("gc", Some(controllers::gc::sync)),
+                ("deployment", Some(controllers::deployment::sync)),
+                ("replicaset", Some(controllers::replicaset::sync)),
+                ("workloads", Some(controllers::workloads::sync)),
+                ("scheduler", None),
+                ("kubelet", Some(controllers::pod::sync)),
+                ("node", Some(controllers::node::sync)),
+                ("endpoints", Some(controllers::endpoints::sync)),
+            ];
+            for (name, ctl) in run {
+                let mut out = Changes::default();
+                if name == "gc" {
+                    // Dependents are orphaned, and foreground deletions progress, only when
+                    // something was deleted: otherwise collecting would find nothing.
+                    let epoch = self.state.deletion_epoch();
+                    if self.gc_epoch == Some(epoch) {
+                        continue;
+                    }
+                    self.gc_epoch = Some(epoch);
+                }
+                let inputs = inputs_of(name);
+                let seen: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
+                if !inputs.is_empty()
+                    && let Some((last, last_wake)) = memo.get(name)
+                    && *last == seen
+                {
+                    if let Some(w) = last_wake.filter(|w| *w > now) {
+                        wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
+                    }
+                    continue;
+                }
+                match ctl {
+                    Some(f) => f(&self.state, now, &mut out),
+                    None => {
+                        let mut rng = self.state.rng;
+                        scheduler::sync(&self.state, now, &mut rng, &mut out);
+                        self.state.rng = rng;
+                    }
+                }
+                if let Some(w) = out.wake.filter(|w| *w > now) {
+                    wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
+                }
+                let ctl_wake = out.wake;
+                progressed |= self.apply_changes(out.list);
+                if !inputs.is_empty() {
+                    let after: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
+                    memo.insert(name, (after, ctl_wake));
+                }
+            }
+            if !progressed {
+                self.next_wake = wake;
+                return;
+            }
+        }
+        self.next_wake = None;
+    }
+
+    fn apply_changes(&mut self, list: Vec<Change>) -> bool {
+        let mut progressed = false;
+        for change in list {
+            match change {
+                Change::Create {
+                    kind,
+                    doc: obj,
+                    sim,
+                    owner,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    match self.admit_create(info, obj, sim) {
+                        Ok(key) => {
+                            progressed = true;
+                            if let (Some((okind, ons, oname)), "Pod") = (&owner, kind) {
+                                let source = controller_source(okind);
+                                self.state.event(NewEvent::normal(
+                                    source,
+                                    okind,
+                                    ons,
+                                    oname,
+                                    "SuccessfulCreate",
+                                    format!("Created pod: {}", key.2),
+                                ));
+                            }
+                        }
+                        Err(err) => {
+                            if let Some((okind, ons, oname)) = owner {
+                                let source = controller_source(okind);
+                                self.state.event(NewEvent::warning(
+                                    source,
+                                    okind,
+                                    &ons,
+                                    &oname,
+                                    "FailedCreate",
+                                    format!("Error creating: {err}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                Change::Update { kind, doc: obj } => {
+                    if self.state.update(kind, obj) {
+                        progressed = true;
+                    }
+                }
+                Change::Status {
+                    kind,
+                    namespace,
+                    name,
+                    status,
+                } => {
+                    if self.state.set_status(kind, &namespace, &name, status, None) {
+                        progressed = true;
+                    }
+                }
+                Change::Bind {
+                    namespace,
+                    name,
+                    node,
+                    status,
+                } => {
+                    if self.state.set_status(
+                        "Pod",
+                        &namespace,
+                        &name,
+                        status,
+                        Some(("nodeName", Value::String(node))),
+                    ) {
+                        progressed = true;
+                    }
+                }
+                Change::Sim {
+                    namespace,
+                    name,
+                    sim,
+                } => {
+                    if self
+                        .state
+                        .get("Pod", &namespace, &name)
+                        .is_some_and(|s| s.sim.as_ref() != Some(&sim))
+                    {
+                        self.state.set_sim("Pod", &namespace, &name, sim);
+                        progressed = true;
+                    }
+                }
+                Change::Delete {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let before = self
+                        .state
+                        .get(kind, &namespace, &name)
+                        .map(|s| s.doc.clone());
+                    if before.is_some() {
+                        self.delete_in(info, &namespace, &name, Propagation::Background);
+                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
+                            != before.as_ref()
+                        {
+                            progressed = true;
+                        }
+                    }
+                }
+                Change::DeleteForeground {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let before = self
+                        .state
+                        .get(kind, &namespace, &name)
+                        .map(|s| s.doc.clone());
+                    if before.is_some() {
+                        self.delete_in(info, &namespace, &name, Propagation::Foreground);
+                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
+                            != before.as_ref()
+                        {
+                            progressed = true;
+                        }
+                    }
+                }
+                Change::Remove {
+                    kind,
+                    namespace,
+                    name,
+                } => {
+                    if self.state.remove(kind, &namespace, &name).is_some() {
+                        progressed = true;
+                    }
+                }
+                Change::Event(e) => self.state.event(e),
+            }
+        }
+        progressed
+    }
+
+    // ---- nodes ----
+
+    /// Adds a worker node.
+    pub fn add_node(&mut self, name: &str, spec: &NodeSpec) -> Result<Value, Error> {
+        let name = name.to_string();
+        let spec = spec.clone();
+        self.transact(move |e| {
+            if e.state.get("Node", "", &name).is_some() {
+                return Err(Error::AlreadyExists {
+                    resource: "nodes".into(),
+                    name,
+                });
+            }
+            let node = node_doc(&e.state, &name, &spec);
+            let info = kinds::by_kind("Node").ok_or_else(|| Error::UnknownKind("Node".into()))?;
+            let key = e.admit_create(info, node, None)?;
+            e.state.event(NewEvent::normal(
+                "kubelet",
+                "Node",
+                "",
+                &name,
+                "Starting",
+                "Starting kubelet.".into(),
+            ));
+            e.state.event(NewEvent::normal(
+                "node-controller",
+                "Node",
+                "",
+                &name,
+                "RegisteredNode",
+                format!("Node {name} event: Registered Node {name} in Controller"),
+            ));
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .unwrap_or(Value::Null))
+        })
+    }
+
+    fn require_node(&self, name: &str) -> Result<(), Error> {
+        if self.state.get("Node", "", name).is_none() {
+            return Err(Error::NotFound {
+                resource: "nodes".into(),
+                name: name.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes a node; its pods are collected and replaced by their controllers.
+    pub fn remove_node(&mut self, name: &str) -> Result<(), Error> {
+        self.transact(|e| {
+            e.require_node(name)?;
+            e.state.remove("Node", "", name);
+            e.state.down_nodes.remove(name);
+            // Pod garbage collection: pods bound to a node that is gone are removed.
+            let orphans: Vec<(String, String)> = e
+                .state
+                .kind("Pod")
+                .values()
+                .filter(|s| doc::str_at(&s.doc, &["spec", "nodeName"]) == name)
+                .map(|s| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                    )
+                })
+                .collect();
+            for (ns, pod) in orphans {
+                e.state.remove("Pod", &ns, &pod);
+            }
+            e.settle();
+            Ok(())
+        })
+    }
+
+    /// Marks a node unschedulable (or schedulable again).
+    pub fn cordon(&mut self, name: &str, unschedulable: bool) -> Result<(), Error> {
+        self.transact(|e| {
+            e.require_node(name)?;
+            e.set_unschedulable(name, unschedulable);
+            e.settle();
+            Ok(())
+        })
+    }
+
+    fn set_unschedulable(&mut self, name: &str, unschedulable: bool) {
+        let Some(mut node) = self.state.get("Node", "", name).map(|s| s.doc.clone()) else {
+            return;
+        };
+        if unschedulable {
+            doc::set(&mut node, &["spec", "unschedulable"], json!(true));
+        } else if let Some(spec) = node.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("unschedulable");
+        }
+        let reason = if unschedulable {
+            "NodeNotSchedulable"
+        } else {
+            "NodeSchedulable"
+        };
+        self.state.event(NewEvent::normal(
+            "kubelet",
+            "Node",
+            "",
+            name,
+            reason,
+            format!("Node {name} status is now: {reason}"),
+        ));
+        self.state.update("Node", node);
+    }
+
+    /// Cordons a node and evicts its pods (DaemonSet pods stay, as with
+    /// `kubectl drain --ignore-daemonsets`). Pods without a controller are refused unless
+    /// `force`. Returns the evicted pods as `namespace/name`.
+    pub fn drain(&mut self, name: &str, force: bool) -> Result<Vec<String>, Error> {
+        self.transact(|e| {
+            e.require_node(name)?;
+            let pods: Vec<Value> = e
+                .state
+                .kind("Pod")
+                .values()
+                .map(|s| s.doc.clone())
+                .filter(|p| doc::str_at(p, &["spec", "nodeName"]) == name && !doc::is_deleting(p))
+                .collect();
+            let unmanaged: Vec<String> = pods
+                .iter()
+                .filter(|p| doc::controller_uid(p).is_none())
+                .map(|p| format!("{}/{}", doc::namespace(p), doc::name(p)))
+                .collect();
+            if !unmanaged.is_empty() && !force {
+                return Err(Error::Usage(format!(
+                    "cannot delete Pods that declare no controller (use --force to override): {}",
+                    unmanaged.join(", ")
+                )));
+            }
+            e.set_unschedulable(name, true);
+            let mut evicted = Vec::new();
+            for p in pods {
+                let owner_kind = doc::at(&p, &["metadata", "ownerReferences"])
+                    .and_then(Value::as_array)
+                    .and_then(|r| r.iter().find(|o| o.get("controller") == Some(&json!(true))))
+                    .map(|o| doc::str_at(o, &["kind"]).to_string());
+                if owner_kind.as_deref() == Some("DaemonSet") {
+                    continue;
+                }
+                let (ns, pn) = (doc::namespace(&p).to_string(), doc::name(&p).to_string());
+                e.state.event(NewEvent::normal(
+                    "kubectl",
+                    "Pod",
+                    &ns,
+                    &pn,
+                    "Evicted",
+                    format!("Evicted pod {ns}/{pn} for draining node {name}"),
+                ));
+                if let Some(info) = kinds::by_kind("Pod") {
+                    e.delete_in(info, &ns, &pn, Propagation::Background);
+                }
+                evicted.push(format!("{ns}/{pn}"));
+            }
+            e.settle();
+            Ok(evicted)
+        })
+    }
+
+    /// Stops a node's kubelet (power failure): after the grace period the node is NotReady
+    /// and its pods are evicted once their tolerations run out.
+    pub fn fail_node(&mut self, name: &str) -> Result<(), Error> {
+        self.transact(|e| {
+            e.require_node(name)?;
+            let now = e.state.now;
+            e.state.down_nodes.entry(name.to_string()).or_insert(now);
+            e.settle();
+            Ok(())
+        })
+    }
+
+    /// Restarts a failed node's kubelet.
+    pub fn recover_node(&mut self, name: &str) -> Result<(), Error> {
+        self.transact(|e| {
+            e.require_node(name)?;
+            if e.state.down_nodes.remove(name).is_some() {
+                e.state.event(NewEvent::normal(
+                    "kubelet",
+                    "Node",
+                    "",
+                    name,
+                    "Starting",
+                    "Starting kubelet.".into(),
+                ));
+            }
+            e.settle();
+            Ok(())
+        })
+    }
+
+    // ---- images ----
+
+    /// Sets how containers of `image` behave (an image without a tag covers all its tags).
+    pub fn set_image(&mut self, image: &str, behavior: ImageBehavior) -> Result<(), Error> {
+        if image.trim().is_empty() {
+            return Err(Error::Usage("image name is empty".into()));
+        }
+        self.transact(|e| {
+            e.state.images.insert(image.to_string(), behavior);
+            e.unsettle_pods();
+            e.settle();
+            Ok(())
+        })
+    }
+
+    /// Forgets an image's configuration.
+    pub fn unset_image(&mut self, image: &str) -> Result<bool, Error> {
+        self.transact(|e| {
+            let found = e.state.images.remove(image).is_some();
+            e.unsettle_pods();
+            e.settle();
+            Ok(found)
+        })
+    }
+
+    /// Makes the kubelet look at every pod again (their images may behave differently now).
+    fn unsettle_pods(&mut self) {
+        let pods: Vec<(String, String, controllers::pod::PodSim)> = self
+            .state
+            .kind("Pod")
+            .values()
+            .filter_map(|s| {
+                s.sim.as_ref().filter(|x| x.settled).map(|x| {
+                    (
+                        doc::namespace(&s.doc).to_string(),
+                        doc::name(&s.doc).to_string(),
+                        x.clone(),
+                    )
+                })
+            })
+            .collect();
+        for (ns, name, mut sim) in pods {
+            sim.settled = false;
+            self.state.set_sim("Pod", &ns, &name, sim);
+        }
+    }
+
+    // ---- rollouts ----
+
+    /// Rolls a Deployment back to a revision (default: the previous one) the way
+    /// `kubectl rollout undo` does: the revision's pod template becomes the Deployment's,
+    /// and the controller gives it a new revision number.
+    pub fn rollout_undo(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        to_revision: Option<i64>,
+    ) -> Result<i64, Error> {
+        self.transact(|e| {
+            let d = e
+                .state
+                .get("Deployment", namespace, name)
+                .map(|s| s.doc.clone())
+                .ok_or_else(|| Error::NotFound {
+                    resource: "deployments.apps".into(),
+                    name: name.into(),
+                })?;
+            let uid = doc::uid(&d).to_string();
+            let current: i64 = doc::annotation(&d, controllers::deployment::REVISION)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let mut history: Vec<(i64, Value)> = e
+                .state
+                .in_namespace("ReplicaSet", namespace)
+                .filter(|s| doc::controller_uid(&s.doc) == Some(uid.as_str()))
+                .filter_map(|s| {
+                    let rev = doc::annotation(&s.doc, controllers::deployment::REVISION)?
+                        .parse()
+                        .ok()?;
+                    Some((rev, doc::at(&s.doc, &["spec", "template"])?.clone()))
+                })
+                .collect();
+            history.sort_by_key(|(r, _)| *r);
+            let target = match to_revision {
+                Some(r) => history.iter().find(|(rev, _)| *rev == r).ok_or_else(|| {
+                    Error::Usage(format!("unable to find specified revision {r} in history"))
+                })?,
+                None => history
+                    .iter()
+                    .rev()
+                    .find(|(rev, _)| *rev < current)
+                    .ok_or_else(|| {
+                        Error::Usage(
+                            "no rollout history found for deployment \"".to_string() + name + "\"",
+                        )
+                    })?,
+            };
+            let mut template = target.1.clone();
+            if let Some(labels) = template
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                labels.remove(controllers::deployment::POD_TEMPLATE_HASH);
+            }
+            let revision = target.0;
+            let mut updated = d.clone();
+            doc::set(&mut updated, &["spec", "template"], template);
+            let info = kinds::by_kind("Deployment")
+                .ok_or_else(|| Error::UnknownKind("Deployment".into()))?;
+            e.apply_in(info, &updated)?;
+            e.settle();
+            Ok(revision)
+        })
+    }
+
+    // ---- whole cluster ----
+
+    /// Deletes everything and starts a fresh cluster with `nodes` workers.
+    pub fn reset(&mut self, nodes: usize) -> Result<(), Error> {
+        self.transact(|e| {
+            e.db.wipe()?;
+            let mut state = State::empty(DEFAULT_SEED);
+            bootstrap(&mut state, nodes);
+            state.commit_seq = e.state.commit_seq;
+            e.state = state;
+            e.next_wake = None;
+            Ok(())
+        })
+    }
+
+    /// Events, oldest first (all namespaces when `namespace` is `None`).
+    pub fn events(&mut self, namespace: Option<&str>) -> Result<Vec<events::Event>, Error> {
+        self.read(|s| {
+            s.events
+                .sorted()
+                .into_iter()
+                .filter(|e| namespace.is_none_or(|n| e.namespace == n))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Answers a metric query against the simulated traffic.
+    pub fn metric_value(&mut self, query: &MetricQuery) -> Result<Option<f64>, Error> {
+        let answer = self.read(|s| traffic::metric(s, query))?;
+        answer.map_err(Error::Usage)
+    }
+}
+
+fn controller_source(kind: &str) -> &'static str {
+    match kind {
+        "ReplicaSet" => "replicaset-controller",
+        "Deployment" => "deployment-controller",
+        "DaemonSet" => "daemonset-controller",
+        "StatefulSet" => "statefulset-controller",
+        "Job" => "job-controller",
+        "CronJob" => "cronjob-controller",
+        _ => "controller-manager",
+    }
+}
+
+/// The new document for an update: the desired object with what the cluster owns kept.
+fn merge_desired(current: &Value, desired: &Value) -> Value {
+    let mut merged = desired.clone();
+    let cur_meta = current
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let meta = doc::map_mut(&mut merged, &["metadata"]);
+    for key in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "finalizers",
+    ] {
+        match cur_meta.get(key) {
+            Some(v) => {
+                meta.insert(key.into(), v.clone());
+            }
+            None => {
+                meta.remove(key);
+            }
+        }
+    }
+    if !meta.contains_key("ownerReferences")
+        && let Some(v) = cur_meta.get("ownerReferences")
+    {
+        meta.insert("ownerReferences".into(), v.clone());
+    }
+    // Controller-written annotations survive an apply that does not mention them.
+    if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
+        for (k, v) in cur_ann {
+            if k.starts_with("deployment.kubernetes.io/") {
+                let ann = doc::map_mut(&mut merged, &["metadata", "annotations"]);
+                ann.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+    }
+    match current.get("status") {
+        Some(s) => {
+            merged["status"] = s.clone();
+        }
+        None => {
+            if let Some(m) = merged.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    // Allocated addresses and ports stay unless the desired state names them.
+    if current.get("kind").and_then(Value::as_str) == Some("Service") {
+        for f in ["clusterIP", "clusterIPs"] {
+            if doc::at(&merged, &["spec", f]).is_none()
+                && let Some(v) = doc::at(current, &["spec", f])
+            {
+                doc::set(&mut merged, &["spec", f], v.clone());
+            }
+        }
+    }
+    merged
+}
+
+fn node_doc(state: &State, name: &str, spec: &NodeSpec) -> Value {
+    let used: std::collections::BTreeSet<String> = state
+        .kind("Node")
+        .values()
+        .map(|s| doc::str_at(&s.doc, &["spec", "podCIDR"]).to_string())
+        .collect();
+    let index = (1..=250)
+        .find(|i| !used.contains(&format!("10.244.{i}.0/24")))
+        .unwrap_or(251);
+    let cidr = format!("10.244.{index}.0/24");
+    let mut labels = json!({
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+        "node-role.kubernetes.io/worker": "",
+    });
+    for (k, v) in &spec.labels {
+        labels[k] = json!(v);
+    }
+    let resources = json!({
+        "cpu": doc::format_cpu(spec.cpu_millis),
+        "memory": doc::format_bytes(spec.memory),
+        "pods": spec.pods.to_string(),
+        "ephemeral-storage": "100Gi",
+    });
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": controllers::node::ready_conditions(state.now),
+            "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 1)}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {
+                "architecture": "amd64", "operatingSystem": "linux", "osImage": "reconcile engine",
+                "kernelVersion": "6.8.0", "kubeletVersion": "v1.31.0", "kubeProxyVersion": "v1.31.0",
+                "containerRuntimeVersion": "containerd://1.7.22",
+            },
+        },
+    })
+}
+
+/// Fills a fresh cluster: the system namespaces, `nodes` workers, the `kubernetes` Service.
+fn bootstrap(state: &mut State, nodes: usize) {
+    let ns_info = kinds::by_kind("Namespace");
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if let Some(info) = ns_info {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            state.create(info, obj, None);
+        }
+    }
+    if let Some(info) = kinds::by_kind("Node") {
+        for i in 1..=nodes {
+            let name = format!("worker-{i}");
+            let obj = node_doc(state, &name, &NodeSpec::default());
+            state.create(info, obj, None);
+        }
+    }
+    if let Some(info) = kinds::by_kind("Service") {
+        let obj = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}}});
+        state.create(info, obj, None);
+    }
+}
+
+fn to_cluster_error(err: Error) -> cluster::Error {
+    match err {
+        Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
+        Error::Conflict {
+            id,
+            expected,
+            found,
+            ..
+        } => cluster::Error::Conflict {
+            id,
+            expected,
+            found,
+        },
+        Error::Locked { holder, pid, since } => cluster::Error::Locked {
+            target: "engine".into(),
+            holder: format!("{holder} (pid {pid}, since {since})"),
+        },
+        other => cluster::Error::Backend(other.to_string()),
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Cluster for Engine {
+    fn target_name(&self) -> String {
+        format!("engine:{}", self.db.path())
+    }
+
+    fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
+        let info = kinds::by_kind(&id.gvk.kind).ok_or_else(|| {
+            cluster::Error::Backend(Error::UnknownKind(id.gvk.kind.clone()).to_string())
+        })?;
+        let ns = if info.namespaced {
+            if id.namespace.is_empty() {
+                "default"
+            } else {
+                &id.namespace
+            }
+        } else {
+            ""
+        };
+        Ok(self
+            .state
+            .get(info.kind, ns, &id.name)
+            .map(|s| s.doc.clone()))
+    }
+
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, cluster::Error> {
+        let info = kinds::by_kind(&gvk.kind).ok_or_else(|| {
+            cluster::Error::Backend(Error::UnknownKind(gvk.kind.clone()).to_string())
+        })?;
+        let sel =
+            Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
+        let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
+            Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.kind, ns)),
+            _ => Box::new(self.state.kind(info.kind).values()),
+        };
+        Ok(all
+            .filter(|o| sel.matches(doc::labels(&o.doc)))
+            .map(|o| o.doc.clone())
+            .collect())
+    }
+
+    fn apply(&mut self, object: &Value) -> Result<Value, cluster::Error> {
+        Engine::apply(self, object).map_err(to_cluster_error)
+    }
+
+    fn delete(&mut self, id: &ResId) -> Result<bool, cluster::Error> {
+        let ns = if id.namespace.is_empty() {
+            "default"
+        } else {
+            &id.namespace
+        };
+        Engine::delete(self, &id.gvk.kind, ns, &id.name, Propagation::Background)
+            .map_err(to_cluster_error)
+    }
+
+    fn now(&self) -> String {
+        rfc3339(self.state.now)
+    }
+
+    fn wait(&mut self, duration: Duration) -> Result<(), cluster::Error> {
+        self.advance(duration.as_millis() as Millis)
+            .map(|_| ())
+            .map_err(to_cluster_error)
+    }
+
+    fn lock(&mut self, holder: &str) -> Result<(), cluster::Error> {
+        let holder = holder.to_string();
+        let result = self.transact(|e| {
+            if let Some(l) = &e.state.lock {
+                let ours = e.holds_lock && l.pid == std::process::id();
+                if !ours && pid_alive(l.pid) {
+                    return Err(Error::Locked {
+                        holder: l.holder.clone(),
+                        pid: l.pid,
+                        since: l.since.clone(),
+                    });
+                }
+            }
+            e.state.lock = Some(LockHolder {
+                holder,
+                pid: std::process::id(),
+                since: rfc3339(e.state.now),
+            });
+            e.holds_lock = true;
+            Ok(())
+        });
+        result.map_err(to_cluster_error)
+    }
+
+    fn unlock(&mut self) -> Result<(), cluster::Error> {
+        let result = self.transact(|e| {
+            if e.holds_lock {
+                e.state.lock = None;
+                e.holds_lock = false;
+            }
+            Ok(())
+        });
+        result.map_err(to_cluster_error)
+    }
+
+    fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
+        traffic::metric(&self.state, query).map_err(cluster::Error::Backend)
+    }
+}

@@ -1,0 +1,650 @@
+//! The object store: the cluster state in memory, persisted in one SQLite file.
+//!
+//! A command loads the whole state once, works on it in memory and writes back only what
+//! changed in one transaction. Objects are JSON documents keyed by kind, namespace and name;
+//! the store stamps uid, resourceVersion (one counter for the whole cluster), generation
+//! (bumped when `spec` changes) and creationTimestamp.
+//!
+//! Invariant: controllers read the state and return changes; only the engine writes through
+//! [`State::create`], [`State::update`] and [`State::remove`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::clock::{GENESIS, Millis, Rng, rfc3339};
+use super::controllers::pod::PodSim;
+use super::doc;
+use super::events::{Event, Events, NewEvent};
+use super::images::ImageTable;
+use super::kinds::{self, KindInfo};
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("engine state {path}: {source}")]
+    Sqlite {
+        /// The state file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Another process kept the file busy past the wait.
+    #[error(
+        "engine state {path} is in use by another reconcile process (waited {waited_ms} ms); try again when it finishes"
+    )]
+    Busy {
+        /// The state file.
+        path: String,
+        /// How long we waited.
+        waited_ms: u64,
+    },
+    /// A stored document could not be read back.
+    #[error("engine state {path}: stored {what} is unreadable: {detail}")]
+    Corrupt {
+        /// The state file.
+        path: String,
+        /// Which record.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The state directory could not be created.
+    #[error("cannot create directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How long a second process waits for the file before failing.
+pub const BUSY_WAIT_MS: u64 = 5000;
+
+/// An object and the engine's private simulation state beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The object as the API shows it.
+    pub doc: Value,
+    /// Kubelet simulation state (pods only).
+    pub sim: Option<PodSim>,
+}
+
+/// Objects of one kind, by (namespace, name).
+pub type KindMap = BTreeMap<(String, String), Stored>;
+
+/// The identity of a stored object.
+pub type Key = (&'static str, String, String);
+
+/// Who holds the plan/apply lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// Free text given by the locker.
+    pub holder: String,
+    /// Process id of the locker.
+    pub pid: u32,
+    /// When (virtual time) it was taken.
+    pub since: String,
+}
+
+/// The whole cluster state in memory.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Objects by kind.
+    pub objects: BTreeMap<&'static str, KindMap>,
+    /// Virtual now.
+    pub now: Millis,
+    /// The random source.
+    pub rng: Rng,
+    /// Last resourceVersion handed out.
+    pub rv: u64,
+    /// The event log.
+    pub events: Events,
+    /// Image behaviour configuration.
+    pub images: ImageTable,
+    /// Nodes whose kubelet stopped posting status, with the instant it stopped.
+    pub down_nodes: BTreeMap<String, Millis>,
+    /// The plan/apply lock.
+    pub lock: Option<LockHolder>,
+    /// Commit counter read at load (detects writes by other processes).
+    pub commit_seq: u64,
+    dirty: BTreeSet<Key>,
+    removed: BTreeSet<Key>,
+    deletions: u64,
+    writes: std::collections::HashMap<&'static str, u64>,
+}
+
+static EMPTY: KindMap = BTreeMap::new();
+
+impl State {
+    /// A cluster with nothing in it, at the genesis instant, with this seed.
+    pub fn empty(seed: u64) -> State {
+        State {
+            objects: BTreeMap::new(),
+            now: GENESIS,
+            rng: Rng(seed),
+            rv: 0,
+            events: Events::default(),
+            images: ImageTable::new(),
+            down_nodes: BTreeMap::new(),
+            lock: None,
+            commit_seq: 0,
+            dirty: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            deletions: 0,
+            writes: std::collections::HashMap::new(),
+        }
+    }
+
+    /// All objects of a kind.
+    pub fn kind(&self, kind: &str) -> &KindMap {
+        self.objects.get(kind).unwrap_or(&EMPTY)
+    }
+
+    /// One object.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Stored> {
+        self.objects
+            .get(kind)?
+            .get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Objects of a kind in one namespace.
+    pub fn in_namespace<'a>(
+        &'a self,
+        kind: &str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
+        let map = self.kind(kind);
+        let start = (namespace.to_string(), String::new());
+        map.range(start..)
+            .take_while(move |((ns, _), _)| ns == namespace)
+            .map(|(_, s)| s)
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    /// Stores a new object: stamps uid, resourceVersion, generation and creationTimestamp.
+    /// A `metadata.generateName` without a name gets a random suffix. Returns the key.
+    pub fn create(&mut self, info: &'static KindInfo, mut obj: Value, sim: Option<PodSim>) -> Key {
+        let ns = if info.namespaced {
+            doc::namespace(&obj).to_string()
+        } else {
+            String::new()
+        };
+        let mut name = doc::name(&obj).to_string();
+        if name.is_empty() {
+            let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
+            loop {
+                name = format!("{prefix}{}", self.rng.name_suffix(5));
+                if self.get(info.kind, &ns, &name).is_none() {
+                    break;
+                }
+            }
+        }
+        let uid = self.rng.uuid();
+        let rv = self.next_rv();
+        let created = rfc3339(self.now);
+        let meta = doc::map_mut(&mut obj, &["metadata"]);
+        meta.insert("name".into(), Value::String(name.clone()));
+        if info.namespaced {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+        } else {
+            meta.remove("namespace");
+        }
+        meta.insert("uid".into(), Value::String(uid));
+        meta.insert("resourceVersion".into(), Value::String(rv));
+        if obj_has_spec(info) {
+            doc::map_mut(&mut obj, &["metadata"]).insert("generation".into(), Value::from(1));
+        }
+        doc::map_mut(&mut obj, &["metadata"])
+            .insert("creationTimestamp".into(), Value::String(created));
+        self.wrote(info.kind);
+        let key: Key = (info.kind, ns.clone(), name.clone());
+        self.objects
+            .entry(info.kind)
+            .or_default()
+            .insert((ns, name), Stored { doc: obj, sim });
+        self.removed.remove(&key);
+        self.dirty.insert(key.clone());
+        key
+    }
+
+    /// Replaces an existing object's document; bumps resourceVersion, and generation when
+    /// `spec` changed. Does nothing when the document is unchanged. Returns whether the
+    /// document changed (false also when the object is absent).
+    pub fn update(&mut self, kind: &'static str, mut obj: Value) -> bool {
+        let ns = doc::namespace(&obj).to_string();
+        let name = doc::name(&obj).to_string();
+        let Some(current) = self
+            .objects
+            .get(kind)
+            .and_then(|m| m.get(&(ns.clone(), name.clone())))
+        else {
+            return false;
+        };
+        // Controllers mostly change status: a differing status settles it without comparing
+        // the whole document.
+        if current.doc.get("status") == obj.get("status") && current.doc == obj {
+            return false;
+        }
+        let spec_changed = current.doc.get("spec") != obj.get("spec");
+        let generation = doc::i64_at(&current.doc, &["metadata", "generation"]);
+        let rv = self.next_rv();
+        let meta = doc::map_mut(&mut obj, &["metadata"]);
+        meta.insert("resourceVersion".into(), Value::String(rv));
+        if let Some(g) = generation {
+            meta.insert(
+                "generation".into(),
+                Value::from(if spec_changed { g + 1 } else { g }),
+            );
+        }
+        let entry = self
+            .objects
+            .entry(kind)
+            .or_default()
+            .get_mut(&(ns.clone(), name.clone()));
+        if let Some(stored) = entry {
+            stored.doc = obj;
+        }
+        self.dirty.insert((kind, ns, name));
+        self.wrote(kind);
+        true
+    }
+
+    /// Replaces an object's `status` (and, when given, one top-level `spec` field) in place;
+    /// bumps resourceVersion, and generation when spec changed. Returns whether anything changed.
+    pub fn set_status(
+        &mut self,
+        kind: &'static str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+        spec_field: Option<(&str, Value)>,
+    ) -> bool {
+        let key = (namespace.to_string(), name.to_string());
+        let Some(stored) = self.objects.get_mut(kind).and_then(|m| m.get_mut(&key)) else {
+            return false;
+        };
+        let spec_change = spec_field.filter(|(f, v)| doc::at(&stored.doc, &["spec", f]) != Some(v));
+        if stored.doc.get("status") == Some(&status) && spec_change.is_none() {
+            return false;
+        }
+        self.rv += 1;
+        let rv = self.rv.to_string();
+        let doc_ref = &mut stored.doc;
+        doc::set(doc_ref, &["status"], status);
+        if let Some((field, value)) = spec_change {
+            doc::set(doc_ref, &["spec", field], value);
+            if let Some(g) = doc::i64_at(doc_ref, &["metadata", "generation"]) {
+                doc::set(doc_ref, &["metadata", "generation"], Value::from(g + 1));
+            }
+        }
+        doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv));
+        self.dirty.insert((kind, key.0, key.1));
+        self.wrote(kind);
+        true
+    }
+
+    /// Replaces an object's simulation state.
+    pub fn set_sim(&mut self, kind: &'static str, namespace: &str, name: &str, sim: PodSim) {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(stored) = self.objects.get_mut(kind).and_then(|m| m.get_mut(&key))
+            && stored.sim.as_ref() != Some(&sim)
+        {
+            stored.sim = Some(sim);
+            self.dirty.insert((kind, key.0, key.1));
+        }
+    }
+
+    /// How many writes objects of `kind` have had (documents only, not simulation state).
+    pub fn writes(&self, kind: &str) -> u64 {
+        self.writes.get(kind).copied().unwrap_or(0)
+    }
+
+    fn wrote(&mut self, kind: &'static str) {
+        *self.writes.entry(kind).or_default() += 1;
+    }
+
+    /// Counts removals and deletions started; the engine runs the garbage collector only
+    /// when this moved.
+    pub fn deletion_epoch(&self) -> u64 {
+        self.deletions
+    }
+
+    /// Notes that a deletion started (an object got a deletionTimestamp).
+    pub fn note_deletion(&mut self) {
+        self.deletions += 1;
+    }
+
+    /// Removes an object for good. Returns the removed document.
+    pub fn remove(&mut self, kind: &'static str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (namespace.to_string(), name.to_string());
+        let stored = self.objects.get_mut(kind)?.remove(&key)?;
+        self.rv += 1;
+        self.deletions += 1;
+        self.wrote(kind);
+        self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
+        self.removed.insert((kind, key.0, key.1));
+        Some(stored.doc)
+    }
+
+    /// Records an event now.
+    pub fn event(&mut self, event: NewEvent) {
+        self.events.record(event, self.now);
+    }
+
+    /// Whether anything changed since load or the last save.
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty() || !self.removed.is_empty() || !self.events.dirty.is_empty()
+    }
+}
+
+fn obj_has_spec(info: &KindInfo) -> bool {
+    !matches!(
+        info.kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Endpoints"
+            | "EndpointSlice"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "StorageClass"
+    )
+}
+
+/// The SQLite file behind a [`State`].
+pub struct Database {
+    conn: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.path)
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    doc TEXT NOT NULL, sim TEXT,
+    PRIMARY KEY (kind, namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+";
+
+impl Database {
+    /// Opens (creating when needed) the state file; `None` keeps it in memory.
+    pub fn open(path: Option<&Path>) -> Result<Database, StoreError> {
+        let label = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ":memory:".into());
+        let sql = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let conn = match path {
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                Connection::open(p).map_err(sql)?
+            }
+            None => Connection::open_in_memory().map_err(sql)?,
+        };
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))
+            .map_err(sql)?;
+        let db = Database { conn, path: label };
+        db.map_busy(db.conn.pragma_update(None, "journal_mode", "WAL"))?;
+        db.map_busy(db.conn.pragma_update(None, "synchronous", "NORMAL"))?;
+        db.map_busy(db.conn.execute_batch(SCHEMA))?;
+        Ok(db)
+    }
+
+    /// The file's path as shown to users.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn map_busy<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
+        r.map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy {
+                    path: self.path.clone(),
+                    waited_ms: BUSY_WAIT_MS,
+                }
+            }
+            _ => StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            },
+        })
+    }
+
+    /// Starts the write transaction of one command (waits for another process, then fails).
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.map_busy(self.conn.execute_batch("BEGIN IMMEDIATE"))
+    }
+
+    /// Commits the transaction.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        self.map_busy(self.conn.execute_batch("COMMIT"))
+    }
+
+    /// Abandons the transaction (nothing of it reaches the file).
+    pub fn rollback(&self) {
+        // A failed rollback means there was no transaction; nothing to undo.
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.map_busy(
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional(),
+        )
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.map_busy(self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        ))
+        .map(|_| ())
+    }
+
+    /// The commit counter (changes whenever any process saves).
+    pub fn commit_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta("commit_seq")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Whether the file holds a cluster yet.
+    pub fn is_initialized(&self) -> Result<bool, StoreError> {
+        Ok(self.meta("now")?.is_some())
+    }
+
+    fn corrupt(&self, what: impl Into<String>, detail: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Reads the whole state.
+    pub fn load(&self) -> Result<State, StoreError> {
+        let num = |key: &str| -> Result<u64, StoreError> {
+            Ok(self
+                .meta(key)?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0))
+        };
+        let mut state = State::empty(num("rng")?);
+        state.now = self
+            .meta("now")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(GENESIS);
+        state.rv = num("rv")?;
+        state.commit_seq = num("commit_seq")?;
+        if let Some(text) = self.meta("images")? {
+            state.images =
+                serde_json::from_str(&text).map_err(|e| self.corrupt("image table", e))?;
+        }
+        if let Some(text) = self.meta("down_nodes")? {
+            state.down_nodes =
+                serde_json::from_str(&text).map_err(|e| self.corrupt("node table", e))?;
+        }
+        if let Some(text) = self.meta("lock")? {
+            state.lock = serde_json::from_str(&text).map_err(|e| self.corrupt("lock", e))?;
+        }
+        let mut stmt = self.map_busy(
+            self.conn
+                .prepare("SELECT kind, namespace, name, doc, sim FROM objects"),
+        )?;
+        let rows = self.map_busy(stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        }))?;
+        for row in rows {
+            let (kind, ns, name, text, sim) = self.map_busy(row)?;
+            let info = kinds::by_kind(&kind)
+                .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
+            let doc: Value = serde_json::from_str(&text)
+                .map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
+            let sim = match sim {
+                Some(s) => Some(
+                    serde_json::from_str(&s)
+                        .map_err(|e| self.corrupt(format!("{kind} {ns}/{name} sim"), e))?,
+                ),
+                None => None,
+            };
+            state
+                .objects
+                .entry(info.kind)
+                .or_default()
+                .insert((ns, name), Stored { doc, sim });
+        }
+        let mut stmt = self.map_busy(self.conn.prepare("SELECT doc FROM events ORDER BY id"))?;
+        let rows = self.map_busy(stmt.query_map([], |r| r.get::<_, String>(0)))?;
+        let mut events: Vec<Event> = Vec::new();
+        for row in rows {
+            let text = self.map_busy(row)?;
+            events.push(serde_json::from_str(&text).map_err(|e| self.corrupt("event", e))?);
+        }
+        state.events = Events::from_saved(events, num("event_seq")?);
+        Ok(state)
+    }
+
+    /// Writes back what changed in `state` (inside the caller's transaction) and bumps the
+    /// commit counter.
+    pub fn save(&self, state: &mut State) -> Result<(), StoreError> {
+        {
+            let mut put = self.map_busy(self.conn.prepare_cached(
+                "INSERT OR REPLACE INTO objects (kind, namespace, name, doc, sim) VALUES (?1, ?2, ?3, ?4, ?5)",
+            ))?;
+            for (kind, ns, name) in &state.dirty {
+                let Some(stored) = state.get(kind, ns, name) else {
+                    continue;
+                };
+                let text = stored.doc.to_string();
+                let sim = match &stored.sim {
+                    Some(s) => Some(serde_json::to_string(s).map_err(|e| self.corrupt("sim", e))?),
+                    None => None,
+                };
+                self.map_busy(put.execute(params![kind, ns, name, text, sim]))?;
+            }
+            let mut del = self.map_busy(self.conn.prepare_cached(
+                "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            ))?;
+            for (kind, ns, name) in &state.removed {
+                self.map_busy(del.execute(params![kind, ns, name]))?;
+            }
+            let mut put_event = self.map_busy(
+                self.conn
+                    .prepare_cached("INSERT OR REPLACE INTO events (id, doc) VALUES (?1, ?2)"),
+            )?;
+            let dirty: BTreeSet<u64> = state.events.dirty.iter().copied().collect();
+            for e in state.events.list.iter().filter(|e| dirty.contains(&e.id)) {
+                let text = serde_json::to_string(e).map_err(|err| self.corrupt("event", err))?;
+                self.map_busy(put_event.execute(params![e.id as i64, text]))?;
+            }
+            let mut del_event =
+                self.map_busy(self.conn.prepare_cached("DELETE FROM events WHERE id = ?1"))?;
+            for id in &state.events.dropped {
+                self.map_busy(del_event.execute(params![*id as i64]))?;
+            }
+        }
+        state.commit_seq += 1;
+        self.set_meta("now", &state.now.to_string())?;
+        self.set_meta("rng", &state.rng.0.to_string())?;
+        self.set_meta("rv", &state.rv.to_string())?;
+        self.set_meta("event_seq", &state.events.next_id.to_string())?;
+        self.set_meta("commit_seq", &state.commit_seq.to_string())?;
+        let json = |v: &dyn erased::Json| v.json();
+        self.set_meta("images", &json(&state.images))?;
+        self.set_meta("down_nodes", &json(&state.down_nodes))?;
+        match &state.lock {
+            Some(lock) => self.set_meta("lock", &json(lock))?,
+            None => {
+                self.map_busy(self.conn.execute("DELETE FROM meta WHERE key = 'lock'", []))?;
+            }
+        }
+        state.dirty.clear();
+        state.removed.clear();
+        state.events.dirty.clear();
+        state.events.dropped.clear();
+        Ok(())
+    }
+
+    /// Deletes everything in the file.
+    pub fn wipe(&self) -> Result<(), StoreError> {
+        self.map_busy(
+            self.conn
+                .execute_batch("DELETE FROM objects; DELETE FROM events; DELETE FROM meta;"),
+        )
+    }
+}
+
+mod erased {
+    /// Serializes small meta records; they are plain maps and structs, so this cannot fail.
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+        }
+    }
+}
+
+/// Where the default state file lives, relative to the current directory.
+pub fn default_path() -> PathBuf {
+    PathBuf::from(".reconcile").join("engine.db")
+}

@@ -1,0 +1,137 @@
+//! The plan file (`plan --out plan.json`) and what makes a saved plan stale.
+//!
+//! A plan file holds no object, only ids, masked diffs, the digest of the rendered source
+//! and the resourceVersions the plan was computed from: `apply plan.json` renders the same
+//! source again, refuses if its digest differs ("source changed") or if any live object
+//! changed since ("plan is stale"), and applies exactly the plan.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Plan, PlanSet};
+
+/// Errors reading a plan file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a plan.
+    #[error("{path}: not a reconcile plan file: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Version of the plan file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `sha256:<hex>` of the rendered objects and the application settings that shape a plan.
+pub fn source_digest(objects: &[Value], settings: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(crate::yaml::to_yaml_stream(objects).as_bytes());
+    hasher.update(b"\n---settings---\n");
+    hasher.update(settings.to_string().as_bytes());
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Reads a plan file.
+pub fn read(path: &Path) -> Result<PlanSet, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let set: PlanSet = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if set.format_version != FORMAT_VERSION {
+        return Err(Error::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "format version {} (this reconcile reads {FORMAT_VERSION})",
+                set.format_version
+            ),
+        });
+    }
+    Ok(set)
+}
+
+/// True when the file looks like a plan file rather than a directory to render.
+pub fn is_plan_file(path: &Path) -> bool {
+    path.is_file() && path.extension().is_some_and(|e| e == "json")
+}
+
+/// Why a saved plan no longer matches a freshly computed one (same source, same target),
+/// or `None` when it still does.
+pub fn staleness(saved: &Plan, fresh: &Plan) -> Option<String> {
+    if saved.source_digest != fresh.source_digest {
+        return Some(format!(
+            "the source of application {} changed since the plan was made ({} → {})",
+            saved.application,
+            short(&saved.source_digest),
+            short(&fresh.source_digest)
+        ));
+    }
+    if saved.inventory_resource_version != fresh.inventory_resource_version {
+        return Some(format!(
+            "the inventory of application {} changed since the plan was made",
+            saved.application
+        ));
+    }
+    for action in &saved.actions {
+        let now = fresh.actions.iter().find(|a| a.same_object(action));
+        let live_now = now.and_then(|a| a.live_resource_version.clone());
+        if live_now != action.live_resource_version {
+            return Some(format!(
+                "{} changed since the plan was made (resourceVersion {} then, {} now)",
+                action.display(),
+                action.live_resource_version.as_deref().unwrap_or("absent"),
+                live_now.as_deref().unwrap_or("absent")
+            ));
+        }
+    }
+    if saved.actions.len() != fresh.actions.len() {
+        return Some(format!(
+            "the objects of application {} changed since the plan was made",
+            saved.application
+        ));
+    }
+    None
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digests_change_with_content_and_settings() {
+        let a = [json!({"kind": "ConfigMap", "data": {"a": "1"}})];
+        let b = [json!({"kind": "ConfigMap", "data": {"a": "2"}})];
+        let settings = json!({"prune": false});
+        assert_eq!(source_digest(&a, &settings), source_digest(&a, &settings));
+        assert_ne!(source_digest(&a, &settings), source_digest(&b, &settings));
+        assert_ne!(
+            source_digest(&a, &settings),
+            source_digest(&a, &json!({"prune": true}))
+        );
+        assert!(source_digest(&a, &settings).starts_with("sha256:"));
+    }
+}

@@ -1,0 +1,276 @@
+//! Analysis: measurements of a metric of one track's pods, judged against a threshold.
+//!
+//! A run takes `count` measurements `interval` apart; it fails as soon as more than
+//! `failureLimit` measurements failed, succeeds when all were taken within that limit, and
+//! is inconclusive when a measurement had no data (the rollout then pauses, as Argo
+//! Rollouts does, until someone promotes or aborts it).
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::time::{format_duration, parse_duration};
+
+/// Metrics the driver knows.
+pub const METRICS: &[&str] = &["success-rate", "latency-p99"];
+
+/// An analysis as declared in a strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisSpec {
+    /// `success-rate` (share of successful requests, 0..1; passes when ≥ threshold) or
+    /// `latency-p99` (milliseconds; passes when ≤ threshold).
+    pub metric: String,
+    /// The bound a measurement must meet.
+    pub threshold: f64,
+    /// Time between measurements (and the window each looks back over). Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Number of measurements. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Failed measurements tolerated before the run fails. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
+}
+
+impl AnalysisSpec {
+    /// Checks the fields; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !METRICS.contains(&self.metric.as_str()) {
+            return Err(format!(
+                "metric: unknown metric {:?} (known: {})",
+                self.metric,
+                METRICS.join(", ")
+            ));
+        }
+        if self.metric == "success-rate" && !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "threshold: {} is not a success rate between 0 and 1",
+                self.threshold
+            ));
+        }
+        if self.threshold < 0.0 || !self.threshold.is_finite() {
+            return Err(format!(
+                "threshold: {} must be a finite number ≥ 0",
+                self.threshold
+            ));
+        }
+        if let Some(interval) = &self.interval {
+            let parsed = parse_duration(interval).map_err(|e| format!("interval: {e}"))?;
+            if parsed.is_zero() {
+                return Err("interval: must be longer than 0s".to_string());
+            }
+        }
+        if self.count == Some(0) {
+            return Err("count: must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// The interval (default 10s).
+    pub fn interval(&self) -> Duration {
+        self.interval
+            .as_deref()
+            .and_then(|i| parse_duration(i).ok())
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The number of measurements (default 1).
+    pub fn count(&self) -> u32 {
+        self.count.unwrap_or(1).max(1)
+    }
+
+    /// The failures tolerated (default 0).
+    pub fn failure_limit(&self) -> u32 {
+        self.failure_limit.unwrap_or(0)
+    }
+
+    /// Whether one value passes.
+    pub fn passes(&self, value: f64) -> bool {
+        match self.metric.as_str() {
+            "latency-p99" => value <= self.threshold,
+            _ => value >= self.threshold,
+        }
+    }
+
+    /// `success-rate ≥ 0.99 every 10s ×3 (failureLimit 1)`.
+    pub fn describe(&self) -> String {
+        let op = if self.metric == "latency-p99" {
+            "≤"
+        } else {
+            "≥"
+        };
+        format!(
+            "{} {op} {} every {} ×{} (failureLimit {})",
+            self.metric,
+            self.threshold,
+            format_duration(self.interval()),
+            self.count(),
+            self.failure_limit()
+        )
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// When it was taken (cluster time, RFC 3339).
+    pub at: String,
+    /// The value (`None`: no data).
+    pub value: Option<f64>,
+    /// Whether it passed (`None`: inconclusive).
+    pub passed: Option<bool>,
+}
+
+/// Outcome of an analysis run so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RunPhase {
+    /// More measurements to take.
+    Running,
+    /// All measurements taken within the failure limit.
+    Successful,
+    /// More than failureLimit measurements failed.
+    Failed,
+    /// A measurement had no data.
+    Inconclusive,
+}
+
+/// A run: its measurements and phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRun {
+    /// What it measures (see [`AnalysisSpec::describe`]).
+    pub name: String,
+    /// The step it belongs to (`prePromotion` for BlueGreen).
+    pub step: String,
+    /// Phase.
+    pub phase: RunPhase,
+    /// Measurements taken.
+    pub measurements: Vec<Measurement>,
+    /// Why it ended the way it did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl AnalysisRun {
+    /// A new, running run.
+    pub fn start(spec: &AnalysisSpec, step: &str) -> AnalysisRun {
+        AnalysisRun {
+            name: spec.describe(),
+            step: step.to_string(),
+            phase: RunPhase::Running,
+            measurements: Vec::new(),
+            message: String::new(),
+        }
+    }
+
+    /// Records one measurement and updates the phase.
+    pub fn record(&mut self, spec: &AnalysisSpec, at: &str, value: Option<f64>) {
+        let passed = value.map(|v| spec.passes(v));
+        self.measurements.push(Measurement {
+            at: at.to_string(),
+            value,
+            passed,
+        });
+        let failed = self
+            .measurements
+            .iter()
+            .filter(|m| m.passed == Some(false))
+            .count() as u32;
+        let op = if spec.metric == "latency-p99" {
+            "≤"
+        } else {
+            "≥"
+        };
+        if value.is_none() {
+            self.phase = RunPhase::Inconclusive;
+            self.message = format!("{}: no data for the pods measured", spec.metric);
+        } else if failed > spec.failure_limit() {
+            self.phase = RunPhase::Failed;
+            self.message = format!(
+                "{} {} is not {op} {}: {failed} of {} measurements failed (failureLimit {})",
+                spec.metric,
+                value.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                spec.threshold,
+                self.measurements.len(),
+                spec.failure_limit()
+            );
+        } else if self.measurements.len() as u32 >= spec.count() {
+            self.phase = RunPhase::Successful;
+            self.message = format!(
+                "{} of {} measurements passed",
+                self.measurements.len() as u32 - failed,
+                spec.count()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(metric: &str, threshold: f64, count: u32, failure_limit: u32) -> AnalysisSpec {
+        AnalysisSpec {
+            metric: metric.into(),
+            threshold,
+            interval: Some("10s".into()),
+            count: Some(count),
+            failure_limit: Some(failure_limit),
+        }
+    }
+
+    #[test]
+    fn runs_succeed_fail_or_are_inconclusive() {
+        let s = spec("success-rate", 0.99, 3, 1);
+        let mut run = AnalysisRun::start(&s, "2");
+        run.record(&s, "t1", Some(0.995));
+        run.record(&s, "t2", Some(0.90));
+        assert_eq!(run.phase, RunPhase::Running);
+        run.record(&s, "t3", Some(0.999));
+        assert_eq!(run.phase, RunPhase::Successful);
+
+        let mut run = AnalysisRun::start(&s, "2");
+        run.record(&s, "t1", Some(0.7));
+        run.record(&s, "t2", Some(0.8));
+        assert_eq!(run.phase, RunPhase::Failed);
+        assert!(
+            run.message.contains("2 of 2 measurements failed"),
+            "{}",
+            run.message
+        );
+
+        let mut run = AnalysisRun::start(&s, "2");
+        run.record(&s, "t1", None);
+        assert_eq!(run.phase, RunPhase::Inconclusive);
+
+        let latency = spec("latency-p99", 250.0, 1, 0);
+        assert!(latency.passes(200.0) && !latency.passes(300.0));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        assert!(
+            spec("error-budget", 1.0, 1, 0)
+                .validate()
+                .unwrap_err()
+                .starts_with("metric:")
+        );
+        assert!(
+            spec("success-rate", 99.0, 1, 0)
+                .validate()
+                .unwrap_err()
+                .starts_with("threshold:")
+        );
+        assert!(
+            spec("success-rate", 0.9, 0, 0)
+                .validate()
+                .unwrap_err()
+                .starts_with("count:")
+        );
+        assert_eq!(spec("latency-p99", 300.0, 3, 1).validate(), Ok(()));
+    }
+}

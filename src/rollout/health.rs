@@ -1,0 +1,422 @@
+//! Health of live objects, by the rules of Argo CD's health checks and kstatus.
+//!
+//! A pure function of one live object; the Service rule also takes its Endpoints object.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Health of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Status {
+    /// Converged and serving.
+    Healthy,
+    /// Moving towards the desired state.
+    Progressing,
+    /// Failed, or will not converge without help.
+    Degraded,
+    /// Waiting for a person (a paused rollout).
+    Suspended,
+    /// Absent from the cluster.
+    Missing,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Status::Healthy => "Healthy",
+            Status::Progressing => "Progressing",
+            Status::Degraded => "Degraded",
+            Status::Suspended => "Suspended",
+            Status::Missing => "Missing",
+        };
+        f.write_str(text)
+    }
+}
+
+/// A status and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The status.
+    pub status: Status,
+    /// Why (empty when healthy).
+    pub message: String,
+}
+
+impl Health {
+    fn new(status: Status, message: impl Into<String>) -> Health {
+        Health {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn healthy() -> Health {
+        Health::new(Status::Healthy, "")
+    }
+}
+
+fn int(object: &Value, pointer: &str) -> Option<i64> {
+    object.pointer(pointer).and_then(Value::as_i64)
+}
+
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conditions| {
+            conditions
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        })
+}
+
+fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Whether the controller has seen the latest spec.
+fn observed(object: &Value) -> bool {
+    match (
+        int(object, "/metadata/generation"),
+        int(object, "/status/observedGeneration"),
+    ) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        _ => true,
+    }
+}
+
+/// The health of a live object (`None`: absent). `endpoints` is a Service's Endpoints object,
+/// when the cluster has one.
+pub fn health(object: Option<&Value>, endpoints: Option<&Value>) -> Health {
+    let Some(object) = object else {
+        return Health::new(Status::Missing, "not found");
+    };
+    match text(object, "/kind") {
+        "Deployment" => deployment(object),
+        "StatefulSet" => stateful_set(object),
+        "DaemonSet" => daemon_set(object),
+        "ReplicaSet" => replica_set(object),
+        "Job" => job(object),
+        "PersistentVolumeClaim" => pvc(object),
+        "Pod" => pod(object),
+        "Service" => service(object, endpoints),
+        _ => Health::healthy(),
+    }
+}
+
+fn deployment(d: &Value) -> Health {
+    if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+        return Health::new(Status::Suspended, "deployment is paused");
+    }
+    if !observed(d) {
+        return Health::new(
+            Status::Progressing,
+            "waiting for rollout spec update to be observed",
+        );
+    }
+    if let Some(progressing) = condition(d, "Progressing")
+        && text(progressing, "/reason") == "ProgressDeadlineExceeded"
+    {
+        return Health::new(
+            Status::Degraded,
+            format!(
+                "deployment {:?} exceeded its progress deadline",
+                text(d, "/metadata/name")
+            ),
+        );
+    }
+    let replicas = int(d, "/spec/replicas").unwrap_or(1);
+    let updated = int(d, "/status/updatedReplicas").unwrap_or(0);
+    let total = int(d, "/status/replicas").unwrap_or(0);
+    let available = int(d, "/status/availableReplicas").unwrap_or(0);
+    if updated < replicas {
+        return Health::new(
+            Status::Progressing,
+            format!("{updated} of {replicas} updated replicas are available"),
+        );
+    }
+    if total > updated {
+        return Health::new(
+            Status::Progressing,
+            format!("{} old replicas are pending termination", total - updated),
+        );
+    }
+    if available < updated {
+        return Health::new(
+            Status::Progressing,
+            format!("{available} of {updated} updated replicas are available"),
+        );
+    }
+    Health::healthy()
+}
+
+fn stateful_set(s: &Value) -> Health {
+    if !observed(s) {
+        return Health::new(
+            Status::Progressing,
+            "waiting for statefulset spec update to be observed",
+        );
+    }
+    let replicas = int(s, "/spec/replicas").unwrap_or(1);
+    let ready = int(s, "/status/readyReplicas").unwrap_or(0);
+    if ready < replicas {
+        return Health::new(
+            Status::Progressing,
+            format!("{ready} of {replicas} pods are ready"),
+        );
+    }
+    if text(s, "/spec/updateStrategy/type") == "OnDelete" {
+        return Health::healthy();
+    }
+    let updated = int(s, "/status/updatedReplicas").unwrap_or(replicas);
+    if updated < replicas {
+        return Health::new(
+            Status::Progressing,
+            format!("{updated} of {replicas} pods updated"),
+        );
+    }
+    let (current, update) = (
+        text(s, "/status/currentRevision"),
+        text(s, "/status/updateRevision"),
+    );
+    if !update.is_empty() && current != update {
+        return Health::new(
+            Status::Progressing,
+            "waiting for the rolling update to complete",
+        );
+    }
+    Health::healthy()
+}
+
+fn daemon_set(d: &Value) -> Health {
+    if !observed(d) {
+        return Health::new(
+            Status::Progressing,
+            "waiting for daemonset spec update to be observed",
+        );
+    }
+    let desired = int(d, "/status/desiredNumberScheduled").unwrap_or(0);
+    let updated = int(d, "/status/updatedNumberScheduled").unwrap_or(0);
+    let available = int(d, "/status/numberAvailable").unwrap_or(0);
+    if updated < desired {
+        return Health::new(
+            Status::Progressing,
+            format!("{updated} of {desired} pods updated"),
+        );
+    }
+    if available < desired {
+        return Health::new(
+            Status::Progressing,
+            format!("{available} of {desired} updated pods are available"),
+        );
+    }
+    Health::healthy()
+}
+
+fn replica_set(r: &Value) -> Health {
+    if !observed(r) {
+        return Health::new(
+            Status::Progressing,
+            "waiting for replicaset spec update to be observed",
+        );
+    }
+    let replicas = int(r, "/spec/replicas").unwrap_or(1);
+    let available = int(r, "/status/availableReplicas").unwrap_or(0);
+    if available < replicas {
+        return Health::new(
+            Status::Progressing,
+            format!("{available} of {replicas} replicas are available"),
+        );
+    }
+    Health::healthy()
+}
+
+fn job(j: &Value) -> Health {
+    if let Some(failed) = condition(j, "Failed")
+        && text(failed, "/status") == "True"
+    {
+        return Health::new(
+            Status::Degraded,
+            format!("job failed: {}", text(failed, "/message")),
+        );
+    }
+    if let Some(complete) = condition(j, "Complete")
+        && text(complete, "/status") == "True"
+    {
+        return Health::healthy();
+    }
+    if j.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        return Health::new(Status::Suspended, "job is suspended");
+    }
+    Health::new(Status::Progressing, "job is running")
+}
+
+fn pvc(p: &Value) -> Health {
+    match text(p, "/status/phase") {
+        "Bound" => Health::healthy(),
+        "Lost" => Health::new(Status::Degraded, "claim lost its volume"),
+        phase => Health::new(
+            Status::Progressing,
+            format!(
+                "claim is {}",
+                if phase.is_empty() { "Pending" } else { phase }
+            ),
+        ),
+    }
+}
+
+fn pod(p: &Value) -> Health {
+    let waiting_reasons = p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+    for reason in waiting_reasons {
+        if matches!(
+            reason,
+            "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError"
+        ) {
+            return Health::new(Status::Degraded, format!("container is waiting: {reason}"));
+        }
+    }
+    match text(p, "/status/phase") {
+        "Succeeded" => Health::healthy(),
+        "Failed" => Health::new(Status::Degraded, "pod failed"),
+        "Running" => match condition(p, "Ready") {
+            Some(ready) if text(ready, "/status") != "True" => {
+                Health::new(Status::Progressing, "pod is not ready")
+            }
+            _ => Health::healthy(),
+        },
+        _ => Health::new(Status::Progressing, "pod is pending"),
+    }
+}
+
+fn service(s: &Value, endpoints: Option<&Value>) -> Health {
+    if text(s, "/spec/type") == "LoadBalancer"
+        && s.pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    {
+        return Health::new(Status::Progressing, "waiting for a load balancer address");
+    }
+    let selects = s
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    if let (true, Some(endpoints)) = (selects, endpoints) {
+        let ready = endpoints
+            .get("subsets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|subset| {
+                subset
+                    .get("addresses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            });
+        if !ready {
+            return Health::new(Status::Progressing, "no ready endpoints");
+        }
+    }
+    Health::healthy()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(object: Value) -> (Status, String) {
+        let h = health(Some(&object), None);
+        (h.status, h.message)
+    }
+
+    #[test]
+    fn deployments_follow_argo_rules() {
+        let d = |generation: i64, status: Value| {
+            json!({"kind": "Deployment", "metadata": {"name": "web", "generation": generation},
+                   "spec": {"replicas": 3}, "status": status})
+        };
+        assert_eq!(
+            check(d(2, json!({"observedGeneration": 1}))).0,
+            Status::Progressing
+        );
+        assert_eq!(
+            check(d(
+                2,
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 2, "availableReplicas": 3})
+            )),
+            (
+                Status::Progressing,
+                "2 of 3 updated replicas are available".into()
+            )
+        );
+        assert_eq!(
+            check(d(
+                2,
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3})
+            )),
+            (
+                Status::Progressing,
+                "1 old replicas are pending termination".into()
+            )
+        );
+        assert_eq!(
+            check(d(2, json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}))).0,
+            Status::Healthy
+        );
+        let stuck = d(
+            2,
+            json!({"observedGeneration": 2, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        );
+        assert_eq!(check(stuck).0, Status::Degraded);
+    }
+
+    #[test]
+    fn other_kinds() {
+        assert_eq!(
+            check(json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})).0,
+            Status::Healthy
+        );
+        assert_eq!(
+            check(json!({"kind": "PersistentVolumeClaim", "status": {}})).0,
+            Status::Progressing
+        );
+        let job = json!({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}});
+        assert_eq!(check(job).0, Status::Degraded);
+        assert_eq!(check(json!({"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}})).0, Status::Healthy);
+        let sts =
+            json!({"kind": "StatefulSet", "spec": {"replicas": 2}, "status": {"readyReplicas": 1}});
+        assert_eq!(check(sts).0, Status::Progressing);
+        let ds = json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3}});
+        assert_eq!(check(ds).0, Status::Healthy);
+        let svc = json!({"kind": "Service", "spec": {"selector": {"app": "web"}}});
+        assert_eq!(
+            health(Some(&svc), Some(&json!({"subsets": []}))).status,
+            Status::Progressing
+        );
+        assert_eq!(
+            health(
+                Some(&svc),
+                Some(&json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}]}]}))
+            )
+            .status,
+            Status::Healthy
+        );
+        assert_eq!(health(None, None).status, Status::Missing);
+        let crash = json!({"kind": "Pod", "status": {"phase": "Running",
+            "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(check(crash).0, Status::Degraded);
+    }
+}

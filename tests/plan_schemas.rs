@@ -1,0 +1,26 @@
+//! The committed JSON Schemas of plans, reconcile.yaml and strategies are current.
+//! Regenerate with `UPDATE_EXPECT=1 cargo test --test plan_schemas`.
+
+use std::path::Path;
+
+fn check(file: &str, current: String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(file);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, &current).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "schemas/{file} is stale: run `UPDATE_EXPECT=1 cargo test --test plan_schemas`"
+    );
+}
+
+#[test]
+fn committed_schemas_are_current() {
+    check("plan.json", reconcile::plan::plan_schema());
+    check("config.json", reconcile::plan::config_schema());
+    check("strategy.json", reconcile::plan::strategy_schema());
+}
