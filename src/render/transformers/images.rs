@@ -4,12 +4,15 @@
 //! The image `name` is matched as kustomize does: as a regular expression anchored at both
 //! ends, optionally followed by a tag and a `sha256` digest.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use regex::Regex;
 use serde_json::Value;
 
 use super::fieldspec;
 use super::{Error, Result, field_error};
-use crate::model::ResMap;
+use crate::model::{ResId, ResMap};
 use crate::render::types::{FieldSpec, Image};
 
 /// The image transformer for one `images:` entry.
@@ -25,32 +28,29 @@ impl ImageTagTransformer {
     /// Rewrites matching image references in every object except CRDs.
     pub fn apply(&self, resmap: &mut ResMap) -> Result<()> {
         // A name that is not a valid pattern matches nothing, as in kustomize.
-        let matcher = Regex::new(&format!(
-            "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
-            self.image.name
-        ))
-        .ok();
-        let Some(matcher) = matcher else {
+        let Some(matcher) = image_matcher(&self.image.name) else {
             return Ok(());
         };
         for resource in resmap.iter_mut() {
-            if resource.gvk().kind == "CustomResourceDefinition" {
+            if resource.object.get("kind").and_then(Value::as_str)
+                == Some("CustomResourceDefinition")
+            {
                 continue;
             }
-            let id = resource.id();
             let gvk = resource.gvk();
             let mut object = Value::Object(std::mem::take(&mut resource.object));
+            // Ids are built only for errors: images never touch the name.
             let mut result = self
                 .update_containers(&mut object, &matcher)
                 .map_err(|cause| Error::Config {
                     transformer: "ImageTagTransformer".into(),
-                    cause: format!("{id}: {cause}"),
+                    cause: format!("{}: {cause}", ResId::of(&object)),
                 });
             if result.is_ok() {
                 for spec in &self.field_specs {
                     let mut set = |field: &mut Value| self.update(field, &matcher);
                     if let Err(cause) = fieldspec::apply(&mut object, &gvk, spec, None, &mut set) {
-                        result = Err(field_error(id.clone(), &spec.path)(cause));
+                        result = Err(field_error(ResId::of(&object), &spec.path)(cause));
                         break;
                     }
                 }
@@ -155,6 +155,31 @@ pub fn split_image(reference: &str) -> (&str, &str, &str) {
         (Some(c), Some(d)) => (&reference[..c], &reference[c + 1..d], &reference[d + 1..]),
         (Some(c), None) => (&reference[..c], &reference[c + 1..], ""),
     }
+}
+
+/// The anchored pattern an `images:` name stands for (`None` when it is not a valid regular
+/// expression). Compiled once per name and thread: every kustomization of a build with
+/// `images:` asks again, and compiling costs more than matching.
+fn image_matcher(name: &str) -> Option<Regex> {
+    /// More distinct names than this in one thread and the cache starts over.
+    const CACHE_LIMIT: usize = 4096;
+    thread_local! {
+        static MATCHERS: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
+    }
+    MATCHERS.with_borrow_mut(|matchers| {
+        if let Some(matcher) = matchers.get(name) {
+            return matcher.clone();
+        }
+        if matchers.len() >= CACHE_LIMIT {
+            matchers.clear();
+        }
+        let matcher = Regex::new(&format!(
+            "^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$"
+        ))
+        .ok();
+        matchers.insert(name.to_string(), matcher.clone());
+        matcher
+    })
 }
 
 #[cfg(test)]

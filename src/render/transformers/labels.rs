@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::config::{TransformerConfig, merge_field_specs};
 use super::fieldspec::{self, CreateKind};
 use super::{Result, field_error};
-use crate::model::ResMap;
+use crate::model::{ResId, ResMap};
 use crate::render::types::{FieldSpec, Label};
 
 /// The label transformer: these labels, at these fields.
@@ -75,7 +75,6 @@ pub fn add_entries(
         return Ok(());
     }
     for resource in resmap.iter_mut() {
-        let id = resource.id();
         let gvk = resource.gvk();
         let mut object = Value::Object(std::mem::take(&mut resource.object));
         let mut result = Ok(());
@@ -85,7 +84,8 @@ pub fn add_entries(
                 if let Err(cause) =
                     fieldspec::apply(&mut object, &gvk, spec, Some(CreateKind::Mapping), &mut set)
                 {
-                    result = Err(field_error(id.clone(), &spec.path)(cause));
+                    // The id is built only for the error: labels never touch the name.
+                    result = Err(field_error(ResId::of(&object), &spec.path)(cause));
                     break 'keys;
                 }
             }
