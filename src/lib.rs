@@ -5,8 +5,15 @@
 //! - [`yaml`] parses YAML as kustomize does and prints it byte for byte as kustomize does;
 //! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
+//! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
+//! - [`diff`] compares desired and live objects honestly, Secrets masked;
+//! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
+//! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
+// Errors carry the object's full id (group, version, kind, namespace, name) so messages can
+// name it; they are built only on the failure path, so their size does not matter.
+#![allow(clippy::result_large_err)]
 
 pub mod cli;
 pub mod cluster;

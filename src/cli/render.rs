@@ -43,7 +43,12 @@ pub fn validate(path: &Path) -> anyhow::Result<i32> {
 pub fn schema(name: &str) -> anyhow::Result<i32> {
     let text = match name {
         "kustomization" => render::kustomization_schema(),
-        other => anyhow::bail!("unknown schema {other:?} (known: kustomization)"),
+        "plan" => crate::plan::plan_schema(),
+        "config" => crate::plan::config_schema(),
+        "strategy" => crate::plan::strategy_schema(),
+        other => {
+            anyhow::bail!("unknown schema {other:?} (known: kustomization, plan, config, strategy)")
+        }
     };
     print!("{text}");
     Ok(EXIT_OK)

@@ -33,7 +33,7 @@ pub enum Error {
         /// The application.
         app: String,
         /// The inventory object.
-        id: ResId,
+        id: Box<ResId>,
         /// What is wrong.
         message: String,
     },
@@ -116,7 +116,7 @@ pub fn read(cluster: &dyn Cluster, app: &str) -> Result<Inventory, Error> {
         .unwrap_or("[]");
     let members: Vec<Member> = serde_json::from_str(text).map_err(|e| Error::Corrupt {
         app: app.to_string(),
-        id: id.clone(),
+        id: Box::new(id.clone()),
         message: e.to_string(),
     })?;
     let resource_version = live

@@ -141,7 +141,7 @@ impl Cluster for MemoryCluster {
         if self.refuse.contains(&id.name) {
             self.log.push(format!("refused {}", short(&id)));
             return Err(Error::Invalid {
-                id,
+                id: Box::new(id),
                 message: "refused by the test".into(),
             });
         }
@@ -161,7 +161,7 @@ impl Cluster for MemoryCluster {
         let meta = new["metadata"]
             .as_object_mut()
             .ok_or_else(|| Error::Invalid {
-                id: id.clone(),
+                id: Box::new(id.clone()),
                 message: "metadata must be an object".into(),
             })?;
         meta.insert(

@@ -45,7 +45,7 @@ pub enum Error {
     #[error("{}: {source}", crate::diff::display_id(id))]
     Cluster {
         /// The object.
-        id: ResId,
+        id: Box<ResId>,
         /// The cause.
         source: Box<cluster::Error>,
     },
@@ -107,7 +107,7 @@ pub enum Error {
 
 fn cluster_err(id: &ResId) -> impl Fn(cluster::Error) -> Error + '_ {
     move |source| Error::Cluster {
-        id: id.clone(),
+        id: Box::new(id.clone()),
         source: Box::new(source),
     }
 }
@@ -1163,7 +1163,7 @@ fn wait_healthy(
         }
         let step = Duration::from_millis((deadline - now).min(1000));
         cluster.wait(step).map_err(|e| Error::Cluster {
-            id: ResId::default(),
+            id: Box::default(),
             source: Box::new(e),
         })?;
     }
