@@ -1381,6 +1381,44 @@ impl Cluster for Engine {
         Engine::apply(self, object).map_err(to_cluster_error)
     }
 
+    /// One transaction and one settle for the whole batch: the controllers run once over the
+    /// cluster instead of once per object. On a refusal the objects before it stay applied.
+    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, cluster::Error)> {
+        let mut infos = Vec::with_capacity(objects.len());
+        for (index, object) in objects.iter().enumerate() {
+            infos.push(Engine::kind_of(object).map_err(|e| (index, to_cluster_error(e)))?);
+        }
+        let outcome = self.transact(|e| {
+            let mut keys = Vec::with_capacity(objects.len());
+            let mut refused = None;
+            for (index, (info, object)) in infos.iter().zip(objects).enumerate() {
+                match e.apply_in(info, object) {
+                    Ok(key) => keys.push(key),
+                    Err(err) => {
+                        refused = Some((index, err));
+                        break;
+                    }
+                }
+            }
+            e.settle();
+            let applied: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    e.state
+                        .get(k.0, &k.1, &k.2)
+                        .map(|s| s.doc.clone())
+                        .unwrap_or(Value::Null)
+                })
+                .collect();
+            Ok((applied, refused))
+        });
+        match outcome {
+            Ok((applied, None)) => Ok(applied),
+            Ok((_, Some((index, err)))) => Err((index, to_cluster_error(err))),
+            Err(err) => Err((0, to_cluster_error(err))),
+        }
+    }
+
     fn delete(&mut self, id: &ResId) -> Result<bool, cluster::Error> {
         let ns = if id.namespace.is_empty() {
             "default"
