@@ -1384,6 +1384,9 @@ impl Cluster for Engine {
     /// One transaction and one settle for the whole batch: the controllers run once over the
     /// cluster instead of once per object. On a refusal the objects before it stay applied.
     fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, cluster::Error)> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut infos = Vec::with_capacity(objects.len());
         for (index, object) in objects.iter().enumerate() {
             infos.push(Engine::kind_of(object).map_err(|e| (index, to_cluster_error(e)))?);
