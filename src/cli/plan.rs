@@ -499,11 +499,36 @@ fn holder(command: &str) -> String {
     format!("reconcile {command} (pid {})", std::process::id())
 }
 
+/// Progress of long operations: on a terminal an indicatif spinner shows the latest step and
+/// keeps every step above it; otherwise plain lines, one per step (logs, CI).
+static SPINNER: std::sync::OnceLock<Option<indicatif::ProgressBar>> = std::sync::OnceLock::new();
+
+/// Clears the spinner before a final verdict is printed.
+fn end_progress() {
+    if let Some(Some(bar)) = SPINNER.get() {
+        bar.finish_and_clear();
+    }
+}
+
 fn progress_line(line: &str) {
-    println!("  {line}");
+    let spinner = SPINNER.get_or_init(|| {
+        std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        })
+    });
+    match spinner {
+        Some(bar) if !bar.is_finished() => {
+            bar.println(format!("  {line}"));
+            bar.set_message(line.to_string());
+        }
+        _ => println!("  {line}"),
+    }
 }
 
 fn print_report(report: &ApplyReport) -> bool {
+    end_progress();
     for (name, outcome) in &report.rollouts {
         match outcome {
             Outcome::Healthy(m) => println!("  rollout {name}: {m}"),
@@ -534,6 +559,7 @@ fn print_report(report: &ApplyReport) -> bool {
             eprintln!("not applied: {}", report.not_applied.join(", "));
         }
     }
+    end_progress();
     let count = |c: Change| report.done.iter().filter(|(_, d)| *d == c).count();
     let verdict = if report.succeeded() {
         "Apply complete"
