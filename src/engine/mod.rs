@@ -386,6 +386,24 @@ impl Engine {
         })
     }
 
+    /// A controller's delete: true when it changed the object (deleted it or marked it).
+    fn apply_delete(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> bool {
+        let Some(info) = kinds::by_kind(kind) else {
+            return false;
+        };
+        let Some(before) = self.state.get(kind, namespace, name).map(|s| s.doc.clone()) else {
+            return false;
+        };
+        self.delete_in(info, namespace, name, propagation);
+        self.state.get(kind, namespace, name).map(|s| &s.doc) != Some(&before)
+    }
+
     fn apply_in(&mut self, info: &'static KindInfo, object: &Value) -> Result<store::Key, Error> {
         let ns = if info.namespaced {
             match doc::namespace(object) {
@@ -760,42 +778,16 @@ impl Engine {
                     namespace,
                     name,
                 } => {
-                    let Some(info) = kinds::by_kind(kind) else {
-                        continue;
-                    };
-                    let before = self
-                        .state
-                        .get(kind, &namespace, &name)
-                        .map(|s| s.doc.clone());
-                    if before.is_some() {
-                        self.delete_in(info, &namespace, &name, Propagation::Background);
-                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
-                            != before.as_ref()
-                        {
-                            progressed = true;
-                        }
-                    }
+                    progressed |=
+                        self.apply_delete(kind, &namespace, &name, Propagation::Background);
                 }
                 Change::DeleteForeground {
                     kind,
                     namespace,
                     name,
                 } => {
-                    let Some(info) = kinds::by_kind(kind) else {
-                        continue;
-                    };
-                    let before = self
-                        .state
-                        .get(kind, &namespace, &name)
-                        .map(|s| s.doc.clone());
-                    if before.is_some() {
-                        self.delete_in(info, &namespace, &name, Propagation::Foreground);
-                        if self.state.get(kind, &namespace, &name).map(|s| &s.doc)
-                            != before.as_ref()
-                        {
-                            progressed = true;
-                        }
-                    }
+                    progressed |=
+                        self.apply_delete(kind, &namespace, &name, Propagation::Foreground);
                 }
                 Change::Remove {
                     kind,
