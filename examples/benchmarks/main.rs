@@ -89,14 +89,28 @@ fn start() -> Clock {
     }
 }
 
-fn report(name: &str, virtual_ms: Option<Millis>, clock: Clock, extra: &str) {
+/// Wall and CPU time a scenario took (its checks afterwards not included).
+struct Measured {
+    wall_ms: f64,
+    cpu_ms: f64,
+}
+
+impl Clock {
+    fn stop(self) -> Measured {
+        Measured {
+            wall_ms: self.wall.elapsed().as_secs_f64() * 1000.0,
+            cpu_ms: cpu_ms() - self.cpu,
+        }
+    }
+}
+
+fn report(name: &str, virtual_ms: Option<Millis>, took: Measured, extra: &str) {
     let v = virtual_ms
         .map(format_duration)
         .unwrap_or_else(|| "did not finish".into());
     println!(
         "{name:<48} virtual {v:>8}   wall {:>8.1} ms   cpu {:>7.0} ms   {extra}",
-        clock.wall.elapsed().as_secs_f64() * 1000.0,
-        cpu_ms() - clock.cpu
+        took.wall_ms, took.cpu_ms
     );
 }
 
@@ -106,26 +120,47 @@ fn create_n(n: i64, nodes: usize) {
     e.create(&deployment("web", "nginx:1.25", n))
         .expect("create");
     let t = until(&mut e, 600_000, |e| running(e, "web").len() as i64 == n);
+    let took = wall.stop();
     let pods = running(&mut e, "web");
     report(
         &format!("create {n} replicas on {nodes} nodes"),
         t,
-        wall,
+        took,
         &format!("spread {}", spread(&pods)),
     );
 }
 
+/// A scenario: the name it is selected by and the code that runs and reports it.
+type Scenario = (&'static str, fn());
+
 fn main() {
+    let scenarios: [Scenario; 11] = [
+        ("create-10", || create_n(10, 3)),
+        ("create-50", || create_n(50, 3)),
+        ("create-100", || create_n(100, 3)),
+        ("create-200", || create_n(200, 3)),
+        ("create-200-4-nodes", || create_n(200, 4)),
+        ("create-300-4-nodes", || create_n(300, 4)),
+        ("scale-1-to-100", scale_1_to_100),
+        ("rolling-update-10", rolling_update_10),
+        ("node-power-off", node_power_off),
+        ("pods-10000", pods_10000),
+        ("rolling-update-1000", rolling_update_1000),
+    ];
+    // Arguments name the scenarios to run; none runs them all.
+    let filters: Vec<String> = std::env::args().skip(1).collect();
     println!(
         "Kubernetes-vs-Swarm scenarios on the engine (default image: 1 s pull, 1 s startup)\n"
     );
-    for n in [10, 50, 100, 200] {
-        create_n(n, 3);
+    for (name, run) in scenarios {
+        if filters.is_empty() || filters.iter().any(|f| f == name) {
+            run();
+        }
     }
-    create_n(200, 4);
-    create_n(300, 4);
+}
 
-    // Scale 1 → 100 on 4 nodes.
+/// Scale 1 → 100 on 4 nodes.
+fn scale_1_to_100() {
     {
         let mut e = Engine::in_memory(4).expect("engine");
         e.create(&deployment("web", "nginx:1.25", 1))
@@ -135,16 +170,19 @@ fn main() {
         e.apply(&deployment("web", "nginx:1.25", 100))
             .expect("scale");
         let t = until(&mut e, 600_000, |e| running(e, "web").len() == 100);
+        let took = wall.stop();
         let pods = running(&mut e, "web");
         report(
             "scale 1 -> 100 on 4 nodes",
             t,
-            wall,
+            took,
             &format!("spread {}", spread(&pods)),
         );
     }
+}
 
-    // Rolling update of 10 running instances.
+/// Rolling update of 10 running instances.
+fn rolling_update_10() {
     {
         let mut e = Engine::in_memory(3).expect("engine");
         e.create(&deployment("web", "nginx:1.25", 10))
@@ -165,10 +203,13 @@ fn main() {
                     .iter()
                     .all(|p| p.pointer("/spec/containers/0/image") == Some(&json!("nginx:1.26")))
         });
-        report("rolling update of 10 running instances", t, wall, "");
+        let took = wall.stop();
+        report("rolling update of 10 running instances", t, took, "");
     }
+}
 
-    // Node power-off on 4 nodes: pods moved and running elsewhere.
+/// Node power-off on 4 nodes: pods moved and running elsewhere.
+fn node_power_off() {
     {
         let mut e = Engine::in_memory(4).expect("engine");
         e.create(&deployment("web", "nginx:1.25", 8))
@@ -187,15 +228,18 @@ fn main() {
                     .flatten()
                     .is_some_and(|n| !reconcile::engine::scheduler::node_ready(&n))
         });
+        let took = wall.stop();
         report(
             "node power-off, 4 nodes: pods running elsewhere",
             t,
-            wall,
+            took,
             "(40 s grace + 300 s toleration)",
         );
     }
+}
 
-    // Scale targets: 10,000 pods Running, 1,000-replica rolling update.
+/// Scale target: 10,000 pods scheduled, Running and Ready.
+fn pods_10000() {
     {
         let mut e = Engine::in_memory(0).expect("engine");
         for i in 1..=100 {
@@ -214,14 +258,19 @@ fn main() {
         e.create(&deployment("big", "nginx:1.25", 10_000))
             .expect("create");
         e.advance(30_000).expect("advance");
+        let took = wall.stop();
         let n = running(&mut e, "big").len();
         report(
             "10,000 pods on 100 nodes, Running and Ready",
             Some(30_000),
-            wall,
+            took,
             &format!("{n} running"),
         );
     }
+}
+
+/// Scale target: a rolling update of 1,000 replicas.
+fn rolling_update_1000() {
     {
         let mut e = Engine::in_memory(0).expect("engine");
         for i in 1..=12 {
@@ -244,6 +293,7 @@ fn main() {
             .expect("update");
         let start = e.now_millis();
         e.advance(120_000).expect("advance");
+        let took = wall.stop();
         let d = e
             .get("deploy", "default", "big")
             .ok()
@@ -255,7 +305,7 @@ fn main() {
         report(
             "rolling update of 1,000 replicas (120 s virtual)",
             Some(120_000),
-            wall,
+            took,
             &format!("{updated} updated, {available} available"),
         );
     }

@@ -764,12 +764,7 @@ impl Engine {
                     name,
                     sim,
                 } => {
-                    if self
-                        .state
-                        .get("Pod", &namespace, &name)
-                        .is_some_and(|s| s.sim.as_ref() != Some(&sim))
-                    {
-                        self.state.set_sim("Pod", &namespace, &name, sim);
+                    if self.state.set_sim("Pod", &namespace, &name, sim) {
                         progressed = true;
                     }
                 }

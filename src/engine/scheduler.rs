@@ -95,7 +95,6 @@ struct NodeInfo<'a> {
     score_mem: i64,
     pods: i64,
     used_ips: Vec<bool>,
-    by_owner: HashMap<String, i64>,
     unschedulable: bool,
     taints: Vec<&'a Value>,
 }
@@ -105,8 +104,8 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
     let mut pending: Vec<&Value> = state
         .kind("Pod")
         .values()
+        .filter(|s| s.facts.node.is_empty() && !s.facts.deleting)
         .map(|s| &s.doc)
-        .filter(|p| doc::str_at(p, &["spec", "nodeName"]).is_empty() && !doc::is_deleting(p))
         .filter(|p| {
             let sched = doc::str_at(p, &["spec", "schedulerName"]);
             sched.is_empty() || sched == "default-scheduler"
@@ -143,7 +142,6 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
                 score_mem: 0,
                 pods: 0,
                 used_ips: vec![false; 256],
-                by_owner: HashMap::new(),
                 unschedulable: doc::at(n, &["spec", "unschedulable"]).and_then(Value::as_bool)
                     == Some(true),
                 taints: doc::at(n, &["spec", "taints"])
@@ -156,16 +154,19 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         })
         .collect();
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
+    // Pods per node of each controller, for spreading a controller's pods.
+    let mut owned: HashMap<&str, Vec<i64>> = HashMap::new();
     for s in state.kind("Pod").values() {
-        let p = &s.doc;
-        let Some(&i) = index.get(doc::str_at(p, &["spec", "nodeName"])) else {
+        let Some(&i) = index.get(s.facts.node.as_str()) else {
             continue;
         };
-        let phase = doc::str_at(p, &["status", "phase"]);
-        if phase == "Succeeded" || phase == "Failed" {
+        if s.facts.phase == "Succeeded" || s.facts.phase == "Failed" {
             continue;
         }
-        account(&mut nodes[i], p, s.sim.as_ref());
+        account(&mut nodes[i], &s.doc, s.sim.as_ref());
+        if let Some(owner) = s.facts.controller_uid.as_deref() {
+            owned.entry(owner).or_insert_with(|| vec![0; nodes.len()])[i] += 1;
+        }
     }
     let node_count = nodes.len();
     let cordon_taint = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
@@ -260,12 +261,10 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             }
             continue;
         }
-        let owner = doc::controller_uid(pod).unwrap_or_default().to_string();
-        let max_owned = feasible
-            .iter()
-            .map(|&i| *nodes[i].by_owner.get(&owner).unwrap_or(&0))
-            .max()
-            .unwrap_or(0);
+        let owned = owned
+            .entry(doc::controller_uid(pod).unwrap_or_default())
+            .or_insert_with(|| vec![0; node_count]);
+        let max_owned = feasible.iter().map(|&i| owned[i]).max().unwrap_or(0);
         let mut best: Option<(i64, usize)> = None;
         let mut ties = 0u64;
         for &i in &feasible {
@@ -280,11 +279,10 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             let least = (free(n.alloc_cpu, n.score_cpu + score_cpu)
                 + free(n.alloc_mem, n.score_mem + score_mem))
                 / 2;
-            let owned = *n.by_owner.get(&owner).unwrap_or(&0);
             let spread = if max_owned == 0 {
                 100
             } else {
-                (max_owned - owned) * 100 / max_owned
+                (max_owned - owned[i]) * 100 / max_owned
             };
             let score = least + 2 * spread;
             match best {
@@ -316,7 +314,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         node.score_cpu += score_cpu;
         node.score_mem += score_mem;
         node.pods += 1;
-        *node.by_owner.entry(owner).or_default() += 1;
+        owned[chosen] += 1;
         let node_name = node.name.to_string();
         out.push(Change::Bind {
             namespace: ns.to_string(),
@@ -354,9 +352,6 @@ fn account(node: &mut NodeInfo, pod: &Value, sim: Option<&PodSim>) {
     node.score_cpu += scpu;
     node.score_mem += smem;
     node.pods += 1;
-    if let Some(owner) = doc::controller_uid(pod) {
-        *node.by_owner.entry(owner.to_string()).or_default() += 1;
-    }
     let ip = sim
         .map(|s| s.ip.as_str())
         .unwrap_or_else(|| doc::str_at(pod, &["status", "podIP"]));

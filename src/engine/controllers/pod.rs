@@ -192,12 +192,12 @@ const STOP_MS: Millis = SECOND;
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     for stored in state.kind("Pod").values() {
         let pod = &stored.doc;
-        let node = doc::str_at(pod, &["spec", "nodeName"]);
+        let node = stored.facts.node.as_str();
         if node.is_empty() || state.down_nodes.contains_key(node) {
             continue;
         }
         let Some(sim) = &stored.sim else { continue };
-        let external = (doc::is_deleting(pod) && sim.stage != Stage::Terminating) || sim.node_lost;
+        let external = (stored.facts.deleting && sim.stage != Stage::Terminating) || sim.node_lost;
         if sim.settled && !external && sim.next_check.is_none_or(|t| now < t) {
             if let Some(t) = sim.next_check {
                 out.wake_at(t);
@@ -847,11 +847,10 @@ fn probe_port(c: &Value, field: &str) -> String {
 /// The pod's `status` as the kubelet reports it.
 pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
     let time = |t: Option<Millis>| t.map(rfc3339).map(Value::String).unwrap_or(Value::Null);
-    let spec_list = |f: &str| {
+    let spec_list = |f: &str| -> &[Value] {
         doc::at(pod, &["spec", f])
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+            .map_or(&[], Vec::as_slice)
     };
     let inits = spec_list("initContainers");
     let mains = spec_list("containers");
@@ -933,7 +932,8 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
     for (i, c) in mains.iter().enumerate() {
         let name = doc::str_at(c, &["name"]);
         let image = doc::str_at(c, &["image"]);
-        let cs = sim.containers.get(i).cloned().unwrap_or_default();
+        let fresh = ContainerSim::default();
+        let cs = sim.containers.get(i).unwrap_or(&fresh);
         let state = if let Some(f) = &cs.finished {
             json!({"terminated": {"exitCode": f.code, "reason": f.reason, "startedAt": time(Some(f.started)), "finishedAt": time(Some(f.finished)), "containerID": cid(name, cs.restarts)}})
         } else if let Some(t) = cs.started_at {
@@ -1076,11 +1076,10 @@ fn last_state(exit: &Option<Exit>) -> Value {
 pub fn qos_class(pod: &Value) -> &'static str {
     let containers = doc::at(pod, &["spec", "containers"])
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let mut any = false;
     let mut guaranteed = true;
-    for c in &containers {
+    for c in containers {
         let req = doc::at(c, &["resources", "requests"]).and_then(Value::as_object);
         let lim = doc::at(c, &["resources", "limits"]).and_then(Value::as_object);
         if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {

@@ -16,12 +16,19 @@ use crate::engine::doc;
 use crate::engine::events::NewEvent;
 use crate::engine::labels::Selector;
 use crate::engine::scheduler::pod_condition;
-use crate::engine::store::State;
+use crate::engine::store::{State, Stored};
 
 /// Whether a pod counts toward its controller: not terminating and not finished.
 pub fn is_active(pod: &Value) -> bool {
-    let phase = doc::str_at(pod, &["status", "phase"]);
-    !doc::is_deleting(pod) && phase != "Succeeded" && phase != "Failed"
+    active(
+        doc::is_deleting(pod),
+        doc::str_at(pod, &["status", "phase"]),
+    )
+}
+
+/// [`is_active`] from the two facts it depends on.
+pub fn active(deleting: bool, phase: &str) -> bool {
+    !deleting && phase != "Succeeded" && phase != "Failed"
 }
 
 /// When the pod last became Ready, if it is Ready.
@@ -35,19 +42,33 @@ pub fn ready_since(pod: &Value) -> Option<Millis> {
 
 /// Kubernetes' `IsPodAvailable`: Ready, and Ready for longer than `min_ready_seconds`.
 pub fn is_available(pod: &Value, min_ready_seconds: i64, now: Millis) -> bool {
-    match ready_since(pod) {
+    available(ready_since(pod), min_ready_seconds, now)
+}
+
+/// [`is_available`] from the instant the pod became Ready.
+pub fn available(ready_since: Option<Millis>, min_ready_seconds: i64, now: Millis) -> bool {
+    match ready_since {
         None => false,
         Some(_) if min_ready_seconds == 0 => true,
         Some(t) => t + min_ready_seconds * SECOND < now,
     }
 }
 
-/// Active pods grouped by the uid of their controller.
+/// Pods (all of them, active or not) grouped by the uid of their controller.
 pub fn pods_by_owner(state: &State) -> HashMap<&str, Vec<&Value>> {
-    let mut map: HashMap<&str, Vec<&Value>> = HashMap::new();
+    stored_pods_by_owner(state)
+        .into_iter()
+        .map(|(owner, pods)| (owner, pods.into_iter().map(|s| &s.doc).collect()))
+        .collect()
+}
+
+/// [`pods_by_owner`] with each pod's stored record (its [`PodFacts`](crate::engine::store::PodFacts)
+/// answer the common questions without JSON lookups).
+pub fn stored_pods_by_owner(state: &State) -> HashMap<&str, Vec<&Stored>> {
+    let mut map: HashMap<&str, Vec<&Stored>> = HashMap::new();
     for s in state.kind("Pod").values() {
-        if let Some(owner) = doc::controller_uid(&s.doc) {
-            map.entry(owner).or_default().push(&s.doc);
+        if let Some(owner) = s.facts.controller_uid.as_deref() {
+            map.entry(owner).or_default().push(s);
         }
     }
     map
@@ -75,15 +96,15 @@ pub fn pod_from_template(owner: &Value, template: &Value, name_prefix: &str) -> 
 
 /// One pass over every ReplicaSet.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
-    let by_owner = pods_by_owner(state);
+    let by_owner = stored_pods_by_owner(state);
     for stored in state.kind("ReplicaSet").values() {
         let rs = &stored.doc;
         if doc::is_deleting(rs) {
             continue;
         }
-        let pods: Vec<&Value> = by_owner
+        let pods: Vec<&Stored> = by_owner
             .get(doc::uid(rs))
-            .map(|v| v.iter().copied().filter(|p| is_active(p)).collect())
+            .map(|v| v.iter().copied().filter(|p| p.facts.is_active()).collect())
             .unwrap_or_default();
         sync_one(state, rs, &pods, &by_owner, now, out);
     }
@@ -92,11 +113,13 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
 fn sync_one(
     state: &State,
     rs: &Value,
-    pods: &[&Value],
-    by_owner: &HashMap<&str, Vec<&Value>>,
+    stored_pods: &[&Stored],
+    by_owner: &HashMap<&str, Vec<&Stored>>,
     now: Millis,
     out: &mut Changes,
 ) {
+    let pods: Vec<&Value> = stored_pods.iter().map(|s| &s.doc).collect();
+    let pods = pods.as_slice();
     let (ns, name) = (doc::namespace(rs), doc::name(rs));
     let replicas = doc::i64_at(rs, &["spec", "replicas"]).unwrap_or(1).max(0) as usize;
     let min_ready = doc::i64_at(rs, &["spec", "minReadySeconds"]).unwrap_or(0);
@@ -132,8 +155,8 @@ fn sync_one(
                             .get(doc::uid(&sibling.doc))
                             .into_iter()
                             .flatten()
-                            .copied()
-                            .filter(|p| is_active(p)),
+                            .filter(|p| p.facts.is_active())
+                            .map(|p| &p.doc),
                     );
                 }
             }
@@ -159,20 +182,22 @@ fn sync_one(
     let mut ready = 0;
     let mut available = 0;
     let mut fully_labeled = 0;
-    for p in pods {
-        if ready_since(p).is_some() {
+    for stored in stored_pods {
+        let facts = &stored.facts;
+        if let Some(t) = facts.ready_since {
             ready += 1;
-            if is_available(p, min_ready, now) {
+            if facts.is_available(min_ready, now) {
                 available += 1;
-            } else if let Some(t) = ready_since(p) {
+            } else {
                 out.wake_at(t + min_ready * SECOND + 1);
             }
         }
+        let labels = doc::labels(&stored.doc);
         let labels_ok = template_labels.and_then(Value::as_object).is_none_or(|tl| {
             tl.iter()
-                .all(|(k, v)| doc::at(p, &["metadata", "labels", k]) == Some(v))
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         });
-        if labels_ok && selector.matches(doc::labels(p)) {
+        if labels_ok && selector.matches(labels) {
             fully_labeled += 1;
         }
     }
