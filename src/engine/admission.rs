@@ -209,6 +209,7 @@ fn admit_with(
         }
         "Ingress" => ingress(new, &mut errs),
         "PersistentVolume" => {
+            keep_controller_fields(old, new, &["claimRef"]);
             for f in ["capacity", "accessModes"] {
                 if doc::at(new, &["spec", f]).is_none() {
                     errs.required(&format!("spec.{f}"));
@@ -232,6 +233,7 @@ fn admit_with(
             }
         }
         "PersistentVolumeClaim" => {
+            keep_controller_fields(old, new, &["volumeName", "storageClassName"]);
             if doc::at(new, &["spec", "accessModes"]).is_none() {
                 errs.required("spec.accessModes");
             }
@@ -309,6 +311,21 @@ fn admit_with(
         quota(state, info, old, new, pending)?;
     }
     Ok(())
+}
+
+/// Spec fields the cluster fills in (a binding, a defaulted class) survive an update that does
+/// not mention them, as `kubectl apply` leaves alone what it did not set.
+fn keep_controller_fields(old: Option<&Value>, new: &mut Value, fields: &[&str]) {
+    let Some(old) = old else {
+        return;
+    };
+    for f in fields {
+        if doc::at(new, &["spec", f]).is_none()
+            && let Some(v) = doc::at(old, &["spec", f])
+        {
+            doc::set(new, &["spec", f], v.clone());
+        }
+    }
 }
 
 fn add_finalizer(obj: &mut Value, finalizer: &str) {

@@ -436,6 +436,50 @@ mod tests {
     }
 
     #[test]
+    fn claims_are_charged_in_total_and_to_their_class() {
+        let info = kinds::by_kind("PersistentVolumeClaim").unwrap_or_else(|| panic!("kind"));
+        let claim = |name: &str, class: Value| {
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"storageClassName": class, "resources": {"requests": {"storage": "2Gi"}}}})
+        };
+        let gold = claim("a", json!("gold"));
+        let gold_storage = "gold.storageclass.storage.k8s.io/requests.storage";
+        let gold_claims = "gold.storageclass.storage.k8s.io/persistentvolumeclaims";
+        // (resource, charge of a gold claim, charge of a class-less claim)
+        let table = [
+            ("requests.storage", Some(2 << 30), Some(2 << 30)),
+            ("persistentvolumeclaims", Some(1), Some(1)),
+            ("count/persistentvolumeclaims", Some(1), Some(1)),
+            (gold_storage, Some(2 << 30), None),
+            (gold_claims, Some(1), None),
+            (
+                "silver.storageclass.storage.k8s.io/requests.storage",
+                None,
+                None,
+            ),
+            ("requests.cpu", None, None),
+        ];
+        for (res, charged_gold, charged_none) in table {
+            assert_eq!(charge(info, &gold, res), charged_gold, "{res}");
+            assert_eq!(
+                charge(info, &claim("b", Value::Null), res),
+                charged_none,
+                "{res}"
+            );
+        }
+        let s = state_with(&[gold, claim("b", json!("silver")), claim("c", json!("gold"))]);
+        assert_eq!(usage(&s, "default", gold_storage), Some(4 << 30));
+        assert_eq!(usage(&s, "default", gold_claims), Some(2));
+        assert_eq!(usage(&s, "default", "requests.storage"), Some(6 << 30));
+        assert_eq!(
+            usage(&s, "default", "gold.storageclass.storage.k8s.io/nonsense"),
+            None
+        );
+        assert_eq!(show(gold_claims, 2), "2");
+        assert_eq!(show(gold_storage, 4 << 30), "4Gi");
+    }
+
+    #[test]
     fn usage_counts_active_pods_and_objects() {
         let s = state_with(&[
             json!({"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}),

@@ -553,6 +553,145 @@ fn provisioned_volume(claim: &Value, class: &Value, name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::kinds;
+
+    fn state_with(objs: &[Value]) -> State {
+        let mut s = State::empty(1);
+        for o in objs {
+            let info =
+                kinds::by_kind(doc::str_at(o, &["kind"])).unwrap_or_else(|| panic!("kind of {o}"));
+            s.create(info, o.clone(), None);
+        }
+        s
+    }
+
+    fn deleting_claim(finalizers: Value) -> Value {
+        json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "default",
+            "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": finalizers},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    }
+
+    fn pod_using(node: &str) -> Value {
+        json!({"kind": "Pod", "metadata": {"name": "app", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]},
+            "status": {"phase": "Succeeded"}})
+    }
+
+    fn pass(state: &State) -> Vec<Change> {
+        let mut out = Changes::default();
+        sync(state, 0, &mut out);
+        out.list
+    }
+
+    fn removes(changes: &[Change], kind: &str) -> bool {
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::Remove { kind: k, .. } if *k == kind))
+    }
+
+    #[test]
+    fn a_deleted_claim_waits_for_scheduled_pods_whatever_their_phase() {
+        // (pod, kept?) — a scheduled pod keeps the claim even once it has finished; an
+        // unscheduled one does not.
+        let table = [
+            (Some(pod_using("worker-1")), true),
+            (Some(pod_using("")), false),
+            (None, false),
+        ];
+        for (pod, kept) in table {
+            let mut objs = vec![deleting_claim(json!([PVC_PROTECTION]))];
+            objs.extend(pod.clone());
+            let changes = pass(&state_with(&objs));
+            assert_eq!(
+                !removes(&changes, "PersistentVolumeClaim"),
+                kept,
+                "{pod:?}: {changes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn releasing_protection_keeps_other_finalizers() {
+        let state = state_with(&[deleting_claim(json!([
+            "example.com/backup",
+            PVC_PROTECTION
+        ]))]);
+        let changes = pass(&state);
+        assert!(!removes(&changes, "PersistentVolumeClaim"), "{changes:?}");
+        let updated = changes.iter().find_map(|c| match c {
+            Change::Update { doc, .. } => Some(doc),
+            _ => None,
+        });
+        assert_eq!(
+            updated.and_then(|d| d.pointer("/metadata/finalizers")),
+            Some(&json!(["example.com/backup"]))
+        );
+    }
+
+    #[test]
+    fn a_deleted_volume_waits_until_it_is_not_bound() {
+        let volume = |phase: &str| {
+            json!({"kind": "PersistentVolume", "metadata": {"name": "vol",
+                "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [PV_PROTECTION]},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
+                "status": {"phase": phase}})
+        };
+        assert!(!removes(
+            &pass(&state_with(&[volume("Bound")])),
+            "PersistentVolume"
+        ));
+        assert!(removes(
+            &pass(&state_with(&[volume("Released")])),
+            "PersistentVolume"
+        ));
+    }
+
+    #[test]
+    fn objects_stored_without_protection_get_it_before_binding() {
+        let state = state_with(&[
+            json!({"kind": "PersistentVolume", "metadata": {"name": "vol"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
+                "status": {"phase": "Available"}}),
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                "status": {"phase": "Pending"}}),
+        ]);
+        let changes = pass(&state);
+        let finalizers: Vec<&Value> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Update { doc, .. } => doc.pointer("/metadata/finalizers"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finalizers,
+            [&json!([PVC_PROTECTION]), &json!([PV_PROTECTION])],
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn the_newest_default_class_wins_and_beta_annotations_count() {
+        let class = |name: &str, annotation: &str| {
+            json!({"kind": "StorageClass", "metadata": {"name": name, "annotations": {annotation: "true"}},
+                "provisioner": "x"})
+        };
+        let mut state = state_with(&[class("aaa-old", DEFAULT_CLASS_ANNOTATION)]);
+        state.now += 60_000;
+        let info = kinds::by_kind("StorageClass").unwrap_or_else(|| panic!("kind"));
+        state.create(info, class("newer", BETA_DEFAULT_CLASS_ANNOTATION), None);
+        assert_eq!(default_class(&state), Some("newer"));
+        // Same second: the name breaks the tie.
+        state.create(info, class("another", DEFAULT_CLASS_ANNOTATION), None);
+        assert_eq!(default_class(&state), Some("another"));
+        let claim = json!({"metadata": {"annotations": {BETA_CLASS_ANNOTATION: "gold"}},
+            "spec": {"storageClassName": "silver"}});
+        assert_eq!(requested_class(&claim), Some("gold"));
+        assert!(names_class(&json!({"spec": {"storageClassName": ""}})));
+        assert!(!names_class(&json!({"spec": {}})));
+    }
 
     fn pv(name: &str, size: &str, modes: Value, class: &str) -> Value {
         json!({"metadata": {"name": name}, "spec": {"capacity": {"storage": size}, "accessModes": modes, "storageClassName": class}})
