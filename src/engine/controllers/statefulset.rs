@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use super::daemonset::{REVISION_LABEL, revision_of};
 use super::replicaset::{is_available, pod_from_template, pods_by_owner, ready_since};
 use super::{Change, Changes};
-use crate::engine::admission::{self, Pending};
+use crate::engine::admission;
 use crate::engine::clock::{Millis, SECOND};
 use crate::engine::doc;
 use crate::engine::events::NewEvent;
@@ -151,7 +151,7 @@ fn create(
 ) -> Result<(), String> {
     let info = kinds::by_kind(kind)
         .ok_or_else(|| format!("the server doesn't have a resource type \"{kind}\""))?;
-    let admitted = admission::dry_run(state, info, &obj, pending.as_slice() as &Pending)?;
+    let admitted = admission::dry_run(state, info, &obj, pending)?;
     pending.push((info, admitted));
     out.push(Change::Create {
         kind,
