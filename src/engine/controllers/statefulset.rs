@@ -459,6 +459,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_claim_being_deleted_holds_back_its_pod() {
+        let mut state = State::empty(1);
+        let objs = [
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"replicas": 1, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "www-web-0", "namespace": "default",
+                    "deletionTimestamp": "2026-01-01T00:00:00Z",
+                    "finalizers": ["kubernetes.io/pvc-protection"]},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        ];
+        for o in objs {
+            let info =
+                kinds::by_kind(doc::str_at(&o, &["kind"])).unwrap_or_else(|| panic!("kind of {o}"));
+            state.create(info, o, None);
+        }
+        let mut out = Changes::default();
+        sync(&state, 0, &mut out);
+        assert!(
+            !out.list.iter().any(|c| matches!(c, Change::Create { .. })),
+            "{:?}",
+            out.list
+        );
+        let failed: Vec<&str> = out
+            .list
+            .iter()
+            .filter_map(|c| match c {
+                Change::Event(e) if e.warning => Some(e.message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failed,
+            ["create Pod web-0 in StatefulSet web failed error: pvc www-web-0 is being deleted"]
+        );
+    }
+
+    #[test]
     fn names_and_claims_are_stable() {
         assert_eq!(claim_name("data", "web", 2), "data-web-2");
         assert_eq!(ordinal_of("web", "web-12"), Some(12));
