@@ -342,22 +342,31 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
 fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
     let name = doc::name(obj).to_string();
     let generate = doc::str_at(obj, &["metadata", "generateName"]).to_string();
+    let valid = |n: &str| match info.kind {
+        "Service" => is_dns1035(n),
+        "Namespace" => is_label(n),
+        _ => is_subdomain(n),
+    };
+    let msg = match info.kind {
+        "Service" => DNS1035_MSG,
+        "Namespace" => LABEL_MSG,
+        _ => SUBDOMAIN_MSG,
+    };
+    // A prefix is checked with its trailing dash masked (`web-` as `weba`), as the API
+    // server's `maskTrailingDash`; the name generated from it is checked too.
+    if !generate.is_empty() {
+        let masked = match generate.strip_suffix('-') {
+            Some(head) if !head.is_empty() => format!("{head}a"),
+            _ => generate.clone(),
+        };
+        if !valid(&masked) {
+            errs.invalid("metadata.generateName", &json!(generate), msg);
+        }
+    }
     if name.is_empty() && generate.is_empty() {
         errs.required("metadata.name");
-    } else if !name.is_empty() {
-        let ok = match info.kind {
-            "Service" => is_dns1035(&name),
-            "Namespace" => is_label(&name),
-            _ => is_subdomain(&name),
-        };
-        if !ok {
-            let msg = match info.kind {
-                "Service" => DNS1035_MSG,
-                "Namespace" => LABEL_MSG,
-                _ => SUBDOMAIN_MSG,
-            };
-            errs.invalid("metadata.name", &json!(name), msg);
-        }
+    } else if !name.is_empty() && !valid(&name) {
+        errs.invalid("metadata.name", &json!(name), msg);
     }
     if info.namespaced {
         if doc::namespace(obj).is_empty() {
@@ -1511,6 +1520,23 @@ mod tests {
         assert!(!is_dns1035("1web"));
         assert!(is_label_value("v1.2_x"));
         assert!(!is_label_value("-x"));
+    }
+
+    #[test]
+    fn generate_name_prefixes_are_checked_with_the_dash_masked() {
+        let info = super::super::kinds::by_kind("ConfigMap").unwrap_or_else(|| panic!("kind"));
+        let mut errs = Errs::default();
+        let mut ok = json!({"metadata": {"generateName": "web-", "name": "web-x2k9p"}});
+        metadata(info, &mut ok, &mut errs);
+        assert!(errs.0.is_empty(), "{:?}", errs.0);
+        let mut bad = json!({"metadata": {"generateName": "Web-", "name": "Web-x2k9p"}});
+        metadata(info, &mut bad, &mut errs);
+        let fields: Vec<&str> = errs
+            .0
+            .iter()
+            .map(|e| e.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(fields, ["metadata.generateName", "metadata.name"]);
     }
 
     #[test]
