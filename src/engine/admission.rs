@@ -2,6 +2,12 @@
 //!
 //! Messages follow the API server's shape: `Deployment.apps "web" is invalid: spec.selector:
 //! Required value`. Admission only reads the state; a refused object changes nothing.
+//!
+//! Besides validation, the mutating plugins Kubernetes enables by default that matter here:
+//! `DefaultStorageClass` (a new claim naming no class gets the default class) and
+//! `StorageObjectInUseProtection` (new claims and volumes get their protection finalizers).
+//! `ResourceQuota` runs last, on creates and on updates that grow what an object is charged
+//! (a claim asking for more storage), as the API server's quota admission does.
 
 use std::collections::BTreeSet;
 
@@ -9,10 +15,10 @@ use serde_json::{Map, Value, json};
 
 use super::clock::{Rng, parse_duration};
 use super::controllers::deployment::scaled_value;
+use super::controllers::volume;
 use super::doc;
 use super::kinds::KindInfo;
 use super::labels::Selector;
-use super::scheduler::pod_requests;
 use super::store::State;
 
 /// Service cluster IPs come from this range.
@@ -110,6 +116,36 @@ pub fn admit(
     old: Option<&Value>,
     new: &mut Value,
 ) -> Result<(), String> {
+    admit_with(state, rng, info, old, new, &[])
+}
+
+/// Objects a controller is about to create in the same pass: admission charges them to
+/// quota as if they were stored already.
+pub type Pending = [(&'static KindInfo, Value)];
+
+/// Whether creating `obj` would be admitted now, with `pending` created before it: a
+/// controller's way to know, before asking, what the API server would answer (the
+/// StatefulSet controller reports its own success and failure events). Changes nothing.
+pub fn dry_run(
+    state: &State,
+    info: &'static KindInfo,
+    obj: &Value,
+    pending: &Pending,
+) -> Result<Value, String> {
+    let mut rng = state.rng;
+    let mut admitted = obj.clone();
+    admit_with(state, &mut rng, info, None, &mut admitted, pending)?;
+    Ok(admitted)
+}
+
+fn admit_with(
+    state: &State,
+    rng: &mut Rng,
+    info: &'static KindInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    pending: &Pending,
+) -> Result<(), String> {
     let name = doc::name(new).to_string();
     let display_name = if name.is_empty() {
         doc::str_at(new, &["metadata", "generateName"]).to_string()
@@ -173,6 +209,7 @@ pub fn admit(
         }
         "Ingress" => ingress(new, &mut errs),
         "PersistentVolume" => {
+            keep_controller_fields(old, new, &["claimRef"]);
             for f in ["capacity", "accessModes"] {
                 if doc::at(new, &["spec", f]).is_none() {
                     errs.required(&format!("spec.{f}"));
@@ -185,6 +222,7 @@ pub fn admit(
             );
             if old.is_none() {
                 doc::set(new, &["status", "phase"], json!("Available"));
+                add_finalizer(new, volume::PV_PROTECTION);
             }
             if doc::at(new, &["spec", "persistentVolumeReclaimPolicy"]).is_none() {
                 doc::set(
@@ -195,6 +233,7 @@ pub fn admit(
             }
         }
         "PersistentVolumeClaim" => {
+            keep_controller_fields(old, new, &["volumeName", "storageClassName"]);
             if doc::at(new, &["spec", "accessModes"]).is_none() {
                 errs.required("spec.accessModes");
             }
@@ -224,6 +263,12 @@ pub fn admit(
                 }
             } else {
                 doc::set(new, &["status", "phase"], json!("Pending"));
+                if !volume::names_class(new)
+                    && let Some(default) = volume::default_class(state)
+                {
+                    doc::set(new, &["spec", "storageClassName"], json!(default));
+                }
+                add_finalizer(new, volume::PVC_PROTECTION);
             }
         }
         "HorizontalPodAutoscaler" => hpa(new, &mut errs),
@@ -258,30 +303,70 @@ pub fn admit(
     }
     if old.is_none() && info.namespaced {
         super::quota::check_limit_ranges(state, info, new)?;
-        quota(state, info, new)?;
+    }
+    // The quota evaluators that handle updates: claims (storage expansion) and Services
+    // (a type change to LoadBalancer or NodePort).
+    let charged_on_update = matches!(info.kind, "PersistentVolumeClaim" | "Service");
+    if info.namespaced && (old.is_none() || charged_on_update) {
+        quota(state, info, old, new, pending)?;
     }
     Ok(())
+}
+
+/// Spec fields the cluster fills in (a binding, a defaulted class) survive an update that does
+/// not mention them, as `kubectl apply` leaves alone what it did not set.
+fn keep_controller_fields(old: Option<&Value>, new: &mut Value, fields: &[&str]) {
+    let Some(old) = old else {
+        return;
+    };
+    for f in fields {
+        if doc::at(new, &["spec", f]).is_none()
+            && let Some(v) = doc::at(old, &["spec", f])
+        {
+            doc::set(new, &["spec", f], v.clone());
+        }
+    }
+}
+
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let list = doc::map_mut(obj, &["metadata"])
+        .entry("finalizers")
+        .or_insert_with(|| json!([]));
+    if let Some(items) = list.as_array_mut()
+        && !items.iter().any(|f| f.as_str() == Some(finalizer))
+    {
+        items.push(json!(finalizer));
+    }
 }
 
 fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
     let name = doc::name(obj).to_string();
     let generate = doc::str_at(obj, &["metadata", "generateName"]).to_string();
+    let valid = |n: &str| match info.kind {
+        "Service" => is_dns1035(n),
+        "Namespace" => is_label(n),
+        _ => is_subdomain(n),
+    };
+    let msg = match info.kind {
+        "Service" => DNS1035_MSG,
+        "Namespace" => LABEL_MSG,
+        _ => SUBDOMAIN_MSG,
+    };
+    // A prefix is checked with its trailing dash masked (`web-` as `weba`), as the API
+    // server's `maskTrailingDash`; the name generated from it is checked too.
+    if !generate.is_empty() {
+        let masked = match generate.strip_suffix('-') {
+            Some(head) if !head.is_empty() => format!("{head}a"),
+            _ => generate.clone(),
+        };
+        if !valid(&masked) {
+            errs.invalid("metadata.generateName", &json!(generate), msg);
+        }
+    }
     if name.is_empty() && generate.is_empty() {
         errs.required("metadata.name");
-    } else if !name.is_empty() {
-        let ok = match info.kind {
-            "Service" => is_dns1035(&name),
-            "Namespace" => is_label(&name),
-            _ => is_subdomain(&name),
-        };
-        if !ok {
-            let msg = match info.kind {
-                "Service" => DNS1035_MSG,
-                "Namespace" => LABEL_MSG,
-                _ => SUBDOMAIN_MSG,
-            };
-            errs.invalid("metadata.name", &json!(name), msg);
-        }
+    } else if !name.is_empty() && !valid(&name) {
+        errs.invalid("metadata.name", &json!(name), msg);
     }
     if info.namespaced {
         if doc::namespace(obj).is_empty() {
@@ -794,6 +879,23 @@ fn workload(kind: &str, obj: &mut Value, old: Option<&Value>, errs: &mut Errs) {
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
             spec.entry("updateStrategy")
                 .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            // `rollingUpdate.maxUnavailable` needs the MaxUnavailableStatefulSet feature gate,
+            // off by default through Kubernetes 1.34: the API server drops the field unless
+            // the stored object already has it (`dropStatefulSetDisabledFields`).
+            let in_use = old.is_some_and(|o| {
+                doc::at(
+                    o,
+                    &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"],
+                )
+                .is_some()
+            });
+            if !in_use
+                && let Some(ru) = obj
+                    .pointer_mut("/spec/updateStrategy/rollingUpdate")
+                    .and_then(Value::as_object_mut)
+            {
+                ru.remove("maxUnavailable");
+            }
         }
         _ => {
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
@@ -1321,8 +1423,17 @@ fn apply_limit_ranges(state: &State, ns: &str, pod: &mut Value) {
 /// One exceeded quota line: resource, requested, used, limit.
 type Exceeded = (String, String, String, String);
 
-/// ResourceQuota enforcement for a new object.
-fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
+/// ResourceQuota enforcement, as the API server's quota admission: every quota of the
+/// namespace that tracks something the object is charged must still hold with the charge
+/// added (on an update, only what grew is charged). Refused with the API server's
+/// `exceeded quota` message, resources in name order.
+fn quota(
+    state: &State,
+    info: &KindInfo,
+    old: Option<&Value>,
+    obj: &Value,
+    pending: &Pending,
+) -> Result<(), String> {
     let ns = doc::namespace(obj);
     let quotas: Vec<&Value> = state
         .in_namespace("ResourceQuota", ns)
@@ -1331,98 +1442,55 @@ fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
     if quotas.is_empty() {
         return Ok(());
     }
-    let count_key = if info.group.is_empty() {
-        format!("count/{}", info.plural)
-    } else {
-        format!("count/{}.{}", info.plural, info.group)
-    };
     for q in quotas {
         let Some(hard) = doc::at(q, &["spec", "hard"]).and_then(Value::as_object) else {
             continue;
         };
-        let mut over: Vec<(String, String, String, String)> = Vec::new();
+        let mut over: Vec<Exceeded> = Vec::new();
         for (res, limit) in hard {
-            let (requested, used, is_cpu): (i64, i64, bool) = match res.as_str() {
-                r if r == count_key || r == info.plural => {
-                    (1, state.in_namespace(info.kind, ns).count() as i64, false)
-                }
-                "pods" | "requests.cpu" | "cpu" | "requests.memory" | "memory" | "limits.cpu"
-                | "limits.memory"
-                    if info.kind == "Pod" =>
-                {
-                    let active = state
-                        .in_namespace("Pod", ns)
-                        .map(|s| &s.doc)
-                        .filter(|p| super::controllers::replicaset::is_active(p));
-                    let measure = |p: &Value| -> i64 {
-                        match res.as_str() {
-                            "pods" => 1,
-                            "requests.cpu" | "cpu" => pod_requests(p, false).0,
-                            "requests.memory" | "memory" => pod_requests(p, false).1,
-                            "limits.cpu" => sum_limits(p, "cpu"),
-                            _ => sum_limits(p, "memory"),
-                        }
-                    };
-                    let needs_spec = res != "pods";
-                    if needs_spec && measure(obj) == 0 {
-                        return Err(format!(
-                            "pods \"{}\" is forbidden: failed quota: {}: must specify {res}",
-                            doc::name(obj),
-                            doc::name(q)
-                        ));
-                    }
-                    (measure(obj), active.map(measure).sum(), res.contains("cpu"))
-                }
-                "services.nodeports" if info.kind == "Service" => {
-                    let n = |s: &Value| {
-                        doc::at(s, &["spec", "ports"])
-                            .and_then(Value::as_array)
-                            .map_or(0, |p| {
-                                p.iter().filter(|p| p.get("nodePort").is_some()).count()
-                            }) as i64
-                    };
-                    (
-                        n(obj),
-                        state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(),
-                        false,
-                    )
-                }
-                "services.loadbalancers" if info.kind == "Service" => {
-                    let n =
-                        |s: &Value| i64::from(doc::str_at(s, &["spec", "type"]) == "LoadBalancer");
-                    (
-                        n(obj),
-                        state.in_namespace("Service", ns).map(|s| n(&s.doc)).sum(),
-                        false,
-                    )
-                }
-                _ => continue,
+            let Some(charged) = super::quota::charge(info, obj, res) else {
+                continue;
             };
-            let limit_v = if is_cpu {
-                doc::cpu_millis(limit)
-            } else {
-                doc::bytes(limit)
+            if old.is_none()
+                && info.kind == "Pod"
+                && res != "pods"
+                && !res.starts_with("count/")
+                && charged == 0
+            {
+                return Err(format!(
+                    "pods \"{}\" is forbidden: failed quota: {}: must specify {res}",
+                    doc::name(obj),
+                    doc::name(q)
+                ));
+            }
+            let before = old
+                .and_then(|o| super::quota::charge(info, o, res))
+                .unwrap_or(0);
+            let requested = charged - before;
+            if requested <= 0 {
+                continue;
+            }
+            let Some(limit_v) = super::quota::limit(res, limit) else {
+                continue;
             };
-            let Some(limit_v) = limit_v else { continue };
-            if requested > 0 && used + requested > limit_v {
-                let fmt = |v: i64| {
-                    if is_cpu {
-                        doc::format_cpu(v)
-                    } else if res.contains("memory") {
-                        doc::format_bytes(v)
-                    } else {
-                        v.to_string()
-                    }
-                };
+            let queued: i64 = pending
+                .iter()
+                .filter(|(_, p)| doc::namespace(p) == ns)
+                .filter_map(|(i, p)| super::quota::charge(i, p, res))
+                .sum();
+            let used = super::quota::usage(state, ns, res).unwrap_or(0) + queued;
+            if used + requested > limit_v {
+                let show = |v: i64| super::quota::show(res, v);
                 over.push((
                     res.clone(),
-                    fmt(requested),
-                    fmt(used),
+                    show(requested),
+                    show(used),
                     show_plain(Some(limit)),
                 ));
             }
         }
         if !over.is_empty() {
+            over.sort();
             let join =
                 |f: &dyn Fn(&Exceeded) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
             return Err(format!(
@@ -1439,22 +1507,6 @@ fn quota(state: &State, info: &KindInfo, obj: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn sum_limits(pod: &Value, res: &str) -> i64 {
-    doc::at(pod, &["spec", "containers"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| doc::at(c, &["resources", "limits", res]))
-        .filter_map(|q| {
-            if res == "cpu" {
-                doc::cpu_millis(q)
-            } else {
-                doc::bytes(q)
-            }
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1468,6 +1520,23 @@ mod tests {
         assert!(!is_dns1035("1web"));
         assert!(is_label_value("v1.2_x"));
         assert!(!is_label_value("-x"));
+    }
+
+    #[test]
+    fn generate_name_prefixes_are_checked_with_the_dash_masked() {
+        let info = super::super::kinds::by_kind("ConfigMap").unwrap_or_else(|| panic!("kind"));
+        let mut errs = Errs::default();
+        let mut ok = json!({"metadata": {"generateName": "web-", "name": "web-x2k9p"}});
+        metadata(info, &mut ok, &mut errs);
+        assert!(errs.0.is_empty(), "{:?}", errs.0);
+        let mut bad = json!({"metadata": {"generateName": "Web-", "name": "Web-x2k9p"}});
+        metadata(info, &mut bad, &mut errs);
+        let fields: Vec<&str> = errs
+            .0
+            .iter()
+            .map(|e| e.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(fields, ["metadata.generateName", "metadata.name"]);
     }
 
     #[test]

@@ -5,13 +5,23 @@
 //! prints). [`check_limit_ranges`] is the validating half of LimitRanger, run at admission
 //! after the defaults are filled: per-Container and per-Pod `min`, `max` and
 //! `maxLimitRequestRatio`, and per-PersistentVolumeClaim storage `min`/`max`, refused with
-//! the API server's messages. (Quota enforcement itself is in admission.)
+//! the API server's messages. (Quota enforcement itself is in admission, which asks
+//! [`charge`] what a new object costs.)
+//!
+//! Claims are charged like Kubernetes' `persistent_volume_claims.go` evaluator: one
+//! `persistentvolumeclaims` (and `count/persistentvolumeclaims`) each, their
+//! `spec.resources.requests.storage` to `requests.storage`, and both again to
+//! `<class>.storageclass.storage.k8s.io/persistentvolumeclaims` and
+//! `<class>.storageclass.storage.k8s.io/requests.storage` for the class they name (the
+//! `volume.beta.kubernetes.io/storage-class` annotation first, then `spec.storageClassName`;
+//! a claim without a class is charged to no class). Claims being deleted still count.
 
 use serde_json::{Map, Value, json};
 
 use super::clock::Millis;
 use super::controllers::Changes;
 use super::controllers::replicaset::is_active;
+use super::controllers::volume::requested_class;
 use super::doc;
 use super::kinds::{self, KindInfo};
 use super::scheduler::pod_requests;
@@ -19,6 +29,13 @@ use super::store::State;
 
 fn is_cpu(resource: &str) -> bool {
     resource == "cpu" || resource.ends_with(".cpu")
+}
+
+/// The infix of per-StorageClass quota resources: `gold` + this + `requests.storage`.
+pub const STORAGE_CLASS_INFIX: &str = ".storageclass.storage.k8s.io/";
+
+fn is_bytes(resource: &str) -> bool {
+    resource.contains("memory") || resource.ends_with("storage")
 }
 
 fn quantity(resource: &str, v: &Value) -> Option<i64> {
@@ -29,13 +46,70 @@ fn quantity(resource: &str, v: &Value) -> Option<i64> {
     }
 }
 
-fn show(resource: &str, v: i64) -> String {
+/// A quota amount as the API server prints it (`500m`, `5Gi`, `3`).
+pub fn show(resource: &str, v: i64) -> String {
     if is_cpu(resource) {
         doc::format_cpu(v)
-    } else if resource.contains("memory") || resource.contains("storage") {
+    } else if is_bytes(resource) {
         doc::format_bytes(v)
     } else {
         v.to_string()
+    }
+}
+
+/// A quota's `hard` limit of `resource` in the resource's unit (`None`: unparseable).
+pub fn limit(resource: &str, v: &Value) -> Option<i64> {
+    quantity(resource, v)
+}
+
+fn claim_storage(claim: &Value) -> Option<i64> {
+    doc::at(claim, &["spec", "resources", "requests", "storage"]).and_then(doc::bytes)
+}
+
+fn node_ports(service: &Value) -> i64 {
+    doc::at(service, &["spec", "ports"])
+        .and_then(Value::as_array)
+        .map_or(0, |p| {
+            p.iter().filter(|p| p.get("nodePort").is_some()).count()
+        }) as i64
+}
+
+/// What one object of `info`'s kind costs of a quota's `resource`, as the API server's quota
+/// evaluators measure it; `None` when the resource does not track this kind (or, for a
+/// per-class resource, the object's class).
+pub fn charge(info: &KindInfo, obj: &Value, resource: &str) -> Option<i64> {
+    if let Some(word) = resource.strip_prefix("count/") {
+        let (plural, group) = word.split_once('.').unwrap_or((word, ""));
+        return (plural == info.plural && group == info.group).then_some(1);
+    }
+    match (info.kind, resource) {
+        ("Pod", "pods") => Some(i64::from(is_active(obj))),
+        ("Pod", "requests.cpu" | "cpu") => Some(pod_requests(obj, false).0),
+        ("Pod", "requests.memory" | "memory") => Some(pod_requests(obj, false).1),
+        ("Pod", "limits.cpu") => Some(container_sum(obj, "limits", "cpu")),
+        ("Pod", "limits.memory") => Some(container_sum(obj, "limits", "memory")),
+        ("PersistentVolumeClaim", "persistentvolumeclaims") => Some(1),
+        ("PersistentVolumeClaim", "requests.storage") => claim_storage(obj),
+        ("PersistentVolumeClaim", r) => {
+            let (class, per_class) = r.split_once(STORAGE_CLASS_INFIX)?;
+            if class.is_empty() || requested_class(obj) != Some(class) {
+                return None;
+            }
+            match per_class {
+                "persistentvolumeclaims" => Some(1),
+                "requests.storage" => claim_storage(obj),
+                _ => None,
+            }
+        }
+        ("Service", "services") => Some(1),
+        ("Service", "services.loadbalancers") => Some(i64::from(
+            doc::str_at(obj, &["spec", "type"]) == "LoadBalancer",
+        )),
+        ("Service", "services.nodeports") => Some(node_ports(obj)),
+        ("ConfigMap", "configmaps")
+        | ("Secret", "secrets")
+        | ("ResourceQuota", "resourcequotas") => Some(1),
+        _ => None,
     }
 }
 
@@ -69,11 +143,17 @@ pub fn usage(state: &State, ns: &str, resource: &str) -> Option<i64> {
         "requests.memory" | "memory" => pods().map(|p| pod_requests(p, false).1).sum(),
         "limits.cpu" => pods().map(|p| container_sum(p, "limits", "cpu")).sum(),
         "limits.memory" => pods().map(|p| container_sum(p, "limits", "memory")).sum(),
-        "requests.storage" => claims()
-            .filter_map(|c| doc::at(c, &["spec", "resources", "requests", "storage"]))
-            .filter_map(doc::bytes)
-            .sum(),
+        "requests.storage" => claims().filter_map(claim_storage).sum(),
         "persistentvolumeclaims" => count("PersistentVolumeClaim"),
+        per_class if per_class.contains(STORAGE_CLASS_INFIX) => {
+            let info = kinds::by_kind("PersistentVolumeClaim")?;
+            // A resource this evaluator does not know is not tracked at all.
+            let (_, tail) = per_class.split_once(STORAGE_CLASS_INFIX)?;
+            if tail != "persistentvolumeclaims" && tail != "requests.storage" {
+                return None;
+            }
+            claims().filter_map(|c| charge(info, c, per_class)).sum()
+        }
         "services" => count("Service"),
         "configmaps" => count("ConfigMap"),
         "secrets" => count("Secret"),
@@ -84,13 +164,7 @@ pub fn usage(state: &State, ns: &str, resource: &str) -> Option<i64> {
             .count() as i64,
         "services.nodeports" => state
             .in_namespace("Service", ns)
-            .map(|s| {
-                doc::at(&s.doc, &["spec", "ports"])
-                    .and_then(Value::as_array)
-                    .map_or(0, |p| {
-                        p.iter().filter(|p| p.get("nodePort").is_some()).count()
-                    }) as i64
-            })
+            .map(|s| node_ports(&s.doc))
             .sum(),
         other => {
             let word = other.strip_prefix("count/")?;
@@ -359,6 +433,50 @@ mod tests {
                 "persistentvolumeclaims \"c\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"
             )
         );
+    }
+
+    #[test]
+    fn claims_are_charged_in_total_and_to_their_class() {
+        let info = kinds::by_kind("PersistentVolumeClaim").unwrap_or_else(|| panic!("kind"));
+        let claim = |name: &str, class: Value| {
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"storageClassName": class, "resources": {"requests": {"storage": "2Gi"}}}})
+        };
+        let gold = claim("a", json!("gold"));
+        let gold_storage = "gold.storageclass.storage.k8s.io/requests.storage";
+        let gold_claims = "gold.storageclass.storage.k8s.io/persistentvolumeclaims";
+        // (resource, charge of a gold claim, charge of a class-less claim)
+        let table = [
+            ("requests.storage", Some(2 << 30), Some(2 << 30)),
+            ("persistentvolumeclaims", Some(1), Some(1)),
+            ("count/persistentvolumeclaims", Some(1), Some(1)),
+            (gold_storage, Some(2 << 30), None),
+            (gold_claims, Some(1), None),
+            (
+                "silver.storageclass.storage.k8s.io/requests.storage",
+                None,
+                None,
+            ),
+            ("requests.cpu", None, None),
+        ];
+        for (res, charged_gold, charged_none) in table {
+            assert_eq!(charge(info, &gold, res), charged_gold, "{res}");
+            assert_eq!(
+                charge(info, &claim("b", Value::Null), res),
+                charged_none,
+                "{res}"
+            );
+        }
+        let s = state_with(&[gold, claim("b", json!("silver")), claim("c", json!("gold"))]);
+        assert_eq!(usage(&s, "default", gold_storage), Some(4 << 30));
+        assert_eq!(usage(&s, "default", gold_claims), Some(2));
+        assert_eq!(usage(&s, "default", "requests.storage"), Some(6 << 30));
+        assert_eq!(
+            usage(&s, "default", "gold.storageclass.storage.k8s.io/nonsense"),
+            None
+        );
+        assert_eq!(show(gold_claims, 2), "2");
+        assert_eq!(show(gold_storage, 4 << 30), "4Gi");
     }
 
     #[test]

@@ -11,6 +11,21 @@
 //! `ordinals.start` shifts the ordinals; `persistentVolumeClaimRetentionPolicy` with
 //! `whenDeleted: Delete` makes the claims dependents of the set, `whenScaled: Delete` makes a
 //! removed ordinal's claims dependents of its pod, so the garbage collector deletes them.
+//!
+//! Events are `stateful_pod_control.go`'s: `SuccessfulCreate` `create Claim data-web-0 Pod
+//! web-0 in StatefulSet web success` and `create Pod web-0 in StatefulSet web successful`,
+//! `SuccessfulDelete` `delete Pod web-2 in StatefulSet web successful`, and `FailedCreate`
+//! `create Claim … for Pod … failed error: …` / `create Pod … failed error: …` when the API
+//! server refuses. A pod is created only once all its claims exist and none is being deleted.
+//! To word its own events the controller asks admission ([`admission::dry_run`]) before
+//! creating, charging to quota what it creates earlier in the same pass, and creates without
+//! an owner so that the engine's generic `Created pod:` event is not written.
+//!
+//! `spec.updateStrategy.rollingUpdate.maxUnavailable` is not honoured: it belongs to the
+//! MaxUnavailableStatefulSet feature gate, alpha and off by default from Kubernetes 1.24
+//! through 1.34 (beta and on by default only from 1.35), and with the gate off the API server
+//! drops the field at admission. Like a default 1.34 cluster, the engine replaces one pod at a
+//! time.
 
 use std::collections::BTreeMap;
 
@@ -19,9 +34,11 @@ use serde_json::{Value, json};
 use super::daemonset::{REVISION_LABEL, revision_of};
 use super::replicaset::{is_available, pod_from_template, pods_by_owner, ready_since};
 use super::{Change, Changes};
+use crate::engine::admission;
 use crate::engine::clock::{Millis, SECOND};
 use crate::engine::doc;
 use crate::engine::events::NewEvent;
+use crate::engine::kinds::{self, KindInfo};
 use crate::engine::store::State;
 
 /// The label naming a stateful pod.
@@ -112,17 +129,55 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         return;
     }
     let by_owner = pods_by_owner(state);
+    let mut pending: Vec<(&'static KindInfo, Value)> = Vec::new();
     for stored in state.kind("StatefulSet").values() {
         let set = &stored.doc;
         if doc::is_deleting(set) {
             continue;
         }
         let pods: Vec<&Value> = by_owner.get(doc::uid(set)).cloned().unwrap_or_default();
-        sync_one(state, set, &pods, now, out);
+        sync_one(state, set, &pods, now, &mut pending, out);
     }
 }
 
-fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut Changes) {
+/// Asks admission whether `obj` would be created now (after what this pass creates before
+/// it) and, if so, creates it. The error is the API server's message.
+fn create(
+    state: &State,
+    kind: &'static str,
+    obj: Value,
+    pending: &mut Vec<(&'static KindInfo, Value)>,
+    out: &mut Changes,
+) -> Result<(), String> {
+    let info = kinds::by_kind(kind)
+        .ok_or_else(|| format!("the server doesn't have a resource type \"{kind}\""))?;
+    let admitted = admission::dry_run(state, info, &obj, pending)?;
+    pending.push((info, admitted));
+    out.push(Change::Create {
+        kind,
+        doc: obj,
+        sim: None,
+        owner: None,
+    });
+    Ok(())
+}
+
+/// Kubernetes' aggregate error text: one error as is, several in brackets.
+fn aggregate(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
+fn sync_one(
+    state: &State,
+    set: &Value,
+    pods: &[&Value],
+    now: Millis,
+    pending: &mut Vec<(&'static KindInfo, Value)>,
+    out: &mut Changes,
+) {
     let (ns, name) = (doc::namespace(set), doc::name(set));
     let replicas = doc::i64_at(set, &["spec", "replicas"]).unwrap_or(1).max(0);
     let start = doc::i64_at(set, &["spec", "ordinals", "start"])
@@ -182,6 +237,10 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
             msg,
         )
     };
+    let warning = |reason: &str, msg: String| NewEvent {
+        warning: true,
+        ..event(reason, msg)
+    };
     let mut by_ordinal: BTreeMap<i64, &Value> = BTreeMap::new();
     for p in pods {
         if let Some(o) = ordinal_of(name, doc::name(p)) {
@@ -234,40 +293,58 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
                     _ => (&template, update_revision.as_str()),
                 };
                 let pod = stateful_pod(set, tpl, ordinal, rev);
+                let pod_name = doc::name(&pod).to_string();
+                // Claims first (`createPersistentVolumeClaims`): every missing one is tried,
+                // and the pod waits until all exist and none is being deleted.
+                let mut errors: Vec<String> = Vec::new();
                 for claim in claim_templates(set) {
                     let cname = claim_name(doc::name(claim), name, ordinal);
-                    if state.get("PersistentVolumeClaim", ns, &cname).is_none() {
-                        out.push(Change::Create {
-                            kind: "PersistentVolumeClaim",
-                            doc: {
-                                let mut c = stateful_claim(set, claim, ordinal);
-                                if retention("whenDeleted") {
-                                    // Collected with the set.
-                                    let mut owner = doc::controller_ref(set);
-                                    owner["controller"] = json!(false);
-                                    doc::set(
-                                        &mut c,
-                                        &["metadata", "ownerReferences"],
-                                        json!([owner]),
-                                    );
-                                }
-                                c
-                            },
-                            sim: None,
-                            owner: Some(("StatefulSet", ns.to_string(), name.to_string())),
-                        });
-                        out.event(event(
+                    if let Some(existing) = state.get("PersistentVolumeClaim", ns, &cname) {
+                        if doc::is_deleting(&existing.doc) {
+                            errors.push(format!("pvc {cname} is being deleted"));
+                        }
+                        continue;
+                    }
+                    let mut c = stateful_claim(set, claim, ordinal);
+                    if retention("whenDeleted") {
+                        // Collected with the set.
+                        let mut owner = doc::controller_ref(set);
+                        owner["controller"] = json!(false);
+                        doc::set(&mut c, &["metadata", "ownerReferences"], json!([owner]));
+                    }
+                    match create(state, "PersistentVolumeClaim", c, pending, out) {
+                        Ok(()) => out.event(event(
                             "SuccessfulCreate",
-                            format!("create Claim {cname} Pod {name}-{ordinal} in StatefulSet {name} success"),
-                        ));
+                            format!(
+                                "create Claim {cname} Pod {pod_name} in StatefulSet {name} success"
+                            ),
+                        )),
+                        Err(err) => {
+                            out.event(warning(
+                                "FailedCreate",
+                                format!(
+                                    "create Claim {cname} for Pod {pod_name} in StatefulSet {name} failed error: {err}"
+                                ),
+                            ));
+                            errors.push(format!("failed to create PVC {cname}: {err}"));
+                        }
                     }
                 }
-                out.push(Change::Create {
-                    kind: "Pod",
-                    doc: pod,
-                    sim: None,
-                    owner: Some(("StatefulSet", ns.to_string(), name.to_string())),
-                });
+                let created = if errors.is_empty() {
+                    create(state, "Pod", pod, pending, out)
+                } else {
+                    Err(aggregate(&errors))
+                };
+                match created {
+                    Ok(()) => out.event(event(
+                        "SuccessfulCreate",
+                        format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                    )),
+                    Err(err) => out.event(warning(
+                        "FailedCreate",
+                        format!("create Pod {pod_name} in StatefulSet {name} failed error: {err}"),
+                    )),
+                }
                 if !parallel {
                     blocked = true;
                     break;
@@ -380,6 +457,50 @@ fn sync_one(state: &State, set: &Value, pods: &[&Value], now: Millis, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_being_deleted_holds_back_its_pod() {
+        let mut state = State::empty(1);
+        let objs = [
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"replicas": 1, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "www-web-0", "namespace": "default",
+                    "deletionTimestamp": "2026-01-01T00:00:00Z",
+                    "finalizers": ["kubernetes.io/pvc-protection"]},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        ];
+        for o in objs {
+            let info =
+                kinds::by_kind(doc::str_at(&o, &["kind"])).unwrap_or_else(|| panic!("kind of {o}"));
+            state.create(info, o, None);
+        }
+        let mut out = Changes::default();
+        sync(&state, 0, &mut out);
+        assert!(
+            !out.list.iter().any(|c| matches!(c, Change::Create { .. })),
+            "{:?}",
+            out.list
+        );
+        let failed: Vec<&str> = out
+            .list
+            .iter()
+            .filter_map(|c| match c {
+                Change::Event(e) if e.warning => Some(e.message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failed,
+            ["create Pod web-0 in StatefulSet web failed error: pvc www-web-0 is being deleted"]
+        );
+    }
 
     #[test]
     fn names_and_claims_are_stable() {

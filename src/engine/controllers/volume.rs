@@ -1,14 +1,25 @@
 //! The PersistentVolume controller: binds claims to volumes, as Kubernetes'
-//! `pv_controller.go`, and provisions volumes for classes that have a provisioner.
+//! `pv_controller.go`, provisions volumes for classes that have a provisioner, and keeps
+//! claims and volumes in use from going, as the `pvc-protection` and `pv-protection`
+//! controllers.
 //!
 //! A pending claim binds to the smallest Available volume that has its storage class (a
-//! claim without `storageClassName` is given the default class once one exists, and until
-//! then matches only class-less volumes), offers every access mode it asks for, the same volume mode, at least the
-//! requested capacity, and matches its label selector; a claim naming `spec.volumeName`
-//! binds only to that volume. When nothing fits and the class exists, a volume
-//! `pvc-<claim uid>` is provisioned (`volumeBindingMode: Immediate`; `WaitForFirstConsumer`
-//! waits until a pod uses the claim). A volume whose claim is deleted is Released (Retain)
-//! or deleted (Delete).
+//! claim naming no class matches only class-less volumes), offers every access mode it asks
+//! for, the same volume mode, at least the requested capacity, and matches its label
+//! selector; a claim naming `spec.volumeName` binds only to that volume. When nothing fits, a
+//! claim naming no class is given the default class if there is one (retroactive default
+//! StorageClass assignment, on by default since Kubernetes 1.26 and GA in 1.28; admission
+//! already gives it to claims created while a default exists). When nothing fits and the class
+//! exists, a volume `pvc-<claim uid>` is provisioned (`volumeBindingMode: Immediate`;
+//! `WaitForFirstConsumer` waits until a pod uses the claim). A volume whose claim is deleted is
+//! Released (Retain) or Released and deleted (Delete).
+//!
+//! Protection: admission gives claims [`PVC_PROTECTION`] and volumes [`PV_PROTECTION`] (and
+//! this controller gives them to objects stored before that). A claim being deleted keeps its
+//! finalizer while a scheduled pod (`spec.nodeName` set) names it, whatever the pod's phase —
+//! Kubernetes' `podUsesPVC` — and a volume being deleted keeps it while it is Bound. The
+//! controller removes the object once its last finalizer is gone (the API server's job in
+//! Kubernetes).
 //!
 //! Pods that use a claim that is missing or not bound are not scheduled:
 //! [`unschedulable_reason`] gives the scheduler Kubernetes' reason.
@@ -16,7 +27,7 @@
 use serde_json::{Value, json};
 
 use super::{Change, Changes};
-use crate::engine::clock::Millis;
+use crate::engine::clock::{Millis, parse_rfc3339};
 use crate::engine::doc;
 use crate::engine::events::NewEvent;
 use crate::engine::labels::Selector;
@@ -25,22 +36,58 @@ use crate::engine::store::State;
 /// The annotation marking the cluster's default StorageClass.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
-/// The name of the default StorageClass, if one is marked.
+/// The beta form of [`DEFAULT_CLASS_ANNOTATION`], still honoured by Kubernetes.
+pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
+
+/// The beta annotation naming a claim's class; Kubernetes reads it before
+/// `spec.storageClassName`.
+pub const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
+
+/// The finalizer that keeps a claim while a pod uses it.
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
+/// The finalizer that keeps a volume while it is bound.
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+
+/// The name of the default StorageClass, if one is marked. With several, Kubernetes (1.26+,
+/// `GetDefaultClass`) takes the newest, ties broken by name.
 pub fn default_class(state: &State) -> Option<&str> {
     state
         .kind("StorageClass")
         .values()
         .map(|s| &s.doc)
-        .find(|c| doc::annotation(c, DEFAULT_CLASS_ANNOTATION) == Some("true"))
+        .filter(|c| {
+            doc::annotation(c, DEFAULT_CLASS_ANNOTATION) == Some("true")
+                || doc::annotation(c, BETA_DEFAULT_CLASS_ANNOTATION) == Some("true")
+        })
+        .min_by(|a, b| {
+            let created = |c: &Value| {
+                parse_rfc3339(doc::str_at(c, &["metadata", "creationTimestamp"])).unwrap_or(0)
+            };
+            created(b)
+                .cmp(&created(a))
+                .then_with(|| doc::name(a).cmp(doc::name(b)))
+        })
         .map(doc::name)
 }
 
+/// The class a claim names itself (the beta annotation first, then `spec.storageClassName`),
+/// as Kubernetes' `GetPersistentVolumeClaimClass`; `None` when it names none.
+pub fn requested_class(claim: &Value) -> Option<&str> {
+    doc::annotation(claim, BETA_CLASS_ANNOTATION)
+        .or_else(|| doc::at(claim, &["spec", "storageClassName"]).and_then(Value::as_str))
+}
+
+/// Whether a claim names a class at all (an empty class counts: it asks for class-less
+/// volumes and is never defaulted).
+pub fn names_class(claim: &Value) -> bool {
+    doc::annotation(claim, BETA_CLASS_ANNOTATION).is_some()
+        || doc::at(claim, &["spec", "storageClassName"]).is_some_and(|c| !c.is_null())
+}
+
 /// The class a claim asks for ("" = only volumes without a class).
-pub fn claim_class<'a>(state: &'a State, claim: &'a Value) -> &'a str {
-    match doc::at(claim, &["spec", "storageClassName"]).and_then(Value::as_str) {
-        Some(c) => c,
-        None => default_class(state).unwrap_or_default(),
-    }
+pub fn claim_class(claim: &Value) -> &str {
+    requested_class(claim).unwrap_or_default()
 }
 
 fn storage(v: &Value, path: &[&str]) -> i64 {
@@ -96,7 +143,7 @@ pub fn fits(volume: &Value, claim: &Value, class: &str) -> bool {
 
 /// The volume a pending claim binds to: the smallest that fits (ties by name).
 pub fn best_volume<'a>(state: &'a State, claim: &Value) -> Option<&'a Value> {
-    let class = claim_class(state, claim);
+    let class = claim_class(claim);
     let wanted = doc::str_at(claim, &["spec", "volumeName"]);
     state
         .kind("PersistentVolume")
@@ -162,22 +209,103 @@ fn class_doc<'a>(state: &'a State, class: &str) -> Option<&'a Value> {
 }
 
 fn waits_for_consumer(state: &State, claim: &Value) -> bool {
-    class_doc(state, claim_class(state, claim))
+    class_doc(state, claim_class(claim))
         .is_some_and(|c| doc::str_at(c, &["volumeBindingMode"]) == "WaitForFirstConsumer")
 }
 
+fn names_claim(pod: &Value, claim: &str) -> bool {
+    doc::at(pod, &["spec", "volumes"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|v| doc::str_at(v, &["persistentVolumeClaim", "claimName"]) == claim)
+}
+
 fn claim_in_use(state: &State, claim: &Value) -> bool {
+    state
+        .in_namespace("Pod", doc::namespace(claim))
+        .any(|p| names_claim(&p.doc, doc::name(claim)))
+}
+
+/// Whether the pvc-protection controller keeps `claim`: a pod that is scheduled names it.
+/// An unscheduled pod does not count (the kubelet refuses to start a pod whose claim is being
+/// deleted), nor does the pod's phase: the pod object existing is enough.
+pub fn claim_protected(state: &State, claim: &Value) -> bool {
     state.in_namespace("Pod", doc::namespace(claim)).any(|p| {
-        doc::at(&p.doc, &["spec", "volumes"])
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|v| doc::str_at(v, &["persistentVolumeClaim", "claimName"]) == doc::name(claim))
+        !doc::str_at(&p.doc, &["spec", "nodeName"]).is_empty()
+            && names_claim(&p.doc, doc::name(claim))
     })
 }
 
-/// One pass: binds pending claims, provisions, releases volumes of deleted claims.
+fn finalizers(obj: &Value) -> Vec<&str> {
+    doc::at(obj, &["metadata", "finalizers"])
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Drops `finalizer` from an object being deleted; with none left the object goes.
+fn release(kind: &'static str, obj: &Value, finalizer: &str, out: &mut Changes) {
+    let rest: Vec<&str> = finalizers(obj)
+        .into_iter()
+        .filter(|f| *f != finalizer)
+        .collect();
+    if rest.is_empty() {
+        out.push(Change::Remove {
+            kind,
+            namespace: doc::namespace(obj).to_string(),
+            name: doc::name(obj).to_string(),
+        });
+    } else {
+        let mut next = obj.clone();
+        doc::set(&mut next, &["metadata", "finalizers"], json!(rest));
+        out.update(kind, next);
+    }
+}
+
+/// The protection controllers' pass. Returns true when it gave a finalizer to an object
+/// stored without one: binding then waits for the next round, so that it works on the
+/// protected document.
+fn protect(state: &State, out: &mut Changes) -> bool {
+    let mut added = false;
+    for (kind, finalizer) in [
+        ("PersistentVolumeClaim", PVC_PROTECTION),
+        ("PersistentVolume", PV_PROTECTION),
+    ] {
+        for stored in state.kind(kind).values() {
+            let obj = &stored.doc;
+            let has = finalizers(obj).contains(&finalizer);
+            if !doc::is_deleting(obj) {
+                if !has {
+                    let mut next = obj.clone();
+                    let mut list: Vec<Value> =
+                        finalizers(obj).into_iter().map(|f| json!(f)).collect();
+                    list.push(json!(finalizer));
+                    doc::set(&mut next, &["metadata", "finalizers"], Value::Array(list));
+                    out.update(kind, next);
+                    added = true;
+                }
+                continue;
+            }
+            let kept = if kind == "PersistentVolume" {
+                doc::str_at(obj, &["status", "phase"]) == "Bound"
+            } else {
+                claim_protected(state, obj)
+            };
+            if has && !kept {
+                release(kind, obj, finalizer, out);
+            }
+        }
+    }
+    added
+}
+
+/// One pass: protects claims and volumes in use, binds pending claims, provisions, releases
+/// volumes of deleted claims.
 pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
+    if protect(state, out) {
+        return;
+    }
     let mut taken: Vec<String> = Vec::new();
     let claims: Vec<&Value> = state
         .kind("PersistentVolumeClaim")
@@ -191,18 +319,6 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
         let (ns, name) = (doc::namespace(claim), doc::name(claim));
         let bound_to = doc::str_at(claim, &["spec", "volumeName"]);
         let phase = doc::str_at(claim, &["status", "phase"]);
-        // Retroactive default class (Kubernetes 1.28+): a pending claim that names no class
-        // gets the default one as soon as there is one.
-        if phase != "Bound"
-            && bound_to.is_empty()
-            && doc::at(claim, &["spec", "storageClassName"]).is_none()
-            && let Some(class) = default_class(state)
-        {
-            let mut next = claim.clone();
-            doc::set(&mut next, &["spec", "storageClassName"], json!(class));
-            out.update("PersistentVolumeClaim", next);
-            continue;
-        }
         if phase == "Bound" {
             if state.get("PersistentVolume", "", bound_to).is_none() && phase != "Lost" {
                 let mut next = claim.clone();
@@ -256,7 +372,18 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
                 bind(claim, volume, out);
             }
             None => {
-                let class = claim_class(state, claim);
+                // Retroactive default class: a claim that names no class and finds no
+                // class-less volume gets the default class, then is synced again.
+                if bound_to.is_empty()
+                    && !names_class(claim)
+                    && let Some(default) = default_class(state)
+                {
+                    let mut next = claim.clone();
+                    doc::set(&mut next, &["spec", "storageClassName"], json!(default));
+                    out.update("PersistentVolumeClaim", next);
+                    continue;
+                }
+                let class = claim_class(claim);
                 if !bound_to.is_empty() {
                     let msg = match state.get("PersistentVolume", "", bound_to) {
                         None => format!("volume \"{bound_to}\" not found"),
@@ -360,17 +487,16 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
         if !gone {
             continue;
         }
-        match doc::str_at(volume, &["spec", "persistentVolumeReclaimPolicy"]) {
-            "Delete" => out.push(Change::Delete {
+        // Released first: the volume is no longer Bound, so its protection lets it go.
+        let mut next = volume.clone();
+        doc::set(&mut next, &["status", "phase"], json!("Released"));
+        out.update("PersistentVolume", next);
+        if doc::str_at(volume, &["spec", "persistentVolumeReclaimPolicy"]) == "Delete" {
+            out.push(Change::Delete {
                 kind: "PersistentVolume",
                 namespace: String::new(),
                 name: doc::name(volume).to_string(),
-            }),
-            _ => {
-                let mut next = volume.clone();
-                doc::set(&mut next, &["status", "phase"], json!("Released"));
-                out.update("PersistentVolume", next);
-            }
+            });
         }
     }
 }
@@ -390,12 +516,6 @@ fn bind(claim: &Value, volume: &Value, out: &mut Changes) {
     out.update("PersistentVolume", pv);
     let mut pvc = claim.clone();
     doc::set(&mut pvc, &["spec", "volumeName"], json!(doc::name(volume)));
-    if doc::at(claim, &["spec", "storageClassName"]).is_none() {
-        let class = doc::str_at(volume, &["spec", "storageClassName"]);
-        if !class.is_empty() {
-            doc::set(&mut pvc, &["spec", "storageClassName"], json!(class));
-        }
-    }
     let ann = doc::map_mut(&mut pvc, &["metadata", "annotations"]);
     ann.insert("pv.kubernetes.io/bind-completed".into(), json!("yes"));
     ann.insert("pv.kubernetes.io/bound-by-controller".into(), json!("yes"));
@@ -433,6 +553,145 @@ fn provisioned_volume(claim: &Value, class: &Value, name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::kinds;
+
+    fn state_with(objs: &[Value]) -> State {
+        let mut s = State::empty(1);
+        for o in objs {
+            let info =
+                kinds::by_kind(doc::str_at(o, &["kind"])).unwrap_or_else(|| panic!("kind of {o}"));
+            s.create(info, o.clone(), None);
+        }
+        s
+    }
+
+    fn deleting_claim(finalizers: Value) -> Value {
+        json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "default",
+            "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": finalizers},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    }
+
+    fn pod_using(node: &str) -> Value {
+        json!({"kind": "Pod", "metadata": {"name": "app", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]},
+            "status": {"phase": "Succeeded"}})
+    }
+
+    fn pass(state: &State) -> Vec<Change> {
+        let mut out = Changes::default();
+        sync(state, 0, &mut out);
+        out.list
+    }
+
+    fn removes(changes: &[Change], kind: &str) -> bool {
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::Remove { kind: k, .. } if *k == kind))
+    }
+
+    #[test]
+    fn a_deleted_claim_waits_for_scheduled_pods_whatever_their_phase() {
+        // (pod, kept?) — a scheduled pod keeps the claim even once it has finished; an
+        // unscheduled one does not.
+        let table = [
+            (Some(pod_using("worker-1")), true),
+            (Some(pod_using("")), false),
+            (None, false),
+        ];
+        for (pod, kept) in table {
+            let mut objs = vec![deleting_claim(json!([PVC_PROTECTION]))];
+            objs.extend(pod.clone());
+            let changes = pass(&state_with(&objs));
+            assert_eq!(
+                !removes(&changes, "PersistentVolumeClaim"),
+                kept,
+                "{pod:?}: {changes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn releasing_protection_keeps_other_finalizers() {
+        let state = state_with(&[deleting_claim(json!([
+            "example.com/backup",
+            PVC_PROTECTION
+        ]))]);
+        let changes = pass(&state);
+        assert!(!removes(&changes, "PersistentVolumeClaim"), "{changes:?}");
+        let updated = changes.iter().find_map(|c| match c {
+            Change::Update { doc, .. } => Some(doc),
+            _ => None,
+        });
+        assert_eq!(
+            updated.and_then(|d| d.pointer("/metadata/finalizers")),
+            Some(&json!(["example.com/backup"]))
+        );
+    }
+
+    #[test]
+    fn a_deleted_volume_waits_until_it_is_not_bound() {
+        let volume = |phase: &str| {
+            json!({"kind": "PersistentVolume", "metadata": {"name": "vol",
+                "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [PV_PROTECTION]},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
+                "status": {"phase": phase}})
+        };
+        assert!(!removes(
+            &pass(&state_with(&[volume("Bound")])),
+            "PersistentVolume"
+        ));
+        assert!(removes(
+            &pass(&state_with(&[volume("Released")])),
+            "PersistentVolume"
+        ));
+    }
+
+    #[test]
+    fn objects_stored_without_protection_get_it_before_binding() {
+        let state = state_with(&[
+            json!({"kind": "PersistentVolume", "metadata": {"name": "vol"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
+                "status": {"phase": "Available"}}),
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                "status": {"phase": "Pending"}}),
+        ]);
+        let changes = pass(&state);
+        let finalizers: Vec<&Value> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Update { doc, .. } => doc.pointer("/metadata/finalizers"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finalizers,
+            [&json!([PVC_PROTECTION]), &json!([PV_PROTECTION])],
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn the_newest_default_class_wins_and_beta_annotations_count() {
+        let class = |name: &str, annotation: &str| {
+            json!({"kind": "StorageClass", "metadata": {"name": name, "annotations": {annotation: "true"}},
+                "provisioner": "x"})
+        };
+        let mut state = state_with(&[class("aaa-old", DEFAULT_CLASS_ANNOTATION)]);
+        state.now += 60_000;
+        let info = kinds::by_kind("StorageClass").unwrap_or_else(|| panic!("kind"));
+        state.create(info, class("newer", BETA_DEFAULT_CLASS_ANNOTATION), None);
+        assert_eq!(default_class(&state), Some("newer"));
+        // Same second: the name breaks the tie.
+        state.create(info, class("another", DEFAULT_CLASS_ANNOTATION), None);
+        assert_eq!(default_class(&state), Some("another"));
+        let claim = json!({"metadata": {"annotations": {BETA_CLASS_ANNOTATION: "gold"}},
+            "spec": {"storageClassName": "silver"}});
+        assert_eq!(requested_class(&claim), Some("gold"));
+        assert!(names_class(&json!({"spec": {"storageClassName": ""}})));
+        assert!(!names_class(&json!({"spec": {}})));
+    }
 
     fn pv(name: &str, size: &str, modes: Value, class: &str) -> Value {
         json!({"metadata": {"name": name}, "spec": {"capacity": {"storage": size}, "accessModes": modes, "storageClassName": class}})
