@@ -11,12 +11,12 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file (or stdin) cannot be read.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {cause}", file.display())]
     Read {
         /// The file (`-` for stdin).
         file: PathBuf,
-        /// The IO error.
-        source: std::io::Error,
+        /// The IO error (kept out of the source chain: the message already shows it).
+        cause: std::io::Error,
     },
     /// The file is larger than the YAML reader accepts.
     #[error("{}: input exceeds the limit of {limit} bytes", file.display())]
@@ -28,12 +28,13 @@ pub enum Error {
     },
     /// The text is not valid YAML (alias bombs, bad syntax, duplicate keys…); the cause
     /// carries line and column.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {cause}", file.display())]
     Yaml {
         /// The file.
         file: PathBuf,
-        /// The parser's positioned error.
-        source: crate::yaml::Error,
+        /// The parser's positioned error (kept out of the source chain: the message already
+        /// shows it).
+        cause: crate::yaml::Error,
     },
     /// A document is not a mapping (a bare scalar or a sequence).
     #[error("{}: document {index} is not an object", file.display())]
@@ -48,9 +49,9 @@ pub enum Error {
 /// The objects of a multi-document YAML file (`-`: stdin), `List`s unpacked.
 pub fn read(path: &Path) -> Result<Vec<Value>, Error> {
     let limit = crate::yaml::MAX_INPUT_BYTES;
-    let read_error = |source| Error::Read {
+    let read_error = |cause| Error::Read {
         file: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut bytes = Vec::new();
     // One byte past the limit is enough to know the file is too large without reading it all.
@@ -82,9 +83,9 @@ pub fn read(path: &Path) -> Result<Vec<Value>, Error> {
 
 /// The objects of `text`, read from `file` (for messages).
 pub fn parse(file: &Path, text: &str) -> Result<Vec<Value>, Error> {
-    let documents = crate::yaml::parse_manifests(text).map_err(|source| Error::Yaml {
+    let documents = crate::yaml::parse_manifests(text).map_err(|cause| Error::Yaml {
         file: file.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut objects = Vec::new();
     for (i, document) in documents.into_iter().enumerate() {

@@ -610,7 +610,7 @@ pub fn events_table(events: &[crate::engine::events::Event], now: Millis, with_n
                 "{} (x{} over {})",
                 human_age(now - e.last),
                 e.count,
-                human_age(e.last - e.first)
+                human_age(now - e.first)
             );
         }
         if with_ns {
