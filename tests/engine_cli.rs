@@ -365,3 +365,50 @@ fn create_reads_lists_and_annotations_as_render_does() {
     let one = c.ok(&["get", "cm", "one", "-o", "json"]);
     assert!(one.contains("\"version\": \"1.10\""), "{one}");
 }
+
+#[test]
+fn describe_deployment_names_old_and_new_replica_sets_mid_rollout() {
+    let c = Cluster::new(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec:\n      containers: [{{name: app, image: \"{image}\"}}]\n"
+        )
+    };
+    let file = dir.path().join("web.yaml");
+    std::fs::write(&file, manifest("web:1.0")).expect("write");
+    c.ok(&["apply", "-f", &file.display().to_string()]);
+    c.ok(&["advance", "1m"]);
+    std::fs::write(&file, manifest("web:2.0")).expect("write");
+    assert_eq!(
+        c.ok(&["apply", "-f", &file.display().to_string()]),
+        "deployment.apps/web configured\n"
+    );
+    c.ok(&["advance", "1s"]);
+    let out = c.ok(&["describe", "deploy", "web"]);
+    let line = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let old = line("OldReplicaSets:");
+    let new = line("NewReplicaSet:");
+    // The events of the Deployment only, oldest first, as kubectl lists them: the first
+    // ReplicaSet scaled up from 0 is the old one, the second the new one.
+    let scaled_up: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Events:"))
+        .filter_map(|l| l.split("Scaled up replica set ").nth(1))
+        .filter(|rest| rest.contains(" from 0 to "))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(String::from)
+        .collect();
+    assert_eq!(scaled_up.len(), 2, "{out}");
+    assert!(old.starts_with(&format!("{} (", scaled_up[0])), "{out}");
+    assert!(new.starts_with(&format!("{} (", scaled_up[1])), "{out}");
+    assert!(new.ends_with("replicas created)"), "{out}");
+}

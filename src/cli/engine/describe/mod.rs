@@ -368,10 +368,16 @@ pub(super) fn events(ctx: &Ctx<'_>, kind: &str, o: &Value, t: &mut Text) {
     }
     let namespace = doc::namespace(o);
     let name = doc::name(o);
+    // Events about cluster-scoped objects live in some namespace (`default` for nodes).
+    let namespaced = crate::engine::kinds::by_kind(kind).is_none_or(|k| k.namespaced);
     let mut mine: Vec<&Event> = ctx
         .events
         .iter()
-        .filter(|e| e.object_kind == kind && e.object_name == name && e.namespace == namespace)
+        .filter(|e| {
+            e.object_kind == kind
+                && e.object_name == name
+                && (!namespaced || e.namespace == namespace)
+        })
         .collect();
     if mine.is_empty() {
         t.w(0, "Events:\t<none>\n");
