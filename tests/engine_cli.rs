@@ -99,6 +99,11 @@ fn get_several_kinds_prints_one_table_per_kind_with_kind_prefixes() {
     assert!(cm.contains("configmap/settings"), "{cm}");
     let cm_alone = c.ok(&["get", "cm,pvc", "-l", "nothing"]);
     assert_eq!(cm_alone, "");
+    // kubectl's columns for the kinds with a table of their own.
+    check(
+        "get_sa_role_rolebinding_wide.txt",
+        &c.ok(&["get", "sa,role,rolebinding", "-o", "wide"]),
+    );
 }
 
 #[test]

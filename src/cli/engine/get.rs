@@ -24,6 +24,11 @@ pub const ALL_CATEGORY: &[&str] = &[
     "Job",
 ];
 
+/// kubectl's message when `TYPE NAME` and `TYPE/NAME` arguments are mixed.
+const MIXED_FORMS: &str = "there is no need to specify a resource type as a separate argument \
+    when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' \
+    instead of 'kubectl get resource resource/<resource_name>'";
+
 /// What the resource arguments ask for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -42,11 +47,7 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
         let mut targets: Vec<(&'static KindInfo, Vec<String>)> = Vec::new();
         for arg in args {
             let Some((kind, name)) = arg.split_once('/') else {
-                bail!(
-                    "there is no need to specify a resource type as a separate argument when \
-                     passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' \
-                     instead of 'kubectl get resource resource/<resource_name>'"
-                );
+                bail!("{MIXED_FORMS}");
             };
             if name.is_empty() {
                 bail!("arguments in resource/name form must have a single resource and name");
@@ -63,12 +64,8 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
             single_item,
         });
     }
-    if let Some(bad) = args[1..].iter().find(|a| a.contains('/')) {
-        bail!(
-            "there is no need to specify a resource type as a separate argument when passing \
-             arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead \
-             of 'kubectl get resource resource/<resource_name>' ({bad})"
-        );
+    if args[1..].iter().any(|a| a.contains('/')) {
+        bail!("{MIXED_FORMS}");
     }
     let names: Vec<String> = args[1..].to_vec();
     let mut kinds_asked: Vec<&'static KindInfo> = Vec::new();

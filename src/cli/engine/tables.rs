@@ -235,6 +235,12 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
             "AGE",
         ],
         ("Ingress", _) => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+        ("ServiceAccount", _) => vec!["NAME", "SECRETS", "AGE"],
+        ("Role" | "ClusterRole", _) => vec!["NAME", "CREATED AT"],
+        ("RoleBinding" | "ClusterRoleBinding", false) => vec!["NAME", "ROLE", "AGE"],
+        ("RoleBinding" | "ClusterRoleBinding", true) => {
+            vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+        }
         _ => crate::cli::engine_tables::header(info.kind, wide)
             .unwrap_or_else(|| vec!["NAME", "AGE"]),
     };
@@ -557,6 +563,53 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
                     if tls { "80, 443".into() } else { "80".into() },
                     age(o, now),
                 ]
+            }
+            "ServiceAccount" => {
+                let secrets = o
+                    .get("secrets")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                vec![name, secrets.to_string(), age(o, now)]
+            }
+            "Role" | "ClusterRole" => vec![
+                name,
+                parse_rfc3339(doc::str_at(o, &["metadata", "creationTimestamp"]))
+                    .map(rfc3339)
+                    .unwrap_or_default(),
+            ],
+            "RoleBinding" | "ClusterRoleBinding" => {
+                let mut r = vec![
+                    name,
+                    format!(
+                        "{}/{}",
+                        doc::str_at(o, &["roleRef", "kind"]),
+                        doc::str_at(o, &["roleRef", "name"])
+                    ),
+                    age(o, now),
+                ];
+                if wide {
+                    let subjects = |kind: &str| {
+                        o.get("subjects")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter(|s| doc::str_at(s, &["kind"]) == kind)
+                            .map(|s| match (kind, doc::str_at(s, &["namespace"])) {
+                                ("ServiceAccount", ns) => {
+                                    format!("{ns}/{}", doc::str_at(s, &["name"]))
+                                }
+                                _ => doc::str_at(s, &["name"]).to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    r.extend([
+                        subjects("User"),
+                        subjects("Group"),
+                        subjects("ServiceAccount"),
+                    ]);
+                }
+                r
             }
             _ => crate::cli::engine_tables::row(info.kind, o, now, wide)
                 .unwrap_or_else(|| vec![name, age(o, now)]),
