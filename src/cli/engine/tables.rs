@@ -741,6 +741,47 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn repeated_events_count_their_age_from_the_first() {
+        // kubectl: `<since last> (x<count> over <since first>)`.
+        let event = crate::engine::events::Event {
+            id: 1,
+            kind: "Warning".into(),
+            reason: "BackOff".into(),
+            object_kind: "Pod".into(),
+            namespace: "default".into(),
+            object_name: "web-1".into(),
+            message: "Back-off restarting failed container".into(),
+            source: "kubelet".into(),
+            count: 4,
+            first: 0,
+            last: 540_000,
+        };
+        assert_eq!(
+            events_table(&[event], 600_000, false),
+            "LAST SEEN           TYPE      REASON    OBJECT      MESSAGE\n\
+             60s (x4 over 10m)   Warning   BackOff   pod/web-1   Back-off restarting failed container\n"
+        );
+    }
+
+    #[test]
+    fn several_kinds_prefix_names_after_the_namespace() {
+        let pod = json!({"metadata": {"name": "web-1", "namespace": "shop",
+            "creationTimestamp": "1970-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Pending"}});
+        let info = crate::engine::kinds::by_kind("Pod").unwrap_or_else(|| panic!("Pod kind"));
+        let options = TableOptions {
+            with_namespace: true,
+            wide: false,
+            with_kind: true,
+        };
+        assert_eq!(
+            table(info, &[pod], 60_000, options),
+            "NAMESPACE   NAME        READY   STATUS    RESTARTS   AGE\n\
+             shop        pod/web-1   0/1     Pending   0          60s\n"
+        );
+    }
+
+    #[test]
     fn pod_status_reads_like_kubectl() {
         let pod = json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Running",
             "containerStatuses": [{"restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
