@@ -150,6 +150,11 @@ fn empty_results_and_missing_names_read_like_kubectl() {
         "Error from server (NotFound): deployments.apps \"web\" not found\n\
          Error from server (NotFound): deployments.apps \"api\" not found\n"
     );
+    let out = c.run(&["get", "deploy", "web", "-A"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: a resource cannot be retrieved by name across all namespaces\n"
+    );
     let out = c.run(&["get", "widgets"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -119,6 +119,9 @@ pub struct Found {
 
 /// Fetches what `request` asks for.
 pub fn fetch(engine: &mut Engine, request: &Request, scope: Scope<'_>) -> anyhow::Result<Found> {
+    if scope.all_namespaces && request.targets.iter().any(|(_, names)| !names.is_empty()) {
+        bail!("a resource cannot be retrieved by name across all namespaces");
+    }
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for (info, names) in &request.targets {
