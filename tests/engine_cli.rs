@@ -99,6 +99,50 @@ fn get_several_kinds_prints_one_table_per_kind_with_kind_prefixes() {
     assert!(cm.contains("configmap/settings"), "{cm}");
     let cm_alone = c.ok(&["get", "cm,pvc", "-l", "nothing"]);
     assert_eq!(cm_alone, "");
+    // kubectl's columns for volumes and claims (v1.29+: VOLUMEATTRIBUTESCLASS, REASON).
+    let storage = c.ok(&["get", "pv,pvc"]);
+    let headers: Vec<Vec<&str>> = storage
+        .split("\n\n")
+        .filter_map(|t| t.lines().next())
+        .map(|h| {
+            h.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            vec![
+                "NAME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "RECLAIM POLICY",
+                "STATUS",
+                "CLAIM",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "REASON",
+                "AGE"
+            ],
+            vec![
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "AGE"
+            ]
+        ],
+        "{storage}"
+    );
+    assert!(
+        storage.contains("persistentvolumeclaim/data   Bound"),
+        "{storage}"
+    );
     // kubectl's columns for the kinds with a table of their own.
     check(
         "get_sa_role_rolebinding_wide.txt",

@@ -215,25 +215,40 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         ("Namespace", _) => vec!["NAME", "STATUS", "AGE"],
         ("ConfigMap", _) => vec!["NAME", "DATA", "AGE"],
         ("Secret", _) => vec!["NAME", "TYPE", "DATA", "AGE"],
-        ("PersistentVolumeClaim", _) => vec![
-            "NAME",
-            "STATUS",
-            "VOLUME",
-            "CAPACITY",
-            "ACCESS MODES",
-            "STORAGECLASS",
-            "AGE",
-        ],
-        ("PersistentVolume", _) => vec![
-            "NAME",
-            "CAPACITY",
-            "ACCESS MODES",
-            "RECLAIM POLICY",
-            "STATUS",
-            "CLAIM",
-            "STORAGECLASS",
-            "AGE",
-        ],
+        ("PersistentVolumeClaim", wide) => {
+            let mut h = vec![
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "AGE",
+            ];
+            if wide {
+                h.push("VOLUMEMODE");
+            }
+            h
+        }
+        ("PersistentVolume", wide) => {
+            let mut h = vec![
+                "NAME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "RECLAIM POLICY",
+                "STATUS",
+                "CLAIM",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "REASON",
+                "AGE",
+            ];
+            if wide {
+                h.push("VOLUMEMODE");
+            }
+            h
+        }
         ("Ingress", _) => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
         ("ServiceAccount", _) => vec!["NAME", "SECRETS", "AGE"],
         ("Role" | "ClusterRole", _) => vec!["NAME", "CREATED AT"],
@@ -500,22 +515,30 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
                 ]
             }
             "PersistentVolumeClaim" => {
-                let modes = access_modes(
-                    o.pointer("/status/accessModes")
-                        .or_else(|| o.pointer("/spec/accessModes")),
-                );
-                vec![
+                // Capacity and access modes are the bound volume's; none before binding.
+                let volume = doc::str_at(o, &["spec", "volumeName"]);
+                let (capacity, modes) = if volume.is_empty() {
+                    (String::new(), String::new())
+                } else {
+                    (
+                        quantity(o.pointer("/status/capacity/storage")),
+                        access_modes(o.pointer("/status/accessModes")),
+                    )
+                };
+                let mut r = vec![
                     name,
-                    doc::str_at(o, &["status", "phase"]).into(),
-                    doc::str_at(o, &["spec", "volumeName"]).into(),
-                    o.pointer("/status/capacity/storage")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .into(),
+                    phase(o),
+                    volume.into(),
+                    capacity,
                     modes,
                     doc::str_at(o, &["spec", "storageClassName"]).into(),
+                    unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
                     age(o, now),
-                ]
+                ];
+                if wide {
+                    r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
+                }
+                r
             }
             "PersistentVolume" => {
                 let claim = o
@@ -528,19 +551,22 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
                         )
                     })
                     .unwrap_or_default();
-                vec![
+                let mut r = vec![
                     name,
-                    o.pointer("/spec/capacity/storage")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .into(),
+                    quantity(o.pointer("/spec/capacity/storage")),
                     access_modes(o.pointer("/spec/accessModes")),
                     doc::str_at(o, &["spec", "persistentVolumeReclaimPolicy"]).into(),
-                    doc::str_at(o, &["status", "phase"]).into(),
+                    phase(o),
                     claim,
                     doc::str_at(o, &["spec", "storageClassName"]).into(),
+                    unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
+                    doc::str_at(o, &["status", "reason"]).into(),
                     age(o, now),
-                ]
+                ];
+                if wide {
+                    r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
+                }
+                r
             }
             "Ingress" => {
                 let hosts: Vec<&str> = doc::at(o, &["spec", "rules"])
@@ -626,19 +652,50 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
 }
 
 pub(super) fn access_modes(v: Option<&Value>) -> String {
-    v.and_then(Value::as_array)
+    // kubectl lists them in this fixed order, whatever the object's order.
+    let modes: Vec<&str> = v
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|m| match m {
-            "ReadWriteOnce" => "RWO",
-            "ReadOnlyMany" => "ROX",
-            "ReadWriteMany" => "RWX",
-            "ReadWriteOncePod" => "RWOP",
-            other => other,
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect();
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(mode, _)| modes.contains(mode))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// A quantity's text (`1Gi`; a bare number as Go prints it).
+fn quantity(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => crate::yaml::go_json_number(n),
+        _ => String::new(),
+    }
+}
+
+/// The STATUS of a volume or claim: its phase, or `Terminating` while it is being deleted.
+fn phase(o: &Value) -> String {
+    if doc::is_deleting(o) {
+        "Terminating".into()
+    } else {
+        doc::str_at(o, &["status", "phase"]).into()
+    }
+}
+
+fn unset_or(s: &str) -> String {
+    if s.is_empty() {
+        "<unset>".into()
+    } else {
+        s.into()
+    }
 }
 
 /// `engine events`: kubectl's `get events` columns.
