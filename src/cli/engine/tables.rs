@@ -569,23 +569,22 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
                 r
             }
             "Ingress" => {
-                let hosts: Vec<&str> = doc::at(o, &["spec", "rules"])
+                let rules = doc::at(o, &["spec", "rules"])
                     .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|r| doc::str_at(r, &["host"]))
-                    .map(|h| if h.is_empty() { "*" } else { h })
-                    .collect();
+                    .cloned()
+                    .unwrap_or_default();
                 let class = match doc::str_at(o, &["spec", "ingressClassName"]) {
                     "" => "<none>",
                     c => c,
                 };
-                let tls = doc::at(o, &["spec", "tls"]).is_some();
+                let tls = doc::at(o, &["spec", "tls"])
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| !t.is_empty());
                 vec![
                     name,
                     class.into(),
-                    hosts.join(","),
-                    String::new(),
+                    ingress_hosts(&rules),
+                    ingress_address(o, wide),
                     if tls { "80, 443".into() } else { "80".into() },
                     age(o, now),
                 ]
@@ -670,6 +669,55 @@ pub(super) fn access_modes(v: Option<&Value>) -> String {
     .map(|(_, short)| *short)
     .collect::<Vec<_>>()
     .join(",")
+}
+
+/// kubectl's `formatHosts`: three hosts at most, `*` when no rule names one.
+fn ingress_hosts(rules: &[Value]) -> String {
+    const MAX: usize = 3;
+    let mut hosts: Vec<&str> = Vec::new();
+    // Like kubectl, "more" means a rule came after three hosts were listed.
+    let mut more = false;
+    for rule in rules {
+        if hosts.len() == MAX {
+            more = true;
+        }
+        let host = doc::str_at(rule, &["host"]);
+        if !more && !host.is_empty() {
+            hosts.push(host);
+        }
+    }
+    if hosts.is_empty() {
+        "*".into()
+    } else if more {
+        format!("{} + {} more...", hosts.join(","), rules.len() - MAX)
+    } else {
+        hosts.join(",")
+    }
+}
+
+/// kubectl's ADDRESS of an Ingress: its load balancer's IPs or hostnames, sorted, cut to 16
+/// characters unless `-o wide`.
+fn ingress_address(o: &Value, wide: bool) -> String {
+    const LOAD_BALANCER_WIDTH: usize = 16;
+    let mut addresses: Vec<&str> = doc::at(o, &["status", "loadBalancer", "ingress"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|i| match doc::str_at(i, &["ip"]) {
+            "" => doc::str_at(i, &["hostname"]),
+            ip => ip,
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    let text = addresses.join(",");
+    if !wide && text.chars().count() > LOAD_BALANCER_WIDTH {
+        let cut: String = text.chars().take(LOAD_BALANCER_WIDTH - 3).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
 }
 
 /// A quantity's text (`1Gi`; a bare number as Go prints it).
@@ -796,6 +844,25 @@ pub fn node_list(engine: &Engine, nodes: &[Value]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ingress_hosts_and_address_as_kubectl() {
+        let rules: Vec<Value> = ["a", "", "b", "c", "d"]
+            .iter()
+            .map(|h| json!({"host": h}))
+            .collect();
+        assert_eq!(ingress_hosts(&rules), "a,b,c + 2 more...");
+        assert_eq!(ingress_hosts(&[json!({"http": {}})]), "*");
+        let sparse = [json!({"host": "a"}), json!({}), json!({}), json!({})];
+        assert_eq!(ingress_hosts(&sparse), "a");
+        let ing = json!({"status": {"loadBalancer": {"ingress": [
+            {"ip": "192.168.100.200"}, {"hostname": "lb.example.com"}]}}});
+        assert_eq!(ingress_address(&ing, false), "192.168.100.2...");
+        assert_eq!(
+            ingress_address(&ing, true),
+            "192.168.100.200,lb.example.com"
+        );
+    }
 
     #[test]
     fn repeated_events_count_their_age_from_the_first() {
