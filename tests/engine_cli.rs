@@ -143,6 +143,25 @@ fn get_several_kinds_prints_one_table_per_kind_with_kind_prefixes() {
         storage.contains("persistentvolumeclaim/data   Bound"),
         "{storage}"
     );
+    // --show-labels adds LABELS last; --no-headers drops titles and the blank separators.
+    let labelled = c.ok(&["get", "deploy,svc", "--show-labels"]);
+    assert!(
+        labelled.starts_with(
+            "NAME                  READY   UP-TO-DATE   AVAILABLE   AGE   LABELS\n\
+        deployment.apps/web   2/2     2            2           2m    app=web\n\n"
+        ),
+        "{labelled}"
+    );
+    assert!(
+        labelled.contains("service/web          ClusterIP"),
+        "{labelled}"
+    );
+    let bare = c.ok(&["get", "deploy,svc", "--no-headers"]);
+    assert_eq!(bare.lines().count(), 3, "{bare}");
+    assert!(
+        bare.starts_with("deployment.apps/web   2/2   2     2     2m\nservice/"),
+        "{bare}"
+    );
     // kubectl's columns for the kinds with a table of their own.
     check(
         "get_sa_role_rolebinding_wide.txt",

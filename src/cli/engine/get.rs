@@ -151,12 +151,22 @@ pub fn fetch(engine: &mut Engine, request: &Request, scope: Scope<'_>) -> anyhow
     })
 }
 
+/// How `get` prints tables, besides `-o`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Columns {
+    /// `--show-labels`.
+    pub show_labels: bool,
+    /// `--no-headers`.
+    pub no_headers: bool,
+}
+
 /// Runs `engine get`; returns the exit code.
 pub fn run(
     engine: &mut Engine,
     resources: &[String],
     scope: Scope<'_>,
     format: Option<GetFormat>,
+    columns: Columns,
 ) -> anyhow::Result<i32> {
     let request = parse_request(resources)?;
     let Found {
@@ -197,7 +207,8 @@ pub fn run(
                 if objects.is_empty() {
                     continue;
                 }
-                if !first {
+                // kubectl separates the kinds' tables only when they have title rows.
+                if !first && !columns.no_headers {
                     println!();
                 }
                 first = false;
@@ -205,6 +216,8 @@ pub fn run(
                     with_namespace: scope.all_namespaces && info.namespaced,
                     wide: format == Some(GetFormat::Wide),
                     with_kind: kinds_printed > 1,
+                    show_labels: columns.show_labels,
+                    no_headers: columns.no_headers,
                 };
                 print!("{}", tables::table(info, objects, now, options));
             }

@@ -83,6 +83,12 @@ pub enum EngineCommand {
         /// Output format.
         #[arg(short = 'o', long, value_enum)]
         output: Option<GetFormat>,
+        /// Add a LABELS column.
+        #[arg(long)]
+        show_labels: bool,
+        /// Leave out the title rows.
+        #[arg(long)]
+        no_headers: bool,
     },
     /// Show objects in detail with their events (`describe deploy web`, `describe pods`).
     Describe {
@@ -289,13 +295,19 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             all_namespaces,
             selector,
             output,
+            show_labels,
+            no_headers,
         } => {
             let scope = get::Scope {
                 namespace: &namespace,
                 all_namespaces,
                 selector: selector.as_deref(),
             };
-            return get::run(&mut engine, &resources, scope, output);
+            let columns = get::Columns {
+                show_labels,
+                no_headers,
+            };
+            return get::run(&mut engine, &resources, scope, output, columns);
         }
         EngineCommand::Describe {
             resources,

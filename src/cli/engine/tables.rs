@@ -135,6 +135,10 @@ pub struct TableOptions {
     pub wide: bool,
     /// Names as `deployment.apps/web` (kubectl does this when several kinds are printed).
     pub with_kind: bool,
+    /// A LABELS column last (`--show-labels`).
+    pub show_labels: bool,
+    /// No title row (`--no-headers`).
+    pub no_headers: bool,
 }
 
 /// The `get` table of `objects`, all of kind `info`.
@@ -143,6 +147,8 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         with_namespace: with_ns,
         wide,
         with_kind,
+        show_labels,
+        no_headers,
     } = options;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let header: Vec<&str> = match (info.kind, wide) {
@@ -263,7 +269,12 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
     if with_ns {
         head.insert(0, "NAMESPACE".into());
     }
-    rows.push(head);
+    if show_labels {
+        head.push("LABELS".into());
+    }
+    if !no_headers {
+        rows.push(head);
+    }
     for o in objects {
         let name = doc::name(o).to_string();
         let mut row: Vec<String> = match info.kind {
@@ -645,6 +656,9 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         if with_ns {
             row.insert(0, doc::namespace(o).to_string());
         }
+        if show_labels {
+            row.push(labels_text(doc::labels(o)));
+        }
         rows.push(row);
     }
     render_table(&rows)
@@ -718,6 +732,21 @@ fn ingress_address(o: &Value, wide: bool) -> String {
     } else {
         text
     }
+}
+
+/// `labels.FormatLabels`: `a=1,b=2` sorted by key, `<none>` when empty.
+fn labels_text(labels: Option<&Value>) -> String {
+    let mut pairs: Vec<String> = labels
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    if pairs.is_empty() {
+        return "<none>".into();
+    }
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// A quantity's text (`1Gi`; a bare number as Go prints it).
@@ -897,6 +926,8 @@ mod tests {
             with_namespace: true,
             wide: false,
             with_kind: true,
+            show_labels: false,
+            no_headers: false,
         };
         assert_eq!(
             table(info, &[pod], 60_000, options),
