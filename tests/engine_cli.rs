@@ -92,13 +92,31 @@ fn get_several_kinds_prints_one_table_per_kind_with_kind_prefixes() {
     // One kind: no prefix, as kubectl.
     let one = c.ok(&["get", "deploy"]);
     assert!(one.contains("\nweb "), "{one}");
-    // Several kinds asked, one found: kubectl prefixes only when several kinds are printed.
-    let cm_only = c.ok(&["get", "cm,deploy", "-l", "app=none"]);
-    assert_eq!(cm_only, "");
-    let cm = c.ok(&["get", "cm,ing"]);
-    assert!(cm.contains("configmap/settings"), "{cm}");
-    let cm_alone = c.ok(&["get", "cm,pvc", "-l", "nothing"]);
-    assert_eq!(cm_alone, "");
+    // Several kinds listed: prefixed even when only one of them has objects (kubectl gets
+    // one server table per kind listed), and nothing printed for the empty ones.
+    let deploy_only = c.ok(&["get", "deploy,cm", "-l", "app=web"]);
+    assert_eq!(
+        deploy_only,
+        "NAME                  READY   UP-TO-DATE   AVAILABLE   AGE\n\
+         deployment.apps/web   2/2     2            2           2m\n"
+    );
+    let nothing = c.run(&["get", "cm,deploy", "-l", "app=none"]);
+    assert!(nothing.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&nothing.stderr),
+        "No resources found in default namespace.\n"
+    );
+    // Several kinds named: prefixed only when objects of several kinds are found.
+    let one_found = c.run(&["get", "deploy,cm", "web"]);
+    assert_eq!(one_found.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&one_found.stdout);
+    assert!(stdout.contains("\nweb "), "{stdout}");
+    let both_found = c.ok(&["get", "deploy,svc", "web"]);
+    assert!(
+        both_found.contains("\ndeployment.apps/web "),
+        "{both_found}"
+    );
+    assert!(both_found.contains("\nservice/web "), "{both_found}");
     // kubectl's columns for volumes and claims (v1.29+: VOLUMEATTRIBUTESCLASS, REASON).
     let storage = c.ok(&["get", "pv,pvc"]);
     let headers: Vec<Vec<&str>> = storage

@@ -200,8 +200,16 @@ pub fn run(
             }
         }
         Some(GetFormat::Wide) | None => {
-            // kubectl prefixes names with their kind once objects of several kinds are printed.
-            let kinds_printed = found.iter().filter(|(_, o)| !o.is_empty()).count();
+            // kubectl prefixes names with their kind when its results span several kinds. A
+            // listed kind always yields a result (the server's table, empty or not); a named
+            // object only when it exists. So `get deploy,rs` prefixes even when only
+            // Deployments exist, `get deploy,svc web` only when both `web`s exist.
+            let kinds_printed = request
+                .targets
+                .iter()
+                .zip(&found)
+                .filter(|((_, names), (_, objects))| names.is_empty() || !objects.is_empty())
+                .count();
             let mut first = true;
             for (info, objects) in &found {
                 if objects.is_empty() {
