@@ -1,0 +1,597 @@
+//! `reconcile engine …`: drive and inspect the built-in cluster, kubectl style.
+//!
+//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints,
+//! `tables` holds kubectl's columns, `describe/` kubectl's descriptions, `output` the `-o
+//! yaml|json` printers, `manifests` reads `-f` files, `tabwriter` aligns columns as Go does.
+
+mod describe;
+mod get;
+mod manifests;
+mod output;
+mod tables;
+mod tabwriter;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
+use crate::engine::images::ImageBehavior;
+use crate::engine::kinds::{self, KindInfo};
+use crate::engine::{Engine, NodeSpec, Propagation, doc};
+
+/// `reconcile engine` arguments.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// The engine's state file.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".reconcile/engine.db",
+        env = "RECONCILE_ENGINE_STATE"
+    )]
+    pub state: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EngineCommand,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetFormat {
+    /// More columns.
+    Wide,
+    /// The objects as YAML.
+    Yaml,
+    /// The objects as JSON.
+    Json,
+    /// Names only (`kind/name`).
+    Name,
+}
+
+/// Deletion propagation for `delete --cascade`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cascade {
+    /// Delete now, collect dependents afterwards.
+    Background,
+    /// Delete dependents first.
+    Foreground,
+    /// Keep dependents.
+    Orphan,
+}
+
+/// The engine's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EngineCommand {
+    /// List objects (`get pods`, `get deploy,rs,pods`, `get all`, `get deploy web -o yaml`,
+    /// `get deploy/web svc/web`, `get svc -A`).
+    Get {
+        /// Kinds, comma-separated (`pods`, `deploy,rs`, `all`), then names; or `TYPE/NAME`s.
+        #[arg(required = true)]
+        resources: Vec<String>,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Label selector (`app=web,tier!=db`).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<GetFormat>,
+        /// Add a LABELS column.
+        #[arg(long)]
+        show_labels: bool,
+        /// Leave out the title rows.
+        #[arg(long)]
+        no_headers: bool,
+    },
+    /// Show objects in detail with their events (`describe deploy web`, `describe pods`).
+    Describe {
+        /// Kinds, comma-separated, then names (none: every object of the kinds); or
+        /// `TYPE/NAME`s.
+        #[arg(required = true)]
+        resources: Vec<String>,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Label selector (`app=web,tier!=db`).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Print the Events section (default: only when one object is described).
+        #[arg(long)]
+        show_events: Option<bool>,
+    },
+    /// Events, oldest first.
+    Events {
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Only events of this object (`pod/web-abc`, `deployment/web`).
+        #[arg(long = "for")]
+        for_object: Option<String>,
+    },
+    /// Manage nodes.
+    Nodes {
+        /// What to do.
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
+    /// Stop a node's kubelet (as if it lost power).
+    NodeFail {
+        /// Node name.
+        node: String,
+    },
+    /// Restart a failed node's kubelet.
+    NodeRecover {
+        /// Node name.
+        node: String,
+    },
+    /// Configure how containers of an image behave.
+    Images {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Let virtual time pass (`advance 5m`), running the controllers.
+    Advance {
+        /// Duration (`30s`, `5m`, `1h30m`).
+        duration: String,
+    },
+    /// Print the cluster's virtual time.
+    Now,
+    /// Delete everything and start a fresh cluster.
+    Reset {
+        /// Number of worker nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Create objects from a YAML file (`-` for stdin); fails if one exists.
+    Create {
+        /// The file.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Create or update objects from a YAML file (`-` for stdin).
+    Apply {
+        /// The file.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Delete an object.
+    Delete {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// How dependents are treated.
+        #[arg(long, value_enum, default_value = "background")]
+        cascade: Cascade,
+    },
+    /// Roll a Deployment back to a revision (default: the previous one).
+    Undo {
+        /// Deployment name.
+        name: String,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Revision to go back to.
+        #[arg(long)]
+        to_revision: Option<i64>,
+    },
+}
+
+/// `engine nodes …`.
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Add a worker node.
+    Add {
+        /// Node name.
+        name: String,
+        /// CPU capacity (`4`, `2500m`).
+        #[arg(long, default_value = "4")]
+        cpu: String,
+        /// Memory capacity (`8Gi`).
+        #[arg(long, default_value = "8Gi")]
+        memory: String,
+        /// Pod slots.
+        #[arg(long, default_value_t = 110)]
+        pods: i64,
+        /// Extra labels (`zone=a`), repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Remove a node (its pods are replaced elsewhere).
+    Remove {
+        /// Node name.
+        name: String,
+    },
+    /// List nodes.
+    List,
+    /// Mark a node unschedulable.
+    Cordon {
+        /// Node name.
+        name: String,
+    },
+    /// Mark a node schedulable again.
+    Uncordon {
+        /// Node name.
+        name: String,
+    },
+    /// Cordon a node and evict its pods.
+    Drain {
+        /// Node name.
+        name: String,
+        /// Also evict pods no controller manages.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `engine images …`.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Set an image's behaviour (an image without a tag covers all its tags).
+    Set {
+        /// Image (`web:2.0` or `web`).
+        image: String,
+        /// Time to pull.
+        #[arg(long)]
+        pull: Option<String>,
+        /// Time from start until the program serves.
+        #[arg(long)]
+        startup: Option<String>,
+        /// The program exits with an error after starting.
+        #[arg(long)]
+        crash: bool,
+        /// The readiness probe never succeeds.
+        #[arg(long)]
+        fail_readiness: bool,
+        /// Fraction of requests that fail (0..1).
+        #[arg(long)]
+        error_rate: Option<f64>,
+        /// Median latency (`120ms`).
+        #[arg(long)]
+        latency: Option<String>,
+        /// The image does not exist (ImagePullBackOff).
+        #[arg(long)]
+        missing: bool,
+        /// CPU used per pod, for the autoscaler (`250m`).
+        #[arg(long)]
+        cpu: Option<String>,
+        /// Run time of run-to-completion containers (Jobs, init containers).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// List configured images.
+    List,
+    /// Forget an image's configuration.
+    Unset {
+        /// Image.
+        image: String,
+    },
+}
+
+/// Runs one engine command; returns the exit code.
+pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
+    let mut engine = Engine::open(&args.state)?;
+    match args.command {
+        EngineCommand::Get {
+            resources,
+            namespace,
+            all_namespaces,
+            selector,
+            output,
+            show_labels,
+            no_headers,
+        } => {
+            let scope = get::Scope {
+                namespace: &namespace,
+                all_namespaces,
+                selector: selector.as_deref(),
+            };
+            let columns = get::Columns {
+                show_labels,
+                no_headers,
+            };
+            return get::run(&mut engine, &resources, scope, output, columns);
+        }
+        EngineCommand::Describe {
+            resources,
+            namespace,
+            all_namespaces,
+            selector,
+            show_events,
+        } => {
+            let scope = get::Scope {
+                namespace: &namespace,
+                all_namespaces,
+                selector: selector.as_deref(),
+            };
+            return describe::run(&mut engine, &resources, scope, show_events);
+        }
+        EngineCommand::Events {
+            namespace,
+            all_namespaces,
+            for_object,
+        } => {
+            let ns = (!all_namespaces).then_some(namespace.as_str());
+            let mut events = engine.events(ns)?;
+            if let Some(target) = for_object {
+                let (k, n) = target.split_once('/').context("--for takes KIND/NAME")?;
+                let info = kind_info(k)?;
+                events.retain(|e| e.object_kind == info.kind && e.object_name == n);
+            }
+            if events.is_empty() {
+                eprintln!("No events found.");
+            } else {
+                print!(
+                    "{}",
+                    tables::events_table(&events, engine.now_millis(), all_namespaces)
+                );
+            }
+        }
+        EngineCommand::Nodes { command } => match command {
+            NodesCommand::Add {
+                name,
+                cpu,
+                memory,
+                pods,
+                labels,
+            } => {
+                let cpu_millis = doc::cpu_millis(&Value::String(cpu.clone()))
+                    .with_context(|| format!("invalid --cpu {cpu:?}"))?;
+                let memory_bytes = doc::bytes(&Value::String(memory.clone()))
+                    .with_context(|| format!("invalid --memory {memory:?}"))?;
+                let labels = labels
+                    .iter()
+                    .map(|l| {
+                        l.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .with_context(|| format!("invalid --label {l:?}: expected KEY=VALUE"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                engine.add_node(
+                    &name,
+                    &NodeSpec {
+                        cpu_millis,
+                        memory: memory_bytes,
+                        pods,
+                        labels,
+                    },
+                )?;
+                println!("node/{name} added");
+            }
+            NodesCommand::Remove { name } => {
+                engine.remove_node(&name)?;
+                println!("node/{name} removed");
+            }
+            NodesCommand::List => {
+                let nodes = engine.list("Node", None, None)?;
+                print!("{}", tables::node_list(&engine, &nodes));
+            }
+            NodesCommand::Cordon { name } => {
+                engine.cordon(&name, true)?;
+                println!("node/{name} cordoned");
+            }
+            NodesCommand::Uncordon { name } => {
+                engine.cordon(&name, false)?;
+                println!("node/{name} uncordoned");
+            }
+            NodesCommand::Drain { name, force } => {
+                for p in engine.drain(&name, force)? {
+                    println!("evicting pod {p}");
+                }
+                println!("node/{name} drained");
+            }
+        },
+        EngineCommand::NodeFail { node } => {
+            engine.fail_node(&node)?;
+            println!(
+                "node/{node}: kubelet stopped at {}",
+                rfc3339(engine.now_millis())
+            );
+        }
+        EngineCommand::NodeRecover { node } => {
+            engine.recover_node(&node)?;
+            println!(
+                "node/{node}: kubelet started at {}",
+                rfc3339(engine.now_millis())
+            );
+        }
+        EngineCommand::Images { command } => match command {
+            ImagesCommand::Set {
+                image,
+                pull,
+                startup,
+                crash,
+                fail_readiness,
+                error_rate,
+                latency,
+                missing,
+                cpu,
+                run,
+            } => {
+                let current = engine
+                    .state()
+                    .images
+                    .get(&image)
+                    .cloned()
+                    .unwrap_or_default();
+                let dur = |v: Option<String>, d: Millis| -> anyhow::Result<Millis> {
+                    v.map(|s| parse_duration(&s).map_err(anyhow::Error::msg))
+                        .transpose()
+                        .map(|x| x.unwrap_or(d))
+                };
+                if let Some(r) = error_rate
+                    && !(0.0..=1.0).contains(&r)
+                {
+                    bail!("--error-rate must be between 0 and 1, got {r}");
+                }
+                let behavior = ImageBehavior {
+                    pull_ms: dur(pull, current.pull_ms)?,
+                    startup_ms: dur(startup, current.startup_ms)?,
+                    crash: crash || current.crash,
+                    fail_readiness: fail_readiness || current.fail_readiness,
+                    error_rate: error_rate.unwrap_or(current.error_rate),
+                    latency_ms: dur(latency, current.latency_ms.round() as Millis)? as f64,
+                    missing: missing || current.missing,
+                    cpu_millis: match cpu {
+                        Some(c) => doc::cpu_millis(&Value::String(c.clone()))
+                            .with_context(|| format!("invalid --cpu {c:?}"))?,
+                        None => current.cpu_millis,
+                    },
+                    run_ms: dur(run, current.run_ms)?,
+                };
+                println!("image {image}: {}", behavior.summary());
+                engine.set_image(&image, behavior)?;
+            }
+            ImagesCommand::List => {
+                let images = &engine.state().images;
+                if images.is_empty() {
+                    println!(
+                        "No images configured; every image is healthy: {}",
+                        ImageBehavior::default().summary()
+                    );
+                }
+                for (name, b) in images {
+                    println!("{name}\t{}", b.summary());
+                }
+            }
+            ImagesCommand::Unset { image } => {
+                if engine.unset_image(&image)? {
+                    println!("image {image}: back to defaults");
+                } else {
+                    println!("image {image} was not configured");
+                }
+            }
+        },
+        EngineCommand::Advance { duration } => {
+            let ms = parse_duration(&duration).map_err(anyhow::Error::msg)?;
+            let wall = std::time::Instant::now();
+            let done = engine.advance(ms)?;
+            println!(
+                "advanced {} to {} ({} controller steps, {:.0} ms wall)",
+                format_duration(done.to - done.from),
+                rfc3339(done.to),
+                done.steps,
+                wall.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        EngineCommand::Now => println!("{}", rfc3339(engine.now_millis())),
+        EngineCommand::Reset { nodes } => {
+            engine.reset(nodes)?;
+            println!(
+                "engine reset: {nodes} nodes, time {}",
+                rfc3339(engine.now_millis())
+            );
+        }
+        EngineCommand::Create { file } => {
+            for obj in manifests::read(&file)? {
+                let created = engine.create(&obj)?;
+                println!("{} created", object_ref(&created));
+            }
+        }
+        EngineCommand::Apply { file } => {
+            for obj in manifests::read(&file)? {
+                let before = obj
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .and_then(kinds::by_kind)
+                    .and_then(|info| {
+                        engine
+                            .get(
+                                info.kind,
+                                if doc::namespace(&obj).is_empty() {
+                                    "default"
+                                } else {
+                                    doc::namespace(&obj)
+                                },
+                                doc::name(&obj),
+                            )
+                            .ok()
+                            .flatten()
+                    });
+                let after = engine.apply(&obj)?;
+                let verb = match before {
+                    None => "created",
+                    Some(b)
+                        if b.get("metadata").and_then(|m| m.get("resourceVersion"))
+                            == after.get("metadata").and_then(|m| m.get("resourceVersion")) =>
+                    {
+                        "unchanged"
+                    }
+                    Some(_) => "configured",
+                };
+                println!("{} {verb}", object_ref(&after));
+            }
+        }
+        EngineCommand::Delete {
+            kind,
+            name,
+            namespace,
+            cascade,
+        } => {
+            let info = kind_info(&kind)?;
+            let propagation = match cascade {
+                Cascade::Background => Propagation::Background,
+                Cascade::Foreground => Propagation::Foreground,
+                Cascade::Orphan => Propagation::Orphan,
+            };
+            if !engine.delete(info.kind, &namespace, &name, propagation)? {
+                return Err(not_found(info, &name).into());
+            }
+            println!("{}/{name} deleted", info.resource_prefix());
+        }
+        EngineCommand::Undo {
+            name,
+            namespace,
+            to_revision,
+        } => {
+            let rev = engine.rollout_undo(&namespace, &name, to_revision)?;
+            println!("deployment.apps/{name} rolled back (to the template of revision {rev})");
+        }
+    }
+    Ok(0)
+}
+
+fn kind_info(word: &str) -> anyhow::Result<&'static KindInfo> {
+    kinds::lookup(word)
+        .with_context(|| format!("the server doesn't have a resource type \"{word}\""))
+}
+
+fn not_found(info: &KindInfo, name: &str) -> crate::engine::Error {
+    let resource = if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    };
+    crate::engine::Error::NotFound {
+        resource,
+        name: name.into(),
+    }
+}
+
+fn object_ref(obj: &Value) -> String {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(kinds::by_kind);
+    match kind {
+        Some(info) => format!("{}/{}", info.resource_prefix(), doc::name(obj)),
+        None => doc::name(obj).to_string(),
+    }
+}
