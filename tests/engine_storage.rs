@@ -337,7 +337,6 @@ fn claims_and_volumes_get_protection_finalizers() {
 }
 
 #[test]
-#[ignore = "needs Engine::delete_in to keep objects with finalizers (see the helper's report)"]
 fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
     let mut e = engine(1);
     e.create(&volume("vol", "1Gi")).expect("pv");
@@ -370,7 +369,6 @@ fn a_claim_in_use_stays_terminating_until_its_pod_is_gone() {
 }
 
 #[test]
-#[ignore = "needs Engine::delete_in to keep objects with finalizers (see the helper's report)"]
 fn deleting_a_namespace_waits_for_claims_in_use() {
     let mut e = engine(1);
     e.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))

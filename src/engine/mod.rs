@@ -522,47 +522,58 @@ impl Engine {
                 self.state.update("Namespace", updated);
                 self.state.note_deletion();
             }
-            _ => match propagation {
-                Propagation::Foreground => {
+            _ => {
+                if propagation == Propagation::Orphan {
+                    self.orphan_dependents(doc::uid(&current));
+                }
+                let mut finalizers: Vec<Value> = controllers::gc::finalizers(&current)
+                    .into_iter()
+                    .map(Value::from)
+                    .collect();
+                if propagation == Propagation::Foreground
+                    && !controllers::gc::has_finalizer(&current, controllers::gc::FOREGROUND)
+                {
+                    finalizers.push(Value::from(controllers::gc::FOREGROUND));
+                }
+                if finalizers.is_empty() {
+                    self.state.remove(info.kind, ns, name);
+                } else {
+                    // Finalizers hold the object, marked for deletion, until their
+                    // controllers let go of it.
                     let mut updated = current;
                     let meta = doc::map_mut(&mut updated, &["metadata"]);
                     meta.insert("deletionTimestamp".into(), json!(now));
-                    meta.insert("finalizers".into(), json!([controllers::gc::FOREGROUND]));
+                    meta.insert("finalizers".into(), Value::Array(finalizers));
                     self.state.update(info.kind, updated);
                     self.state.note_deletion();
                 }
-                Propagation::Orphan => {
-                    let uid = doc::uid(&current).to_string();
-                    let mut orphans = Vec::new();
-                    for (kind, map) in &self.state.objects {
-                        for s in map.values() {
-                            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"])
-                                .and_then(Value::as_array);
-                            if refs
-                                .is_some_and(|r| r.iter().any(|o| doc::str_at(o, &["uid"]) == uid))
-                            {
-                                let mut d = s.doc.clone();
-                                if let Some(r) = d
-                                    .pointer_mut("/metadata/ownerReferences")
-                                    .and_then(Value::as_array_mut)
-                                {
-                                    r.retain(|o| doc::str_at(o, &["uid"]) != uid);
-                                }
-                                orphans.push((*kind, d));
-                            }
-                        }
-                    }
-                    for (kind, d) in orphans {
-                        self.state.update(kind, d);
-                    }
-                    self.state.remove(info.kind, ns, name);
-                }
-                Propagation::Background => {
-                    self.state.remove(info.kind, ns, name);
-                }
-            },
+            }
         }
         true
+    }
+
+    /// Drops the owner reference to `uid` from every object that has one.
+    fn orphan_dependents(&mut self, uid: &str) {
+        let mut orphans = Vec::new();
+        for (kind, map) in &self.state.objects {
+            for s in map.values() {
+                let refs =
+                    doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
+                if refs.is_some_and(|r| r.iter().any(|o| doc::str_at(o, &["uid"]) == uid)) {
+                    let mut d = s.doc.clone();
+                    if let Some(r) = d
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
+                        r.retain(|o| doc::str_at(o, &["uid"]) != uid);
+                    }
+                    orphans.push((*kind, d));
+                }
+            }
+        }
+        for (kind, d) in orphans {
+            self.state.update(kind, d);
+        }
     }
 
     /// One object.

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Change, Changes};
 use crate::engine::clock::Millis;
@@ -59,18 +59,43 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
             }
         }
     }
-    // Foreground owners whose dependents are all gone are removed.
+    // Foreground owners whose dependents are all gone lose that finalizer (and go, unless
+    // another finalizer still holds them).
     for (kind, map) in &state.objects {
         for s in map.values() {
             let uid = doc::uid(&s.doc);
             if foreground.contains(uid) && !dependents.contains_key(uid) {
-                out.push(Change::Remove {
-                    kind,
-                    namespace: doc::namespace(&s.doc).into(),
-                    name: doc::name(&s.doc).into(),
-                });
+                release(kind, &s.doc, FOREGROUND, out);
             }
         }
+    }
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(obj: &Value) -> Vec<&str> {
+    doc::at(obj, &["metadata", "finalizers"])
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Drops `finalizer` from an object being deleted; with none left the object goes (the API
+/// server's rule for an update that empties the list of an object being deleted).
+pub fn release(kind: &'static str, obj: &Value, finalizer: &str, out: &mut Changes) {
+    let rest: Vec<&str> = finalizers(obj)
+        .into_iter()
+        .filter(|f| *f != finalizer)
+        .collect();
+    if rest.is_empty() {
+        out.push(Change::Remove {
+            kind,
+            namespace: doc::namespace(obj).to_string(),
+            name: doc::name(obj).to_string(),
+        });
+    } else {
+        let mut next = obj.clone();
+        doc::set(&mut next, &["metadata", "finalizers"], json!(rest));
+        out.update(kind, next);
     }
 }
 

@@ -26,6 +26,7 @@
 
 use serde_json::{Value, json};
 
+use super::gc::{finalizers, release};
 use super::{Change, Changes};
 use crate::engine::clock::{Millis, parse_rfc3339};
 use crate::engine::doc;
@@ -235,32 +236,6 @@ pub fn claim_protected(state: &State, claim: &Value) -> bool {
         !doc::str_at(&p.doc, &["spec", "nodeName"]).is_empty()
             && names_claim(&p.doc, doc::name(claim))
     })
-}
-
-fn finalizers(obj: &Value) -> Vec<&str> {
-    doc::at(obj, &["metadata", "finalizers"])
-        .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
-}
-
-/// Drops `finalizer` from an object being deleted; with none left the object goes.
-fn release(kind: &'static str, obj: &Value, finalizer: &str, out: &mut Changes) {
-    let rest: Vec<&str> = finalizers(obj)
-        .into_iter()
-        .filter(|f| *f != finalizer)
-        .collect();
-    if rest.is_empty() {
-        out.push(Change::Remove {
-            kind,
-            namespace: doc::namespace(obj).to_string(),
-            name: doc::name(obj).to_string(),
-        });
-    } else {
-        let mut next = obj.clone();
-        doc::set(&mut next, &["metadata", "finalizers"], json!(rest));
-        out.update(kind, next);
-    }
 }
 
 /// The protection controllers' pass. Returns true when it gave a finalizer to an object
