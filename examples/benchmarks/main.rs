@@ -6,6 +6,10 @@
 
 use std::time::Instant;
 
+/// The allocator the `reconcile` binary uses (see src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use reconcile::engine::clock::{Millis, format_duration};
 use reconcile::engine::{Engine, NodeSpec, doc};
 use serde_json::{Value, json};

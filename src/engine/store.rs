@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -440,6 +441,9 @@ fn obj_has_spec(info: &KindInfo) -> bool {
     )
 }
 
+/// One object serialized for the `objects` table: its key, document and simulation state.
+type Row<'a> = (&'a Key, String, Option<String>);
+
 /// The SQLite file behind a [`State`].
 pub struct Database {
     conn: Connection,
@@ -647,24 +651,27 @@ impl Database {
                 "INSERT INTO objects (kind, namespace, name, doc, sim) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc, sim = excluded.sim",
             ))?;
-            let (mut text, mut sim_text) = (Vec::new(), Vec::new());
-            for (kind, ns, name) in &state.dirty {
-                let Some(stored) = state.get(kind, ns, name) else {
+            // Serializing thousands of documents is the costly half of a save: all cores do
+            // it, then SQLite takes the rows in order.
+            let dirty: Vec<&Key> = state.dirty.iter().collect();
+            let rows: Vec<Result<Option<Row>, serde_json::Error>> = dirty
+                .par_iter()
+                .with_min_len(256)
+                .map(|key| {
+                    let Some(stored) = state.get(key.0, &key.1, &key.2) else {
+                        return Ok(None);
+                    };
+                    let sim = stored.sim.as_ref().map(serde_json::to_string).transpose()?;
+                    Ok(Some((*key, serde_json::to_string(&stored.doc)?, sim)))
+                })
+                .collect();
+            for row in rows {
+                let Some(((kind, ns, name), text, sim)) =
+                    row.map_err(|e| self.corrupt("document", e))?
+                else {
                     continue;
                 };
-                text.clear();
-                serde_json::to_writer(&mut text, &stored.doc)
-                    .map_err(|e| self.corrupt("document", e))?;
-                let sim = match &stored.sim {
-                    Some(s) => {
-                        sim_text.clear();
-                        serde_json::to_writer(&mut sim_text, s)
-                            .map_err(|e| self.corrupt("sim", e))?;
-                        Some(utf8(&sim_text))
-                    }
-                    None => None,
-                };
-                self.map_busy(put.execute(params![kind, ns, name, utf8(&text), sim]))?;
+                self.map_busy(put.execute(params![kind, ns, name, text, sim]))?;
             }
             let mut del = self.map_busy(self.conn.prepare_cached(
                 "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
@@ -677,9 +684,20 @@ impl Database {
                     .prepare_cached("INSERT OR REPLACE INTO events (id, doc) VALUES (?1, ?2)"),
             )?;
             let dirty: BTreeSet<u64> = state.events.dirty.iter().copied().collect();
-            for e in state.events.list.iter().filter(|e| dirty.contains(&e.id)) {
-                let text = serde_json::to_string(e).map_err(|err| self.corrupt("event", err))?;
-                self.map_busy(put_event.execute(params![e.id as i64, text]))?;
+            let changed: Vec<&Event> = state
+                .events
+                .list
+                .iter()
+                .filter(|e| dirty.contains(&e.id))
+                .collect();
+            let rows: Vec<Result<(u64, String), serde_json::Error>> = changed
+                .par_iter()
+                .with_min_len(1024)
+                .map(|e| Ok((e.id, serde_json::to_string(e)?)))
+                .collect();
+            for row in rows {
+                let (id, text) = row.map_err(|err| self.corrupt("event", err))?;
+                self.map_busy(put_event.execute(params![id as i64, text]))?;
             }
             let mut del_event =
                 self.map_busy(self.conn.prepare_cached("DELETE FROM events WHERE id = ?1"))?;
@@ -716,11 +734,6 @@ impl Database {
                 .execute_batch("DELETE FROM objects; DELETE FROM events; DELETE FROM meta;"),
         )
     }
-}
-
-/// serde_json writes UTF-8 only; the check is for the type system.
-fn utf8(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 mod erased {

@@ -15,7 +15,7 @@ use crate::engine::clock::{Millis, SECOND, format_duration, rfc3339};
 use crate::engine::doc;
 use crate::engine::events::NewEvent;
 use crate::engine::images::{ImageBehavior, behavior_of};
-use crate::engine::store::State;
+use crate::engine::store::{State, Stored};
 
 /// Where a pod is in its life on a node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,69 +189,89 @@ pub fn pull_backoff(failures: u32) -> Millis {
 const STOP_MS: Millis = SECOND;
 
 /// Runs every live node's kubelet once.
+///
+/// Pods are independent of each other within one pass, so big clusters are worked on by
+/// every core; the changes are applied in the store's order, so the result is the same.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
-    for stored in state.kind("Pod").values() {
-        let pod = &stored.doc;
-        let node = stored.facts.node.as_str();
-        if node.is_empty() || state.down_nodes.contains_key(node) {
-            continue;
-        }
-        let Some(sim) = &stored.sim else { continue };
-        let external = (stored.facts.deleting && sim.stage != Stage::Terminating) || sim.node_lost;
-        if sim.settled && !external && sim.next_check.is_none_or(|t| now < t) {
-            if let Some(t) = sim.next_check {
-                out.wake_at(t);
-            }
-            continue;
-        }
-        let mut kubelet = Kubelet {
-            state,
-            pod,
-            now,
-            events: Vec::new(),
-            wake: None,
-            remove: false,
-        };
-        let mut next = kubelet.advance(sim.clone());
-        next.next_check = kubelet.wake;
-        next.settled = !matches!(
-            next.stage,
-            Stage::Unscheduled | Stage::Mounting | Stage::ConfigError
-        ) && next
-            .waiting
-            .as_ref()
-            .is_none_or(|w| w.0 != "CreateContainerConfigError");
-        if let Some(w) = kubelet.wake {
+    use rayon::prelude::*;
+    let pods: Vec<&Stored> = state.kind("Pod").values().collect();
+    let passes: Vec<Changes> = pods
+        .par_iter()
+        .with_min_len(512)
+        .map(|stored| {
+            let mut one = Changes::default();
+            sync_pod(state, stored, now, &mut one);
+            one
+        })
+        .collect();
+    for pass in passes {
+        if let Some(w) = pass.wake {
             out.wake_at(w);
         }
-        let (ns, name) = (doc::namespace(pod).to_string(), doc::name(pod).to_string());
-        for e in kubelet.events.drain(..) {
-            out.event(e);
+        out.list.extend(pass.list);
+    }
+}
+
+/// One kubelet step for one pod.
+fn sync_pod(state: &State, stored: &Stored, now: Millis, out: &mut Changes) {
+    let pod = &stored.doc;
+    let node = stored.facts.node.as_str();
+    if node.is_empty() || state.down_nodes.contains_key(node) {
+        return;
+    }
+    let Some(sim) = &stored.sim else { return };
+    let external = (stored.facts.deleting && sim.stage != Stage::Terminating) || sim.node_lost;
+    if sim.settled && !external && sim.next_check.is_none_or(|t| now < t) {
+        if let Some(t) = sim.next_check {
+            out.wake_at(t);
         }
-        if kubelet.remove {
-            out.push(Change::Remove {
-                kind: "Pod",
-                namespace: ns,
-                name,
-            });
-            continue;
-        }
-        if &next != sim {
-            let status = render_status(pod, &next);
-            if pod.get("status") != Some(&status) {
-                out.push(Change::Status {
-                    kind: "Pod",
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    status,
-                });
-            }
-            out.push(Change::Sim {
-                namespace: ns,
-                name,
-                sim: next,
-            });
-        }
+        return;
+    }
+    let mut kubelet = Kubelet {
+        state,
+        pod,
+        now,
+        events: Vec::new(),
+        wake: None,
+        remove: false,
+    };
+    let mut next = kubelet.advance(sim.clone());
+    next.next_check = kubelet.wake;
+    next.settled = !matches!(
+        next.stage,
+        Stage::Unscheduled | Stage::Mounting | Stage::ConfigError
+    ) && next
+        .waiting
+        .as_ref()
+        .is_none_or(|w| w.0 != "CreateContainerConfigError");
+    if let Some(w) = kubelet.wake {
+        out.wake_at(w);
+    }
+    let (ns, name) = (doc::namespace(pod).to_string(), doc::name(pod).to_string());
+    for e in kubelet.events.drain(..) {
+        out.event(e);
+    }
+    if kubelet.remove {
+        out.push(Change::Remove {
+            kind: "Pod",
+            namespace: ns,
+            name,
+        });
+        return;
+    }
+    if &next != sim {
+        // The store ignores a status equal to the current one.
+        out.push(Change::Status {
+            kind: "Pod",
+            namespace: ns.clone(),
+            name: name.clone(),
+            status: render_status(pod, &next),
+        });
+        out.push(Change::Sim {
+            namespace: ns,
+            name,
+            sim: next,
+        });
     }
 }
 

@@ -127,19 +127,17 @@ fn sync_one(
         NewEvent::normal("replicaset-controller", "ReplicaSet", ns, name, reason, msg)
     };
     if pods.len() < replicas {
-        let template = rs
-            .get("spec")
-            .and_then(|s| s.get("template"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        for _ in 0..(replicas - pods.len()) {
-            out.push(Change::Create {
-                kind: "Pod",
-                doc: pod_from_template(rs, &template, name),
-                sim: None,
-                owner: Some(("ReplicaSet", ns.to_string(), name.to_string())),
-            });
-        }
+        let template = doc::at(rs, &["spec", "template"]).unwrap_or(&Value::Null);
+        let pod = pod_from_template(rs, template, name);
+        out.list
+            .extend(
+                std::iter::repeat_n(pod, replicas - pods.len()).map(|doc| Change::Create {
+                    kind: "Pod",
+                    doc,
+                    sim: None,
+                    owner: Some(("ReplicaSet", ns.to_string(), name.to_string())),
+                }),
+            );
     } else if pods.len() > replicas {
         let diff = pods.len() - replicas;
         // Pods of sibling ReplicaSets (same Deployment) count when ranking doubled-up nodes.
