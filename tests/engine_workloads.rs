@@ -899,6 +899,50 @@ fn the_same_scenario_gives_the_same_cluster() {
     assert_eq!(mixed_run(), mixed_run());
 }
 
+/// A cluster big enough that the kubelet pass and the save run on several threads.
+fn big_rollout_run() -> (Vec<Value>, Vec<String>) {
+    let mut e = Engine::in_memory(0).expect("engine");
+    for i in 1..=8 {
+        let spec = NodeSpec {
+            cpu_millis: 64_000,
+            memory: 256 << 30,
+            pods: 250,
+            labels: vec![],
+        };
+        e.add_node(&format!("worker-{i}"), &spec).expect("node");
+    }
+    let web = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1500, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}}}})
+    };
+    e.create(&web("web:1")).expect("create");
+    e.advance(10_000).expect("advance");
+    e.apply(&web("web:2")).expect("update");
+    e.advance(20_000).expect("advance");
+    let pods = e.list("pods", Some("default"), None).expect("list");
+    let events = e
+        .events(None)
+        .expect("events")
+        .iter()
+        .map(|ev| {
+            format!(
+                "{} {} {} {}",
+                ev.last, ev.reason, ev.object_name, ev.message
+            )
+        })
+        .collect();
+    (pods, events)
+}
+
+#[test]
+fn a_big_cluster_is_as_deterministic_as_a_small_one() {
+    let (pods, events) = big_rollout_run();
+    assert!(pods.len() >= 1500, "{} pods", pods.len());
+    assert_eq!((pods, events), big_rollout_run());
+}
+
 #[test]
 fn daemon_pods_stay_on_a_failed_node_and_nothing_replaces_them() {
     let mut e = engine(3);
