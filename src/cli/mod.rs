@@ -5,7 +5,6 @@
 
 mod args;
 mod engine;
-pub mod engine_tables;
 mod plan;
 mod render;
 

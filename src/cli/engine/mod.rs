@@ -9,6 +9,7 @@ mod get;
 mod manifests;
 mod output;
 mod tables;
+mod workload_tables;
 mod tabwriter;
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! kubectl's tables: `get` for every kind, `events`, and the engine's own `nodes list`.
 //!
 //! Columns follow kubectl's printers (`pkg/printers/internalversion/printers.go`); the extra
-//! workload and storage kinds are in [`crate::cli::engine_tables`].
+//! workload and storage kinds are in [`super::workload_tables`].
 
 use serde_json::{Map, Value};
 
@@ -262,7 +262,7 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         ("RoleBinding" | "ClusterRoleBinding", true) => {
             vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
         }
-        _ => crate::cli::engine_tables::header(info.kind, wide)
+        _ => super::workload_tables::header(info.kind, wide)
             .unwrap_or_else(|| vec!["NAME", "AGE"]),
     };
     let mut head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
@@ -647,7 +647,7 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
                 }
                 r
             }
-            _ => crate::cli::engine_tables::row(info.kind, o, now, wide)
+            _ => super::workload_tables::row(info.kind, o, now, wide)
                 .unwrap_or_else(|| vec![name, age(o, now)]),
         };
         if with_kind && let Some(first) = row.first_mut() {
