@@ -367,6 +367,9 @@ fn namespaces_cascade_and_owners_collect_dependents() {
     e.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "team"}})).expect("cm");
     e.advance(5_000).expect("advance");
     assert_eq!(e.list("pods", Some("team"), None).expect("pods").len(), 2);
+    // The service-account controller gives every namespace its `default` account.
+    assert!(e.get("sa", "team", "default").expect("get").is_some());
+    assert!(e.get("sa", "default", "default").expect("get").is_some());
     e.delete("namespace", "", "team", Propagation::Background)
         .expect("delete ns");
     let err = e.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d", "namespace": "team"}})).expect_err("terminating");
@@ -377,6 +380,7 @@ fn namespaces_cascade_and_owners_collect_dependents() {
     e.advance(5_000).expect("advance");
     assert!(e.get("namespace", "", "team").expect("get").is_none());
     assert!(e.list("pods", Some("team"), None).expect("pods").is_empty());
+    assert!(e.get("sa", "team", "default").expect("get").is_none());
 
     // Background: the Deployment goes at once, its ReplicaSet and pods after.
     e.create(&deployment("web", "app:1", 2)).expect("deploy");

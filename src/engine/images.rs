@@ -26,7 +26,9 @@ pub struct ImageBehavior {
     pub latency_ms: f64,
     /// The image does not exist in its registry (`ErrImagePull`, `ImagePullBackOff`).
     pub missing: bool,
-    /// CPU used per pod at the nominal load, in millicores (drives the HPA).
+    /// CPU, in millicores, one pod uses while it carries its Service's whole load; pods
+    /// behind a Service share that load (and the CPU) by their share of requests, pods
+    /// outside one use it all (drives the HPA).
     pub cpu_millis: i64,
     /// How long a run-to-completion container (Job, init container) takes.
     pub run_ms: Millis,

@@ -9,8 +9,8 @@ mod get;
 mod manifests;
 mod output;
 mod tables;
-mod workload_tables;
 mod tabwriter;
+mod workload_tables;
 
 use std::path::PathBuf;
 
@@ -270,7 +270,8 @@ pub enum ImagesCommand {
         /// The image does not exist (ImagePullBackOff).
         #[arg(long)]
         missing: bool,
-        /// CPU used per pod, for the autoscaler (`250m`).
+        /// CPU one pod uses carrying its Service's whole load, shared among the ready pods
+        /// behind the Service; drives the autoscaler (`250m`).
         #[arg(long)]
         cpu: Option<String>,
         /// Run time of run-to-completion containers (Jobs, init containers).

@@ -262,8 +262,7 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         ("RoleBinding" | "ClusterRoleBinding", true) => {
             vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
         }
-        _ => super::workload_tables::header(info.kind, wide)
-            .unwrap_or_else(|| vec!["NAME", "AGE"]),
+        _ => super::workload_tables::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
     };
     let mut head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
     if with_ns {

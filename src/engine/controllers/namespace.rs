@@ -1,5 +1,8 @@
 //! The namespace controller: a namespace being deleted has everything in it deleted, and is
-//! removed once it is empty.
+//! removed once it is empty. Also the service-account controller's part: every active
+//! namespace has a `default` ServiceAccount (pods without `serviceAccountName` run as it).
+
+use serde_json::json;
 
 use super::{Change, Changes};
 use crate::engine::clock::Millis;
@@ -11,6 +14,16 @@ pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
     for stored in state.kind("Namespace").values() {
         let ns_doc = &stored.doc;
         if !doc::is_deleting(ns_doc) {
+            let ns = doc::name(ns_doc);
+            if state.get("ServiceAccount", ns, "default").is_none() {
+                out.push(Change::Create {
+                    kind: "ServiceAccount",
+                    doc: json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "default", "namespace": ns}}),
+                    sim: None,
+                    owner: None,
+                });
+            }
             continue;
         }
         let ns = doc::name(ns_doc);
