@@ -22,6 +22,7 @@ pub mod events;
 pub mod images;
 pub mod kinds;
 pub mod labels;
+mod par;
 pub mod quota;
 pub mod scheduler;
 pub mod store;

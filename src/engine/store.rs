@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -654,17 +653,14 @@ impl Database {
             // Serializing thousands of documents is the costly half of a save: all cores do
             // it, then SQLite takes the rows in order.
             let dirty: Vec<&Key> = state.dirty.iter().collect();
-            let rows: Vec<Result<Option<Row>, serde_json::Error>> = dirty
-                .par_iter()
-                .with_min_len(256)
-                .map(|key| {
+            let rows: Vec<Result<Option<Row>, serde_json::Error>> =
+                super::par::map(&dirty, |key| {
                     let Some(stored) = state.get(key.0, &key.1, &key.2) else {
                         return Ok(None);
                     };
                     let sim = stored.sim.as_ref().map(serde_json::to_string).transpose()?;
                     Ok(Some((*key, serde_json::to_string(&stored.doc)?, sim)))
-                })
-                .collect();
+                });
             for row in rows {
                 let Some(((kind, ns, name), text, sim)) =
                     row.map_err(|e| self.corrupt("document", e))?
@@ -690,11 +686,8 @@ impl Database {
                 .iter()
                 .filter(|e| dirty.contains(&e.id))
                 .collect();
-            let rows: Vec<Result<(u64, String), serde_json::Error>> = changed
-                .par_iter()
-                .with_min_len(1024)
-                .map(|e| Ok((e.id, serde_json::to_string(e)?)))
-                .collect();
+            let rows: Vec<Result<(u64, String), serde_json::Error>> =
+                super::par::map(&changed, |e| Ok((e.id, serde_json::to_string(e)?)));
             for row in rows {
                 let (id, text) = row.map_err(|err| self.corrupt("event", err))?;
                 self.map_busy(put_event.execute(params![id as i64, text]))?;

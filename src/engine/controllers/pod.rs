@@ -193,17 +193,12 @@ const STOP_MS: Millis = SECOND;
 /// Pods are independent of each other within one pass, so big clusters are worked on by
 /// every core; the changes are applied in the store's order, so the result is the same.
 pub fn sync(state: &State, now: Millis, out: &mut Changes) {
-    use rayon::prelude::*;
     let pods: Vec<&Stored> = state.kind("Pod").values().collect();
-    let passes: Vec<Changes> = pods
-        .par_iter()
-        .with_min_len(512)
-        .map(|stored| {
-            let mut one = Changes::default();
-            sync_pod(state, stored, now, &mut one);
-            one
-        })
-        .collect();
+    let passes = crate::engine::par::map(&pods, |stored| {
+        let mut one = Changes::default();
+        sync_pod(state, stored, now, &mut one);
+        one
+    });
     for pass in passes {
         if let Some(w) = pass.wake {
             out.wake_at(w);

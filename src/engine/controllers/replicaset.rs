@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::{Change, Changes};
@@ -130,19 +129,15 @@ fn sync_one(
     if pods.len() < replicas {
         let template = doc::at(rs, &["spec", "template"]).unwrap_or(&Value::Null);
         let pod = pod_from_template(rs, template, name);
-        // Copying thousands of pod documents is worth both cores.
-        let copies: Vec<Value> = (0..replicas - pods.len())
-            .into_par_iter()
-            .with_min_len(512)
-            .map(|_| pod.clone())
-            .collect();
         out.list
-            .extend(copies.into_iter().map(|doc| Change::Create {
-                kind: "Pod",
-                doc,
-                sim: None,
-                owner: Some(("ReplicaSet", ns.to_string(), name.to_string())),
-            }));
+            .extend(
+                std::iter::repeat_n(pod, replicas - pods.len()).map(|doc| Change::Create {
+                    kind: "Pod",
+                    doc,
+                    sim: None,
+                    owner: Some(("ReplicaSet", ns.to_string(), name.to_string())),
+                }),
+            );
     } else if pods.len() > replicas {
         let diff = pods.len() - replicas;
         // Pods of sibling ReplicaSets (same Deployment) count when ranking doubled-up nodes.
