@@ -59,6 +59,17 @@ fn crashing_containers_back_off_like_the_kubelet() {
     assert_eq!(pod_state(&mut e, "c"), ("Running".into(), 2));
     e.advance(1_000).expect("advance");
     assert_eq!(pod_state(&mut e, "c"), ("CrashLoopBackOff".into(), 2));
+    // While it waits, the status still names the container that ended, in both places.
+    let waiting = pods(&mut e, "c").remove(0);
+    let id = |path: &str| {
+        waiting
+            .pointer(&format!("/status/containerStatuses/0/{path}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(id("containerID").starts_with("containerd://"), "{waiting}");
+    assert_eq!(id("containerID"), id("lastState/terminated/containerID"));
     e.advance(19_000).expect("advance");
     assert_eq!(pod_state(&mut e, "c"), ("CrashLoopBackOff".into(), 2));
     e.advance(1_000).expect("advance");
@@ -67,6 +78,15 @@ fn crashing_containers_back_off_like_the_kubelet() {
     assert_eq!(
         p.pointer("/status/containerStatuses/0/lastState/terminated/reason"),
         Some(&json!("Error"))
+    );
+    // Running again: a new container, the ended one in lastState.
+    assert_ne!(
+        p.pointer("/status/containerStatuses/0/containerID"),
+        p.pointer("/status/containerStatuses/0/lastState/terminated/containerID")
+    );
+    assert!(
+        p.pointer("/status/containerStatuses/0/lastState/terminated/containerID")
+            .is_some()
     );
     let backoffs = e
         .events(None)

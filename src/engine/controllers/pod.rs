@@ -976,11 +976,24 @@ pub fn render_status(pod: &Value, sim: &PodSim) -> Value {
             }
             json!({"waiting": w})
         };
+        // The run that ended last: the current one's predecessor while running again, the
+        // current index itself while waiting out a back-off.
+        let mut last = last_state(&cs.last_exit);
+        if let Some(term) = last.get_mut("terminated") {
+            let ended = if cs.started_at.is_some() {
+                cs.restarts.saturating_sub(1)
+            } else {
+                cs.restarts
+            };
+            term["containerID"] = json!(cid(name, ended));
+        }
         let mut status = json!({
             "name": name, "image": image, "imageID": "", "ready": cs.ready, "restartCount": cs.restarts,
-            "started": cs.started_at.is_some(), "state": state, "lastState": last_state(&cs.last_exit),
+            "started": cs.started_at.is_some(), "state": state, "lastState": last,
         });
-        if cs.started_at.is_some() || cs.finished.is_some() {
+        // Kubernetes keeps reporting the last container's id while the next one waits
+        // (CrashLoopBackOff).
+        if cs.started_at.is_some() || cs.finished.is_some() || cs.last_exit.is_some() {
             status["containerID"] = json!(cid(name, cs.restarts));
             status["imageID"] = json!(format!("{image}@sha256:{}", short_hash(image)));
         }
