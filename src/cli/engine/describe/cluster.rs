@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::{ConditionColumn, conditions_table, text_column};
 use super::{
     Ctx, Text, annotations_multiline, events, labels_multiline, name_and_namespace, scalar, since,
     sorted_entries, timestamp,
@@ -66,34 +67,29 @@ pub(super) fn node(ctx: &Ctx<'_>, o: &Value, t: &mut Text) {
         "Unschedulable",
         super::flag(o, &["spec", "unschedulable"]),
     );
-    let conditions = doc::at(o, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !conditions.is_empty() {
-        t.w(
-            0,
-            "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n",
-        );
-        t.w(
-            1,
-            "----\t------\t-----------------\t------------------\t------\t-------\n",
-        );
-        for c in &conditions {
-            t.w(
-                1,
-                &format!(
-                    "{} \t{} \t{} \t{} \t{} \t{}\n",
-                    doc::str_at(c, &["type"]),
-                    doc::str_at(c, &["status"]),
-                    timestamp(c, &["lastHeartbeatTime"]).unwrap_or_default(),
-                    timestamp(c, &["lastTransitionTime"]).unwrap_or_default(),
-                    doc::str_at(c, &["reason"]),
-                    doc::str_at(c, &["message"])
-                ),
-            );
-        }
-    }
+    conditions_table(
+        o,
+        &[
+            text_column("Type", "type"),
+            text_column("Status", "status"),
+            ConditionColumn {
+                header: "LastHeartbeatTime",
+                dashes: "-----------------",
+                field: "lastHeartbeatTime",
+                time: true,
+            },
+            ConditionColumn {
+                header: "LastTransitionTime",
+                dashes: "------------------",
+                field: "lastTransitionTime",
+                time: true,
+            },
+            text_column("Reason", "reason"),
+            text_column("Message", "message"),
+        ],
+        true,
+        t,
+    );
     t.w(0, "Addresses:\n");
     for a in doc::at(o, &["status", "addresses"])
         .and_then(Value::as_array)
@@ -262,28 +258,23 @@ pub(super) fn namespace(ctx: &Ctx<'_>, o: &Value, t: &mut Text) {
     labels_multiline(t, "Labels", doc::labels(o));
     annotations_multiline(t, "Annotations", doc::at(o, &["metadata", "annotations"]));
     t.field(0, "Status", doc::str_at(o, &["status", "phase"]));
-    let conditions = doc::at(o, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !conditions.is_empty() {
-        t.w(0, "Conditions:\n");
-        t.w(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage\n");
-        t.w(1, "----\t------\t------------------\t------\t-------\n");
-        for c in &conditions {
-            t.w(
-                1,
-                &format!(
-                    "{}\t{}\t{}\t{}\t{}\n",
-                    doc::str_at(c, &["type"]),
-                    doc::str_at(c, &["status"]),
-                    timestamp(c, &["lastTransitionTime"]).unwrap_or_default(),
-                    doc::str_at(c, &["reason"]),
-                    doc::str_at(c, &["message"])
-                ),
-            );
-        }
-    }
+    conditions_table(
+        o,
+        &[
+            text_column("Type", "type"),
+            text_column("Status", "status"),
+            ConditionColumn {
+                header: "LastTransitionTime",
+                dashes: "------------------",
+                field: "lastTransitionTime",
+                time: true,
+            },
+            text_column("Reason", "reason"),
+            text_column("Message", "message"),
+        ],
+        false,
+        t,
+    );
     let name = doc::name(o);
     t.w(0, "\n");
     let quotas: Vec<&Value> = ctx

@@ -315,6 +315,59 @@ pub(super) fn controlled_by(o: &Value) -> Option<String> {
         })
 }
 
+/// One column of a `Conditions:` table: its header, the dashes under it (kubectl's are not
+/// always as long as the header), and the condition field shown, a time when `time`.
+pub(super) struct ConditionColumn {
+    pub header: &'static str,
+    pub dashes: &'static str,
+    pub field: &'static str,
+    pub time: bool,
+}
+
+/// A text column of a `Conditions:` table whose dashes match its header.
+pub(super) fn text_column(header: &'static str, field: &'static str) -> ConditionColumn {
+    const DASHES: &str = "--------------------------------";
+    ConditionColumn {
+        header,
+        dashes: DASHES.get(..header.len()).unwrap_or(DASHES),
+        field,
+        time: false,
+    }
+}
+
+/// The `Conditions:` table kubectl prints for nodes, claims, namespaces and autoscalers: a row
+/// per condition in `status.conditions`, nothing when there are none. `padded` puts a space
+/// before every tab, as kubectl's node and claim code does (`"%v \t%v \t…"`).
+pub(super) fn conditions_table(o: &Value, columns: &[ConditionColumn], padded: bool, t: &mut Text) {
+    let Some(conditions) = doc::at(o, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
+        return;
+    };
+    let line = |cells: Vec<String>| {
+        let sep = if padded { " \t" } else { "\t" };
+        format!("{}\n", cells.join(sep))
+    };
+    t.w(0, "Conditions:\n");
+    let plain = |cells: Vec<&str>| format!("{}\n", cells.join("\t"));
+    t.w(1, &plain(columns.iter().map(|c| c.header).collect()));
+    t.w(1, &plain(columns.iter().map(|c| c.dashes).collect()));
+    for c in conditions {
+        let cells = columns
+            .iter()
+            .map(|col| {
+                if col.time {
+                    timestamp(c, &[col.field]).unwrap_or_default()
+                } else {
+                    doc::str_at(c, &[col.field]).to_string()
+                }
+            })
+            .collect();
+        t.w(1, &line(cells));
+    }
+}
+
 /// A timestamp field in Go's `time.RFC1123Z` (`Mon, 02 Jan 2006 15:04:05 +0000`).
 pub(super) fn timestamp(o: &Value, path: &[&str]) -> Option<String> {
     parse_rfc3339(doc::str_at(o, path)).map(rfc1123z)

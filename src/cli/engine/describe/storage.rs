@@ -2,9 +2,10 @@
 
 use serde_json::Value;
 
+use super::{ConditionColumn, conditions_table, text_column};
 use super::{
     Ctx, Text, annotations_multiline, bool_ptr, events, format_labels, labels_multiline,
-    name_and_namespace, scalar, since, timestamp,
+    name_and_namespace, scalar, since,
 };
 use crate::engine::controllers::volume::DEFAULT_CLASS_ANNOTATION;
 use crate::engine::doc;
@@ -231,35 +232,30 @@ pub(super) fn persistent_volume_claim(ctx: &Ctx<'_>, o: &Value, t: &mut Text) {
         }
         t.w(0, &format!("{pod}\n"));
     }
-    let conditions = doc::at(o, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !conditions.is_empty() {
-        t.w(0, "Conditions:\n");
-        t.w(
-            1,
-            "Type\tStatus\tLastProbeTime\tLastTransitionTime\tReason\tMessage\n",
-        );
-        t.w(
-            1,
-            "----\t------\t-----------------\t------------------\t------\t-------\n",
-        );
-        for c in &conditions {
-            t.w(
-                1,
-                &format!(
-                    "{} \t{} \t{} \t{} \t{} \t{}\n",
-                    doc::str_at(c, &["type"]),
-                    doc::str_at(c, &["status"]),
-                    timestamp(c, &["lastProbeTime"]).unwrap_or_default(),
-                    timestamp(c, &["lastTransitionTime"]).unwrap_or_default(),
-                    doc::str_at(c, &["reason"]),
-                    doc::str_at(c, &["message"])
-                ),
-            );
-        }
-    }
+    conditions_table(
+        o,
+        &[
+            text_column("Type", "type"),
+            text_column("Status", "status"),
+            // kubectl's claim table reuses the node table's dashes under LastProbeTime.
+            ConditionColumn {
+                header: "LastProbeTime",
+                dashes: "-----------------",
+                field: "lastProbeTime",
+                time: true,
+            },
+            ConditionColumn {
+                header: "LastTransitionTime",
+                dashes: "------------------",
+                field: "lastTransitionTime",
+                time: true,
+            },
+            text_column("Reason", "reason"),
+            text_column("Message", "message"),
+        ],
+        true,
+        t,
+    );
     events(ctx, "PersistentVolumeClaim", o, t);
 }
 

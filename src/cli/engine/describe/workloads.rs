@@ -8,6 +8,7 @@ use super::{
     Ctx, Text, annotations_multiline, bool_ptr, controlled_by, events, format_labels,
     format_selector, labels_multiline, name_and_namespace, pod_counts, scalar, timestamp,
 };
+use super::{conditions_table, text_column};
 use crate::engine::clock::{human_age, parse_rfc3339};
 use crate::engine::doc;
 
@@ -541,26 +542,16 @@ pub(super) fn hpa(ctx: &Ctx<'_>, o: &Value, t: &mut Text) {
             int(o, &["status", "desiredReplicas"])
         ),
     );
-    let conditions = doc::at(o, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !conditions.is_empty() {
-        t.w(0, "Conditions:\n");
-        t.w(1, "Type\tStatus\tReason\tMessage\n");
-        t.w(1, "----\t------\t------\t-------\n");
-        for c in &conditions {
-            t.w(
-                1,
-                &format!(
-                    "{}\t{}\t{}\t{}\n",
-                    doc::str_at(c, &["type"]),
-                    doc::str_at(c, &["status"]),
-                    doc::str_at(c, &["reason"]),
-                    doc::str_at(c, &["message"])
-                ),
-            );
-        }
-    }
+    conditions_table(
+        o,
+        &[
+            text_column("Type", "type"),
+            text_column("Status", "status"),
+            text_column("Reason", "reason"),
+            text_column("Message", "message"),
+        ],
+        false,
+        t,
+    );
     events(ctx, "HorizontalPodAutoscaler", o, t);
 }
