@@ -503,3 +503,15 @@ fn describe_deployment_names_old_and_new_replica_sets_mid_rollout() {
     assert!(new.starts_with(&format!("{} (", scaled_up[1])), "{out}");
     assert!(new.ends_with("replicas created)"), "{out}");
 }
+
+#[test]
+fn get_events_is_the_events_command() {
+    let c = Cluster::with_every_kind();
+    let events = c.ok(&["events", "-A"]);
+    assert!(events.contains("Scheduled"), "{events}");
+    assert_eq!(c.ok(&["get", "events", "-A"]), events);
+    assert_eq!(c.ok(&["get", "ev"]), c.ok(&["events"]));
+    let refused = c.run(&["get", "events", "-o", "json"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not supported yet"));
+}

@@ -287,6 +287,31 @@ pub enum ImagesCommand {
     },
 }
 
+/// Prints the events of a namespace (or all), optionally of one `KIND/NAME` object.
+fn print_events(
+    engine: &mut Engine,
+    namespace: &str,
+    all_namespaces: bool,
+    for_object: Option<&str>,
+) -> anyhow::Result<()> {
+    let ns = (!all_namespaces).then_some(namespace);
+    let mut events = engine.events(ns)?;
+    if let Some(target) = for_object {
+        let (k, n) = target.split_once('/').context("--for takes KIND/NAME")?;
+        let info = kind_info(k)?;
+        events.retain(|e| e.object_kind == info.kind && e.object_name == n);
+    }
+    if events.is_empty() {
+        eprintln!("No events found.");
+    } else {
+        print!(
+            "{}",
+            tables::events_table(&events, engine.now_millis(), all_namespaces)
+        );
+    }
+    Ok(())
+}
+
 /// Runs one engine command; returns the exit code.
 pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
     let mut engine = Engine::open(&args.state)?;
@@ -300,6 +325,17 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             show_labels,
             no_headers,
         } => {
+            // Events are a log beside the objects, not stored objects: `get events` is the
+            // events command, as kubectl users type it.
+            if let [word] = resources.as_slice()
+                && matches!(word.as_str(), "events" | "event" | "ev")
+            {
+                if output.is_some() {
+                    anyhow::bail!("-o for events is not supported yet; use `engine events`");
+                }
+                print_events(&mut engine, &namespace, all_namespaces, None)?;
+                return Ok(0);
+            }
             let scope = get::Scope {
                 namespace: &namespace,
                 all_namespaces,
@@ -329,23 +365,12 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             namespace,
             all_namespaces,
             for_object,
-        } => {
-            let ns = (!all_namespaces).then_some(namespace.as_str());
-            let mut events = engine.events(ns)?;
-            if let Some(target) = for_object {
-                let (k, n) = target.split_once('/').context("--for takes KIND/NAME")?;
-                let info = kind_info(k)?;
-                events.retain(|e| e.object_kind == info.kind && e.object_name == n);
-            }
-            if events.is_empty() {
-                eprintln!("No events found.");
-            } else {
-                print!(
-                    "{}",
-                    tables::events_table(&events, engine.now_millis(), all_namespaces)
-                );
-            }
-        }
+        } => print_events(
+            &mut engine,
+            &namespace,
+            all_namespaces,
+            for_object.as_deref(),
+        )?,
         EngineCommand::Nodes { command } => match command {
             NodesCommand::Add {
                 name,

@@ -742,13 +742,12 @@ impl<'a> Kubelet<'a> {
                     && end.is_none_or(|e| first < e.0)
                 {
                     sim.containers[i].unhealthy_reported = true;
-                    let ip = &sim.ip;
-                    let port = probe_port(c, "readinessProbe");
                     let msg = if b.fail_readiness && up_at <= first {
                         "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string()
                     } else {
                         format!(
-                            "Readiness probe failed: Get \"http://{ip}:{port}/\": dial tcp {ip}:{port}: connect: connection refused"
+                            "Readiness probe failed: {}",
+                            refused(c, "readinessProbe", &sim.ip)
                         )
                     };
                     self.warning("Unhealthy", msg);
@@ -759,12 +758,8 @@ impl<'a> Kubelet<'a> {
             match end {
                 Some((at, reason, code, by_liveness)) if at <= now => {
                     if by_liveness {
-                        let port = probe_port(c, "livenessProbe");
-                        let ip = sim.ip.clone();
-                        self.warning(
-                            "Unhealthy",
-                            format!("Liveness probe failed: Get \"http://{ip}:{port}/\": dial tcp {ip}:{port}: connect: connection refused"),
-                        );
+                        let why = refused(c, "livenessProbe", &sim.ip);
+                        self.warning("Unhealthy", format!("Liveness probe failed: {why}"));
                         self.normal(
                             "Killing",
                             format!("Container {cname} failed liveness probe, will be restarted"),
@@ -843,19 +838,39 @@ impl<'a> Kubelet<'a> {
     }
 }
 
-fn probe_port(c: &Value, field: &str) -> String {
-    let p = c.get(field);
-    let port = p
-        .and_then(|p| {
-            p.get("httpGet")
-                .or_else(|| p.get("tcpSocket"))
-                .and_then(|h| h.get("port"))
-        })
-        .cloned()
-        .unwrap_or(json!(80));
-    match port {
-        Value::String(s) => s,
-        other => other.to_string(),
+/// What the kubelet reports when a probe finds nothing listening: the HTTP GET or TCP dial
+/// it tried, with a named port resolved against the container's ports.
+fn refused(c: &Value, field: &str, ip: &str) -> String {
+    let probe = c.get(field);
+    let http = probe.and_then(|p| p.get("httpGet"));
+    let action = http.or_else(|| probe.and_then(|p| p.get("tcpSocket")));
+    let port = match action.and_then(|a| a.get("port")) {
+        Some(Value::String(name)) => doc::at(c, &["ports"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| doc::str_at(p, &["name"]) == name)
+            .and_then(|p| doc::i64_at(p, &["containerPort"]))
+            .map_or_else(|| name.clone(), |n| n.to_string()),
+        Some(other) => other.to_string(),
+        None => "80".to_string(),
+    };
+    let dial = format!("dial tcp {ip}:{port}: connect: connection refused");
+    match http {
+        Some(h) => {
+            let scheme = doc::str_at(h, &["scheme"]).to_ascii_lowercase();
+            let scheme = if scheme.is_empty() {
+                "http".into()
+            } else {
+                scheme
+            };
+            let path = match doc::str_at(h, &["path"]) {
+                "" => "/",
+                p => p,
+            };
+            format!("Get \"{scheme}://{ip}:{port}{path}\": {dial}")
+        }
+        None => dial,
     }
 }
 
@@ -1142,6 +1157,21 @@ fn short_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_failures_name_the_resolved_port_and_path() {
+        let c = json!({"ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+            "livenessProbe": {"tcpSocket": {"port": 9000}}});
+        assert_eq!(
+            refused(&c, "readinessProbe", "10.244.1.2"),
+            "Get \"http://10.244.1.2:8080/healthz\": dial tcp 10.244.1.2:8080: connect: connection refused"
+        );
+        assert_eq!(
+            refused(&c, "livenessProbe", "10.244.1.2"),
+            "dial tcp 10.244.1.2:9000: connect: connection refused"
+        );
+    }
 
     #[test]
     fn backoff_follows_the_kubelet() {
