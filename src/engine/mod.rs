@@ -335,29 +335,20 @@ impl Engine {
         mut obj: Value,
         sim: Option<controllers::pod::PodSim>,
     ) -> Result<store::Key, Error> {
-        let mut rng = self.state.rng;
         // The API server names a generateName object before validating admission (quota,
         // LimitRanger), so their refusals name it: `pods "web-5d9c7b6f4-x2k9p" is forbidden`.
-        // The prefix is cut to 58 characters so the name fits in 63.
         let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
         if doc::name(&obj).is_empty() && !prefix.is_empty() {
-            let prefix: String = prefix.chars().take(58).collect();
-            let ns = if info.namespaced {
-                match doc::namespace(&obj) {
-                    "" => "default",
-                    n => n,
-                }
-            } else {
-                ""
-            };
-            let name = loop {
-                let candidate = format!("{prefix}{}", rng.name_suffix(5));
-                if self.state.get(info.kind, ns, &candidate).is_none() {
-                    break candidate;
-                }
-            };
+            let ns = match (info.namespaced, doc::namespace(&obj)) {
+                (false, _) => "",
+                (true, "") => "default",
+                (true, n) => n,
+            }
+            .to_string();
+            let name = self.state.generated_name(info.kind, &ns, &prefix);
             doc::set(&mut obj, &["metadata", "name"], json!(name));
         }
+        let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
         self.state.rng = rng;
         result.map_err(|message| Error::Invalid {

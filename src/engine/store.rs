@@ -229,6 +229,18 @@ impl State {
         self.rv.to_string()
     }
 
+    /// A free name for `metadata.generateName` `prefix`: the prefix cut to 58 characters (so
+    /// the name fits in 63) and 5 random characters, as the API server makes it.
+    pub fn generated_name(&mut self, kind: &str, namespace: &str, prefix: &str) -> String {
+        let prefix: String = prefix.chars().take(58).collect();
+        loop {
+            let candidate = format!("{prefix}{}", self.rng.name_suffix(5));
+            if self.get(kind, namespace, &candidate).is_none() {
+                return candidate;
+            }
+        }
+    }
+
     /// Stores a new object: stamps uid, resourceVersion, generation and creationTimestamp.
     /// A `metadata.generateName` without a name gets a random suffix. Returns the key.
     pub fn create(&mut self, info: &'static KindInfo, mut obj: Value, sim: Option<PodSim>) -> Key {
@@ -240,12 +252,7 @@ impl State {
         let mut name = doc::name(&obj).to_string();
         if name.is_empty() {
             let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
-            loop {
-                name = format!("{prefix}{}", self.rng.name_suffix(5));
-                if self.get(info.kind, &ns, &name).is_none() {
-                    break;
-                }
-            }
+            name = self.generated_name(info.kind, &ns, &prefix);
         }
         let uid = self.rng.uuid();
         let rv = self.next_rv();
