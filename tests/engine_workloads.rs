@@ -866,6 +866,20 @@ fn limit_range_defaults_and_bounds_apply_at_admission() {
 
 // ---------------------------------------------------------------- determinism and node failure
 
+/// Every event as one comparable line.
+fn event_lines(e: &mut Engine) -> Vec<String> {
+    e.events(None)
+        .expect("events")
+        .iter()
+        .map(|ev| {
+            format!(
+                "{} {} {} {}",
+                ev.last, ev.reason, ev.object_name, ev.message
+            )
+        })
+        .collect()
+}
+
 fn mixed_run() -> (Vec<String>, Vec<String>) {
     let mut e = engine(3);
     e.create(&daemonset("agent:1", json!({}))).expect("ds");
@@ -880,17 +894,7 @@ fn mixed_run() -> (Vec<String>, Vec<String>) {
     e.create(&cronjob("Allow", "tick:1")).expect("cj");
     e.advance(5 * 60_000).expect("advance");
     let pods = names(&mut e, "pods", "");
-    let events: Vec<String> = e
-        .events(None)
-        .expect("events")
-        .iter()
-        .map(|ev| {
-            format!(
-                "{} {} {} {}",
-                ev.last, ev.reason, ev.object_name, ev.message
-            )
-        })
-        .collect();
+    let events = event_lines(&mut e);
     (pods, events)
 }
 
@@ -922,17 +926,7 @@ fn big_rollout_run() -> (Vec<Value>, Vec<String>) {
     e.apply(&web("web:2")).expect("update");
     e.advance(20_000).expect("advance");
     let pods = e.list("pods", Some("default"), None).expect("list");
-    let events = e
-        .events(None)
-        .expect("events")
-        .iter()
-        .map(|ev| {
-            format!(
-                "{} {} {} {}",
-                ev.last, ev.reason, ev.object_name, ev.message
-            )
-        })
-        .collect();
+    let events = event_lines(&mut e);
     (pods, events)
 }
 

@@ -663,8 +663,9 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
     render_table(&rows)
 }
 
+/// `storageutil.GetAccessModesAsString`: `RWO,ROX` in kubectl's fixed order, whatever the
+/// object's order.
 pub(super) fn access_modes(v: Option<&Value>) -> String {
-    // kubectl lists them in this fixed order, whatever the object's order.
     let modes: Vec<&str> = v
         .and_then(Value::as_array)
         .into_iter()

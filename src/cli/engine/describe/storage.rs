@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::super::tables::access_modes;
 use super::{ConditionColumn, conditions_table, text_column};
 use super::{
     Ctx, Text, annotations_multiline, bool_ptr, events, format_labels, labels_multiline,
@@ -9,27 +10,6 @@ use super::{
 };
 use crate::engine::controllers::volume::DEFAULT_CLASS_ANNOTATION;
 use crate::engine::doc;
-
-/// `storageutil.GetAccessModesAsString`: `RWO,ROX` in kubectl's fixed order.
-fn access_modes(v: Option<&Value>) -> String {
-    let modes: Vec<&str> = v
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    [
-        ("ReadWriteOnce", "RWO"),
-        ("ReadOnlyMany", "ROX"),
-        ("ReadWriteMany", "RWX"),
-        ("ReadWriteOncePod", "RWOP"),
-    ]
-    .iter()
-    .filter(|(mode, _)| modes.contains(mode))
-    .map(|(_, short)| *short)
-    .collect::<Vec<_>>()
-    .join(",")
-}
 
 fn finalizers(o: &Value) -> String {
     let list: Vec<String> = doc::at(o, &["metadata", "finalizers"])
