@@ -7,6 +7,7 @@ mod args;
 mod engine;
 mod plan;
 mod render;
+mod target;
 
 use clap::Parser;
 

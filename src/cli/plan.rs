@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use super::target::{self, Access};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
@@ -170,15 +171,6 @@ fn cwd() -> anyhow::Result<PathBuf> {
     std::env::current_dir().context("reading the current directory")
 }
 
-/// The nearest ancestor of `start` holding reconcile.yaml or .git (the repository root).
-fn repo_root(start: &Path) -> PathBuf {
-    start
-        .ancestors()
-        .find(|dir| dir.join(CONFIG_FILE).is_file() || dir.join(".git").exists())
-        .unwrap_or(start)
-        .to_path_buf()
-}
-
 fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
     let Some(dir) = start
         .ancestors()
@@ -250,23 +242,8 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
     }
 }
 
-/// The engine state file a target names.
-fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
-    let root = repo_root(&cwd()?);
-    match target.unwrap_or("engine") {
-        "engine" => Ok(match std::env::var_os("RECONCILE_ENGINE_STATE") {
-            Some(path) => PathBuf::from(path),
-            None => root.join(".reconcile").join("engine.db"),
-        }),
-        t if t.starts_with("engine:") => Ok(PathBuf::from(&t["engine:".len()..])),
-        t if t == "kube" || t.starts_with("kube:") => bail!("the kube target is not supported yet"),
-        t => bail!("unknown target {t:?} (expected engine or engine:PATH)"),
-    }
-}
-
-fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
-    let path = engine_path(target)?;
-    Engine::open(&path).with_context(|| format!("opening the engine state {}", path.display()))
+fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
+    target::open(&target::locate(target, None)?, access)
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
@@ -414,22 +391,26 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     stdout.flush().context("writing to stdout")
 }
 
-/// Plans every resolved application against its target.
 /// The engines of the targets used so far, each opened once.
 #[derive(Default)]
 struct Engines(BTreeMap<PathBuf, Engine>);
 
 impl Engines {
-    fn get(&mut self, target: Option<&str>) -> anyhow::Result<&mut Engine> {
-        let path = engine_path(target)?;
-        if !self.0.contains_key(&path) {
-            let engine = Engine::open(&path)
-                .with_context(|| format!("opening the engine state {}", path.display()))?;
-            self.0.insert(path.clone(), engine);
-        }
-        self.0
-            .get_mut(&path)
-            .ok_or_else(|| anyhow::anyhow!("engine {} vanished", path.display()))
+    /// The engine of a command-line target or, without one, of an application's target.
+    fn get(
+        &mut self,
+        flag: Option<&str>,
+        app_target: Option<&str>,
+        access: Access,
+    ) -> anyhow::Result<&mut Engine> {
+        let state = target::locate(flag, app_target)?;
+        let engine = match self.0.entry(state.path.clone()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(target::open(&state, access)?)
+            }
+        };
+        Ok(engine)
     }
 }
 
@@ -442,7 +423,7 @@ fn plan_all(
     let mut engines = Engines::default();
     let mut planned = Vec::new();
     for r in resolved {
-        let engine = engines.get(target.or(r.app.target.as_deref()))?;
+        let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
         planned.push(plan::make_plan(
             &r.app,
@@ -599,8 +580,13 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     let mut deferred: BTreeMap<PathBuf, Vec<ApplyReport>> = BTreeMap::new();
     let mut reports = Vec::new();
     for r in &resolved {
-        let target = args.target.as_deref().or(r.app.target.as_deref());
-        let engine = engines.get(target)?;
+        let access = if args.dry_run {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
+        let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
         let objects = render(r)?;
         if args.dry_run {
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
@@ -626,7 +612,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         })?;
         if defer && report.failure.is_none() {
             deferred
-                .entry(engine_path(target)?)
+                .entry(state.path.clone())
                 .or_default()
                 .push(report);
         } else {
@@ -634,7 +620,11 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         }
     }
     for (path, mut waiting) in deferred {
-        let engine = engines.get(Some(&format!("engine:{}", path.display())))?;
+        let engine = engines.get(
+            Some(&format!("engine:{}", path.display())),
+            None,
+            Access::Write,
+        )?;
         println!(
             "Waiting for {} applications to become healthy",
             waiting.len()
@@ -679,7 +669,7 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
         let target = target
             .map(str::to_string)
             .unwrap_or_else(|| saved.target.clone());
-        let mut engine = open_engine(Some(&target))?;
+        let mut engine = open_engine(Some(&target), Access::Write)?;
         let objects = render(&resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
@@ -780,7 +770,13 @@ fn print_status(status: &driver::RolloutStatus) {
 
 /// `reconcile rollout …`.
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
-    let mut engine = open_engine(args.target.as_deref())?;
+    let access = match &args.command {
+        RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
+            Access::Read
+        }
+        _ => Access::Write,
+    };
+    let mut engine = open_engine(args.target.as_deref(), access)?;
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
+use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
@@ -26,14 +27,13 @@ use crate::engine::{Engine, NodeSpec, Propagation, doc};
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// The engine's state file.
-    #[arg(
-        long,
-        global = true,
-        default_value = ".reconcile/engine.db",
-        env = "RECONCILE_ENGINE_STATE"
-    )]
-    pub state: PathBuf,
+    /// The engine's state file (same as `--target engine:PATH`; default: the repository's
+    /// `.reconcile/engine.db`).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
+    /// Where the cluster is: `engine` (default), `engine:PATH` (or `RECONCILE_TARGET`).
+    #[arg(long, global = true)]
+    pub target: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: EngineCommand,
@@ -312,9 +312,29 @@ fn print_events(
     Ok(())
 }
 
+impl EngineCommand {
+    /// Whether the command only reads the cluster (it then never creates a state file).
+    fn access(&self) -> Access {
+        match self {
+            EngineCommand::Get { .. }
+            | EngineCommand::Describe { .. }
+            | EngineCommand::Events { .. }
+            | EngineCommand::Now
+            | EngineCommand::Nodes {
+                command: NodesCommand::List,
+            }
+            | EngineCommand::Images {
+                command: ImagesCommand::List,
+            } => Access::Read,
+            _ => Access::Write,
+        }
+    }
+}
+
 /// Runs one engine command; returns the exit code.
 pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
-    let mut engine = Engine::open(&args.state)?;
+    let state = target::locate_engine(args.state.as_deref(), args.target.as_deref())?;
+    let mut engine = target::open(&state, args.command.access())?;
     match args.command {
         EngineCommand::Get {
             resources,
