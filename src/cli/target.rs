@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::engine::{DEFAULT_NODES, Engine};
+use crate::engine::Engine;
 use crate::plan::config::CONFIG_FILE;
 
 /// The environment variable naming the target, as `--target` does.
@@ -124,7 +124,7 @@ pub fn open(state: &StateFile, access: Access) -> anyhow::Result<Engine> {
                 "note: no engine state at {} yet: an empty cluster (nothing applied)",
                 path.display()
             );
-            Engine::in_memory(DEFAULT_NODES)
+            Engine::in_memory_as(path)
         }
         (Access::Read, true, true) => bail!(
             "engine state {} does not exist (a read-only command never creates one; \

@@ -211,6 +211,12 @@ impl Engine {
         Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
     }
 
+    /// A new cluster in memory standing in for the state file `path`, not created yet: what a
+    /// read-only command sees before anything was applied.
+    pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::in_memory_as(path)?, DEFAULT_NODES)
+    }
+
     /// A cluster kept in memory only (tests, benchmarks) with `nodes` default workers.
     pub fn in_memory(nodes: usize) -> Result<Engine, Error> {
         Engine::open_db(Database::open(None)?, nodes)

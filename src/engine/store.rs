@@ -525,6 +525,14 @@ fn check_existing_file(path: &Path) -> Result<(), StoreError> {
 }
 
 impl Database {
+    /// An empty database in memory that names itself after `path`: the stand-in for a state
+    /// file a read-only command found missing (plans made on it name the real target).
+    pub fn in_memory_as(path: &Path) -> Result<Database, StoreError> {
+        let mut db = Database::open(None)?;
+        db.path = path.display().to_string();
+        Ok(db)
+    }
+
     /// Opens an existing state file; never creates one (read-only commands, explicit paths).
     pub fn open_existing(path: &Path) -> Result<Database, StoreError> {
         if !path.exists() {

@@ -52,6 +52,13 @@ pub enum GetFormat {
     Name,
 }
 
+/// Output formats of `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// The events as JSON.
+    Json,
+}
+
 /// Deletion propagation for `delete --cascade`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Cascade {
@@ -121,6 +128,9 @@ pub enum EngineCommand {
         /// Only events of this object (`pod/web-abc`, `deployment/web`).
         #[arg(long = "for")]
         for_object: Option<String>,
+        /// Output format: a table, or JSON (`reconcile schema events`).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<EventsFormat>,
     },
     /// Manage nodes.
     Nodes {
@@ -293,6 +303,7 @@ fn print_events(
     namespace: &str,
     all_namespaces: bool,
     for_object: Option<&str>,
+    format: Option<EventsFormat>,
 ) -> anyhow::Result<()> {
     let ns = (!all_namespaces).then_some(namespace);
     let mut events = engine.events(ns)?;
@@ -301,7 +312,12 @@ fn print_events(
         let info = kind_info(k)?;
         events.retain(|e| e.object_kind == info.kind && e.object_name == n);
     }
-    if events.is_empty() {
+    if format == Some(EventsFormat::Json) {
+        let output = crate::reports::EventsOutput {
+            items: events.iter().map(crate::reports::EventOutput::of).collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else if events.is_empty() {
         eprintln!("No events found.");
     } else {
         print!(
@@ -350,10 +366,15 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             if let [word] = resources.as_slice()
                 && matches!(word.as_str(), "events" | "event" | "ev")
             {
-                if output.is_some() {
-                    anyhow::bail!("-o for events is not supported yet; use `engine events`");
-                }
-                print_events(&mut engine, &namespace, all_namespaces, None)?;
+                let format = match output {
+                    None => None,
+                    Some(GetFormat::Json) => Some(EventsFormat::Json),
+                    Some(other) => anyhow::bail!(
+                        "-o {} for events is not supported yet; use -o json",
+                        format!("{other:?}").to_lowercase()
+                    ),
+                };
+                print_events(&mut engine, &namespace, all_namespaces, None, format)?;
                 return Ok(0);
             }
             let scope = get::Scope {
@@ -385,11 +406,13 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             namespace,
             all_namespaces,
             for_object,
+            output,
         } => print_events(
             &mut engine,
             &namespace,
             all_namespaces,
             for_object.as_deref(),
+            output,
         )?,
         EngineCommand::Nodes { command } => match command {
             NodesCommand::Add {
