@@ -4,7 +4,7 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
-mod engine;
+pub(crate) mod engine;
 mod plan;
 mod render;
 
