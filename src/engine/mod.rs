@@ -21,6 +21,7 @@ pub mod doc;
 pub mod events;
 pub mod images;
 pub mod kinds;
+mod kinds_table;
 pub mod labels;
 mod par;
 pub mod quota;
@@ -52,6 +53,9 @@ pub enum Error {
     /// The kind is not one the engine serves.
     #[error("the server doesn't have a resource type \"{0}\"")]
     UnknownKind(String),
+    /// The object's group/version does not serve its kind (a custom resource without its CRD).
+    #[error("{0}")]
+    NoMatch(String),
     /// The object does not exist.
     #[error("{resource} \"{name}\" not found")]
     NotFound {
@@ -324,20 +328,10 @@ impl Engine {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let info = kinds::by_kind(kind).ok_or_else(|| {
-            Error::UnknownKind(if kind.is_empty() {
-                "(object has no kind)".into()
-            } else {
-                format!("{kind} in version {api_version}")
-            })
-        })?;
-        let gvk = Gvk::from_api_version(api_version, kind);
-        if gvk.group != info.group {
-            return Err(Error::UnknownKind(format!(
-                "{kind} in version \"{api_version}\""
-            )));
+        if kind.is_empty() {
+            return Err(Error::UnknownKind("(object has no kind)".into()));
         }
-        Ok(info)
+        kinds::resolve(api_version, kind).map_err(|e| Error::NoMatch(e.to_string()))
     }
 
     fn admit_create(
