@@ -110,7 +110,7 @@ impl From<engine::Error> for ApiError {
         use engine::Error as E;
         let message = err.to_string();
         match err {
-            E::UnknownKind(_) => ApiError::new(404, "NotFound", message),
+            E::UnknownKind(_) | E::NoMatch(_) => ApiError::new(404, "NotFound", message),
             E::NotFound { resource, name } => {
                 let (plural, group) = resource.split_once('.').unwrap_or((&resource, ""));
                 ApiError::not_found(plural, group, &name)

@@ -21,6 +21,7 @@ pub mod doc;
 pub mod events;
 pub mod images;
 pub mod kinds;
+mod kinds_table;
 pub mod labels;
 mod par;
 pub mod quota;
@@ -52,6 +53,9 @@ pub enum Error {
     /// The kind is not one the engine serves.
     #[error("the server doesn't have a resource type \"{0}\"")]
     UnknownKind(String),
+    /// The object's group/version does not serve its kind (a custom resource without its CRD).
+    #[error("{0}")]
+    NoMatch(String),
     /// The object does not exist.
     #[error("{resource} \"{name}\" not found")]
     NotFound {
@@ -206,6 +210,17 @@ impl Engine {
         Engine::open_db(Database::open(Some(path))?, DEFAULT_NODES)
     }
 
+    /// Opens the cluster of an existing state file; a missing file is an error, never created.
+    pub fn open_existing(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
+    }
+
+    /// A new cluster in memory standing in for the state file `path`, not created yet: what a
+    /// read-only command sees before anything was applied.
+    pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::in_memory_as(path)?, DEFAULT_NODES)
+    }
+
     /// A cluster kept in memory only (tests, benchmarks) with `nodes` default workers.
     pub fn in_memory(nodes: usize) -> Result<Engine, Error> {
         Engine::open_db(Database::open(None)?, nodes)
@@ -313,20 +328,10 @@ impl Engine {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let info = kinds::by_kind(kind).ok_or_else(|| {
-            Error::UnknownKind(if kind.is_empty() {
-                "(object has no kind)".into()
-            } else {
-                format!("{kind} in version {api_version}")
-            })
-        })?;
-        let gvk = Gvk::from_api_version(api_version, kind);
-        if gvk.group != info.group {
-            return Err(Error::UnknownKind(format!(
-                "{kind} in version \"{api_version}\""
-            )));
+        if kind.is_empty() {
+            return Err(Error::UnknownKind("(object has no kind)".into()));
         }
-        Ok(info)
+        kinds::resolve(api_version, kind).map_err(|e| Error::NoMatch(e.to_string()))
     }
 
     fn admit_create(

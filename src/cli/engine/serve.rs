@@ -12,22 +12,9 @@ use crate::engine::Engine;
 /// The command's options.
 pub struct Options<'a> {
     pub state: &'a Path,
-    pub target: Option<&'a str>,
     pub listen: &'a str,
     pub kubeconfig_out: Option<&'a Path>,
     pub speed: f64,
-}
-
-fn state_path(options: &Options<'_>) -> anyhow::Result<PathBuf> {
-    match options.target {
-        None | Some("engine") => Ok(options.state.to_path_buf()),
-        Some(t) if t.starts_with("engine:") && t.len() > "engine:".len() => {
-            Ok(PathBuf::from(&t["engine:".len()..]))
-        }
-        Some(other) => bail!(
-            "--target {other}: only the built-in engine can be served (engine or engine:PATH)"
-        ),
-    }
 }
 
 pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
@@ -40,7 +27,7 @@ pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
             options.listen
         )
     })?;
-    let state = state_path(options)?;
+    let state = options.state.to_path_buf();
     let kubeconfig_path = match options.kubeconfig_out {
         Some(p) => p.to_path_buf(),
         None => state
