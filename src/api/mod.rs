@@ -153,6 +153,9 @@ async fn dispatch(
             .to_string()
     };
     let as_table = table::wants_table(&header("accept"));
+    if let Some(found) = discovery_document(uri.path()) {
+        return found.map(|doc| axum::Json(doc).into_response());
+    }
     let target = request::parse_path(uri.path())?;
     let (info, namespace, name, sub) = match target {
         Target::Events { namespace } => {
@@ -247,6 +250,25 @@ async fn dispatch(
     Ok(json_response(answer))
 }
 
+/// `/api/v1`, `/apis/{group}` and `/apis/{group}/{version}`; `None` for other paths.
+fn discovery_document(path: &str) -> Option<Result<Value, ApiError>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let found = match parts.as_slice() {
+        ["api", version] => discovery::resources("", version),
+        ["apis", group, version] => discovery::resources(group, version),
+        ["apis", group] => discovery::groups()["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["name"] == *group).cloned())
+            .map(|mut g| {
+                g["kind"] = Value::from("APIGroup");
+                g["apiVersion"] = Value::from("v1");
+                g
+            }),
+        _ => return None,
+    };
+    Some(found.ok_or_else(ApiError::no_route))
+}
+
 fn server_side_apply(
     engine: &mut crate::engine::Engine,
     scope: &Scope,
@@ -279,7 +301,8 @@ fn server_side_apply(
         force,
         now: crate::engine::clock::rfc3339(engine.now_millis()),
     };
-    let merged = apply::merge(live.as_ref(), &applied, &request)?;
+    let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
+    objects::drop_nulls(&mut merged);
     let (code, stored) = match (live.is_some(), dry_run) {
         (true, true) => (200, engine.dry_run_apply(&merged)?),
         (true, false) => (200, engine.apply(&merged)?),

@@ -195,6 +195,7 @@ pub fn create(
     dry_run: bool,
 ) -> Result<Answer, ApiError> {
     conform(scope, None, &mut object)?;
+    drop_nulls(&mut object);
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
@@ -252,7 +253,23 @@ fn check_version(scope: &Scope, name: &str, existing: &Value, object: &Value) ->
     Ok(())
 }
 
+/// Drops `null` fields, as decoding into the API's typed objects does: kubectl sends
+/// `creationTimestamp: null` inside templates, which must not make two templates differ.
+pub fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 fn store(engine: &mut Engine, object: &Value, dry_run: bool) -> Result<Value, ApiError> {
+    let mut object = object.clone();
+    drop_nulls(&mut object);
+    let object = &object;
     Ok(if dry_run {
         engine.dry_run_apply(object)?
     } else {
