@@ -57,6 +57,10 @@ pub struct PlanArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
 }
 
 /// `reconcile apply` arguments.
@@ -73,6 +77,10 @@ pub struct ApplyArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
     /// Wait until everything applied is healthy (rollouts carried to the end).
     #[arg(long)]
     pub wait: bool,
@@ -461,6 +469,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
@@ -591,6 +600,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     // With several applications and --wait, each is applied without waiting and all are
     // waited for together (an application with sync waves still waits between its waves).
@@ -684,6 +694,7 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
+            create_namespace: false,
         };
         let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
             let fresh = plan::make_plan(
