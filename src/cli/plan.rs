@@ -60,6 +60,10 @@ pub struct PlanArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
 }
 
 /// `reconcile apply` arguments.
@@ -76,6 +80,10 @@ pub struct ApplyArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
     /// Wait until everything applied is healthy (rollouts carried to the end).
     #[arg(long)]
     pub wait: bool,
@@ -464,6 +472,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
@@ -601,6 +610,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     let access = if args.dry_run {
         Access::Read
@@ -748,6 +758,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
+            create_namespace: false,
         };
         if args.dry_run {
             let engine = target::open(&state, Access::Read)?;

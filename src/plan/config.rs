@@ -79,6 +79,20 @@ pub struct Application {
     /// Fields left out of diffs (and kept as they are live when applying).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreRule>,
+    /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
+    /// objects go to when they don't exist, as `apply --create-namespace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// The sync options `reconcile.yaml` accepts.
+const SYNC_OPTIONS: &[&str] = &["CreateNamespace=true", "CreateNamespace=false"];
+
+impl Application {
+    /// Whether the application creates missing namespaces (`CreateNamespace=true`).
+    pub fn creates_namespaces(&self) -> bool {
+        self.sync_options.iter().any(|o| o == "CreateNamespace=true")
+    }
 }
 
 impl Config {
@@ -121,6 +135,14 @@ impl Config {
             }
             if app.path.trim().is_empty() {
                 return Err(invalid(format!("applications[{index}].path: required")));
+            }
+            for (option_index, option) in app.sync_options.iter().enumerate() {
+                if !SYNC_OPTIONS.contains(&option.as_str()) {
+                    return Err(invalid(format!(
+                        "applications[{index}].syncOptions[{option_index}]: {option:?} is not supported (supported: {})",
+                        SYNC_OPTIONS.join(", ")
+                    )));
+                }
             }
             for (rule_index, rule) in app.ignore_differences.iter().enumerate() {
                 for pointer in &rule.json_pointers {
