@@ -153,6 +153,15 @@ async fn dispatch(
             .to_string()
     };
     let as_table = table::wants_table(&header("accept"));
+    let media = header("content-type");
+    if (media.contains("protobuf") || media.contains("cbor")) && !body.is_empty() {
+        // Typed clients (`kubectl create configmap`) send protobuf; only JSON is decoded.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"),
+        ));
+    }
     if let Some(found) = discovery_document(uri.path()) {
         return found.map(|doc| axum::Json(doc).into_response());
     }

@@ -65,8 +65,8 @@ pub fn parse_path(path: &str) -> Result<Target, ApiError> {
     let info = known(plural).ok_or_else(ApiError::no_route)?;
     let sub = match sub {
         None => None,
-        Some("status") if discovery::has_status(info.kind) => Some(Sub::Status),
-        Some("scale") if discovery::has_scale(info.kind) => Some(Sub::Scale),
+        Some("status") if discovery::has_status(info) => Some(Sub::Status),
+        Some("scale") if discovery::has_scale(info) => Some(Sub::Scale),
         Some(_) => return Err(ApiError::no_route()),
     };
     if rest.len() > 5 {
