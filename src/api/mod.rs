@@ -67,7 +67,10 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         address: Arc::from(address),
     };
     Router::new()
-        .route("/version", get(|| async { axum::Json(discovery::version()) }))
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -159,7 +162,9 @@ async fn dispatch(
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
+            ),
         ));
     }
     if let Some(found) = discovery_document(uri.path()) {
@@ -246,9 +251,8 @@ async fn dispatch(
             let options: Value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::bad_request(format!("invalid DeleteOptions: {e}"))
-                })?
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
             worker
                 .call(move |e| objects::delete(e, &scope, &name, &options, &query))
@@ -302,9 +306,17 @@ fn server_side_apply(
         ));
     }
     if let Some(ns) = &scope.namespace {
-        doc::set(&mut applied, &["metadata", "namespace"], Value::from(ns.as_str()));
+        doc::set(
+            &mut applied,
+            &["metadata", "namespace"],
+            Value::from(ns.as_str()),
+        );
     }
-    let live = engine.get(info.kind, scope.namespace.as_deref().unwrap_or_default(), name)?;
+    let live = engine.get(
+        info.kind,
+        scope.namespace.as_deref().unwrap_or_default(),
+        name,
+    )?;
     let request = apply::ApplyRequest {
         manager,
         force,
