@@ -1272,10 +1272,13 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
             }
         }
     }
-    if !meta.contains_key("ownerReferences")
-        && let Some(v) = cur_meta.get("ownerReferences")
-    {
-        meta.insert("ownerReferences".into(), v.clone());
+    // Field ownership stays unless the writer sends its own (a server-side apply does).
+    for key in ["ownerReferences", "managedFields"] {
+        if !meta.contains_key(key)
+            && let Some(v) = cur_meta.get(key)
+        {
+            meta.insert(key.into(), v.clone());
+        }
     }
     // Controller-written annotations survive an apply that does not mention them.
     if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
