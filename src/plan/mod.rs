@@ -459,6 +459,7 @@ fn prepare(
             ROLLOUT_STATE_ANNOTATION,
             ROLLOUT_HISTORY_ANNOTATION,
             CANARY_WEIGHT_ANNOTATION,
+            rollout::failure::UPDATE_STATUS_ANNOTATION,
         ] {
             if let Some(value) = live.and_then(|l| annotation(l, key)) {
                 annotations.insert(key.into(), json!(value));
@@ -487,6 +488,9 @@ fn prepare(
                 }
             }
             driver::stand_in(&mut object, &strategy);
+            app.failure_policy.annotate(&mut object);
+            rollout::failure::Policy::of(&object)
+                .map_err(|message| rollout::Error::Refused(id.clone(), message))?;
         }
         "Service" => {
             let live_track = live
@@ -881,6 +885,10 @@ pub fn apply(
                 let cause = format!("apply {}", driver::images(target).join(", "));
                 driver::start(cluster, &id, target, &cause)?;
                 rollouts.push(id);
+            } else if driver::unfinished(cluster, &id)? {
+                // A rollout an earlier run left behind (killed, timed out) goes on from
+                // where it stopped.
+                rollouts.push(id);
             }
         }
         if let Some((index, e)) = failure {
@@ -895,6 +903,7 @@ pub fn apply(
             let drive = DriveOptions {
                 advance_time: options.wait,
                 timeout: Some(remaining),
+                all_notes: true,
             };
             let outcome = driver::drive(cluster, id, drive, progress)?;
             let failure = match &outcome {
@@ -1032,6 +1041,7 @@ pub fn wait_all(
                 DriveOptions {
                     advance_time: true,
                     timeout: Some(remaining),
+                    ..Default::default()
                 },
                 progress,
             )?;
