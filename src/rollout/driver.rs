@@ -628,7 +628,11 @@ pub fn start(
     }
     let now = cluster.now();
     // The template being replaced is the current revision; make sure history has it.
-    if let Some(current) = live.pointer("/spec/template").cloned() {
+    if let Some(current) = live.pointer("/spec/template").cloned()
+        && !history(&live).iter().any(|r| {
+            same_template(Some(&current), &r.template) || same_template(Some(&r.template), &current)
+        })
+    {
         record_revision(&mut live, &current, &now, "apply");
     }
     let revision = record_revision(&mut live, target_template, &now, cause);
@@ -774,21 +778,8 @@ fn wait_for_health(
             guard(cluster, id)?.next
         };
         let live = get_deployment(cluster, id)?;
-        if let Some(failure) = failure::UpdateRecord::of(&live)
-            .and_then(|r| r.last_failure)
-            .filter(|f| f.generation >= generation && f.action != "continued")
-        {
-            return Ok(Outcome::Degraded(format!(
-                "update to revision {} failed ({}); {}",
-                failure.revision, failure.reason, failure.action
-            )));
-        }
-        let h = health::health(Some(&live), None);
-        let cause = failure_cause(cluster, &live)?;
-        let message = match &cause {
-            Some(cause) if !h.message.is_empty() => format!("{}: {cause}", h.message),
-            _ => h.message.clone(),
-        };
+        let h = deployment_health(cluster, &live, generation)?;
+        let message = h.message.clone();
         match h.status {
             health::Status::Healthy => {
                 return Ok(Outcome::Healthy(format!(
@@ -818,6 +809,57 @@ fn wait_for_health(
         }
         cluster.wait(wait).map_err(cluster_err(id))?;
     }
+}
+
+/// The health of a Deployment the cluster rolls out itself, for `apply --wait`, `rollout
+/// status` and `watch`: the Argo CD rules, plus the cause from the pods when it is not
+/// healthy, plus its failure policy — an update watched for its monitor window is still
+/// progressing, and a failed update of generation `since_generation` or later is Degraded
+/// with what was done and why.
+pub fn deployment_health(
+    cluster: &dyn Cluster,
+    live: &Value,
+    since_generation: i64,
+) -> Result<health::Health, Error> {
+    let degraded = |message: String| health::Health {
+        status: health::Status::Degraded,
+        message,
+    };
+    if let Some(failure) = failure::UpdateRecord::of(live)
+        .and_then(|r| r.last_failure)
+        .filter(|f| f.generation >= since_generation && f.action != "continued")
+    {
+        return Ok(degraded(format!(
+            "update to revision {} failed ({}); {}",
+            failure.revision, failure.reason, failure.action
+        )));
+    }
+    let mut h = health::health(Some(live), None);
+    let cause = failure_cause(cluster, live)?;
+    let policy = failure::Policy::of(live).ok().flatten();
+    let watched = policy.is_some_and(|_| {
+        revision_of(live).is_some_and(|revision| {
+            !failure::UpdateRecord::of(live).is_some_and(|r| r.settled(revision))
+        })
+    });
+    match (&cause, h.status) {
+        (Some(cause), health::Status::Healthy) if watched => {
+            h.status = health::Status::Progressing;
+            h.message = cause.clone();
+        }
+        (None, health::Status::Healthy) if watched => {
+            h.status = health::Status::Progressing;
+            h.message = format!(
+                "available; watching the updated pods for {} (failure policy)",
+                time::format_duration(policy.map_or(failure::DEFAULT_MONITOR, |p| p.monitor))
+            );
+        }
+        (Some(cause), health::Status::Progressing | health::Status::Degraded) => {
+            h.message = format!("{}: {cause}", h.message);
+        }
+        _ => {}
+    }
+    Ok(h)
 }
 
 fn owned_by<'a>(object: &'a Value, uid: &str) -> bool {
@@ -943,6 +985,19 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1);
+    let sets = replica_sets(cluster, &live)?;
+    let hash_of = |rs: &Value| {
+        rs.pointer("/metadata/labels")
+            .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let hash = sets
+        .iter()
+        .find(|rs| revision_of(rs) == Some(revision.as_str()))
+        .map(&hash_of)
+        .unwrap_or_default();
     let pods = new_pods(cluster, &live)?;
     // A pod failing readiness counts once it has had the whole monitor window to get ready.
     let monitor_ms = policy.monitor.as_millis() as u64;
@@ -961,6 +1016,7 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
     let seen = failure::UpdateObservation {
         now_ms,
         revision: revision.clone(),
+        hash,
         generation: live
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -971,7 +1027,26 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
         failing: counted.len(),
         cause: health::pod_failures(&counted, desired, "new"),
     };
-    let judgement = failure::judge(&policy, previous.as_ref(), &seen);
+    let mut judgement = failure::judge(&policy, previous.as_ref(), &seen);
+    // Name the revision rolled back to, or say why there is none.
+    let target = judgement
+        .record
+        .last_healthy
+        .as_ref()
+        .and_then(|h| sets.iter().find(|rs| hash_of(rs) == *h));
+    if let (Some((failure::FailureAction::Rollback, _)), Some(failed)) =
+        (&judgement.act, judgement.record.last_failure.as_mut())
+    {
+        match target.and_then(revision_of) {
+            Some(number) => failed.action = format!("rolled back to revision {number}"),
+            None => {
+                failed.action =
+                    "not rolled back: the last healthy revision's ReplicaSet is gone".to_string();
+                judgement.record.phase = failure::UpdatePhase::Failed;
+                judgement.act = None;
+            }
+        }
+    }
     if previous.as_ref() == Some(&judgement.record) && judgement.act.is_none() {
         return Ok(Guarded {
             next: judgement.next,
@@ -994,7 +1069,6 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
             "update to revision {revision} failed ({}); {}",
             failed.reason, failed.action
         ));
-        let sets = replica_sets(cluster, &live)?;
         if let Some(mut failed_set) = sets
             .iter()
             .find(|rs| revision_of(rs) == Some(revision.as_str()))
@@ -1009,8 +1083,7 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
         }
         match &judgement.act {
             Some((failure::FailureAction::Rollback, _)) => {
-                let target = judgement.record.last_healthy.as_deref().unwrap_or_default();
-                if let Some(rs) = sets.iter().find(|rs| revision_of(rs) == Some(target)) {
+                if let Some(rs) = target {
                     let mut template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
                     if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
                         labels.remove(POD_TEMPLATE_HASH_LABEL);
@@ -1310,7 +1383,7 @@ pub fn undo(
         .as_ref()
         .map(|s| s.target_template.clone())
         .unwrap_or_else(|| stable.clone());
-    let same = |a: &Value, b: &Value| same_template(Some(a), b) && same_template(Some(b), a);
+    let same = |a: &Value, b: &Value| same_template(Some(a), b) || same_template(Some(b), a);
     let wanted = match to_revision {
         Some(n) => revisions
             .iter()

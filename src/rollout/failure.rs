@@ -147,6 +147,10 @@ pub struct Failure {
 pub struct UpdateRecord {
     /// The Deployment's revision (`deployment.kubernetes.io/revision`).
     pub revision: String,
+    /// The `pod-template-hash` of its ReplicaSet (revision numbers move on a rollback;
+    /// the hash names the template).
+    #[serde(default)]
+    pub hash: String,
     /// Its generation when the update was first seen.
     pub generation: i64,
     /// Phase.
@@ -156,7 +160,7 @@ pub struct UpdateRecord {
     /// Since when all updated pods are available (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_since_ms: Option<u64>,
-    /// The last revision that completed.
+    /// The `pod-template-hash` of the last revision that completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy: Option<String>,
     /// The last failure.
@@ -165,6 +169,12 @@ pub struct UpdateRecord {
 }
 
 impl UpdateRecord {
+    /// True once the update of `revision` needs no more watching (completed, or failed and
+    /// handled).
+    pub fn settled(&self, revision: &str) -> bool {
+        self.revision == revision && self.phase != UpdatePhase::Monitoring
+    }
+
     /// The record a Deployment carries, if any (an unreadable one counts as none).
     pub fn of(deployment: &Value) -> Option<UpdateRecord> {
         annotation(deployment, UPDATE_STATUS_ANNOTATION).and_then(|t| serde_json::from_str(t).ok())
@@ -178,6 +188,8 @@ pub struct UpdateObservation {
     pub now_ms: u64,
     /// The Deployment's revision.
     pub revision: String,
+    /// The `pod-template-hash` of its ReplicaSet.
+    pub hash: String,
     /// Its generation.
     pub generation: i64,
     /// Healthy by the Deployment rules (all updated replicas available, old ones gone).
@@ -211,7 +223,14 @@ pub fn judge(policy: &Policy, previous: Option<&UpdateRecord>, seen: &UpdateObse
         Some(p) if p.revision == seen.revision => p.clone(),
         _ => {
             let last_healthy = match previous {
-                Some(p) if p.phase == UpdatePhase::Completed => Some(p.revision.clone()),
+                // A revision that was fully available when it was replaced counts as healthy
+                // even if nobody let its monitor window run out.
+                Some(p)
+                    if p.phase == UpdatePhase::Completed
+                        || (p.phase == UpdatePhase::Monitoring && p.healthy_since_ms.is_some()) =>
+                {
+                    Some(p.hash.clone())
+                }
                 Some(p) => p.last_healthy.clone(),
                 None => None,
             };
@@ -223,6 +242,7 @@ pub fn judge(policy: &Policy, previous: Option<&UpdateRecord>, seen: &UpdateObse
             };
             UpdateRecord {
                 revision: seen.revision.clone(),
+                hash: seen.hash.clone(),
                 generation: seen.generation,
                 phase,
                 since_ms: seen.now_ms,
@@ -247,9 +267,9 @@ pub fn judge(policy: &Policy, previous: Option<&UpdateRecord>, seen: &UpdateObse
             (None, _) => "progress deadline exceeded".to_string(),
         };
         let (phase, action) = match (policy.action, &record.last_healthy) {
-            (FailureAction::Rollback, Some(revision)) => (
+            (FailureAction::Rollback, Some(_)) => (
                 UpdatePhase::RolledBack,
-                format!("rolled back to revision {revision}"),
+                "rolled back to the last healthy revision".to_string(),
             ),
             (FailureAction::Rollback, None) => (
                 UpdatePhase::Failed,
@@ -318,6 +338,7 @@ mod tests {
         UpdateObservation {
             now_ms,
             revision: revision.into(),
+            hash: format!("h{revision}"),
             generation: revision.parse().unwrap_or(0),
             healthy,
             deadline_exceeded: false,
@@ -353,7 +374,7 @@ mod tests {
         assert_eq!(j.record.phase, UpdatePhase::Completed);
         let j = judge(&p, Some(&j.record), &seen(1_000, "2", false, 0));
         assert_eq!((j.record.phase, j.next), (UpdatePhase::Monitoring, Some(super::super::POLL)));
-        assert_eq!(j.record.last_healthy.as_deref(), Some("1"));
+        assert_eq!(j.record.last_healthy.as_deref(), Some("h1"));
         // One of four failing is within the ratio; two is not.
         let j = judge(&p, Some(&j.record), &seen(2_000, "2", false, 1));
         assert_eq!(j.act, None);
@@ -364,7 +385,7 @@ mod tests {
         );
         assert_eq!(j.record.phase, UpdatePhase::RolledBack);
         let failure = j.record.last_failure.clone().unwrap_or_else(|| panic!("no failure"));
-        assert_eq!(failure.action, "rolled back to revision 1");
+        assert_eq!(failure.action, "rolled back to the last healthy revision");
         // The rollback is a new revision, watched in turn; it completes after the window.
         let j = judge(&p, Some(&j.record), &seen(4_000, "3", true, 0));
         assert_eq!(j.next, Some(Duration::from_secs(30)));

@@ -347,7 +347,6 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
                 .into_iter()
                 .flatten()
         });
-    let mut restarted = None;
     for status in statuses {
         let exit = status
             .pointer("/lastState/terminated")
@@ -393,19 +392,6 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
                 exit.unwrap_or_else(|| "error".into())
             ));
         }
-        if int(status, "/restartCount").unwrap_or(0) > 0
-            && status.pointer("/lastState/terminated").is_some()
-            && int(status, "/lastState/terminated/exitCode").unwrap_or(0) != 0
-        {
-            restarted = Some(format!(
-                "restarted {} times: {}",
-                int(status, "/restartCount").unwrap_or(0),
-                exit.unwrap_or_default()
-            ));
-        }
-    }
-    if let Some(restarted) = restarted {
-        return Some(restarted);
     }
     if let Some(scheduled) = condition(pod, "PodScheduled")
         && text(scheduled, "/status") == "False"
