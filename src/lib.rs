@@ -6,22 +6,28 @@
 //! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
 //! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
+//! - [`fields`] is server-side apply's field ownership (`managedFields`), pure;
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
+//! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
+//! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
 // name it; they are built only on the failure path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod diff;
 pub mod engine;
+pub mod fields;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod reports;
 pub mod rollout;
 pub mod source;
 pub mod yaml;

@@ -131,7 +131,7 @@ fn abort_then_a_fixed_version_then_retry_and_undo_to_the_last_healthy_revision()
     );
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
-    assert_eq!(parsed["phase"], "Degraded", "{parsed}");
+    assert_eq!(parsed["rollout"]["phase"], "Degraded", "{parsed}");
     let history = repo.ok(&["rollout", "history", "web", "-n", "shop"], 0);
     assert!(
         history
@@ -205,7 +205,10 @@ fn without_a_policy_a_crashing_update_stays_and_the_cause_is_named() {
     repo.ok(&["engine", "images", "set", "web:2.0", "--missing"], 0);
     to_version(&repo, "1.0", "2.0");
     let apply = repo.ok(&["apply", "app", "--wait", "--timeout", "1m"], 1);
-    assert_has(&apply.all(), &["ErrImagePull: image web:2.0 not found"]);
+    assert_has(
+        &apply.all(),
+        &["2/4 new pods ErrImagePull: image web:2.0 not found"],
+    );
     let now = status(&repo, 0);
     assert_has(&now, &["Failing:   ", "new pods", "image web:2.0 not found"]);
 }

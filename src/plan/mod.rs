@@ -16,6 +16,7 @@ pub mod inventory;
 #[cfg(test)]
 pub mod memory;
 pub mod order;
+pub mod ownership;
 pub mod prune;
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,8 @@ use serde_json::{Map, Value, json};
 use crate::cluster::{self, CANARY_WEIGHT_ANNOTATION, Cluster, TRACK_LABEL};
 use crate::diff::normalize::{
     APPLIED_FIELDS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION,
-    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, shape,
+    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, project, restore_declared_strategy,
+    shape,
 };
 use crate::diff::{self, Change};
 use crate::model::{Gvk, ResId};
@@ -96,6 +98,14 @@ pub enum Error {
         service: String,
         /// The namespace looked in.
         namespace: String,
+    },
+    /// The live object's field ownership (`managedFields`) cannot be read.
+    #[error("{}: {source}", crate::diff::display_id(id))]
+    Ownership {
+        /// The object.
+        id: Box<ResId>,
+        /// The cause.
+        source: crate::fields::Error,
     },
     /// A saved plan no longer matches the source or the live state.
     #[error("plan is stale: {reason}; run `reconcile plan` again")]
@@ -614,8 +624,27 @@ pub fn make_plan(
                 app: app.name.clone(),
             });
         }
-        let compared = diff::compare(Some(declared), live.as_ref(), &app.ignore_differences);
         let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
+        let ownership_err = |source| Error::Ownership {
+            id: Box::new(id.clone()),
+            source,
+        };
+        // The diff compares what the apply will write (foreign fields kept, only fields
+        // reconcile owned and dropped removed), over the declared and previously applied fields.
+        let mut written =
+            ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
+        let compared = match &live {
+            Some(live_object) => {
+                let mut view = written.clone();
+                restore_declared_strategy(&mut view);
+                let view = project(
+                    &view,
+                    &ownership::compared_shape(declared, Some(live_object)),
+                );
+                diff::compare(Some(&view), Some(live_object), &app.ignore_differences)
+            }
+            None => diff::compare(Some(declared), None, &app.ignore_differences),
+        };
         let mut rollout_target = None;
         let mut description = None;
         if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str()) {
@@ -631,6 +660,8 @@ pub fn make_plan(
                 if let Some(current) = live.pointer("/spec/template") {
                     prepared["spec"]["template"] = current.clone();
                 }
+                written = ownership::merge_for_apply(Some(live), &prepared, &now)
+                    .map_err(ownership_err)?;
                 description = Some(match &strategy {
                     Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
                     _ => "BlueGreen".to_string(),
@@ -639,7 +670,8 @@ pub fn make_plan(
             }
         }
         let bookkeeping_missing = live.as_ref().is_some_and(|l| {
-            annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
+            ownership::lacks_ownership(l)
+                || annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
                 || annotation(l, APPLIED_FIELDS_ANNOTATION)
                     != annotation(&prepared, APPLIED_FIELDS_ANNOTATION)
         });
@@ -651,7 +683,7 @@ pub fn make_plan(
             compared.diff,
         );
         action.rollout = description;
-        entries.push((action, Some(prepared), rollout_target, bookkeeping_missing));
+        entries.push((action, Some(written), rollout_target, bookkeeping_missing));
     }
     let items: Vec<(i64, &str)> = entries
         .iter()
@@ -797,6 +829,10 @@ pub struct ApplyReport {
     pub unhealthy: Vec<(String, String)>,
     /// Objects created or updated (what a later [`wait_all`] waits for).
     pub applied: Vec<ResId>,
+    /// Objects rendered and already as declared: `--wait` checks their health too (sync and
+    /// health are apart, as in Argo CD: a retry with nothing to change still reports a broken
+    /// Deployment).
+    pub unchanged: Vec<ResId>,
 }
 
 impl ApplyReport {
@@ -922,6 +958,19 @@ pub fn apply(
                 report.failure = failure;
                 failed_at = Some(usize::MAX);
                 break 'waves;
+            }
+        }
+        // Objects of the wave already as declared are waited for too: nothing to write does
+        // not mean healthy.
+        for action in plan
+            .actions
+            .iter()
+            .filter(|a| a.wave == wave && a.action == Change::Unchanged)
+        {
+            let id = action.id();
+            if !written.contains(&id) {
+                written.push(id.clone());
+                report.unchanged.push(id);
             }
         }
         if options.wait && !wait_healthy(cluster, &written, deadline, &mut report, progress)? {
@@ -1061,14 +1110,19 @@ pub fn wait_all(
     let ids: Vec<ResId> = reports
         .iter()
         .filter(|r| r.failure.is_none())
-        .flat_map(|r| r.applied.iter().cloned())
+        .flat_map(|r| r.applied.iter().chain(&r.unchanged).cloned())
         .collect();
     let mut scratch = ApplyReport::default();
     if wait_healthy(cluster, &ids, deadline, &mut scratch, progress)? {
         return Ok(());
     }
     for report in reports.iter_mut() {
-        let mine: Vec<String> = report.applied.iter().map(diff::display_id).collect();
+        let mine: Vec<String> = report
+            .applied
+            .iter()
+            .chain(&report.unchanged)
+            .map(diff::display_id)
+            .collect();
         let unhealthy: Vec<(String, String)> = scratch
             .unhealthy
             .iter()

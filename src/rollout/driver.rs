@@ -524,7 +524,7 @@ fn execute(
         }
         Action::UpdateStable => {
             let Some(mut live) = cluster.get(&id).map_err(cluster_err(&id))? else {
-                return Err(Error::NotFound(id.to_string()));
+                return Err(Error::NotFound(crate::cluster::not_found_message(&id)));
             };
             let mut template = state.target_template.clone();
             if matches!(strategy, Strategy::BlueGreen(_)) {
@@ -575,7 +575,7 @@ fn save_state_marking(
     ended: bool,
 ) -> Result<Value, Error> {
     let Some(mut live) = cluster.get(id).map_err(cluster_err(id))? else {
-        return Err(Error::NotFound(id.to_string()));
+        return Err(Error::NotFound(crate::cluster::not_found_message(&id)));
     };
     if ended {
         let outcome = match state.phase {
@@ -596,7 +596,7 @@ fn get_deployment(cluster: &dyn Cluster, id: &ResId) -> Result<Value, Error> {
     cluster
         .get(id)
         .map_err(cluster_err(id))?
-        .ok_or_else(|| Error::NotFound(id.to_string()))
+        .ok_or_else(|| Error::NotFound(crate::cluster::not_found_message(&id)))
 }
 
 /// Starts rolling `live` (the stable Deployment) out to `target_template`. A rollout in

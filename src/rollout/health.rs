@@ -365,15 +365,21 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
                     exit.unwrap_or_else(|| "the container keeps exiting".into())
                 ));
             }
-            reason @ ("ErrImagePull" | "ImagePullBackOff") => {
+            reason @ ("ErrImagePull" | "ImagePullBackOff" | "ContainerCreating") => {
+                // The pull failed (ErrImagePull) and is retried after a back-off
+                // (ImagePullBackOff): one cause, named by the failure.
                 let image = text(status, "/image");
-                let not_found = warnings
+                let pull_failed = warnings
                     .iter()
-                    .any(|w| w.contains(image) && w.contains("not found"));
+                    .any(|w| w.contains(image) && w.starts_with("Failed to pull image"));
+                let not_found = pull_failed && warnings.iter().any(|w| w.contains(image) && w.contains("not found"));
+                if reason == "ContainerCreating" && !pull_failed {
+                    continue;
+                }
                 return Some(if not_found {
-                    format!("{reason}: image {image} not found")
+                    format!("ErrImagePull: image {image} not found")
                 } else {
-                    format!("{reason}: cannot pull image {image}")
+                    format!("ErrImagePull: cannot pull image {image}")
                 });
             }
             reason @ ("CreateContainerConfigError" | "InvalidImageName" | "CreateContainerError") => {
