@@ -125,12 +125,19 @@ fn abort_then_a_fixed_version_then_retry_and_undo_to_the_last_healthy_revision()
     assert_has(&degraded, &["Status:    Degraded", "Images:    web:1.0"]);
     let json = repo.ok(
         &[
-            "rollout", "status", "web", "-n", "shop", "--watch=false", "-o", "json",
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--watch=false",
+            "-o",
+            "json",
         ],
         1,
     );
-    let parsed: serde_json::Value = serde_json::from_str(&json.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
+    let parsed: serde_json::Value =
+        serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
     assert_eq!(parsed["rollout"]["phase"], "Degraded", "{parsed}");
     let history = repo.ok(&["rollout", "history", "web", "-n", "shop"], 0);
     assert!(
@@ -144,10 +151,7 @@ fn abort_then_a_fixed_version_then_retry_and_undo_to_the_last_healthy_revision()
 
     // Retry restarts the same revision from its first step.
     let retry = repo.ok(&["rollout", "retry", "web", "-n", "shop"], 0);
-    assert_has(
-        &retry.stdout,
-        &["retrying revision 2 from the first step"],
-    );
+    assert_has(&retry.stdout, &["retrying revision 2 from the first step"]);
     assert_has(&status(&repo, 0), &["Step:      1/5", "Revision:  2"]);
     repo.ok(&["rollout", "abort", "web", "-n", "shop"], 0);
     // Undo goes to the last healthy revision (1, on the stable track), not the aborted one.
@@ -160,7 +164,10 @@ fn abort_then_a_fixed_version_then_retry_and_undo_to_the_last_healthy_revision()
     let fixed = repo.ok(&["apply", "app", "--wait"], 0);
     assert_has(&fixed.stdout, &["step 5/5: paused until"]);
     repo.ok(&["rollout", "promote", "web", "-n", "shop", "--wait"], 0);
-    assert_has(&status(&repo, 0), &["Images:    web:2.1", "Status:    Healthy"]);
+    assert_has(
+        &status(&repo, 0),
+        &["Images:    web:2.1", "Status:    Healthy"],
+    );
 }
 
 fn with_failure_policy(repo: &Repo, policy: &str) {
@@ -181,7 +188,11 @@ fn a_crashing_rolling_update_rolls_back_by_itself_and_says_why() {
     let apply = repo.ok(&["apply", "shop", "--wait"], 1);
     assert_has(
         &apply.stderr,
-        &["update to revision 2 failed", "CrashLoopBackOff: exit code 1", "rolled back to revision 1"],
+        &[
+            "update to revision 2 failed",
+            "CrashLoopBackOff: exit code 1",
+            "rolled back to revision 1",
+        ],
     );
     let deployments = repo.ok(
         &["engine", "get", "deployments", "-n", "shop", "-o", "wide"],
@@ -191,7 +202,10 @@ fn a_crashing_rolling_update_rolls_back_by_itself_and_says_why() {
     let history = repo.ok(&["rollout", "history", "web", "-n", "shop"], 0);
     assert_has(
         &history.stdout,
-        &["REVISION  CHANGE-CAUSE  FAILURE", "rolled back to revision 1: "],
+        &[
+            "REVISION  CHANGE-CAUSE  FAILURE",
+            "rolled back to revision 1: ",
+        ],
     );
     let events = repo.ok(&["engine", "events", "-n", "shop"], 0);
     assert_has(&events.stdout, &["UpdateFailed"]);
@@ -210,7 +224,10 @@ fn without_a_policy_a_crashing_update_stays_and_the_cause_is_named() {
         &["2/4 new pods ErrImagePull: image web:2.0 not found"],
     );
     let now = status(&repo, 0);
-    assert_has(&now, &["Failing:   ", "new pods", "image web:2.0 not found"]);
+    assert_has(
+        &now,
+        &["Failing:   ", "new pods", "image web:2.0 not found"],
+    );
 }
 
 #[test]
@@ -225,7 +242,10 @@ fn bad_failure_policies_are_refused_naming_the_field_and_change_nothing() {
     );
     with_failure_policy(&repo, "    action: rollback\n    maxFailureRatio: 3\n");
     let refused = repo.ok(&["apply", "shop"], 1);
-    assert_has(&refused.stderr, &["maxFailureRatio: 3 is not between 0 and 1"]);
+    assert_has(
+        &refused.stderr,
+        &["maxFailureRatio: 3 is not between 0 and 1"],
+    );
     repo.remove("reconcile.yaml");
     repo.edit(
         "app/web.yaml",
@@ -233,7 +253,10 @@ fn bad_failure_policies_are_refused_naming_the_field_and_change_nothing() {
         "  name: web\n  annotations:\n    reconcile.dev/monitor: soon\n    reconcile.dev/failure-action: rollback\nspec:\n  replicas",
     );
     let refused = repo.ok(&["apply", "app"], 1);
-    assert_has(&refused.stderr, &["Deployment shop/web", "reconcile.dev/monitor"]);
+    assert_has(
+        &refused.stderr,
+        &["Deployment shop/web", "reconcile.dev/monitor"],
+    );
     let nothing = repo.ok(&["engine", "get", "deployments", "-A", "-o", "name"], 0);
     assert!(!nothing.stdout.contains("web"), "{}", nothing.stdout);
 }
@@ -259,7 +282,10 @@ fn history_and_undo_of_a_rolling_update_follow_kubectl() {
         &["rollout", "undo", "web", "-n", "shop", "--to-revision", "2"],
         1,
     );
-    assert_has(&gone.stderr, &["unable to find specified revision 2 in history"]);
+    assert_has(
+        &gone.stderr,
+        &["unable to find specified revision 2 in history"],
+    );
     let same = repo.ok(
         &["rollout", "undo", "web", "-n", "shop", "--to-revision", "4"],
         0,

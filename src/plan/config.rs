@@ -131,7 +131,10 @@ impl FailurePolicy {
             annotations.insert(MONITOR_ANNOTATION.into(), monitor.clone().into());
         }
         if let Some(ratio) = self.max_failure_ratio {
-            annotations.insert(MAX_FAILURE_RATIO_ANNOTATION.into(), ratio.to_string().into());
+            annotations.insert(
+                MAX_FAILURE_RATIO_ANNOTATION.into(),
+                ratio.to_string().into(),
+            );
         }
     }
 

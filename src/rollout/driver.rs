@@ -562,8 +562,7 @@ pub fn unfinished(cluster: &dyn Cluster, id: &ResId) -> Result<bool, Error> {
     let Some(live) = cluster.get(id).map_err(cluster_err(id))? else {
         return Ok(false);
     };
-    Ok(read_state(&live)?
-        .is_some_and(|s| matches!(s.phase, Phase::Progressing | Phase::Paused)))
+    Ok(read_state(&live)?.is_some_and(|s| matches!(s.phase, Phase::Progressing | Phase::Paused)))
 }
 
 /// Saves the state; with `ended`, also marks the rollout's revision in the history as
@@ -674,8 +673,8 @@ pub fn tick(cluster: &mut dyn Cluster, id: &ResId) -> Result<Option<Duration>, E
             _ => None,
         };
         state.note();
-        let ended = state.phase != phase_before
-            && matches!(state.phase, Phase::Healthy | Phase::Degraded);
+        let ended =
+            state.phase != phase_before && matches!(state.phase, Phase::Healthy | Phase::Degraded);
         save_state_marking(cluster, id, &state, ended)?;
         match decision.next {
             Next::Now => continue,
@@ -892,7 +891,11 @@ pub fn replica_sets(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<Val
         .into_iter()
         .filter(|rs| !uid.is_empty() && owned_by(rs, uid))
         .collect();
-    sets.sort_by_key(|rs| revision_of(rs).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0));
+    sets.sort_by_key(|rs| {
+        revision_of(rs)
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
     Ok(sets)
 }
 
@@ -963,7 +966,8 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
     if Strategy::of(&live)?.is_progressive() {
         return Ok(Guarded::default());
     }
-    let policy = failure::Policy::of(&live).map_err(|message| Error::Refused(id.clone(), message))?;
+    let policy =
+        failure::Policy::of(&live).map_err(|message| Error::Refused(id.clone(), message))?;
     let Some(policy) = policy else {
         return Ok(Guarded::default());
     };
@@ -975,9 +979,10 @@ pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
     };
     let now_ms = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
     let previous = failure::UpdateRecord::of(&live);
-    if previous.as_ref().is_some_and(|p| {
-        p.revision == revision && p.phase != failure::UpdatePhase::Monitoring
-    }) {
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.revision == revision && p.phase != failure::UpdatePhase::Monitoring)
+    {
         return Ok(Guarded::default());
     }
     let h = health::health(Some(&live), None);
@@ -1330,15 +1335,12 @@ pub fn undo_replica_sets(
     let revisions = replica_set_history(cluster, &live)?;
     let current: u64 = revision_of(&live).and_then(|r| r.parse().ok()).unwrap_or(0);
     let wanted = match to_revision {
-        Some(n) => revisions
-            .iter()
-            .find(|r| r.revision == n)
-            .ok_or_else(|| {
-                Error::Refused(
-                    id.clone(),
-                    format!("unable to find specified revision {n} in history"),
-                )
-            })?,
+        Some(n) => revisions.iter().find(|r| r.revision == n).ok_or_else(|| {
+            Error::Refused(
+                id.clone(),
+                format!("unable to find specified revision {n} in history"),
+            )
+        })?,
         None => revisions
             .iter()
             .rev()
@@ -1350,7 +1352,10 @@ pub fn undo_replica_sets(
                 )
             })?,
     };
-    let template = live.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    let template = live
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
     if same_template(Some(&template), &wanted.template)
         && same_template(Some(&wanted.template), &template)
     {

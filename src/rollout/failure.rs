@@ -98,7 +98,9 @@ impl Policy {
                 .ok()
                 .filter(|r| (0.0..=1.0).contains(r))
                 .ok_or_else(|| {
-                    format!("{MAX_FAILURE_RATIO_ANNOTATION}: {text:?} is not a ratio between 0 and 1")
+                    format!(
+                        "{MAX_FAILURE_RATIO_ANNOTATION}: {text:?} is not a ratio between 0 and 1"
+                    )
                 })?,
             None => 0.0,
         };
@@ -217,7 +219,11 @@ pub struct Judgement {
 }
 
 /// Judges an update: pure function of (policy, previous record, observation).
-pub fn judge(policy: &Policy, previous: Option<&UpdateRecord>, seen: &UpdateObservation) -> Judgement {
+pub fn judge(
+    policy: &Policy,
+    previous: Option<&UpdateRecord>,
+    seen: &UpdateObservation,
+) -> Judgement {
     let poll = Some(super::POLL);
     let mut record = match previous {
         Some(p) if p.revision == seen.revision => p.clone(),
@@ -344,7 +350,8 @@ mod tests {
             deadline_exceeded: false,
             desired: 4,
             failing,
-            cause: (failing > 0).then(|| format!("{failing}/4 new pods CrashLoopBackOff: exit code 1")),
+            cause: (failing > 0)
+                .then(|| format!("{failing}/4 new pods CrashLoopBackOff: exit code 1")),
         }
     }
 
@@ -352,7 +359,9 @@ mod tests {
     fn policies_are_read_from_annotations_with_errors_naming_them() {
         let d = |a: Value| json!({"metadata": {"annotations": a}});
         assert_eq!(Policy::of(&d(json!({}))), Ok(None));
-        let p = Policy::of(&d(json!({FAILURE_ACTION_ANNOTATION: "rollback", MONITOR_ANNOTATION: "1m", MAX_FAILURE_RATIO_ANNOTATION: "0.5"})));
+        let p = Policy::of(&d(
+            json!({FAILURE_ACTION_ANNOTATION: "rollback", MONITOR_ANNOTATION: "1m", MAX_FAILURE_RATIO_ANNOTATION: "0.5"}),
+        ));
         assert_eq!(
             p,
             Ok(Some(Policy {
@@ -362,8 +371,14 @@ mod tests {
             }))
         );
         let err = Policy::of(&d(json!({FAILURE_ACTION_ANNOTATION: "explode"}))).unwrap_err();
-        assert!(err.contains("reconcile.dev/failure-action: \"explode\" is not a failure action"), "{err}");
-        let err = Policy::of(&d(json!({FAILURE_ACTION_ANNOTATION: "pause", MAX_FAILURE_RATIO_ANNOTATION: "2"}))).unwrap_err();
+        assert!(
+            err.contains("reconcile.dev/failure-action: \"explode\" is not a failure action"),
+            "{err}"
+        );
+        let err = Policy::of(&d(
+            json!({FAILURE_ACTION_ANNOTATION: "pause", MAX_FAILURE_RATIO_ANNOTATION: "2"}),
+        ))
+        .unwrap_err();
         assert!(err.contains("max-failure-ratio"), "{err}");
     }
 
@@ -373,7 +388,10 @@ mod tests {
         let j = judge(&p, None, &seen(0, "1", true, 0));
         assert_eq!(j.record.phase, UpdatePhase::Completed);
         let j = judge(&p, Some(&j.record), &seen(1_000, "2", false, 0));
-        assert_eq!((j.record.phase, j.next), (UpdatePhase::Monitoring, Some(super::super::POLL)));
+        assert_eq!(
+            (j.record.phase, j.next),
+            (UpdatePhase::Monitoring, Some(super::super::POLL))
+        );
         assert_eq!(j.record.last_healthy.as_deref(), Some("h1"));
         // One of four failing is within the ratio; two is not.
         let j = judge(&p, Some(&j.record), &seen(2_000, "2", false, 1));
@@ -381,17 +399,27 @@ mod tests {
         let j = judge(&p, Some(&j.record), &seen(3_000, "2", false, 2));
         assert_eq!(
             j.act,
-            Some((FailureAction::Rollback, "2/4 new pods CrashLoopBackOff: exit code 1".to_string()))
+            Some((
+                FailureAction::Rollback,
+                "2/4 new pods CrashLoopBackOff: exit code 1".to_string()
+            ))
         );
         assert_eq!(j.record.phase, UpdatePhase::RolledBack);
-        let failure = j.record.last_failure.clone().unwrap_or_else(|| panic!("no failure"));
+        let failure = j
+            .record
+            .last_failure
+            .clone()
+            .unwrap_or_else(|| panic!("no failure"));
         assert_eq!(failure.action, "rolled back to the last healthy revision");
         // The rollback is a new revision, watched in turn; it completes after the window.
         let j = judge(&p, Some(&j.record), &seen(4_000, "3", true, 0));
         assert_eq!(j.next, Some(Duration::from_secs(30)));
         let j = judge(&p, Some(&j.record), &seen(34_000, "3", true, 0));
         assert_eq!(j.record.phase, UpdatePhase::Completed);
-        assert_eq!(j.record.last_failure.map(|f| f.revision), Some("2".to_string()));
+        assert_eq!(
+            j.record.last_failure.map(|f| f.revision),
+            Some("2".to_string())
+        );
     }
 
     #[test]
@@ -399,16 +427,27 @@ mod tests {
         let j = judge(&policy(FailureAction::Pause), None, &seen(0, "1", false, 4));
         assert_eq!(j.record.phase, UpdatePhase::Paused);
         assert!(matches!(j.act, Some((FailureAction::Pause, _))));
-        let j = judge(&policy(FailureAction::Continue), None, &seen(0, "1", false, 4));
+        let j = judge(
+            &policy(FailureAction::Continue),
+            None,
+            &seen(0, "1", false, 4),
+        );
         assert_eq!((j.record.phase, j.act), (UpdatePhase::Continued, None));
-        let j = judge(&policy(FailureAction::Rollback), None, &seen(0, "1", false, 4));
+        let j = judge(
+            &policy(FailureAction::Rollback),
+            None,
+            &seen(0, "1", false, 4),
+        );
         assert_eq!((j.record.phase, j.act), (UpdatePhase::Failed, None));
         let mut deadline = seen(0, "1", false, 0);
         deadline.deadline_exceeded = true;
         let j = judge(&policy(FailureAction::Pause), None, &deadline);
         assert_eq!(
             j.act,
-            Some((FailureAction::Pause, "progress deadline exceeded".to_string()))
+            Some((
+                FailureAction::Pause,
+                "progress deadline exceeded".to_string()
+            ))
         );
     }
 }

@@ -372,7 +372,10 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
                 let pull_failed = warnings
                     .iter()
                     .any(|w| w.contains(image) && w.starts_with("Failed to pull image"));
-                let not_found = pull_failed && warnings.iter().any(|w| w.contains(image) && w.contains("not found"));
+                let not_found = pull_failed
+                    && warnings
+                        .iter()
+                        .any(|w| w.contains(image) && w.contains("not found"));
                 if reason == "ContainerCreating" && !pull_failed {
                     continue;
                 }
@@ -382,7 +385,9 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
                     format!("ErrImagePull: cannot pull image {image}")
                 });
             }
-            reason @ ("CreateContainerConfigError" | "InvalidImageName" | "CreateContainerError") => {
+            reason @ ("CreateContainerConfigError"
+            | "InvalidImageName"
+            | "CreateContainerError") => {
                 return Some(format!(
                     "{reason}: {}",
                     text(status, "/state/waiting/message")
@@ -411,10 +416,9 @@ pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
     let running = text(pod, "/status/phase") == "Running";
     let not_ready = condition(pod, "Ready").is_some_and(|c| text(c, "/status") != "True");
     if running && not_ready {
-        let probe = warnings
-            .iter()
-            .rev()
-            .find(|w| w.starts_with("Readiness probe failed") || w.starts_with("Liveness probe failed"));
+        let probe = warnings.iter().rev().find(|w| {
+            w.starts_with("Readiness probe failed") || w.starts_with("Liveness probe failed")
+        });
         if let Some(probe) = probe {
             return Some(shorten_probe(probe));
         }
@@ -578,12 +582,19 @@ mod tests {
             "containerStatuses": [{"image": "web:3", "restartCount": 0, "state": {"running": {}}}]}});
         let fine = json!({"kind": "Pod", "status": {"phase": "Running",
             "conditions": [{"type": "Ready", "status": "True"}]}});
-        let pull_warning =
-            vec!["Failed to pull image \"web:9\": failed to resolve reference \"web:9\": not found".to_string()];
-        let probe = vec!["Readiness probe failed: HTTP probe failed with statuscode: 503".to_string()];
+        let pull_warning = vec![
+            "Failed to pull image \"web:9\": failed to resolve reference \"web:9\": not found"
+                .to_string(),
+        ];
+        let probe =
+            vec!["Readiness probe failed: HTTP probe failed with statuscode: 503".to_string()];
         assert_eq!(
             pod_failures(
-                &[(crashing.clone(), vec![]), (crashing, vec![]), (fine.clone(), vec![])],
+                &[
+                    (crashing.clone(), vec![]),
+                    (crashing, vec![]),
+                    (fine.clone(), vec![])
+                ],
                 4,
                 "new"
             ),
@@ -597,6 +608,9 @@ mod tests {
             pod_failures(&[(unready.clone(), probe)], 2, "canary"),
             Some("1/2 canary pods Readiness probe failed: HTTP 503".to_string())
         );
-        assert_eq!(pod_failures(&[(unready, vec![]), (fine, vec![])], 2, "new"), None);
+        assert_eq!(
+            pod_failures(&[(unready, vec![]), (fine, vec![])], 2, "new"),
+            None
+        );
     }
 }
