@@ -67,7 +67,10 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         address: Arc::from(address),
     };
     Router::new()
-        .route("/version", get(|| async { axum::Json(discovery::version()) }))
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -153,6 +156,17 @@ async fn dispatch(
             .to_string()
     };
     let as_table = table::wants_table(&header("accept"));
+    let media = header("content-type");
+    if (media.contains("protobuf") || media.contains("cbor")) && !body.is_empty() {
+        // Typed clients (`kubectl create configmap`) send protobuf; only JSON is decoded.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
+            ),
+        ));
+    }
     if let Some(found) = discovery_document(uri.path()) {
         return found.map(|doc| axum::Json(doc).into_response());
     }
@@ -237,9 +251,8 @@ async fn dispatch(
             let options: Value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::bad_request(format!("invalid DeleteOptions: {e}"))
-                })?
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
             worker
                 .call(move |e| objects::delete(e, &scope, &name, &options, &query))
@@ -293,9 +306,17 @@ fn server_side_apply(
         ));
     }
     if let Some(ns) = &scope.namespace {
-        doc::set(&mut applied, &["metadata", "namespace"], Value::from(ns.as_str()));
+        doc::set(
+            &mut applied,
+            &["metadata", "namespace"],
+            Value::from(ns.as_str()),
+        );
     }
-    let live = engine.get(info.kind, scope.namespace.as_deref().unwrap_or_default(), name)?;
+    let live = engine.get(
+        info.kind,
+        scope.namespace.as_deref().unwrap_or_default(),
+        name,
+    )?;
     let request = apply::ApplyRequest {
         manager,
         force,

@@ -83,6 +83,10 @@ pub struct Application {
     /// `update_config`); a Deployment's own `reconcile.dev/failure-action` annotations win.
     #[serde(default, skip_serializing_if = "FailurePolicy::is_empty")]
     pub failure_policy: FailurePolicy,
+    /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
+    /// objects go to when they don't exist, as `apply --create-namespace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
 }
 
 /// `failurePolicy:` of an application: written onto its Deployments as the
@@ -159,6 +163,16 @@ impl FailurePolicy {
     }
 }
 
+/// The sync options `reconcile.yaml` accepts.
+const SYNC_OPTIONS: &[&str] = &["CreateNamespace=true", "CreateNamespace=false"];
+
+impl Application {
+    /// Whether the application creates missing namespaces (`CreateNamespace=true`).
+    pub fn creates_namespaces(&self) -> bool {
+        self.sync_options.iter().any(|o| o == "CreateNamespace=true")
+    }
+}
+
 impl Config {
     /// Reads and checks a `reconcile.yaml`.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -203,6 +217,14 @@ impl Config {
             app.failure_policy
                 .validate()
                 .map_err(|e| invalid(format!("applications[{index}].failurePolicy.{e}")))?;
+            for (option_index, option) in app.sync_options.iter().enumerate() {
+                if !SYNC_OPTIONS.contains(&option.as_str()) {
+                    return Err(invalid(format!(
+                        "applications[{index}].syncOptions[{option_index}]: {option:?} is not supported (supported: {})",
+                        SYNC_OPTIONS.join(", ")
+                    )));
+                }
+            }
             for (rule_index, rule) in app.ignore_differences.iter().enumerate() {
                 for pointer in &rule.json_pointers {
                     if !pointer.starts_with('/') {

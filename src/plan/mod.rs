@@ -129,6 +129,8 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Allow prune when nothing is rendered.
     pub allow_empty: bool,
+    /// Create the namespaces objects go to that neither exist nor are rendered.
+    pub create_namespace: bool,
 }
 
 /// One planned action.
@@ -324,7 +326,7 @@ const CLUSTER_SCOPED: &[&str] = &[
 
 /// True for a cluster-scoped kind.
 pub fn is_cluster_scoped(kind: &str) -> bool {
-    CLUSTER_SCOPED.contains(&kind)
+    crate::engine::kinds::by_kind(kind).map_or(CLUSTER_SCOPED.contains(&kind), |k| !k.namespaced)
 }
 
 fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
@@ -384,6 +386,41 @@ pub fn with_namespaces(app: &Application, rendered: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// Namespace objects for the namespaces `objects` go to that are neither rendered nor live.
+fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Value>, Error> {
+    let rendered: HashSet<String> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let mut wanted: Vec<String> = Vec::new();
+    for object in objects {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if namespace.is_empty()
+            || is_cluster_scoped(kind)
+            || rendered.contains(namespace)
+            || wanted.iter().any(|w| w == namespace)
+        {
+            continue;
+        }
+        wanted.push(namespace.to_string());
+    }
+    let mut missing = Vec::new();
+    for name in wanted {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let id = ResId::of(&object);
+        if cluster.get(&id).map_err(cluster_err(&id))?.is_none() {
+            missing.push(object);
+        }
+    }
+    Ok(missing)
+}
+
 /// Names of the Services BlueGreen Deployments select with a track label, by namespace.
 fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, Error> {
     let mut services = HashSet::new();
@@ -406,6 +443,13 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 /// when this fails.
 fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
+    if let Err(e) = cluster.check_served(objects) {
+        let id = match &e {
+            cluster::Error::Invalid { id, .. } => (**id).clone(),
+            _ => ResId::of(&Value::Null),
+        };
+        return Err(cluster_err(&id)(e));
+    }
     for object in objects {
         order::sync_wave(object)?;
         if object.get("kind").and_then(Value::as_str) != Some("Deployment") {
@@ -605,7 +649,14 @@ pub fn make_plan(
             app: app.name.clone(),
         });
     }
-    let objects = with_namespaces(app, rendered);
+    let mut objects = with_namespaces(app, rendered);
+    let created_namespaces = if options.create_namespace || app.creates_namespaces() {
+        missing_namespaces(&objects, cluster)?
+    } else {
+        Vec::new()
+    };
+    let created_ids: HashSet<ResId> = created_namespaces.iter().map(ResId::of).collect();
+    objects.splice(0..0, created_namespaces);
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
@@ -769,9 +820,13 @@ pub fn make_plan(
             Change::Unchanged => summary.unchanged += 1,
         }
     }
+    // Namespaces created for the application are not its own: pruning never deletes them
+    // (Argo CD's CreateNamespace leaves them too).
     let mut members: Vec<inventory::Member> = objects
         .iter()
-        .map(|o| inventory::Member::of(&ResId::of(o)))
+        .map(ResId::of)
+        .filter(|id| !created_ids.contains(id))
+        .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
     let plan = Plan {
