@@ -151,4 +151,17 @@ pub trait Cluster {
 
     /// Reads a metric of the pods a query selects; `None` when there is no data yet.
     fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, Error>;
+
+    /// True when the cluster carries Canary/BlueGreen rollouts forward by itself as its time
+    /// passes (the engine runs the rollout driver in its controller loop); a caller then
+    /// only watches. Otherwise the caller's process is the driver.
+    fn drives_rollouts(&self) -> bool {
+        false
+    }
+
+    /// Messages of the recent warning events about an object, oldest first (probe failures
+    /// and pull errors are only reported there). Empty when the backend keeps none.
+    fn warnings(&self, _kind: &str, _namespace: &str, _name: &str) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
 }

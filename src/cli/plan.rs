@@ -128,8 +128,10 @@ pub enum RolloutCommand {
     Status {
         /// The Deployment.
         deployment: String,
-        /// Carry the rollout forward (advancing the engine's clock) until it ends or pauses.
-        #[arg(short = 'w', long)]
+        /// Wait (letting the engine's clock run) until the rollout completes, pauses or
+        /// fails, as kubectl does; `--watch=false` prints one snapshot.
+        #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1,
+              default_missing_value = "true", action = clap::ArgAction::Set)]
         watch: bool,
         /// How long to watch (cluster time).
         #[arg(long, default_value = "10m")]
@@ -137,6 +139,14 @@ pub enum RolloutCommand {
         /// Output format: text, or JSON (`reconcile schema rollout-status`).
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: ApplyFormat,
+    },
+    /// Restart an aborted Canary/BlueGreen rollout of the current revision from its first step.
+    Retry {
+        /// The Deployment.
+        deployment: String,
+        /// Carry the rollout to the end.
+        #[arg(long)]
+        wait: bool,
     },
     /// The revisions of a Deployment.
     History {
@@ -820,12 +830,27 @@ fn deployment_id(text: &str, namespace: Option<&str>) -> ResId {
     }
 }
 
+/// The Deployment, or kubectl's `deployments.apps "NAME" not found`.
+fn require_deployment(cluster: &dyn Cluster, id: &ResId) -> anyhow::Result<Value> {
+    cluster
+        .get(id)?
+        .ok_or_else(|| anyhow::anyhow!("{}", crate::cluster::not_found_message(id)))
+}
+
 fn print_status(status: &driver::RolloutStatus) {
     let name = crate::diff::display_id(&status.id);
     println!("{name}");
     println!("  Strategy:  {}", status.strategy);
     let (replicas, updated, available) = status.replicas;
-    println!("  Images:    {}", status.images.join(", "));
+    match &status.track {
+        Some((track, ..)) if !status.track_images.is_empty() => println!(
+            "  Images:    {} (stable), {} ({})",
+            status.images.join(", "),
+            status.track_images.join(", "),
+            track.rsplit('-').next().unwrap_or(track)
+        ),
+        _ => println!("  Images:    {}", status.images.join(", ")),
+    }
     println!("  Replicas:  {replicas} desired, {updated} updated, {available} available");
     if let Some((track, replicas, available)) = &status.track {
         println!("  Track:     {track}: {replicas} desired, {available} available");
@@ -835,8 +860,13 @@ fn print_status(status: &driver::RolloutStatus) {
             println!("  Status:    {:?}", state.phase);
             println!("  Revision:  {}", state.revision);
             if state.strategy == "Canary" {
-                println!("  Step:      {}", state.step);
-                println!("  Weight:    {}%", state.weight);
+                let total = status.steps.unwrap_or(0);
+                println!("  Step:      {}/{total}", (state.step + 1).min(total));
+                let weight = match state.phase {
+                    crate::rollout::Phase::Healthy => 100,
+                    _ => state.weight,
+                };
+                println!("  Weight:    {weight}%");
             } else {
                 println!("  Stage:     {}", state.stage);
             }
@@ -873,6 +903,9 @@ fn print_status(status: &driver::RolloutStatus) {
             status.health.status, status.health.message
         ),
     }
+    if let Some(cause) = &status.cause {
+        println!("  Failing:   {cause}");
+    }
 }
 
 /// `reconcile rollout …`.
@@ -893,6 +926,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         let options = DriveOptions {
             advance_time: wait,
             timeout: Some(timeout),
+            all_notes: false,
         };
         let outcome = driver::drive(cluster, id, options, &mut progress_line)?;
         Ok(match outcome {
@@ -934,37 +968,97 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
             if watch {
+                require_deployment(&engine, &id)?;
+                let mut progress = |line: &str| {
+                    if !json {
+                        progress_line(line);
+                    }
+                };
+                let options = DriveOptions {
+                    advance_time: true,
+                    timeout: Some(timeout),
+                    all_notes: false,
+                };
                 code = with_lock(&mut engine, "rollout status", |cluster| {
-                    drive_to_end(cluster, &id, true, timeout)
+                    let outcome = driver::drive(cluster, &id, options, &mut progress)?;
+                    end_progress();
+                    if let Outcome::TimedOut(m) = &outcome
+                        && !json
+                    {
+                        eprintln!(
+                            "error: rollout of {} did not finish in time: {m}",
+                            crate::diff::display_id(&id)
+                        );
+                    }
+                    Ok(match outcome {
+                        Outcome::Degraded(_) | Outcome::TimedOut(_) => EXIT_ERROR,
+                        _ => EXIT_OK,
+                    })
                 })?;
             }
             let status = driver::status(&engine, &id)?;
+            let degraded = status
+                .state
+                .as_ref()
+                .is_some_and(|s| s.phase == crate::rollout::Phase::Degraded)
+                || (status.state.is_none()
+                    && status.health.status == crate::rollout::health::Status::Degraded);
+            if degraded {
+                code = EXIT_ERROR;
+            }
             if json {
                 let view = RolloutStatusOutput::of(&status);
                 write_stdout(&(serde_json::to_string_pretty(&view)? + "\n"))?;
             } else {
                 print_status(&status);
             }
-            if status
-                .state
-                .as_ref()
-                .is_some_and(|s| s.phase == crate::rollout::Phase::Degraded)
-            {
-                code = EXIT_ERROR;
-            }
             Ok(code)
+        }
+        RolloutCommand::Retry { deployment, wait } => {
+            let id = deployment_id(&deployment, ns);
+            with_lock(&mut engine, "rollout retry", |cluster| {
+                let state = driver::retry(cluster, &id)?;
+                println!("{}: {}", crate::diff::display_id(&id), state.message);
+                drive_to_end(cluster, &id, wait, ten_minutes)
+            })
         }
         RolloutCommand::History { deployment } => {
             let id = deployment_id(&deployment, ns);
-            let live = engine
-                .get(&id)?
-                .ok_or_else(|| anyhow::anyhow!("{}", crate::cluster::not_found_message(&id)))?;
+            let live = require_deployment(&engine, &id)?;
+            if !crate::rollout::Strategy::of(&live)?.is_progressive() {
+                let revisions = driver::replica_set_history(&engine, &live)?;
+                let failures = revisions.iter().any(|r| r.failure.is_some());
+                let mut out = format!("deployment.apps/{}\n", id.name);
+                out.push_str(if failures {
+                    "REVISION  CHANGE-CAUSE  FAILURE\n"
+                } else {
+                    "REVISION  CHANGE-CAUSE\n"
+                });
+                for r in revisions {
+                    let cause = r.change_cause.unwrap_or_else(|| "<none>".into());
+                    if failures {
+                        out.push_str(&format!(
+                            "{:<9} {:<13} {}\n",
+                            r.revision,
+                            cause,
+                            r.failure.unwrap_or_default()
+                        ));
+                    } else {
+                        out.push_str(&format!("{:<9} {cause}\n", r.revision));
+                    }
+                }
+                println!("{out}");
+                return Ok(EXIT_OK);
+            }
             let current = live
                 .pointer("/spec/template")
                 .cloned()
                 .unwrap_or(Value::Null);
             println!("{}", crate::diff::display_id(&id));
-            println!("{:<9} {:<22} {:<40} CAUSE", "REVISION", "AT", "IMAGES");
+            println!(
+                "{:<9} {:<22} {:<40} {:<22} OUTCOME",
+                "REVISION", "AT", "IMAGES", "CAUSE"
+            );
             let revisions = driver::history(&live);
             let current_revision = revisions
                 .iter()
@@ -978,11 +1072,15 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     " "
                 };
                 println!(
-                    "{:<9} {:<22} {:<40} {}",
+                    "{:<9} {:<22} {:<40} {:<22} {}",
                     format!("{}{mark}", revision.revision),
                     revision.at,
                     revision.images.join(","),
-                    revision.cause
+                    revision.cause,
+                    revision
+                        .outcome
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "-".into())
                 );
             }
             Ok(EXIT_OK)
@@ -993,6 +1091,18 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
+            let live = require_deployment(&engine, &id)?;
+            if !crate::rollout::Strategy::of(&live)?.is_progressive() {
+                return with_lock(&mut engine, "rollout undo", |cluster| {
+                    let line = driver::undo_replica_sets(cluster, &id, to_revision)?;
+                    println!("{line}");
+                    if wait {
+                        drive_to_end(cluster, &id, true, ten_minutes)
+                    } else {
+                        Ok(EXIT_OK)
+                    }
+                });
+            }
             with_lock(&mut engine, "rollout undo", |cluster| {
                 let revision = driver::undo(cluster, &id, to_revision)?;
                 println!(

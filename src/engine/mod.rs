@@ -735,9 +735,10 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 9] = [
+            let run: [(&str, Option<Ctl>); 10] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
+                ("rollout", Some(controllers::rollout::sync)),
                 ("deployment", Some(controllers::deployment::sync)),
                 ("replicaset", Some(controllers::replicaset::sync)),
                 ("workloads", Some(controllers::workloads::sync)),
@@ -835,6 +836,28 @@ impl Engine {
                                 ));
                             }
                         }
+                    }
+                }
+                Change::Apply { kind, doc: obj } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let (ns, name) = (doc::namespace(&obj).to_string(), doc::name(&obj).to_string());
+                    let ns = if info.namespaced && ns.is_empty() { "default".to_string() } else { ns };
+                    let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
+                    match self.apply_in(info, &obj) {
+                        Ok(_) => {
+                            progressed |=
+                                self.state.get(kind, &ns, &name).map(|s| &s.doc) != before.as_ref();
+                        }
+                        Err(err) => self.state.event(NewEvent::warning(
+                            "rollout-controller",
+                            info.kind,
+                            &ns,
+                            &name,
+                            "FailedApply",
+                            format!("Error applying: {err}"),
+                        )),
                     }
                 }
                 Change::Update { kind, doc: obj } => {
@@ -1613,5 +1636,13 @@ impl Cluster for Engine {
 
     fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
         traffic::metric(&self.state, query).map_err(cluster::Error::Backend)
+    }
+
+    fn drives_rollouts(&self) -> bool {
+        true
+    }
+
+    fn warnings(&self, kind: &str, namespace: &str, name: &str) -> Result<Vec<String>, cluster::Error> {
+        Ok(events::warning_messages(&self.state.events, kind, namespace, name))
     }
 }

@@ -79,10 +79,88 @@ pub struct Application {
     /// Fields left out of diffs (and kept as they are live when applying).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreRule>,
+    /// What to do when an update of one of its Deployments fails (Swarm's
+    /// `update_config`); a Deployment's own `reconcile.dev/failure-action` annotations win.
+    #[serde(default, skip_serializing_if = "FailurePolicy::is_empty")]
+    pub failure_policy: FailurePolicy,
     /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
     /// objects go to when they don't exist, as `apply --create-namespace`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_options: Vec<String>,
+}
+
+/// `failurePolicy:` of an application: written onto its Deployments as the
+/// `reconcile.dev/failure-action`, `monitor` and `max-failure-ratio` annotations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// `rollback`, `pause` or `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// How long updated pods are watched (`30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<String>,
+    /// Fraction of updated pods that may fail (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+}
+
+impl FailurePolicy {
+    fn is_empty(&self) -> bool {
+        self == &FailurePolicy::default()
+    }
+
+    /// Adds the policy's annotations to a Deployment that declares none of its own.
+    pub fn annotate(&self, deployment: &mut serde_json::Value) {
+        use crate::rollout::failure::{
+            FAILURE_ACTION_ANNOTATION, MAX_FAILURE_RATIO_ANNOTATION, MONITOR_ANNOTATION,
+        };
+        let Some(action) = &self.action else { return };
+        let Some(annotations) = deployment
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+            .map(|m| {
+                m.entry("annotations")
+                    .or_insert_with(|| serde_json::json!({}))
+            })
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return;
+        };
+        if annotations.contains_key(FAILURE_ACTION_ANNOTATION) {
+            return;
+        }
+        annotations.insert(FAILURE_ACTION_ANNOTATION.into(), action.clone().into());
+        if let Some(monitor) = &self.monitor {
+            annotations.insert(MONITOR_ANNOTATION.into(), monitor.clone().into());
+        }
+        if let Some(ratio) = self.max_failure_ratio {
+            annotations.insert(
+                MAX_FAILURE_RATIO_ANNOTATION.into(),
+                ratio.to_string().into(),
+            );
+        }
+    }
+
+    /// Checks the policy; the message names the field.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(action) = &self.action {
+            action
+                .parse::<crate::rollout::failure::FailureAction>()
+                .map_err(|e| format!("action: {e}"))?;
+        } else if self.monitor.is_some() || self.max_failure_ratio.is_some() {
+            return Err("action: required with monitor or maxFailureRatio".to_string());
+        }
+        if let Some(monitor) = &self.monitor {
+            crate::rollout::time::parse_duration(monitor).map_err(|e| format!("monitor: {e}"))?;
+        }
+        if let Some(ratio) = self.max_failure_ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            return Err(format!("maxFailureRatio: {ratio} is not between 0 and 1"));
+        }
+        Ok(())
+    }
 }
 
 /// The sync options `reconcile.yaml` accepts.
@@ -136,6 +214,9 @@ impl Config {
             if app.path.trim().is_empty() {
                 return Err(invalid(format!("applications[{index}].path: required")));
             }
+            app.failure_policy
+                .validate()
+                .map_err(|e| invalid(format!("applications[{index}].failurePolicy.{e}")))?;
             for (option_index, option) in app.sync_options.iter().enumerate() {
                 if !SYNC_OPTIONS.contains(&option.as_str()) {
                     return Err(invalid(format!(

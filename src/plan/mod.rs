@@ -513,6 +513,7 @@ fn prepare(
             ROLLOUT_STATE_ANNOTATION,
             ROLLOUT_HISTORY_ANNOTATION,
             CANARY_WEIGHT_ANNOTATION,
+            rollout::failure::UPDATE_STATUS_ANNOTATION,
         ] {
             if let Some(value) = live.and_then(|l| annotation(l, key)) {
                 annotations.insert(key.into(), json!(value));
@@ -541,6 +542,9 @@ fn prepare(
                 }
             }
             driver::stand_in(&mut object, &strategy);
+            app.failure_policy.annotate(&mut object);
+            rollout::failure::Policy::of(&object)
+                .map_err(|message| rollout::Error::Refused(id.clone(), message))?;
         }
         "Service" => {
             let live_track = live
@@ -972,6 +976,10 @@ pub fn apply(
                 let cause = format!("apply {}", driver::images(target).join(", "));
                 driver::start(cluster, &id, target, &cause)?;
                 rollouts.push(id);
+            } else if driver::unfinished(cluster, &id)? {
+                // A rollout an earlier run left behind (killed, timed out) goes on from
+                // where it stopped.
+                rollouts.push(id);
             }
         }
         if let Some((index, e)) = failure {
@@ -986,6 +994,7 @@ pub fn apply(
             let drive = DriveOptions {
                 advance_time: options.wait,
                 timeout: Some(remaining),
+                all_notes: true,
             };
             let outcome = driver::drive(cluster, id, drive, progress)?;
             let failure = match &outcome {
@@ -1136,6 +1145,7 @@ pub fn wait_all(
                 DriveOptions {
                     advance_time: true,
                     timeout: Some(remaining),
+                    ..Default::default()
                 },
                 progress,
             )?;
@@ -1218,10 +1228,48 @@ fn wait_healthy(
     progress: &mut dyn FnMut(&str),
 ) -> Result<bool, Error> {
     let mut last: HashMap<String, String> = HashMap::new();
+    // The generation each Deployment was written with: a failure of that update (or a later
+    // one) ends the wait.
+    let mut generations: HashMap<String, i64> = HashMap::new();
     loop {
         let mut pending = Vec::new();
         for id in ids {
             let live = cluster.get(id).map_err(cluster_err(id))?;
+            if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str())
+                && !Strategy::of(live)?.is_progressive()
+            {
+                let written = *generations.entry(diff::display_id(id)).or_insert_with(|| {
+                    live.pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                });
+                if !cluster.drives_rollouts() {
+                    driver::guard(cluster, id)?;
+                }
+                let h = driver::deployment_health(cluster, live, written)?;
+                let name = diff::display_id(id);
+                match h.status {
+                    Status::Healthy | Status::Suspended => {
+                        if last.get(&name).is_some_and(|m| m != "healthy") {
+                            progress(&format!("{name}: healthy"));
+                        }
+                        last.insert(name, "healthy".into());
+                    }
+                    Status::Degraded => {
+                        report.unhealthy.push((name.clone(), h.message.clone()));
+                        report.failure = Some(format!("{name} is Degraded: {}", h.message));
+                        return Ok(false);
+                    }
+                    _ => {
+                        if last.get(&name) != Some(&h.message) {
+                            progress(&format!("{name}: {}", h.message));
+                        }
+                        last.insert(name.clone(), h.message.clone());
+                        pending.push((name, format!("{}: {}", h.status, h.message)));
+                    }
+                }
+                continue;
+            }
             let endpoints = if id.gvk.kind == "Service" {
                 let ep = ResId {
                     gvk: Gvk::from_api_version("v1", "Endpoints"),

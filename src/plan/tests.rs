@@ -600,6 +600,7 @@ fn blue_green_with_a_preview_and_manual_promotion() {
         DriveOptions {
             advance_time: false,
             timeout: None,
+            ..Default::default()
         },
         &mut |_| {},
     );
@@ -618,6 +619,7 @@ fn blue_green_with_a_preview_and_manual_promotion() {
         DriveOptions {
             advance_time: true,
             timeout: None,
+            ..Default::default()
         },
         &mut |_| {},
     );
