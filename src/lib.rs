@@ -9,6 +9,7 @@
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
+//! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod engine;
 pub mod model;

@@ -46,7 +46,13 @@ pub enum Command {
     Rollout(super::plan::RolloutArgs),
     /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
     Engine(super::engine::EngineArgs),
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`).
+    /// Keep the target converged to a repository: sync, self-heal, rollouts, HTTP endpoints.
+    Watch(super::watch::WatchArgs),
+    /// Applications' revision, sync status, health, last error and last syncs.
+    Status(super::watch::StatusArgs),
+    /// Ask the running watcher to sync an application now.
+    Sync(super::watch::SyncArgs),
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`).
     Schema {
         /// Which schema.
         name: String,
@@ -64,6 +70,9 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
+            Command::Watch(_) => "watch",
+            Command::Status(_) => "status",
+            Command::Sync(_) => "sync",
         }
     }
 }

@@ -7,6 +7,7 @@ mod args;
 mod engine;
 mod plan;
 mod render;
+mod watch;
 
 use clap::Parser;
 
@@ -41,5 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
+        Command::Watch(args) => watch::watch(args),
+        Command::Status(args) => watch::status(args),
+        Command::Sync(args) => watch::sync(args),
     }
 }

@@ -171,7 +171,7 @@ fn cwd() -> anyhow::Result<PathBuf> {
 }
 
 /// The nearest ancestor of `start` holding reconcile.yaml or .git (the repository root).
-fn repo_root(start: &Path) -> PathBuf {
+pub(super) fn repo_root(start: &Path) -> PathBuf {
     start
         .ancestors()
         .find(|dir| dir.join(CONFIG_FILE).is_file() || dir.join(".git").exists())
@@ -251,7 +251,7 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
 }
 
 /// The engine state file a target names.
-fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
+pub(super) fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
     let root = repo_root(&cwd()?);
     match target.unwrap_or("engine") {
         "engine" => Ok(match std::env::var_os("RECONCILE_ENGINE_STATE") {
@@ -264,7 +264,7 @@ fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
+pub(super) fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
     let path = engine_path(target)?;
     Engine::open(&path).with_context(|| format!("opening the engine state {}", path.display()))
 }

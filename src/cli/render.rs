@@ -46,8 +46,11 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "plan" => crate::plan::plan_schema(),
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
+        "apps" => crate::controller::status::apps_schema(),
         other => {
-            anyhow::bail!("unknown schema {other:?} (known: kustomization, plan, config, strategy)")
+            anyhow::bail!(
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps)"
+            )
         }
     };
     print!("{text}");
