@@ -20,14 +20,31 @@ pub const TRACK_LABEL: &str = "reconcile.dev/track";
 /// The engine splits its simulated traffic by it; on Kubernetes a mesh would honour it.
 pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
 
+/// kubectl's word for the resource of a kind: `deployments.apps`, `configmaps`.
+pub fn resource_word(gvk: &Gvk) -> String {
+    let plural = crate::engine::kinds::by_kind(&gvk.kind)
+        .map(|info| info.plural.to_string())
+        .unwrap_or_else(|| format!("{}s", gvk.kind.to_lowercase()));
+    if gvk.group.is_empty() {
+        plural
+    } else {
+        format!("{plural}.{}", gvk.group)
+    }
+}
+
+/// kubectl's words for a missing object: `deployments.apps "web" not found`.
+pub fn not_found_message(id: &ResId) -> String {
+    format!("{} \"{}\" not found", resource_word(&id.gvk), id.name)
+}
+
 /// Errors a cluster reports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The object does not exist.
-    #[error("{0}: not found")]
+    #[error("{}", not_found_message(.0))]
     NotFound(Box<ResId>),
     /// Admission refused the object (invalid name, immutable field, quota, unknown kind …).
-    #[error("{id}: {message}")]
+    #[error("{}: {message}", crate::diff::display_id(id))]
     Invalid {
         /// The object refused.
         id: Box<ResId>,
@@ -36,7 +53,8 @@ pub enum Error {
     },
     /// The object changed since it was read (resourceVersion mismatch).
     #[error(
-        "{id}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)"
+        "{}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)",
+        crate::diff::display_id(id)
     )]
     Conflict {
         /// The object.

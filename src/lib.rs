@@ -9,6 +9,7 @@
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
+//! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
 //! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod reports;
 pub mod rollout;
 pub mod source;
 pub mod yaml;

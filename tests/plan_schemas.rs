@@ -26,3 +26,12 @@ fn committed_schemas_are_current() {
     check("strategy.json", reconcile::plan::strategy_schema());
     check("apps.json", reconcile::controller::status::apps_schema());
 }
+
+#[test]
+fn committed_output_schemas_are_current() {
+    for (name, file) in reconcile::reports::SCHEMAS {
+        let schema = reconcile::reports::schema(name)
+            .unwrap_or_else(|| panic!("no schema named {name}"));
+        check(file, schema);
+    }
+}

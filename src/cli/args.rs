@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "reconcile", version, about)]
 pub struct Cli {
+    /// Colour the output: `auto` (a terminal, unless NO_COLOR; CLICOLOR_FORCE or FORCE_COLOR
+    /// force it), `always`, `never`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: super::output::ColorChoice,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -19,6 +23,15 @@ pub enum RenderFormat {
     /// Multi-document YAML, byte-identical to `kustomize build`.
     Yaml,
     /// A JSON array of objects.
+    Json,
+}
+
+/// Output format of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// One problem per line on stderr.
+    Text,
+    /// One JSON document on stdout.
     Json,
 }
 
@@ -37,6 +50,9 @@ pub enum Command {
     Validate {
         /// Directory holding a kustomization.yaml.
         path: PathBuf,
+        /// Output format: text, or JSON (`reconcile schema validate`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ValidateFormat,
     },
     /// Show what apply would do: creates, updates (with diffs), deletes.
     Plan(super::plan::PlanArgs),
@@ -52,7 +68,16 @@ pub enum Command {
     Status(super::watch::StatusArgs),
     /// Ask the running watcher to sync an application now.
     Sync(super::watch::SyncArgs),
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`).
+    /// Print the version, the git commit it was built from and the kustomize it matches.
+    Version,
+    /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, and the `-o json`
+    /// outputs `apply`, `rollout-status`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,
@@ -73,6 +98,8 @@ impl Command {
             Command::Watch(_) => "watch",
             Command::Status(_) => "status",
             Command::Sync(_) => "sync",
+            Command::Version => "version",
+            Command::Completion { .. } => "completion",
         }
     }
 }

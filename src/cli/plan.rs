@@ -2,7 +2,7 @@
 //! applier or the rollout driver, print text / JSON / markdown, decide the exit code.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,13 +10,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use super::target::{self, Access};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
 use crate::engine::Engine;
 use crate::model::{Gvk, ResId};
 use crate::plan::config::{self, Application, CONFIG_FILE, Config};
-use crate::plan::{self, ApplyOptions, ApplyReport, PlanOptions, PlanSet, Planned};
+use crate::plan::{self, ApplyOptions, ApplyReport, Plan, PlanOptions, PlanSet, Planned};
+use crate::reports::{ApplyApplication, ApplyOutput, RolloutStatusOutput};
 use crate::rollout::driver::{self, DriveOptions, Outcome};
 use crate::rollout::time;
 
@@ -42,8 +44,9 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: PlanFormat,
-    /// A handlebars template for the output (gets the JSON plan as data).
-    #[arg(long)]
+    /// A file holding a handlebars template for the output (gets the JSON plan as data:
+    /// `{{summary.create}}`, `{{#each plans}}`…); replaces `-o`.
+    #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
     /// Also save the plan to this file, for `reconcile apply FILE`.
     #[arg(long)]
@@ -79,9 +82,21 @@ pub struct ApplyArgs {
     /// How long to wait (`10m`, `90s`; cluster time).
     #[arg(long, default_value = "10m")]
     pub timeout: String,
-    /// Show the plan, change nothing.
+    /// Show the plan, change nothing (also for saved plans and prune).
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format: text, or one JSON document (`reconcile schema apply`).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: ApplyFormat,
+}
+
+/// Output formats of `apply` and `rollout status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyFormat {
+    /// For people.
+    Text,
+    /// One JSON document (schemas in `schemas/`).
+    Json,
 }
 
 /// `reconcile rollout` arguments.
@@ -111,6 +126,9 @@ pub enum RolloutCommand {
         /// How long to watch (cluster time).
         #[arg(long, default_value = "10m")]
         timeout: String,
+        /// Output format: text, or JSON (`reconcile schema rollout-status`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ApplyFormat,
     },
     /// The revisions of a Deployment.
     History {
@@ -168,15 +186,6 @@ struct Resolved {
 
 fn cwd() -> anyhow::Result<PathBuf> {
     std::env::current_dir().context("reading the current directory")
-}
-
-/// The nearest ancestor of `start` holding reconcile.yaml or .git (the repository root).
-pub(super) fn repo_root(start: &Path) -> PathBuf {
-    start
-        .ancestors()
-        .find(|dir| dir.join(CONFIG_FILE).is_file() || dir.join(".git").exists())
-        .unwrap_or(start)
-        .to_path_buf()
 }
 
 fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
@@ -250,23 +259,8 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
     }
 }
 
-/// The engine state file a target names.
-pub(super) fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
-    let root = repo_root(&cwd()?);
-    match target.unwrap_or("engine") {
-        "engine" => Ok(match std::env::var_os("RECONCILE_ENGINE_STATE") {
-            Some(path) => PathBuf::from(path),
-            None => root.join(".reconcile").join("engine.db"),
-        }),
-        t if t.starts_with("engine:") => Ok(PathBuf::from(&t["engine:".len()..])),
-        t if t == "kube" || t.starts_with("kube:") => bail!("the kube target is not supported yet"),
-        t => bail!("unknown target {t:?} (expected engine or engine:PATH)"),
-    }
-}
-
-pub(super) fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
-    let path = engine_path(target)?;
-    Engine::open(&path).with_context(|| format!("opening the engine state {}", path.display()))
+fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
+    target::open(&target::locate(target, None)?, access)
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
@@ -276,13 +270,6 @@ fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
 
 fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
     time::parse_duration(text).map_err(|e| anyhow::anyhow!("--timeout: {e}"))
-}
-
-/// Colour when printing to a terminal and NO_COLOR is not set.
-fn colour() -> bool {
-    std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 fn paint(text: &str, code: &str, on: bool) -> String {
@@ -407,29 +394,30 @@ pub fn templated(set: &PlanSet, template: &str) -> anyhow::Result<String> {
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")
+    super::output::write_text(text);
+    Ok(())
 }
 
-/// Plans every resolved application against its target.
 /// The engines of the targets used so far, each opened once.
 #[derive(Default)]
 struct Engines(BTreeMap<PathBuf, Engine>);
 
 impl Engines {
-    fn get(&mut self, target: Option<&str>) -> anyhow::Result<&mut Engine> {
-        let path = engine_path(target)?;
-        if !self.0.contains_key(&path) {
-            let engine = Engine::open(&path)
-                .with_context(|| format!("opening the engine state {}", path.display()))?;
-            self.0.insert(path.clone(), engine);
-        }
-        self.0
-            .get_mut(&path)
-            .ok_or_else(|| anyhow::anyhow!("engine {} vanished", path.display()))
+    /// The engine of a command-line target or, without one, of an application's target.
+    fn get(
+        &mut self,
+        flag: Option<&str>,
+        app_target: Option<&str>,
+        access: Access,
+    ) -> anyhow::Result<&mut Engine> {
+        let state = target::locate(flag, app_target)?;
+        let engine = match self.0.entry(state.path.clone()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(target::open(&state, access)?)
+            }
+        };
+        Ok(engine)
     }
 }
 
@@ -442,7 +430,7 @@ fn plan_all(
     let mut engines = Engines::default();
     let mut planned = Vec::new();
     for r in resolved {
-        let engine = engines.get(target.or(r.app.target.as_deref()))?;
+        let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
         planned.push(plan::make_plan(
             &r.app,
@@ -455,8 +443,23 @@ fn plan_all(
     Ok(planned)
 }
 
+/// The text of `--template FILE`; a value that is no file (an inline template, a typo) gets an
+/// error saying the option takes a file.
+fn read_template(path: &Path) -> anyhow::Result<String> {
+    if !path.is_file() {
+        bail!(
+            "--template takes a file holding a handlebars template; {:?} is not a file \
+             (write the template to a file and pass its path)",
+            path.display().to_string()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading --template {}", path.display()))
+}
+
 /// `reconcile plan`.
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
+    // Read before anything is planned or written: a bad --template changes nothing.
+    let template = args.template.as_deref().map(read_template).transpose()?;
     let resolved = resolve(args.source.as_deref())?;
     let options = PlanOptions {
         prune: args.prune,
@@ -468,15 +471,11 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     if let Some(out) = &args.out {
         std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
     }
-    let text = match (&args.template, args.output) {
-        (Some(path), _) => {
-            let template = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            templated(&set, &template)?
-        }
+    let text = match (&template, args.output) {
+        (Some(template), _) => templated(&set, template)?,
         (None, PlanFormat::Json) => json,
         (None, PlanFormat::Markdown) => templated(&set, MARKDOWN_TEMPLATE)?,
-        (None, PlanFormat::Text) => text(&set, colour()),
+        (None, PlanFormat::Text) => text(&set, super::output::color()),
     };
     write_stdout(&text)?;
     if let Some(out) = &args.out
@@ -510,7 +509,14 @@ fn end_progress() {
     }
 }
 
+/// Set by `-o json`: stdout carries only the JSON document, progress goes to stderr.
+static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn progress_line(line: &str) {
+    if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("  {line}");
+        return;
+    }
     let spinner = SPINNER.get_or_init(|| {
         std::io::stdout().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -578,6 +584,9 @@ fn print_report(report: &ApplyReport) -> bool {
 
 /// `reconcile apply`.
 pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
+    let json = args.output == ApplyFormat::Json;
+    // In JSON mode stdout carries one document; progress goes to stderr.
+    PROGRESS_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
     let options = ApplyOptions {
         wait: args.wait,
         timeout: Some(parse_timeout(&args.timeout)?),
@@ -585,79 +594,136 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     if let Some(source) = &args.source
         && crate::plan::file::is_plan_file(Path::new(source))
     {
-        return apply_saved(Path::new(source), args.target.as_deref(), options);
+        return apply_saved(Path::new(source), &args, options);
     }
     let resolved = resolve(args.source.as_deref())?;
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
     };
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
     // With several applications and --wait, each is applied without waiting and all are
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
     let mut engines = Engines::default();
-    let mut deferred: BTreeMap<PathBuf, Vec<ApplyReport>> = BTreeMap::new();
-    let mut reports = Vec::new();
+    let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+    let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
+    let mut dry_runs = Vec::new();
     for r in &resolved {
-        let target = args.target.as_deref().or(r.app.target.as_deref());
-        let engine = engines.get(target)?;
+        let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
+        let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
         let objects = render(r)?;
         if args.dry_run {
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
-            write_stdout(&text(&PlanSet::new(vec![planned.plan]), colour()))?;
-            println!("Dry run: nothing applied.");
+            dry_runs.push(planned.plan);
             continue;
         }
         let mut defer = false;
+        let mut plan_applied = None;
         let report = plan::locked(engine, &holder("apply"), |cluster| {
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
-            println!(
-                "Application {} ({}): {}",
-                r.app.name,
-                r.app.path,
-                planned.plan.summary.line()
-            );
+            if !json {
+                println!(
+                    "Application {} ({}): {}",
+                    r.app.name,
+                    r.app.path,
+                    planned.plan.summary.line()
+                );
+            }
             defer = together && plan::wave_count(&planned.plan) <= 1;
+            plan_applied = Some(planned.plan.clone());
             let options = ApplyOptions {
                 wait: options.wait && !defer,
                 ..options
             };
             plan::apply(&planned, cluster, &options, &mut progress_line)
         })?;
+        let plan_applied = plan_applied.context("the apply ran without a plan")?;
         if defer && report.failure.is_none() {
-            deferred
-                .entry(engine_path(target)?)
-                .or_default()
-                .push(report);
+            let entry = deferred.entry(state.path.clone()).or_default();
+            entry.0.push(report);
+            entry.1.push(plan_applied);
         } else {
-            reports.push(report);
+            applied.push((report, plan_applied));
         }
     }
-    for (path, mut waiting) in deferred {
-        let engine = engines.get(Some(&format!("engine:{}", path.display())))?;
-        println!(
-            "Waiting for {} applications to become healthy",
-            waiting.len()
-        );
+    if args.dry_run {
+        return finish_dry_run(&dry_runs, json);
+    }
+    for (path, (mut waiting, plans)) in deferred {
+        let engine = engines.get(
+            Some(&format!("engine:{}", path.display())),
+            None,
+            Access::Write,
+        )?;
+        if !json {
+            println!(
+                "Waiting for {} applications to become healthy",
+                waiting.len()
+            );
+        }
         let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
         plan::locked(engine, &holder("apply --wait"), |cluster| {
             plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line)
         })?;
-        reports.extend(waiting);
+        applied.extend(waiting.into_iter().zip(plans));
     }
+    finish_apply(&applied, args.wait, json)
+}
+
+/// Prints what a `--dry-run` would do and says that nothing was changed.
+fn finish_dry_run(plans: &[Plan], json: bool) -> anyhow::Result<i32> {
+    if json {
+        let output = ApplyOutput {
+            applications: plans.iter().map(ApplyApplication::dry_run).collect(),
+            succeeded: true,
+        };
+        write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
+    } else {
+        write_stdout(&text(
+            &PlanSet::new(plans.to_vec()),
+            super::output::color(),
+        ))?;
+        println!("Dry run: nothing applied, nothing deleted; the target is unchanged.");
+    }
+    Ok(EXIT_OK)
+}
+
+/// Prints the reports (text, or one JSON document) and decides the exit code.
+fn finish_apply(applied: &[(ApplyReport, Plan)], waited: bool, json: bool) -> anyhow::Result<i32> {
     let mut ok = true;
-    for report in &reports {
-        ok &= print_report(report);
+    if json {
+        let applications: Vec<ApplyApplication> = applied
+            .iter()
+            .map(|(report, plan)| ApplyApplication::applied(plan, report, waited))
+            .collect();
+        ok = applications.iter().all(|a| a.succeeded);
+        let output = ApplyOutput {
+            applications,
+            succeeded: ok,
+        };
+        write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
+    } else {
+        for (report, _) in applied {
+            ok &= print_report(report);
+        }
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
 
-/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale.
-fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyhow::Result<i32> {
+/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale; under
+/// `--dry-run` checks it is still fresh and shows it, changing nothing.
+fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::Result<i32> {
+    let json = args.output == ApplyFormat::Json;
     let set = crate::plan::file::read(path)?;
     let here = cwd()?;
     let config = find_config(&here)?;
-    let mut ok = true;
+    let mut applied = Vec::new();
+    let mut dry_runs = Vec::new();
     for saved in &set.plans {
         let app = config
             .as_ref()
@@ -676,15 +742,30 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
             dir: root.join(&app.path),
             app,
         };
-        let target = target
-            .map(str::to_string)
+        let target = args
+            .target
+            .clone()
             .unwrap_or_else(|| saved.target.clone());
-        let mut engine = open_engine(Some(&target))?;
         let objects = render(&resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
         };
+        if args.dry_run {
+            let engine = open_engine(Some(&target), Access::Read)?;
+            let fresh = plan::make_plan(
+                &resolved.app,
+                &resolved.app.path,
+                &objects,
+                &engine,
+                &plan_options,
+            )?;
+            plan::check_fresh(saved, &fresh.plan)?;
+            dry_runs.push(fresh.plan);
+            continue;
+        }
+        let mut engine = open_engine(Some(&target), Access::Write)?;
+        let mut plan_applied = None;
         let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
             let fresh = plan::make_plan(
                 &resolved.app,
@@ -694,17 +775,24 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
                 &plan_options,
             )?;
             plan::check_fresh(saved, &fresh.plan)?;
-            println!(
-                "Application {} ({}): {}",
-                saved.application,
-                saved.source,
-                fresh.plan.summary.line()
-            );
+            if !json {
+                println!(
+                    "Application {} ({}): {}",
+                    saved.application,
+                    saved.source,
+                    fresh.plan.summary.line()
+                );
+            }
+            plan_applied = Some(fresh.plan.clone());
             plan::apply(&fresh, cluster, &options, &mut progress_line)
         })?;
-        ok &= print_report(&report);
+        let plan_applied = plan_applied.context("the apply ran without a plan")?;
+        applied.push((report, plan_applied));
     }
-    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
+    if args.dry_run {
+        return finish_dry_run(&dry_runs, json);
+    }
+    finish_apply(&applied, options.wait, json)
 }
 
 fn deployment_id(text: &str, namespace: Option<&str>) -> ResId {
@@ -780,7 +868,13 @@ fn print_status(status: &driver::RolloutStatus) {
 
 /// `reconcile rollout …`.
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
-    let mut engine = open_engine(args.target.as_deref())?;
+    let access = match &args.command {
+        RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
+            Access::Read
+        }
+        _ => Access::Write,
+    };
+    let mut engine = open_engine(args.target.as_deref(), access)?;
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
@@ -794,7 +888,11 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         let outcome = driver::drive(cluster, id, options, &mut progress_line)?;
         Ok(match outcome {
             Outcome::Healthy(m) | Outcome::Paused(m) | Outcome::Waiting(m) => {
-                println!("{m}");
+                if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("{m}");
+                } else {
+                    println!("{m}");
+                }
                 EXIT_OK
             }
             Outcome::Degraded(m) => {
@@ -819,7 +917,10 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             deployment,
             watch,
             timeout,
+            output,
         } => {
+            let json = output == ApplyFormat::Json;
+            PROGRESS_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
             let id = deployment_id(&deployment, ns);
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
@@ -829,7 +930,12 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                 })?;
             }
             let status = driver::status(&engine, &id)?;
-            print_status(&status);
+            if json {
+                let view = RolloutStatusOutput::of(&status);
+                write_stdout(&(serde_json::to_string_pretty(&view)? + "\n"))?;
+            } else {
+                print_status(&status);
+            }
             if status
                 .state
                 .as_ref()
@@ -843,7 +949,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let id = deployment_id(&deployment, ns);
             let live = engine
                 .get(&id)?
-                .ok_or_else(|| anyhow::anyhow!("deployment {id} not found"))?;
+                .ok_or_else(|| anyhow::anyhow!("{}", crate::cluster::not_found_message(&id)))?;
             let current = live
                 .pointer("/spec/template")
                 .cloned()

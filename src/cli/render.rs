@@ -1,11 +1,8 @@
 //! `render`, `validate` and `schema`: one library call each, then printing.
 
-use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-
-use super::args::RenderFormat;
+use super::args::{RenderFormat, ValidateFormat};
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::render;
 
@@ -17,17 +14,23 @@ pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
         RenderFormat::Yaml => render::into_yaml(resources),
         RenderFormat::Json => render::to_json(&resources),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")?;
+    super::output::write_text(&text);
     Ok(EXIT_OK)
 }
 
-/// `reconcile validate PATH`: every problem found, one per line; exit 1 when there is any.
-pub fn validate(path: &Path) -> anyhow::Result<i32> {
+/// `reconcile validate PATH`: every problem found, one per line (or one JSON document);
+/// exit 1 when there is any.
+pub fn validate(path: &Path, format: ValidateFormat) -> anyhow::Result<i32> {
     let problems = render::validate::validate_dir(path);
+    if format == ValidateFormat::Json {
+        let output = crate::reports::ValidateOutput {
+            path: path.display().to_string(),
+            valid: problems.is_empty(),
+            problems: problems.iter().map(ToString::to_string).collect(),
+        };
+        super::output::write_text(&(serde_json::to_string_pretty(&output)? + "\n"));
+        return Ok(if problems.is_empty() { EXIT_OK } else { EXIT_ERROR });
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         return Ok(EXIT_OK);
@@ -47,11 +50,12 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
         "apps" => crate::controller::status::apps_schema(),
-        other => {
-            anyhow::bail!(
-                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps)"
-            )
-        }
+        other => match crate::reports::schema(other) {
+            Some(text) => text,
+            None => anyhow::bail!(
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, apply, rollout-status, validate, events)"
+            ),
+        },
     };
     print!("{text}");
     Ok(EXIT_OK)

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::EXIT_OK;
-use super::plan::{engine_path, repo_root};
+use super::target::{self, Access, repo_root};
 use crate::controller::decide::short;
 use crate::controller::status::{self, AppStatus};
 use crate::controller::{self, ServeOptions, lock, watch};
@@ -90,12 +90,12 @@ fn wall_now() -> String {
 /// The engine state of a target, for a repository: `engine` means the repository's own
 /// `.reconcile/engine.db` (or `RECONCILE_ENGINE_STATE`).
 fn state_for(target: Option<&str>, repo: &Path) -> anyhow::Result<PathBuf> {
-    match target.unwrap_or("engine") {
-        "engine" if std::env::var_os("RECONCILE_ENGINE_STATE").is_none() => {
-            Ok(repo_root(repo).join(".reconcile").join("engine.db"))
-        }
-        _ => engine_path(target),
-    }
+    let located = target::locate(target, None)?;
+    Ok(if located.explicit {
+        located.path
+    } else {
+        repo_root(repo).join(".reconcile").join("engine.db")
+    })
 }
 
 /// `reconcile watch`.
@@ -157,16 +157,9 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
 
 /// `reconcile status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let path = engine_path(args.target.as_deref())?;
-    if !path.exists() {
-        bail!(
-            "no engine state at {}: nothing was applied or watched on this target yet",
-            path.display()
-        );
-    }
-    let engine = Engine::open(&path)
-        .with_context(|| format!("opening the engine state {}", path.display()))?;
-    let target = format!("engine:{}", path.display());
+    let state = target::locate(args.target.as_deref(), None)?;
+    let engine = target::open(&state, Access::Read)?;
+    let target = format!("engine:{}", state.path.display());
     let all = status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
     if let Some(name) = &args.app {
         let Some(one) = all.iter().find(|s| &s.name == name) else {
@@ -294,7 +287,7 @@ fn details(s: &AppStatus) -> String {
 
 /// `reconcile sync APP`.
 pub fn sync(args: SyncArgs) -> anyhow::Result<i32> {
-    let path = engine_path(args.target.as_deref())?;
+    let path = target::locate(args.target.as_deref(), None)?.path;
     let target = format!("engine:{}", path.display());
     let holder = lock::holder(&path, &target)?;
     let request = format!(

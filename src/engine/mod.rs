@@ -206,6 +206,17 @@ impl Engine {
         Engine::open_db(Database::open(Some(path))?, DEFAULT_NODES)
     }
 
+    /// Opens the cluster of an existing state file; a missing file is an error, never created.
+    pub fn open_existing(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
+    }
+
+    /// A new cluster in memory standing in for the state file `path`, not created yet: what a
+    /// read-only command sees before anything was applied.
+    pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::in_memory_as(path)?, DEFAULT_NODES)
+    }
+
     /// A cluster kept in memory only (tests, benchmarks) with `nodes` default workers.
     pub fn in_memory(nodes: usize) -> Result<Engine, Error> {
         Engine::open_db(Database::open(None)?, nodes)

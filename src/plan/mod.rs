@@ -793,6 +793,10 @@ pub struct ApplyReport {
     pub unhealthy: Vec<(String, String)>,
     /// Objects created or updated (what a later [`wait_all`] waits for).
     pub applied: Vec<ResId>,
+    /// Objects rendered and already as declared: `--wait` checks their health too (sync and
+    /// health are apart, as in Argo CD: a retry with nothing to change still reports a broken
+    /// Deployment).
+    pub unchanged: Vec<ResId>,
 }
 
 impl ApplyReport {
@@ -913,6 +917,19 @@ pub fn apply(
                 report.failure = failure;
                 failed_at = Some(usize::MAX);
                 break 'waves;
+            }
+        }
+        // Objects of the wave already as declared are waited for too: nothing to write does
+        // not mean healthy.
+        for action in plan
+            .actions
+            .iter()
+            .filter(|a| a.wave == wave && a.action == Change::Unchanged)
+        {
+            let id = action.id();
+            if !written.contains(&id) {
+                written.push(id.clone());
+                report.unchanged.push(id);
             }
         }
         if options.wait && !wait_healthy(cluster, &written, deadline, &mut report, progress)? {
@@ -1051,14 +1068,19 @@ pub fn wait_all(
     let ids: Vec<ResId> = reports
         .iter()
         .filter(|r| r.failure.is_none())
-        .flat_map(|r| r.applied.iter().cloned())
+        .flat_map(|r| r.applied.iter().chain(&r.unchanged).cloned())
         .collect();
     let mut scratch = ApplyReport::default();
     if wait_healthy(cluster, &ids, deadline, &mut scratch, progress)? {
         return Ok(());
     }
     for report in reports.iter_mut() {
-        let mine: Vec<String> = report.applied.iter().map(diff::display_id).collect();
+        let mine: Vec<String> = report
+            .applied
+            .iter()
+            .chain(&report.unchanged)
+            .map(diff::display_id)
+            .collect();
         let unhealthy: Vec<(String, String)> = scratch
             .unhealthy
             .iter()

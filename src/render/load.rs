@@ -436,6 +436,11 @@ pub fn parse_kustomization(
         }
         is_known
     });
+    // kustomize compares the decoded struct with an empty one (Go's DeepEqual): a list or map
+    // written out, even empty (`resources: []`), is not nil, so the file is not empty.
+    let declares_a_collection = map.iter().any(|(key, value)| {
+        key != "apiVersion" && key != "kind" && matches!(value, Value::Array(_) | Value::Object(_))
+    });
     let mut k: Kustomization = match serde_json::from_value(Value::Object(map)) {
         Ok(k) => k,
         Err(e) => {
@@ -451,7 +456,7 @@ pub fn parse_kustomization(
         kind: k.kind.clone(),
         ..Kustomization::default()
     };
-    if k == empty {
+    if k == empty && !declares_a_collection {
         problems.push(Error::InvalidKustomization {
             file: file.to_path_buf(),
             cause: "kustomization.yaml is empty".into(),

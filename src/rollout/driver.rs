@@ -476,7 +476,7 @@ fn execute(
         }
         Action::UpdateStable => {
             let Some(mut live) = cluster.get(&id).map_err(cluster_err(&id))? else {
-                return Err(Error::NotFound(id.to_string()));
+                return Err(Error::NotFound(crate::cluster::not_found_message(&id)));
             };
             let mut template = state.target_template.clone();
             if matches!(strategy, Strategy::BlueGreen(_)) {
@@ -507,7 +507,7 @@ fn execute(
 
 fn save_state(cluster: &mut dyn Cluster, id: &ResId, state: &State) -> Result<Value, Error> {
     let Some(mut live) = cluster.get(id).map_err(cluster_err(id))? else {
-        return Err(Error::NotFound(id.to_string()));
+        return Err(Error::NotFound(crate::cluster::not_found_message(&id)));
     };
     set_annotation(
         &mut live,
@@ -521,7 +521,7 @@ fn get_deployment(cluster: &dyn Cluster, id: &ResId) -> Result<Value, Error> {
     cluster
         .get(id)
         .map_err(cluster_err(id))?
-        .ok_or_else(|| Error::NotFound(id.to_string()))
+        .ok_or_else(|| Error::NotFound(crate::cluster::not_found_message(&id)))
 }
 
 /// Starts rolling `live` (the stable Deployment) out to `target_template`. A rollout in

@@ -48,8 +48,8 @@ pub enum Error {
         /// The cause.
         source: Box<crate::cluster::Error>,
     },
-    /// The Deployment does not exist.
-    #[error("deployment {0} not found")]
+    /// The Deployment does not exist (kubectl's words: `deployments.apps "web" not found`).
+    #[error("{0}")]
     NotFound(String),
     /// The operation is refused (no rollout to promote, unknown revision …); the message says why.
     #[error("{}: {}", crate::diff::display_id(.0), .1)]

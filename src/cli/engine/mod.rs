@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
+use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
@@ -26,14 +27,13 @@ use crate::engine::{Engine, NodeSpec, Propagation, doc};
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// The engine's state file.
-    #[arg(
-        long,
-        global = true,
-        default_value = ".reconcile/engine.db",
-        env = "RECONCILE_ENGINE_STATE"
-    )]
-    pub state: PathBuf,
+    /// The engine's state file (same as `--target engine:PATH`; default: the repository's
+    /// `.reconcile/engine.db`).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
+    /// Where the cluster is: `engine` (default), `engine:PATH` (or `RECONCILE_TARGET`).
+    #[arg(long, global = true)]
+    pub target: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: EngineCommand,
@@ -50,6 +50,13 @@ pub enum GetFormat {
     Json,
     /// Names only (`kind/name`).
     Name,
+}
+
+/// Output formats of `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// The events as JSON.
+    Json,
 }
 
 /// Deletion propagation for `delete --cascade`.
@@ -121,6 +128,9 @@ pub enum EngineCommand {
         /// Only events of this object (`pod/web-abc`, `deployment/web`).
         #[arg(long = "for")]
         for_object: Option<String>,
+        /// Output format: a table, or JSON (`reconcile schema events`).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<EventsFormat>,
     },
     /// Manage nodes.
     Nodes {
@@ -293,6 +303,7 @@ fn print_events(
     namespace: &str,
     all_namespaces: bool,
     for_object: Option<&str>,
+    format: Option<EventsFormat>,
 ) -> anyhow::Result<()> {
     let ns = (!all_namespaces).then_some(namespace);
     let mut events = engine.events(ns)?;
@@ -301,7 +312,12 @@ fn print_events(
         let info = kind_info(k)?;
         events.retain(|e| e.object_kind == info.kind && e.object_name == n);
     }
-    if events.is_empty() {
+    if format == Some(EventsFormat::Json) {
+        let output = crate::reports::EventsOutput {
+            items: events.iter().map(crate::reports::EventOutput::of).collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else if events.is_empty() {
         eprintln!("No events found.");
     } else {
         print!(
@@ -312,9 +328,29 @@ fn print_events(
     Ok(())
 }
 
+impl EngineCommand {
+    /// Whether the command only reads the cluster (it then never creates a state file).
+    fn access(&self) -> Access {
+        match self {
+            EngineCommand::Get { .. }
+            | EngineCommand::Describe { .. }
+            | EngineCommand::Events { .. }
+            | EngineCommand::Now
+            | EngineCommand::Nodes {
+                command: NodesCommand::List,
+            }
+            | EngineCommand::Images {
+                command: ImagesCommand::List,
+            } => Access::Read,
+            _ => Access::Write,
+        }
+    }
+}
+
 /// Runs one engine command; returns the exit code.
 pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
-    let mut engine = Engine::open(&args.state)?;
+    let state = target::locate_engine(args.state.as_deref(), args.target.as_deref())?;
+    let mut engine = target::open(&state, args.command.access())?;
     match args.command {
         EngineCommand::Get {
             resources,
@@ -330,10 +366,15 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             if let [word] = resources.as_slice()
                 && matches!(word.as_str(), "events" | "event" | "ev")
             {
-                if output.is_some() {
-                    anyhow::bail!("-o for events is not supported yet; use `engine events`");
-                }
-                print_events(&mut engine, &namespace, all_namespaces, None)?;
+                let format = match output {
+                    None => None,
+                    Some(GetFormat::Json) => Some(EventsFormat::Json),
+                    Some(other) => anyhow::bail!(
+                        "-o {} for events is not supported yet; use -o json",
+                        format!("{other:?}").to_lowercase()
+                    ),
+                };
+                print_events(&mut engine, &namespace, all_namespaces, None, format)?;
                 return Ok(0);
             }
             let scope = get::Scope {
@@ -365,11 +406,13 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             namespace,
             all_namespaces,
             for_object,
+            output,
         } => print_events(
             &mut engine,
             &namespace,
             all_namespaces,
             for_object.as_deref(),
+            output,
         )?,
         EngineCommand::Nodes { command } => match command {
             NodesCommand::Add {
