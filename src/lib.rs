@@ -10,6 +10,7 @@
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
+//! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
 //! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@
 // name it; they are built only on the failure path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -26,7 +26,7 @@ macro_rules! eprintln {
 }
 
 mod args;
-mod engine;
+pub(crate) mod engine;
 mod output;
 mod plan;
 mod render;

@@ -17,7 +17,7 @@ use super::clock::{Rng, parse_duration};
 use super::controllers::deployment::scaled_value;
 use super::controllers::volume;
 use super::doc;
-use super::kinds::KindInfo;
+use super::kinds::{KindInfo, NameRule};
 use super::labels::Selector;
 use super::store::State;
 
@@ -39,8 +39,30 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// `IsDNS1123Subdomain`: at most 253 characters matching the subdomain regex; its dot-separated
+/// parts have no length limit of their own.
 fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// `IsValidPathSegmentName`: the message when `s` cannot be one path segment.
+fn path_segment_problem(s: &str) -> Option<String> {
+    if s == "." || s == ".." {
+        return Some(format!("may not be '{s}'"));
+    }
+    ["/", "%"]
+        .iter()
+        .find(|bad| s.contains(**bad))
+        .map(|bad| format!("may not contain '{bad}'"))
 }
 
 fn is_dns1035(s: &str) -> bool {
@@ -199,9 +221,6 @@ fn admit_with(
         "ConfigMap" => data_keys(new, &["data", "binaryData"], &mut errs),
         "Secret" => secret(new, &mut errs),
         "Namespace" => {
-            if !is_label(&name) {
-                errs.invalid("metadata.name", &json!(name), LABEL_MSG);
-            }
             if old.is_none() {
                 doc::set(new, &["spec", "finalizers"], json!(["kubernetes"]));
                 doc::set(new, &["status", "phase"], json!("Active"));
@@ -342,15 +361,26 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
 fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
     let name = doc::name(obj).to_string();
     let generate = doc::str_at(obj, &["metadata", "generateName"]).to_string();
-    let valid = |n: &str| match info.kind {
-        "Service" => is_dns1035(n),
-        "Namespace" => is_label(n),
-        _ => is_subdomain(n),
-    };
-    let msg = match info.kind {
-        "Service" => DNS1035_MSG,
-        "Namespace" => LABEL_MSG,
-        _ => SUBDOMAIN_MSG,
+    let problem = |n: &str| -> Option<String> {
+        match info.name_rule {
+            NameRule::Subdomain if !is_subdomain(n) => Some(if n.len() > 253 {
+                "must be no more than 253 characters".to_string()
+            } else {
+                SUBDOMAIN_MSG.to_string()
+            }),
+            NameRule::Label if !is_label(n) => Some(if n.len() > 63 {
+                "must be no more than 63 characters".to_string()
+            } else {
+                LABEL_MSG.to_string()
+            }),
+            NameRule::Dns1035Label if !is_dns1035(n) => Some(if n.len() > 63 {
+                "must be no more than 63 characters".to_string()
+            } else {
+                DNS1035_MSG.to_string()
+            }),
+            NameRule::PathSegment => path_segment_problem(n),
+            _ => None,
+        }
     };
     // A prefix is checked with its trailing dash masked (`web-` as `weba`), as the API
     // server's `maskTrailingDash`; the name generated from it is checked too.
@@ -359,14 +389,14 @@ fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
             Some(head) if !head.is_empty() => format!("{head}a"),
             _ => generate.clone(),
         };
-        if !valid(&masked) {
-            errs.invalid("metadata.generateName", &json!(generate), msg);
+        if let Some(why) = problem(&masked) {
+            errs.invalid("metadata.generateName", &json!(generate), &why);
         }
     }
     if name.is_empty() && generate.is_empty() {
         errs.required("metadata.name");
-    } else if !name.is_empty() && !valid(&name) {
-        errs.invalid("metadata.name", &json!(name), msg);
+    } else if let Some(why) = problem(&name).filter(|_| !name.is_empty()) {
+        errs.invalid("metadata.name", &json!(name), &why);
     }
     if info.namespaced {
         if doc::namespace(obj).is_empty() {

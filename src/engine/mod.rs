@@ -21,6 +21,7 @@ pub mod doc;
 pub mod events;
 pub mod images;
 pub mod kinds;
+mod kinds_table;
 pub mod labels;
 mod par;
 pub mod quota;
@@ -52,6 +53,9 @@ pub enum Error {
     /// The kind is not one the engine serves.
     #[error("the server doesn't have a resource type \"{0}\"")]
     UnknownKind(String),
+    /// The object's group/version does not serve its kind (a custom resource without its CRD).
+    #[error("{0}")]
+    NoMatch(String),
     /// The object does not exist.
     #[error("{resource} \"{name}\" not found")]
     NotFound {
@@ -332,20 +336,10 @@ impl Engine {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let info = kinds::by_kind(kind).ok_or_else(|| {
-            Error::UnknownKind(if kind.is_empty() {
-                "(object has no kind)".into()
-            } else {
-                format!("{kind} in version {api_version}")
-            })
-        })?;
-        let gvk = Gvk::from_api_version(api_version, kind);
-        if gvk.group != info.group {
-            return Err(Error::UnknownKind(format!(
-                "{kind} in version \"{api_version}\""
-            )));
+        if kind.is_empty() {
+            return Err(Error::UnknownKind("(object has no kind)".into()));
         }
-        Ok(info)
+        kinds::resolve(api_version, kind).map_err(|e| Error::NoMatch(e.to_string()))
     }
 
     fn admit_create(
@@ -612,6 +606,58 @@ impl Engine {
                 .map(|o| o.doc.clone())
                 .collect()
         })
+    }
+
+    /// The state as stored now: reloaded first when another process wrote meanwhile.
+    pub fn fresh_state(&mut self) -> Result<&State, Error> {
+        self.read(|_| ())?;
+        Ok(&self.state)
+    }
+
+    /// Replaces an object's `status` (the `status` subresource). `Ok(None)` when it does not
+    /// exist.
+    pub fn replace_status(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<Option<Value>, Error> {
+        let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
+        let ns = if info.namespaced { namespace } else { "" };
+        self.transact(|e| {
+            if e.state.get(info.kind, ns, name).is_none() {
+                return Ok(None);
+            }
+            e.state.set_status(info.kind, ns, name, status, None);
+            e.settle();
+            Ok(e.state.get(info.kind, ns, name).map(|s| s.doc.clone()))
+        })
+    }
+
+    /// What [`Engine::apply`] would store (admission, defaults, names), without storing it
+    /// or running controllers: the API server's `dryRun=All`.
+    pub fn dry_run_apply(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self
+            .apply_in(info, object)
+            .map(|key| e_doc(&self.state, &key));
+        self.state = saved;
+        result
+    }
+
+    /// What [`Engine::create`] would store, without storing it (`dryRun=All`).
+    pub fn dry_run_create(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self
+            .admit_create(info, object.clone(), None)
+            .map(|key| e_doc(&self.state, &key));
+        self.state = saved;
+        result
     }
 
     // ---- time ----
@@ -1201,6 +1247,13 @@ fn controller_source(kind: &str) -> &'static str {
 }
 
 /// The new document for an update: the desired object with what the cluster owns kept.
+fn e_doc(state: &State, key: &store::Key) -> Value {
+    state
+        .get(key.0, &key.1, &key.2)
+        .map(|s| s.doc.clone())
+        .unwrap_or(Value::Null)
+}
+
 fn merge_desired(current: &Value, desired: &Value) -> Value {
     let mut merged = desired.clone();
     let cur_meta = current

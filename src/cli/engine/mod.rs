@@ -8,7 +8,8 @@ mod describe;
 mod get;
 mod manifests;
 mod output;
-mod tables;
+mod serve;
+pub(crate) mod tables;
 mod tabwriter;
 mod workload_tables;
 
@@ -192,6 +193,19 @@ pub enum EngineCommand {
         #[arg(long, value_enum, default_value = "background")]
         cascade: Cascade,
     },
+    /// Serve the engine over the Kubernetes API (HTTPS, bearer token) for kubectl and
+    /// other clients, with virtual time following the wall clock.
+    Serve {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: String,
+        /// Where to write the kubeconfig (default: `kubeconfig` beside the state file).
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+        /// How many virtual seconds pass per wall-clock second.
+        #[arg(long, default_value = "1")]
+        speed: f64,
+    },
     /// Roll a Deployment back to a revision (default: the previous one).
     Undo {
         /// Deployment name.
@@ -350,6 +364,20 @@ impl EngineCommand {
 /// Runs one engine command; returns the exit code.
 pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
     let state = target::locate_engine(args.state.as_deref(), args.target.as_deref())?;
+    if let EngineCommand::Serve {
+        listen,
+        kubeconfig_out,
+        speed,
+    } = &args.command
+    {
+        let options = serve::Options {
+            state: &state.path,
+            listen,
+            kubeconfig_out: kubeconfig_out.as_deref(),
+            speed: *speed,
+        };
+        return serve::run(&options);
+    }
     let mut engine = target::open(&state, args.command.access())?;
     match args.command {
         EngineCommand::Get {
@@ -634,6 +662,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             let rev = engine.rollout_undo(&namespace, &name, to_revision)?;
             println!("deployment.apps/{name} rolled back (to the template of revision {rev})");
         }
+        EngineCommand::Serve { .. } => unreachable!("serve returns before the engine is opened"),
     }
     Ok(0)
 }
