@@ -32,8 +32,8 @@ fn main() {
     commit(&repo, "monorepo");
     println!("generated and committed {apps} apps in {}", root.display());
 
-    let engine = Engine::open(&root.join(".reconcile/engine.db"))
-        .unwrap_or_else(|e| panic!("engine: {e}"));
+    let engine =
+        Engine::open(&root.join(".reconcile/engine.db")).unwrap_or_else(|e| panic!("engine: {e}"));
     let (commands, _receiver) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         apps: RwLock::new(Vec::new()),
@@ -43,8 +43,8 @@ fn main() {
         webhook_secret: None,
         reference: None,
     });
-    let source = Source::open(&root.display().to_string(), None)
-        .unwrap_or_else(|e| panic!("source: {e}"));
+    let source =
+        Source::open(&root.display().to_string(), None).unwrap_or_else(|e| panic!("source: {e}"));
     let options = Options {
         interval: Duration::ZERO,
         speed: 60.0,
@@ -127,9 +127,7 @@ fn main() {
 }
 
 fn cycle(controller: &mut Controller) {
-    controller
-        .cycle()
-        .unwrap_or_else(|e| panic!("cycle: {e}"));
+    controller.cycle().unwrap_or_else(|e| panic!("cycle: {e}"));
 }
 
 fn converged(controller: &Controller, sha: Option<&str>) -> bool {
@@ -160,7 +158,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of stat(5), counted after the command name: 11 and 12 here.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -178,19 +181,31 @@ fn rss_kib() -> u64 {
 fn commit(repo: &git2::Repository, message: &str) -> String {
     let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
     index
-        .add_all(["apps", "reconcile.yaml"], git2::IndexAddOption::DEFAULT, None)
+        .add_all(
+            ["apps", "reconcile.yaml"],
+            git2::IndexAddOption::DEFAULT,
+            None,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     index.write().unwrap_or_else(|e| panic!("{e}"));
     let tree = index
         .write_tree()
         .and_then(|id| repo.find_tree(id))
         .unwrap_or_else(|e| panic!("{e}"));
-    let signature = git2::Signature::now("bench", "bench@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let signature =
+        git2::Signature::now("bench", "bench@example.com").unwrap_or_else(|e| panic!("{e}"));
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_string()
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .to_string()
 }
 
 fn write(path: &Path, text: &str) {
@@ -235,7 +250,9 @@ fn generate(root: &Path, apps: usize) {
             &dev.join("namespace.yaml"),
             &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
         );
-        config.push_str(&format!("- name: {name}\n  path: apps/{name}/overlays/dev\n"));
+        config.push_str(&format!(
+            "- name: {name}\n  path: apps/{name}/overlays/dev\n"
+        ));
     }
     write(&root.join("reconcile.yaml"), &config);
 }

@@ -21,7 +21,8 @@ fn config(repo: &GitRepo, policy: &str) {
 }
 
 fn deployment(repo: &GitRepo) -> Value {
-    let (code, out, err) = repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]);
+    let (code, out, err) =
+        repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]);
     assert_eq!(code, 0, "{out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -35,7 +36,10 @@ fn image(repo: &GitRepo) -> String {
 }
 
 fn field<'a>(status: &'a Value, pointer: &str) -> &'a str {
-    status.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    status
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Synced and Healthy at `sha`.
@@ -56,7 +60,9 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     let first = repo.commit("web 1.0");
     let mut watcher = repo.watch(&["--interval", "300ms", "--speed", "20"]);
     watcher.wait_for("first sync", |l| l.contains("web: Healthy"));
-    watcher.wait_until("Synced and Healthy at the first commit", || converged(&repo, &first));
+    watcher.wait_until("Synced and Healthy at the first commit", || {
+        converged(&repo, &first)
+    });
     assert_eq!(watcher.http("GET", "/readyz", &[], "").0, 200);
     assert_eq!(watcher.http("GET", "/healthz", &[], "").0, 200);
 
@@ -64,7 +70,10 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     let (code, out, err) = repo.run(&["watch", "--listen", "127.0.0.1:0"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains(&format!("already watched by reconcile watch (pid {}", watcher.pid())),
+        err.contains(&format!(
+            "already watched by reconcile watch (pid {}",
+            watcher.pid()
+        )),
         "{err}"
     );
 
@@ -110,8 +119,13 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     let mark = watcher.mark();
     let (code, out, err) = repo.run(&["engine", "apply", "-f", ".reconcile/drift.json"]);
     assert_eq!(code, 0, "{out}{err}");
-    watcher.wait_after(mark, "self-heal", |l| l.contains("web: sync succeeded: self-heal"));
-    assert_eq!(deployment(&repo).pointer("/spec/replicas"), Some(&Value::from(2)));
+    watcher.wait_after(mark, "self-heal", |l| {
+        l.contains("web: sync succeeded: self-heal")
+    });
+    assert_eq!(
+        deployment(&repo).pointer("/spec/replicas"),
+        Some(&Value::from(2))
+    );
 
     // The API and the metrics.
     let (code, body) = watcher.http("GET", "/api/v1/apps", &[], "");
@@ -134,14 +148,34 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
                 _ => f64::NAN,
             })
     };
-    let syncs = value("reconcile_sync_total", &[("app", "web"), ("result", "Succeeded")]);
+    let syncs = value(
+        "reconcile_sync_total",
+        &[("app", "web"), ("result", "Succeeded")],
+    );
     assert!(syncs.is_some_and(|v| v >= 4.0), "{syncs:?}\n{text}");
     assert_eq!(value("reconcile_app_synced", &[("app", "web")]), Some(1.0));
-    assert_eq!(value("reconcile_app_health", &[("app", "web"), ("health", "Healthy")]), Some(1.0));
-    assert_eq!(value("reconcile_drift_objects", &[("app", "web")]), Some(0.0));
+    assert_eq!(
+        value(
+            "reconcile_app_health",
+            &[("app", "web"), ("health", "Healthy")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("reconcile_drift_objects", &[("app", "web")]),
+        Some(0.0)
+    );
     assert!(value("reconcile_git_fetch_total", &[("result", "ok")]).is_some_and(|v| v >= 1.0));
-    assert!(value("reconcile_last_sync_timestamp_seconds", &[("app", "web")]).is_some_and(|v| v > 1.7e9));
-    assert!(scrape.samples.iter().any(|s| s.metric.starts_with("reconcile_sync_duration_seconds")));
+    assert!(
+        value("reconcile_last_sync_timestamp_seconds", &[("app", "web")])
+            .is_some_and(|v| v > 1.7e9)
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric.starts_with("reconcile_sync_duration_seconds"))
+    );
 
     // `reconcile sync` reaches the watcher; an unknown application is an error.
     let mark = watcher.mark();
@@ -159,20 +193,28 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     assert!(took < Duration::from_secs(10), "{took:?}");
     let status = repo.status("web");
     assert_eq!(field(&status, "/sync"), "Synced");
-    let history = status.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+    let history = status
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     assert!(history.len() >= 4 && history.len() <= 10, "{history:?}");
     assert_eq!(field(&history[0], "/result"), "Succeeded");
     let (code, out, _) = repo.run(&["status"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("APP"), "{out}");
-    assert!(out.contains("web") && out.contains("Synced") && out.contains("Healthy"), "{out}");
+    assert!(
+        out.contains("web") && out.contains("Synced") && out.contains("Healthy"),
+        "{out}"
+    );
     let (code, _, err) = repo.run(&["sync", "web"]);
     assert_eq!(code, 1);
     assert!(err.contains("no watcher runs on target"), "{err}");
 }
 
 fn sign(secret: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -185,39 +227,67 @@ fn a_signed_push_webhook_syncs_at_once_and_an_unsigned_one_is_refused() {
     let first = repo.commit("web 1.0");
     let secret = "hook-s3cret-value";
     let watcher = repo.watch_with_env(
-        &["--interval", "1h", "--speed", "20", "--webhook-secret-env", "HOOK_SECRET"],
+        &[
+            "--interval",
+            "1h",
+            "--speed",
+            "20",
+            "--webhook-secret-env",
+            "HOOK_SECRET",
+        ],
         &[("HOOK_SECRET", secret)],
     );
     watcher.wait_until("the first sync", || converged(&repo, &first));
     web_app(&repo, "app", "web:2.0", 1, ROLLING);
     let bump = repo.commit("web 2.0");
-    let body = format!(r#"{{"ref":"refs/heads/master","after":"{bump}","repository":{{"full_name":"o/r"}}}}"#);
+    let body = format!(
+        r#"{{"ref":"refs/heads/master","after":"{bump}","repository":{{"full_name":"o/r"}}}}"#
+    );
     let (code, _) = watcher.http(
         "POST",
         "/hooks/git",
-        &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", "sha256=0000")],
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", "sha256=0000"),
+        ],
         &body,
     );
     assert_eq!(code, 401);
     let (code, _) = watcher.http("POST", "/hooks/git", &[("X-GitHub-Event", "push")], &body);
     assert_eq!(code, 401);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(field(&repo.status("web"), "/revision/sha"), first, "refused hooks change nothing");
+    assert_eq!(
+        field(&repo.status("web"), "/revision/sha"),
+        first,
+        "refused hooks change nothing"
+    );
     let started = Instant::now();
     let (code, reply) = watcher.http(
         "POST",
         "/hooks/git",
-        &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sign(secret, &body))],
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &sign(secret, &body)),
+        ],
         &body,
     );
     assert_eq!(code, 202, "{reply}");
-    watcher.wait_until("the pushed commit Synced and Healthy", || converged(&repo, &bump));
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    watcher.wait_until("the pushed commit Synced and Healthy", || {
+        converged(&repo, &bump)
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(image(&repo), "web:2.0");
     let log = watcher.log().join("\n");
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));
-    assert!(!log.contains(secret), "the secret leaked into the log:\n{log}");
+    assert!(
+        !log.contains(secret),
+        "the secret leaked into the log:\n{log}"
+    );
 }
 
 #[test]
@@ -234,10 +304,15 @@ fn a_canary_progresses_through_its_timed_pauses_with_no_other_command() {
     let mark = watcher.mark();
     watcher.wait_after(mark, "the canary weight", |l| l.contains("weight 25%"));
     watcher.wait_after(mark, "the second step", |l| l.contains("weight 50%"));
-    watcher.wait_until("the canary promoted", || converged(&repo, &bump) && image(&repo) == "web:2.0");
+    watcher.wait_until("the canary promoted", || {
+        converged(&repo, &bump) && image(&repo) == "web:2.0"
+    });
     let (code, out, _) = repo.run(&["engine", "get", "deploy", "-n", "demo"]);
     assert_eq!(code, 0);
-    assert!(!out.contains("web-canary"), "the canary track is gone:\n{out}");
+    assert!(
+        !out.contains("web-canary"),
+        "the canary track is gone:\n{out}"
+    );
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));
 }
@@ -276,8 +351,15 @@ fn sigterm_during_a_cold_start_leaves_a_consistent_target_that_the_next_start_co
     let (_, body) = watcher_apps(&watcher);
     let apps: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
     for app in &apps {
-        let history = app.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
-        assert!(history.iter().all(|h| field(h, "/result") == "Succeeded"), "{app}");
+        let history = app
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            history.iter().all(|h| field(h, "/result") == "Succeeded"),
+            "{app}"
+        );
     }
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));

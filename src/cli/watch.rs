@@ -103,10 +103,16 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     let interval = crate::rollout::time::parse_duration(&args.interval)
         .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
     if interval < Duration::from_millis(100) {
-        bail!("--interval: {} is too short (at least 100ms)", args.interval);
+        bail!(
+            "--interval: {} is too short (at least 100ms)",
+            args.interval
+        );
     }
     if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 10_000.0) {
-        bail!("--speed: {} is not a number between 0 and 10000", args.speed);
+        bail!(
+            "--speed: {} is not a number between 0 and 10000",
+            args.speed
+        );
     }
     let here = std::env::current_dir().context("reading the current directory")?;
     let repo = match &args.repo {
@@ -160,7 +166,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let state = target::locate(args.target.as_deref(), None)?;
     let engine = target::open(&state, Access::Read)?;
     let target = format!("engine:{}", state.path.display());
-    let all = status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
+    let all =
+        status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
     if let Some(name) = &args.app {
         let Some(one) = all.iter().find(|s| &s.name == name) else {
             bail!("no status of application {name:?} in {target} (`reconcile watch` records it)");

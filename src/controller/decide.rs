@@ -246,7 +246,10 @@ pub fn decide(
         );
     }
     if memory.failed_revision.as_deref() == Some(revision) && memory.failures > 0 {
-        if policy.retry_limit.is_some_and(|limit| memory.failures > limit) {
+        if policy
+            .retry_limit
+            .is_some_and(|limit| memory.failures > limit)
+        {
             return wait(
                 SyncStatus::OutOfSync,
                 Some(format!(
@@ -335,12 +338,33 @@ mod tests {
 
     #[test]
     fn a_new_revision_is_synced_when_automated_and_only_reported_otherwise() {
-        let d = decide(&policy(true, false, None), "abc", &OUT, &Memory::default(), false, 0);
+        let d = decide(
+            &policy(true, false, None),
+            "abc",
+            &OUT,
+            &Memory::default(),
+            false,
+            0,
+        );
         assert!(matches!(d.action, Action::Sync(_)));
         assert_eq!(d.status, SyncStatus::OutOfSync);
-        let d = decide(&policy(false, false, None), "abc", &OUT, &Memory::default(), false, 0);
+        let d = decide(
+            &policy(false, false, None),
+            "abc",
+            &OUT,
+            &Memory::default(),
+            false,
+            0,
+        );
         assert!(matches!(d.action, Action::Wait(Some(_))));
-        let d = decide(&policy(false, false, None), "abc", &OUT, &Memory::default(), true, 0);
+        let d = decide(
+            &policy(false, false, None),
+            "abc",
+            &OUT,
+            &Memory::default(),
+            true,
+            0,
+        );
         assert!(matches!(d.action, Action::Sync(_)), "a requested sync runs");
     }
 
@@ -349,7 +373,14 @@ mod tests {
         let broken = Comparison::Broken {
             error: "base/web.yaml: line 3: bad".into(),
         };
-        let d = decide(&policy(true, true, None), "abc", &broken, &Memory::default(), true, 0);
+        let d = decide(
+            &policy(true, true, None),
+            "abc",
+            &broken,
+            &Memory::default(),
+            true,
+            0,
+        );
         assert_eq!(d.status, SyncStatus::Unknown);
         match d.action {
             Action::Wait(Some(reason)) => assert!(reason.contains("line 3"), "{reason}"),

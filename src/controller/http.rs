@@ -135,7 +135,11 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             (StatusCode::OK, axum::Json(json!({"ignored": why}))).into_response()
         }
         Ok(Hook::Push(what)) => {
-            if shared.commands.send(Command::Refresh(what.clone())).is_err() {
+            if shared
+                .commands
+                .send(Command::Refresh(what.clone()))
+                .is_err()
+            {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the watcher is stopping");
             }
             (StatusCode::ACCEPTED, axum::Json(json!({"refresh": what}))).into_response()
@@ -176,8 +180,8 @@ pub fn push_event(
             let hex_part = signature
                 .strip_prefix("sha256=")
                 .ok_or_else(|| unauthorized("X-Hub-Signature-256 is not sha256=<hex>"))?;
-            let expected =
-                hex::decode(hex_part).map_err(|_| unauthorized("X-Hub-Signature-256 is not hex"))?;
+            let expected = hex::decode(hex_part)
+                .map_err(|_| unauthorized("X-Hub-Signature-256 is not hex"))?;
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
                 .map_err(|_| unauthorized("unusable webhook secret"))?;
             mac.update(body);
@@ -185,7 +189,9 @@ pub fn push_event(
                 .map_err(|_| unauthorized("signature does not match the webhook secret"))?;
         } else if let Some(token) = header_text(headers, "x-gitlab-token") {
             if !same_bytes(token.as_bytes(), secret.as_bytes()) {
-                return Err(unauthorized("X-Gitlab-Token does not match the webhook secret"));
+                return Err(unauthorized(
+                    "X-Gitlab-Token does not match the webhook secret",
+                ));
             }
         } else {
             return Err(unauthorized(
@@ -225,7 +231,9 @@ pub fn push_event(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if matches {
-        Ok(Hook::Push(format!("push to {pushed} {sha}").trim().to_string()))
+        Ok(Hook::Push(
+            format!("push to {pushed} {sha}").trim().to_string(),
+        ))
     } else {
         Ok(Hook::Ignored(format!(
             "push to {pushed}, not to the ref followed ({})",
@@ -241,7 +249,9 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    fn shared(secret: Option<&str>) -> (Arc<Shared>, tokio::sync::mpsc::UnboundedReceiver<Command>) {
+    fn shared(
+        secret: Option<&str>,
+    ) -> (Arc<Shared>, tokio::sync::mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
         let shared = Shared {
             apps: RwLock::new(vec![AppStatus {
@@ -280,13 +290,19 @@ mod tests {
     #[tokio::test]
     async fn health_readiness_and_apps() {
         let (shared, _rx) = shared(None);
-        assert_eq!(call(&shared, get_request("/healthz")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&shared, get_request("/healthz")).await.0,
+            StatusCode::OK
+        );
         assert_eq!(
             call(&shared, get_request("/readyz")).await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
         shared.ready.store(true, Ordering::Relaxed);
-        assert_eq!(call(&shared, get_request("/readyz")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&shared, get_request("/readyz")).await.0,
+            StatusCode::OK
+        );
         let (status, body) = call(&shared, get_request("/api/v1/apps")).await;
         assert_eq!(status, StatusCode::OK);
         let apps: Vec<AppStatus> = serde_json::from_str(&body).unwrap_or_default();

@@ -166,7 +166,10 @@ mod tests {
         let first = WatchLock::acquire(&state, "engine:x", &holder)?;
         let second = WatchLock::acquire(&state, "engine:x", &holder);
         let message = second.map(|_| ()).unwrap_err().to_string();
-        assert!(message.contains("pid 42") && message.contains("127.0.0.1:9090"), "{message}");
+        assert!(
+            message.contains("pid 42") && message.contains("127.0.0.1:9090"),
+            "{message}"
+        );
         assert_eq!(self::holder(&state, "engine:x")?, holder);
         drop(first);
         assert!(WatchLock::acquire(&state, "engine:x", &holder).is_ok());

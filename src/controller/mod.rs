@@ -199,7 +199,14 @@ pub async fn serve(
         log,
         stopping.clone(),
     )?;
-    let result = watch::run(controller, command_rx, file_rx, stopping.clone(), stop_signal).await;
+    let result = watch::run(
+        controller,
+        command_rx,
+        file_rx,
+        stopping.clone(),
+        stop_signal,
+    )
+    .await;
     stopping.store(true, Ordering::Relaxed);
     let _ = server.await;
     result.map_err(Error::from)

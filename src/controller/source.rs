@@ -143,12 +143,10 @@ impl Source {
         else {
             return Ok(None);
         };
-        let object = repo
-            .revparse_single(reference)
-            .map_err(|e| Error::Git {
-                repo: root.display().to_string(),
-                message: format!("ref {reference}: {}", e.message()),
-            })?;
+        let object = repo.revparse_single(reference).map_err(|e| Error::Git {
+            repo: root.display().to_string(),
+            message: format!("ref {reference}: {}", e.message()),
+        })?;
         let commit = object.peel_to_commit().map_err(git_err(root))?;
         Ok(Some(commit.id().to_string()))
     }

@@ -151,7 +151,11 @@ pub fn load_all(cluster: &dyn Cluster) -> Result<Vec<AppStatus>, cluster::Error>
     )?;
     let mut all: Vec<AppStatus> = objects
         .iter()
-        .filter(|o| o.pointer("/metadata/labels").and_then(|l| l.get(STATUS_LABEL)).is_some())
+        .filter(|o| {
+            o.pointer("/metadata/labels")
+                .and_then(|l| l.get(STATUS_LABEL))
+                .is_some()
+        })
         .filter_map(from_object)
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::decide::{self, Action, Comparison, Policy, SyncStatus};
 use super::http::{Command, Shared};
-use super::source::{self, Recording, Reads, Snapshot, Source};
+use super::source::{self, Reads, Recording, Snapshot, Source};
 use super::status::{self, AppStatus, Revision, SyncRecord};
 use crate::cluster::Cluster;
 use crate::diff::Change;
@@ -469,8 +469,7 @@ impl Controller {
                     app.status.message = reason.clone();
                     if *changes == 0 {
                         app.status.last_error = None;
-                        if app.status.retry.synced_revision.as_deref() != Some(revision.as_str())
-                        {
+                        if app.status.retry.synced_revision.as_deref() != Some(revision.as_str()) {
                             app.status.retry = app.status.retry.in_sync(&revision);
                         }
                         app.attempted = true;
@@ -542,7 +541,10 @@ impl Controller {
                 false,
                 format!(
                     "{reason}: {}",
-                    report.failure.clone().unwrap_or_else(|| "not healthy".into())
+                    report
+                        .failure
+                        .clone()
+                        .unwrap_or_else(|| "not healthy".into())
                 ),
             ),
             Err(e) => (false, format!("{reason}: {e}")),
@@ -601,8 +603,10 @@ impl Controller {
                 }) {
                     Ok(Outcome::Waiting(_)) | Ok(Outcome::Paused(_)) => still.push(id),
                     Ok(Outcome::Degraded(m)) | Ok(Outcome::TimedOut(m)) => {
-                        self.apps[index].status.last_error =
-                            Some(format!("rollout of {} is Degraded: {m}", crate::diff::display_id(&id)));
+                        self.apps[index].status.last_error = Some(format!(
+                            "rollout of {} is Degraded: {m}",
+                            crate::diff::display_id(&id)
+                        ));
                     }
                     Ok(Outcome::Healthy(_)) => {}
                     Err(e) => {

@@ -46,13 +46,23 @@ impl GitRepo {
             .unwrap_or_else(|e| panic!("{e}"));
         index.write().unwrap_or_else(|e| panic!("{e}"));
         let tree_id = index.write_tree().unwrap_or_else(|e| panic!("{e}"));
-        let tree = self.repo.find_tree(tree_id).unwrap_or_else(|e| panic!("{e}"));
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .unwrap_or_else(|e| panic!("{e}"));
         let signature =
             git2::Signature::now("test", "test@example.com").unwrap_or_else(|e| panic!("{e}"));
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         self.repo
-            .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
             .unwrap_or_else(|e| panic!("commit: {e}"))
             .to_string()
     }
@@ -83,7 +93,9 @@ impl GitRepo {
     /// `reconcile status APP -o json`, parsed; `None` while there is none.
     pub fn try_status(&self, app: &str) -> Option<serde_json::Value> {
         let (code, out, _) = self.run(&["status", app, "-o", "json"]);
-        (code == 0).then(|| serde_json::from_str(&out).ok()).flatten()
+        (code == 0)
+            .then(|| serde_json::from_str(&out).ok())
+            .flatten()
     }
 
     /// Starts `reconcile watch ARGS` in the repository.
@@ -109,8 +121,14 @@ impl GitRepo {
             .unwrap_or_else(|e| panic!("starting watch: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -167,7 +185,12 @@ impl Watcher {
     }
 
     /// Waits for a log line after `mark` matching `matches`.
-    pub fn wait_after(&mut self, mark: usize, what: &str, matches: impl Fn(&str) -> bool) -> String {
+    pub fn wait_after(
+        &mut self,
+        mark: usize,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
         let started = Instant::now();
         loop {
             let log = self.log();
@@ -196,7 +219,13 @@ impl Watcher {
     }
 
     /// An HTTP request to the watcher: status code and body.
-    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         http(&self.addr, method, path, headers, body)
     }
 
@@ -230,7 +259,13 @@ impl Drop for Watcher {
 }
 
 /// One HTTP/1.1 exchange on a fresh connection.
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut request = format!(
