@@ -128,6 +128,14 @@ pub trait Cluster {
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
     fn delete(&mut self, id: &ResId) -> Result<bool, Error>;
 
+    /// Refuses, before anything is written, an object the target would not take for its
+    /// kind or fields: a group/version it doesn't serve (unless a CRD among `objects` defines
+    /// it), an unknown field or a wrong type. Targets that cannot tell accept everything.
+    fn check_served(&self, objects: &[Value]) -> Result<(), Error> {
+        let _ = objects;
+        Ok(())
+    }
+
     /// The cluster's current time (virtual on the engine), as RFC 3339.
     fn now(&self) -> String;
 

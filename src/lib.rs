@@ -6,6 +6,7 @@
 //! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
 //! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
+//! - [`fields`] is server-side apply's field ownership (`managedFields`), pure;
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod controller;
 pub mod diff;
 pub mod engine;
+pub mod fields;
 pub mod model;
 pub mod plan;
 pub mod render;

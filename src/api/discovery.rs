@@ -1,5 +1,6 @@
 //! Discovery: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`, built from
-//! the engine's kind table ([`kinds::KINDS`]) so a kind added there is served and discovered.
+//! the engine's kind table ([`kinds::all`]: the built-in kinds and registered CRDs) so a kind
+//! added there is served and discovered.
 
 use serde_json::{Value, json};
 
@@ -20,40 +21,14 @@ pub fn version() -> Value {
     })
 }
 
-/// Kinds kubectl's `all` category lists.
-const CATEGORY_ALL: &[&str] = &[
-    "Pod",
-    "Service",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "HorizontalPodAutoscaler",
-];
-
-/// Kinds with a `scale` subresource.
-pub fn has_scale(kind: &str) -> bool {
-    matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet")
+/// Whether the kind has a `scale` subresource.
+pub fn has_scale(info: &KindInfo) -> bool {
+    info.subresources.contains(&"scale")
 }
 
-/// Kinds with a `status` subresource.
-pub fn has_status(kind: &str) -> bool {
-    !matches!(
-        kind,
-        "ConfigMap"
-            | "Secret"
-            | "ServiceAccount"
-            | "Endpoints"
-            | "EndpointSlice"
-            | "Role"
-            | "RoleBinding"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "StorageClass"
-            | "LimitRange"
-    )
+/// Whether the kind has a `status` subresource.
+pub fn has_status(info: &KindInfo) -> bool {
+    info.subresources.contains(&"status")
 }
 
 /// `/api`.
@@ -68,7 +43,7 @@ pub fn core_versions(address: &str) -> Value {
 /// `/apis`: one group per API group in the kind table, in table order.
 pub fn groups() -> Value {
     let mut seen: Vec<(&str, &str)> = Vec::new();
-    for k in kinds::KINDS.iter().filter(|k| !k.group.is_empty()) {
+    for k in kinds::all().into_iter().filter(|k| !k.group.is_empty()) {
         if !seen.contains(&(k.group, k.version)) {
             seen.push((k.group, k.version));
         }
@@ -92,13 +67,15 @@ pub fn groups() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-/// The verbs served for every kind.
-const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+/// The verbs the server implements (of those the kind table lists).
+const SERVED_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 /// `/api/v1` or `/apis/{group}/{version}`; `None` for a group version the server lacks.
 pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let members: Vec<&KindInfo> = kinds::KINDS
-        .iter()
+    let members: Vec<&KindInfo> = kinds::all()
+        .into_iter()
         .filter(|k| k.group == group && k.version == version)
         .collect();
     if members.is_empty() {
@@ -106,21 +83,27 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for k in &members {
+        let verbs: Vec<&str> = k
+            .verbs
+            .iter()
+            .copied()
+            .filter(|v| SERVED_VERBS.contains(v))
+            .collect();
         let mut r = json!({
             "name": k.plural,
-            "singularName": k.kind.to_lowercase(),
+            "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": VERBS,
+            "verbs": verbs,
         });
         if !k.short.is_empty() {
             r["shortNames"] = json!(k.short);
         }
-        if CATEGORY_ALL.contains(&k.kind) {
-            r["categories"] = json!(["all"]);
+        if !k.categories.is_empty() {
+            r["categories"] = json!(k.categories);
         }
         resources.push(r);
-        if has_status(k.kind) {
+        if has_status(k) {
             resources.push(json!({
                 "name": format!("{}/status", k.plural),
                 "singularName": "",
@@ -129,7 +112,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
-        if has_scale(k.kind) {
+        if has_scale(k) {
             resources.push(json!({
                 "name": format!("{}/scale", k.plural),
                 "singularName": "",
@@ -140,16 +123,6 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
-    }
-    if group.is_empty() {
-        resources.push(json!({
-            "name": "events",
-            "singularName": "event",
-            "namespaced": true,
-            "kind": "Event",
-            "verbs": ["get", "list"],
-            "shortNames": ["ev"],
-        }));
     }
     let group_version = if group.is_empty() {
         version.to_string()
@@ -166,8 +139,8 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
 
 /// The kind a URL's group, version and plural resource name.
 pub fn kind_for(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
-    kinds::KINDS
-        .iter()
+    kinds::all()
+        .into_iter()
         .find(|k| k.group == group && k.version == version && k.plural == plural)
 }
 
@@ -177,7 +150,7 @@ mod tests {
 
     #[test]
     fn every_kind_is_discoverable() {
-        for k in kinds::KINDS {
+        for k in kinds::all() {
             let list = resources(k.group, k.version).expect("group version served");
             let names: Vec<&str> = list["resources"]
                 .as_array()

@@ -67,7 +67,10 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         address: Arc::from(address),
     };
     Router::new()
-        .route("/version", get(|| async { axum::Json(discovery::version()) }))
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -153,6 +156,20 @@ async fn dispatch(
             .to_string()
     };
     let as_table = table::wants_table(&header("accept"));
+    let media = header("content-type");
+    if (media.contains("protobuf") || media.contains("cbor")) && !body.is_empty() {
+        // Typed clients (`kubectl create configmap`) send protobuf; only JSON is decoded.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
+            ),
+        ));
+    }
+    if let Some(found) = discovery_document(uri.path()) {
+        return found.map(|doc| axum::Json(doc).into_response());
+    }
     let target = request::parse_path(uri.path())?;
     let (info, namespace, name, sub) = match target {
         Target::Events { namespace } => {
@@ -234,9 +251,8 @@ async fn dispatch(
             let options: Value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::bad_request(format!("invalid DeleteOptions: {e}"))
-                })?
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
             worker
                 .call(move |e| objects::delete(e, &scope, &name, &options, &query))
@@ -245,6 +261,25 @@ async fn dispatch(
         (m, _) => return Err(ApiError::method_not_allowed(m.as_str())),
     };
     Ok(json_response(answer))
+}
+
+/// `/api/v1`, `/apis/{group}` and `/apis/{group}/{version}`; `None` for other paths.
+fn discovery_document(path: &str) -> Option<Result<Value, ApiError>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let found = match parts.as_slice() {
+        ["api", version] => discovery::resources("", version),
+        ["apis", group, version] => discovery::resources(group, version),
+        ["apis", group] => discovery::groups()["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["name"] == *group).cloned())
+            .map(|mut g| {
+                g["kind"] = Value::from("APIGroup");
+                g["apiVersion"] = Value::from("v1");
+                g
+            }),
+        _ => return None,
+    };
+    Some(found.ok_or_else(ApiError::no_route))
 }
 
 fn server_side_apply(
@@ -271,15 +306,24 @@ fn server_side_apply(
         ));
     }
     if let Some(ns) = &scope.namespace {
-        doc::set(&mut applied, &["metadata", "namespace"], Value::from(ns.as_str()));
+        doc::set(
+            &mut applied,
+            &["metadata", "namespace"],
+            Value::from(ns.as_str()),
+        );
     }
-    let live = engine.get(info.kind, scope.namespace.as_deref().unwrap_or_default(), name)?;
+    let live = engine.get(
+        info.kind,
+        scope.namespace.as_deref().unwrap_or_default(),
+        name,
+    )?;
     let request = apply::ApplyRequest {
         manager,
         force,
         now: crate::engine::clock::rfc3339(engine.now_millis()),
     };
-    let merged = apply::merge(live.as_ref(), &applied, &request)?;
+    let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
+    objects::drop_nulls(&mut merged);
     let (code, stored) = match (live.is_some(), dry_run) {
         (true, true) => (200, engine.dry_run_apply(&merged)?),
         (true, false) => (200, engine.apply(&merged)?),

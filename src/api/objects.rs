@@ -109,7 +109,10 @@ pub fn list(
         }
         if options.limit > 0 && picked.len() == options.limit {
             if let Some(last) = picked.last() {
-                next = Some(request::encode_continue(doc::namespace(last), doc::name(last)));
+                next = Some(request::encode_continue(
+                    doc::namespace(last),
+                    doc::name(last),
+                ));
             }
             let _ = (ns, name);
             break;
@@ -134,9 +137,8 @@ pub fn list(
 
 /// Reads a request body as one JSON object.
 pub fn body_object(body: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("the object provided is unrecognized: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::bad_request(
             "the object provided is unrecognized (must be a JSON object)",
@@ -195,6 +197,7 @@ pub fn create(
     dry_run: bool,
 ) -> Result<Answer, ApiError> {
     conform(scope, None, &mut object)?;
+    drop_nulls(&mut object);
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
@@ -238,7 +241,12 @@ pub fn update(
     }
 }
 
-fn check_version(scope: &Scope, name: &str, existing: &Value, object: &Value) -> Result<(), ApiError> {
+fn check_version(
+    scope: &Scope,
+    name: &str,
+    existing: &Value,
+    object: &Value,
+) -> Result<(), ApiError> {
     let wanted = doc::str_at(object, &["metadata", "resourceVersion"]);
     let found = doc::str_at(existing, &["metadata", "resourceVersion"]);
     if !wanted.is_empty() && wanted != found {
@@ -247,12 +255,34 @@ fn check_version(scope: &Scope, name: &str, existing: &Value, object: &Value) ->
         } else {
             format!("{}.{}", scope.info.plural, scope.info.group)
         };
-        return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {word} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")));
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {word} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        ));
     }
     Ok(())
 }
 
+/// Drops `null` fields, as decoding into the API's typed objects does: kubectl sends
+/// `creationTimestamp: null` inside templates, which must not make two templates differ.
+pub fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 fn store(engine: &mut Engine, object: &Value, dry_run: bool) -> Result<Value, ApiError> {
+    let mut object = object.clone();
+    drop_nulls(&mut object);
+    let object = &object;
     Ok(if dry_run {
         engine.dry_run_apply(object)?
     } else {
@@ -385,10 +415,19 @@ pub fn delete(
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|d| d.iter().any(|v| v == "All"));
-    if let Some(uid) = options.pointer("/preconditions/uid").and_then(Value::as_str)
+    if let Some(uid) = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
         && uid != doc::uid(&existing)
     {
-        return Err(ApiError::new(409, "Conflict", format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", doc::uid(&existing))));
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                doc::uid(&existing)
+            ),
+        ));
     }
     if dry_run {
         return Ok(answer(200, &existing));

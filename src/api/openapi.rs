@@ -20,11 +20,12 @@ fn gv_path(group: &str, version: &str) -> String {
 /// `/openapi/v3`: where each group version's document is.
 pub fn root() -> Value {
     let mut paths = Map::new();
-    for k in kinds::KINDS {
+    let all = kinds::all();
+    for k in &all {
         let p = gv_path(k.group, k.version);
         paths.insert(
             p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", crate::engine::kinds::KINDS.len())}),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", all.len())}),
         );
     }
     json!({"paths": paths})
@@ -32,8 +33,8 @@ pub fn root() -> Value {
 
 /// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`.
 pub fn group_version(gv: &str) -> Option<Value> {
-    let members: Vec<_> = kinds::KINDS
-        .iter()
+    let members: Vec<_> = kinds::all()
+        .into_iter()
         .filter(|k| gv_path(k.group, k.version) == gv)
         .collect();
     if members.is_empty() {
@@ -84,18 +85,22 @@ mod tests {
 
     #[test]
     fn every_kind_patch_declares_field_validation() {
-        for k in kinds::KINDS {
+        for k in kinds::all() {
             let gv = gv_path(k.group, k.version);
             assert!(root()["paths"].get(&gv).is_some());
             let doc = group_version(&gv).expect("document");
-            let found = doc["paths"].as_object().into_iter().flatten().any(|(_, ops)| {
-                ops["patch"]["x-kubernetes-group-version-kind"]["kind"] == k.kind
-                    && ops["patch"]["parameters"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|p| p["name"] == "fieldValidation")
-            });
+            let found = doc["paths"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(_, ops)| {
+                    ops["patch"]["x-kubernetes-group-version-kind"]["kind"] == k.kind
+                        && ops["patch"]["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["name"] == "fieldValidation")
+                });
             assert!(found, "{}", k.kind);
         }
         assert!(group_version("apis/nope/v1").is_none());

@@ -52,7 +52,11 @@ pub fn main() -> i32 {
             // Help and --version go to stdout with 0; every usage error is an error (1), never
             // clap's 2, which `--detailed-exitcode` reserves for "changes present".
             let _ = err.print();
-            return if err.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            return if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
         }
     };
     output::init_color(cli.color);

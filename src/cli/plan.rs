@@ -60,6 +60,10 @@ pub struct PlanArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
 }
 
 /// `reconcile apply` arguments.
@@ -76,6 +80,10 @@ pub struct ApplyArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
     /// Wait until everything applied is healthy (rollouts carried to the end).
     #[arg(long)]
     pub wait: bool,
@@ -464,6 +472,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
@@ -510,7 +519,8 @@ fn end_progress() {
 }
 
 /// Set by `-o json`: stdout carries only the JSON document, progress goes to stderr.
-static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 fn progress_line(line: &str) {
     if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
@@ -600,6 +610,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
     };
     let access = if args.dry_run {
         Access::Read
@@ -684,10 +695,7 @@ fn finish_dry_run(plans: &[Plan], json: bool) -> anyhow::Result<i32> {
         };
         write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
     } else {
-        write_stdout(&text(
-            &PlanSet::new(plans.to_vec()),
-            super::output::color(),
-        ))?;
+        write_stdout(&text(&PlanSet::new(plans.to_vec()), super::output::color()))?;
         println!("Dry run: nothing applied, nothing deleted; the target is unchanged.");
     }
     Ok(EXIT_OK)
@@ -742,17 +750,18 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             dir: root.join(&app.path),
             app,
         };
-        let target = args
-            .target
-            .clone()
-            .unwrap_or_else(|| saved.target.clone());
+        let state = match &args.target {
+            Some(flag) => target::locate(Some(flag), None)?,
+            None => target::locate_recorded(&saved.target)?,
+        };
         let objects = render(&resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
+            create_namespace: false,
         };
         if args.dry_run {
-            let engine = open_engine(Some(&target), Access::Read)?;
+            let engine = target::open(&state, Access::Read)?;
             let fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
@@ -764,7 +773,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             dry_runs.push(fresh.plan);
             continue;
         }
-        let mut engine = open_engine(Some(&target), Access::Write)?;
+        let mut engine = target::open(&state, Access::Write)?;
         let mut plan_applied = None;
         let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
             let fresh = plan::make_plan(

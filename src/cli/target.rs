@@ -99,6 +99,15 @@ pub fn locate(flag: Option<&str>, app_target: Option<&str>) -> anyhow::Result<St
     }
 }
 
+/// The state file a saved plan recorded (`engine:PATH`). Not explicit: the plan may have been
+/// made on the empty cluster of a state not created yet, which a dry run then sees again.
+pub fn locate_recorded(recorded: &str) -> anyhow::Result<StateFile> {
+    Ok(StateFile {
+        explicit: false,
+        ..locate(Some(recorded), None)?
+    })
+}
+
 /// The state file of `engine --state PATH` (an alias of `--target engine:PATH`).
 pub fn locate_engine(state: Option<&Path>, flag: Option<&str>) -> anyhow::Result<StateFile> {
     match (state, flag) {

@@ -406,6 +406,7 @@ impl Controller {
                     let options = PlanOptions {
                         prune: app.policy.prune,
                         allow_empty: app.policy.allow_empty,
+                        create_namespace: app.app.creates_namespaces(),
                     };
                     match plan::make_plan(
                         &app.app,

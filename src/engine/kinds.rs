@@ -147,12 +147,19 @@ pub fn by_group_kind(group: &str, kind: &str) -> Option<&'static KindInfo> {
 
 /// Why an `apiVersion`/`kind` pair names nothing the engine serves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no matches for kind \"{kind}\" in version \"{api_version}\"")]
+#[error("no matches for kind \"{kind}\" in version \"{api_version}\"{}", if *.custom { ": install its CustomResourceDefinition first" } else { "" })]
 pub struct NoMatch {
     /// The object's kind.
     pub kind: String,
     /// The object's apiVersion.
     pub api_version: String,
+    /// The group is no built-in one: only a CRD can serve it.
+    pub custom: bool,
+}
+
+/// Whether `info` is a built-in kind (not one registered from a CRD).
+pub fn is_builtin(info: &KindInfo) -> bool {
+    KINDS.iter().any(|k| std::ptr::eq(k, info))
 }
 
 /// The kind an object's `apiVersion` and `kind` name, when that group serves that kind in
@@ -167,6 +174,7 @@ pub fn resolve(api_version: &str, kind: &str) -> Result<&'static KindInfo, NoMat
         .ok_or_else(|| NoMatch {
             kind: kind.to_string(),
             api_version: api_version.to_string(),
+            custom: !KINDS.iter().any(|k| k.group == group),
         })
 }
 
@@ -280,6 +288,9 @@ mod tests {
         assert!(resolve("extensions/v1beta1", "Deployment").is_err());
         assert!(resolve("apps/v1", "Secret").is_err());
         assert!(resolve("events.k8s.io/v1", "Event").is_ok_and(|k| k.group == "events.k8s.io"));
-        assert!(resolve("cert-manager.io/v1", "Certificate").is_err());
+        assert_eq!(
+            resolve("cert-manager.io/v1", "Certificate").map(|k| k.kind).unwrap_err().to_string(),
+            "no matches for kind \"Certificate\" in version \"cert-manager.io/v1\": install its CustomResourceDefinition first"
+        );
     }
 }

@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod clock;
 pub mod controllers;
+pub mod crd;
 pub mod cron;
 pub mod doc;
 pub mod events;
@@ -26,6 +27,7 @@ pub mod labels;
 mod par;
 pub mod quota;
 pub mod scheduler;
+pub mod schema;
 pub mod store;
 pub mod traffic;
 
@@ -342,6 +344,23 @@ impl Engine {
         kinds::resolve(api_version, kind).map_err(|e| Error::NoMatch(e.to_string()))
     }
 
+    /// The kind of an object a user sends, after server-side field validation (Strict) of
+    /// built-in kinds; custom resources are checked against their CRD at admission.
+    fn request_kind(object: &Value) -> Result<&'static KindInfo, Error> {
+        let info = Engine::kind_of(object)?;
+        if kinds::is_builtin(info) {
+            let version = doc::str_at(object, &["apiVersion"])
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            schema::check(info, version, object).map_err(|message| Error::Invalid {
+                id: Box::new(ResId::of(object)),
+                message,
+            })?;
+        }
+        Ok(info)
+    }
+
     fn admit_create(
         &mut self,
         info: &'static KindInfo,
@@ -388,7 +407,7 @@ impl Engine {
 
     /// Creates an object; fails if it exists. Returns it as stored.
     pub fn create(&mut self, object: &Value) -> Result<Value, Error> {
-        let info = Engine::kind_of(object)?;
+        let info = Engine::request_kind(object)?;
         self.transact(|e| {
             let key = e.admit_create(info, object.clone(), None)?;
             e.settle();
@@ -402,7 +421,7 @@ impl Engine {
     /// Creates or updates an object to the given desired state, keeping what the cluster
     /// owns (status, uid, allocated IPs and ports, controller annotations).
     pub fn apply(&mut self, object: &Value) -> Result<Value, Error> {
-        let info = Engine::kind_of(object)?;
+        let info = Engine::request_kind(object)?;
         self.transact(|e| {
             let key = e.apply_in(info, object)?;
             e.settle();
@@ -501,6 +520,14 @@ impl Engine {
             return true;
         }
         let now = rfc3339(self.state.now);
+        if info.kind == crd::KIND {
+            // Deleting a CRD deletes every object of the kind it defines.
+            if let Some(defined) = crd::info_of(&current).map(kinds::register) {
+                for (ns, name) in crd::instances(&self.state, &current) {
+                    self.state.remove(defined.kind, &ns, &name);
+                }
+            }
+        }
         match info.kind {
             "Pod" => {
                 let grace =
@@ -1280,10 +1307,13 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
             }
         }
     }
-    if !meta.contains_key("ownerReferences")
-        && let Some(v) = cur_meta.get("ownerReferences")
-    {
-        meta.insert("ownerReferences".into(), v.clone());
+    // Field ownership stays unless the writer sends its own (a server-side apply does).
+    for key in ["ownerReferences", "managedFields"] {
+        if !meta.contains_key(key)
+            && let Some(v) = cur_meta.get(key)
+        {
+            meta.insert(key.into(), v.clone());
+        }
     }
     // Controller-written annotations survive an apply that does not mention them.
     if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
@@ -1422,9 +1452,10 @@ impl Cluster for Engine {
     }
 
     fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
-        let info = kinds::by_kind(&id.gvk.kind).ok_or_else(|| {
-            cluster::Error::Backend(Error::UnknownKind(id.gvk.kind.clone()).to_string())
-        })?;
+        // A kind nothing serves yet (its CRD comes with it) has no objects.
+        let Some(info) = kinds::by_group_kind(&id.gvk.group, &id.gvk.kind) else {
+            return Ok(None);
+        };
         let ns = if info.namespaced {
             if id.namespace.is_empty() {
                 "default"
@@ -1446,9 +1477,9 @@ impl Cluster for Engine {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, cluster::Error> {
-        let info = kinds::by_kind(&gvk.kind).ok_or_else(|| {
-            cluster::Error::Backend(Error::UnknownKind(gvk.kind.clone()).to_string())
-        })?;
+        let Some(info) = kinds::by_group_kind(&gvk.group, &gvk.kind) else {
+            return Ok(Vec::new());
+        };
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
@@ -1465,21 +1496,48 @@ impl Cluster for Engine {
         Engine::apply(self, object).map_err(to_cluster_error)
     }
 
+    fn check_served(&self, objects: &[Value]) -> Result<(), cluster::Error> {
+        for object in objects {
+            let api_version = doc::str_at(object, &["apiVersion"]);
+            let kind = doc::str_at(object, &["kind"]);
+            if let Err(err) = Engine::request_kind(object)
+                && (matches!(err, Error::Invalid { .. })
+                    || !crd::defined_by(objects, api_version, kind))
+            {
+                return Err(match err {
+                    Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
+                    other => cluster::Error::Invalid {
+                        id: Box::new(ResId::of(object)),
+                        message: other.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// One transaction and one settle for the whole batch: the controllers run once over the
     /// cluster instead of once per object. On a refusal the objects before it stay applied.
     fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, cluster::Error)> {
         if objects.is_empty() {
             return Ok(Vec::new());
         }
-        let mut infos = Vec::with_capacity(objects.len());
+        // Every object's kind is served, or defined by a CRD of the batch (applied before it).
         for (index, object) in objects.iter().enumerate() {
-            infos.push(Engine::kind_of(object).map_err(|e| (index, to_cluster_error(e)))?);
+            if let Err(err) = Engine::request_kind(object) {
+                let api_version = doc::str_at(object, &["apiVersion"]);
+                let kind = doc::str_at(object, &["kind"]);
+                if !crd::defined_by(&objects[..index], api_version, kind) {
+                    return Err((index, to_cluster_error(err)));
+                }
+            }
         }
         let outcome = self.transact(|e| {
             let mut keys = Vec::with_capacity(objects.len());
             let mut refused = None;
-            for (index, (info, object)) in infos.iter().zip(objects).enumerate() {
-                match e.apply_in(info, object) {
+            for (index, object) in objects.iter().enumerate() {
+                let applied = Engine::request_kind(object).and_then(|info| e.apply_in(info, object));
+                match applied {
                     Ok(key) => keys.push(key),
                     Err(err) => {
                         refused = Some((index, err));

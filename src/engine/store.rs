@@ -726,8 +726,20 @@ impl Database {
                 r.get::<_, Option<String>>(4)?,
             ))
         }))?;
+        let mut loaded = Vec::new();
         for row in rows {
-            let (kind, ns, name, text, sim) = self.map_busy(row)?;
+            loaded.push(self.map_busy(row)?);
+        }
+        // The kinds CRDs define are known before their objects are read.
+        for (kind, _, _, text, _) in &loaded {
+            if kind == super::crd::KIND
+                && let Ok(crd) = serde_json::from_str::<Value>(text)
+                && let Some(defined) = super::crd::info_of(&crd)
+            {
+                kinds::register(defined);
+            }
+        }
+        for (kind, ns, name, text, sim) in loaded {
             let info = kinds::by_kind(&kind)
                 .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
             let doc: Value = serde_json::from_str(&text)

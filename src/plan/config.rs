@@ -86,6 +86,20 @@ pub struct Application {
     /// automatically and heal drift (as Flux does); present without `automated`: only report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_policy: Option<SyncPolicy>,
+    /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
+    /// objects go to when they don't exist, as `apply --create-namespace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// The sync options `reconcile.yaml` accepts.
+const SYNC_OPTIONS: &[&str] = &["CreateNamespace=true", "CreateNamespace=false"];
+
+impl Application {
+    /// Whether the application creates missing namespaces (`CreateNamespace=true`).
+    pub fn creates_namespaces(&self) -> bool {
+        self.sync_options.iter().any(|o| o == "CreateNamespace=true")
+    }
 }
 
 /// Argo CD's `syncPolicy`: when the watcher applies, and how it retries.
@@ -200,6 +214,14 @@ impl Config {
                             "applications[{index}].syncPolicy.retry.backoff.{field}: {e}"
                         )));
                     }
+                }
+            }
+            for (option_index, option) in app.sync_options.iter().enumerate() {
+                if !SYNC_OPTIONS.contains(&option.as_str()) {
+                    return Err(invalid(format!(
+                        "applications[{index}].syncOptions[{option_index}]: {option:?} is not supported (supported: {})",
+                        SYNC_OPTIONS.join(", ")
+                    )));
                 }
             }
             for (rule_index, rule) in app.ignore_differences.iter().enumerate() {

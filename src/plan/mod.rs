@@ -16,6 +16,7 @@ pub mod inventory;
 #[cfg(test)]
 pub mod memory;
 pub mod order;
+pub mod ownership;
 pub mod prune;
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,8 @@ use serde_json::{Map, Value, json};
 use crate::cluster::{self, CANARY_WEIGHT_ANNOTATION, Cluster, TRACK_LABEL};
 use crate::diff::normalize::{
     APPLIED_FIELDS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION,
-    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, shape,
+    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, project, restore_declared_strategy,
+    shape,
 };
 use crate::diff::{self, Change};
 use crate::model::{Gvk, ResId};
@@ -97,6 +99,14 @@ pub enum Error {
         /// The namespace looked in.
         namespace: String,
     },
+    /// The live object's field ownership (`managedFields`) cannot be read.
+    #[error("{}: {source}", crate::diff::display_id(id))]
+    Ownership {
+        /// The object.
+        id: Box<ResId>,
+        /// The cause.
+        source: crate::fields::Error,
+    },
     /// A saved plan no longer matches the source or the live state.
     #[error("plan is stale: {reason}; run `reconcile plan` again")]
     Stale {
@@ -119,6 +129,8 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Allow prune when nothing is rendered.
     pub allow_empty: bool,
+    /// Create the namespaces objects go to that neither exist nor are rendered.
+    pub create_namespace: bool,
 }
 
 /// One planned action.
@@ -314,7 +326,7 @@ const CLUSTER_SCOPED: &[&str] = &[
 
 /// True for a cluster-scoped kind.
 pub fn is_cluster_scoped(kind: &str) -> bool {
-    CLUSTER_SCOPED.contains(&kind)
+    crate::engine::kinds::by_kind(kind).map_or(CLUSTER_SCOPED.contains(&kind), |k| !k.namespaced)
 }
 
 fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
@@ -374,6 +386,41 @@ pub fn with_namespaces(app: &Application, rendered: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// Namespace objects for the namespaces `objects` go to that are neither rendered nor live.
+fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Value>, Error> {
+    let rendered: HashSet<String> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let mut wanted: Vec<String> = Vec::new();
+    for object in objects {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if namespace.is_empty()
+            || is_cluster_scoped(kind)
+            || rendered.contains(namespace)
+            || wanted.iter().any(|w| w == namespace)
+        {
+            continue;
+        }
+        wanted.push(namespace.to_string());
+    }
+    let mut missing = Vec::new();
+    for name in wanted {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let id = ResId::of(&object);
+        if cluster.get(&id).map_err(cluster_err(&id))?.is_none() {
+            missing.push(object);
+        }
+    }
+    Ok(missing)
+}
+
 /// Names of the Services BlueGreen Deployments select with a track label, by namespace.
 fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, Error> {
     let mut services = HashSet::new();
@@ -396,6 +443,13 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 /// when this fails.
 fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
+    if let Err(e) = cluster.check_served(objects) {
+        let id = match &e {
+            cluster::Error::Invalid { id, .. } => (**id).clone(),
+            _ => ResId::of(&Value::Null),
+        };
+        return Err(cluster_err(&id)(e));
+    }
     for object in objects {
         order::sync_wave(object)?;
         if object.get("kind").and_then(Value::as_str) != Some("Deployment") {
@@ -591,7 +645,14 @@ pub fn make_plan(
             app: app.name.clone(),
         });
     }
-    let objects = with_namespaces(app, rendered);
+    let mut objects = with_namespaces(app, rendered);
+    let created_namespaces = if options.create_namespace || app.creates_namespaces() {
+        missing_namespaces(&objects, cluster)?
+    } else {
+        Vec::new()
+    };
+    let created_ids: HashSet<ResId> = created_namespaces.iter().map(ResId::of).collect();
+    objects.splice(0..0, created_namespaces);
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
@@ -610,8 +671,27 @@ pub fn make_plan(
                 app: app.name.clone(),
             });
         }
-        let compared = diff::compare(Some(declared), live.as_ref(), &app.ignore_differences);
         let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
+        let ownership_err = |source| Error::Ownership {
+            id: Box::new(id.clone()),
+            source,
+        };
+        // The diff compares what the apply will write (foreign fields kept, only fields
+        // reconcile owned and dropped removed), over the declared and previously applied fields.
+        let mut written =
+            ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
+        let compared = match &live {
+            Some(live_object) => {
+                let mut view = written.clone();
+                restore_declared_strategy(&mut view);
+                let view = project(
+                    &view,
+                    &ownership::compared_shape(declared, Some(live_object)),
+                );
+                diff::compare(Some(&view), Some(live_object), &app.ignore_differences)
+            }
+            None => diff::compare(Some(declared), None, &app.ignore_differences),
+        };
         let mut rollout_target = None;
         let mut description = None;
         if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str()) {
@@ -627,6 +707,8 @@ pub fn make_plan(
                 if let Some(current) = live.pointer("/spec/template") {
                     prepared["spec"]["template"] = current.clone();
                 }
+                written = ownership::merge_for_apply(Some(live), &prepared, &now)
+                    .map_err(ownership_err)?;
                 description = Some(match &strategy {
                     Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
                     _ => "BlueGreen".to_string(),
@@ -635,7 +717,8 @@ pub fn make_plan(
             }
         }
         let bookkeeping_missing = live.as_ref().is_some_and(|l| {
-            annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
+            ownership::lacks_ownership(l)
+                || annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
                 || annotation(l, APPLIED_FIELDS_ANNOTATION)
                     != annotation(&prepared, APPLIED_FIELDS_ANNOTATION)
         });
@@ -647,7 +730,7 @@ pub fn make_plan(
             compared.diff,
         );
         action.rollout = description;
-        entries.push((action, Some(prepared), rollout_target, bookkeeping_missing));
+        entries.push((action, Some(written), rollout_target, bookkeeping_missing));
     }
     let items: Vec<(i64, &str)> = entries
         .iter()
@@ -733,9 +816,13 @@ pub fn make_plan(
             Change::Unchanged => summary.unchanged += 1,
         }
     }
+    // Namespaces created for the application are not its own: pruning never deletes them
+    // (Argo CD's CreateNamespace leaves them too).
     let mut members: Vec<inventory::Member> = objects
         .iter()
-        .map(|o| inventory::Member::of(&ResId::of(o)))
+        .map(ResId::of)
+        .filter(|id| !created_ids.contains(id))
+        .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
     let plan = Plan {

@@ -98,6 +98,9 @@ pub enum EngineCommand {
         /// Leave out the title rows.
         #[arg(long)]
         no_headers: bool,
+        /// Keep `metadata.managedFields` in `-o yaml|json` (hidden by default, as kubectl).
+        #[arg(long)]
+        show_managed_fields: bool,
     },
     /// Show objects in detail with their events (`describe deploy web`, `describe pods`).
     Describe {
@@ -388,6 +391,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             output,
             show_labels,
             no_headers,
+            show_managed_fields,
         } => {
             // Events are a log beside the objects, not stored objects: `get events` is the
             // events command, as kubectl users type it.
@@ -413,6 +417,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             let columns = get::Columns {
                 show_labels,
                 no_headers,
+                show_managed_fields,
             };
             return get::run(&mut engine, &resources, scope, output, columns);
         }
