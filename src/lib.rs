@@ -12,6 +12,7 @@
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
 //! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
+//! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod engine;
 pub mod fields;

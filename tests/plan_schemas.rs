@@ -1,4 +1,5 @@
-//! The committed JSON Schemas of plans, reconcile.yaml and strategies are current.
+//! The committed JSON Schemas of plans, reconcile.yaml, strategies and the watcher's
+//! `/api/v1/apps` are current.
 //! Regenerate with `UPDATE_EXPECT=1 cargo test --test plan_schemas`.
 
 use std::path::Path;
@@ -23,6 +24,7 @@ fn committed_schemas_are_current() {
     check("plan.json", reconcile::plan::plan_schema());
     check("config.json", reconcile::plan::config_schema());
     check("strategy.json", reconcile::plan::strategy_schema());
+    check("apps.json", reconcile::controller::status::apps_schema());
 }
 
 #[test]

@@ -62,6 +62,12 @@ pub enum Command {
     Rollout(super::plan::RolloutArgs),
     /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
     Engine(super::engine::EngineArgs),
+    /// Keep the target converged to a repository: sync, self-heal, rollouts, HTTP endpoints.
+    Watch(super::watch::WatchArgs),
+    /// Applications' revision, sync status, health, last error and last syncs.
+    Status(super::watch::StatusArgs),
+    /// Ask the running watcher to sync an application now.
+    Sync(super::watch::SyncArgs),
     /// Print the version, the git commit it was built from and the kustomize it matches.
     Version,
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
@@ -70,7 +76,7 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, and the `-o json`
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, and the `-o json`
     /// outputs `apply`, `rollout-status`, `validate`, `events`).
     Schema {
         /// Which schema.
@@ -89,6 +95,9 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
+            Command::Watch(_) => "watch",
+            Command::Status(_) => "status",
+            Command::Sync(_) => "sync",
             Command::Version => "version",
             Command::Completion { .. } => "completion",
         }

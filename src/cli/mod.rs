@@ -31,6 +31,7 @@ mod output;
 mod plan;
 mod render;
 mod target;
+mod watch;
 
 use clap::{CommandFactory, Parser};
 
@@ -78,6 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
+        Command::Watch(args) => watch::watch(args),
+        Command::Status(args) => watch::status(args),
+        Command::Sync(args) => watch::sync(args),
         Command::Version => {
             print!("{}", version_text());
             Ok(EXIT_OK)

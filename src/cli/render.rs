@@ -53,10 +53,11 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "plan" => crate::plan::plan_schema(),
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
+        "apps" => crate::controller::status::apps_schema(),
         other => match crate::reports::schema(other) {
             Some(text) => text,
             None => anyhow::bail!(
-                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apply, rollout-status, validate, events)"
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, apply, rollout-status, validate, events)"
             ),
         },
     };

@@ -269,6 +269,14 @@ impl Engine {
         &self.state
     }
 
+    /// Reloads the state when another process committed since it was loaded; `true` when
+    /// it did (how a watcher sees `engine scale` from another shell without polling objects).
+    pub fn refresh(&mut self) -> Result<bool, Error> {
+        let before = self.state.commit_seq;
+        self.read(|_| ())?;
+        Ok(self.state.commit_seq != before)
+    }
+
     /// Virtual now.
     pub fn now_millis(&self) -> Millis {
         self.state.now

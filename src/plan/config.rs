@@ -9,6 +9,9 @@
 //!   prune: true               # apply prunes without --prune
 //!   ignoreDifferences:
 //!   - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}
+//!   syncPolicy:               # what `reconcile watch` does (Argo CD's names)
+//!     automated: {prune: true, selfHeal: true, allowEmpty: false}
+//!     retry: {limit: 5, backoff: {duration: 5s, factor: 2, maxDuration: 3m}}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -83,6 +86,10 @@ pub struct Application {
     /// `update_config`); a Deployment's own `reconcile.dev/failure-action` annotations win.
     #[serde(default, skip_serializing_if = "FailurePolicy::is_empty")]
     pub failure_policy: FailurePolicy,
+    /// What `reconcile watch` does when the application is OutOfSync. Absent: sync
+    /// automatically and heal drift (as Flux does); present without `automated`: only report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<SyncPolicy>,
     /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
     /// objects go to when they don't exist, as `apply --create-namespace`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +180,60 @@ impl Application {
     }
 }
 
+/// Argo CD's `syncPolicy`: when the watcher applies, and how it retries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncPolicy {
+    /// Sync by itself when OutOfSync; absent: only report (`reconcile sync APP` syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated: Option<Automated>,
+    /// How failed syncs are retried (default: forever, backoff 5s ×2 up to 3m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// Argo CD's `syncPolicy.automated`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Automated {
+    /// Delete inventory members no longer rendered.
+    #[serde(default)]
+    pub prune: bool,
+    /// Re-apply when the live state drifts from the synced revision.
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Allow a prune when the render is empty.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// Argo CD's `syncPolicy.retry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Retries of a failed sync at the same revision (negative or absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Delay between retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+}
+
+/// Delay before retry `n` (1-based): `duration × factor^(n-1)`, at most `maxDuration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backoff {
+    /// First delay (`5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Growth per retry (2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<u32>,
+    /// Longest delay (`3m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+}
+
 impl Config {
     /// Reads and checks a `reconcile.yaml`.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -217,6 +278,25 @@ impl Config {
             app.failure_policy
                 .validate()
                 .map_err(|e| invalid(format!("applications[{index}].failurePolicy.{e}")))?;
+            if let Some(backoff) = app
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.retry.as_ref())
+                .and_then(|r| r.backoff.as_ref())
+            {
+                for (field, value) in [
+                    ("duration", &backoff.duration),
+                    ("maxDuration", &backoff.max_duration),
+                ] {
+                    if let Some(text) = value
+                        && let Err(e) = crate::rollout::time::parse_duration(text)
+                    {
+                        return Err(invalid(format!(
+                            "applications[{index}].syncPolicy.retry.backoff.{field}: {e}"
+                        )));
+                    }
+                }
+            }
             for (option_index, option) in app.sync_options.iter().enumerate() {
                 if !SYNC_OPTIONS.contains(&option.as_str()) {
                     return Err(invalid(format!(
