@@ -519,7 +519,8 @@ fn end_progress() {
 }
 
 /// Set by `-o json`: stdout carries only the JSON document, progress goes to stderr.
-static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 fn progress_line(line: &str) {
     if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
@@ -694,10 +695,7 @@ fn finish_dry_run(plans: &[Plan], json: bool) -> anyhow::Result<i32> {
         };
         write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
     } else {
-        write_stdout(&text(
-            &PlanSet::new(plans.to_vec()),
-            super::output::color(),
-        ))?;
+        write_stdout(&text(&PlanSet::new(plans.to_vec()), super::output::color()))?;
         println!("Dry run: nothing applied, nothing deleted; the target is unchanged.");
     }
     Ok(EXIT_OK)
@@ -752,10 +750,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             dir: root.join(&app.path),
             app,
         };
-        let target = args
-            .target
-            .clone()
-            .unwrap_or_else(|| saved.target.clone());
+        let target = args.target.clone().unwrap_or_else(|| saved.target.clone());
         let objects = render(&resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
