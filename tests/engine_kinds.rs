@@ -44,21 +44,36 @@ fn app(repo: &Repo, dir: &str, files: &[(&str, &str)]) {
 #[test]
 fn a_crd_and_its_resources_apply_together_and_are_served() {
     let repo = Repo::new();
-    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n";
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n";
     app(&repo, "app", &[("widget.yaml", widget), ("crd.yaml", CRD)]);
     let run = repo.ok(&["apply", "app"], 0);
     // The CRD goes first, whatever the render order.
-    let crd_at = run.stdout.find("CustomResourceDefinition widgets.example.com: created");
+    let crd_at = run
+        .stdout
+        .find("CustomResourceDefinition widgets.example.com: created");
     let widget_at = run.stdout.find("Widget default/w1: created");
     assert!(crd_at.is_some() && crd_at < widget_at, "{}", run.all());
-    let yaml = repo.ok(&["engine", "get", "wd", "w1", "-o", "yaml"], 0).stdout;
-    assert!(yaml.contains("color: red"), "defaulted from the schema:\n{yaml}");
+    let yaml = repo
+        .ok(&["engine", "get", "wd", "w1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(
+        yaml.contains("color: red"),
+        "defaulted from the schema:\n{yaml}"
+    );
     let crd = repo
-        .ok(&["engine", "get", "crd", "widgets.example.com", "-o", "yaml"], 0)
+        .ok(
+            &["engine", "get", "crd", "widgets.example.com", "-o", "yaml"],
+            0,
+        )
         .stdout;
     assert!(crd.contains("type: Established"), "{crd}");
     // A second process reads the custom kind back from the state.
-    assert!(repo.ok(&["engine", "get", "widgets"], 0).stdout.contains("w1"));
+    assert!(
+        repo.ok(&["engine", "get", "widgets"], 0)
+            .stdout
+            .contains("w1")
+    );
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 }
 
@@ -73,11 +88,14 @@ fn custom_resources_are_validated_against_their_schema() {
         "{}",
         run.all()
     );
-    let fixed = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: big}\n";
+    let fixed =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: big}\n";
     repo.write("app/widget.yaml", fixed);
     let run = repo.ok(&["apply", "app"], 1);
     assert!(
-        run.all().contains("spec.size: Invalid value: \"string\": spec.size in body must be of type integer"),
+        run.all().contains(
+            "spec.size: Invalid value: \"string\": spec.size in body must be of type integer"
+        ),
         "{}",
         run.all()
     );
@@ -86,7 +104,8 @@ fn custom_resources_are_validated_against_their_schema() {
 #[test]
 fn a_custom_resource_without_its_crd_is_refused_before_anything_changes() {
     let repo = Repo::new();
-    let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: web}\nspec: {}\n";
+    let cert =
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: web}\nspec: {}\n";
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
     app(&repo, "app", &[("cm.yaml", cm), ("cert.yaml", cert)]);
     let run = repo.ok(&["apply", "app"], 1);
@@ -106,7 +125,8 @@ fn versions_kubernetes_does_not_serve_are_refused() {
     app(&repo, "app", &[("secret.yaml", secret)]);
     let run = repo.ok(&["apply", "app"], 1);
     assert!(
-        run.stderr.contains("no matches for kind \"Secret\" in version \"v2\""),
+        run.stderr
+            .contains("no matches for kind \"Secret\" in version \"v2\""),
         "{}",
         run.all()
     );
@@ -115,7 +135,9 @@ fn versions_kubernetes_does_not_serve_are_refused() {
     let hpa = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 3\n  targetCPUUtilizationPercentage: 70\n";
     app(&repo, "hpa", &[("hpa.yaml", hpa)]);
     repo.ok(&["apply", "hpa"], 0);
-    let yaml = repo.ok(&["engine", "get", "hpa", "web", "-o", "yaml"], 0).stdout;
+    let yaml = repo
+        .ok(&["engine", "get", "hpa", "web", "-o", "yaml"], 0)
+        .stdout;
     assert!(yaml.contains("averageUtilization: 70"), "{yaml}");
 }
 
@@ -161,7 +183,9 @@ spec:
         ("validatingwebhookconfigurations", "hooks"),
         ("flowschemas", "fs"),
     ] {
-        let out = repo.ok(&["engine", "get", word, name, "-o", "yaml"], 0).stdout;
+        let out = repo
+            .ok(&["engine", "get", word, name, "-o", "yaml"], 0)
+            .stdout;
         assert!(out.contains(&format!("name: {name}")), "{word}:\n{out}");
     }
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
@@ -178,11 +202,13 @@ fn unknown_fields_and_wrong_types_are_refused_with_their_path() {
         "{}",
         run.all()
     );
-    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: eighty}]\n";
+    let svc =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: eighty}]\n";
     app(&repo, "svc", &[("svc.yaml", svc)]);
     let run = repo.ok(&["apply", "svc"], 1);
     assert!(
-        run.stderr.contains("cannot unmarshal string into Go struct field spec.ports[0].port"),
+        run.stderr
+            .contains("cannot unmarshal string into Go struct field spec.ports[0].port"),
         "{}",
         run.all()
     );
@@ -192,7 +218,10 @@ fn unknown_fields_and_wrong_types_are_refused_with_their_path() {
 fn secrets_are_validated_as_the_api_server_does_without_showing_values() {
     let repo = Repo::new();
     let cases = [
-        ("data: {k: 'not*base64'}", "illegal base64 data at input byte 3"),
+        (
+            "data: {k: 'not*base64'}",
+            "illegal base64 data at input byte 3",
+        ),
         (
             "type: kubernetes.io/dockerconfigjson\ndata: {other: c2VjcmV0}",
             "data[.dockerconfigjson]: Required value",
@@ -211,13 +240,15 @@ fn secrets_are_validated_as_the_api_server_does_without_showing_values() {
         assert!(!run.all().contains("c2VjcmV0"), "{}", run.all());
     }
     // An immutable Secret keeps its data.
-    let immutable = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: true\ndata: {k: c2VjcmV0}\n";
+    let immutable =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: true\ndata: {k: c2VjcmV0}\n";
     app(&repo, "imm", &[("secret.yaml", immutable)]);
     repo.ok(&["apply", "imm"], 0);
     repo.edit("imm/secret.yaml", "c2VjcmV0", "b3RoZXI=");
     let run = repo.ok(&["apply", "imm"], 1);
     assert!(
-        run.stderr.contains("data: Forbidden: field is immutable when `immutable` is set"),
+        run.stderr
+            .contains("data: Forbidden: field is immutable when `immutable` is set"),
         "{}",
         run.all()
     );
@@ -236,7 +267,11 @@ fn missing_namespaces_fail_unless_created_on_request() {
         run.all()
     );
     let run = repo.ok(&["apply", "app", "--create-namespace"], 0);
-    assert!(run.stdout.contains("Namespace system: created"), "{}", run.all());
+    assert!(
+        run.stdout.contains("Namespace system: created"),
+        "{}",
+        run.all()
+    );
     repo.ok(&["engine", "get", "ns", "system"], 0);
     // The created namespace is not the application's: pruning leaves it.
     repo.write("app/kustomization.yaml", "resources: []\n");
@@ -261,7 +296,8 @@ fn reconcile_yaml_sync_options_create_namespaces() {
     );
     let run = repo.ok(&["apply", "web"], 1);
     assert!(
-        run.stderr.contains("applications[0].syncOptions[0]: \"Prune=maybe\" is not supported"),
+        run.stderr
+            .contains("applications[0].syncOptions[0]: \"Prune=maybe\" is not supported"),
         "{}",
         run.all()
     );

@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use super::clock::{Rng, parse_duration};
 use super::controllers::deployment::scaled_value;
 use super::controllers::volume;
-use super::doc;
 use super::crd;
+use super::doc;
 use super::kinds::{self, KindInfo, NameRule};
 use super::labels::Selector;
 use super::store::State;
@@ -1107,7 +1107,8 @@ const SECRET_TYPE_KEYS: &[(&str, &[&str])] = &[
 /// Validates a Secret as the API server does; `Err` is a decoding failure (the whole message).
 /// Values never appear in messages.
 fn secret(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) -> Result<(), String> {
-    let cannot = |why: String| format!("Secret in version \"v1\" cannot be handled as a Secret: {why}");
+    let cannot =
+        |why: String| format!("Secret in version \"v1\" cannot be handled as a Secret: {why}");
     if obj.get("type").is_none() {
         obj["type"] = json!("Opaque");
     }
@@ -1117,19 +1118,29 @@ fn secret(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) -> Result<(), S
         let data = doc::map_mut(obj, &["data"]);
         for (k, v) in string_data {
             let Some(text) = v.as_str() else {
-                return Err(cannot(format!("json: cannot unmarshal {} into Go struct field Secret.stringData of type string", json_kind(&v))));
+                return Err(cannot(format!(
+                    "json: cannot unmarshal {} into Go struct field Secret.stringData of type string",
+                    json_kind(&v)
+                )));
             };
             data.insert(k, json!(base64(text.as_bytes())));
         }
     }
     let mut total = 0;
     let mut decoded_keys = BTreeSet::new();
-    for (key, value) in doc::at(obj, &["data"]).and_then(Value::as_object).into_iter().flatten() {
+    for (key, value) in doc::at(obj, &["data"])
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let Some(text) = value.as_str() else {
             if value.is_null() {
                 continue;
             }
-            return Err(cannot(format!("json: cannot unmarshal {} into Go struct field Secret.data of type []uint8", json_kind(value))));
+            return Err(cannot(format!(
+                "json: cannot unmarshal {} into Go struct field Secret.data of type []uint8",
+                json_kind(value)
+            )));
         };
         match base64_decoded_len(text) {
             Ok(n) => total += n,
@@ -1139,7 +1150,9 @@ fn secret(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) -> Result<(), S
     }
     data_keys(obj, &["data"], errs);
     if total > MAX_SECRET_BYTES {
-        errs.0.push(format!("data: Too long: must have at most {MAX_SECRET_BYTES} bytes"));
+        errs.0.push(format!(
+            "data: Too long: must have at most {MAX_SECRET_BYTES} bytes"
+        ));
     }
     let kind = doc::str_at(obj, &["type"]).to_string();
     for (t, keys) in SECRET_TYPE_KEYS {
@@ -1159,7 +1172,15 @@ fn secret(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) -> Result<(), S
         errs.required("data[password]");
     }
     if kind == "kubernetes.io/service-account-token"
-        && doc::str_at(obj, &["metadata", "annotations", "kubernetes.io/service-account.name"]).is_empty()
+        && doc::str_at(
+            obj,
+            &[
+                "metadata",
+                "annotations",
+                "kubernetes.io/service-account.name",
+            ],
+        )
+        .is_empty()
     {
         errs.required("metadata.annotations[kubernetes.io/service-account.name]");
     }

@@ -174,7 +174,11 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
             errs.push(format!("spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{{...}}: must have exactly one version marked as storage version (found {storage})"));
         }
         for (i, v) in versions.iter().enumerate() {
-            if v.get("name").and_then(Value::as_str).unwrap_or_default().is_empty() {
+            if v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+            {
                 errs.push(format!("spec.versions[{i}].name: Required value"));
             }
             match doc::at(v, &["schema", "openAPIV3Schema"]) {
@@ -214,7 +218,9 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
             stored.push(n.clone());
         }
     }
-    let names = doc::at(new, &["spec", "names"]).cloned().unwrap_or(json!({}));
+    let names = doc::at(new, &["spec", "names"])
+        .cloned()
+        .unwrap_or(json!({}));
     let mut accepted = names;
     if accepted.get("singular").is_none() {
         accepted["singular"] = json!(kind.to_lowercase());
@@ -397,7 +403,10 @@ fn validate(
         Some(t) => t == actual,
     };
     if !fits {
-        let t = schema.get("type").and_then(Value::as_str).unwrap_or("integer or string");
+        let t = schema
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("integer or string");
         errs.push(format!(
             "{path}: Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
         ));
@@ -461,7 +470,12 @@ pub fn instances(state: &State, crd: &Value) -> Vec<(String, String)> {
                 .rsplit_once('/')
                 .is_some_and(|(g, _)| g == info.group)
         })
-        .map(|o| (doc::namespace(&o.doc).to_string(), doc::name(&o.doc).to_string()))
+        .map(|o| {
+            (
+                doc::namespace(&o.doc).to_string(),
+                doc::name(&o.doc).to_string(),
+            )
+        })
         .collect()
 }
 
@@ -505,7 +519,9 @@ mod tests {
         let mut errs = Vec::new();
         admit_crd(&mut crd, None, &mut errs);
         assert!(errs.is_empty(), "{errs:?}");
-        let conditions = doc::at(&crd, &["status", "conditions"]).cloned().unwrap_or_default();
+        let conditions = doc::at(&crd, &["status", "conditions"])
+            .cloned()
+            .unwrap_or_default();
         assert!(conditions.to_string().contains("\"Established\""));
         let mut bad = widget_crd();
         bad["metadata"]["name"] = json!("widget.example.com");
@@ -513,7 +529,9 @@ mod tests {
         admit_crd(&mut bad, None, &mut errs);
         assert_eq!(
             errs,
-            ["metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"]
+            [
+                "metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"
+            ]
         );
     }
 
@@ -528,7 +546,10 @@ mod tests {
         let mut spec = json!({"size": 3, "extra": {"anything": [1]}});
         let (mut errs, mut unknown) = (Vec::new(), Vec::new());
         validate(&schema, &mut spec, "spec", &mut errs, &mut unknown);
-        assert!(errs.is_empty() && unknown.is_empty(), "{errs:?} {unknown:?}");
+        assert!(
+            errs.is_empty() && unknown.is_empty(),
+            "{errs:?} {unknown:?}"
+        );
         assert_eq!(spec["color"], json!("red"));
         let mut spec = json!({"size": "big", "color": "green", "shape": "round"});
         validate(&schema, &mut spec, "spec", &mut errs, &mut unknown);

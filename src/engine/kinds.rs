@@ -289,7 +289,10 @@ mod tests {
         assert!(resolve("apps/v1", "Secret").is_err());
         assert!(resolve("events.k8s.io/v1", "Event").is_ok_and(|k| k.group == "events.k8s.io"));
         assert_eq!(
-            resolve("cert-manager.io/v1", "Certificate").map(|k| k.kind).unwrap_err().to_string(),
+            resolve("cert-manager.io/v1", "Certificate")
+                .map(|k| k.kind)
+                .unwrap_err()
+                .to_string(),
             "no matches for kind \"Certificate\" in version \"cert-manager.io/v1\": install its CustomResourceDefinition first"
         );
     }

@@ -1559,7 +1559,8 @@ impl Cluster for Engine {
             let mut keys = Vec::with_capacity(objects.len());
             let mut refused = None;
             for (index, object) in objects.iter().enumerate() {
-                let applied = Engine::request_kind(object).and_then(|info| e.apply_in(info, object));
+                let applied =
+                    Engine::request_kind(object).and_then(|info| e.apply_in(info, object));
                 match applied {
                     Ok(key) => keys.push(key),
                     Err(err) => {

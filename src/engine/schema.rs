@@ -183,11 +183,13 @@ mod tests {
 
     #[test]
     fn valid_objects_pass() {
-        let obj = web(json!({"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        let obj = web(
+            json!({"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
             "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
                 {"name": "web", "image": "nginx", "resources": {"limits": {"cpu": "1", "memory": 128}},
-                 "ports": [{"containerPort": 80}]}]}}}));
+                 "ports": [{"containerPort": 80}]}]}}}),
+        );
         assert_eq!(check(deploy(), "v1", &obj), Ok(()));
     }
 
@@ -210,6 +212,8 @@ mod tests {
         );
         let secret = lookup("secret").unwrap_or_else(|| panic!("secret"));
         let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": {"nested": "x"}}});
-        assert!(check(secret, "v1", &obj).is_err_and(|e| e.contains("cannot unmarshal object into Go struct field data.k of type string")));
+        assert!(check(secret, "v1", &obj).is_err_and(|e| {
+            e.contains("cannot unmarshal object into Go struct field data.k of type string")
+        }));
     }
 }

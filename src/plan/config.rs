@@ -176,7 +176,9 @@ const SYNC_OPTIONS: &[&str] = &["CreateNamespace=true", "CreateNamespace=false"]
 impl Application {
     /// Whether the application creates missing namespaces (`CreateNamespace=true`).
     pub fn creates_namespaces(&self) -> bool {
-        self.sync_options.iter().any(|o| o == "CreateNamespace=true")
+        self.sync_options
+            .iter()
+            .any(|o| o == "CreateNamespace=true")
     }
 }
 

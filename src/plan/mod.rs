@@ -51,6 +51,14 @@ pub enum Error {
         /// The cause.
         source: Box<cluster::Error>,
     },
+    /// The target does not take the object (its kind or fields); nothing was applied.
+    #[error("{}: {message}", crate::diff::display_id(id))]
+    NotServed {
+        /// The object.
+        id: Box<ResId>,
+        /// The API server's words.
+        message: String,
+    },
     /// The target's lock could not be taken or released.
     #[error("{0}")]
     Lock(Box<cluster::Error>),
@@ -400,7 +408,10 @@ fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Va
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if namespace.is_empty()
             || is_cluster_scoped(kind)
             || rendered.contains(namespace)
@@ -443,12 +454,12 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 /// when this fails.
 fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
-    if let Err(e) = cluster.check_served(objects) {
-        let id = match &e {
-            cluster::Error::Invalid { id, .. } => (**id).clone(),
-            _ => ResId::of(&Value::Null),
-        };
-        return Err(cluster_err(&id)(e));
+    match cluster.check_served(objects) {
+        Ok(()) => {}
+        Err(cluster::Error::Invalid { id, message }) => {
+            return Err(Error::NotServed { id, message });
+        }
+        Err(other) => return Err(Error::Lock(Box::new(other))),
     }
     for object in objects {
         order::sync_wave(object)?;
