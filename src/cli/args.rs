@@ -64,6 +64,15 @@ pub enum Command {
     Engine(super::engine::EngineArgs),
     /// Print the version, the git commit it was built from and the kustomize it matches.
     Version,
+    /// Remove a plan/apply lock left by a process that is gone (terraform's force-unlock);
+    /// LOCK_ID is the id the lock message shows.
+    Unlock {
+        /// The lock's id.
+        lock_id: String,
+        /// The target: `engine` (default), `engine:PATH`.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
     Completion {
         /// The shell.
@@ -90,6 +99,7 @@ impl Command {
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
             Command::Version => "version",
+            Command::Unlock { .. } => "unlock",
             Command::Completion { .. } => "completion",
         }
     }

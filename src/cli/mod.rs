@@ -51,7 +51,11 @@ pub fn main() -> i32 {
             // Help and --version go to stdout with 0; every usage error is an error (1), never
             // clap's 2, which `--detailed-exitcode` reserves for "changes present".
             let _ = err.print();
-            return if err.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            return if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
         }
     };
     output::init_color(cli.color);
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
+        Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
         Command::Version => {
             print!("{}", version_text());
             Ok(EXIT_OK)

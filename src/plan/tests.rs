@@ -49,6 +49,7 @@ fn plan(cluster: &MemoryCluster, objects: &[Value], prune: bool) -> Result<Plann
         &PlanOptions {
             prune,
             allow_empty: false,
+            adopt: false,
         },
     )
 }
@@ -249,6 +250,7 @@ fn an_empty_render_refuses_to_prune_unless_allowed() {
         &PlanOptions {
             prune: true,
             allow_empty: true,
+            adopt: false,
         },
     );
     assert_eq!(
