@@ -42,7 +42,9 @@ fn engine_writers_wait_for_a_running_apply_and_unlock_clears_a_dead_holder() {
     let message = refused.all();
     assert_eq!(refused.code, 1, "{message}");
     assert!(
-        message.contains(&format!("reconcile apply, lock id {pid}, since 20")),
+        message.contains(&format!(
+            "locked by reconcile apply (lock id {pid}) since 20"
+        )),
         "{message}"
     );
     assert_eq!(message.matches(&pid).count(), 2, "{message}");

@@ -97,7 +97,9 @@ pub enum Error {
         found: String,
     },
     /// Another process holds the plan/apply lock.
-    #[error("engine state is locked by {holder} (pid {pid}) since {since}")]
+    #[error(
+        "engine state is locked by {holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+    )]
     Locked {
         /// Who.
         holder: String,
@@ -1441,7 +1443,7 @@ fn to_cluster_error(err: Error) -> cluster::Error {
         Error::Locked { holder, pid, since } => cluster::Error::Locked {
             target: "engine".into(),
             holder: format!(
-                "{holder}, lock id {pid}, since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+                "{holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
             ),
         },
         other => cluster::Error::Backend(other.to_string()),
