@@ -51,9 +51,7 @@ fn main() {
             "spec": {"replicas": 10000, "selector": {"matchLabels": {"app": "big"}},
             "template": {"metadata": {"labels": {"app": "big"}}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}}))
         .unwrap_or_else(|e| panic!("create: {e}"));
-    engine
-        .advance(30_000)
-        .unwrap_or_else(|e| panic!("advance: {e}"));
+    engine.advance(30_000).unwrap_or_else(|e| panic!("advance: {e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,10 +62,7 @@ fn main() {
         let router = api::router(worker, TOKEN, "127.0.0.1:6443");
         for (label, accept) in [
             ("LIST 10,000 pods, JSON", "application/json"),
-            (
-                "LIST 10,000 pods, Table",
-                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-            ),
+            ("LIST 10,000 pods, Table", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
         ] {
             let mut runs = Vec::new();
             let mut bytes = 0;
@@ -75,12 +70,7 @@ fn main() {
                 let t = Instant::now();
                 let response = router
                     .clone()
-                    .oneshot(request(
-                        "GET",
-                        "/api/v1/namespaces/default/pods",
-                        accept,
-                        String::new(),
-                    ))
+                    .oneshot(request("GET", "/api/v1/namespaces/default/pods", accept, String::new()))
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 let body = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -89,11 +79,7 @@ fn main() {
                 runs.push(t.elapsed());
                 bytes = body.len();
             }
-            println!(
-                "{label}: {:?} (median of 5, {} MB); target < 300 ms",
-                median(runs),
-                bytes / 1_000_000
-            );
+            println!("{label}: {:?} (median of 5, {} MB); target < 300 ms", median(runs), bytes / 1_000_000);
         }
 
         let mut runs = Vec::new();
@@ -104,33 +90,20 @@ fn main() {
                     "metadata": {"name": format!("cm-{round}-{i}")}, "data": {"k": "v"}});
                 let response = router
                     .clone()
-                    .oneshot(request(
-                        "POST",
-                        "/api/v1/namespaces/default/configmaps",
-                        "application/json",
-                        cm.to_string(),
-                    ))
+                    .oneshot(request("POST", "/api/v1/namespaces/default/configmaps", "application/json", cm.to_string()))
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(response.status(), 201);
             }
             runs.push(t.elapsed());
         }
-        println!(
-            "1,000 sequential creates: {:?} (median of 5); target < 2 s",
-            median(runs)
-        );
+        println!("1,000 sequential creates: {:?} (median of 5); target < 2 s", median(runs));
 
         let mut runs = Vec::new();
         for round in 0..5 {
             let response = router
                 .clone()
-                .oneshot(request(
-                    "GET",
-                    "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=",
-                    "application/json",
-                    String::new(),
-                ))
+                .oneshot(request("GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=", "application/json", String::new()))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             let mut stream = response.into_body().into_data_stream();
@@ -147,12 +120,7 @@ fn main() {
             let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
             router
                 .clone()
-                .oneshot(request(
-                    "POST",
-                    "/api/v1/namespaces/default/configmaps",
-                    "application/json",
-                    cm.to_string(),
-                ))
+                .oneshot(request("POST", "/api/v1/namespaces/default/configmaps", "application/json", cm.to_string()))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             loop {
@@ -164,9 +132,6 @@ fn main() {
             }
             runs.push(t.elapsed());
         }
-        println!(
-            "watch event after the write: {:?} (median of 5); target < 50 ms",
-            median(runs)
-        );
+        println!("watch event after the write: {:?} (median of 5); target < 50 ms", median(runs));
     });
 }

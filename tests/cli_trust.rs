@@ -41,11 +41,8 @@ fn expect(run: &Run, code: i32, what: &str) {
 
 /// The live objects of a namespace, as YAML (what must not change).
 fn live(repo: &Repo, namespace: &str) -> String {
-    repo.ok(
-        &["engine", "get", "all,cm", "-n", namespace, "-o", "yaml"],
-        0,
-    )
-    .stdout
+    repo.ok(&["engine", "get", "all,cm", "-n", namespace, "-o", "yaml"], 0)
+        .stdout
 }
 
 // ---- 1: --dry-run changes nothing, on every path, and says so ----
@@ -60,43 +57,19 @@ fn dry_run_of_a_saved_plan_and_of_prune_changes_nothing() {
     let before = live(&repo, "timecheck-dev");
 
     let run = repo.ok(&["apply", "p.json", "--dry-run"], 0);
-    assert!(
-        run.stdout.contains("Dry run: nothing applied"),
-        "{}",
-        run.all()
-    );
+    assert!(run.stdout.contains("Dry run: nothing applied"), "{}", run.all());
     assert!(!run.stdout.contains("Apply complete"), "{}", run.all());
-    assert_eq!(
-        live(&repo, "timecheck-dev"),
-        before,
-        "a dry run changed the cluster"
-    );
+    assert_eq!(live(&repo, "timecheck-dev"), before, "a dry run changed the cluster");
 
     repo.remove("base/service.yaml");
     repo.edit("base/kustomization.yaml", "- service.yaml\n", "");
     let run = repo.ok(&["apply", "overlays/dev", "--prune", "--dry-run"], 0);
-    assert!(
-        run.stdout.contains("Service timecheck-dev/timecheck"),
-        "{}",
-        run.all()
-    );
-    assert!(
-        run.stdout.contains("Dry run: nothing applied"),
-        "{}",
-        run.all()
-    );
-    assert_eq!(
-        live(&repo, "timecheck-dev"),
-        before,
-        "a dry-run prune deleted"
-    );
+    assert!(run.stdout.contains("Service timecheck-dev/timecheck"), "{}", run.all());
+    assert!(run.stdout.contains("Dry run: nothing applied"), "{}", run.all());
+    assert_eq!(live(&repo, "timecheck-dev"), before, "a dry-run prune deleted");
 
     // The saved plan still applies for real afterwards: the dry run consumed nothing.
-    repo.edit(
-        "base/kustomization.yaml",
-        "resources:\n",
-        "resources:\n- service.yaml\n",
-    );
+    repo.edit("base/kustomization.yaml", "resources:\n", "resources:\n- service.yaml\n");
     repo.write(
         "base/service.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: timecheck\nspec:\n  selector:\n    app: timecheck\n  ports:\n  - port: 8080\n",
@@ -109,13 +82,10 @@ fn dry_run_before_any_apply_creates_no_state() {
     let repo = Repo::new();
     timecheck(&repo);
     let run = repo.ok(&["apply", "overlays/dev", "--dry-run", "-o", "json"], 0);
-    let json: serde_json::Value =
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    let json: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
     assert_eq!(json["applications"][0]["dryRun"], true);
-    assert_eq!(
-        json["applications"][0]["objects"][0]["result"],
-        "wouldCreate"
-    );
+    assert_eq!(json["applications"][0]["objects"][0]["result"], "wouldCreate");
     assert!(!repo.path().join(".reconcile/engine.db").exists());
 }
 
@@ -126,28 +96,14 @@ fn wait_reports_a_broken_deployment_even_when_nothing_changed() {
     let repo = Repo::new();
     timecheck(&repo);
     repo.ok(
-        &[
-            "engine",
-            "images",
-            "set",
-            "kiamol/ch07-timecheck:1.0",
-            "--crash",
-        ],
+        &["engine", "images", "set", "kiamol/ch07-timecheck:1.0", "--crash"],
         0,
     );
     let first = repo.ok(&["apply", "overlays/dev", "--wait", "--timeout", "2m"], 1);
-    assert!(
-        first.stderr.contains("Deployment timecheck-dev/timecheck"),
-        "{}",
-        first.all()
-    );
+    assert!(first.stderr.contains("Deployment timecheck-dev/timecheck"), "{}", first.all());
     // The retry has nothing to change: it must still fail, naming the Deployment.
     let retry = repo.ok(&["apply", "overlays/dev", "--wait", "--timeout", "2m"], 1);
-    assert!(
-        retry.stdout.contains("0 to create, 0 to update"),
-        "{}",
-        retry.all()
-    );
+    assert!(retry.stdout.contains("0 to create, 0 to update"), "{}", retry.all());
     assert!(
         retry.stderr.contains("Deployment timecheck-dev/timecheck"),
         "{}",
@@ -155,26 +111,15 @@ fn wait_reports_a_broken_deployment_even_when_nothing_changed() {
     );
     assert!(retry.stdout.contains("Apply failed"), "{}", retry.all());
     let json = repo.ok(
-        &[
-            "apply",
-            "overlays/dev",
-            "--wait",
-            "--timeout",
-            "1m",
-            "-o",
-            "json",
-        ],
+        &["apply", "overlays/dev", "--wait", "--timeout", "1m", "-o", "json"],
         1,
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
+    let json: serde_json::Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
     assert_eq!(json["succeeded"], false);
     assert_eq!(json["applications"][0]["health"], "Unhealthy");
     // Once the image is fixed, a retry with nothing to change goes green.
-    repo.ok(
-        &["engine", "images", "unset", "kiamol/ch07-timecheck:1.0"],
-        0,
-    );
+    repo.ok(&["engine", "images", "unset", "kiamol/ch07-timecheck:1.0"], 0);
     repo.ok(&["engine", "advance", "10m"], 0);
     repo.ok(&["apply", "overlays/dev", "--wait", "--timeout", "5m"], 0);
 }
@@ -187,20 +132,13 @@ fn every_command_finds_the_state_from_the_repository_root() {
     timecheck(&repo);
     repo.ok(&["apply", "overlays/dev"], 0);
     let sub = repo.path().join("overlays/dev");
-    let run = run_in(
-        &sub,
-        &["engine", "get", "deploy", "-n", "timecheck-dev"],
-        &[],
-    );
+    let run = run_in(&sub, &["engine", "get", "deploy", "-n", "timecheck-dev"], &[]);
     expect(&run, 0, "engine get in a subfolder");
     assert!(run.stdout.contains("timecheck"), "{}", run.all());
     let run = run_in(&sub, &["plan", "."], &[]);
     expect(&run, 0, "plan in a subfolder");
     assert!(run.stdout.contains("No changes"), "{}", run.all());
-    assert!(
-        !sub.join(".reconcile").exists(),
-        "a second state was created"
-    );
+    assert!(!sub.join(".reconcile").exists(), "a second state was created");
 }
 
 #[test]
@@ -215,7 +153,11 @@ fn read_only_commands_never_create_a_state() {
         &["rollout", "status", "timecheck", "-n", "timecheck-dev"],
     ] {
         let run = repo.run(args);
-        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.all());
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{args:?}: {}",
+            run.all()
+        );
         assert!(
             !repo.path().join(".reconcile").exists(),
             "{args:?} created a state"
@@ -243,17 +185,7 @@ fn every_command_takes_target_and_reconcile_target() {
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n",
     );
-    repo.ok(
-        &[
-            "engine",
-            "create",
-            "-f",
-            "cm.yaml",
-            "--target",
-            "engine:s.db",
-        ],
-        0,
-    );
+    repo.ok(&["engine", "create", "-f", "cm.yaml", "--target", "engine:s.db"], 0);
     let run = repo.ok(&["engine", "get", "cm", "--target", "engine:s.db"], 0);
     assert!(run.stdout.contains("one"), "{}", run.all());
     // --state stays an alias of --target engine:PATH.
@@ -273,15 +205,7 @@ fn every_command_takes_target_and_reconcile_target() {
     );
     expect(&run, 0, "apply with RECONCILE_TARGET");
     let run = repo.ok(
-        &[
-            "rollout",
-            "status",
-            "timecheck",
-            "-n",
-            "timecheck-dev",
-            "--target",
-            "engine:s.db",
-        ],
+        &["rollout", "status", "timecheck", "-n", "timecheck-dev", "--target", "engine:s.db"],
         0,
     );
     assert!(run.stdout.contains("timecheck"), "{}", run.all());
@@ -295,31 +219,11 @@ fn empty_targets_and_foreign_files_are_errors() {
     let repo = Repo::new();
     timecheck(&repo);
     let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
-        (
-            &["apply", "overlays/dev", "--target", "engine:"],
-            &[],
-            "names no state file",
-        ),
-        (
-            &["apply", "overlays/dev"],
-            &[("RECONCILE_ENGINE_STATE", "")],
-            "RECONCILE_ENGINE_STATE is set but empty",
-        ),
-        (
-            &["apply", "overlays/dev"],
-            &[("RECONCILE_TARGET", "")],
-            "RECONCILE_TARGET is set but empty",
-        ),
-        (
-            &["engine", "reset", "--target", "engine:"],
-            &[],
-            "names no state file",
-        ),
-        (
-            &["engine", "reset"],
-            &[("RECONCILE_ENGINE_STATE", "")],
-            "is set but empty",
-        ),
+        (&["apply", "overlays/dev", "--target", "engine:"], &[], "names no state file"),
+        (&["apply", "overlays/dev"], &[("RECONCILE_ENGINE_STATE", "")], "RECONCILE_ENGINE_STATE is set but empty"),
+        (&["apply", "overlays/dev"], &[("RECONCILE_TARGET", "")], "RECONCILE_TARGET is set but empty"),
+        (&["engine", "reset", "--target", "engine:"], &[], "names no state file"),
+        (&["engine", "reset"], &[("RECONCILE_ENGINE_STATE", "")], "is set but empty"),
     ];
     for (args, env, message) in cases {
         let run = run_in(repo.path(), args, env);
@@ -353,8 +257,7 @@ fn empty_targets_and_foreign_files_are_errors() {
             let run = repo.run(&args);
             assert_eq!(run.code, 1, "{args:?}: {}", run.all());
             assert!(
-                run.stderr
-                    .contains(&format!("{file} is not an engine state: {why}")),
+                run.stderr.contains(&format!("{file} is not an engine state: {why}")),
                 "{args:?}: {}",
                 run.all()
             );
@@ -383,12 +286,7 @@ fn usage_errors_exit_one_and_help_exits_zero() {
         let run = run_in(dir.path(), args, &[]);
         expect(&run, 1, &format!("{args:?}"));
     }
-    for args in [
-        &["--help"][..],
-        &["--version"],
-        &["plan", "--help"],
-        &["version"],
-    ] {
+    for args in [&["--help"][..], &["--version"], &["plan", "--help"], &["version"]] {
         let run = run_in(dir.path(), args, &[]);
         expect(&run, 0, &format!("{args:?}"));
     }
@@ -440,20 +338,14 @@ fn missing_objects_are_named_as_kubectl_names_them() {
     let repo = Repo::new();
     timecheck(&repo);
     repo.ok(&["apply", "overlays/dev"], 0);
-    for sub in [
-        "status", "history", "undo", "promote", "abort", "pause", "resume",
-    ] {
+    for sub in ["status", "history", "undo", "promote", "abort", "pause", "resume"] {
         let run = repo.ok(&["rollout", sub, "nope", "-n", "timecheck-dev"], 1);
         assert!(
             run.stderr.contains(r#"deployments.apps "nope" not found"#),
             "rollout {sub}: {}",
             run.all()
         );
-        assert!(
-            !run.stderr.contains("apps_v1_"),
-            "rollout {sub}: {}",
-            run.all()
-        );
+        assert!(!run.stderr.contains("apps_v1_"), "rollout {sub}: {}", run.all());
         assert!(!run.stderr.contains('|'), "rollout {sub}: {}", run.all());
     }
 }
@@ -496,15 +388,7 @@ fn json_outputs_for_apply_rollout_status_validate_and_events() {
     assert_eq!(apply["applications"][0]["health"], "NotChecked");
 
     let status = parse(&repo.ok(
-        &[
-            "rollout",
-            "status",
-            "timecheck",
-            "-n",
-            "timecheck-dev",
-            "-o",
-            "json",
-        ],
+        &["rollout", "status", "timecheck", "-n", "timecheck-dev", "-o", "json"],
         0,
     ));
     assert_eq!(status["name"], "timecheck");
@@ -516,34 +400,13 @@ fn json_outputs_for_apply_rollout_status_validate_and_events() {
     repo.write("broken/kustomization.yaml", "resources:\n- missing.yaml\n");
     let validate = parse(&repo.ok(&["validate", "broken", "-o", "json"], 1));
     assert_eq!(validate["valid"], false);
-    assert!(
-        validate["problems"][0]
-            .as_str()
-            .is_some_and(|p| p.contains("missing.yaml"))
-    );
+    assert!(validate["problems"][0].as_str().is_some_and(|p| p.contains("missing.yaml")));
 
-    let events = parse(&repo.ok(
-        &["engine", "events", "-n", "timecheck-dev", "-o", "json"],
-        0,
-    ));
+    let events = parse(&repo.ok(&["engine", "events", "-n", "timecheck-dev", "-o", "json"], 0));
     let first = &events["items"][0];
     assert_eq!(first["involvedObject"]["namespace"], "timecheck-dev");
-    assert!(
-        first["reason"].is_string() && first["lastTimestamp"].is_string(),
-        "{first}"
-    );
-    let via_get = parse(&repo.ok(
-        &[
-            "engine",
-            "get",
-            "events",
-            "-n",
-            "timecheck-dev",
-            "-o",
-            "json",
-        ],
-        0,
-    ));
+    assert!(first["reason"].is_string() && first["lastTimestamp"].is_string(), "{first}");
+    let via_get = parse(&repo.ok(&["engine", "get", "events", "-n", "timecheck-dev", "-o", "json"], 0));
     assert_eq!(via_get, events);
 
     for name in ["apply", "rollout-status", "validate", "events"] {
@@ -567,10 +430,7 @@ fn completion_scripts_for_every_shell() {
         let run = run_in(dir.path(), &["completion", shell], &[]);
         expect(&run, 0, shell);
         assert!(run.stdout.contains(marker), "{shell}: {}", run.stdout);
-        assert!(
-            run.stdout.contains("rollout"),
-            "{shell}: subcommands missing"
-        );
+        assert!(run.stdout.contains("rollout"), "{shell}: subcommands missing");
     }
 }
 
@@ -585,20 +445,12 @@ fn version_names_the_crate_the_commit_and_kustomize() {
         Some(format!("reconcile {}", env!("CARGO_PKG_VERSION")).as_str())
     );
     let commit = lines.next().unwrap_or_default();
-    let hash = commit
-        .strip_prefix("commit: ")
-        .unwrap_or_else(|| panic!("{commit}"));
+    let hash = commit.strip_prefix("commit: ").unwrap_or_else(|| panic!("{commit}"));
     assert!(
         hash == "unknown" || (hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit())),
         "{commit}"
     );
-    assert!(
-        lines
-            .next()
-            .is_some_and(|l| l.starts_with("kustomize: v5.5.0")),
-        "{}",
-        run.stdout
-    );
+    assert!(lines.next().is_some_and(|l| l.starts_with("kustomize: v5.5.0")), "{}", run.stdout);
 }
 
 #[test]
@@ -612,18 +464,9 @@ fn colour_follows_the_flag_and_the_environment() {
     };
     let plan = ["plan", "overlays/dev"];
     assert!(!coloured(&plan, &[]), "a pipe is not a terminal");
-    assert!(coloured(
-        &["plan", "overlays/dev", "--color", "always"],
-        &[]
-    ));
-    assert!(coloured(
-        &["plan", "overlays/dev", "--color", "always"],
-        &[("NO_COLOR", "1")]
-    ));
-    assert!(!coloured(
-        &["plan", "overlays/dev", "--color", "never"],
-        &[("FORCE_COLOR", "1")]
-    ));
+    assert!(coloured(&["plan", "overlays/dev", "--color", "always"], &[]));
+    assert!(coloured(&["plan", "overlays/dev", "--color", "always"], &[("NO_COLOR", "1")]));
+    assert!(!coloured(&["plan", "overlays/dev", "--color", "never"], &[("FORCE_COLOR", "1")]));
     assert!(coloured(&plan, &[("FORCE_COLOR", "1")]));
     assert!(coloured(&plan, &[("CLICOLOR_FORCE", "1")]));
     assert!(!coloured(&plan, &[("FORCE_COLOR", "0")]));
@@ -639,26 +482,12 @@ fn template_takes_a_file_and_says_so() {
     let help = repo.ok(&["plan", "--help"], 0);
     assert!(help.stdout.contains("--template <FILE>"), "{}", help.stdout);
     let run = repo.ok(
-        &[
-            "plan",
-            "overlays/dev",
-            "--template",
-            "{{summary.create}}",
-            "--out",
-            "p.json",
-        ],
+        &["plan", "overlays/dev", "--template", "{{summary.create}}", "--out", "p.json"],
         1,
     );
-    assert!(
-        run.stderr.contains("--template takes a file"),
-        "{}",
-        run.all()
-    );
+    assert!(run.stderr.contains("--template takes a file"), "{}", run.all());
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert!(
-        !repo.path().join("p.json").exists(),
-        "a failed plan wrote --out"
-    );
+    assert!(!repo.path().join("p.json").exists(), "a failed plan wrote --out");
     repo.write("t.hbs", "create={{summary.create}}\n");
     let run = repo.ok(&["plan", "overlays/dev", "--template", "t.hbs"], 0);
     assert_eq!(run.stdout, "create=5\n");

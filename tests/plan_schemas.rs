@@ -28,8 +28,8 @@ fn committed_schemas_are_current() {
 #[test]
 fn committed_output_schemas_are_current() {
     for (name, file) in reconcile::reports::SCHEMAS {
-        let schema =
-            reconcile::reports::schema(name).unwrap_or_else(|| panic!("no schema named {name}"));
+        let schema = reconcile::reports::schema(name)
+            .unwrap_or_else(|| panic!("no schema named {name}"));
         check(file, schema);
     }
 }

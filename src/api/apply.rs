@@ -36,10 +36,7 @@ fn leaves(value: &Value, path: &mut Path, out: &mut BTreeMap<Path, Value>) {
                 }
                 if path.len() == 1
                     && path[0] == Step::Field("metadata".into())
-                    && matches!(
-                        k.as_str(),
-                        "name" | "namespace" | "managedFields" | "resourceVersion"
-                    )
+                    && matches!(k.as_str(), "name" | "namespace" | "managedFields" | "resourceVersion")
                 {
                     continue;
                 }
@@ -48,12 +45,7 @@ fn leaves(value: &Value, path: &mut Path, out: &mut BTreeMap<Path, Value>) {
                 path.pop();
             }
         }
-        Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.get("name").is_some_and(Value::is_string)) =>
-        {
+        Value::Array(items) if !items.is_empty() && items.iter().all(|i| i.get("name").is_some_and(Value::is_string)) => {
             for item in items {
                 let key = doc::str_at(item, &["name"]).to_string();
                 path.push(Step::Item(key));
@@ -181,11 +173,7 @@ fn entries(live: &Value) -> Vec<Entry> {
         .flatten()
         .map(|e| {
             let mut paths = Vec::new();
-            paths_of(
-                e.get("fieldsV1").unwrap_or(&Value::Null),
-                &mut Vec::new(),
-                &mut paths,
-            );
+            paths_of(e.get("fieldsV1").unwrap_or(&Value::Null), &mut Vec::new(), &mut paths);
             Entry {
                 manager: doc::str_at(e, &["manager"]).to_string(),
                 operation: doc::str_at(e, &["operation"]).to_string(),
@@ -208,11 +196,7 @@ pub struct ApplyRequest<'a> {
 }
 
 /// The object to store when `applied` is applied over `live` (`None`: the object is new).
-pub fn merge(
-    live: Option<&Value>,
-    applied: &Value,
-    req: &ApplyRequest<'_>,
-) -> Result<Value, ApiError> {
+pub fn merge(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> Result<Value, ApiError> {
     if req.manager.is_empty() {
         return Err(ApiError::bad_request(
             "PATCH, application/apply-patch+yaml requests require fieldManager to be set",
@@ -258,10 +242,7 @@ pub fn merge(
         return Err(conflict(&conflicts, &api_version));
     }
     let mut patch_body = applied.clone();
-    if let Some(meta) = patch_body
-        .get_mut("metadata")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(meta) = patch_body.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         meta.remove("resourceVersion");
     }
@@ -279,9 +260,7 @@ pub fn merge(
         let kept: Vec<&Path> = other
             .paths
             .iter()
-            .filter(|p| {
-                !(req.force && wanted.contains_key(*p) && lookup(live, p) != wanted.get(*p))
-            })
+            .filter(|p| !(req.force && wanted.contains_key(*p) && lookup(live, p) != wanted.get(*p)))
             .collect();
         if kept.is_empty() {
             continue;
@@ -291,11 +270,7 @@ pub fn merge(
         managed.push(entry);
     }
     managed.push(mine);
-    doc::set(
-        &mut merged,
-        &["metadata", "managedFields"],
-        Value::Array(managed),
-    );
+    doc::set(&mut merged, &["metadata", "managedFields"], Value::Array(managed));
     Ok(merged)
 }
 
@@ -346,11 +321,7 @@ mod tests {
     use super::*;
 
     fn req(manager: &str, force: bool) -> ApplyRequest<'_> {
-        ApplyRequest {
-            manager,
-            force,
-            now: "2026-01-01T00:00:00Z".into(),
-        }
+        ApplyRequest { manager, force, now: "2026-01-01T00:00:00Z".into() }
     }
 
     fn deploy(replicas: i64, image: &str) -> Value {
@@ -362,65 +333,33 @@ mod tests {
     #[test]
     fn another_managers_field_conflicts_unless_forced() {
         let first = merge(None, &deploy(2, "app:1"), &req("alice", false)).expect("create");
-        let err = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 3}}),
-            &req("bob", false),
-        )
-        .expect_err("conflict");
+        let err = merge(Some(&first), &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}}), &req("bob", false))
+            .expect_err("conflict");
         assert_eq!(err.code, 409);
-        assert_eq!(
-            err.message,
-            "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas"
-        );
-        let same = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 2}}),
-            &req("bob", false),
-        );
+        assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas");
+        let same = merge(Some(&first), &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 2}}), &req("bob", false));
         assert!(same.is_ok(), "equal values are shared, not conflicting");
-        let forced = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 3}}),
-            &req("bob", true),
-        )
-        .expect("forced");
+        let forced = merge(Some(&first), &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}}), &req("bob", true)).expect("forced");
         assert_eq!(forced["spec"]["replicas"], 3);
-        let managers: Vec<&str> = forced["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["manager"].as_str())
-            .collect();
+        let managers: Vec<&str> = forced["metadata"]["managedFields"].as_array().into_iter().flatten()
+            .filter_map(|e| e["manager"].as_str()).collect();
         assert_eq!(managers, ["alice", "bob"]);
-        assert!(
-            forced["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
-                .get("f:replicas")
-                .is_none()
-        );
+        assert!(forced["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].get("f:replicas").is_none());
     }
 
     #[test]
     fn fields_dropped_from_the_configuration_are_removed() {
         let mut with_label = deploy(2, "app:1");
-        doc::set(
-            &mut with_label,
-            &["metadata", "labels"],
-            json!({"tier": "web"}),
-        );
+        doc::set(&mut with_label, &["metadata", "labels"], json!({"tier": "web"}));
         let live = merge(None, &with_label, &req("alice", false)).expect("create");
         let again = merge(Some(&live), &deploy(2, "app:2"), &req("alice", false)).expect("apply");
         assert!(doc::at(&again, &["metadata", "labels", "tier"]).is_none());
+        assert_eq!(again["spec"]["template"]["spec"]["containers"][0]["image"], "app:2");
         assert_eq!(
-            again["spec"]["template"]["spec"]["containers"][0]["image"],
-            "app:2"
-        );
-        assert_eq!(
-            again["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
-                ["k:{\"name\":\"app\"}"]["f:image"],
+            again["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"],
             json!({})
         );
     }

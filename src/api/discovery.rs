@@ -93,9 +93,7 @@ pub fn groups() -> Value {
 }
 
 /// The verbs served for every kind.
-const VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
+const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 
 /// `/api/v1` or `/apis/{group}/{version}`; `None` for a group version the server lacks.
 pub fn resources(group: &str, version: &str) -> Option<Value> {

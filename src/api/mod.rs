@@ -67,10 +67,7 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         address: Arc::from(address),
     };
     Router::new()
-        .route(
-            "/version",
-            get(|| async { axum::Json(discovery::version()) }),
-        )
+        .route("/version", get(|| async { axum::Json(discovery::version()) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -240,8 +237,9 @@ async fn dispatch(
             let options: Value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+                serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!("invalid DeleteOptions: {e}"))
+                })?
             };
             worker
                 .call(move |e| objects::delete(e, &scope, &name, &options, &query))
@@ -295,17 +293,9 @@ fn server_side_apply(
         ));
     }
     if let Some(ns) = &scope.namespace {
-        doc::set(
-            &mut applied,
-            &["metadata", "namespace"],
-            Value::from(ns.as_str()),
-        );
+        doc::set(&mut applied, &["metadata", "namespace"], Value::from(ns.as_str()));
     }
-    let live = engine.get(
-        info.kind,
-        scope.namespace.as_deref().unwrap_or_default(),
-        name,
-    )?;
+    let live = engine.get(info.kind, scope.namespace.as_deref().unwrap_or_default(), name)?;
     let request = apply::ApplyRequest {
         manager,
         force,

@@ -109,10 +109,7 @@ pub fn list(
         }
         if options.limit > 0 && picked.len() == options.limit {
             if let Some(last) = picked.last() {
-                next = Some(request::encode_continue(
-                    doc::namespace(last),
-                    doc::name(last),
-                ));
+                next = Some(request::encode_continue(doc::namespace(last), doc::name(last)));
             }
             let _ = (ns, name);
             break;
@@ -137,8 +134,9 @@ pub fn list(
 
 /// Reads a request body as one JSON object.
 pub fn body_object(body: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("the object provided is unrecognized: {e}"))
+    })?;
     if !value.is_object() {
         return Err(ApiError::bad_request(
             "the object provided is unrecognized (must be a JSON object)",
@@ -241,12 +239,7 @@ pub fn update(
     }
 }
 
-fn check_version(
-    scope: &Scope,
-    name: &str,
-    existing: &Value,
-    object: &Value,
-) -> Result<(), ApiError> {
+fn check_version(scope: &Scope, name: &str, existing: &Value, object: &Value) -> Result<(), ApiError> {
     let wanted = doc::str_at(object, &["metadata", "resourceVersion"]);
     let found = doc::str_at(existing, &["metadata", "resourceVersion"]);
     if !wanted.is_empty() && wanted != found {
@@ -255,13 +248,7 @@ fn check_version(
         } else {
             format!("{}.{}", scope.info.plural, scope.info.group)
         };
-        return Err(ApiError::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {word} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-            ),
-        ));
+        return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {word} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")));
     }
     Ok(())
 }
@@ -415,19 +402,10 @@ pub fn delete(
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|d| d.iter().any(|v| v == "All"));
-    if let Some(uid) = options
-        .pointer("/preconditions/uid")
-        .and_then(Value::as_str)
+    if let Some(uid) = options.pointer("/preconditions/uid").and_then(Value::as_str)
         && uid != doc::uid(&existing)
     {
-        return Err(ApiError::new(
-            409,
-            "Conflict",
-            format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                doc::uid(&existing)
-            ),
-        ));
+        return Err(ApiError::new(409, "Conflict", format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", doc::uid(&existing))));
     }
     if dry_run {
         return Ok(answer(200, &existing));

@@ -88,18 +88,14 @@ mod tests {
             let gv = gv_path(k.group, k.version);
             assert!(root()["paths"].get(&gv).is_some());
             let doc = group_version(&gv).expect("document");
-            let found = doc["paths"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .any(|(_, ops)| {
-                    ops["patch"]["x-kubernetes-group-version-kind"]["kind"] == k.kind
-                        && ops["patch"]["parameters"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|p| p["name"] == "fieldValidation")
-                });
+            let found = doc["paths"].as_object().into_iter().flatten().any(|(_, ops)| {
+                ops["patch"]["x-kubernetes-group-version-kind"]["kind"] == k.kind
+                    && ops["patch"]["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == "fieldValidation")
+            });
             assert!(found, "{}", k.kind);
         }
         assert!(group_version("apis/nope/v1").is_none());

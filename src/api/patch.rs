@@ -37,9 +37,7 @@ impl PatchType {
             other => Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got \"{other}\")"
-                ),
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got \"{other}\")"),
             )),
         }
     }
@@ -47,18 +45,13 @@ impl PatchType {
 
 /// `object` with the JSON, merge or strategic `patch` applied.
 pub fn apply_patch(object: &Value, kind: PatchType, patch: &[u8]) -> Result<Value, ApiError> {
-    let invalid_body =
-        |e: serde_json::Error| ApiError::bad_request(format!("error decoding patch: {e}"));
+    let invalid_body = |e: serde_json::Error| ApiError::bad_request(format!("error decoding patch: {e}"));
     match kind {
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_slice(patch).map_err(invalid_body)?;
             let mut out = object.clone();
             json_patch::patch(&mut out, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
+                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
             })?;
             Ok(out)
         }
@@ -153,13 +146,7 @@ mod tests {
         let out = apply_patch(&deployment(), PatchType::Strategic, patch).expect("patch");
         let containers = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(containers.as_array().map(Vec::len), Some(2));
-        assert!(
-            containers
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["image"] == "app:2")
-        );
+        assert!(containers.as_array().into_iter().flatten().any(|c| c["image"] == "app:2"));
         assert!(!out.to_string().contains("$setElementOrder"));
     }
 
@@ -168,12 +155,8 @@ mod tests {
         let patch = br#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["a"]}}"#;
         let out = apply_patch(&deployment(), PatchType::Strategic, patch).expect("patch");
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
-        let out = apply_patch(
-            &deployment(),
-            PatchType::Merge,
-            br#"{"spec":{"replicas":3}}"#,
-        )
-        .expect("merge");
+        let out = apply_patch(&deployment(), PatchType::Merge, br#"{"spec":{"replicas":3}}"#)
+            .expect("merge");
         assert_eq!(out["spec"]["replicas"], 3);
         let out = apply_patch(
             &deployment(),
@@ -182,16 +165,10 @@ mod tests {
         )
         .expect("json patch");
         assert_eq!(out["spec"]["replicas"], 5);
-        let bad = apply_patch(
-            &deployment(),
-            PatchType::Json,
-            br#"[{"op":"remove","path":"/nope"}]"#,
-        );
+        let bad = apply_patch(&deployment(), PatchType::Json, br#"[{"op":"remove","path":"/nope"}]"#);
         assert_eq!(bad.err().map(|e| e.code), Some(422));
         assert_eq!(
-            apply_patch(&deployment(), PatchType::Merge, b"{not json")
-                .err()
-                .map(|e| e.code),
+            apply_patch(&deployment(), PatchType::Merge, b"{not json").err().map(|e| e.code),
             Some(400)
         );
     }

@@ -53,12 +53,9 @@ pub fn parse_path(path: &str) -> Result<Target, ApiError> {
     let known = |plural: &str| discovery::kind_for(group, version, plural);
     let is_events = |plural: &str| group.is_empty() && version == "v1" && plural == "events";
     let (namespace, plural, name, sub) = match rest {
-        ["namespaces", ns, plural, tail @ ..] if known(plural).is_some() || is_events(plural) => (
-            Some(ns.to_string()),
-            *plural,
-            tail.first().copied(),
-            tail.get(1).copied(),
-        ),
+        ["namespaces", ns, plural, tail @ ..] if known(plural).is_some() || is_events(plural) => {
+            (Some(ns.to_string()), *plural, tail.first().copied(), tail.get(1).copied())
+        }
         [plural, tail @ ..] => (None, *plural, tail.first().copied(), tail.get(1).copied()),
         [] => return Err(ApiError::no_route()),
     };
@@ -107,13 +104,12 @@ pub struct ListOptions {
 impl ListOptions {
     /// Reads the options from the query string's parameters.
     pub fn from_query(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
-        let labels =
-            match query.get("labelSelector").filter(|s| !s.is_empty()) {
-                Some(text) => Some(Selector::parse(text).map_err(|e| {
-                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
-                })?),
-                None => None,
-            };
+        let labels = match query.get("labelSelector").filter(|s| !s.is_empty()) {
+            Some(text) => Some(Selector::parse(text).map_err(|e| {
+                ApiError::bad_request(format!("unable to parse requirement: {e}"))
+            })?),
+            None => None,
+        };
         let mut fields = Vec::new();
         for term in query
             .get("fieldSelector")
@@ -183,11 +179,7 @@ pub fn encode_continue(namespace: &str, name: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
-        )
-    };
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
@@ -215,51 +207,24 @@ mod tests {
     #[test]
     fn paths_name_kinds_namespaces_and_subresources() {
         let t = parse_path("/apis/apps/v1/namespaces/prod/deployments/web/scale").expect("path");
-        assert!(
-            matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale) }
-            if info.kind == "Deployment" && ns == "prod" && n == "web")
-        );
+        assert!(matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale) }
+            if info.kind == "Deployment" && ns == "prod" && n == "web"));
         let t = parse_path("/api/v1/namespaces/prod").expect("namespace object");
-        assert!(
-            matches!(t, Target::Objects { info, name: Some(n), .. } if info.kind == "Namespace" && n == "prod")
-        );
+        assert!(matches!(t, Target::Objects { info, name: Some(n), .. } if info.kind == "Namespace" && n == "prod"));
         let t = parse_path("/api/v1/namespaces/prod/status").expect("namespace status");
-        assert!(
-            matches!(t, Target::Objects { info, sub: Some(Sub::Status), .. } if info.kind == "Namespace")
-        );
+        assert!(matches!(t, Target::Objects { info, sub: Some(Sub::Status), .. } if info.kind == "Namespace"));
         let t = parse_path("/api/v1/pods").expect("all pods");
-        assert!(matches!(
-            t,
-            Target::Objects {
-                namespace: None,
-                name: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            parse_path("/api/v1/namespaces/a/events"),
-            Ok(Target::Events { .. })
-        ));
-        assert_eq!(
-            parse_path("/apis/apps/v1/widgets").err().map(|e| e.code),
-            Some(404)
-        );
-        assert_eq!(
-            parse_path("/apis/apps/v2/deployments")
-                .err()
-                .map(|e| e.code),
-            Some(404)
-        );
+        assert!(matches!(t, Target::Objects { namespace: None, name: None, .. }));
+        assert!(matches!(parse_path("/api/v1/namespaces/a/events"), Ok(Target::Events { .. })));
+        assert_eq!(parse_path("/apis/apps/v1/widgets").err().map(|e| e.code), Some(404));
+        assert_eq!(parse_path("/apis/apps/v2/deployments").err().map(|e| e.code), Some(404));
     }
 
     #[test]
     fn selectors_and_continue_tokens() {
         let q: HashMap<String, String> = [
             ("labelSelector".to_string(), "app=web".to_string()),
-            (
-                "fieldSelector".to_string(),
-                "status.phase!=Failed,spec.nodeName=n1".to_string(),
-            ),
+            ("fieldSelector".to_string(), "status.phase!=Failed,spec.nodeName=n1".to_string()),
         ]
         .into();
         let opts = ListOptions::from_query(&q).expect("options");
@@ -269,13 +234,9 @@ mod tests {
         let other = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"nodeName": "n2"}});
         assert!(!opts.matches(&other));
         let token = encode_continue("ns", "b");
-        assert_eq!(
-            decode_continue(&token).expect("token"),
-            ("ns".into(), "b".into())
-        );
+        assert_eq!(decode_continue(&token).expect("token"), ("ns".into(), "b".into()));
         assert_eq!(decode_continue("%%").err().map(|e| e.code), Some(400));
-        let bad: HashMap<String, String> =
-            [("fieldSelector".to_string(), "nope".to_string())].into();
+        let bad: HashMap<String, String> = [("fieldSelector".to_string(), "nope".to_string())].into();
         assert!(ListOptions::from_query(&bad).is_err());
     }
 }

@@ -41,11 +41,7 @@ impl ApiError {
 
     /// 404 for a path the server does not serve.
     pub fn no_route() -> ApiError {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
+        ApiError::new(404, "NotFound", "the server could not find the requested resource")
     }
 
     /// 404 for a missing object: `deployments.apps "web" not found`.

@@ -75,15 +75,11 @@ pub fn credentials(listen: &SocketAddr) -> Result<Credentials, TlsError> {
     params
         .distinguished_name
         .push(DnType::CommonName, "reconcile-engine");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::V4(
-            std::net::Ipv4Addr::LOCALHOST,
-        )));
+    params.subject_alt_names.push(SanType::IpAddress(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    ));
     if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(listen.ip()));
+        params.subject_alt_names.push(SanType::IpAddress(listen.ip()));
     }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = params.signed_by(&server_key, &issuer)?;

@@ -51,17 +51,12 @@ impl Filter {
     fn line(&self, word: &str, object: &Value, now: i64) -> Bytes {
         let object = if self.as_table {
             let rv = doc::str_at(object, &["metadata", "resourceVersion"]).to_string();
-            table::table(
-                self.scope.info,
-                &[object],
-                now,
-                json!({"resourceVersion": rv}),
-            )
+            table::table(self.scope.info, &[object], now, json!({"resourceVersion": rv}))
         } else {
             object.clone()
         };
-        let mut text =
-            serde_json::to_vec(&json!({"type": word, "object": object})).unwrap_or_default();
+        let mut text = serde_json::to_vec(&json!({"type": word, "object": object}))
+            .unwrap_or_default();
         text.push(b'\n');
         Bytes::from(text)
     }
@@ -103,8 +98,9 @@ pub async fn watch(
         .as_deref()
         .filter(|v| !v.is_empty() && *v != "0")
         .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))
+            v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {v}"))
+            })
         })
         .transpose()?;
     let filter = Filter {
@@ -157,11 +153,7 @@ pub async fn watch(
         };
         let now = journal.now();
         for object in &initial {
-            if tx
-                .send(Ok(filter.line("ADDED", object, now)))
-                .await
-                .is_err()
-            {
+            if tx.send(Ok(filter.line("ADDED", object, now))).await.is_err() {
                 return;
             }
         }

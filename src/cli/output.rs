@@ -28,8 +28,7 @@ static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 
 fn set_and_not(var: &str, off: &[&str]) -> bool {
-    std::env::var(var)
-        .is_ok_and(|v| !v.is_empty() && !off.contains(&v.to_ascii_lowercase().as_str()))
+    std::env::var(var).is_ok_and(|v| !v.is_empty() && !off.contains(&v.to_ascii_lowercase().as_str()))
 }
 
 /// Decides colour once for the run (the explicit choice wins; then a force variable; then
@@ -39,7 +38,8 @@ pub fn init_color(choice: ColorChoice) {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            if set_and_not("CLICOLOR_FORCE", &["0"]) || set_and_not("FORCE_COLOR", &["0", "false"])
+            if set_and_not("CLICOLOR_FORCE", &["0"])
+                || set_and_not("FORCE_COLOR", &["0", "false"])
             {
                 true
             } else if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
@@ -56,18 +56,16 @@ pub fn init_color(choice: ColorChoice) {
 
 /// Whether output is coloured.
 pub fn color() -> bool {
-    *COLOR.get_or_init(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+    *COLOR.get_or_init(|| {
+        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    })
 }
 
 fn write_to(mut stream: impl Write, closed: &AtomicBool, args: std::fmt::Arguments) {
     if closed.load(Ordering::Relaxed) {
         return;
     }
-    if stream
-        .write_fmt(args)
-        .and_then(|()| stream.flush())
-        .is_err()
-    {
+    if stream.write_fmt(args).and_then(|()| stream.flush()).is_err() {
         // Nobody reads any more (a closed pipe) or the stream failed: further output is
         // dropped; the command itself carries on to a consistent end.
         closed.store(true, Ordering::Relaxed);

@@ -29,11 +29,7 @@ pub fn validate(path: &Path, format: ValidateFormat) -> anyhow::Result<i32> {
             problems: problems.iter().map(ToString::to_string).collect(),
         };
         super::output::write_text(&(serde_json::to_string_pretty(&output)? + "\n"));
-        return Ok(if problems.is_empty() {
-            EXIT_OK
-        } else {
-            EXIT_ERROR
-        });
+        return Ok(if problems.is_empty() { EXIT_OK } else { EXIT_ERROR });
     }
     if problems.is_empty() {
         println!("{}: ok", path.display());
