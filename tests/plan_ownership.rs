@@ -163,3 +163,75 @@ fn a_field_dropped_from_git_is_removed_and_the_plan_shows_exactly_that() {
     assert!(after.stdout.contains("team=payments"), "{}", after.stdout);
     assert!(!after.stdout.contains("tier=web"), "{}", after.stdout);
 }
+
+#[test]
+fn adopting_an_object_reconcile_did_not_create_needs_an_opt_in() {
+    let repo = Repo::new();
+    timecheck(&repo);
+    repo.write(
+        "base/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- shared.yaml\nconfigMapGenerator:\n- name: timecheck-config\n  literals:\n  - INTERVAL=5\n",
+    );
+    repo.write(
+        "base/shared.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  mine: \"1\"\n",
+    );
+    repo.write(
+        "foreign.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: timecheck-dev\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: timecheck-dev\ndata:\n  theirs: \"2\"\n",
+    );
+    repo.ok(&["engine", "apply", "-f", "foreign.yaml"], 0);
+
+    let refused = repo.ok(&["plan", "overlays/dev"], 1);
+    assert!(
+        refused.stderr.contains("Namespace timecheck-dev: exists and was not created by reconcile; refusing to take it over without an explicit opt-in"),
+        "{}",
+        refused.all()
+    );
+    repo.ok(&["apply", "overlays/dev"], 1);
+    let untouched = repo.ok(
+        &[
+            "engine",
+            "get",
+            "cm",
+            "shared",
+            "-n",
+            "timecheck-dev",
+            "-o",
+            "yaml",
+        ],
+        0,
+    );
+    assert!(!untouched.stdout.contains("mine"), "{}", untouched.stdout);
+
+    let plan = repo.ok(&["plan", "overlays/dev", "--adopt"], 0);
+    assert!(
+        plan.stdout.contains(
+            "~ update ConfigMap timecheck-dev/shared  (adopt: an object reconcile did not create)"
+        ),
+        "{}",
+        plan.stdout
+    );
+    repo.ok(&["apply", "overlays/dev", "--adopt"], 0);
+    let adopted = repo.ok(
+        &[
+            "engine",
+            "get",
+            "cm",
+            "shared",
+            "-n",
+            "timecheck-dev",
+            "-o",
+            "yaml",
+        ],
+        0,
+    );
+    assert!(adopted.stdout.contains("mine: \"1\""), "{}", adopted.stdout);
+    assert!(
+        adopted.stdout.contains("theirs: \"2\""),
+        "{}",
+        adopted.stdout
+    );
+    // Adopted: later plans need no opt-in.
+    repo.ok(&["plan", "overlays/dev", "--detailed-exitcode"], 0);
+}

@@ -70,6 +70,15 @@ pub enum Command {
     Sync(super::watch::SyncArgs),
     /// Print the version, the git commit it was built from and the kustomize it matches.
     Version,
+    /// Remove a plan/apply lock left by a process that is gone (terraform's force-unlock);
+    /// LOCK_ID is the id the lock message shows.
+    Unlock {
+        /// The lock's id.
+        lock_id: String,
+        /// The target: `engine` (default), `engine:PATH`.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
     Completion {
         /// The shell.
@@ -99,6 +108,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Sync(_) => "sync",
             Command::Version => "version",
+            Command::Unlock { .. } => "unlock",
             Command::Completion { .. } => "completion",
         }
     }

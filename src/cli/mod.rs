@@ -82,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(args) => watch::watch(args),
         Command::Status(args) => watch::status(args),
         Command::Sync(args) => watch::sync(args),
+        Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
         Command::Version => {
             print!("{}", version_text());
             Ok(EXIT_OK)

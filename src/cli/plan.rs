@@ -64,6 +64,9 @@ pub struct PlanArgs {
     /// `CreateNamespace=true`; such namespaces are never pruned).
     #[arg(long)]
     pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (shown as adoptions in the plan).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// `reconcile apply` arguments.
@@ -84,6 +87,9 @@ pub struct ApplyArgs {
     /// `CreateNamespace=true`; such namespaces are never pruned).
     #[arg(long)]
     pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (shown as adoptions in the plan).
+    #[arg(long)]
+    pub adopt: bool,
     /// Wait until everything applied is healthy (rollouts carried to the end).
     #[arg(long)]
     pub wait: bool,
@@ -217,6 +223,23 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
     Ok(Some((config, dir.to_path_buf())))
 }
 
+/// `reconcile unlock LOCK_ID`.
+pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
+    let mut engine = open_engine(target, Access::Read)?;
+    engine.force_unlock(lock_id)?;
+    println!("lock {lock_id} released");
+    Ok(EXIT_OK)
+}
+
+/// The repository holding `dir`: the nearest ancestor with a `reconcile.yaml` or `.git`
+/// (`dir` itself when there is none).
+fn repository_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|a| a.join(CONFIG_FILE).is_file() || a.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
 fn has_kustomization(dir: &Path) -> bool {
     ["kustomization.yaml", "kustomization.yml", "Kustomization"]
         .iter()
@@ -267,12 +290,37 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
                     }
                 }
             }
+            // The app's identity is its path from the repository root, however it is spelled
+            // (`overlays/dev`, `./overlays/dev/`, `$PWD/overlays/dev`, `../dev` from a sibling).
+            let canonical = dir
+                .canonicalize()
+                .with_context(|| format!("{text}: cannot resolve the directory"))?;
+            let root = repository_root(&canonical);
+            let relative = canonical
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let (name, path) = if relative.as_os_str().is_empty() {
+                let own = root
+                    .file_name()
+                    .map(|n| PathBuf::from(n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| PathBuf::from("app"));
+                (config::name_for_path(&own), ".".to_string())
+            } else {
+                (
+                    config::name_for_path(&relative),
+                    relative.to_string_lossy().into_owned(),
+                )
+            };
             let app = Application {
-                name: config::name_for_path(&dir),
-                path: text.to_string(),
+                name,
+                path,
                 ..Application::default()
             };
-            Ok(vec![Resolved { app, dir }])
+            Ok(vec![Resolved {
+                app,
+                dir: canonical,
+            }])
         }
     }
 }
@@ -321,11 +369,14 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
                 Change::Delete => ("-", "delete", "31"),
                 Change::Unchanged => (" ", "unchanged", "0"),
             };
-            let rollout = action
+            let mut rollout = action
                 .rollout
                 .as_ref()
                 .map(|r| format!("  (rolled out by {r})"))
                 .unwrap_or_default();
+            if action.adopt {
+                rollout.push_str("  (adopt: an object reconcile did not create)");
+            }
             out.push_str(&format!(
                 "  {} {}{}\n",
                 paint(&format!("{sign} {word}"), code, colour),
@@ -378,7 +429,7 @@ pub const MARKDOWN_TEMPLATE: &str = r#"### reconcile plan
 {{#each plans}}| {{application}} | `{{target}}` | {{summary.create}} | {{summary.update}} | {{summary.delete}} | {{summary.unchanged}} |
 {{/each}}
 {{#each plans}}{{#each actions}}{{#if (ne action "unchanged")}}
-<details><summary><code>{{action}}</code> {{kind}} {{#if namespace}}{{namespace}}/{{/if}}{{name}}{{#if rollout}} (rolled out by {{rollout}}){{/if}}</summary>
+<details><summary><code>{{action}}</code> {{kind}} {{#if namespace}}{{namespace}}/{{/if}}{{name}}{{#if rollout}} (rolled out by {{rollout}}){{/if}}{{#if adopt}} (adopt){{/if}}</summary>
 
 ```diff
 {{diff}}```
@@ -483,6 +534,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         prune: args.prune,
         allow_empty: args.allow_empty,
         create_namespace: args.create_namespace,
+        adopt: args.adopt,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
@@ -513,8 +565,20 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Who holds a lock, in the lock message (which adds the pid, as the lock id, and the time).
 fn holder(command: &str) -> String {
-    format!("reconcile {command} (pid {})", std::process::id())
+    format!("reconcile {command}")
+}
+
+/// Test hook: `RECONCILE_TEST_HOLD_LOCK_MS` keeps an apply holding its lock that long (at most
+/// 10 s) before it plans, so tests observe a held lock, or kill its holder, deterministically.
+fn hold_lock_for_tests() {
+    if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_LOCK_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
 }
 
 /// Progress of long operations: on a terminal an indicatif spinner shows the latest step and
@@ -533,6 +597,13 @@ static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 fn progress_line(line: &str) {
+    // Test hook: `RECONCILE_TEST_CRASH_AFTER_WRITE=1` ends the process abruptly (as kill -9
+    // would, no cleanup) once the first object is written, to test crash recovery.
+    if (line.ends_with(": created") || line.ends_with(": updated"))
+        && std::env::var_os("RECONCILE_TEST_CRASH_AFTER_WRITE").is_some()
+    {
+        std::process::abort();
+    }
     if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!("  {line}");
         return;
@@ -621,6 +692,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         prune: args.prune,
         allow_empty: args.allow_empty,
         create_namespace: args.create_namespace,
+        adopt: args.adopt,
     };
     let access = if args.dry_run {
         Access::Read
@@ -646,6 +718,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         let mut defer = false;
         let mut plan_applied = None;
         let report = plan::locked(engine, &holder("apply"), |cluster| {
+            hold_lock_for_tests();
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
             if !json {
                 println!(
@@ -755,7 +828,9 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             .as_ref()
             .filter(|(c, _)| c.find(&saved.application).is_some())
             .map(|(_, r)| r.clone())
-            .unwrap_or(here.clone());
+            // Sources of saved plans are relative to the repository root, so a plan applies
+            // from any folder of the repository.
+            .unwrap_or_else(|| repository_root(&here));
         let resolved = Resolved {
             dir: root.join(&app.path),
             app,
@@ -769,6 +844,8 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             prune: saved.prune,
             allow_empty: true,
             create_namespace: false,
+            // The reviewed plan's adoptions, and only those, are carried out.
+            adopt: saved.actions.iter().any(|a| a.adopt),
         };
         if args.dry_run {
             let engine = target::open(&state, Access::Read)?;

@@ -99,7 +99,9 @@ pub enum Error {
         found: String,
     },
     /// Another process holds the plan/apply lock.
-    #[error("engine state is locked by {holder} (pid {pid}) since {since}")]
+    #[error(
+        "engine state is locked by {holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+    )]
     Locked {
         /// Who.
         holder: String,
@@ -301,6 +303,21 @@ impl Engine {
         if let Err(e) = fresh {
             self.db.rollback();
             return Err(e);
+        }
+        // Every writer respects a running plan/apply's lock (`engine reset`, `engine apply`,
+        // `advance` …), not only other applies.
+        if let Some(l) = &self.state.lock
+            && !self.holds_lock
+            && l.pid != std::process::id()
+            && pid_alive(l.pid)
+        {
+            let locked = Error::Locked {
+                holder: l.holder.clone(),
+                pid: l.pid,
+                since: l.since.clone(),
+            };
+            self.db.rollback();
+            return Err(locked);
         }
         let result = op(self).and_then(|value| {
             self.db.save(&mut self.state)?;
@@ -1265,6 +1282,30 @@ impl Engine {
         })
     }
 
+    /// Removes the plan/apply lock whatever holds it (`reconcile unlock LOCK_ID`, for a lock
+    /// left by a process whose pid was reused); `lock_id` must be the holder's pid, as the
+    /// lock message shows it, so a lock taken since is never removed by mistake.
+    pub fn force_unlock(&mut self, lock_id: &str) -> Result<(), Error> {
+        let current = self.read(|s| s.lock.clone())?;
+        let Some(lock) = current else {
+            return Err(Error::Usage("the engine state is not locked".into()));
+        };
+        if lock.pid.to_string() != lock_id {
+            return Err(Error::Usage(format!(
+                "lock id {lock_id} does not match the lock held (lock id {}: {} since {})",
+                lock.pid, lock.holder, lock.since
+            )));
+        }
+        // Taken over only to be released.
+        self.holds_lock = true;
+        let result = self.transact(|e| {
+            e.state.lock = None;
+            Ok(())
+        });
+        self.holds_lock = false;
+        result
+    }
+
     /// Events, oldest first (all namespaces when `namespace` is `None`).
     pub fn events(&mut self, namespace: Option<&str>) -> Result<Vec<events::Event>, Error> {
         self.read(|s| {
@@ -1459,7 +1500,9 @@ fn to_cluster_error(err: Error) -> cluster::Error {
         },
         Error::Locked { holder, pid, since } => cluster::Error::Locked {
             target: "engine".into(),
-            holder: format!("{holder} (pid {pid}, since {since})"),
+            holder: format!(
+                "{holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+            ),
         },
         other => cluster::Error::Backend(other.to_string()),
     }
@@ -1621,10 +1664,15 @@ impl Cluster for Engine {
                     });
                 }
             }
+            // Wall-clock time: the lock is for people, who do not know the virtual clock.
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as Millis)
+                .unwrap_or_default();
             e.state.lock = Some(LockHolder {
                 holder,
                 pid: std::process::id(),
-                since: rfc3339(e.state.now),
+                since: rfc3339(wall),
             });
             e.holds_lock = true;
             Ok(())

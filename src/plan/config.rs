@@ -307,6 +307,12 @@ impl Config {
                     )));
                 }
             }
+            if !inside_repository(&app.path) {
+                return Err(invalid(format!(
+                    "applications[{index}].path: {:?} is outside the repository; application paths are relative to the repository root and stay inside it (as Argo CD requires)",
+                    app.path
+                )));
+            }
             for (rule_index, rule) in app.ignore_differences.iter().enumerate() {
                 for pointer in &rule.json_pointers {
                     if !pointer.starts_with('/') {
@@ -324,6 +330,23 @@ impl Config {
     pub fn find(&self, name: &str) -> Option<&Application> {
         self.applications.iter().find(|a| a.name == name)
     }
+}
+
+/// True for a relative path that does not leave its root (`..` only below a directory).
+fn inside_repository(path: &str) -> bool {
+    let mut depth: usize = 0;
+    for component in Path::new(path).components() {
+        match component {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// True for a name usable in an object name.
@@ -402,6 +425,28 @@ mod tests {
                 .to_string()
                 .contains("applications[0].name")
         );
+    }
+
+    #[test]
+    fn application_paths_stay_inside_the_repository() {
+        for outside in ["../demo", "/etc/demo", "overlays/../../demo"] {
+            let text = format!("applications:\n- name: x\n  path: {outside}\n");
+            let error = Config::parse(&text, Path::new("reconcile.yaml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("is outside the repository"),
+                "{outside}: {error}"
+            );
+        }
+        for inside in ["overlays/dev", "./overlays/../base", "."] {
+            let text = format!("applications:\n- name: x\n  path: {inside}\n");
+            assert!(
+                Config::parse(&text, Path::new("reconcile.yaml")).is_ok(),
+                "{inside}"
+            );
+        }
     }
 
     #[test]

@@ -86,6 +86,15 @@ pub enum Error {
         /// The application planning.
         app: String,
     },
+    /// A rendered object exists live and was not created by reconcile.
+    #[error(
+        "{}: exists and was not created by reconcile; refusing to take it over without an explicit opt-in (pass --adopt, or annotate it {ADOPT_ANNOTATION}: \"true\" in the manifests)",
+        crate::diff::display_id(id)
+    )]
+    NotOwned {
+        /// The object.
+        id: Box<ResId>,
+    },
     /// A sync-wave annotation is not an integer.
     #[error(transparent)]
     InvalidWave(#[from] order::InvalidWave),
@@ -139,7 +148,13 @@ pub struct PlanOptions {
     pub allow_empty: bool,
     /// Create the namespaces objects go to that neither exist nor are rendered.
     pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (`--adopt`).
+    pub adopt: bool,
 }
+
+/// Annotation on a declared object (`"true"`) allowing reconcile to take over a live object
+/// of that name that it did not create.
+pub const ADOPT_ANNOTATION: &str = "reconcile.dev/adopt";
 
 /// One planned action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -168,6 +183,9 @@ pub struct PlannedAction {
     /// Set when the update is carried out by the rollout driver (`Canary: 5 steps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// True when the update takes over a live object reconcile did not create.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 impl PlannedAction {
@@ -643,6 +661,7 @@ fn action_of(
         live_resource_version: resource_version(live),
         diff,
         rollout: None,
+        adopt: false,
     }
 }
 
@@ -685,6 +704,13 @@ pub fn make_plan(
                 owner: owner.to_string(),
                 app: app.name.clone(),
             });
+        }
+        // Taking over an object someone else created needs an explicit opt-in.
+        let adopt = live
+            .as_ref()
+            .is_some_and(|l| annotation(l, OWNER_ANNOTATION).is_none());
+        if adopt && !options.adopt && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
+            return Err(Error::NotOwned { id: Box::new(id) });
         }
         let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
         let ownership_err = |source| Error::Ownership {
@@ -745,6 +771,12 @@ pub fn make_plan(
             compared.diff,
         );
         action.rollout = description;
+        if adopt {
+            action.adopt = true;
+            if action.action == Change::Unchanged {
+                action.action = Change::Update;
+            }
+        }
         entries.push((action, Some(written), rollout_target, bookkeeping_missing));
     }
     let items: Vec<(i64, &str)> = entries
@@ -947,6 +979,31 @@ pub fn apply(
     let mut deleted = HashSet::new();
     let mut failed_at = None;
 
+    // Intent first (as cli-utils does): before any object is written, the inventory lists
+    // every object about to be applied, so an apply killed at any point leaves nothing a later
+    // prune cannot find. It is trimmed to what exists at the end.
+    let inventory_id = inventory::inventory_id(&plan.application);
+    let mut recorded = planned.previous_members.clone();
+    let mut listed: HashSet<_> = recorded.iter().map(|m| prune::key(&m.id())).collect();
+    for member in &planned.members {
+        if listed.insert(prune::key(&member.id())) {
+            recorded.push(member.clone());
+        }
+    }
+    let mut inventory_written = plan.inventory_resource_version.is_some();
+    if recorded != planned.previous_members || !inventory_written {
+        let object = inventory::to_object(
+            &plan.application,
+            &recorded,
+            &plan.source_digest,
+            &cluster.now(),
+        );
+        cluster.apply(&object).map_err(cluster_err(&inventory_id))?;
+        inventory_written = true;
+    } else {
+        recorded = planned.previous_members.clone();
+    }
+
     let writes: Vec<usize> = (0..plan.actions.len())
         .filter(|i| plan.actions[*i].action != Change::Delete)
         .collect();
@@ -1028,13 +1085,14 @@ pub fn apply(
         }
         // Objects of the wave already as declared are waited for too: nothing to write does
         // not mean healthy.
+        let mut waited: HashSet<_> = written.iter().map(prune::key).collect();
         for action in plan
             .actions
             .iter()
             .filter(|a| a.wave == wave && a.action == Change::Unchanged)
         {
             let id = action.id();
-            if !written.contains(&id) {
+            if waited.insert(prune::key(&id)) {
                 written.push(id.clone());
                 report.unchanged.push(id);
             }
@@ -1071,39 +1129,38 @@ pub fn apply(
             .collect();
     }
 
-    // The inventory: everything rendered that exists, plus what was not deleted.
+    // The inventory: everything rendered that exists, plus what was not deleted. Sets keep
+    // this linear in the number of objects.
+    let done: HashSet<&str> = report.done.iter().map(|(d, _)| d.as_str()).collect();
     let existing: HashSet<_> = plan
         .actions
         .iter()
-        .zip(planned.objects.iter())
-        .filter(|(a, _)| {
-            a.action == Change::Unchanged || report.done.iter().any(|(d, _)| *d == a.display())
-        })
-        .map(|(a, _)| prune::key(&a.id()))
+        .filter(|a| a.action == Change::Unchanged || done.contains(a.display().as_str()))
+        .map(|a| prune::key(&a.id()))
         .collect();
     let mut members: Vec<inventory::Member> = if report.failure.is_none() {
         planned.members.clone()
     } else {
         // After a failure, keep everything that might exist so a later prune still sees it.
         let mut members = planned.previous_members.clone();
+        let mut listed: HashSet<_> = members.iter().map(|m| prune::key(&m.id())).collect();
         for member in &planned.members {
-            if existing.contains(&prune::key(&member.id())) && !members.contains(member) {
+            let key = prune::key(&member.id());
+            if existing.contains(&key) && listed.insert(key) {
                 members.push(member.clone());
             }
         }
         members
     };
     members.retain(|m| !deleted.contains(&prune::key(&m.id())));
-    let changed = members != planned.previous_members || plan.inventory_resource_version.is_none();
-    if changed {
+    if members != recorded || !inventory_written {
         let object = inventory::to_object(
             &plan.application,
             &members,
             &plan.source_digest,
             &cluster.now(),
         );
-        let id = inventory::inventory_id(&plan.application);
-        cluster.apply(&object).map_err(cluster_err(&id))?;
+        cluster.apply(&object).map_err(cluster_err(&inventory_id))?;
     }
     Ok(report)
 }

@@ -50,6 +50,7 @@ fn plan(cluster: &MemoryCluster, objects: &[Value], prune: bool) -> Result<Plann
             prune,
             allow_empty: false,
             create_namespace: false,
+            adopt: false,
         },
     )
 }
@@ -251,6 +252,7 @@ fn an_empty_render_refuses_to_prune_unless_allowed() {
             prune: true,
             allow_empty: true,
             create_namespace: false,
+            adopt: false,
         },
     );
     assert_eq!(
