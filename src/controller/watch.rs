@@ -407,6 +407,8 @@ impl Controller {
                         prune: app.policy.prune,
                         allow_empty: app.policy.allow_empty,
                         create_namespace: app.app.creates_namespaces(),
+                        // A watcher never takes over objects it did not create.
+                        adopt: false,
                     };
                     match plan::make_plan(
                         &app.app,
@@ -598,6 +600,7 @@ impl Controller {
                 let options = DriveOptions {
                     advance_time: false,
                     timeout: None,
+                    all_notes: false,
                 };
                 match driver::drive(&mut self.engine, &id, options, &mut |l| {
                     lines.push(l.to_string())
