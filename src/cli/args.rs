@@ -32,11 +32,17 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: RenderFormat,
+        /// Where the files come from.
+        #[command(flatten)]
+        source: super::source::SourceArgs,
     },
     /// Check a kustomization and report every problem found at once.
     Validate {
         /// Directory holding a kustomization.yaml.
         path: PathBuf,
+        /// Where the files come from.
+        #[command(flatten)]
+        source: super::source::SourceArgs,
     },
     /// Show what apply would do: creates, updates (with diffs), deletes.
     Plan(super::plan::PlanArgs),

@@ -7,6 +7,7 @@ mod args;
 mod engine;
 mod plan;
 mod render;
+mod source;
 
 use clap::Parser;
 
@@ -34,8 +35,12 @@ pub fn main() -> i32 {
 /// Runs one parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Render { path, output } => render::render(&path, output),
-        Command::Validate { path } => render::validate(&path),
+        Command::Render {
+            path,
+            output,
+            source,
+        } => render::render(&path, output, &source),
+        Command::Validate { path, source } => render::validate(&path, &source),
         Command::Schema { name } => render::schema(&name),
         Command::Engine(args) => engine::run(args),
         Command::Plan(args) => plan::plan(args),

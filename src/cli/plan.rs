@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use super::source::{SourceArgs, Tree};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
@@ -57,6 +58,9 @@ pub struct PlanArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Where the files come from (`--repo`, `--ref`).
+    #[command(flatten)]
+    pub git: SourceArgs,
 }
 
 /// `reconcile apply` arguments.
@@ -82,6 +86,9 @@ pub struct ApplyArgs {
     /// Show the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Where the files come from (`--repo`, `--ref`).
+    #[command(flatten)]
+    pub git: SourceArgs,
 }
 
 /// `reconcile rollout` arguments.
@@ -164,6 +171,8 @@ pub enum RolloutCommand {
 struct Resolved {
     app: Application,
     dir: PathBuf,
+    /// The git tree `dir` lies in (`None`: the disk).
+    tree: Option<Tree>,
 }
 
 fn cwd() -> anyhow::Result<PathBuf> {
@@ -196,12 +205,92 @@ fn has_kustomization(dir: &Path) -> bool {
         .any(|f| dir.join(f).is_file())
 }
 
+/// Applications of a tree read through `--repo`/`--ref`: reconcile.yaml at its root, paths
+/// relative to its root.
+fn resolve_in_tree(tree: &Tree, source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
+    let config_path = tree.root.join(CONFIG_FILE);
+    let config = match tree.fs.read(&config_path) {
+        Ok(bytes) => Some(Config::parse(
+            &String::from_utf8_lossy(&bytes),
+            &config_path,
+        )?),
+        Err(crate::source::FsError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let from_config = |app: &Application| Resolved {
+        app: app.clone(),
+        dir: tree.join(Path::new(&app.path)),
+        tree: Some(tree.clone()),
+    };
+    let has_kustomization = |dir: &Path| {
+        ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+            .iter()
+            .any(|f| tree.fs.is_file(&dir.join(f)))
+    };
+    match source {
+        None => match &config {
+            Some(config) if !config.applications.is_empty() => {
+                Ok(config.applications.iter().map(from_config).collect())
+            }
+            _ if has_kustomization(&tree.root) => Ok(vec![Resolved {
+                app: Application {
+                    name: config::name_for_path(Path::new(".")),
+                    path: ".".into(),
+                    ..Application::default()
+                },
+                dir: tree.root.clone(),
+                tree: Some(tree.clone()),
+            }]),
+            _ => bail!(
+                "no PATH given, no kustomization at the repository root and no applications in its {CONFIG_FILE}"
+            ),
+        },
+        Some(text) => {
+            if let Some(app) = config.as_ref().and_then(|c| c.find(text)) {
+                return Ok(vec![from_config(app)]);
+            }
+            let dir = tree.join(Path::new(text));
+            if !tree.fs.is_dir(&dir) {
+                bail!(
+                    "{text}: neither an application of {CONFIG_FILE} nor a directory in the repository"
+                );
+            }
+            if let Some(app) = config.as_ref().and_then(|c| {
+                c.applications
+                    .iter()
+                    .find(|a| tree.join(Path::new(&a.path)) == dir)
+            }) {
+                return Ok(vec![from_config(app)]);
+            }
+            let app = Application {
+                name: config::name_for_path(Path::new(text)),
+                path: text.to_string(),
+                ..Application::default()
+            };
+            Ok(vec![Resolved {
+                app,
+                dir,
+                tree: Some(tree.clone()),
+            }])
+        }
+    }
+}
+
+/// The applications to plan or apply, from the work tree or from `--repo`/`--ref`.
+fn resolve_with(source: Option<&str>, git: &SourceArgs) -> anyhow::Result<Vec<Resolved>> {
+    match git.tree()? {
+        Some(tree) => resolve_in_tree(&tree, source),
+        None => resolve(source),
+    }
+}
+
 fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
     let here = cwd()?;
     let config = find_config(&here)?;
     let from_config = |app: &Application, root: &Path| Resolved {
         app: app.clone(),
         dir: root.join(&app.path),
+        tree: None,
     };
     match source {
         None => match &config {
@@ -217,6 +306,7 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
                     ..Application::default()
                 },
                 dir: here,
+                tree: None,
             }]),
             _ => {
                 bail!("no PATH given, no kustomization here and no applications in a {CONFIG_FILE}")
@@ -245,7 +335,11 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
                 path: text.to_string(),
                 ..Application::default()
             };
-            Ok(vec![Resolved { app, dir }])
+            Ok(vec![Resolved {
+                app,
+                dir,
+                tree: None,
+            }])
         }
     }
 }
@@ -270,7 +364,11 @@ fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
-    let resources = crate::render::render_dir(&resolved.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resources = match &resolved.tree {
+        Some(tree) => crate::render::render(&*tree.fs, &resolved.dir),
+        None => crate::render::render_dir(&resolved.dir),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(crate::render::to_values(&resources))
 }
 
@@ -444,20 +542,26 @@ fn plan_all(
     for r in resolved {
         let engine = engines.get(target.or(r.app.target.as_deref()))?;
         let objects = render(r)?;
-        planned.push(plan::make_plan(
-            &r.app,
-            &r.app.path,
-            &objects,
-            &*engine,
-            &options,
-        )?);
+        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
+        one.plan.revision = revision(r);
+        planned.push(one);
     }
     Ok(planned)
 }
 
+/// The revision a resolved application is read from, for the plan.
+fn revision(resolved: &Resolved) -> Option<plan::Revision> {
+    let origin = resolved.tree.as_ref()?.origin.as_ref()?;
+    Some(plan::Revision {
+        repo: origin.repo.clone(),
+        reference: origin.reference.clone(),
+        sha: origin.sha.clone(),
+    })
+}
+
 /// `reconcile plan`.
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
-    let resolved = resolve(args.source.as_deref())?;
+    let resolved = resolve_with(args.source.as_deref(), &args.git)?;
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -585,9 +689,24 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     if let Some(source) = &args.source
         && crate::plan::file::is_plan_file(Path::new(source))
     {
-        return apply_saved(Path::new(source), args.target.as_deref(), options);
+        return apply_saved(
+            Path::new(source),
+            args.target.as_deref(),
+            options,
+            &args.git,
+        );
     }
-    let resolved = resolve(args.source.as_deref())?;
+    let resolved = resolve_with(args.source.as_deref(), &args.git)?;
+    if let Some(origin) = resolved
+        .first()
+        .and_then(|r| r.tree.as_ref())
+        .and_then(|t| t.origin.as_ref())
+    {
+        println!(
+            "Source: {} at {} ({})",
+            origin.repo, origin.reference, origin.sha
+        );
+    }
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -653,12 +772,51 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
 }
 
 /// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale.
-fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyhow::Result<i32> {
+/// The tree a saved plan was rendered from: the same commit, from `--repo` when given, else
+/// from the repository the plan names (a redacted URL loses its user info; credentials then
+/// come from the environment or a credential helper).
+fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tree>> {
+    let Some(revision) = &saved.revision else {
+        return Ok(None);
+    };
+    let repo = git
+        .repo
+        .clone()
+        .unwrap_or_else(|| revision.repo.replace("***@", ""));
+    let source_args = SourceArgs {
+        repo: Some(repo),
+        reference: Some(revision.sha.clone()),
+        git_timeout: git.git_timeout.clone(),
+    };
+    let source = source_args.open()?;
+    let snapshot = source.snapshot(&revision.sha)?;
+    let mut tree = super::source::tree_of(&source, snapshot);
+    if let Some(origin) = &mut tree.origin {
+        origin.reference = revision.reference.clone();
+    }
+    Ok(Some(tree))
+}
+
+fn apply_saved(
+    path: &Path,
+    target: Option<&str>,
+    options: ApplyOptions,
+    git: &SourceArgs,
+) -> anyhow::Result<i32> {
     let set = crate::plan::file::read(path)?;
     let here = cwd()?;
     let config = find_config(&here)?;
     let mut ok = true;
     for saved in &set.plans {
+        if let Some(tree) = saved_tree(saved, git)? {
+            let resolved = resolve_in_tree(&tree, Some(&saved.application))
+                .or_else(|_| resolve_in_tree(&tree, Some(&saved.source)))?;
+            let target = target
+                .map(str::to_string)
+                .unwrap_or_else(|| saved.target.clone());
+            ok &= apply_saved_one(saved, &resolved[0], &target, options)?;
+            continue;
+        }
         let app = config
             .as_ref()
             .and_then(|(c, _)| c.find(&saved.application).cloned())
@@ -675,12 +833,26 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
         let resolved = Resolved {
             dir: root.join(&app.path),
             app,
+            tree: None,
         };
         let target = target
             .map(str::to_string)
             .unwrap_or_else(|| saved.target.clone());
-        let mut engine = open_engine(Some(&target))?;
-        let objects = render(&resolved)?;
+        ok &= apply_saved_one(saved, &resolved, &target, options)?;
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Applies one saved plan after checking it still matches a fresh plan.
+fn apply_saved_one(
+    saved: &plan::Plan,
+    resolved: &Resolved,
+    target: &str,
+    options: ApplyOptions,
+) -> anyhow::Result<bool> {
+    {
+        let mut engine = open_engine(Some(target))?;
+        let objects = render(resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
@@ -702,9 +874,8 @@ fn apply_saved(path: &Path, target: Option<&str>, options: ApplyOptions) -> anyh
             );
             plan::apply(&fresh, cluster, &options, &mut progress_line)
         })?;
-        ok &= print_report(&report);
+        Ok(print_report(&report))
     }
-    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn deployment_id(text: &str, namespace: Option<&str>) -> ResId {

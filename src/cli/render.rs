@@ -6,13 +6,18 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::args::RenderFormat;
+use super::source::SourceArgs;
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::render;
 
 /// `reconcile render PATH [-o yaml|json]`: the build on stdout, or the error on stderr and
 /// nothing on stdout.
-pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
-    let resources = render::render_dir(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn render(path: &Path, format: RenderFormat, source: &SourceArgs) -> anyhow::Result<i32> {
+    let resources = match source.tree()? {
+        Some(tree) => render::render(&*tree.fs, &tree.join(path)),
+        None => render::render_dir(path),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = match format {
         RenderFormat::Yaml => render::into_yaml(resources),
         RenderFormat::Json => render::to_json(&resources),
@@ -26,8 +31,11 @@ pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
 }
 
 /// `reconcile validate PATH`: every problem found, one per line; exit 1 when there is any.
-pub fn validate(path: &Path) -> anyhow::Result<i32> {
-    let problems = render::validate::validate_dir(path);
+pub fn validate(path: &Path, source: &SourceArgs) -> anyhow::Result<i32> {
+    let problems = match source.tree()? {
+        Some(tree) => render::validate::validate(&*tree.fs, &tree.join(path)),
+        None => render::validate::validate_dir(path),
+    };
     if problems.is_empty() {
         println!("{}: ok", path.display());
         return Ok(EXIT_OK);
