@@ -7,6 +7,7 @@
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
 //! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
+//! - [`review`] compares the rendered desired state of two git revisions (pull requests);
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod review;
 pub mod rollout;
 pub mod source;
 pub mod yaml;

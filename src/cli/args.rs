@@ -46,13 +46,15 @@ pub enum Command {
     },
     /// Show what apply would do: creates, updates (with diffs), deletes.
     Plan(super::plan::PlanArgs),
+    /// Compare the rendered desired state at two git revisions (a pull request's effect).
+    Diff(super::diff::DiffArgs),
     /// Apply the desired state (a directory, an application, or a saved plan).
     Apply(super::plan::ApplyArgs),
     /// Inspect and steer Deployment rollouts (status, history, undo, promote, abort, pause, resume).
     Rollout(super::plan::RolloutArgs),
     /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
     Engine(super::engine::EngineArgs),
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`).
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `diff`).
     Schema {
         /// Which schema.
         name: String,
@@ -68,6 +70,7 @@ impl Command {
             Command::Schema { .. } => "schema",
             Command::Engine(_) => "engine",
             Command::Plan(_) => "plan",
+            Command::Diff(_) => "diff",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
         }

@@ -4,6 +4,7 @@
 //! Invariant: this is the only module that prints or reads the process environment.
 
 mod args;
+mod diff;
 mod engine;
 mod plan;
 mod render;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Schema { name } => render::schema(&name),
         Command::Engine(args) => engine::run(args),
         Command::Plan(args) => plan::plan(args),
+        Command::Diff(args) => diff::diff(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
     }

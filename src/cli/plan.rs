@@ -504,7 +504,7 @@ pub fn templated(set: &PlanSet, template: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("template: {e}"))
 }
 
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())

@@ -54,8 +54,11 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "plan" => crate::plan::plan_schema(),
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
+        "diff" => crate::review::report_schema(),
         other => {
-            anyhow::bail!("unknown schema {other:?} (known: kustomization, plan, config, strategy)")
+            anyhow::bail!(
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, diff)"
+            )
         }
     };
     print!("{text}");
