@@ -9,6 +9,7 @@
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`review`] compares the rendered desired state of two git revisions (pull requests);
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
+//! - [`promote`] carries pinned images and files from one environment folder to the next;
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ pub mod diff;
 pub mod engine;
 pub mod model;
 pub mod plan;
+pub mod promote;
 pub mod render;
 pub mod review;
 pub mod rollout;

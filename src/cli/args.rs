@@ -48,6 +48,8 @@ pub enum Command {
     Plan(super::plan::PlanArgs),
     /// Compare the rendered desired state at two git revisions (a pull request's effect).
     Diff(super::diff::DiffArgs),
+    /// Carry pinned images (and reconcile.yaml `promotion:` rules) from one environment to the next.
+    Promote(super::promote::PromoteArgs),
     /// Apply the desired state (a directory, an application, or a saved plan).
     Apply(super::plan::ApplyArgs),
     /// Inspect and steer Deployment rollouts (status, history, undo, promote, abort, pause, resume).
@@ -71,6 +73,7 @@ impl Command {
             Command::Engine(_) => "engine",
             Command::Plan(_) => "plan",
             Command::Diff(_) => "diff",
+            Command::Promote(_) => "promote",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
         }

@@ -7,6 +7,7 @@ mod args;
 mod diff;
 mod engine;
 mod plan;
+mod promote;
 mod render;
 mod source;
 
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Engine(args) => engine::run(args),
         Command::Plan(args) => plan::plan(args),
         Command::Diff(args) => diff::diff(args),
+        Command::Promote(args) => promote::promote(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
     }
