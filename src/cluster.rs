@@ -20,14 +20,31 @@ pub const TRACK_LABEL: &str = "reconcile.dev/track";
 /// The engine splits its simulated traffic by it; on Kubernetes a mesh would honour it.
 pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
 
+/// kubectl's word for the resource of a kind: `deployments.apps`, `configmaps`.
+pub fn resource_word(gvk: &Gvk) -> String {
+    let plural = crate::engine::kinds::by_kind(&gvk.kind)
+        .map(|info| info.plural.to_string())
+        .unwrap_or_else(|| format!("{}s", gvk.kind.to_lowercase()));
+    if gvk.group.is_empty() {
+        plural
+    } else {
+        format!("{plural}.{}", gvk.group)
+    }
+}
+
+/// kubectl's words for a missing object: `deployments.apps "web" not found`.
+pub fn not_found_message(id: &ResId) -> String {
+    format!("{} \"{}\" not found", resource_word(&id.gvk), id.name)
+}
+
 /// Errors a cluster reports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The object does not exist.
-    #[error("{0}: not found")]
+    #[error("{}", not_found_message(.0))]
     NotFound(Box<ResId>),
     /// Admission refused the object (invalid name, immutable field, quota, unknown kind …).
-    #[error("{id}: {message}")]
+    #[error("{}: {message}", crate::diff::display_id(id))]
     Invalid {
         /// The object refused.
         id: Box<ResId>,
@@ -36,7 +53,8 @@ pub enum Error {
     },
     /// The object changed since it was read (resourceVersion mismatch).
     #[error(
-        "{id}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)"
+        "{}: conflict: the object has been modified (resourceVersion {expected} expected, {found} found)",
+        crate::diff::display_id(id)
     )]
     Conflict {
         /// The object.
@@ -110,6 +128,14 @@ pub trait Cluster {
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
     fn delete(&mut self, id: &ResId) -> Result<bool, Error>;
 
+    /// Refuses, before anything is written, an object the target would not take for its
+    /// kind or fields: a group/version it doesn't serve (unless a CRD among `objects` defines
+    /// it), an unknown field or a wrong type. Targets that cannot tell accept everything.
+    fn check_served(&self, objects: &[Value]) -> Result<(), Error> {
+        let _ = objects;
+        Ok(())
+    }
+
     /// The cluster's current time (virtual on the engine), as RFC 3339.
     fn now(&self) -> String;
 
@@ -125,4 +151,17 @@ pub trait Cluster {
 
     /// Reads a metric of the pods a query selects; `None` when there is no data yet.
     fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, Error>;
+
+    /// True when the cluster carries Canary/BlueGreen rollouts forward by itself as its time
+    /// passes (the engine runs the rollout driver in its controller loop); a caller then
+    /// only watches. Otherwise the caller's process is the driver.
+    fn drives_rollouts(&self) -> bool {
+        false
+    }
+
+    /// Messages of the recent warning events about an object, oldest first (probe failures
+    /// and pull errors are only reported there). Empty when the backend keeps none.
+    fn warnings(&self, _kind: &str, _namespace: &str, _name: &str) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
 }

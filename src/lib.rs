@@ -6,25 +6,33 @@
 //! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
 //! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
+//! - [`fields`] is server-side apply's field ownership (`managedFields`), pure;
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`review`] compares the rendered desired state of two git revisions (pull requests);
 //! - [`plan`] computes and applies plans (order, prune, inventory, saved plans);
 //! - [`promote`] carries pinned images and files from one environment folder to the next;
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
+//! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
+//! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
+//! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
 // name it; they are built only on the failure path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod engine;
+pub mod fields;
 pub mod model;
 pub mod plan;
 pub mod promote;
 pub mod render;
+pub mod reports;
 pub mod review;
 pub mod rollout;
 pub mod source;

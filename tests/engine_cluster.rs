@@ -271,7 +271,7 @@ fn admission_refuses_invalid_objects_and_changes_nothing() {
         .expect_err("kind");
     assert_eq!(
         err.to_string(),
-        "the server doesn't have a resource type \"Widget in version example.com/v1\""
+        "no matches for kind \"Widget\" in version \"example.com/v1\": install its CustomResourceDefinition first"
     );
 
     let err = e.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nowhere"}})).expect_err("ns");

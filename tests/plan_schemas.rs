@@ -1,4 +1,5 @@
-//! The committed JSON Schemas of plans, reconcile.yaml and strategies are current.
+//! The committed JSON Schemas of plans, reconcile.yaml, strategies and the watcher's
+//! `/api/v1/apps` are current.
 //! Regenerate with `UPDATE_EXPECT=1 cargo test --test plan_schemas`.
 
 use std::path::Path;
@@ -24,4 +25,14 @@ fn committed_schemas_are_current() {
     check("config.json", reconcile::plan::config_schema());
     check("strategy.json", reconcile::plan::strategy_schema());
     check("diff.json", reconcile::review::report_schema());
+    check("apps.json", reconcile::controller::status::apps_schema());
+}
+
+#[test]
+fn committed_output_schemas_are_current() {
+    for (name, file) in reconcile::reports::SCHEMAS {
+        let schema =
+            reconcile::reports::schema(name).unwrap_or_else(|| panic!("no schema named {name}"));
+        check(file, schema);
+    }
 }

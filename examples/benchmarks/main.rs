@@ -138,7 +138,7 @@ fn create_n(n: i64, nodes: usize) {
 type Scenario = (&'static str, fn());
 
 fn main() {
-    let scenarios: [Scenario; 11] = [
+    let scenarios: [Scenario; 12] = [
         ("create-10", || create_n(10, 3)),
         ("create-50", || create_n(50, 3)),
         ("create-100", || create_n(100, 3)),
@@ -150,6 +150,7 @@ fn main() {
         ("node-power-off", node_power_off),
         ("pods-10000", pods_10000),
         ("rolling-update-1000", rolling_update_1000),
+        ("failed-update-rollback", failed_update_rollback),
     ];
     // Arguments name the scenarios to run; none runs them all.
     let filters: Vec<String> = std::env::args().skip(1).collect();
@@ -327,5 +328,59 @@ fn rolling_update_1000() {
         Some(120_000),
         took,
         &format!("{outcome}, {spread}"),
+    );
+}
+
+/// Swarm's `update_config: {failure_action: rollback, monitor: 20s}`: an update of 10
+/// instances to an image that crashes rolls back by itself to the last healthy revision.
+/// Virtual time: from the update until all 10 pods run the old image again.
+fn failed_update_rollback() {
+    let mut e = Engine::in_memory(3).expect("engine");
+    let with_policy = |image: &str| {
+        let mut d = deployment("web", image, 10);
+        d["metadata"]["annotations"] = json!({
+            "reconcile.dev/failure-action": "rollback",
+            "reconcile.dev/monitor": "20s",
+        });
+        d
+    };
+    e.set_image(
+        "nginx:broken",
+        reconcile::engine::images::ImageBehavior {
+            crash: true,
+            ..Default::default()
+        },
+    )
+    .expect("image");
+    e.create(&with_policy("nginx:1.25")).expect("create");
+    until(&mut e, 120_000, |e| running(e, "web").len() == 10);
+    e.advance(30_000).expect("monitor window");
+    let wall = start();
+    e.apply(&with_policy("nginx:broken")).expect("update");
+    let t = until(&mut e, 900_000, |e| {
+        let all = e
+            .list("pods", Some("default"), Some("app=web"))
+            .unwrap_or_default();
+        let pods = running(e, "web");
+        pods.len() == 10
+            && all.len() == 10
+            && pods
+                .iter()
+                .all(|p| p.pointer("/spec/containers/0/image") == Some(&json!("nginx:1.25")))
+    });
+    let took = wall.stop();
+    let rolled_back = e
+        .get("Deployment", "default", "web")
+        .ok()
+        .flatten()
+        .and_then(|d| {
+            doc::annotation(&d, "reconcile.dev/update-status").map(|s| s.contains("rolled back"))
+        })
+        .unwrap_or(false);
+    report(
+        "failed update of 10, automatic rollback",
+        t,
+        took,
+        if rolled_back { "rolled back" } else { "NOT rolled back" },
     );
 }

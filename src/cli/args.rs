@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "reconcile", version, about)]
 pub struct Cli {
+    /// Colour the output: `auto` (a terminal, unless NO_COLOR; CLICOLOR_FORCE or FORCE_COLOR
+    /// force it), `always`, `never`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: super::output::ColorChoice,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -19,6 +23,15 @@ pub enum RenderFormat {
     /// Multi-document YAML, byte-identical to `kustomize build`.
     Yaml,
     /// A JSON array of objects.
+    Json,
+}
+
+/// Output format of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// One problem per line on stderr.
+    Text,
+    /// One JSON document on stdout.
     Json,
 }
 
@@ -43,6 +56,9 @@ pub enum Command {
         /// Where the files come from.
         #[command(flatten)]
         source: super::source::SourceArgs,
+        /// Output format: text, or JSON (`reconcile schema validate`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ValidateFormat,
     },
     /// Show what apply would do: creates, updates (with diffs), deletes.
     Plan(super::plan::PlanArgs),
@@ -56,7 +72,31 @@ pub enum Command {
     Rollout(super::plan::RolloutArgs),
     /// Drive and inspect the built-in cluster (`get`, `describe`, `events`, `nodes`, …).
     Engine(super::engine::EngineArgs),
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `diff`).
+    /// Keep the target converged to a repository: sync, self-heal, rollouts, HTTP endpoints.
+    Watch(super::watch::WatchArgs),
+    /// Applications' revision, sync status, health, last error and last syncs.
+    Status(super::watch::StatusArgs),
+    /// Ask the running watcher to sync an application now.
+    Sync(super::watch::SyncArgs),
+    /// Print the version, the git commit it was built from and the kustomize it matches.
+    Version,
+    /// Remove a plan/apply lock left by a process that is gone (terraform's force-unlock);
+    /// LOCK_ID is the id the lock message shows.
+    Unlock {
+        /// The lock's id.
+        lock_id: String,
+        /// The target: `engine` (default), `engine:PATH`.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
+    /// outputs `apply`, `rollout-status`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,
@@ -76,6 +116,12 @@ impl Command {
             Command::Promote(_) => "promote",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
+            Command::Watch(_) => "watch",
+            Command::Status(_) => "status",
+            Command::Sync(_) => "sync",
+            Command::Version => "version",
+            Command::Unlock { .. } => "unlock",
+            Command::Completion { .. } => "completion",
         }
     }
 }

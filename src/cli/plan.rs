@@ -2,7 +2,7 @@
 //! applier or the rollout driver, print text / JSON / markdown, decide the exit code.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,13 +11,15 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::source::{SourceArgs, Tree};
+use super::target::{self, Access};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
 use crate::engine::Engine;
 use crate::model::{Gvk, ResId};
 use crate::plan::config::{self, Application, CONFIG_FILE, Config};
-use crate::plan::{self, ApplyOptions, ApplyReport, PlanOptions, PlanSet, Planned};
+use crate::plan::{self, ApplyOptions, ApplyReport, Plan, PlanOptions, PlanSet, Planned};
+use crate::reports::{ApplyApplication, ApplyOutput, RolloutStatusOutput};
 use crate::rollout::driver::{self, DriveOptions, Outcome};
 use crate::rollout::time;
 
@@ -43,8 +45,9 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: PlanFormat,
-    /// A handlebars template for the output (gets the JSON plan as data).
-    #[arg(long)]
+    /// A file holding a handlebars template for the output (gets the JSON plan as data:
+    /// `{{summary.create}}`, `{{#each plans}}`…); replaces `-o`.
+    #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
     /// Also save the plan to this file, for `reconcile apply FILE`.
     #[arg(long)]
@@ -58,6 +61,13 @@ pub struct PlanArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (shown as adoptions in the plan).
+    #[arg(long)]
+    pub adopt: bool,
     /// Where the files come from (`--repo`, `--ref`).
     #[command(flatten)]
     pub git: SourceArgs,
@@ -77,18 +87,38 @@ pub struct ApplyArgs {
     /// Allow prune when the render is empty.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Create the namespaces objects go to when they don't exist (Argo CD's
+    /// `CreateNamespace=true`; such namespaces are never pruned).
+    #[arg(long)]
+    pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (shown as adoptions in the plan).
+    #[arg(long)]
+    pub adopt: bool,
     /// Wait until everything applied is healthy (rollouts carried to the end).
     #[arg(long)]
     pub wait: bool,
     /// How long to wait (`10m`, `90s`; cluster time).
     #[arg(long, default_value = "10m")]
     pub timeout: String,
-    /// Show the plan, change nothing.
+    /// Show the plan, change nothing (also for saved plans and prune).
     #[arg(long)]
     pub dry_run: bool,
     /// Where the files come from (`--repo`, `--ref`).
     #[command(flatten)]
     pub git: SourceArgs,
+
+    /// Output format: text, or one JSON document (`reconcile schema apply`).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: ApplyFormat,
+}
+
+/// Output formats of `apply` and `rollout status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyFormat {
+    /// For people.
+    Text,
+    /// One JSON document (schemas in `schemas/`).
+    Json,
 }
 
 /// `reconcile rollout` arguments.
@@ -112,12 +142,25 @@ pub enum RolloutCommand {
     Status {
         /// The Deployment.
         deployment: String,
-        /// Carry the rollout forward (advancing the engine's clock) until it ends or pauses.
-        #[arg(short = 'w', long)]
+        /// Wait (letting the engine's clock run) until the rollout completes, pauses or
+        /// fails, as kubectl does; `--watch=false` prints one snapshot.
+        #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1,
+              default_missing_value = "true", action = clap::ArgAction::Set)]
         watch: bool,
         /// How long to watch (cluster time).
         #[arg(long, default_value = "10m")]
         timeout: String,
+        /// Output format: text, or JSON (`reconcile schema rollout-status`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ApplyFormat,
+    },
+    /// Restart an aborted Canary/BlueGreen rollout of the current revision from its first step.
+    Retry {
+        /// The Deployment.
+        deployment: String,
+        /// Carry the rollout to the end.
+        #[arg(long)]
+        wait: bool,
     },
     /// The revisions of a Deployment.
     History {
@@ -179,15 +222,6 @@ fn cwd() -> anyhow::Result<PathBuf> {
     std::env::current_dir().context("reading the current directory")
 }
 
-/// The nearest ancestor of `start` holding reconcile.yaml or .git (the repository root).
-fn repo_root(start: &Path) -> PathBuf {
-    start
-        .ancestors()
-        .find(|dir| dir.join(CONFIG_FILE).is_file() || dir.join(".git").exists())
-        .unwrap_or(start)
-        .to_path_buf()
-}
-
 fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
     let Some(dir) = start
         .ancestors()
@@ -197,6 +231,23 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
     };
     let config = Config::load(&dir.join(CONFIG_FILE))?;
     Ok(Some((config, dir.to_path_buf())))
+}
+
+/// `reconcile unlock LOCK_ID`.
+pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
+    let mut engine = open_engine(target, Access::Read)?;
+    engine.force_unlock(lock_id)?;
+    println!("lock {lock_id} released");
+    Ok(EXIT_OK)
+}
+
+/// The repository holding `dir`: the nearest ancestor with a `reconcile.yaml` or `.git`
+/// (`dir` itself when there is none).
+fn repository_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|a| a.join(CONFIG_FILE).is_file() || a.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
 }
 
 fn has_kustomization(dir: &Path) -> bool {
@@ -330,37 +381,44 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
                     }
                 }
             }
+            // The app's identity is its path from the repository root, however it is spelled
+            // (`overlays/dev`, `./overlays/dev/`, `$PWD/overlays/dev`, `../dev` from a sibling).
+            let canonical = dir
+                .canonicalize()
+                .with_context(|| format!("{text}: cannot resolve the directory"))?;
+            let root = repository_root(&canonical);
+            let relative = canonical
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let (name, path) = if relative.as_os_str().is_empty() {
+                let own = root
+                    .file_name()
+                    .map(|n| PathBuf::from(n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| PathBuf::from("app"));
+                (config::name_for_path(&own), ".".to_string())
+            } else {
+                (
+                    config::name_for_path(&relative),
+                    relative.to_string_lossy().into_owned(),
+                )
+            };
             let app = Application {
-                name: config::name_for_path(&dir),
-                path: text.to_string(),
+                name,
+                path,
                 ..Application::default()
             };
             Ok(vec![Resolved {
                 app,
-                dir,
+                dir: canonical,
                 tree: None,
             }])
         }
     }
 }
 
-/// The engine state file a target names.
-fn engine_path(target: Option<&str>) -> anyhow::Result<PathBuf> {
-    let root = repo_root(&cwd()?);
-    match target.unwrap_or("engine") {
-        "engine" => Ok(match std::env::var_os("RECONCILE_ENGINE_STATE") {
-            Some(path) => PathBuf::from(path),
-            None => root.join(".reconcile").join("engine.db"),
-        }),
-        t if t.starts_with("engine:") => Ok(PathBuf::from(&t["engine:".len()..])),
-        t if t == "kube" || t.starts_with("kube:") => bail!("the kube target is not supported yet"),
-        t => bail!("unknown target {t:?} (expected engine or engine:PATH)"),
-    }
-}
-
-fn open_engine(target: Option<&str>) -> anyhow::Result<Engine> {
-    let path = engine_path(target)?;
-    Engine::open(&path).with_context(|| format!("opening the engine state {}", path.display()))
+fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
+    target::open(&target::locate(target, None)?, access)
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
@@ -374,13 +432,6 @@ fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
 
 fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
     time::parse_duration(text).map_err(|e| anyhow::anyhow!("--timeout: {e}"))
-}
-
-/// Colour when printing to a terminal and NO_COLOR is not set.
-fn colour() -> bool {
-    std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 fn paint(text: &str, code: &str, on: bool) -> String {
@@ -414,11 +465,14 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
                 Change::Delete => ("-", "delete", "31"),
                 Change::Unchanged => (" ", "unchanged", "0"),
             };
-            let rollout = action
+            let mut rollout = action
                 .rollout
                 .as_ref()
                 .map(|r| format!("  (rolled out by {r})"))
                 .unwrap_or_default();
+            if action.adopt {
+                rollout.push_str("  (adopt: an object reconcile did not create)");
+            }
             out.push_str(&format!(
                 "  {} {}{}\n",
                 paint(&format!("{sign} {word}"), code, colour),
@@ -471,7 +525,7 @@ pub const MARKDOWN_TEMPLATE: &str = r#"### reconcile plan
 {{#each plans}}| {{application}} | `{{target}}` | {{summary.create}} | {{summary.update}} | {{summary.delete}} | {{summary.unchanged}} |
 {{/each}}
 {{#each plans}}{{#each actions}}{{#if (ne action "unchanged")}}
-<details><summary><code>{{action}}</code> {{kind}} {{#if namespace}}{{namespace}}/{{/if}}{{name}}{{#if rollout}} (rolled out by {{rollout}}){{/if}}</summary>
+<details><summary><code>{{action}}</code> {{kind}} {{#if namespace}}{{namespace}}/{{/if}}{{name}}{{#if rollout}} (rolled out by {{rollout}}){{/if}}{{#if adopt}} (adopt){{/if}}</summary>
 
 ```diff
 {{diff}}```
@@ -504,30 +558,31 @@ pub fn templated(set: &PlanSet, template: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("template: {e}"))
 }
 
-pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    super::output::write_text(text);
+    Ok(())
 }
 
-/// Plans every resolved application against its target.
 /// The engines of the targets used so far, each opened once.
 #[derive(Default)]
 struct Engines(BTreeMap<PathBuf, Engine>);
 
 impl Engines {
-    fn get(&mut self, target: Option<&str>) -> anyhow::Result<&mut Engine> {
-        let path = engine_path(target)?;
-        if !self.0.contains_key(&path) {
-            let engine = Engine::open(&path)
-                .with_context(|| format!("opening the engine state {}", path.display()))?;
-            self.0.insert(path.clone(), engine);
-        }
-        self.0
-            .get_mut(&path)
-            .ok_or_else(|| anyhow::anyhow!("engine {} vanished", path.display()))
+    /// The engine of a command-line target or, without one, of an application's target.
+    fn get(
+        &mut self,
+        flag: Option<&str>,
+        app_target: Option<&str>,
+        access: Access,
+    ) -> anyhow::Result<&mut Engine> {
+        let state = target::locate(flag, app_target)?;
+        let engine = match self.0.entry(state.path.clone()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(target::open(&state, access)?)
+            }
+        };
+        Ok(engine)
     }
 }
 
@@ -540,7 +595,7 @@ fn plan_all(
     let mut engines = Engines::default();
     let mut planned = Vec::new();
     for r in resolved {
-        let engine = engines.get(target.or(r.app.target.as_deref()))?;
+        let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
         let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
         one.plan.revision = revision(r);
@@ -559,12 +614,29 @@ fn revision(resolved: &Resolved) -> Option<plan::Revision> {
     })
 }
 
+/// The text of `--template FILE`; a value that is no file (an inline template, a typo) gets an
+/// error saying the option takes a file.
+fn read_template(path: &Path) -> anyhow::Result<String> {
+    if !path.is_file() {
+        bail!(
+            "--template takes a file holding a handlebars template; {:?} is not a file \
+             (write the template to a file and pass its path)",
+            path.display().to_string()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading --template {}", path.display()))
+}
+
 /// `reconcile plan`.
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
+    // Read before anything is planned or written: a bad --template changes nothing.
+    let template = args.template.as_deref().map(read_template).transpose()?;
     let resolved = resolve_with(args.source.as_deref(), &args.git)?;
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
+        adopt: args.adopt,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
@@ -572,15 +644,11 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     if let Some(out) = &args.out {
         std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
     }
-    let text = match (&args.template, args.output) {
-        (Some(path), _) => {
-            let template = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            templated(&set, &template)?
-        }
+    let text = match (&template, args.output) {
+        (Some(template), _) => templated(&set, template)?,
         (None, PlanFormat::Json) => json,
         (None, PlanFormat::Markdown) => templated(&set, MARKDOWN_TEMPLATE)?,
-        (None, PlanFormat::Text) => text(&set, colour()),
+        (None, PlanFormat::Text) => text(&set, super::output::color()),
     };
     write_stdout(&text)?;
     if let Some(out) = &args.out
@@ -599,8 +667,20 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Who holds a lock, in the lock message (which adds the pid, as the lock id, and the time).
 fn holder(command: &str) -> String {
-    format!("reconcile {command} (pid {})", std::process::id())
+    format!("reconcile {command}")
+}
+
+/// Test hook: `RECONCILE_TEST_HOLD_LOCK_MS` keeps an apply holding its lock that long (at most
+/// 10 s) before it plans, so tests observe a held lock, or kill its holder, deterministically.
+fn hold_lock_for_tests() {
+    if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_LOCK_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
 }
 
 /// Progress of long operations: on a terminal an indicatif spinner shows the latest step and
@@ -614,7 +694,22 @@ fn end_progress() {
     }
 }
 
+/// Set by `-o json`: stdout carries only the JSON document, progress goes to stderr.
+static PROGRESS_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn progress_line(line: &str) {
+    // Test hook: `RECONCILE_TEST_CRASH_AFTER_WRITE=1` ends the process abruptly (as kill -9
+    // would, no cleanup) once the first object is written, to test crash recovery.
+    if (line.ends_with(": created") || line.ends_with(": updated"))
+        && std::env::var_os("RECONCILE_TEST_CRASH_AFTER_WRITE").is_some()
+    {
+        std::process::abort();
+    }
+    if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("  {line}");
+        return;
+    }
     let spinner = SPINNER.get_or_init(|| {
         std::io::stdout().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -682,6 +777,9 @@ fn print_report(report: &ApplyReport) -> bool {
 
 /// `reconcile apply`.
 pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
+    let json = args.output == ApplyFormat::Json;
+    // In JSON mode stdout carries one document; progress goes to stderr.
+    PROGRESS_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
     let options = ApplyOptions {
         wait: args.wait,
         timeout: Some(parse_timeout(&args.timeout)?),
@@ -689,18 +787,14 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     if let Some(source) = &args.source
         && crate::plan::file::is_plan_file(Path::new(source))
     {
-        return apply_saved(
-            Path::new(source),
-            args.target.as_deref(),
-            options,
-            &args.git,
-        );
+        return apply_saved(Path::new(source), &args, options);
     }
     let resolved = resolve_with(args.source.as_deref(), &args.git)?;
-    if let Some(origin) = resolved
-        .first()
-        .and_then(|r| r.tree.as_ref())
-        .and_then(|t| t.origin.as_ref())
+    if args.output != ApplyFormat::Json
+        && let Some(origin) = resolved
+            .first()
+            .and_then(|r| r.tree.as_ref())
+            .and_then(|t| t.origin.as_ref())
     {
         println!(
             "Source: {} at {} ({})",
@@ -710,68 +804,121 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
+        create_namespace: args.create_namespace,
+        adopt: args.adopt,
+    };
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
     };
     // With several applications and --wait, each is applied without waiting and all are
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
     let mut engines = Engines::default();
-    let mut deferred: BTreeMap<PathBuf, Vec<ApplyReport>> = BTreeMap::new();
-    let mut reports = Vec::new();
+    let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+    let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
+    let mut dry_runs = Vec::new();
     for r in &resolved {
-        let target = args.target.as_deref().or(r.app.target.as_deref());
-        let engine = engines.get(target)?;
+        let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
+        let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
         let objects = render(r)?;
         if args.dry_run {
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
-            write_stdout(&text(&PlanSet::new(vec![planned.plan]), colour()))?;
-            println!("Dry run: nothing applied.");
+            dry_runs.push(planned.plan);
             continue;
         }
         let mut defer = false;
+        let mut plan_applied = None;
         let report = plan::locked(engine, &holder("apply"), |cluster| {
+            hold_lock_for_tests();
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
-            println!(
-                "Application {} ({}): {}",
-                r.app.name,
-                r.app.path,
-                planned.plan.summary.line()
-            );
+            if !json {
+                println!(
+                    "Application {} ({}): {}",
+                    r.app.name,
+                    r.app.path,
+                    planned.plan.summary.line()
+                );
+            }
             defer = together && plan::wave_count(&planned.plan) <= 1;
+            plan_applied = Some(planned.plan.clone());
             let options = ApplyOptions {
                 wait: options.wait && !defer,
                 ..options
             };
             plan::apply(&planned, cluster, &options, &mut progress_line)
         })?;
+        let plan_applied = plan_applied.context("the apply ran without a plan")?;
         if defer && report.failure.is_none() {
-            deferred
-                .entry(engine_path(target)?)
-                .or_default()
-                .push(report);
+            let entry = deferred.entry(state.path.clone()).or_default();
+            entry.0.push(report);
+            entry.1.push(plan_applied);
         } else {
-            reports.push(report);
+            applied.push((report, plan_applied));
         }
     }
-    for (path, mut waiting) in deferred {
-        let engine = engines.get(Some(&format!("engine:{}", path.display())))?;
-        println!(
-            "Waiting for {} applications to become healthy",
-            waiting.len()
-        );
+    if args.dry_run {
+        return finish_dry_run(&dry_runs, json);
+    }
+    for (path, (mut waiting, plans)) in deferred {
+        let engine = engines.get(
+            Some(&format!("engine:{}", path.display())),
+            None,
+            Access::Write,
+        )?;
+        if !json {
+            println!(
+                "Waiting for {} applications to become healthy",
+                waiting.len()
+            );
+        }
         let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
         plan::locked(engine, &holder("apply --wait"), |cluster| {
             plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line)
         })?;
-        reports.extend(waiting);
+        applied.extend(waiting.into_iter().zip(plans));
     }
+    finish_apply(&applied, args.wait, json)
+}
+
+/// Prints what a `--dry-run` would do and says that nothing was changed.
+fn finish_dry_run(plans: &[Plan], json: bool) -> anyhow::Result<i32> {
+    if json {
+        let output = ApplyOutput {
+            applications: plans.iter().map(ApplyApplication::dry_run).collect(),
+            succeeded: true,
+        };
+        write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
+    } else {
+        write_stdout(&text(&PlanSet::new(plans.to_vec()), super::output::color()))?;
+        println!("Dry run: nothing applied, nothing deleted; the target is unchanged.");
+    }
+    Ok(EXIT_OK)
+}
+
+/// Prints the reports (text, or one JSON document) and decides the exit code.
+fn finish_apply(applied: &[(ApplyReport, Plan)], waited: bool, json: bool) -> anyhow::Result<i32> {
     let mut ok = true;
-    for report in &reports {
-        ok &= print_report(report);
+    if json {
+        let applications: Vec<ApplyApplication> = applied
+            .iter()
+            .map(|(report, plan)| ApplyApplication::applied(plan, report, waited))
+            .collect();
+        ok = applications.iter().all(|a| a.succeeded);
+        let output = ApplyOutput {
+            applications,
+            succeeded: ok,
+        };
+        write_stdout(&(serde_json::to_string_pretty(&output)? + "\n"))?;
+    } else {
+        for (report, _) in applied {
+            ok &= print_report(report);
+        }
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
 
-/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale.
 /// The tree a saved plan was rendered from: the same commit, from `--repo` when given, else
 /// from the repository the plan names (a redacted URL loses its user info; credentials then
 /// come from the environment or a credential helper).
@@ -797,26 +944,23 @@ fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tre
     Ok(Some(tree))
 }
 
-fn apply_saved(
-    path: &Path,
-    target: Option<&str>,
-    options: ApplyOptions,
-    git: &SourceArgs,
-) -> anyhow::Result<i32> {
+/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale; under
+/// `--dry-run` checks it is still fresh and shows it, changing nothing.
+fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::Result<i32> {
+    let json = args.output == ApplyFormat::Json;
     let set = crate::plan::file::read(path)?;
     let here = cwd()?;
     let config = find_config(&here)?;
-    let mut ok = true;
+    let mut applied = Vec::new();
+    let mut dry_runs = Vec::new();
     for saved in &set.plans {
-        if let Some(tree) = saved_tree(saved, git)? {
-            let resolved = resolve_in_tree(&tree, Some(&saved.application))
-                .or_else(|_| resolve_in_tree(&tree, Some(&saved.source)))?;
-            let target = target
-                .map(str::to_string)
-                .unwrap_or_else(|| saved.target.clone());
-            ok &= apply_saved_one(saved, &resolved[0], &target, options)?;
-            continue;
-        }
+        let from_git = match saved_tree(saved, &args.git)? {
+            Some(tree) => resolve_in_tree(&tree, Some(&saved.application))
+                .or_else(|_| resolve_in_tree(&tree, Some(&saved.source)))?
+                .into_iter()
+                .next(),
+            None => None,
+        };
         let app = config
             .as_ref()
             .and_then(|(c, _)| c.find(&saved.application).cloned())
@@ -829,34 +973,41 @@ fn apply_saved(
             .as_ref()
             .filter(|(c, _)| c.find(&saved.application).is_some())
             .map(|(_, r)| r.clone())
-            .unwrap_or(here.clone());
-        let resolved = Resolved {
+            // Sources of saved plans are relative to the repository root, so a plan applies
+            // from any folder of the repository.
+            .unwrap_or_else(|| repository_root(&here));
+        let resolved = from_git.unwrap_or(Resolved {
             dir: root.join(&app.path),
             app,
             tree: None,
+        });
+        let state = match &args.target {
+            Some(flag) => target::locate(Some(flag), None)?,
+            None => target::locate_recorded(&saved.target)?,
         };
-        let target = target
-            .map(str::to_string)
-            .unwrap_or_else(|| saved.target.clone());
-        ok &= apply_saved_one(saved, &resolved, &target, options)?;
-    }
-    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
-}
-
-/// Applies one saved plan after checking it still matches a fresh plan.
-fn apply_saved_one(
-    saved: &plan::Plan,
-    resolved: &Resolved,
-    target: &str,
-    options: ApplyOptions,
-) -> anyhow::Result<bool> {
-    {
-        let mut engine = open_engine(Some(target))?;
-        let objects = render(resolved)?;
+        let objects = render(&resolved)?;
         let plan_options = PlanOptions {
             prune: saved.prune,
             allow_empty: true,
+            create_namespace: false,
+            // The reviewed plan's adoptions, and only those, are carried out.
+            adopt: saved.actions.iter().any(|a| a.adopt),
         };
+        if args.dry_run {
+            let engine = target::open(&state, Access::Read)?;
+            let fresh = plan::make_plan(
+                &resolved.app,
+                &resolved.app.path,
+                &objects,
+                &engine,
+                &plan_options,
+            )?;
+            plan::check_fresh(saved, &fresh.plan)?;
+            dry_runs.push(fresh.plan);
+            continue;
+        }
+        let mut engine = target::open(&state, Access::Write)?;
+        let mut plan_applied = None;
         let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
             let fresh = plan::make_plan(
                 &resolved.app,
@@ -866,16 +1017,24 @@ fn apply_saved_one(
                 &plan_options,
             )?;
             plan::check_fresh(saved, &fresh.plan)?;
-            println!(
-                "Application {} ({}): {}",
-                saved.application,
-                saved.source,
-                fresh.plan.summary.line()
-            );
+            if !json {
+                println!(
+                    "Application {} ({}): {}",
+                    saved.application,
+                    saved.source,
+                    fresh.plan.summary.line()
+                );
+            }
+            plan_applied = Some(fresh.plan.clone());
             plan::apply(&fresh, cluster, &options, &mut progress_line)
         })?;
-        Ok(print_report(&report))
+        let plan_applied = plan_applied.context("the apply ran without a plan")?;
+        applied.push((report, plan_applied));
     }
+    if args.dry_run {
+        return finish_dry_run(&dry_runs, json);
+    }
+    finish_apply(&applied, options.wait, json)
 }
 
 fn deployment_id(text: &str, namespace: Option<&str>) -> ResId {
@@ -894,12 +1053,27 @@ fn deployment_id(text: &str, namespace: Option<&str>) -> ResId {
     }
 }
 
+/// The Deployment, or kubectl's `deployments.apps "NAME" not found`.
+fn require_deployment(cluster: &dyn Cluster, id: &ResId) -> anyhow::Result<Value> {
+    cluster
+        .get(id)?
+        .ok_or_else(|| anyhow::anyhow!("{}", crate::cluster::not_found_message(id)))
+}
+
 fn print_status(status: &driver::RolloutStatus) {
     let name = crate::diff::display_id(&status.id);
     println!("{name}");
     println!("  Strategy:  {}", status.strategy);
     let (replicas, updated, available) = status.replicas;
-    println!("  Images:    {}", status.images.join(", "));
+    match &status.track {
+        Some((track, ..)) if !status.track_images.is_empty() => println!(
+            "  Images:    {} (stable), {} ({})",
+            status.images.join(", "),
+            status.track_images.join(", "),
+            track.rsplit('-').next().unwrap_or(track)
+        ),
+        _ => println!("  Images:    {}", status.images.join(", ")),
+    }
     println!("  Replicas:  {replicas} desired, {updated} updated, {available} available");
     if let Some((track, replicas, available)) = &status.track {
         println!("  Track:     {track}: {replicas} desired, {available} available");
@@ -909,8 +1083,13 @@ fn print_status(status: &driver::RolloutStatus) {
             println!("  Status:    {:?}", state.phase);
             println!("  Revision:  {}", state.revision);
             if state.strategy == "Canary" {
-                println!("  Step:      {}", state.step);
-                println!("  Weight:    {}%", state.weight);
+                let total = status.steps.unwrap_or(0);
+                println!("  Step:      {}/{total}", (state.step + 1).min(total));
+                let weight = match state.phase {
+                    crate::rollout::Phase::Healthy => 100,
+                    _ => state.weight,
+                };
+                println!("  Weight:    {weight}%");
             } else {
                 println!("  Stage:     {}", state.stage);
             }
@@ -947,11 +1126,20 @@ fn print_status(status: &driver::RolloutStatus) {
             status.health.status, status.health.message
         ),
     }
+    if let Some(cause) = &status.cause {
+        println!("  Failing:   {cause}");
+    }
 }
 
 /// `reconcile rollout …`.
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
-    let mut engine = open_engine(args.target.as_deref())?;
+    let access = match &args.command {
+        RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
+            Access::Read
+        }
+        _ => Access::Write,
+    };
+    let mut engine = open_engine(args.target.as_deref(), access)?;
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
@@ -961,11 +1149,16 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         let options = DriveOptions {
             advance_time: wait,
             timeout: Some(timeout),
+            all_notes: false,
         };
         let outcome = driver::drive(cluster, id, options, &mut progress_line)?;
         Ok(match outcome {
             Outcome::Healthy(m) | Outcome::Paused(m) | Outcome::Waiting(m) => {
-                println!("{m}");
+                if PROGRESS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("{m}");
+                } else {
+                    println!("{m}");
+                }
                 EXIT_OK
             }
             Outcome::Degraded(m) => {
@@ -990,37 +1183,105 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             deployment,
             watch,
             timeout,
+            output,
         } => {
+            let json = output == ApplyFormat::Json;
+            PROGRESS_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
             let id = deployment_id(&deployment, ns);
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
             if watch {
+                require_deployment(&engine, &id)?;
+                let mut progress = |line: &str| {
+                    if !json {
+                        progress_line(line);
+                    }
+                };
+                let options = DriveOptions {
+                    advance_time: true,
+                    timeout: Some(timeout),
+                    all_notes: false,
+                };
                 code = with_lock(&mut engine, "rollout status", |cluster| {
-                    drive_to_end(cluster, &id, true, timeout)
+                    let outcome = driver::drive(cluster, &id, options, &mut progress)?;
+                    end_progress();
+                    if let Outcome::TimedOut(m) = &outcome
+                        && !json
+                    {
+                        eprintln!(
+                            "error: rollout of {} did not finish in time: {m}",
+                            crate::diff::display_id(&id)
+                        );
+                    }
+                    Ok(match outcome {
+                        Outcome::Degraded(_) | Outcome::TimedOut(_) => EXIT_ERROR,
+                        _ => EXIT_OK,
+                    })
                 })?;
             }
             let status = driver::status(&engine, &id)?;
-            print_status(&status);
-            if status
+            let degraded = status
                 .state
                 .as_ref()
                 .is_some_and(|s| s.phase == crate::rollout::Phase::Degraded)
-            {
+                || (status.state.is_none()
+                    && status.health.status == crate::rollout::health::Status::Degraded);
+            if degraded {
                 code = EXIT_ERROR;
+            }
+            if json {
+                let view = RolloutStatusOutput::of(&status);
+                write_stdout(&(serde_json::to_string_pretty(&view)? + "\n"))?;
+            } else {
+                print_status(&status);
             }
             Ok(code)
         }
+        RolloutCommand::Retry { deployment, wait } => {
+            let id = deployment_id(&deployment, ns);
+            with_lock(&mut engine, "rollout retry", |cluster| {
+                let state = driver::retry(cluster, &id)?;
+                println!("{}: {}", crate::diff::display_id(&id), state.message);
+                drive_to_end(cluster, &id, wait, ten_minutes)
+            })
+        }
         RolloutCommand::History { deployment } => {
             let id = deployment_id(&deployment, ns);
-            let live = engine
-                .get(&id)?
-                .ok_or_else(|| anyhow::anyhow!("deployment {id} not found"))?;
+            let live = require_deployment(&engine, &id)?;
+            if !crate::rollout::Strategy::of(&live)?.is_progressive() {
+                let revisions = driver::replica_set_history(&engine, &live)?;
+                let failures = revisions.iter().any(|r| r.failure.is_some());
+                let mut out = format!("deployment.apps/{}\n", id.name);
+                out.push_str(if failures {
+                    "REVISION  CHANGE-CAUSE  FAILURE\n"
+                } else {
+                    "REVISION  CHANGE-CAUSE\n"
+                });
+                for r in revisions {
+                    let cause = r.change_cause.unwrap_or_else(|| "<none>".into());
+                    if failures {
+                        out.push_str(&format!(
+                            "{:<9} {:<13} {}\n",
+                            r.revision,
+                            cause,
+                            r.failure.unwrap_or_default()
+                        ));
+                    } else {
+                        out.push_str(&format!("{:<9} {cause}\n", r.revision));
+                    }
+                }
+                println!("{out}");
+                return Ok(EXIT_OK);
+            }
             let current = live
                 .pointer("/spec/template")
                 .cloned()
                 .unwrap_or(Value::Null);
             println!("{}", crate::diff::display_id(&id));
-            println!("{:<9} {:<22} {:<40} CAUSE", "REVISION", "AT", "IMAGES");
+            println!(
+                "{:<9} {:<22} {:<40} {:<22} OUTCOME",
+                "REVISION", "AT", "IMAGES", "CAUSE"
+            );
             let revisions = driver::history(&live);
             let current_revision = revisions
                 .iter()
@@ -1034,11 +1295,15 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     " "
                 };
                 println!(
-                    "{:<9} {:<22} {:<40} {}",
+                    "{:<9} {:<22} {:<40} {:<22} {}",
                     format!("{}{mark}", revision.revision),
                     revision.at,
                     revision.images.join(","),
-                    revision.cause
+                    revision.cause,
+                    revision
+                        .outcome
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "-".into())
                 );
             }
             Ok(EXIT_OK)
@@ -1049,6 +1314,18 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
+            let live = require_deployment(&engine, &id)?;
+            if !crate::rollout::Strategy::of(&live)?.is_progressive() {
+                return with_lock(&mut engine, "rollout undo", |cluster| {
+                    let line = driver::undo_replica_sets(cluster, &id, to_revision)?;
+                    println!("{line}");
+                    if wait {
+                        drive_to_end(cluster, &id, true, ten_minutes)
+                    } else {
+                        Ok(EXIT_OK)
+                    }
+                });
+            }
             with_lock(&mut engine, "rollout undo", |cluster| {
                 let revision = driver::undo(cluster, &id, to_revision)?;
                 println!(

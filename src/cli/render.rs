@@ -1,11 +1,10 @@
 //! `render`, `validate` and `schema`: one library call each, then printing.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 
-use super::args::RenderFormat;
+use super::args::{RenderFormat, ValidateFormat};
 use super::source::SourceArgs;
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::render;
@@ -22,20 +21,30 @@ pub fn render(path: &Path, format: RenderFormat, source: &SourceArgs) -> anyhow:
         RenderFormat::Yaml => render::into_yaml(resources),
         RenderFormat::Json => render::to_json(&resources),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")?;
+    super::output::write_text(&text);
     Ok(EXIT_OK)
 }
 
-/// `reconcile validate PATH`: every problem found, one per line; exit 1 when there is any.
-pub fn validate(path: &Path, source: &SourceArgs) -> anyhow::Result<i32> {
+/// `reconcile validate PATH`: every problem found, one per line (or one JSON document);
+/// exit 1 when there is any.
+pub fn validate(path: &Path, format: ValidateFormat, source: &SourceArgs) -> anyhow::Result<i32> {
     let problems = match source.tree()? {
         Some(tree) => render::validate::validate(&*tree.fs, &tree.join(path)),
         None => render::validate::validate_dir(path),
     };
+    if format == ValidateFormat::Json {
+        let output = crate::reports::ValidateOutput {
+            path: path.display().to_string(),
+            valid: problems.is_empty(),
+            problems: problems.iter().map(ToString::to_string).collect(),
+        };
+        super::output::write_text(&(serde_json::to_string_pretty(&output)? + "\n"));
+        return Ok(if problems.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_ERROR
+        });
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         return Ok(EXIT_OK);
@@ -54,12 +63,14 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "plan" => crate::plan::plan_schema(),
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
+        "apps" => crate::controller::status::apps_schema(),
         "diff" => crate::review::report_schema(),
-        other => {
-            anyhow::bail!(
-                "unknown schema {other:?} (known: kustomization, plan, config, strategy, diff)"
-            )
-        }
+        other => match crate::reports::schema(other) {
+            Some(text) => text,
+            None => anyhow::bail!(
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, diff, apply, rollout-status, validate, events)"
+            ),
+        },
     };
     print!("{text}");
     Ok(EXIT_OK)

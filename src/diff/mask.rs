@@ -90,6 +90,20 @@ mod tests {
     }
 
     #[test]
+    fn secrets_of_every_group_and_version_are_masked() {
+        for api_version in ["v2", "example.com/v1", ""] {
+            let mut secret = json!({"apiVersion": api_version, "kind": "Secret",
+                "data": {"pin": "MTIzNA=="}, "stringData": {"token": "hunter2"}});
+            mask_one(&mut secret);
+            let text = secret.to_string();
+            assert!(
+                !text.contains("MTIzNA==") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn non_secrets_are_untouched() {
         let mut config = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}});
         mask_one(&mut config);

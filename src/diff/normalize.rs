@@ -325,10 +325,10 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// True for a core-group Secret.
+/// True for a Secret of any group and version: masking keys on the kind alone, so a
+/// Secret with an unusual `apiVersion` (`v2`, `example.com/v1`) is masked too.
 pub fn is_secret(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")
-        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use serde_json::{Map, Value, json};
 use super::clock::{Rng, parse_duration};
 use super::controllers::deployment::scaled_value;
 use super::controllers::volume;
+use super::crd;
 use super::doc;
-use super::kinds::KindInfo;
+use super::kinds::{self, KindInfo, NameRule};
 use super::labels::Selector;
 use super::store::State;
 
@@ -39,8 +40,30 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// `IsDNS1123Subdomain`: at most 253 characters matching the subdomain regex; its dot-separated
+/// parts have no length limit of their own.
 fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// `IsValidPathSegmentName`: the message when `s` cannot be one path segment.
+fn path_segment_problem(s: &str) -> Option<String> {
+    if s == "." || s == ".." {
+        return Some(format!("may not be '{s}'"));
+    }
+    ["/", "%"]
+        .iter()
+        .find(|bad| s.contains(**bad))
+        .map(|bad| format!("may not contain '{bad}'"))
 }
 
 fn is_dns1035(s: &str) -> bool {
@@ -164,6 +187,14 @@ fn admit_with(
     if !new.is_object() {
         return Err(format!("{} object must be a map", info.kind));
     }
+    let sent_version = doc::str_at(new, &["apiVersion"])
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if info.kind == "HorizontalPodAutoscaler" && sent_version == "v1" {
+        hpa_v1_to_v2(new);
+    }
     new["apiVersion"] = json!(info.api_version());
     metadata(info, new, &mut errs);
     if info.namespaced {
@@ -179,7 +210,12 @@ fn admit_with(
             _ => {}
         }
     }
+    if !kinds::is_builtin(info) {
+        errs.0
+            .extend(crd::admit_custom(state, info, &sent_version, old, new)?);
+    }
     match info.kind {
+        crd::KIND => crd::admit_crd(new, old, &mut errs.0),
         "Pod" => {
             default_pod_spec(new.get_mut("spec"), true);
             let pod_ns = doc::namespace(new).to_string();
@@ -197,11 +233,8 @@ fn admit_with(
         "CronJob" => cronjob(new, &mut errs),
         "Service" => service(state, rng, new, old, &mut errs),
         "ConfigMap" => data_keys(new, &["data", "binaryData"], &mut errs),
-        "Secret" => secret(new, &mut errs),
+        "Secret" => secret(new, old, &mut errs)?,
         "Namespace" => {
-            if !is_label(&name) {
-                errs.invalid("metadata.name", &json!(name), LABEL_MSG);
-            }
             if old.is_none() {
                 doc::set(new, &["spec", "finalizers"], json!(["kubernetes"]));
                 doc::set(new, &["status", "phase"], json!("Active"));
@@ -301,6 +334,11 @@ fn admit_with(
     if !errs.0.is_empty() {
         return Err(invalid(errs.0));
     }
+    if info.kind == crd::KIND
+        && let Some(defined) = crd::info_of(new)
+    {
+        kinds::register(defined);
+    }
     if old.is_none() && info.namespaced {
         super::quota::check_limit_ranges(state, info, new)?;
     }
@@ -342,15 +380,26 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
 fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
     let name = doc::name(obj).to_string();
     let generate = doc::str_at(obj, &["metadata", "generateName"]).to_string();
-    let valid = |n: &str| match info.kind {
-        "Service" => is_dns1035(n),
-        "Namespace" => is_label(n),
-        _ => is_subdomain(n),
-    };
-    let msg = match info.kind {
-        "Service" => DNS1035_MSG,
-        "Namespace" => LABEL_MSG,
-        _ => SUBDOMAIN_MSG,
+    let problem = |n: &str| -> Option<String> {
+        match info.name_rule {
+            NameRule::Subdomain if !is_subdomain(n) => Some(if n.len() > 253 {
+                "must be no more than 253 characters".to_string()
+            } else {
+                SUBDOMAIN_MSG.to_string()
+            }),
+            NameRule::Label if !is_label(n) => Some(if n.len() > 63 {
+                "must be no more than 63 characters".to_string()
+            } else {
+                LABEL_MSG.to_string()
+            }),
+            NameRule::Dns1035Label if !is_dns1035(n) => Some(if n.len() > 63 {
+                "must be no more than 63 characters".to_string()
+            } else {
+                DNS1035_MSG.to_string()
+            }),
+            NameRule::PathSegment => path_segment_problem(n),
+            _ => None,
+        }
     };
     // A prefix is checked with its trailing dash masked (`web-` as `weba`), as the API
     // server's `maskTrailingDash`; the name generated from it is checked too.
@@ -359,14 +408,14 @@ fn metadata(info: &KindInfo, obj: &mut Value, errs: &mut Errs) {
             Some(head) if !head.is_empty() => format!("{head}a"),
             _ => generate.clone(),
         };
-        if !valid(&masked) {
-            errs.invalid("metadata.generateName", &json!(generate), msg);
+        if let Some(why) = problem(&masked) {
+            errs.invalid("metadata.generateName", &json!(generate), &why);
         }
     }
     if name.is_empty() && generate.is_empty() {
         errs.required("metadata.name");
-    } else if !name.is_empty() && !valid(&name) {
-        errs.invalid("metadata.name", &json!(name), msg);
+    } else if let Some(why) = problem(&name).filter(|_| !name.is_empty()) {
+        errs.invalid("metadata.name", &json!(name), &why);
     }
     if info.namespaced {
         if doc::namespace(obj).is_empty() {
@@ -1044,7 +1093,22 @@ fn data_keys(obj: &Value, fields: &[&str], errs: &mut Errs) {
     }
 }
 
-fn secret(obj: &mut Value, errs: &mut Errs) {
+/// The largest Secret the API server stores (`MaxSecretSize`).
+const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
+/// Keys each Secret type requires (`ValidateSecret`).
+const SECRET_TYPE_KEYS: &[(&str, &[&str])] = &[
+    ("kubernetes.io/dockerconfigjson", &[".dockerconfigjson"]),
+    ("kubernetes.io/dockercfg", &[".dockercfg"]),
+    ("kubernetes.io/ssh-auth", &["ssh-privatekey"]),
+    ("kubernetes.io/tls", &["tls.crt", "tls.key"]),
+];
+
+/// Validates a Secret as the API server does; `Err` is a decoding failure (the whole message).
+/// Values never appear in messages.
+fn secret(obj: &mut Value, old: Option<&Value>, errs: &mut Errs) -> Result<(), String> {
+    let cannot =
+        |why: String| format!("Secret in version \"v1\" cannot be handled as a Secret: {why}");
     if obj.get("type").is_none() {
         obj["type"] = json!("Opaque");
     }
@@ -1053,10 +1117,128 @@ fn secret(obj: &mut Value, errs: &mut Errs) {
     {
         let data = doc::map_mut(obj, &["data"]);
         for (k, v) in string_data {
-            data.insert(k, json!(base64(v.as_str().unwrap_or_default().as_bytes())));
+            let Some(text) = v.as_str() else {
+                return Err(cannot(format!(
+                    "json: cannot unmarshal {} into Go struct field Secret.stringData of type string",
+                    json_kind(&v)
+                )));
+            };
+            data.insert(k, json!(base64(text.as_bytes())));
         }
     }
+    let mut total = 0;
+    let mut decoded_keys = BTreeSet::new();
+    for (key, value) in doc::at(obj, &["data"])
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(text) = value.as_str() else {
+            if value.is_null() {
+                continue;
+            }
+            return Err(cannot(format!(
+                "json: cannot unmarshal {} into Go struct field Secret.data of type []uint8",
+                json_kind(value)
+            )));
+        };
+        match base64_decoded_len(text) {
+            Ok(n) => total += n,
+            Err(at) => return Err(cannot(format!("illegal base64 data at input byte {at}"))),
+        }
+        decoded_keys.insert(key.clone());
+    }
     data_keys(obj, &["data"], errs);
+    if total > MAX_SECRET_BYTES {
+        errs.0.push(format!(
+            "data: Too long: must have at most {MAX_SECRET_BYTES} bytes"
+        ));
+    }
+    let kind = doc::str_at(obj, &["type"]).to_string();
+    for (t, keys) in SECRET_TYPE_KEYS {
+        if kind == *t {
+            for key in *keys {
+                if !decoded_keys.contains(*key) {
+                    errs.required(&format!("data[{key}]"));
+                }
+            }
+        }
+    }
+    if kind == "kubernetes.io/basic-auth"
+        && !decoded_keys.contains("username")
+        && !decoded_keys.contains("password")
+    {
+        errs.required("data[username]");
+        errs.required("data[password]");
+    }
+    if kind == "kubernetes.io/service-account-token"
+        && doc::str_at(
+            obj,
+            &[
+                "metadata",
+                "annotations",
+                "kubernetes.io/service-account.name",
+            ],
+        )
+        .is_empty()
+    {
+        errs.required("metadata.annotations[kubernetes.io/service-account.name]");
+    }
+    if let Some(old) = old {
+        let old_type = doc::str_at(old, &["type"]);
+        if old_type != kind {
+            errs.invalid("type", &json!(kind), "field is immutable");
+        }
+        if doc::at(old, &["immutable"]).and_then(Value::as_bool) == Some(true) {
+            if doc::at(obj, &["immutable"]).and_then(Value::as_bool) != Some(true) {
+                errs.forbidden("immutable", "field is immutable when `immutable` is set");
+            }
+            if old.get("data") != obj.get("data") {
+                errs.forbidden("data", "field is immutable when `immutable` is set");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        _ => "string",
+    }
+}
+
+/// The decoded length of standard padded base64 text, or the byte offset of the first
+/// character Go's decoder refuses.
+fn base64_decoded_len(text: &str) -> Result<usize, usize> {
+    let bytes = text.as_bytes();
+    let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let body = bytes.iter().rposition(|b| *b != b'=').map_or(0, |p| p + 1);
+    let padding = bytes.len() - body;
+    if let Some(at) = bytes[..body].iter().position(|b| !valid(*b)) {
+        return Err(at);
+    }
+    if padding > 2 || (bytes.len() % 4 != 0) {
+        return Err(bytes.len().saturating_sub(padding).max(bytes.len() / 4 * 4));
+    }
+    Ok(bytes.len() / 4 * 3 - padding)
+}
+
+/// `autoscaling/v1` HPAs are stored as `autoscaling/v2`: the CPU target becomes a Resource
+/// metric, as the API server's conversion does.
+fn hpa_v1_to_v2(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(target) = spec.remove("targetCPUUtilizationPercentage") {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]),
+        );
+    }
 }
 
 /// Standard base64 with padding.

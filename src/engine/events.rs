@@ -215,6 +215,16 @@ fn key_hash(namespace: &str, kind: &str, name: &str, reason: &str, message: &str
     h
 }
 
+/// Messages of the warning events about one object, oldest first (for failure causes).
+pub fn warning_messages(events: &Events, kind: &str, namespace: &str, name: &str) -> Vec<String> {
+    events
+        .about(kind, namespace, name)
+        .into_iter()
+        .filter(|e| e.kind == "Warning")
+        .map(|e| e.message.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

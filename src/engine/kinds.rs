@@ -1,22 +1,55 @@
-//! The kinds the engine serves, with the names kubectl accepts for them.
+//! The kinds the engine serves, with the names kubectl and API discovery use for them.
 //!
-//! Invariant: an object of a kind not listed here is refused at admission.
+//! Built-in kinds come from [`kinds_table`](super::kinds_table), generated from the Kubernetes
+//! v1.31 OpenAPI document by `tools/generate_kinds.py`; custom kinds are registered from
+//! CustomResourceDefinitions at run time ([`register`]) and live as long as the process.
+//!
+//! Invariant: an object of a kind not known here is refused at admission, and so is one whose
+//! `apiVersion` names a group/version the kind is not served in.
 
-/// One kind the engine stores.
+use std::sync::RwLock;
+
+/// The rule an object's `metadata.name` must follow, by kind (upstream `ValidateObjectMeta`'s
+/// name function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// `NameIsDNSSubdomain`: lowercase RFC 1123 subdomain, at most 253 characters.
+    Subdomain,
+    /// `NameIsDNSLabel` (namespaces): lowercase RFC 1123 label, at most 63 characters.
+    Label,
+    /// `NameIsDNS1035Label` (services): a label that starts with a letter.
+    Dns1035Label,
+    /// `ValidatePathSegmentName` (RBAC): anything but `.`, `..` and names with `/` or `%`.
+    PathSegment,
+}
+
+/// One kind the engine serves: what API discovery (`/apis/GROUP/VERSION`) says of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindInfo {
     /// `Deployment`.
     pub kind: &'static str,
     /// API group (`apps`; empty for core).
     pub group: &'static str,
-    /// Served version.
+    /// The preferred (and stored) version: objects are returned in it.
     pub version: &'static str,
+    /// Every version the kind is served in, preferred first (`["v2", "v1"]` for HPAs).
+    pub versions: &'static [&'static str],
     /// Whether objects live in a namespace.
     pub namespaced: bool,
     /// Plural resource name (`deployments`).
     pub plural: &'static str,
+    /// Singular resource name (`deployment`).
+    pub singular: &'static str,
     /// kubectl short names (`deploy`).
     pub short: &'static [&'static str],
+    /// Categories (`all`, `api-extensions`).
+    pub categories: &'static [&'static str],
+    /// The verbs the resource supports, sorted (`create`, `delete`, …, `watch`).
+    pub verbs: &'static [&'static str],
+    /// Subresources (`scale`, `status`).
+    pub subresources: &'static [&'static str],
+    /// The name rule of its objects.
+    pub name_rule: NameRule,
 }
 
 impl KindInfo {
@@ -48,118 +81,127 @@ impl KindInfo {
     }
 }
 
-macro_rules! kind {
-    ($kind:literal, $group:literal, $version:literal, $ns:literal, $plural:literal, [$($short:literal),*]) => {
-        KindInfo { kind: $kind, group: $group, version: $version, namespaced: $ns, plural: $plural, short: &[$($short),*] }
-    };
+/// Every built-in kind (Kubernetes v1.31, the versions a default API server serves).
+pub static KINDS: &[KindInfo] = super::kinds_table::BUILTIN;
+
+/// Custom kinds registered from CustomResourceDefinitions, leaked once each: a kind's
+/// identity (`&'static`) keys the store, and a process sees few distinct CRDs.
+static CUSTOM: RwLock<Vec<&'static KindInfo>> = RwLock::new(Vec::new());
+
+fn custom() -> Vec<&'static KindInfo> {
+    CUSTOM.read().map(|c| c.clone()).unwrap_or_default()
 }
 
-/// Every kind the engine serves.
-pub static KINDS: &[KindInfo] = &[
-    kind!("Namespace", "", "v1", false, "namespaces", ["ns"]),
-    kind!("Node", "", "v1", false, "nodes", ["no"]),
-    kind!("Pod", "", "v1", true, "pods", ["po"]),
-    kind!("Service", "", "v1", true, "services", ["svc"]),
-    kind!("Endpoints", "", "v1", true, "endpoints", ["ep"]),
-    kind!("ConfigMap", "", "v1", true, "configmaps", ["cm"]),
-    kind!("Secret", "", "v1", true, "secrets", []),
-    kind!("ServiceAccount", "", "v1", true, "serviceaccounts", ["sa"]),
-    kind!(
-        "PersistentVolume",
-        "",
-        "v1",
-        false,
-        "persistentvolumes",
-        ["pv"]
-    ),
-    kind!(
-        "PersistentVolumeClaim",
-        "",
-        "v1",
-        true,
-        "persistentvolumeclaims",
-        ["pvc"]
-    ),
-    kind!("ResourceQuota", "", "v1", true, "resourcequotas", ["quota"]),
-    kind!("LimitRange", "", "v1", true, "limitranges", ["limits"]),
-    kind!("Deployment", "apps", "v1", true, "deployments", ["deploy"]),
-    kind!("ReplicaSet", "apps", "v1", true, "replicasets", ["rs"]),
-    kind!("DaemonSet", "apps", "v1", true, "daemonsets", ["ds"]),
-    kind!("StatefulSet", "apps", "v1", true, "statefulsets", ["sts"]),
-    kind!("Job", "batch", "v1", true, "jobs", []),
-    kind!("CronJob", "batch", "v1", true, "cronjobs", ["cj"]),
-    kind!(
-        "HorizontalPodAutoscaler",
-        "autoscaling",
-        "v2",
-        true,
-        "horizontalpodautoscalers",
-        ["hpa"]
-    ),
-    kind!(
-        "EndpointSlice",
-        "discovery.k8s.io",
-        "v1",
-        true,
-        "endpointslices",
-        []
-    ),
-    kind!(
-        "Ingress",
-        "networking.k8s.io",
-        "v1",
-        true,
-        "ingresses",
-        ["ing"]
-    ),
-    kind!(
-        "StorageClass",
-        "storage.k8s.io",
-        "v1",
-        false,
-        "storageclasses",
-        ["sc"]
-    ),
-    kind!("Role", "rbac.authorization.k8s.io", "v1", true, "roles", []),
-    kind!(
-        "RoleBinding",
-        "rbac.authorization.k8s.io",
-        "v1",
-        true,
-        "rolebindings",
-        []
-    ),
-    kind!(
-        "ClusterRole",
-        "rbac.authorization.k8s.io",
-        "v1",
-        false,
-        "clusterroles",
-        []
-    ),
-    kind!(
-        "ClusterRoleBinding",
-        "rbac.authorization.k8s.io",
-        "v1",
-        false,
-        "clusterrolebindings",
-        []
-    ),
-];
+/// Registers a custom kind (from an established CRD), or returns the one registered with the
+/// same facts already. A CRD that changes (a new version) registers a new entry that takes
+/// precedence over the old.
+pub fn register(info: KindInfo) -> &'static KindInfo {
+    let Ok(mut list) = CUSTOM.write() else {
+        return Box::leak(Box::new(info));
+    };
+    if let Some(found) = list.iter().find(|k| ***k == info) {
+        return found;
+    }
+    let leaked: &'static KindInfo = Box::leak(Box::new(info));
+    list.insert(0, leaked);
+    leaked
+}
+
+/// Interns a string for a registered kind's fields.
+pub fn intern(text: &str) -> &'static str {
+    static STRINGS: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+    if let Ok(list) = STRINGS.read()
+        && let Some(found) = list.iter().find(|s| **s == text)
+    {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(text.to_string().into_boxed_str());
+    if let Ok(mut list) = STRINGS.write() {
+        list.push(leaked);
+    }
+    leaked
+}
+
+/// Interns a list of strings.
+pub fn intern_list(items: &[String]) -> &'static [&'static str] {
+    let list: Vec<&'static str> = items.iter().map(|s| intern(s)).collect();
+    Box::leak(list.into_boxed_slice())
+}
+
+/// Every kind known now: the built-in ones, then the registered custom ones.
+pub fn all() -> Vec<&'static KindInfo> {
+    KINDS.iter().chain(custom()).collect()
+}
+
+/// The kind of that group and kind name (`("apps", "Deployment")`).
+pub fn by_group_kind(group: &str, kind: &str) -> Option<&'static KindInfo> {
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.kind == kind)
+        .or_else(|| {
+            custom()
+                .into_iter()
+                .find(|k| k.group == group && k.kind == kind)
+        })
+}
+
+/// Why an `apiVersion`/`kind` pair names nothing the engine serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no matches for kind \"{kind}\" in version \"{api_version}\"{}", if *.custom { ": install its CustomResourceDefinition first" } else { "" })]
+pub struct NoMatch {
+    /// The object's kind.
+    pub kind: String,
+    /// The object's apiVersion.
+    pub api_version: String,
+    /// The group is no built-in one: only a CRD can serve it.
+    pub custom: bool,
+}
+
+/// Whether `info` is a built-in kind (not one registered from a CRD).
+pub fn is_builtin(info: &KindInfo) -> bool {
+    KINDS.iter().any(|k| std::ptr::eq(k, info))
+}
+
+/// The kind an object's `apiVersion` and `kind` name, when that group serves that kind in
+/// that version, as API discovery decides for kubectl.
+pub fn resolve(api_version: &str, kind: &str) -> Result<&'static KindInfo, NoMatch> {
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    by_group_kind(group, kind)
+        .filter(|k| k.versions.contains(&version))
+        .ok_or_else(|| NoMatch {
+            kind: kind.to_string(),
+            api_version: api_version.to_string(),
+            custom: !KINDS.iter().any(|k| k.group == group),
+        })
+}
 
 /// The kind an object's `kind` names, whatever its apiVersion.
+/// (The core group's kind first: `Event` is core's `v1` Event.)
 pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
-    KINDS.iter().find(|k| k.kind == kind)
+    KINDS
+        .iter()
+        .find(|k| k.kind == kind)
+        .or_else(|| custom().into_iter().find(|k| k.kind == kind))
 }
 
 /// The kind a kubectl-style resource word names: `pods`, `pod`, `po`, `Pod`,
 /// `deployments.apps`, `deploy`.
+/// A word with a group (`certificates.cert-manager.io`) matches only kinds of that group.
 pub fn lookup(word: &str) -> Option<&'static KindInfo> {
     let lower = word.to_lowercase();
-    let base = lower.split('.').next().unwrap_or_default();
-    KINDS.iter().find(|k| {
-        let singular = k.kind.to_lowercase();
-        base == singular || base == k.plural || k.short.contains(&base)
+    let (base, group) = match lower.split_once('.') {
+        Some((b, g)) => (b, Some(g)),
+        None => (lower.as_str(), None),
+    };
+    all().into_iter().find(|k| {
+        let named = base == k.kind.to_lowercase()
+            || base == k.singular
+            || base == k.plural
+            || k.short.contains(&base);
+        named && group.is_none_or(|g| g == k.group)
     })
 }
 
@@ -182,5 +224,76 @@ mod tests {
             Some("HorizontalPodAutoscaler")
         );
         assert!(lookup("widgets").is_none());
+    }
+
+    #[test]
+    fn the_table_has_every_group_a_default_server_serves() {
+        let groups: std::collections::BTreeSet<&str> = KINDS.iter().map(|k| k.group).collect();
+        for group in [
+            "",
+            "admissionregistration.k8s.io",
+            "apiextensions.k8s.io",
+            "apiregistration.k8s.io",
+            "apps",
+            "autoscaling",
+            "batch",
+            "certificates.k8s.io",
+            "coordination.k8s.io",
+            "discovery.k8s.io",
+            "events.k8s.io",
+            "flowcontrol.apiserver.k8s.io",
+            "networking.k8s.io",
+            "node.k8s.io",
+            "policy",
+            "rbac.authorization.k8s.io",
+            "scheduling.k8s.io",
+            "storage.k8s.io",
+        ] {
+            assert!(groups.contains(group), "group {group:?} missing");
+        }
+        // Alpha groups are off by default in v1.31.
+        assert!(!groups.contains("resource.k8s.io"));
+        let hpa = lookup("hpa").unwrap_or_else(|| panic!("hpa"));
+        assert_eq!(hpa.versions, &["v2", "v1"]);
+        let pdb = lookup("pdb").unwrap_or_else(|| panic!("pdb"));
+        assert_eq!((pdb.group, pdb.namespaced), ("policy", true));
+        let crd = lookup("crd").unwrap_or_else(|| panic!("crd"));
+        assert_eq!(
+            (crd.plural, crd.namespaced),
+            ("customresourcedefinitions", false)
+        );
+        assert_eq!(crd.categories, &["api-extensions"]);
+        assert!(lookup("netpol").is_some_and(|k| k.kind == "NetworkPolicy"));
+        assert!(lookup("pc").is_some_and(|k| !k.namespaced));
+        assert_eq!(
+            lookup("clusterroles").map(|k| k.name_rule),
+            Some(NameRule::PathSegment)
+        );
+        assert_eq!(lookup("ns").map(|k| k.name_rule), Some(NameRule::Label));
+    }
+
+    #[test]
+    fn only_served_versions_resolve() {
+        assert!(resolve("v1", "Secret").is_ok());
+        assert_eq!(
+            resolve("v2", "Secret")
+                .map(|k| k.kind)
+                .unwrap_err()
+                .to_string(),
+            "no matches for kind \"Secret\" in version \"v2\""
+        );
+        assert!(resolve("autoscaling/v1", "HorizontalPodAutoscaler").is_ok());
+        assert!(resolve("autoscaling/v2", "HorizontalPodAutoscaler").is_ok());
+        assert!(resolve("autoscaling/v2beta2", "HorizontalPodAutoscaler").is_err());
+        assert!(resolve("extensions/v1beta1", "Deployment").is_err());
+        assert!(resolve("apps/v1", "Secret").is_err());
+        assert!(resolve("events.k8s.io/v1", "Event").is_ok_and(|k| k.group == "events.k8s.io"));
+        assert_eq!(
+            resolve("cert-manager.io/v1", "Certificate")
+                .map(|k| k.kind)
+                .unwrap_err()
+                .to_string(),
+            "no matches for kind \"Certificate\" in version \"cert-manager.io/v1\": install its CustomResourceDefinition first"
+        );
     }
 }

@@ -16,15 +16,18 @@
 pub mod admission;
 pub mod clock;
 pub mod controllers;
+pub mod crd;
 pub mod cron;
 pub mod doc;
 pub mod events;
 pub mod images;
 pub mod kinds;
+mod kinds_table;
 pub mod labels;
 mod par;
 pub mod quota;
 pub mod scheduler;
+pub mod schema;
 pub mod store;
 pub mod traffic;
 
@@ -52,6 +55,9 @@ pub enum Error {
     /// The kind is not one the engine serves.
     #[error("the server doesn't have a resource type \"{0}\"")]
     UnknownKind(String),
+    /// The object's group/version does not serve its kind (a custom resource without its CRD).
+    #[error("{0}")]
+    NoMatch(String),
     /// The object does not exist.
     #[error("{resource} \"{name}\" not found")]
     NotFound {
@@ -93,7 +99,9 @@ pub enum Error {
         found: String,
     },
     /// Another process holds the plan/apply lock.
-    #[error("engine state is locked by {holder} (pid {pid}) since {since}")]
+    #[error(
+        "engine state is locked by {holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+    )]
     Locked {
         /// Who.
         holder: String,
@@ -206,6 +214,17 @@ impl Engine {
         Engine::open_db(Database::open(Some(path))?, DEFAULT_NODES)
     }
 
+    /// Opens the cluster of an existing state file; a missing file is an error, never created.
+    pub fn open_existing(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
+    }
+
+    /// A new cluster in memory standing in for the state file `path`, not created yet: what a
+    /// read-only command sees before anything was applied.
+    pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::in_memory_as(path)?, DEFAULT_NODES)
+    }
+
     /// A cluster kept in memory only (tests, benchmarks) with `nodes` default workers.
     pub fn in_memory(nodes: usize) -> Result<Engine, Error> {
         Engine::open_db(Database::open(None)?, nodes)
@@ -252,6 +271,14 @@ impl Engine {
         &self.state
     }
 
+    /// Reloads the state when another process committed since it was loaded; `true` when
+    /// it did (how a watcher sees `engine scale` from another shell without polling objects).
+    pub fn refresh(&mut self) -> Result<bool, Error> {
+        let before = self.state.commit_seq;
+        self.read(|_| ())?;
+        Ok(self.state.commit_seq != before)
+    }
+
     /// Virtual now.
     pub fn now_millis(&self) -> Millis {
         self.state.now
@@ -276,6 +303,21 @@ impl Engine {
         if let Err(e) = fresh {
             self.db.rollback();
             return Err(e);
+        }
+        // Every writer respects a running plan/apply's lock (`engine reset`, `engine apply`,
+        // `advance` …), not only other applies.
+        if let Some(l) = &self.state.lock
+            && !self.holds_lock
+            && l.pid != std::process::id()
+            && pid_alive(l.pid)
+        {
+            let locked = Error::Locked {
+                holder: l.holder.clone(),
+                pid: l.pid,
+                since: l.since.clone(),
+            };
+            self.db.rollback();
+            return Err(locked);
         }
         let result = op(self).and_then(|value| {
             self.db.save(&mut self.state)?;
@@ -313,18 +355,25 @@ impl Engine {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let info = kinds::by_kind(kind).ok_or_else(|| {
-            Error::UnknownKind(if kind.is_empty() {
-                "(object has no kind)".into()
-            } else {
-                format!("{kind} in version {api_version}")
-            })
-        })?;
-        let gvk = Gvk::from_api_version(api_version, kind);
-        if gvk.group != info.group {
-            return Err(Error::UnknownKind(format!(
-                "{kind} in version \"{api_version}\""
-            )));
+        if kind.is_empty() {
+            return Err(Error::UnknownKind("(object has no kind)".into()));
+        }
+        kinds::resolve(api_version, kind).map_err(|e| Error::NoMatch(e.to_string()))
+    }
+
+    /// The kind of an object a user sends, after server-side field validation (Strict) of
+    /// built-in kinds; custom resources are checked against their CRD at admission.
+    fn request_kind(object: &Value) -> Result<&'static KindInfo, Error> {
+        let info = Engine::kind_of(object)?;
+        if kinds::is_builtin(info) {
+            let version = doc::str_at(object, &["apiVersion"])
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            schema::check(info, version, object).map_err(|message| Error::Invalid {
+                id: Box::new(ResId::of(object)),
+                message,
+            })?;
         }
         Ok(info)
     }
@@ -375,7 +424,7 @@ impl Engine {
 
     /// Creates an object; fails if it exists. Returns it as stored.
     pub fn create(&mut self, object: &Value) -> Result<Value, Error> {
-        let info = Engine::kind_of(object)?;
+        let info = Engine::request_kind(object)?;
         self.transact(|e| {
             let key = e.admit_create(info, object.clone(), None)?;
             e.settle();
@@ -389,7 +438,7 @@ impl Engine {
     /// Creates or updates an object to the given desired state, keeping what the cluster
     /// owns (status, uid, allocated IPs and ports, controller annotations).
     pub fn apply(&mut self, object: &Value) -> Result<Value, Error> {
-        let info = Engine::kind_of(object)?;
+        let info = Engine::request_kind(object)?;
         self.transact(|e| {
             let key = e.apply_in(info, object)?;
             e.settle();
@@ -488,6 +537,14 @@ impl Engine {
             return true;
         }
         let now = rfc3339(self.state.now);
+        if info.kind == crd::KIND {
+            // Deleting a CRD deletes every object of the kind it defines.
+            if let Some(defined) = crd::info_of(&current).map(kinds::register) {
+                for (ns, name) in crd::instances(&self.state, &current) {
+                    self.state.remove(defined.kind, &ns, &name);
+                }
+            }
+        }
         match info.kind {
             "Pod" => {
                 let grace =
@@ -595,6 +652,58 @@ impl Engine {
         })
     }
 
+    /// The state as stored now: reloaded first when another process wrote meanwhile.
+    pub fn fresh_state(&mut self) -> Result<&State, Error> {
+        self.read(|_| ())?;
+        Ok(&self.state)
+    }
+
+    /// Replaces an object's `status` (the `status` subresource). `Ok(None)` when it does not
+    /// exist.
+    pub fn replace_status(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<Option<Value>, Error> {
+        let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
+        let ns = if info.namespaced { namespace } else { "" };
+        self.transact(|e| {
+            if e.state.get(info.kind, ns, name).is_none() {
+                return Ok(None);
+            }
+            e.state.set_status(info.kind, ns, name, status, None);
+            e.settle();
+            Ok(e.state.get(info.kind, ns, name).map(|s| s.doc.clone()))
+        })
+    }
+
+    /// What [`Engine::apply`] would store (admission, defaults, names), without storing it
+    /// or running controllers: the API server's `dryRun=All`.
+    pub fn dry_run_apply(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self
+            .apply_in(info, object)
+            .map(|key| e_doc(&self.state, &key));
+        self.state = saved;
+        result
+    }
+
+    /// What [`Engine::create`] would store, without storing it (`dryRun=All`).
+    pub fn dry_run_create(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self
+            .admit_create(info, object.clone(), None)
+            .map(|key| e_doc(&self.state, &key));
+        self.state = saved;
+        result
+    }
+
     // ---- time ----
 
     /// Lets `duration` of virtual time pass, running controllers at every instant one of
@@ -651,9 +760,10 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 9] = [
+            let run: [(&str, Option<Ctl>); 10] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
+                ("rollout", Some(controllers::rollout::sync)),
                 ("deployment", Some(controllers::deployment::sync)),
                 ("replicaset", Some(controllers::replicaset::sync)),
                 ("workloads", Some(controllers::workloads::sync)),
@@ -751,6 +861,28 @@ impl Engine {
                                 ));
                             }
                         }
+                    }
+                }
+                Change::Apply { kind, doc: obj } => {
+                    let Some(info) = kinds::by_kind(kind) else {
+                        continue;
+                    };
+                    let (ns, name) = (doc::namespace(&obj).to_string(), doc::name(&obj).to_string());
+                    let ns = if info.namespaced && ns.is_empty() { "default".to_string() } else { ns };
+                    let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
+                    match self.apply_in(info, &obj) {
+                        Ok(_) => {
+                            progressed |=
+                                self.state.get(kind, &ns, &name).map(|s| &s.doc) != before.as_ref();
+                        }
+                        Err(err) => self.state.event(NewEvent::warning(
+                            "rollout-controller",
+                            info.kind,
+                            &ns,
+                            &name,
+                            "FailedApply",
+                            format!("Error applying: {err}"),
+                        )),
                     }
                 }
                 Change::Update { kind, doc: obj } => {
@@ -1150,6 +1282,30 @@ impl Engine {
         })
     }
 
+    /// Removes the plan/apply lock whatever holds it (`reconcile unlock LOCK_ID`, for a lock
+    /// left by a process whose pid was reused); `lock_id` must be the holder's pid, as the
+    /// lock message shows it, so a lock taken since is never removed by mistake.
+    pub fn force_unlock(&mut self, lock_id: &str) -> Result<(), Error> {
+        let current = self.read(|s| s.lock.clone())?;
+        let Some(lock) = current else {
+            return Err(Error::Usage("the engine state is not locked".into()));
+        };
+        if lock.pid.to_string() != lock_id {
+            return Err(Error::Usage(format!(
+                "lock id {lock_id} does not match the lock held (lock id {}: {} since {})",
+                lock.pid, lock.holder, lock.since
+            )));
+        }
+        // Taken over only to be released.
+        self.holds_lock = true;
+        let result = self.transact(|e| {
+            e.state.lock = None;
+            Ok(())
+        });
+        self.holds_lock = false;
+        result
+    }
+
     /// Events, oldest first (all namespaces when `namespace` is `None`).
     pub fn events(&mut self, namespace: Option<&str>) -> Result<Vec<events::Event>, Error> {
         self.read(|s| {
@@ -1182,6 +1338,13 @@ fn controller_source(kind: &str) -> &'static str {
 }
 
 /// The new document for an update: the desired object with what the cluster owns kept.
+fn e_doc(state: &State, key: &store::Key) -> Value {
+    state
+        .get(key.0, &key.1, &key.2)
+        .map(|s| s.doc.clone())
+        .unwrap_or(Value::Null)
+}
+
 fn merge_desired(current: &Value, desired: &Value) -> Value {
     let mut merged = desired.clone();
     let cur_meta = current
@@ -1208,10 +1371,13 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
             }
         }
     }
-    if !meta.contains_key("ownerReferences")
-        && let Some(v) = cur_meta.get("ownerReferences")
-    {
-        meta.insert("ownerReferences".into(), v.clone());
+    // Field ownership stays unless the writer sends its own (a server-side apply does).
+    for key in ["ownerReferences", "managedFields"] {
+        if !meta.contains_key(key)
+            && let Some(v) = cur_meta.get(key)
+        {
+            meta.insert(key.into(), v.clone());
+        }
     }
     // Controller-written annotations survive an apply that does not mention them.
     if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
@@ -1334,7 +1500,9 @@ fn to_cluster_error(err: Error) -> cluster::Error {
         },
         Error::Locked { holder, pid, since } => cluster::Error::Locked {
             target: "engine".into(),
-            holder: format!("{holder} (pid {pid}, since {since})"),
+            holder: format!(
+                "{holder} (lock id {pid}) since {since}; if that process is gone, `reconcile unlock {pid}` removes the lock"
+            ),
         },
         other => cluster::Error::Backend(other.to_string()),
     }
@@ -1350,9 +1518,10 @@ impl Cluster for Engine {
     }
 
     fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
-        let info = kinds::by_kind(&id.gvk.kind).ok_or_else(|| {
-            cluster::Error::Backend(Error::UnknownKind(id.gvk.kind.clone()).to_string())
-        })?;
+        // A kind nothing serves yet (its CRD comes with it) has no objects.
+        let Some(info) = kinds::by_group_kind(&id.gvk.group, &id.gvk.kind) else {
+            return Ok(None);
+        };
         let ns = if info.namespaced {
             if id.namespace.is_empty() {
                 "default"
@@ -1374,9 +1543,9 @@ impl Cluster for Engine {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, cluster::Error> {
-        let info = kinds::by_kind(&gvk.kind).ok_or_else(|| {
-            cluster::Error::Backend(Error::UnknownKind(gvk.kind.clone()).to_string())
-        })?;
+        let Some(info) = kinds::by_group_kind(&gvk.group, &gvk.kind) else {
+            return Ok(Vec::new());
+        };
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
@@ -1393,21 +1562,49 @@ impl Cluster for Engine {
         Engine::apply(self, object).map_err(to_cluster_error)
     }
 
+    fn check_served(&self, objects: &[Value]) -> Result<(), cluster::Error> {
+        for object in objects {
+            let api_version = doc::str_at(object, &["apiVersion"]);
+            let kind = doc::str_at(object, &["kind"]);
+            if let Err(err) = Engine::request_kind(object)
+                && (matches!(err, Error::Invalid { .. })
+                    || !crd::defined_by(objects, api_version, kind))
+            {
+                return Err(match err {
+                    Error::Invalid { id, message } => cluster::Error::Invalid { id, message },
+                    other => cluster::Error::Invalid {
+                        id: Box::new(ResId::of(object)),
+                        message: other.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// One transaction and one settle for the whole batch: the controllers run once over the
     /// cluster instead of once per object. On a refusal the objects before it stay applied.
     fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, cluster::Error)> {
         if objects.is_empty() {
             return Ok(Vec::new());
         }
-        let mut infos = Vec::with_capacity(objects.len());
+        // Every object's kind is served, or defined by a CRD of the batch (applied before it).
         for (index, object) in objects.iter().enumerate() {
-            infos.push(Engine::kind_of(object).map_err(|e| (index, to_cluster_error(e)))?);
+            if let Err(err) = Engine::request_kind(object) {
+                let api_version = doc::str_at(object, &["apiVersion"]);
+                let kind = doc::str_at(object, &["kind"]);
+                if !crd::defined_by(&objects[..index], api_version, kind) {
+                    return Err((index, to_cluster_error(err)));
+                }
+            }
         }
         let outcome = self.transact(|e| {
             let mut keys = Vec::with_capacity(objects.len());
             let mut refused = None;
-            for (index, (info, object)) in infos.iter().zip(objects).enumerate() {
-                match e.apply_in(info, object) {
+            for (index, object) in objects.iter().enumerate() {
+                let applied =
+                    Engine::request_kind(object).and_then(|info| e.apply_in(info, object));
+                match applied {
                     Ok(key) => keys.push(key),
                     Err(err) => {
                         refused = Some((index, err));
@@ -1467,10 +1664,15 @@ impl Cluster for Engine {
                     });
                 }
             }
+            // Wall-clock time: the lock is for people, who do not know the virtual clock.
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as Millis)
+                .unwrap_or_default();
             e.state.lock = Some(LockHolder {
                 holder,
                 pid: std::process::id(),
-                since: rfc3339(e.state.now),
+                since: rfc3339(wall),
             });
             e.holds_lock = true;
             Ok(())
@@ -1491,5 +1693,13 @@ impl Cluster for Engine {
 
     fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
         traffic::metric(&self.state, query).map_err(cluster::Error::Backend)
+    }
+
+    fn drives_rollouts(&self) -> bool {
+        true
+    }
+
+    fn warnings(&self, kind: &str, namespace: &str, name: &str) -> Result<Vec<String>, cluster::Error> {
+        Ok(events::warning_messages(&self.state.events, kind, namespace, name))
     }
 }

@@ -54,6 +54,21 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// The state file named does not exist and the command may not create it.
+    #[error("engine state {path} does not exist")]
+    Missing {
+        /// The state file.
+        path: String,
+    },
+    /// The file exists but is not an engine state (empty, not SQLite, or another program's
+    /// database); it is never turned into one.
+    #[error("{path} is not an engine state: {why}")]
+    NotAState {
+        /// The file.
+        path: String,
+        /// What was found instead.
+        why: String,
+    },
     /// The state directory could not be created.
     #[error("cannot create directory {path}: {source}")]
     Directory {
@@ -472,8 +487,64 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
+/// The table every engine state has; a database with tables but not this one is another
+/// program's.
+const ENGINE_META_TABLE: &str = "meta";
+
+/// SQLite's file header; an engine state file that is not empty starts with it.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses an existing file that is not an engine state, before SQLite may write to it.
+fn check_existing_file(path: &Path) -> Result<(), StoreError> {
+    let not_a_state = |why: &str| StoreError::NotAState {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    };
+    if path.is_dir() {
+        return Err(not_a_state("it is a directory"));
+    }
+    let mut header = [0u8; 16];
+    let read = std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read(&mut file, &mut header))
+        .map_err(|e| not_a_state(&e.to_string()))?;
+    if read == 0 {
+        // A state killed before its first checkpoint has an empty main file and a non-empty
+        // write-ahead log beside it; that is a real state, an empty file alone is not.
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        let wal_len = std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+        if wal_len == 0 {
+            return Err(not_a_state("the file is empty"));
+        }
+        return Ok(());
+    }
+    if read < SQLITE_HEADER.len() || &header != SQLITE_HEADER {
+        return Err(not_a_state("not an SQLite database"));
+    }
+    Ok(())
+}
+
 impl Database {
-    /// Opens (creating when needed) the state file; `None` keeps it in memory.
+    /// An empty database in memory that names itself after `path`: the stand-in for a state
+    /// file a read-only command found missing (plans made on it name the real target).
+    pub fn in_memory_as(path: &Path) -> Result<Database, StoreError> {
+        let mut db = Database::open(None)?;
+        db.path = path.display().to_string();
+        Ok(db)
+    }
+
+    /// Opens an existing state file; never creates one (read-only commands, explicit paths).
+    pub fn open_existing(path: &Path) -> Result<Database, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Database::open(Some(path))
+    }
+
+    /// Opens (creating when needed) the state file; `None` keeps it in memory. An existing
+    /// file that is not an engine state is refused, never converted.
     pub fn open(path: Option<&Path>) -> Result<Database, StoreError> {
         let label = path
             .map(|p| p.display().to_string())
@@ -490,6 +561,9 @@ impl Database {
                         source,
                     })?;
                 }
+                if p.exists() {
+                    check_existing_file(p)?;
+                }
                 Connection::open(p).map_err(sql)?
             }
             None => Connection::open_in_memory().map_err(sql)?,
@@ -497,12 +571,45 @@ impl Database {
         conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))
             .map_err(sql)?;
         let db = Database { conn, path: label };
+        db.refuse_foreign_tables()?;
         db.map_busy(db.conn.pragma_update(None, "journal_mode", "WAL"))?;
         db.map_busy(db.conn.pragma_update(None, "synchronous", "NORMAL"))?;
         // A save rewrites thousands of documents; a 64 MiB page cache keeps it in memory.
         db.map_busy(db.conn.pragma_update(None, "cache_size", -65536))?;
         db.map_busy(db.conn.execute_batch(SCHEMA))?;
         Ok(db)
+    }
+
+    /// Refuses another program's database.
+    fn refuse_foreign_tables(&self) -> Result<(), StoreError> {
+        let mut statement = self.map_busy(
+            self.conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'"),
+        )?;
+        let names = self.map_busy(
+            statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>),
+        );
+        let names = match names {
+            Ok(names) => names,
+            Err(StoreError::Sqlite { source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+            {
+                return Err(StoreError::NotAState {
+                    path: self.path.clone(),
+                    why: "not an SQLite database".into(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if !names.is_empty() && !names.iter().any(|n| n == ENGINE_META_TABLE) {
+            return Err(StoreError::NotAState {
+                path: self.path.clone(),
+                why: format!("another program's database (tables: {})", names.join(", ")),
+            });
+        }
+        Ok(())
     }
 
     /// The file's path as shown to users.
@@ -619,8 +726,20 @@ impl Database {
                 r.get::<_, Option<String>>(4)?,
             ))
         }))?;
+        let mut loaded = Vec::new();
         for row in rows {
-            let (kind, ns, name, text, sim) = self.map_busy(row)?;
+            loaded.push(self.map_busy(row)?);
+        }
+        // The kinds CRDs define are known before their objects are read.
+        for (kind, _, _, text, _) in &loaded {
+            if kind == super::crd::KIND
+                && let Ok(crd) = serde_json::from_str::<Value>(text)
+                && let Some(defined) = super::crd::info_of(&crd)
+            {
+                kinds::register(defined);
+            }
+        }
+        for (kind, ns, name, text, sim) in loaded {
             let info = kinds::by_kind(&kind)
                 .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
             let doc: Value = serde_json::from_str(&text)

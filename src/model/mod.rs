@@ -141,6 +141,9 @@ pub struct Resource {
     /// The id of the plugin config (an object in `generators:`) that generated this object:
     /// named as `configuredBy` in its origin annotation (`buildMetadata: [originAnnotations]`).
     pub generated_by: Option<ResId>,
+    /// JSON pointers of fields written with no value (`key:`) in the file: kyaml keeps such a
+    /// field as null until a strategic merge walks it, which drops it (a written `null` stays).
+    pub bare_nulls: Vec<String>,
 }
 
 /// What a generator asked for its output.

@@ -9,6 +9,9 @@
 //!   prune: true               # apply prunes without --prune
 //!   ignoreDifferences:
 //!   - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}
+//!   syncPolicy:               # what `reconcile watch` does (Argo CD's names)
+//!     automated: {prune: true, selfHeal: true, allowEmpty: false}
+//!     retry: {limit: 5, backoff: {duration: 5s, factor: 2, maxDuration: 3m}}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -82,6 +85,158 @@ pub struct Application {
     /// Fields left out of diffs (and kept as they are live when applying).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreRule>,
+    /// What to do when an update of one of its Deployments fails (Swarm's
+    /// `update_config`); a Deployment's own `reconcile.dev/failure-action` annotations win.
+    #[serde(default, skip_serializing_if = "FailurePolicy::is_empty")]
+    pub failure_policy: FailurePolicy,
+    /// What `reconcile watch` does when the application is OutOfSync. Absent: sync
+    /// automatically and heal drift (as Flux does); present without `automated`: only report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<SyncPolicy>,
+    /// Argo CD's sync options; supported: `CreateNamespace=true` (create the namespaces the
+    /// objects go to when they don't exist, as `apply --create-namespace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// `failurePolicy:` of an application: written onto its Deployments as the
+/// `reconcile.dev/failure-action`, `monitor` and `max-failure-ratio` annotations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// `rollback`, `pause` or `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// How long updated pods are watched (`30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<String>,
+    /// Fraction of updated pods that may fail (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+}
+
+impl FailurePolicy {
+    fn is_empty(&self) -> bool {
+        self == &FailurePolicy::default()
+    }
+
+    /// Adds the policy's annotations to a Deployment that declares none of its own.
+    pub fn annotate(&self, deployment: &mut serde_json::Value) {
+        use crate::rollout::failure::{
+            FAILURE_ACTION_ANNOTATION, MAX_FAILURE_RATIO_ANNOTATION, MONITOR_ANNOTATION,
+        };
+        let Some(action) = &self.action else { return };
+        let Some(annotations) = deployment
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+            .map(|m| {
+                m.entry("annotations")
+                    .or_insert_with(|| serde_json::json!({}))
+            })
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return;
+        };
+        if annotations.contains_key(FAILURE_ACTION_ANNOTATION) {
+            return;
+        }
+        annotations.insert(FAILURE_ACTION_ANNOTATION.into(), action.clone().into());
+        if let Some(monitor) = &self.monitor {
+            annotations.insert(MONITOR_ANNOTATION.into(), monitor.clone().into());
+        }
+        if let Some(ratio) = self.max_failure_ratio {
+            annotations.insert(
+                MAX_FAILURE_RATIO_ANNOTATION.into(),
+                ratio.to_string().into(),
+            );
+        }
+    }
+
+    /// Checks the policy; the message names the field.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(action) = &self.action {
+            action
+                .parse::<crate::rollout::failure::FailureAction>()
+                .map_err(|e| format!("action: {e}"))?;
+        } else if self.monitor.is_some() || self.max_failure_ratio.is_some() {
+            return Err("action: required with monitor or maxFailureRatio".to_string());
+        }
+        if let Some(monitor) = &self.monitor {
+            crate::rollout::time::parse_duration(monitor).map_err(|e| format!("monitor: {e}"))?;
+        }
+        if let Some(ratio) = self.max_failure_ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            return Err(format!("maxFailureRatio: {ratio} is not between 0 and 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The sync options `reconcile.yaml` accepts.
+const SYNC_OPTIONS: &[&str] = &["CreateNamespace=true", "CreateNamespace=false"];
+
+impl Application {
+    /// Whether the application creates missing namespaces (`CreateNamespace=true`).
+    pub fn creates_namespaces(&self) -> bool {
+        self.sync_options
+            .iter()
+            .any(|o| o == "CreateNamespace=true")
+    }
+}
+
+/// Argo CD's `syncPolicy`: when the watcher applies, and how it retries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncPolicy {
+    /// Sync by itself when OutOfSync; absent: only report (`reconcile sync APP` syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated: Option<Automated>,
+    /// How failed syncs are retried (default: forever, backoff 5s ×2 up to 3m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// Argo CD's `syncPolicy.automated`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Automated {
+    /// Delete inventory members no longer rendered.
+    #[serde(default)]
+    pub prune: bool,
+    /// Re-apply when the live state drifts from the synced revision.
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Allow a prune when the render is empty.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// Argo CD's `syncPolicy.retry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Retries of a failed sync at the same revision (negative or absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Delay between retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+}
+
+/// Delay before retry `n` (1-based): `duration × factor^(n-1)`, at most `maxDuration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backoff {
+    /// First delay (`5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Growth per retry (2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<u32>,
+    /// Longest delay (`3m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
 }
 
 impl Config {
@@ -125,6 +280,42 @@ impl Config {
             if app.path.trim().is_empty() {
                 return Err(invalid(format!("applications[{index}].path: required")));
             }
+            app.failure_policy
+                .validate()
+                .map_err(|e| invalid(format!("applications[{index}].failurePolicy.{e}")))?;
+            if let Some(backoff) = app
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.retry.as_ref())
+                .and_then(|r| r.backoff.as_ref())
+            {
+                for (field, value) in [
+                    ("duration", &backoff.duration),
+                    ("maxDuration", &backoff.max_duration),
+                ] {
+                    if let Some(text) = value
+                        && let Err(e) = crate::rollout::time::parse_duration(text)
+                    {
+                        return Err(invalid(format!(
+                            "applications[{index}].syncPolicy.retry.backoff.{field}: {e}"
+                        )));
+                    }
+                }
+            }
+            for (option_index, option) in app.sync_options.iter().enumerate() {
+                if !SYNC_OPTIONS.contains(&option.as_str()) {
+                    return Err(invalid(format!(
+                        "applications[{index}].syncOptions[{option_index}]: {option:?} is not supported (supported: {})",
+                        SYNC_OPTIONS.join(", ")
+                    )));
+                }
+            }
+            if !inside_repository(&app.path) {
+                return Err(invalid(format!(
+                    "applications[{index}].path: {:?} is outside the repository; application paths are relative to the repository root and stay inside it (as Argo CD requires)",
+                    app.path
+                )));
+            }
             for (rule_index, rule) in app.ignore_differences.iter().enumerate() {
                 for pointer in &rule.json_pointers {
                     if !pointer.starts_with('/') {
@@ -142,6 +333,23 @@ impl Config {
     pub fn find(&self, name: &str) -> Option<&Application> {
         self.applications.iter().find(|a| a.name == name)
     }
+}
+
+/// True for a relative path that does not leave its root (`..` only below a directory).
+fn inside_repository(path: &str) -> bool {
+    let mut depth: usize = 0;
+    for component in Path::new(path).components() {
+        match component {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// True for a name usable in an object name.
@@ -220,6 +428,28 @@ mod tests {
                 .to_string()
                 .contains("applications[0].name")
         );
+    }
+
+    #[test]
+    fn application_paths_stay_inside_the_repository() {
+        for outside in ["../demo", "/etc/demo", "overlays/../../demo"] {
+            let text = format!("applications:\n- name: x\n  path: {outside}\n");
+            let error = Config::parse(&text, Path::new("reconcile.yaml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("is outside the repository"),
+                "{outside}: {error}"
+            );
+        }
+        for inside in ["overlays/dev", "./overlays/../base", "."] {
+            let text = format!("applications:\n- name: x\n  path: {inside}\n");
+            assert!(
+                Config::parse(&text, Path::new("reconcile.yaml")).is_ok(),
+                "{inside}"
+            );
+        }
     }
 
     #[test]

@@ -37,9 +37,22 @@ pub enum Error {
 pub const FORMAT_VERSION: u32 = 1;
 
 /// `sha256:<hex>` of the rendered objects and the application settings that shape a plan.
+///
+/// Secrets are hashed masked (values replaced by [`crate::diff::mask`]'s masks): the digest
+/// leaves the process (plan files, the inventory), and a plain hash of a short value (a PIN)
+/// is reversed by trying every value. A change of a Secret's keys changes the digest; a change
+/// of a value alone does not (a `secretGenerator` Secret's name changes with its values).
 pub fn source_digest(objects: &[Value], settings: &Value) -> String {
+    let masked: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut object = object.clone();
+            crate::diff::mask::mask_one(&mut object);
+            object
+        })
+        .collect();
     let mut hasher = Sha256::new();
-    hasher.update(crate::yaml::to_yaml_stream(objects).as_bytes());
+    hasher.update(crate::yaml::to_yaml_stream(&masked).as_bytes());
     hasher.update(b"\n---settings---\n");
     hasher.update(settings.to_string().as_bytes());
     let digest = hasher.finalize();
@@ -133,5 +146,29 @@ mod tests {
             source_digest(&a, &json!({"prune": true}))
         );
         assert!(source_digest(&a, &settings).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn secret_values_cannot_be_recovered_from_the_digest() {
+        let pin = |value: &str| {
+            [
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pin"},
+                    "data": {"pin": value}}),
+            ]
+        };
+        let settings = json!({});
+        // Every PIN gives the same digest, so trying PINs against it finds nothing.
+        assert_eq!(
+            source_digest(&pin("MTIzNA=="), &settings),
+            source_digest(&pin("OTk5OQ=="), &settings)
+        );
+        let with_key = [
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pin"},
+                               "data": {"pin": "MTIzNA==", "other": "eA=="}}),
+        ];
+        assert_ne!(
+            source_digest(&pin("MTIzNA=="), &settings),
+            source_digest(&with_key, &settings)
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod inventory;
 #[cfg(test)]
 pub mod memory;
 pub mod order;
+pub mod ownership;
 pub mod prune;
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,8 @@ use serde_json::{Map, Value, json};
 use crate::cluster::{self, CANARY_WEIGHT_ANNOTATION, Cluster, TRACK_LABEL};
 use crate::diff::normalize::{
     APPLIED_FIELDS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION,
-    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, shape,
+    ROLLOUT_HISTORY_ANNOTATION, ROLLOUT_STATE_ANNOTATION, project, restore_declared_strategy,
+    shape,
 };
 use crate::diff::{self, Change};
 use crate::model::{Gvk, ResId};
@@ -48,6 +50,14 @@ pub enum Error {
         id: Box<ResId>,
         /// The cause.
         source: Box<cluster::Error>,
+    },
+    /// The target does not take the object (its kind or fields); nothing was applied.
+    #[error("{}: {message}", crate::diff::display_id(id))]
+    NotServed {
+        /// The object.
+        id: Box<ResId>,
+        /// The API server's words.
+        message: String,
     },
     /// The target's lock could not be taken or released.
     #[error("{0}")]
@@ -76,6 +86,15 @@ pub enum Error {
         /// The application planning.
         app: String,
     },
+    /// A rendered object exists live and was not created by reconcile.
+    #[error(
+        "{}: exists and was not created by reconcile; refusing to take it over without an explicit opt-in (pass --adopt, or annotate it {ADOPT_ANNOTATION}: \"true\" in the manifests)",
+        crate::diff::display_id(id)
+    )]
+    NotOwned {
+        /// The object.
+        id: Box<ResId>,
+    },
     /// A sync-wave annotation is not an integer.
     #[error(transparent)]
     InvalidWave(#[from] order::InvalidWave),
@@ -96,6 +115,14 @@ pub enum Error {
         service: String,
         /// The namespace looked in.
         namespace: String,
+    },
+    /// The live object's field ownership (`managedFields`) cannot be read.
+    #[error("{}: {source}", crate::diff::display_id(id))]
+    Ownership {
+        /// The object.
+        id: Box<ResId>,
+        /// The cause.
+        source: crate::fields::Error,
     },
     /// A saved plan no longer matches the source or the live state.
     #[error("plan is stale: {reason}; run `reconcile plan` again")]
@@ -119,7 +146,15 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Allow prune when nothing is rendered.
     pub allow_empty: bool,
+    /// Create the namespaces objects go to that neither exist nor are rendered.
+    pub create_namespace: bool,
+    /// Take over live objects reconcile did not create (`--adopt`).
+    pub adopt: bool,
 }
+
+/// Annotation on a declared object (`"true"`) allowing reconcile to take over a live object
+/// of that name that it did not create.
+pub const ADOPT_ANNOTATION: &str = "reconcile.dev/adopt";
 
 /// One planned action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -148,6 +183,9 @@ pub struct PlannedAction {
     /// Set when the update is carried out by the rollout driver (`Canary: 5 steps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// True when the update takes over a live object reconcile did not create.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 impl PlannedAction {
@@ -329,7 +367,7 @@ const CLUSTER_SCOPED: &[&str] = &[
 
 /// True for a cluster-scoped kind.
 pub fn is_cluster_scoped(kind: &str) -> bool {
-    CLUSTER_SCOPED.contains(&kind)
+    crate::engine::kinds::by_kind(kind).map_or(CLUSTER_SCOPED.contains(&kind), |k| !k.namespaced)
 }
 
 fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
@@ -389,6 +427,44 @@ pub fn with_namespaces(app: &Application, rendered: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// Namespace objects for the namespaces `objects` go to that are neither rendered nor live.
+fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Value>, Error> {
+    let rendered: HashSet<String> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let mut wanted: Vec<String> = Vec::new();
+    for object in objects {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if namespace.is_empty()
+            || is_cluster_scoped(kind)
+            || rendered.contains(namespace)
+            || wanted.iter().any(|w| w == namespace)
+        {
+            continue;
+        }
+        wanted.push(namespace.to_string());
+    }
+    let mut missing = Vec::new();
+    for name in wanted {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let id = ResId::of(&object);
+        if cluster.get(&id).map_err(cluster_err(&id))?.is_none() {
+            missing.push(object);
+        }
+    }
+    Ok(missing)
+}
+
 /// Names of the Services BlueGreen Deployments select with a track label, by namespace.
 fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, Error> {
     let mut services = HashSet::new();
@@ -411,6 +487,13 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 /// when this fails.
 fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
+    match cluster.check_served(objects) {
+        Ok(()) => {}
+        Err(cluster::Error::Invalid { id, message }) => {
+            return Err(Error::NotServed { id, message });
+        }
+        Err(other) => return Err(Error::Lock(Box::new(other))),
+    }
     for object in objects {
         order::sync_wave(object)?;
         if object.get("kind").and_then(Value::as_str) != Some("Deployment") {
@@ -474,6 +557,7 @@ fn prepare(
             ROLLOUT_STATE_ANNOTATION,
             ROLLOUT_HISTORY_ANNOTATION,
             CANARY_WEIGHT_ANNOTATION,
+            rollout::failure::UPDATE_STATUS_ANNOTATION,
         ] {
             if let Some(value) = live.and_then(|l| annotation(l, key)) {
                 annotations.insert(key.into(), json!(value));
@@ -502,6 +586,9 @@ fn prepare(
                 }
             }
             driver::stand_in(&mut object, &strategy);
+            app.failure_policy.annotate(&mut object);
+            rollout::failure::Policy::of(&object)
+                .map_err(|message| rollout::Error::Refused(id.clone(), message))?;
         }
         "Service" => {
             let live_track = live
@@ -589,6 +676,7 @@ fn action_of(
         live_resource_version: resource_version(live),
         diff,
         rollout: None,
+        adopt: false,
     }
 }
 
@@ -606,7 +694,14 @@ pub fn make_plan(
             app: app.name.clone(),
         });
     }
-    let objects = with_namespaces(app, rendered);
+    let mut objects = with_namespaces(app, rendered);
+    let created_namespaces = if options.create_namespace || app.creates_namespaces() {
+        missing_namespaces(&objects, cluster)?
+    } else {
+        Vec::new()
+    };
+    let created_ids: HashSet<ResId> = created_namespaces.iter().map(ResId::of).collect();
+    objects.splice(0..0, created_namespaces);
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
@@ -625,8 +720,34 @@ pub fn make_plan(
                 app: app.name.clone(),
             });
         }
-        let compared = diff::compare(Some(declared), live.as_ref(), &app.ignore_differences);
+        // Taking over an object someone else created needs an explicit opt-in.
+        let adopt = live
+            .as_ref()
+            .is_some_and(|l| annotation(l, OWNER_ANNOTATION).is_none());
+        if adopt && !options.adopt && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
+            return Err(Error::NotOwned { id: Box::new(id) });
+        }
         let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
+        let ownership_err = |source| Error::Ownership {
+            id: Box::new(id.clone()),
+            source,
+        };
+        // The diff compares what the apply will write (foreign fields kept, only fields
+        // reconcile owned and dropped removed), over the declared and previously applied fields.
+        let mut written =
+            ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
+        let compared = match &live {
+            Some(live_object) => {
+                let mut view = written.clone();
+                restore_declared_strategy(&mut view);
+                let view = project(
+                    &view,
+                    &ownership::compared_shape(declared, Some(live_object)),
+                );
+                diff::compare(Some(&view), Some(live_object), &app.ignore_differences)
+            }
+            None => diff::compare(Some(declared), None, &app.ignore_differences),
+        };
         let mut rollout_target = None;
         let mut description = None;
         if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str()) {
@@ -642,6 +763,8 @@ pub fn make_plan(
                 if let Some(current) = live.pointer("/spec/template") {
                     prepared["spec"]["template"] = current.clone();
                 }
+                written = ownership::merge_for_apply(Some(live), &prepared, &now)
+                    .map_err(ownership_err)?;
                 description = Some(match &strategy {
                     Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
                     _ => "BlueGreen".to_string(),
@@ -650,7 +773,8 @@ pub fn make_plan(
             }
         }
         let bookkeeping_missing = live.as_ref().is_some_and(|l| {
-            annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
+            ownership::lacks_ownership(l)
+                || annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
                 || annotation(l, APPLIED_FIELDS_ANNOTATION)
                     != annotation(&prepared, APPLIED_FIELDS_ANNOTATION)
         });
@@ -662,7 +786,13 @@ pub fn make_plan(
             compared.diff,
         );
         action.rollout = description;
-        entries.push((action, Some(prepared), rollout_target, bookkeeping_missing));
+        if adopt {
+            action.adopt = true;
+            if action.action == Change::Unchanged {
+                action.action = Change::Update;
+            }
+        }
+        entries.push((action, Some(written), rollout_target, bookkeeping_missing));
     }
     let items: Vec<(i64, &str)> = entries
         .iter()
@@ -748,9 +878,13 @@ pub fn make_plan(
             Change::Unchanged => summary.unchanged += 1,
         }
     }
+    // Namespaces created for the application are not its own: pruning never deletes them
+    // (Argo CD's CreateNamespace leaves them too).
     let mut members: Vec<inventory::Member> = objects
         .iter()
-        .map(|o| inventory::Member::of(&ResId::of(o)))
+        .map(ResId::of)
+        .filter(|id| !created_ids.contains(id))
+        .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
     let plan = Plan {
@@ -809,6 +943,10 @@ pub struct ApplyReport {
     pub unhealthy: Vec<(String, String)>,
     /// Objects created or updated (what a later [`wait_all`] waits for).
     pub applied: Vec<ResId>,
+    /// Objects rendered and already as declared: `--wait` checks their health too (sync and
+    /// health are apart, as in Argo CD: a retry with nothing to change still reports a broken
+    /// Deployment).
+    pub unchanged: Vec<ResId>,
 }
 
 impl ApplyReport {
@@ -857,6 +995,31 @@ pub fn apply(
     let mut deleted = HashSet::new();
     let mut failed_at = None;
 
+    // Intent first (as cli-utils does): before any object is written, the inventory lists
+    // every object about to be applied, so an apply killed at any point leaves nothing a later
+    // prune cannot find. It is trimmed to what exists at the end.
+    let inventory_id = inventory::inventory_id(&plan.application);
+    let mut recorded = planned.previous_members.clone();
+    let mut listed: HashSet<_> = recorded.iter().map(|m| prune::key(&m.id())).collect();
+    for member in &planned.members {
+        if listed.insert(prune::key(&member.id())) {
+            recorded.push(member.clone());
+        }
+    }
+    let mut inventory_written = plan.inventory_resource_version.is_some();
+    if recorded != planned.previous_members || !inventory_written {
+        let object = inventory::to_object(
+            &plan.application,
+            &recorded,
+            &plan.source_digest,
+            &cluster.now(),
+        );
+        cluster.apply(&object).map_err(cluster_err(&inventory_id))?;
+        inventory_written = true;
+    } else {
+        recorded = planned.previous_members.clone();
+    }
+
     let writes: Vec<usize> = (0..plan.actions.len())
         .filter(|i| plan.actions[*i].action != Change::Delete)
         .collect();
@@ -897,6 +1060,10 @@ pub fn apply(
                 let cause = format!("apply {}", driver::images(target).join(", "));
                 driver::start(cluster, &id, target, &cause)?;
                 rollouts.push(id);
+            } else if driver::unfinished(cluster, &id)? {
+                // A rollout an earlier run left behind (killed, timed out) goes on from
+                // where it stopped.
+                rollouts.push(id);
             }
         }
         if let Some((index, e)) = failure {
@@ -911,6 +1078,7 @@ pub fn apply(
             let drive = DriveOptions {
                 advance_time: options.wait,
                 timeout: Some(remaining),
+                all_notes: true,
             };
             let outcome = driver::drive(cluster, id, drive, progress)?;
             let failure = match &outcome {
@@ -929,6 +1097,20 @@ pub fn apply(
                 report.failure = failure;
                 failed_at = Some(usize::MAX);
                 break 'waves;
+            }
+        }
+        // Objects of the wave already as declared are waited for too: nothing to write does
+        // not mean healthy.
+        let mut waited: HashSet<_> = written.iter().map(prune::key).collect();
+        for action in plan
+            .actions
+            .iter()
+            .filter(|a| a.wave == wave && a.action == Change::Unchanged)
+        {
+            let id = action.id();
+            if waited.insert(prune::key(&id)) {
+                written.push(id.clone());
+                report.unchanged.push(id);
             }
         }
         if options.wait && !wait_healthy(cluster, &written, deadline, &mut report, progress)? {
@@ -963,39 +1145,38 @@ pub fn apply(
             .collect();
     }
 
-    // The inventory: everything rendered that exists, plus what was not deleted.
+    // The inventory: everything rendered that exists, plus what was not deleted. Sets keep
+    // this linear in the number of objects.
+    let done: HashSet<&str> = report.done.iter().map(|(d, _)| d.as_str()).collect();
     let existing: HashSet<_> = plan
         .actions
         .iter()
-        .zip(planned.objects.iter())
-        .filter(|(a, _)| {
-            a.action == Change::Unchanged || report.done.iter().any(|(d, _)| *d == a.display())
-        })
-        .map(|(a, _)| prune::key(&a.id()))
+        .filter(|a| a.action == Change::Unchanged || done.contains(a.display().as_str()))
+        .map(|a| prune::key(&a.id()))
         .collect();
     let mut members: Vec<inventory::Member> = if report.failure.is_none() {
         planned.members.clone()
     } else {
         // After a failure, keep everything that might exist so a later prune still sees it.
         let mut members = planned.previous_members.clone();
+        let mut listed: HashSet<_> = members.iter().map(|m| prune::key(&m.id())).collect();
         for member in &planned.members {
-            if existing.contains(&prune::key(&member.id())) && !members.contains(member) {
+            let key = prune::key(&member.id());
+            if existing.contains(&key) && listed.insert(key) {
                 members.push(member.clone());
             }
         }
         members
     };
     members.retain(|m| !deleted.contains(&prune::key(&m.id())));
-    let changed = members != planned.previous_members || plan.inventory_resource_version.is_none();
-    if changed {
+    if members != recorded || !inventory_written {
         let object = inventory::to_object(
             &plan.application,
             &members,
             &plan.source_digest,
             &cluster.now(),
         );
-        let id = inventory::inventory_id(&plan.application);
-        cluster.apply(&object).map_err(cluster_err(&id))?;
+        cluster.apply(&object).map_err(cluster_err(&inventory_id))?;
     }
     Ok(report)
 }
@@ -1048,6 +1229,7 @@ pub fn wait_all(
                 DriveOptions {
                     advance_time: true,
                     timeout: Some(remaining),
+                    ..Default::default()
                 },
                 progress,
             )?;
@@ -1067,14 +1249,19 @@ pub fn wait_all(
     let ids: Vec<ResId> = reports
         .iter()
         .filter(|r| r.failure.is_none())
-        .flat_map(|r| r.applied.iter().cloned())
+        .flat_map(|r| r.applied.iter().chain(&r.unchanged).cloned())
         .collect();
     let mut scratch = ApplyReport::default();
     if wait_healthy(cluster, &ids, deadline, &mut scratch, progress)? {
         return Ok(());
     }
     for report in reports.iter_mut() {
-        let mine: Vec<String> = report.applied.iter().map(diff::display_id).collect();
+        let mine: Vec<String> = report
+            .applied
+            .iter()
+            .chain(&report.unchanged)
+            .map(diff::display_id)
+            .collect();
         let unhealthy: Vec<(String, String)> = scratch
             .unhealthy
             .iter()
@@ -1125,10 +1312,48 @@ fn wait_healthy(
     progress: &mut dyn FnMut(&str),
 ) -> Result<bool, Error> {
     let mut last: HashMap<String, String> = HashMap::new();
+    // The generation each Deployment was written with: a failure of that update (or a later
+    // one) ends the wait.
+    let mut generations: HashMap<String, i64> = HashMap::new();
     loop {
         let mut pending = Vec::new();
         for id in ids {
             let live = cluster.get(id).map_err(cluster_err(id))?;
+            if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str())
+                && !Strategy::of(live)?.is_progressive()
+            {
+                let written = *generations.entry(diff::display_id(id)).or_insert_with(|| {
+                    live.pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                });
+                if !cluster.drives_rollouts() {
+                    driver::guard(cluster, id)?;
+                }
+                let h = driver::deployment_health(cluster, live, written)?;
+                let name = diff::display_id(id);
+                match h.status {
+                    Status::Healthy | Status::Suspended => {
+                        if last.get(&name).is_some_and(|m| m != "healthy") {
+                            progress(&format!("{name}: healthy"));
+                        }
+                        last.insert(name, "healthy".into());
+                    }
+                    Status::Degraded => {
+                        report.unhealthy.push((name.clone(), h.message.clone()));
+                        report.failure = Some(format!("{name} is Degraded: {}", h.message));
+                        return Ok(false);
+                    }
+                    _ => {
+                        if last.get(&name) != Some(&h.message) {
+                            progress(&format!("{name}: {}", h.message));
+                        }
+                        last.insert(name.clone(), h.message.clone());
+                        pending.push((name, format!("{}: {}", h.status, h.message)));
+                    }
+                }
+                continue;
+            }
             let endpoints = if id.gvk.kind == "Service" {
                 let ep = ResId {
                     gvk: Gvk::from_api_version("v1", "Endpoints"),

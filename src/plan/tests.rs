@@ -49,6 +49,8 @@ fn plan(cluster: &MemoryCluster, objects: &[Value], prune: bool) -> Result<Plann
         &PlanOptions {
             prune,
             allow_empty: false,
+            create_namespace: false,
+            adopt: false,
         },
     )
 }
@@ -249,6 +251,8 @@ fn an_empty_render_refuses_to_prune_unless_allowed() {
         &PlanOptions {
             prune: true,
             allow_empty: true,
+            create_namespace: false,
+            adopt: false,
         },
     );
     assert_eq!(
@@ -598,6 +602,7 @@ fn blue_green_with_a_preview_and_manual_promotion() {
         DriveOptions {
             advance_time: false,
             timeout: None,
+            ..Default::default()
         },
         &mut |_| {},
     );
@@ -616,6 +621,7 @@ fn blue_green_with_a_preview_and_manual_promotion() {
         DriveOptions {
             advance_time: true,
             timeout: None,
+            ..Default::default()
         },
         &mut |_| {},
     );

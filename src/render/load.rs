@@ -436,6 +436,11 @@ pub fn parse_kustomization(
         }
         is_known
     });
+    // kustomize compares the decoded struct with an empty one (Go's DeepEqual): a list or map
+    // written out, even empty (`resources: []`), is not nil, so the file is not empty.
+    let declares_a_collection = map.iter().any(|(key, value)| {
+        key != "apiVersion" && key != "kind" && matches!(value, Value::Array(_) | Value::Object(_))
+    });
     let mut k: Kustomization = match serde_json::from_value(Value::Object(map)) {
         Ok(k) => k,
         Err(e) => {
@@ -451,7 +456,7 @@ pub fn parse_kustomization(
         kind: k.kind.clone(),
         ..Kustomization::default()
     };
-    if k == empty {
+    if k == empty && !declares_a_collection {
         problems.push(Error::InvalidKustomization {
             file: file.to_path_buf(),
             cause: "kustomization.yaml is empty".into(),
@@ -515,18 +520,23 @@ fn json_type(value: &Value) -> &'static str {
 /// Parses a resource file into objects: empty documents are skipped, `kind: FooList` with
 /// `items` is expanded, every object needs a `kind` and a `metadata.name`.
 pub fn parse_resources(file: &Path, text: &str, origin: &Origin) -> Result<Vec<Resource>, Error> {
-    let documents = crate::yaml::parse_manifests(text).map_err(|e| Error::Yaml {
+    let documents = crate::yaml::parse_manifests_tracked(text).map_err(|e| Error::Yaml {
         file: file.to_path_buf(),
         cause: e.to_string(),
     })?;
     let mut out = Vec::new();
-    for (i, document) in documents.into_iter().enumerate() {
+    for (i, (document, bare_nulls)) in documents.into_iter().enumerate() {
         let bad = |cause: String| Error::BadObject {
             file: file.to_path_buf(),
             index: i + 1,
             cause,
         };
+        let first = out.len();
         collect_objects(document, &mut out, &bad, origin)?;
+        // A document that is one object keeps its pointers; a `FooList`'s items do not.
+        if out.len() == first + 1 {
+            out[first].bare_nulls = bare_nulls;
+        }
     }
     Ok(out)
 }

@@ -81,6 +81,27 @@ pub fn abort_now(state: &mut State, why: &str) -> Decision {
     abort(state, why.to_string())
 }
 
+/// `step 2/5 (pause 30s)`: the current step as people count (from 1).
+pub fn describe_step(spec: &CanarySpec, state: &State) -> String {
+    let total = spec.steps.len();
+    let Some(current) = spec.steps.get(state.step) else {
+        return format!("step {total}/{total} (all steps done)");
+    };
+    let what = if let Some(weight) = current.set_weight {
+        format!("setWeight {weight}")
+    } else if let Some(pause) = &current.pause {
+        match pause.duration().ok().flatten() {
+            Some(d) => format!("pause {}", super::time::format_duration(d)),
+            None => "pause until promoted".to_string(),
+        }
+    } else if let Some(analysis) = &current.analysis {
+        format!("analysis {}", analysis.describe())
+    } else {
+        String::new()
+    };
+    format!("step {}/{total} ({what})", state.step + 1)
+}
+
 /// One step of a canary rollout.
 pub fn step(spec: &CanarySpec, state: &mut State, observation: &Observation) -> Decision {
     if matches!(state.phase, Phase::Healthy | Phase::Degraded) {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Action, Error, Next, Observation, Phase, State, Strategy, Track, TrackStatus, bluegreen,
-    canary, health, start_state, step, time, wants_metric,
+    canary, failure, health, start_state, step, time, wants_metric,
 };
 use crate::cluster::{CANARY_WEIGHT_ANNOTATION, Cluster, MetricQuery, TRACK_LABEL};
 use crate::diff::normalize::{
@@ -20,6 +20,11 @@ use crate::diff::normalize::{
     ROLLOUT_STATE_ANNOTATION, STRATEGY_ANNOTATION, align_numbers, drop_empty, project, shape,
 };
 use crate::model::{Gvk, ResId};
+
+/// The revision annotation of Deployments and ReplicaSets.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// The label tying a ReplicaSet's pods to its template.
+const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// Most steps one drive takes without time passing; more means a bug, reported as an error.
 const MAX_IMMEDIATE_STEPS: usize = 1_000;
@@ -38,6 +43,45 @@ pub struct Revision {
     pub at: String,
     /// Why (`apply`, `rollback to 2` …).
     pub cause: String,
+    /// How its rollout ended, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RevisionOutcome>,
+}
+
+/// How the rollout of a revision ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RevisionOutcome {
+    /// It became healthy (a revision `undo` may return to).
+    Healthy,
+    /// It was aborted (by an analysis, a deadline, a person); why.
+    Aborted(String),
+    /// It failed and was rolled back automatically; why.
+    RolledBack(String),
+}
+
+impl std::fmt::Display for RevisionOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RevisionOutcome::Healthy => f.write_str("healthy"),
+            RevisionOutcome::Aborted(why) => write!(f, "aborted: {why}"),
+            RevisionOutcome::RolledBack(why) => write!(f, "rolled back: {why}"),
+        }
+    }
+}
+
+/// Marks revision `revision` of the history carried by `object` with how it ended.
+pub fn mark_revision(object: &mut Value, revision: u64, outcome: RevisionOutcome) {
+    let mut revisions = history(object);
+    let Some(entry) = revisions.iter_mut().find(|r| r.revision == revision) else {
+        return;
+    };
+    entry.outcome = Some(outcome);
+    set_annotation(
+        object,
+        ROLLOUT_HISTORY_ANNOTATION,
+        serde_json::to_string(&revisions).ok(),
+    );
 }
 
 /// How a drive ended.
@@ -62,6 +106,9 @@ pub struct DriveOptions {
     pub advance_time: bool,
     /// Give up after this much cluster time.
     pub timeout: Option<Duration>,
+    /// Report every message the rollout recorded, not only those after the drive began
+    /// (for a rollout the caller just started).
+    pub all_notes: bool,
 }
 
 fn cluster_err(id: &ResId) -> impl Fn(crate::cluster::Error) -> Error + '_ {
@@ -187,6 +234,7 @@ pub fn record_revision(object: &mut Value, template: &Value, now: &str, cause: &
         template: template.clone(),
         at: now.to_string(),
         cause: cause.to_string(),
+        outcome: None,
     });
     let limit = object
         .pointer("/spec/revisionHistoryLimit")
@@ -476,7 +524,7 @@ fn execute(
         }
         Action::UpdateStable => {
             let Some(mut live) = cluster.get(&id).map_err(cluster_err(&id))? else {
-                return Err(Error::NotFound(id.to_string()));
+                return Err(Error::NotFound(crate::cluster::not_found_message(&id)));
             };
             let mut template = state.target_template.clone();
             if matches!(strategy, Strategy::BlueGreen(_)) {
@@ -505,10 +553,36 @@ fn execute(
     }
 }
 
-fn save_state(cluster: &mut dyn Cluster, id: &ResId, state: &State) -> Result<Value, Error> {
-    let Some(mut live) = cluster.get(id).map_err(cluster_err(id))? else {
-        return Err(Error::NotFound(id.to_string()));
+/// True when `id` is a Deployment whose Canary/BlueGreen rollout has not ended (it goes on
+/// by itself, or waits for a person).
+pub fn unfinished(cluster: &dyn Cluster, id: &ResId) -> Result<bool, Error> {
+    if id.gvk.kind != "Deployment" {
+        return Ok(false);
+    }
+    let Some(live) = cluster.get(id).map_err(cluster_err(id))? else {
+        return Ok(false);
     };
+    Ok(read_state(&live)?.is_some_and(|s| matches!(s.phase, Phase::Progressing | Phase::Paused)))
+}
+
+/// Saves the state; with `ended`, also marks the rollout's revision in the history as
+/// healthy or aborted (with the reason), so `rollout history` and `undo` know.
+fn save_state_marking(
+    cluster: &mut dyn Cluster,
+    id: &ResId,
+    state: &State,
+    ended: bool,
+) -> Result<Value, Error> {
+    let Some(mut live) = cluster.get(id).map_err(cluster_err(id))? else {
+        return Err(Error::NotFound(crate::cluster::not_found_message(id)));
+    };
+    if ended {
+        let outcome = match state.phase {
+            Phase::Healthy => RevisionOutcome::Healthy,
+            _ => RevisionOutcome::Aborted(state.message.clone()),
+        };
+        mark_revision(&mut live, state.revision, outcome);
+    }
     set_annotation(
         &mut live,
         ROLLOUT_STATE_ANNOTATION,
@@ -521,7 +595,7 @@ fn get_deployment(cluster: &dyn Cluster, id: &ResId) -> Result<Value, Error> {
     cluster
         .get(id)
         .map_err(cluster_err(id))?
-        .ok_or_else(|| Error::NotFound(id.to_string()))
+        .ok_or_else(|| Error::NotFound(crate::cluster::not_found_message(id)))
 }
 
 /// Starts rolling `live` (the stable Deployment) out to `target_template`. A rollout in
@@ -553,7 +627,11 @@ pub fn start(
     }
     let now = cluster.now();
     // The template being replaced is the current revision; make sure history has it.
-    if let Some(current) = live.pointer("/spec/template").cloned() {
+    if let Some(current) = live.pointer("/spec/template").cloned()
+        && !history(&live).iter().any(|r| {
+            same_template(Some(&current), &r.template) || same_template(Some(&r.template), &current)
+        })
+    {
         record_revision(&mut live, &current, &now, "apply");
     }
     let revision = record_revision(&mut live, target_template, &now, cause);
@@ -567,8 +645,57 @@ pub fn start(
     Ok(state)
 }
 
+/// Runs the strategy's steps on a Deployment until one needs time to pass: executes each
+/// decision's actions, records the state. Returns how long until the next step is due, or
+/// `None` when there is nothing to do (no active rollout, done, aborted, waiting for a
+/// person). This is the one driver: the engine calls it from its controller loop, a
+/// foreground `rollout status`/`apply --wait` calls it on clusters that do not
+/// ([`Cluster::drives_rollouts`]).
+pub fn tick(cluster: &mut dyn Cluster, id: &ResId) -> Result<Option<Duration>, Error> {
+    for _ in 0..MAX_IMMEDIATE_STEPS {
+        let live = get_deployment(cluster, id)?;
+        let strategy = Strategy::of(&live)?;
+        let Some(mut state) = read_state(&live)?.filter(|_| strategy.is_progressive()) else {
+            return Ok(None);
+        };
+        if matches!(state.phase, Phase::Healthy | Phase::Degraded) {
+            return Ok(None);
+        }
+        let observation = observe(cluster, &live, &strategy, &state)?;
+        let phase_before = state.phase;
+        let decision = step(&strategy, &mut state, &observation);
+        for action in &decision.actions {
+            let fresh = get_deployment(cluster, id)?;
+            execute(cluster, &fresh, &strategy, &state, action)?;
+        }
+        state.next_step_ms = match decision.next {
+            Next::After(wait) => Some(observation.now_ms + wait.as_millis() as u64),
+            _ => None,
+        };
+        state.note();
+        let ended =
+            state.phase != phase_before && matches!(state.phase, Phase::Healthy | Phase::Degraded);
+        save_state_marking(cluster, id, &state, ended)?;
+        match decision.next {
+            Next::Now => continue,
+            Next::After(wait) => return Ok(Some(wait)),
+            Next::Stop => return Ok(None),
+        }
+    }
+    let message = get_deployment(cluster, id)
+        .ok()
+        .and_then(|live| read_state(&live).ok().flatten())
+        .map(|s| s.message)
+        .unwrap_or_default();
+    Err(Error::Refused(
+        id.clone(),
+        format!("rollout made no progress: {message}"),
+    ))
+}
+
 /// Carries a rollout forward until it is done, paused, aborted or (without
-/// `advance_time`) needs time to pass. `progress` receives each new status line.
+/// `advance_time`) needs time to pass. `progress` receives each new status line. On a
+/// cluster that drives rollouts itself this only lets time pass and reports what happened.
 pub fn drive(
     cluster: &mut dyn Cluster,
     id: &ResId,
@@ -576,71 +703,60 @@ pub fn drive(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, Error> {
     let started = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
-    let mut immediate = 0usize;
+    let mut printed = match options.all_notes {
+        true => 0,
+        false => read_state(&get_deployment(cluster, id)?)?.map_or(0, |s| s.last_seq()),
+    };
     loop {
         let live = get_deployment(cluster, id)?;
         let strategy = Strategy::of(&live)?;
-        let Some(mut state) = read_state(&live)?.filter(|_| strategy.is_progressive()) else {
+        if !strategy.is_progressive() || read_state(&live)?.is_none() {
+            return wait_for_health(cluster, id, options, started, progress);
+        }
+        let next = if cluster.drives_rollouts() {
+            None
+        } else {
+            tick(cluster, id)?
+        };
+        let Some(state) = read_state(&get_deployment(cluster, id)?)? else {
             return wait_for_health(cluster, id, options, started, progress);
         };
+        for note in state.notes.iter().filter(|n| n.seq > printed) {
+            progress(&format!("{}: {}", crate::diff::display_id(id), note.text));
+        }
+        printed = state.last_seq();
         match state.phase {
             Phase::Healthy => return Ok(Outcome::Healthy(state.message)),
             Phase::Degraded => return Ok(Outcome::Degraded(state.message)),
+            _ if !state.is_active() => return Ok(Outcome::Paused(state.message)),
             _ => {}
         }
-        let observation = observe(cluster, &live, &strategy, &state)?;
-        let before = state.message.clone();
-        let decision = step(&strategy, &mut state, &observation);
-        for action in &decision.actions {
-            let fresh = get_deployment(cluster, id)?;
-            execute(cluster, &fresh, &strategy, &state, action)?;
+        if !options.advance_time {
+            return Ok(Outcome::Waiting(state.message));
         }
-        save_state(cluster, id, &state)?;
-        if state.message != before {
-            progress(&format!(
-                "{}: {}",
-                crate::diff::display_id(id),
-                state.message
-            ));
+        let now = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
+        let mut wait = next
+            .or_else(|| {
+                state
+                    .next_step_ms
+                    .map(|at| Duration::from_millis(at.saturating_sub(now)))
+            })
+            .unwrap_or(super::POLL)
+            .max(Duration::from_millis(1));
+        if let Some(timeout) = options.timeout {
+            let deadline = started + timeout.as_millis() as u64;
+            if now >= deadline {
+                return Ok(Outcome::TimedOut(state.message));
+            }
+            wait = wait.min(Duration::from_millis(deadline - now));
         }
-        match decision.next {
-            Next::Now => {
-                immediate += 1;
-                if immediate > MAX_IMMEDIATE_STEPS {
-                    return Err(Error::Refused(
-                        id.clone(),
-                        format!("rollout made no progress: {}", state.message),
-                    ));
-                }
-            }
-            Next::Stop => {
-                return Ok(match state.phase {
-                    Phase::Healthy => Outcome::Healthy(state.message),
-                    Phase::Degraded => Outcome::Degraded(state.message),
-                    _ => Outcome::Paused(state.message),
-                });
-            }
-            Next::After(wait) => {
-                immediate = 0;
-                if !options.advance_time {
-                    return Ok(Outcome::Waiting(state.message));
-                }
-                let now = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
-                let mut wait = wait;
-                if let Some(timeout) = options.timeout {
-                    let deadline = started + timeout.as_millis() as u64;
-                    if now >= deadline {
-                        return Ok(Outcome::TimedOut(state.message));
-                    }
-                    wait = wait.min(Duration::from_millis(deadline - now));
-                }
-                cluster.wait(wait).map_err(cluster_err(id))?;
-            }
-        }
+        cluster.wait(wait).map_err(cluster_err(id))?;
     }
 }
 
 /// Carries a Deployment the cluster rolls out itself (RollingUpdate, Recreate) to health.
+/// With a failure policy, a failed update ends the wait as Degraded with what was done and
+/// why; progress lines name the cause from the pods.
 fn wait_for_health(
     cluster: &mut dyn Cluster,
     id: &ResId,
@@ -649,9 +765,20 @@ fn wait_for_health(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, Error> {
     let mut last = String::new();
+    let first = get_deployment(cluster, id)?;
+    let generation = first
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     loop {
+        let guarded = if cluster.drives_rollouts() {
+            None
+        } else {
+            guard(cluster, id)?.next
+        };
         let live = get_deployment(cluster, id)?;
-        let h = health::health(Some(&live), None);
+        let h = deployment_health(cluster, &live, generation)?;
+        let message = h.message.clone();
         match h.status {
             health::Status::Healthy => {
                 return Ok(Outcome::Healthy(format!(
@@ -659,28 +786,327 @@ fn wait_for_health(
                     crate::diff::display_id(id)
                 )));
             }
-            health::Status::Degraded => return Ok(Outcome::Degraded(h.message)),
-            health::Status::Suspended => return Ok(Outcome::Paused(h.message)),
+            health::Status::Degraded => return Ok(Outcome::Degraded(message)),
+            health::Status::Suspended => return Ok(Outcome::Paused(message)),
             _ => {}
         }
-        if h.message != last {
-            progress(&format!("{}: {}", crate::diff::display_id(id), h.message));
-            last = h.message.clone();
+        if message != last {
+            progress(&format!("{}: {message}", crate::diff::display_id(id)));
+            last = message.clone();
         }
         if !options.advance_time {
-            return Ok(Outcome::Waiting(h.message));
+            return Ok(Outcome::Waiting(message));
         }
         let now = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
-        let mut wait = super::POLL;
+        let mut wait = guarded.unwrap_or(super::POLL).min(super::POLL);
         if let Some(timeout) = options.timeout {
             let deadline = started + timeout.as_millis() as u64;
             if now >= deadline {
-                return Ok(Outcome::TimedOut(h.message));
+                return Ok(Outcome::TimedOut(message));
             }
             wait = wait.min(Duration::from_millis(deadline - now));
         }
         cluster.wait(wait).map_err(cluster_err(id))?;
     }
+}
+
+/// The health of a Deployment the cluster rolls out itself, for `apply --wait`, `rollout
+/// status` and `watch`: the Argo CD rules, plus the cause from the pods when it is not
+/// healthy, plus its failure policy — an update watched for its monitor window is still
+/// progressing, and a failed update of generation `since_generation` or later is Degraded
+/// with what was done and why.
+pub fn deployment_health(
+    cluster: &dyn Cluster,
+    live: &Value,
+    since_generation: i64,
+) -> Result<health::Health, Error> {
+    let degraded = |message: String| health::Health {
+        status: health::Status::Degraded,
+        message,
+    };
+    if let Some(failure) = failure::UpdateRecord::of(live)
+        .and_then(|r| r.last_failure)
+        .filter(|f| f.generation >= since_generation && f.action != "continued")
+    {
+        return Ok(degraded(format!(
+            "update to revision {} failed ({}); {}",
+            failure.revision, failure.reason, failure.action
+        )));
+    }
+    let mut h = health::health(Some(live), None);
+    let cause = failure_cause(cluster, live)?;
+    let policy = failure::Policy::of(live).ok().flatten();
+    let watched = policy.is_some_and(|_| {
+        revision_of(live).is_some_and(|revision| {
+            !failure::UpdateRecord::of(live).is_some_and(|r| r.settled(revision))
+        })
+    });
+    match (&cause, h.status) {
+        (Some(cause), health::Status::Healthy) if watched => {
+            h.status = health::Status::Progressing;
+            h.message = cause.clone();
+        }
+        (None, health::Status::Healthy) if watched => {
+            h.status = health::Status::Progressing;
+            h.message = format!(
+                "available; watching the updated pods for {} (failure policy)",
+                time::format_duration(policy.map_or(failure::DEFAULT_MONITOR, |p| p.monitor))
+            );
+        }
+        (Some(cause), health::Status::Progressing | health::Status::Degraded) => {
+            h.message = format!("{}: {cause}", h.message);
+        }
+        _ => {}
+    }
+    Ok(h)
+}
+
+fn owned_by<'a>(object: &'a Value, uid: &str) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+}
+
+fn revision_of(object: &Value) -> Option<&str> {
+    annotation(object, REVISION_ANNOTATION)
+}
+
+/// The Deployment's ReplicaSets, oldest revision first.
+pub fn replica_sets(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<Value>, Error> {
+    let id = ResId::of(deployment);
+    let uid = deployment
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut sets: Vec<Value> = cluster
+        .list(
+            &Gvk::from_api_version("apps/v1", "ReplicaSet"),
+            Some(&id.namespace),
+            None,
+        )
+        .map_err(cluster_err(&id))?
+        .into_iter()
+        .filter(|rs| !uid.is_empty() && owned_by(rs, uid))
+        .collect();
+    sets.sort_by_key(|rs| {
+        revision_of(rs)
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    Ok(sets)
+}
+
+/// The pods of a ReplicaSet, each with its recent warning messages.
+fn pods_of(cluster: &dyn Cluster, rs: &Value) -> Result<Vec<(Value, Vec<String>)>, Error> {
+    let id = ResId::of(rs);
+    let uid = rs
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let pods = cluster
+        .list(
+            &Gvk::from_api_version("v1", "Pod"),
+            Some(&id.namespace),
+            None,
+        )
+        .map_err(cluster_err(&id))?;
+    pods.into_iter()
+        .filter(|pod| !uid.is_empty() && owned_by(pod, uid))
+        .map(|pod| {
+            let warnings = cluster
+                .warnings("Pod", &id.namespace, &ResId::of(&pod).name)
+                .map_err(cluster_err(&id))?;
+            Ok((pod, warnings))
+        })
+        .collect()
+}
+
+/// The pods of the Deployment's current revision, with their warnings.
+fn new_pods(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<(Value, Vec<String>)>, Error> {
+    let Some(revision) = revision_of(deployment) else {
+        return Ok(Vec::new());
+    };
+    match replica_sets(cluster, deployment)?
+        .into_iter()
+        .find(|rs| revision_of(rs) == Some(revision))
+    {
+        Some(rs) => pods_of(cluster, &rs),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Why the pods of a Deployment's current revision fail (`2/4 new pods CrashLoopBackOff:
+/// exit code 1`), if they do. For `apply --wait`, `rollout status` and `watch`.
+pub fn failure_cause(cluster: &dyn Cluster, deployment: &Value) -> Result<Option<String>, Error> {
+    let pods = new_pods(cluster, deployment)?;
+    let desired = deployment
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    Ok(health::pod_failures(&pods, desired, "new"))
+}
+
+/// What one [`guard`] pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guarded {
+    /// When to look again.
+    pub next: Option<Duration>,
+    /// The action taken and why, when one was.
+    pub acted: Option<String>,
+}
+
+/// Watches an update of a RollingUpdate/Recreate Deployment with a failure policy
+/// ([`failure`]) and carries out the action when it fails. Does nothing for Deployments
+/// without a policy or driven by Canary/BlueGreen.
+pub fn guard(cluster: &mut dyn Cluster, id: &ResId) -> Result<Guarded, Error> {
+    let live = get_deployment(cluster, id)?;
+    if Strategy::of(&live)?.is_progressive() {
+        return Ok(Guarded::default());
+    }
+    let policy =
+        failure::Policy::of(&live).map_err(|message| Error::Refused(id.clone(), message))?;
+    let Some(policy) = policy else {
+        return Ok(Guarded::default());
+    };
+    let Some(revision) = revision_of(&live).map(str::to_string) else {
+        return Ok(Guarded {
+            next: Some(super::POLL),
+            acted: None,
+        });
+    };
+    let now_ms = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
+    let previous = failure::UpdateRecord::of(&live);
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.revision == revision && p.phase != failure::UpdatePhase::Monitoring)
+    {
+        return Ok(Guarded::default());
+    }
+    let h = health::health(Some(&live), None);
+    let desired = live
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let sets = replica_sets(cluster, &live)?;
+    let hash_of = |rs: &Value| {
+        rs.pointer("/metadata/labels")
+            .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let hash = sets
+        .iter()
+        .find(|rs| revision_of(rs) == Some(revision.as_str()))
+        .map(&hash_of)
+        .unwrap_or_default();
+    let pods = new_pods(cluster, &live)?;
+    // A pod failing readiness counts once it has had the whole monitor window to get ready.
+    let monitor_ms = policy.monitor.as_millis() as u64;
+    let counted: Vec<(Value, Vec<String>)> = pods
+        .into_iter()
+        .filter(|(pod, warnings)| match health::pod_failure(pod, warnings) {
+            Some(cause) if cause.contains("probe failed") => pod
+                .pointer("/status/startTime")
+                .and_then(Value::as_str)
+                .and_then(time::parse_rfc3339)
+                .is_some_and(|start| now_ms >= start + monitor_ms),
+            Some(_) => true,
+            None => false,
+        })
+        .collect();
+    let seen = failure::UpdateObservation {
+        now_ms,
+        revision: revision.clone(),
+        hash,
+        generation: live
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        healthy: h.status == health::Status::Healthy,
+        deadline_exceeded: h.status == health::Status::Degraded,
+        desired,
+        failing: counted.len(),
+        cause: health::pod_failures(&counted, desired, "new"),
+    };
+    let mut judgement = failure::judge(&policy, previous.as_ref(), &seen);
+    // Name the revision rolled back to, or say why there is none.
+    let target = judgement
+        .record
+        .last_healthy
+        .as_ref()
+        .and_then(|h| sets.iter().find(|rs| hash_of(rs) == *h));
+    if let (Some((failure::FailureAction::Rollback, _)), Some(failed)) =
+        (&judgement.act, judgement.record.last_failure.as_mut())
+    {
+        match target.and_then(revision_of) {
+            Some(number) => failed.action = format!("rolled back to revision {number}"),
+            None => {
+                failed.action =
+                    "not rolled back: the last healthy revision's ReplicaSet is gone".to_string();
+                judgement.record.phase = failure::UpdatePhase::Failed;
+                judgement.act = None;
+            }
+        }
+    }
+    if previous.as_ref() == Some(&judgement.record) && judgement.act.is_none() {
+        return Ok(Guarded {
+            next: judgement.next,
+            acted: None,
+        });
+    }
+    let mut updated = live.clone();
+    set_annotation(
+        &mut updated,
+        failure::UPDATE_STATUS_ANNOTATION,
+        serde_json::to_string(&judgement.record).ok(),
+    );
+    let mut acted = None;
+    if let Some(failed) = &judgement.record.last_failure
+        && judgement.record.phase != failure::UpdatePhase::Monitoring
+        && judgement.record.phase != failure::UpdatePhase::Completed
+        && failed.revision == revision
+    {
+        acted = Some(format!(
+            "update to revision {revision} failed ({}); {}",
+            failed.reason, failed.action
+        ));
+        if let Some(mut failed_set) = sets
+            .iter()
+            .find(|rs| revision_of(rs) == Some(revision.as_str()))
+            .cloned()
+        {
+            set_annotation(
+                &mut failed_set,
+                failure::FAILURE_ANNOTATION,
+                Some(format!("{}: {}", failed.action, failed.reason)),
+            );
+            write(cluster, &failed_set)?;
+        }
+        match &judgement.act {
+            Some((failure::FailureAction::Rollback, _)) => {
+                if let Some(rs) = target {
+                    let mut template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+                    if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
+                        labels.remove(POD_TEMPLATE_HASH_LABEL);
+                    }
+                    updated["spec"]["template"] = template;
+                }
+            }
+            Some((failure::FailureAction::Pause, _)) => {
+                updated["spec"]["paused"] = Value::Bool(true);
+            }
+            _ => {}
+        }
+    }
+    write(cluster, &updated)?;
+    Ok(Guarded {
+        next: judgement.next,
+        acted,
+    })
 }
 
 fn with_state(
@@ -696,12 +1122,18 @@ fn with_state(
             "no rollout has been started by reconcile".to_string(),
         ));
     };
+    let phase_before = state.phase;
     let actions = change(&strategy, &mut state)?;
+    // A person changed the rollout: the driver looks again at once.
+    state.next_step_ms = None;
     for action in &actions {
         let fresh = get_deployment(cluster, id)?;
         execute(cluster, &fresh, &strategy, &state, action)?;
     }
-    save_state(cluster, id, &state)?;
+    state.note();
+    let ended =
+        state.phase != phase_before && matches!(state.phase, Phase::Healthy | Phase::Degraded);
+    save_state_marking(cluster, id, &state, ended)?;
     Ok(state)
 }
 
@@ -725,17 +1157,27 @@ pub fn promote(cluster: &mut dyn Cluster, id: &ResId, full: bool) -> Result<Stat
         refuse_when_done(id, state, "promote")?;
         match strategy {
             Strategy::BlueGreen(_) => bluegreen::promote(state),
-            _ => {
+            Strategy::Canary(spec) => {
                 if full {
                     state.stage = canary::STAGE_PROMOTING.to_string();
                 } else if state.phase == Phase::Paused || state.analysis.is_some() {
                     state.step += 1;
+                } else {
+                    return Err(Error::Refused(
+                        id.clone(),
+                        format!(
+                            "cannot promote: {} is not paused; the rollout moves on by itself \
+                             (`--full` skips all remaining steps)",
+                            canary::describe_step(spec, state)
+                        ),
+                    ));
                 }
                 state.analysis = None;
                 state.wait_until_ms = None;
                 state.phase = Phase::Progressing;
                 state.paused_by_user = false;
             }
+            _ => {}
         }
         state.message = if full {
             "promoted fully".to_string()
@@ -789,9 +1231,147 @@ pub fn resume(cluster: &mut dyn Cluster, id: &ResId) -> Result<State, Error> {
     }
 }
 
-/// `rollout undo [--to-revision N]`: rolls back to revision N (default: the one before the
-/// current). Canary/BlueGreen Deployments roll back through their strategy; others are
-/// updated directly. Returns the revision rolled back to.
+/// `rollout retry`: restarts an aborted rollout of the same revision from its first step.
+pub fn retry(cluster: &mut dyn Cluster, id: &ResId) -> Result<State, Error> {
+    let mut live = get_deployment(cluster, id)?;
+    let strategy = Strategy::of(&live)?;
+    let Some(old) = read_state(&live)?.filter(|_| strategy.is_progressive()) else {
+        return Err(Error::Refused(
+            id.clone(),
+            "no rollout has been started by reconcile".to_string(),
+        ));
+    };
+    if old.phase != Phase::Degraded {
+        return Err(Error::Refused(
+            id.clone(),
+            format!(
+                "cannot retry: the rollout of revision {} is {:?}, not aborted",
+                old.revision, old.phase
+            ),
+        ));
+    }
+    let now = cluster.now();
+    let mut state = start_state(&strategy, old.revision, old.target_template.clone(), &now);
+    state.message = format!(
+        "retrying revision {} from the first step (`reconcile rollout retry`)",
+        old.revision
+    );
+    state.notes = old.notes;
+    state.note();
+    let mut revisions = history(&live);
+    if let Some(entry) = revisions.iter_mut().find(|r| r.revision == old.revision) {
+        entry.outcome = None;
+    }
+    set_annotation(
+        &mut live,
+        ROLLOUT_HISTORY_ANNOTATION,
+        serde_json::to_string(&revisions).ok(),
+    );
+    set_annotation(
+        &mut live,
+        ROLLOUT_STATE_ANNOTATION,
+        serde_json::to_string(&state).ok(),
+    );
+    write(cluster, &live)?;
+    Ok(state)
+}
+
+/// One revision of a RollingUpdate/Recreate Deployment, as `kubectl rollout history` lists
+/// them: its ReplicaSets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaSetRevision {
+    /// The revision number.
+    pub revision: u64,
+    /// `kubernetes.io/change-cause`, if recorded.
+    pub change_cause: Option<String>,
+    /// Why the update to it failed and what was done ([`failure::FAILURE_ANNOTATION`]).
+    pub failure: Option<String>,
+    /// The pod template (without `pod-template-hash`).
+    pub template: Value,
+}
+
+/// The revisions of a RollingUpdate/Recreate Deployment, oldest first (kubectl's rules: one
+/// per ReplicaSet; a rolled-back-to ReplicaSet moves to a new number).
+pub fn replica_set_history(
+    cluster: &dyn Cluster,
+    deployment: &Value,
+) -> Result<Vec<ReplicaSetRevision>, Error> {
+    Ok(replica_sets(cluster, deployment)?
+        .into_iter()
+        .filter_map(|rs| {
+            let revision = revision_of(&rs)?.parse().ok()?;
+            let mut template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+            if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
+                labels.remove(POD_TEMPLATE_HASH_LABEL);
+            }
+            Some(ReplicaSetRevision {
+                revision,
+                change_cause: annotation(&rs, "kubernetes.io/change-cause").map(str::to_string),
+                failure: annotation(&rs, failure::FAILURE_ANNOTATION).map(str::to_string),
+                template,
+            })
+        })
+        .collect())
+}
+
+/// `rollout undo` of a RollingUpdate/Recreate Deployment, as `kubectl rollout undo`: the
+/// revision's template becomes the Deployment's. Returns kubectl's line.
+pub fn undo_replica_sets(
+    cluster: &mut dyn Cluster,
+    id: &ResId,
+    to_revision: Option<u64>,
+) -> Result<String, Error> {
+    let mut live = get_deployment(cluster, id)?;
+    let name = format!("deployment.apps/{}", id.name);
+    if live.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+        return Err(Error::Refused(
+            id.clone(),
+            format!(
+                "you cannot rollback a paused deployment; resume it first with `reconcile rollout resume {}` and try again",
+                id.name
+            ),
+        ));
+    }
+    let revisions = replica_set_history(cluster, &live)?;
+    let current: u64 = revision_of(&live).and_then(|r| r.parse().ok()).unwrap_or(0);
+    let wanted = match to_revision {
+        Some(n) => revisions.iter().find(|r| r.revision == n).ok_or_else(|| {
+            Error::Refused(
+                id.clone(),
+                format!("unable to find specified revision {n} in history"),
+            )
+        })?,
+        None => revisions
+            .iter()
+            .rev()
+            .find(|r| r.revision < current)
+            .ok_or_else(|| {
+                Error::Refused(
+                    id.clone(),
+                    format!("no rollout history found for deployment {:?}", id.name),
+                )
+            })?,
+    };
+    let template = live
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if same_template(Some(&template), &wanted.template)
+        && same_template(Some(&wanted.template), &template)
+    {
+        return Ok(format!(
+            "{name} skipped rollback (current template already matches revision {})",
+            wanted.revision
+        ));
+    }
+    live["spec"]["template"] = wanted.template.clone();
+    write(cluster, &live)?;
+    Ok(format!("{name} rolled back"))
+}
+
+/// `rollout undo [--to-revision N]` of a Canary/BlueGreen Deployment: rolls back to
+/// revision N, by default to the last revision that became healthy (an aborted or
+/// rolled-back one is never a target by default). Returns the revision rolled back to.
 pub fn undo(
     cluster: &mut dyn Cluster,
     id: &ResId,
@@ -799,10 +1379,16 @@ pub fn undo(
 ) -> Result<Revision, Error> {
     let mut live = get_deployment(cluster, id)?;
     let revisions = history(&live);
-    let current = live
+    let state = read_state(&live)?;
+    let stable = live
         .pointer("/spec/template")
         .cloned()
         .unwrap_or(Value::Null);
+    let current = state
+        .as_ref()
+        .map(|s| s.target_template.clone())
+        .unwrap_or_else(|| stable.clone());
+    let same = |a: &Value, b: &Value| same_template(Some(a), b) || same_template(Some(b), a);
     let wanted = match to_revision {
         Some(n) => revisions
             .iter()
@@ -825,23 +1411,19 @@ pub fn undo(
         None => revisions
             .iter()
             .rev()
-            .find(|r| {
-                !same_template(Some(&current), &r.template)
-                    && !same_template(Some(&r.template), &current)
-            })
+            .filter(|r| !same(&current, &r.template))
+            .find(|r| matches!(r.outcome, None | Some(RevisionOutcome::Healthy)))
             .cloned()
             .ok_or_else(|| {
                 Error::Refused(
                     id.clone(),
-                    "no previous revision to roll back to".to_string(),
+                    "no earlier healthy revision to roll back to".to_string(),
                 )
             })?,
     };
     let strategy = Strategy::of(&live)?;
     let cause = format!("rollback to {}", wanted.revision);
-    if strategy.is_progressive() {
-        start(cluster, id, &wanted.template, &cause)?;
-    } else {
+    if !strategy.is_progressive() {
         let now = cluster.now();
         let mut template = wanted.template.clone();
         if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
@@ -850,6 +1432,36 @@ pub fn undo(
         live["spec"]["template"] = template.clone();
         record_revision(&mut live, &template, &now, &cause);
         write(cluster, &live)?;
+    } else if let Some(mut state) = state.filter(|_| same(&stable, &wanted.template)) {
+        // The stable track already runs it (after an abort): the rollout ends there.
+        if matches!(state.phase, Phase::Progressing | Phase::Paused) {
+            let fresh = get_deployment(cluster, id)?;
+            execute(cluster, &fresh, &strategy, &state, &Action::SetWeight(0))?;
+            let fresh = get_deployment(cluster, id)?;
+            execute(cluster, &fresh, &strategy, &state, &Action::RemoveTrack)?;
+            live = get_deployment(cluster, id)?;
+        }
+        state.revision = wanted.revision;
+        state.target_template = wanted.template.clone();
+        state.phase = Phase::Healthy;
+        state.weight = 0;
+        state.paused_by_user = false;
+        state.analysis = None;
+        state.wait_until_ms = None;
+        state.next_step_ms = None;
+        state.message = format!(
+            "rolled back to revision {} (the stable track runs it)",
+            wanted.revision
+        );
+        state.note();
+        set_annotation(
+            &mut live,
+            ROLLOUT_STATE_ANNOTATION,
+            serde_json::to_string(&state).ok(),
+        );
+        write(cluster, &live)?;
+    } else {
+        start(cluster, id, &wanted.template, &cause)?;
     }
     Ok(wanted)
 }
@@ -871,6 +1483,14 @@ pub struct RolloutStatus {
     pub replicas: (i64, i64, i64),
     /// Replicas of the second track: declared, available.
     pub track: Option<(String, i64, i64)>,
+    /// Images of the second track.
+    pub track_images: Vec<String>,
+    /// Canary: the number of steps.
+    pub steps: Option<usize>,
+    /// `step 2/5 (pause 30s)` for a canary in progress.
+    pub step_text: Option<String>,
+    /// Why pods of the new version fail, if they do.
+    pub cause: Option<String>,
 }
 
 /// Reads the status of a Deployment's rollout.
@@ -881,10 +1501,10 @@ pub fn status(cluster: &dyn Cluster, id: &ResId) -> Result<RolloutStatus, Error>
     let track_live = cluster
         .get(&track_id(id, &strategy))
         .map_err(cluster_err(id))?;
+    let state = read_state(&live)?;
     Ok(RolloutStatus {
         id: id.clone(),
         strategy: strategy.name().to_string(),
-        state: read_state(&live)?,
         health: health::health(Some(&live), None),
         images: images(live.pointer("/spec/template").unwrap_or(&Value::Null)),
         replicas: (
@@ -894,12 +1514,32 @@ pub fn status(cluster: &dyn Cluster, id: &ResId) -> Result<RolloutStatus, Error>
             int(&live, "/status/updatedReplicas"),
             int(&live, "/status/availableReplicas"),
         ),
-        track: track_live.map(|t| {
+        track_images: track_live
+            .as_ref()
+            .map(|t| images(t.pointer("/spec/template").unwrap_or(&Value::Null)))
+            .unwrap_or_default(),
+        track: track_live.as_ref().map(|t| {
             (
-                ResId::of(&t).name,
-                int(&t, "/spec/replicas"),
-                int(&t, "/status/availableReplicas"),
+                ResId::of(t).name,
+                int(t, "/spec/replicas"),
+                int(t, "/status/availableReplicas"),
             )
         }),
+        steps: match &strategy {
+            Strategy::Canary(spec) => Some(spec.steps.len()),
+            _ => None,
+        },
+        step_text: match (&strategy, &state) {
+            (Strategy::Canary(spec), Some(state)) => Some(canary::describe_step(spec, state)),
+            _ => None,
+        },
+        cause: match &track_live {
+            Some(track) => {
+                let pods = new_pods(cluster, track)?;
+                health::pod_failures(&pods, int(track, "/spec/replicas"), strategy.track())
+            }
+            None => failure_cause(cluster, &live)?,
+        },
+        state,
     })
 }

@@ -331,6 +331,155 @@ fn service(s: &Value, endpoints: Option<&Value>) -> Health {
     Health::healthy()
 }
 
+/// Why one pod is failing, in the words a person fixing it needs (`CrashLoopBackOff: exit
+/// code 1`, `ErrImagePull: image web:9 not found`, `Readiness probe failed: HTTP 503`), or
+/// `None` when it is not failing. `warnings` are the pod's recent warning event messages
+/// (probe failures are only reported there, as by the kubelet).
+pub fn pod_failure(pod: &Value, warnings: &[String]) -> Option<String> {
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return None;
+    }
+    let statuses = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .flat_map(|field| {
+            pod.pointer(&format!("/status/{field}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        });
+    for status in statuses {
+        let exit = status
+            .pointer("/lastState/terminated")
+            .or_else(|| status.pointer("/state/terminated"))
+            .map(|t| {
+                let code = int(t, "/exitCode").unwrap_or(0);
+                match text(t, "/reason") {
+                    "" | "Error" | "Completed" => format!("exit code {code}"),
+                    reason => format!("{reason} (exit code {code})"),
+                }
+            });
+        match text(status, "/state/waiting/reason") {
+            "CrashLoopBackOff" => {
+                return Some(format!(
+                    "CrashLoopBackOff: {}",
+                    exit.unwrap_or_else(|| "the container keeps exiting".into())
+                ));
+            }
+            reason @ ("ErrImagePull" | "ImagePullBackOff" | "ContainerCreating") => {
+                // The pull failed (ErrImagePull) and is retried after a back-off
+                // (ImagePullBackOff): one cause, named by the failure.
+                let image = text(status, "/image");
+                let pull_failed = warnings
+                    .iter()
+                    .any(|w| w.contains(image) && w.starts_with("Failed to pull image"));
+                let not_found = pull_failed
+                    && warnings
+                        .iter()
+                        .any(|w| w.contains(image) && w.contains("not found"));
+                if reason == "ContainerCreating" && !pull_failed {
+                    continue;
+                }
+                return Some(if not_found {
+                    format!("ErrImagePull: image {image} not found")
+                } else {
+                    format!("ErrImagePull: cannot pull image {image}")
+                });
+            }
+            reason @ ("CreateContainerConfigError"
+            | "InvalidImageName"
+            | "CreateContainerError") => {
+                return Some(format!(
+                    "{reason}: {}",
+                    text(status, "/state/waiting/message")
+                ));
+            }
+            _ => {}
+        }
+        if let Some(terminated) = status.pointer("/state/terminated")
+            && int(terminated, "/exitCode").unwrap_or(0) != 0
+        {
+            return Some(format!(
+                "terminated: {}",
+                exit.unwrap_or_else(|| "error".into())
+            ));
+        }
+    }
+    if let Some(scheduled) = condition(pod, "PodScheduled")
+        && text(scheduled, "/status") == "False"
+    {
+        return Some(format!(
+            "{}: {}",
+            text(scheduled, "/reason"),
+            text(scheduled, "/message")
+        ));
+    }
+    let running = text(pod, "/status/phase") == "Running";
+    let not_ready = condition(pod, "Ready").is_some_and(|c| text(c, "/status") != "True");
+    if running && not_ready {
+        let probe = warnings.iter().rev().find(|w| {
+            w.starts_with("Readiness probe failed") || w.starts_with("Liveness probe failed")
+        });
+        if let Some(probe) = probe {
+            return Some(shorten_probe(probe));
+        }
+    }
+    None
+}
+
+/// `Readiness probe failed: HTTP probe failed with statuscode: 503` → `Readiness probe
+/// failed: HTTP 503`.
+fn shorten_probe(message: &str) -> String {
+    match message.split_once(": HTTP probe failed with statuscode: ") {
+        Some((head, code)) => format!("{head}: HTTP {}", code.trim()),
+        None => message.to_string(),
+    }
+}
+
+/// Summarises why pods fail, most frequent cause first: `2/4 new pods CrashLoopBackOff: exit
+/// code 1`. `pods` pairs each pod with its recent warning messages; `total` is how many pods
+/// are wanted; `which` names them (`new`, `canary`). `None` when none fails.
+///
+/// The one function behind the failure messages of `apply --wait`, `rollout status` and
+/// `watch`.
+pub fn pod_failures(pods: &[(Value, Vec<String>)], total: i64, which: &str) -> Option<String> {
+    let mut causes: Vec<(String, usize)> = Vec::new();
+    for (pod, warnings) in pods {
+        if let Some(cause) = pod_failure(pod, warnings) {
+            match causes.iter_mut().find(|(c, _)| *c == cause) {
+                Some((_, n)) => *n += 1,
+                None => causes.push((cause, 1)),
+            }
+        }
+    }
+    if causes.is_empty() {
+        return None;
+    }
+    causes.sort_by(|a, b| b.1.cmp(&a.1));
+    let total = total.max(pods.len() as i64);
+    let which = if which.is_empty() {
+        String::new()
+    } else {
+        format!("{which} ")
+    };
+    Some(
+        causes
+            .iter()
+            .map(|(cause, n)| {
+                let noun = if total == 1 { "pod" } else { "pods" };
+                format!("{n}/{total} {which}{noun} {cause}")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// How many of `pods` fail (see [`pod_failure`]).
+pub fn failing_count(pods: &[(Value, Vec<String>)]) -> usize {
+    pods.iter()
+        .filter(|(pod, warnings)| pod_failure(pod, warnings).is_some())
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +567,50 @@ mod tests {
         let crash = json!({"kind": "Pod", "status": {"phase": "Running",
             "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         assert_eq!(check(crash).0, Status::Degraded);
+    }
+
+    #[test]
+    fn pod_failures_name_the_cause() {
+        let crashing = json!({"kind": "Pod", "status": {"phase": "Running", "containerStatuses": [{
+            "image": "web:2.0", "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
+        let pulling = json!({"kind": "Pod", "status": {"phase": "Pending", "containerStatuses": [{
+            "image": "web:9", "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull"}}}]}});
+        let unready = json!({"kind": "Pod", "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"image": "web:3", "restartCount": 0, "state": {"running": {}}}]}});
+        let fine = json!({"kind": "Pod", "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        let pull_warning = vec![
+            "Failed to pull image \"web:9\": failed to resolve reference \"web:9\": not found"
+                .to_string(),
+        ];
+        let probe =
+            vec!["Readiness probe failed: HTTP probe failed with statuscode: 503".to_string()];
+        assert_eq!(
+            pod_failures(
+                &[
+                    (crashing.clone(), vec![]),
+                    (crashing, vec![]),
+                    (fine.clone(), vec![])
+                ],
+                4,
+                "new"
+            ),
+            Some("2/4 new pods CrashLoopBackOff: exit code 1".to_string())
+        );
+        assert_eq!(
+            pod_failures(&[(pulling, pull_warning)], 1, ""),
+            Some("1/1 pod ErrImagePull: image web:9 not found".to_string())
+        );
+        assert_eq!(
+            pod_failures(&[(unready.clone(), probe)], 2, "canary"),
+            Some("1/2 canary pods Readiness probe failed: HTTP 503".to_string())
+        );
+        assert_eq!(
+            pod_failures(&[(unready, vec![]), (fine, vec![])], 2, "new"),
+            None
+        );
     }
 }

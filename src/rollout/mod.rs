@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod driver;
+pub mod failure;
 pub mod health;
 pub mod time;
 
@@ -48,8 +49,8 @@ pub enum Error {
         /// The cause.
         source: Box<crate::cluster::Error>,
     },
-    /// The Deployment does not exist.
-    #[error("deployment {0} not found")]
+    /// The Deployment does not exist (kubectl's words: `deployments.apps "web" not found`).
+    #[error("{0}")]
     NotFound(String),
     /// The operation is refused (no rollout to promote, unknown revision …); the message says why.
     #[error("{}: {}", crate::diff::display_id(.0), .1)]
@@ -309,6 +310,56 @@ pub struct State {
     pub paused_by_user: bool,
     /// Human summary of where the rollout is or why it stopped.
     pub message: String,
+    /// The last messages, numbered, so an observer that polls now and then (a foreground
+    /// `rollout status`, `apply --wait`) can print every step the driver took in between.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+    /// When the driver wants to look again (ms), so observers know how far to let time pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step_ms: Option<u64>,
+}
+
+/// One message of a rollout's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Note {
+    /// 1, 2, 3 … over the rollout's life.
+    pub seq: u64,
+    /// The message.
+    pub text: String,
+}
+
+/// How many notes a rollout keeps.
+const NOTES_KEPT: usize = 20;
+
+impl State {
+    /// Appends the current message to the notes when it is new.
+    pub fn note(&mut self) {
+        if self.notes.last().is_some_and(|n| n.text == self.message) {
+            return;
+        }
+        let seq = self.notes.last().map_or(1, |n| n.seq + 1);
+        self.notes.push(Note {
+            seq,
+            text: self.message.clone(),
+        });
+        if self.notes.len() > NOTES_KEPT {
+            self.notes.drain(..self.notes.len() - NOTES_KEPT);
+        }
+    }
+
+    /// The newest note number (0 when none).
+    pub fn last_seq(&self) -> u64 {
+        self.notes.last().map_or(0, |n| n.seq)
+    }
+
+    /// True while the rollout still has work to do (not done, aborted or waiting for a person).
+    pub fn is_active(&self) -> bool {
+        match self.phase {
+            Phase::Progressing => true,
+            Phase::Paused => !self.paused_by_user && self.wait_until_ms.is_some(),
+            Phase::Healthy | Phase::Degraded => false,
+        }
+    }
 }
 
 /// A track's live state, as the driver observed it.
@@ -473,6 +524,8 @@ pub fn start_state(strategy: &Strategy, revision: u64, target_template: Value, n
         analysis_runs: Vec::new(),
         paused_by_user: false,
         message: "rollout started".to_string(),
+        notes: Vec::new(),
+        next_step_ms: None,
     }
 }
 

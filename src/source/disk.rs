@@ -65,6 +65,18 @@ impl Fs for DiskFs {
 
     fn read_raw(&self, path: &Path) -> Result<Vec<u8>, FsError> {
         let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+        if meta.is_dir() {
+            return Err(FsError::IsADirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        // A FIFO named in `resources` would block the read forever; sockets and devices are
+        // never manifests either.
+        if !meta.is_file() {
+            return Err(FsError::NotRegular {
+                path: path.to_path_buf(),
+            });
+        }
         if meta.len() > MAX_FILE_BYTES {
             return Err(FsError::TooLarge {
                 path: path.to_path_buf(),

@@ -73,6 +73,12 @@ pub enum FsError {
         /// The path looked up.
         path: PathBuf,
     },
+    /// The path names a FIFO, socket or device: never read (it could block forever).
+    #[error("{}: not a regular file or directory; refusing to read it", path.display())]
+    NotRegular {
+        /// The path looked up.
+        path: PathBuf,
+    },
     /// The file exceeds [`MAX_FILE_BYTES`].
     #[error("{}: file is {size} bytes, over the {limit}-byte limit", path.display())]
     TooLarge {

@@ -133,6 +133,13 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, Error> {
     parse::parse_stream(text, parse::Mode::Manifests)
 }
 
+/// [`parse_manifests`], with each document the JSON pointers of its map fields written with
+/// no value at all (`key:`, as opposed to `key: null` or `key: ~`). kyaml keeps the difference
+/// in its nodes and a strategic merge drops only the former; the JSON values cannot hold it.
+pub fn parse_manifests_tracked(text: &str) -> Result<Vec<(Value, Vec<String>)>, Error> {
+    parse::parse_stream_tracked(text, parse::Mode::Manifests)
+}
+
 /// Parses a kustomization file as kustomize does (`sigs.k8s.io/yaml`, go-yaml v2 rules): YAML
 /// 1.1 booleans (`yes`, `on`, even as keys: `n:` is the key `"false"`), timestamps stay text,
 /// a repeated key overrides the earlier one instead of being an error. Only the first

@@ -119,6 +119,14 @@ impl Arena {
 
 /// Parses every document of `text`; empty and null documents are skipped.
 pub(crate) fn parse_stream(text: &str, mode: Mode) -> Result<Vec<Value>, Error> {
+    Ok(parse_stream_tracked(text, mode)?
+        .into_iter()
+        .map(|(value, _)| value)
+        .collect())
+}
+
+/// [`parse_stream`], with the JSON pointers of each document's bare-null fields (`key:`).
+pub(crate) fn parse_stream_tracked(text: &str, mode: Mode) -> Result<Vec<Tracked>, Error> {
     // yaml-rust2 insists that the continuation lines of a multi-line quoted scalar are
     // indented past the enclosing block, libyaml does not. Their leading blanks are not part
     // of the value, so indenting them and parsing again reads the same value go-yaml does.
@@ -206,7 +214,7 @@ fn indent_quoted_continuations(text: &str, line: usize, column: usize) -> Option
     Some(out)
 }
 
-fn parse_stream_once(text: &str, mode: Mode) -> Result<Vec<Value>, Error> {
+fn parse_stream_once(text: &str, mode: Mode) -> Result<Vec<Tracked>, Error> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(Error::at(
             1,
@@ -225,25 +233,25 @@ fn parse_stream_once(text: &str, mode: Mode) -> Result<Vec<Value>, Error> {
     // it ends, so only one document's nodes are held at a time.
     let mut pending_list = None;
     let mut documents = 0;
-    let mut push = |value: Value| {
-        if !value.is_null() {
-            values.push(value);
+    let mut push = |tracked: Tracked| {
+        if !tracked.0.is_null() {
+            values.push(tracked);
         }
     };
     while let Some(root) = builder.next_document()? {
         documents += 1;
         if let Some(first) = pending_list.take() {
-            push(Decoder::new(&builder.arena, mode).document(first, false)?);
+            push(Decoder::new(&builder.arena, mode).tracked_document(first, false)?);
         }
         if documents == 1 && Decoder::new(&builder.arena, mode).is_unwrapped_list(root) {
             pending_list = Some(root);
             continue;
         }
-        push(Decoder::new(&builder.arena, mode).document(root, false)?);
+        push(Decoder::new(&builder.arena, mode).tracked_document(root, false)?);
         builder.clear();
     }
     if let Some(first) = pending_list {
-        push(Decoder::new(&builder.arena, mode).document(first, documents == 1)?);
+        push(Decoder::new(&builder.arena, mode).tracked_document(first, documents == 1)?);
     }
     Ok(values)
 }
@@ -566,6 +574,20 @@ struct Decoder<'a> {
     alias_count: u64,
     alias_depth: u32,
     depth: usize,
+    /// Where the decoder is (JSON pointer tokens), for `bare_nulls`.
+    path: Vec<String>,
+    /// JSON pointers of map fields written with no value at all (`key:`): kyaml keeps their
+    /// empty text, and its merge drops them where it keeps a written `null` or `~`.
+    bare_nulls: Vec<String>,
+}
+
+/// A document and the JSON pointers of its fields written with no value (`key:`).
+pub(crate) type Tracked = (Value, Vec<String>);
+
+fn pointer(path: &[String]) -> String {
+    path.iter()
+        .map(|token| format!("/{}", token.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 /// Where in a document a value sits, for kustomize's special cases.
@@ -602,7 +624,33 @@ impl<'a> Decoder<'a> {
             alias_count: 0,
             alias_depth: 0,
             depth: 0,
+            path: Vec::new(),
+            bare_nulls: Vec::new(),
         }
+    }
+
+    /// Decodes a document with the pointers of its bare-null fields (none for an unwrapped
+    /// `List`, whose items' paths are not the items' own).
+    fn tracked_document(mut self, root: NodeId, only_document: bool) -> Result<Tracked, Error> {
+        let value = self.document(root, only_document)?;
+        let unwrapped = only_document && self.is_unwrapped_list(root);
+        Ok((
+            value,
+            if unwrapped {
+                Vec::new()
+            } else {
+                self.bare_nulls
+            },
+        ))
+    }
+
+    /// True for a plain scalar with no text and no tag outside flow style (`key:`).
+    fn is_bare_null(&self, id: NodeId) -> bool {
+        matches!(
+            &self.node(id).kind,
+            NodeKind::Scalar { text, style: TScalarStyle::Plain, tag: None, in_flow: false, .. }
+                if text.is_empty()
+        )
     }
 
     fn node(&self, id: NodeId) -> &'a Node {
@@ -703,8 +751,11 @@ impl<'a> Decoder<'a> {
                     Place::Other
                 };
                 let mut values = Vec::with_capacity(items.len());
-                for &item in items {
-                    values.push(self.decode(item, item_place)?);
+                for (index, &item) in items.iter().enumerate() {
+                    self.path.push(index.to_string());
+                    let value = self.decode(item, item_place);
+                    self.path.pop();
+                    values.push(value?);
                 }
                 self.depth -= 1;
                 Ok(Value::Array(values))
@@ -771,8 +822,16 @@ impl<'a> Decoder<'a> {
                 (Place::Annotations, _) => Place::AnnotationValue,
                 _ => Place::Other,
             };
-            let value = self.decode(value_id, child_place)?;
-            out.insert(key, value);
+            self.path.push(key.clone());
+            let value = self.decode(value_id, child_place);
+            if self.mode == Mode::Manifests
+                && matches!(value, Ok(Value::Null))
+                && self.is_bare_null(value_id)
+            {
+                self.bare_nulls.push(pointer(&self.path));
+            }
+            self.path.pop();
+            out.insert(key, value?);
         }
         if let Some(source) = merge_source {
             self.merge(pairs, source, place, out, merged)?;

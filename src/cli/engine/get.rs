@@ -158,6 +158,8 @@ pub struct Columns {
     pub show_labels: bool,
     /// `--no-headers`.
     pub no_headers: bool,
+    /// `--show-managed-fields`.
+    pub show_managed_fields: bool,
 }
 
 /// Runs `engine get`; returns the exit code.
@@ -184,7 +186,10 @@ pub fn run(
                     found.into_iter().flat_map(|(_, o)| o).collect(),
                 ))
             };
-            if let Some(value) = printed {
+            if let Some(mut value) = printed {
+                if !columns.show_managed_fields {
+                    hide_managed_fields(&mut value);
+                }
                 if f == GetFormat::Json {
                     print!("{}", output::json(&value));
                 } else {
@@ -285,5 +290,15 @@ mod tests {
         assert_eq!(r.targets[0].1, ["web", "api"]);
         assert!(parse_request(&args(&["deploy", "svc/web"])).is_err());
         assert!(parse_request(&args(&["widgets"])).is_err());
+    }
+}
+
+/// kubectl leaves `metadata.managedFields` out of `-o yaml|json` unless asked.
+fn hide_managed_fields(value: &mut serde_json::Value) {
+    if let Some(serde_json::Value::Array(items)) = value.get_mut("items") {
+        items.iter_mut().for_each(hide_managed_fields);
+    }
+    if let Some(serde_json::Value::Object(meta)) = value.get_mut("metadata") {
+        meta.shift_remove("managedFields");
     }
 }

@@ -8,7 +8,8 @@ mod describe;
 mod get;
 mod manifests;
 mod output;
-mod tables;
+mod serve;
+pub(crate) mod tables;
 mod tabwriter;
 mod workload_tables;
 
@@ -18,6 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
+use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
@@ -26,14 +28,13 @@ use crate::engine::{Engine, NodeSpec, Propagation, doc};
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// The engine's state file.
-    #[arg(
-        long,
-        global = true,
-        default_value = ".reconcile/engine.db",
-        env = "RECONCILE_ENGINE_STATE"
-    )]
-    pub state: PathBuf,
+    /// The engine's state file (same as `--target engine:PATH`; default: the repository's
+    /// `.reconcile/engine.db`).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
+    /// Where the cluster is: `engine` (default), `engine:PATH` (or `RECONCILE_TARGET`).
+    #[arg(long, global = true)]
+    pub target: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: EngineCommand,
@@ -50,6 +51,13 @@ pub enum GetFormat {
     Json,
     /// Names only (`kind/name`).
     Name,
+}
+
+/// Output formats of `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// The events as JSON.
+    Json,
 }
 
 /// Deletion propagation for `delete --cascade`.
@@ -90,6 +98,9 @@ pub enum EngineCommand {
         /// Leave out the title rows.
         #[arg(long)]
         no_headers: bool,
+        /// Keep `metadata.managedFields` in `-o yaml|json` (hidden by default, as kubectl).
+        #[arg(long)]
+        show_managed_fields: bool,
     },
     /// Show objects in detail with their events (`describe deploy web`, `describe pods`).
     Describe {
@@ -121,6 +132,9 @@ pub enum EngineCommand {
         /// Only events of this object (`pod/web-abc`, `deployment/web`).
         #[arg(long = "for")]
         for_object: Option<String>,
+        /// Output format: a table, or JSON (`reconcile schema events`).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<EventsFormat>,
     },
     /// Manage nodes.
     Nodes {
@@ -181,6 +195,19 @@ pub enum EngineCommand {
         /// How dependents are treated.
         #[arg(long, value_enum, default_value = "background")]
         cascade: Cascade,
+    },
+    /// Serve the engine over the Kubernetes API (HTTPS, bearer token) for kubectl and
+    /// other clients, with virtual time following the wall clock.
+    Serve {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: String,
+        /// Where to write the kubeconfig (default: `kubeconfig` beside the state file).
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+        /// How many virtual seconds pass per wall-clock second.
+        #[arg(long, default_value = "1")]
+        speed: f64,
     },
     /// Roll a Deployment back to a revision (default: the previous one).
     Undo {
@@ -293,6 +320,7 @@ fn print_events(
     namespace: &str,
     all_namespaces: bool,
     for_object: Option<&str>,
+    format: Option<EventsFormat>,
 ) -> anyhow::Result<()> {
     let ns = (!all_namespaces).then_some(namespace);
     let mut events = engine.events(ns)?;
@@ -301,7 +329,12 @@ fn print_events(
         let info = kind_info(k)?;
         events.retain(|e| e.object_kind == info.kind && e.object_name == n);
     }
-    if events.is_empty() {
+    if format == Some(EventsFormat::Json) {
+        let output = crate::reports::EventsOutput {
+            items: events.iter().map(crate::reports::EventOutput::of).collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else if events.is_empty() {
         eprintln!("No events found.");
     } else {
         print!(
@@ -312,9 +345,43 @@ fn print_events(
     Ok(())
 }
 
+impl EngineCommand {
+    /// Whether the command only reads the cluster (it then never creates a state file).
+    fn access(&self) -> Access {
+        match self {
+            EngineCommand::Get { .. }
+            | EngineCommand::Describe { .. }
+            | EngineCommand::Events { .. }
+            | EngineCommand::Now
+            | EngineCommand::Nodes {
+                command: NodesCommand::List,
+            }
+            | EngineCommand::Images {
+                command: ImagesCommand::List,
+            } => Access::Read,
+            _ => Access::Write,
+        }
+    }
+}
+
 /// Runs one engine command; returns the exit code.
 pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
-    let mut engine = Engine::open(&args.state)?;
+    let state = target::locate_engine(args.state.as_deref(), args.target.as_deref())?;
+    if let EngineCommand::Serve {
+        listen,
+        kubeconfig_out,
+        speed,
+    } = &args.command
+    {
+        let options = serve::Options {
+            state: &state.path,
+            listen,
+            kubeconfig_out: kubeconfig_out.as_deref(),
+            speed: *speed,
+        };
+        return serve::run(&options);
+    }
+    let mut engine = target::open(&state, args.command.access())?;
     match args.command {
         EngineCommand::Get {
             resources,
@@ -324,16 +391,22 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             output,
             show_labels,
             no_headers,
+            show_managed_fields,
         } => {
             // Events are a log beside the objects, not stored objects: `get events` is the
             // events command, as kubectl users type it.
             if let [word] = resources.as_slice()
                 && matches!(word.as_str(), "events" | "event" | "ev")
             {
-                if output.is_some() {
-                    anyhow::bail!("-o for events is not supported yet; use `engine events`");
-                }
-                print_events(&mut engine, &namespace, all_namespaces, None)?;
+                let format = match output {
+                    None => None,
+                    Some(GetFormat::Json) => Some(EventsFormat::Json),
+                    Some(other) => anyhow::bail!(
+                        "-o {} for events is not supported yet; use -o json",
+                        format!("{other:?}").to_lowercase()
+                    ),
+                };
+                print_events(&mut engine, &namespace, all_namespaces, None, format)?;
                 return Ok(0);
             }
             let scope = get::Scope {
@@ -344,6 +417,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             let columns = get::Columns {
                 show_labels,
                 no_headers,
+                show_managed_fields,
             };
             return get::run(&mut engine, &resources, scope, output, columns);
         }
@@ -365,11 +439,13 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             namespace,
             all_namespaces,
             for_object,
+            output,
         } => print_events(
             &mut engine,
             &namespace,
             all_namespaces,
             for_object.as_deref(),
+            output,
         )?,
         EngineCommand::Nodes { command } => match command {
             NodesCommand::Add {
@@ -591,6 +667,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             let rev = engine.rollout_undo(&namespace, &name, to_revision)?;
             println!("deployment.apps/{name} rolled back (to the template of revision {rev})");
         }
+        EngineCommand::Serve { .. } => unreachable!("serve returns before the engine is opened"),
     }
     Ok(0)
 }

@@ -151,7 +151,36 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
         no_headers,
     } = options;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let header: Vec<&str> = match (info.kind, wide) {
+    let header = header(info, wide);
+    let mut head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    if with_ns {
+        head.insert(0, "NAMESPACE".into());
+    }
+    if show_labels {
+        head.push("LABELS".into());
+    }
+    if !no_headers {
+        rows.push(head);
+    }
+    for o in objects {
+        let mut row = cells(info, o, now, wide);
+        if with_kind && let Some(first) = row.first_mut() {
+            *first = format!("{}/{first}", info.resource_prefix());
+        }
+        if with_ns {
+            row.insert(0, doc::namespace(o).to_string());
+        }
+        if show_labels {
+            row.push(labels_text(doc::labels(o)));
+        }
+        rows.push(row);
+    }
+    render_table(&rows)
+}
+
+/// The column titles of kind `info`'s table (`wide`: `-o wide`).
+pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
+    match (info.kind, wide) {
         ("Pod", false) => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         ("Pod", true) => vec![
             "NAME",
@@ -263,404 +292,383 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
             vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
         }
         _ => super::workload_tables::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
-    };
-    let mut head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
-    if with_ns {
-        head.insert(0, "NAMESPACE".into());
     }
-    if show_labels {
-        head.push("LABELS".into());
-    }
-    if !no_headers {
-        rows.push(head);
-    }
-    for o in objects {
-        let name = doc::name(o).to_string();
-        let mut row: Vec<String> = match info.kind {
-            "Pod" => {
-                let (status, ready, total, restarts) = pod_status(o);
-                let restarts = match last_restart(o, now) {
-                    Some(ago) if restarts > 0 => format!("{restarts} ({ago} ago)"),
-                    _ => restarts.to_string(),
-                };
-                let mut r = vec![
-                    name,
-                    format!("{ready}/{total}"),
-                    status,
-                    restarts,
-                    age(o, now),
-                ];
-                if wide {
-                    let ip = doc::str_at(o, &["status", "podIP"]);
-                    let node = doc::str_at(o, &["spec", "nodeName"]);
-                    let none = |s: &str| {
-                        if s.is_empty() {
-                            "<none>".to_string()
-                        } else {
-                            s.to_string()
-                        }
-                    };
-                    r.extend([none(ip), none(node), "<none>".into(), "<none>".into()]);
-                }
-                r
-            }
-            "Deployment" => {
-                let mut r = vec![
-                    name,
-                    format!(
-                        "{}/{}",
-                        num(o, &["status", "readyReplicas"]),
-                        num(o, &["spec", "replicas"])
-                    ),
-                    num(o, &["status", "updatedReplicas"]).to_string(),
-                    num(o, &["status", "availableReplicas"]).to_string(),
-                    age(o, now),
-                ];
-                if wide {
-                    let (c, i) = containers_images(o, &["spec", "template", "spec"]);
-                    r.extend([c, i, selector_text(doc::at(o, &["spec", "selector"]))]);
-                }
-                r
-            }
-            "ReplicaSet" => {
-                let mut r = vec![
-                    name,
-                    num(o, &["spec", "replicas"]).to_string(),
-                    num(o, &["status", "replicas"]).to_string(),
-                    num(o, &["status", "readyReplicas"]).to_string(),
-                    age(o, now),
-                ];
-                if wide {
-                    let (c, i) = containers_images(o, &["spec", "template", "spec"]);
-                    r.extend([c, i, selector_text(doc::at(o, &["spec", "selector"]))]);
-                }
-                r
-            }
-            "Service" => {
-                let kind = doc::str_at(o, &["spec", "type"]).to_string();
-                let external = match kind.as_str() {
-                    "LoadBalancer" => doc::at(o, &["status", "loadBalancer", "ingress"])
-                        .and_then(|i| i.get(0))
-                        .map(|i| doc::str_at(i, &["ip"]).to_string())
-                        .unwrap_or_else(|| "<pending>".into()),
-                    "ExternalName" => doc::str_at(o, &["spec", "externalName"]).to_string(),
-                    _ => "<none>".into(),
-                };
-                let ports: Vec<String> = doc::at(o, &["spec", "ports"])
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|p| match doc::i64_at(p, &["nodePort"]) {
-                        Some(np) => format!(
-                            "{}:{np}/{}",
-                            num(p, &["port"]),
-                            doc::str_at(p, &["protocol"])
-                        ),
-                        None => format!("{}/{}", num(p, &["port"]), doc::str_at(p, &["protocol"])),
-                    })
-                    .collect();
-                let ip = match doc::str_at(o, &["spec", "clusterIP"]) {
-                    "" => "<none>",
-                    ip => ip,
-                };
-                let mut r = vec![
-                    name,
-                    kind,
-                    ip.to_string(),
-                    external,
-                    if ports.is_empty() {
-                        "<none>".into()
+}
+
+/// The cells of one object's row, under [`header`]'s titles.
+pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String> {
+    let name = doc::name(o).to_string();
+    match info.kind {
+        "Pod" => {
+            let (status, ready, total, restarts) = pod_status(o);
+            let restarts = match last_restart(o, now) {
+                Some(ago) if restarts > 0 => format!("{restarts} ({ago} ago)"),
+                _ => restarts.to_string(),
+            };
+            let mut r = vec![
+                name,
+                format!("{ready}/{total}"),
+                status,
+                restarts,
+                age(o, now),
+            ];
+            if wide {
+                let ip = doc::str_at(o, &["status", "podIP"]);
+                let node = doc::str_at(o, &["spec", "nodeName"]);
+                let none = |s: &str| {
+                    if s.is_empty() {
+                        "<none>".to_string()
                     } else {
-                        ports.join(",")
-                    },
-                    age(o, now),
-                ];
-                if wide {
-                    let sel = doc::at(o, &["spec", "selector"])
-                        .map(crate::engine::labels::Selector::from_map)
-                        .map(|s| s.to_text())
-                        .unwrap_or_default();
-                    r.push(if sel.is_empty() { "<none>".into() } else { sel });
-                }
-                r
-            }
-            "Node" => {
-                let ready = crate::engine::scheduler::node_ready(o);
-                let mut status = if ready {
-                    "Ready".to_string()
-                } else {
-                    "NotReady".to_string()
-                };
-                if doc::at(o, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true) {
-                    status.push_str(",SchedulingDisabled");
-                }
-                let roles: Vec<String> = doc::labels(o)
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|(k, _)| {
-                        k.strip_prefix("node-role.kubernetes.io/").map(String::from)
-                    })
-                    .collect();
-                let mut r = vec![
-                    name,
-                    status,
-                    if roles.is_empty() {
-                        "<none>".into()
-                    } else {
-                        roles.join(",")
-                    },
-                    age(o, now),
-                    doc::str_at(o, &["status", "nodeInfo", "kubeletVersion"]).into(),
-                ];
-                if wide {
-                    let ip = doc::at(o, &["status", "addresses"])
-                        .and_then(Value::as_array)
-                        .and_then(|a| a.iter().find(|x| doc::str_at(x, &["type"]) == "InternalIP"))
-                        .map(|x| doc::str_at(x, &["address"]).to_string())
-                        .unwrap_or_default();
-                    let info = |k: &str| doc::str_at(o, &["status", "nodeInfo", k]).to_string();
-                    r.extend([
-                        ip,
-                        "<none>".into(),
-                        info("osImage"),
-                        info("kernelVersion"),
-                        info("containerRuntimeVersion"),
-                    ]);
-                }
-                r
-            }
-            "Endpoints" => {
-                let mut addrs = Vec::new();
-                for s in doc::at(o, &["subsets"])
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let ports: Vec<i64> = s
-                        .get("ports")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .map(|p| num(p, &["port"]))
-                        .collect();
-                    for a in s
-                        .get("addresses")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        for p in &ports {
-                            addrs.push(format!("{}:{p}", doc::str_at(a, &["ip"])));
-                        }
+                        s.to_string()
                     }
-                }
-                let shown = if addrs.is_empty() {
-                    "<none>".to_string()
-                } else if addrs.len() > 3 {
-                    format!("{} + {} more...", addrs[..3].join(","), addrs.len() - 3)
-                } else {
-                    addrs.join(",")
                 };
-                vec![name, shown, age(o, now)]
+                r.extend([none(ip), none(node), "<none>".into(), "<none>".into()]);
             }
-            "EndpointSlice" => {
-                let ports: Vec<String> = o
+            r
+        }
+        "Deployment" => {
+            let mut r = vec![
+                name,
+                format!(
+                    "{}/{}",
+                    num(o, &["status", "readyReplicas"]),
+                    num(o, &["spec", "replicas"])
+                ),
+                num(o, &["status", "updatedReplicas"]).to_string(),
+                num(o, &["status", "availableReplicas"]).to_string(),
+                age(o, now),
+            ];
+            if wide {
+                let (c, i) = containers_images(o, &["spec", "template", "spec"]);
+                r.extend([c, i, selector_text(doc::at(o, &["spec", "selector"]))]);
+            }
+            r
+        }
+        "ReplicaSet" => {
+            let mut r = vec![
+                name,
+                num(o, &["spec", "replicas"]).to_string(),
+                num(o, &["status", "replicas"]).to_string(),
+                num(o, &["status", "readyReplicas"]).to_string(),
+                age(o, now),
+            ];
+            if wide {
+                let (c, i) = containers_images(o, &["spec", "template", "spec"]);
+                r.extend([c, i, selector_text(doc::at(o, &["spec", "selector"]))]);
+            }
+            r
+        }
+        "Service" => {
+            let kind = doc::str_at(o, &["spec", "type"]).to_string();
+            let external = match kind.as_str() {
+                "LoadBalancer" => doc::at(o, &["status", "loadBalancer", "ingress"])
+                    .and_then(|i| i.get(0))
+                    .map(|i| doc::str_at(i, &["ip"]).to_string())
+                    .unwrap_or_else(|| "<pending>".into()),
+                "ExternalName" => doc::str_at(o, &["spec", "externalName"]).to_string(),
+                _ => "<none>".into(),
+            };
+            let ports: Vec<String> = doc::at(o, &["spec", "ports"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| match doc::i64_at(p, &["nodePort"]) {
+                    Some(np) => format!(
+                        "{}:{np}/{}",
+                        num(p, &["port"]),
+                        doc::str_at(p, &["protocol"])
+                    ),
+                    None => format!("{}/{}", num(p, &["port"]), doc::str_at(p, &["protocol"])),
+                })
+                .collect();
+            let ip = match doc::str_at(o, &["spec", "clusterIP"]) {
+                "" => "<none>",
+                ip => ip,
+            };
+            let mut r = vec![
+                name,
+                kind,
+                ip.to_string(),
+                external,
+                if ports.is_empty() {
+                    "<none>".into()
+                } else {
+                    ports.join(",")
+                },
+                age(o, now),
+            ];
+            if wide {
+                let sel = doc::at(o, &["spec", "selector"])
+                    .map(crate::engine::labels::Selector::from_map)
+                    .map(|s| s.to_text())
+                    .unwrap_or_default();
+                r.push(if sel.is_empty() { "<none>".into() } else { sel });
+            }
+            r
+        }
+        "Node" => {
+            let ready = crate::engine::scheduler::node_ready(o);
+            let mut status = if ready {
+                "Ready".to_string()
+            } else {
+                "NotReady".to_string()
+            };
+            if doc::at(o, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<String> = doc::labels(o)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/").map(String::from))
+                .collect();
+            let mut r = vec![
+                name,
+                status,
+                if roles.is_empty() {
+                    "<none>".into()
+                } else {
+                    roles.join(",")
+                },
+                age(o, now),
+                doc::str_at(o, &["status", "nodeInfo", "kubeletVersion"]).into(),
+            ];
+            if wide {
+                let ip = doc::at(o, &["status", "addresses"])
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(|x| doc::str_at(x, &["type"]) == "InternalIP"))
+                    .map(|x| doc::str_at(x, &["address"]).to_string())
+                    .unwrap_or_default();
+                let info = |k: &str| doc::str_at(o, &["status", "nodeInfo", k]).to_string();
+                r.extend([
+                    ip,
+                    "<none>".into(),
+                    info("osImage"),
+                    info("kernelVersion"),
+                    info("containerRuntimeVersion"),
+                ]);
+            }
+            r
+        }
+        "Endpoints" => {
+            let mut addrs = Vec::new();
+            for s in doc::at(o, &["subsets"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let ports: Vec<i64> = s
                     .get("ports")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .map(|p| num(p, &["port"]).to_string())
+                    .map(|p| num(p, &["port"]))
                     .collect();
-                let eps: Vec<String> = o
-                    .get("endpoints")
+                for a in s
+                    .get("addresses")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter_map(|e| {
-                        e.get("addresses")
-                            .and_then(|a| a.get(0))
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                    })
-                    .collect();
-                let shown = if eps.len() > 3 {
-                    format!("{} + {} more...", eps[..3].join(","), eps.len() - 3)
-                } else if eps.is_empty() {
+                {
+                    for p in &ports {
+                        addrs.push(format!("{}:{p}", doc::str_at(a, &["ip"])));
+                    }
+                }
+            }
+            let shown = if addrs.is_empty() {
+                "<none>".to_string()
+            } else if addrs.len() > 3 {
+                format!("{} + {} more...", addrs[..3].join(","), addrs.len() - 3)
+            } else {
+                addrs.join(",")
+            };
+            vec![name, shown, age(o, now)]
+        }
+        "EndpointSlice" => {
+            let ports: Vec<String> = o
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| num(p, &["port"]).to_string())
+                .collect();
+            let eps: Vec<String> = o
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    e.get("addresses")
+                        .and_then(|a| a.get(0))
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+                .collect();
+            let shown = if eps.len() > 3 {
+                format!("{} + {} more...", eps[..3].join(","), eps.len() - 3)
+            } else if eps.is_empty() {
+                "<unset>".into()
+            } else {
+                eps.join(",")
+            };
+            vec![
+                name,
+                doc::str_at(o, &["addressType"]).into(),
+                if ports.is_empty() {
                     "<unset>".into()
                 } else {
-                    eps.join(",")
-                };
-                vec![
-                    name,
-                    doc::str_at(o, &["addressType"]).into(),
-                    if ports.is_empty() {
-                        "<unset>".into()
-                    } else {
-                        ports.join(",")
-                    },
-                    shown,
-                    age(o, now),
-                ]
-            }
-            "Namespace" => vec![
-                name,
-                doc::str_at(o, &["status", "phase"]).into(),
+                    ports.join(",")
+                },
+                shown,
                 age(o, now),
-            ],
-            "ConfigMap" => {
-                let n = ["data", "binaryData"]
-                    .iter()
-                    .map(|f| o.get(*f).and_then(Value::as_object).map_or(0, Map::len))
-                    .sum::<usize>();
-                vec![name, n.to_string(), age(o, now)]
-            }
-            "Secret" => {
-                let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len);
-                vec![
-                    name,
-                    doc::str_at(o, &["type"]).into(),
-                    n.to_string(),
-                    age(o, now),
-                ]
-            }
-            "PersistentVolumeClaim" => {
-                // Capacity and access modes are the bound volume's; none before binding.
-                let volume = doc::str_at(o, &["spec", "volumeName"]);
-                let (capacity, modes) = if volume.is_empty() {
-                    (String::new(), String::new())
-                } else {
-                    (
-                        quantity(o.pointer("/status/capacity/storage")),
-                        access_modes(o.pointer("/status/accessModes")),
-                    )
-                };
-                let mut r = vec![
-                    name,
-                    phase(o),
-                    volume.into(),
-                    capacity,
-                    modes,
-                    doc::str_at(o, &["spec", "storageClassName"]).into(),
-                    unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
-                    age(o, now),
-                ];
-                if wide {
-                    r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
-                }
-                r
-            }
-            "PersistentVolume" => {
-                let claim = o
-                    .pointer("/spec/claimRef")
-                    .map(|c| {
-                        format!(
-                            "{}/{}",
-                            doc::str_at(c, &["namespace"]),
-                            doc::str_at(c, &["name"])
-                        )
-                    })
-                    .unwrap_or_default();
-                let mut r = vec![
-                    name,
-                    quantity(o.pointer("/spec/capacity/storage")),
-                    access_modes(o.pointer("/spec/accessModes")),
-                    doc::str_at(o, &["spec", "persistentVolumeReclaimPolicy"]).into(),
-                    phase(o),
-                    claim,
-                    doc::str_at(o, &["spec", "storageClassName"]).into(),
-                    unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
-                    doc::str_at(o, &["status", "reason"]).into(),
-                    age(o, now),
-                ];
-                if wide {
-                    r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
-                }
-                r
-            }
-            "Ingress" => {
-                let rules = doc::at(o, &["spec", "rules"])
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let class = match doc::str_at(o, &["spec", "ingressClassName"]) {
-                    "" => "<none>",
-                    c => c,
-                };
-                let tls = doc::at(o, &["spec", "tls"])
-                    .and_then(Value::as_array)
-                    .is_some_and(|t| !t.is_empty());
-                vec![
-                    name,
-                    class.into(),
-                    ingress_hosts(&rules),
-                    ingress_address(o, wide),
-                    if tls { "80, 443".into() } else { "80".into() },
-                    age(o, now),
-                ]
-            }
-            "ServiceAccount" => {
-                let secrets = o
-                    .get("secrets")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                vec![name, secrets.to_string(), age(o, now)]
-            }
-            "Role" | "ClusterRole" => vec![
+            ]
+        }
+        "Namespace" => vec![
+            name,
+            doc::str_at(o, &["status", "phase"]).into(),
+            age(o, now),
+        ],
+        "ConfigMap" => {
+            let n = ["data", "binaryData"]
+                .iter()
+                .map(|f| o.get(*f).and_then(Value::as_object).map_or(0, Map::len))
+                .sum::<usize>();
+            vec![name, n.to_string(), age(o, now)]
+        }
+        "Secret" => {
+            let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len);
+            vec![
                 name,
-                parse_rfc3339(doc::str_at(o, &["metadata", "creationTimestamp"]))
-                    .map(rfc3339)
-                    .unwrap_or_default(),
-            ],
-            "RoleBinding" | "ClusterRoleBinding" => {
-                let mut r = vec![
-                    name,
+                doc::str_at(o, &["type"]).into(),
+                n.to_string(),
+                age(o, now),
+            ]
+        }
+        "PersistentVolumeClaim" => {
+            // Capacity and access modes are the bound volume's; none before binding.
+            let volume = doc::str_at(o, &["spec", "volumeName"]);
+            let (capacity, modes) = if volume.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (
+                    quantity(o.pointer("/status/capacity/storage")),
+                    access_modes(o.pointer("/status/accessModes")),
+                )
+            };
+            let mut r = vec![
+                name,
+                phase(o),
+                volume.into(),
+                capacity,
+                modes,
+                doc::str_at(o, &["spec", "storageClassName"]).into(),
+                unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
+                age(o, now),
+            ];
+            if wide {
+                r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
+            }
+            r
+        }
+        "PersistentVolume" => {
+            let claim = o
+                .pointer("/spec/claimRef")
+                .map(|c| {
                     format!(
                         "{}/{}",
-                        doc::str_at(o, &["roleRef", "kind"]),
-                        doc::str_at(o, &["roleRef", "name"])
-                    ),
-                    age(o, now),
-                ];
-                if wide {
-                    let subjects = |kind: &str| {
-                        o.get("subjects")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter(|s| doc::str_at(s, &["kind"]) == kind)
-                            .map(|s| match (kind, doc::str_at(s, &["namespace"])) {
-                                ("ServiceAccount", ns) => {
-                                    format!("{ns}/{}", doc::str_at(s, &["name"]))
-                                }
-                                _ => doc::str_at(s, &["name"]).to_string(),
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    };
-                    r.extend([
-                        subjects("User"),
-                        subjects("Group"),
-                        subjects("ServiceAccount"),
-                    ]);
-                }
-                r
+                        doc::str_at(c, &["namespace"]),
+                        doc::str_at(c, &["name"])
+                    )
+                })
+                .unwrap_or_default();
+            let mut r = vec![
+                name,
+                quantity(o.pointer("/spec/capacity/storage")),
+                access_modes(o.pointer("/spec/accessModes")),
+                doc::str_at(o, &["spec", "persistentVolumeReclaimPolicy"]).into(),
+                phase(o),
+                claim,
+                doc::str_at(o, &["spec", "storageClassName"]).into(),
+                unset_or(doc::str_at(o, &["spec", "volumeAttributesClassName"])),
+                doc::str_at(o, &["status", "reason"]).into(),
+                age(o, now),
+            ];
+            if wide {
+                r.push(unset_or(doc::str_at(o, &["spec", "volumeMode"])));
             }
-            _ => super::workload_tables::row(info.kind, o, now, wide)
-                .unwrap_or_else(|| vec![name, age(o, now)]),
-        };
-        if with_kind && let Some(first) = row.first_mut() {
-            *first = format!("{}/{first}", info.resource_prefix());
+            r
         }
-        if with_ns {
-            row.insert(0, doc::namespace(o).to_string());
+        "Ingress" => {
+            let rules = doc::at(o, &["spec", "rules"])
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let class = match doc::str_at(o, &["spec", "ingressClassName"]) {
+                "" => "<none>",
+                c => c,
+            };
+            let tls = doc::at(o, &["spec", "tls"])
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty());
+            vec![
+                name,
+                class.into(),
+                ingress_hosts(&rules),
+                ingress_address(o, wide),
+                if tls { "80, 443".into() } else { "80".into() },
+                age(o, now),
+            ]
         }
-        if show_labels {
-            row.push(labels_text(doc::labels(o)));
+        "ServiceAccount" => {
+            let secrets = o
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, secrets.to_string(), age(o, now)]
         }
-        rows.push(row);
+        "Role" | "ClusterRole" => vec![
+            name,
+            parse_rfc3339(doc::str_at(o, &["metadata", "creationTimestamp"]))
+                .map(rfc3339)
+                .unwrap_or_default(),
+        ],
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let mut r = vec![
+                name,
+                format!(
+                    "{}/{}",
+                    doc::str_at(o, &["roleRef", "kind"]),
+                    doc::str_at(o, &["roleRef", "name"])
+                ),
+                age(o, now),
+            ];
+            if wide {
+                let subjects = |kind: &str| {
+                    o.get("subjects")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| doc::str_at(s, &["kind"]) == kind)
+                        .map(|s| match (kind, doc::str_at(s, &["namespace"])) {
+                            ("ServiceAccount", ns) => {
+                                format!("{ns}/{}", doc::str_at(s, &["name"]))
+                            }
+                            _ => doc::str_at(s, &["name"]).to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                r.extend([
+                    subjects("User"),
+                    subjects("Group"),
+                    subjects("ServiceAccount"),
+                ]);
+            }
+            r
+        }
+        _ => super::workload_tables::row(info.kind, o, now, wide)
+            .unwrap_or_else(|| vec![name, age(o, now)]),
     }
-    render_table(&rows)
 }
 
 /// `storageutil.GetAccessModesAsString`: `RWO,ROX` in kubectl's fixed order, whatever the

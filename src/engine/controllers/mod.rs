@@ -17,6 +17,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod replicaset;
+pub mod rollout;
 pub mod statefulset;
 pub mod volume;
 pub mod workloads;
@@ -41,6 +42,14 @@ pub enum Change {
         sim: Option<PodSim>,
         /// The controller object that asked, for the failure event.
         owner: Option<(&'static str, String, String)>,
+    },
+    /// Write an object as an API client would (create or update through admission, the
+    /// fields the cluster owns kept); a refusal is recorded as a warning event.
+    Apply {
+        /// The kind.
+        kind: &'static str,
+        /// The desired object.
+        doc: Value,
     },
     /// Replace an object's document (spec and/or status).
     Update {

@@ -652,6 +652,20 @@ fn meta_text(value: &Value) -> String {
 
 /// kustomize's `Resource.ApplySmPatch`: merges, then puts back the name, kind and namespace
 /// unless allowed to change. Returns false when the patch deleted the object.
+/// True when the JSON pointer `pointer` names a null field of `object`.
+fn null_at(object: &Map<String, Value>, pointer: &str) -> bool {
+    let mut tokens = pointer.splitn(3, '/').skip(1);
+    let Some(first) = tokens.next() else {
+        return false;
+    };
+    let first = first.replace("~1", "/").replace("~0", "~");
+    let rest = tokens.next().map(|r| format!("/{r}")).unwrap_or_default();
+    object
+        .get(&first)
+        .and_then(|v| v.pointer(&rest))
+        .is_some_and(Value::is_null)
+}
+
 fn apply_to_resource(
     resource: &mut Resource,
     patch: &Value,
@@ -665,11 +679,12 @@ fn apply_to_resource(
         resource.remember_id();
     }
     let merged =
-        strategic::merge(&resource.to_value(), patch, schema).map_err(|source| Error::Merge {
-            source_text: source_text.to_string(),
-            id: Box::new(id.clone()),
-            source,
-        })?;
+        strategic::merge_with_bare_nulls(&resource.to_value(), &resource.bare_nulls, patch, schema)
+            .map_err(|source| Error::Merge {
+                source_text: source_text.to_string(),
+                id: Box::new(id.clone()),
+                source,
+            })?;
     let object = match merged {
         Some(Value::Object(object)) if !object.is_empty() => object,
         _ => {
@@ -678,6 +693,8 @@ fn apply_to_resource(
         }
     };
     resource.object = object;
+    // The merge dropped the bare nulls it walked; those left (in replaced lists) stay bare.
+    resource.bare_nulls.retain(|p| null_at(&resource.object, p));
     if !allow.kind {
         resource.object.insert("kind".into(), Value::String(kind));
     }

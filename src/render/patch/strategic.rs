@@ -55,8 +55,27 @@ pub enum MergeError {
 /// Merges `patch` into `object` as `kustomize build` does. `None` means the patch deleted the
 /// object (`$patch: delete` at the top).
 pub fn merge(object: &Value, patch: &Value, api: &OpenApi) -> Result<Option<Value>, MergeError> {
+    merge_with_bare_nulls(object, &[], patch, api)
+}
+
+/// [`merge`] where `bare_nulls` point at the object's fields written with no value (`key:`):
+/// kyaml's merge drops those where it walks (maps, and the elements of merged lists) and
+/// keeps a written `null`/`~` (its "explicitly set null"); inside replaced lists both stay.
+pub fn merge_with_bare_nulls(
+    object: &Value,
+    bare_nulls: &[String],
+    patch: &Value,
+    api: &OpenApi,
+) -> Result<Option<Value>, MergeError> {
     let mut tree = Tree::default();
     let dest = tree.add(object);
+    for pointer in bare_nulls {
+        if let Some(id) = tree.resolve(dest, pointer)
+            && matches!(tree.nodes[id], Node::Null)
+        {
+            tree.bare.insert(id);
+        }
+    }
     let origin = tree.add(patch);
     let mut walker = Walker { tree, api };
     let merged = walker.walk([Some(RNode::new(dest)), Some(RNode::new(origin))], None)?;
@@ -109,6 +128,8 @@ type Src = Option<RNode>;
 #[derive(Debug, Default)]
 struct Tree {
     nodes: Vec<Node>,
+    /// Null nodes written with no text (`key:`).
+    bare: std::collections::HashSet<usize>,
 }
 
 impl Tree {
@@ -176,9 +197,24 @@ impl Tree {
     }
 
     /// The node's scalar text, as go-yaml's `Node.Value` (empty for maps and lists).
+    /// The node a JSON pointer names below `root`.
+    fn resolve(&self, root: usize, pointer: &str) -> Option<usize> {
+        let mut id = root;
+        for token in pointer.split('/').skip(1) {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            id = match &self.nodes[id] {
+                Node::Map(fields) => fields.iter().find(|(k, _)| *k == token).map(|(_, v)| *v)?,
+                Node::Seq(items) => *items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(id)
+    }
+
     fn text(&self, id: usize) -> String {
         match &self.nodes[id] {
             Node::Scalar(v) => scalar_text(v),
+            Node::Null if self.bare.contains(&id) => String::new(),
             Node::Null => "null".to_string(),
             Node::Map(_) | Node::Seq(_) => String::new(),
         }

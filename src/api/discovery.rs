@@ -1,0 +1,174 @@
+//! Discovery: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`, built from
+//! the engine's kind table ([`kinds::all`]: the built-in kinds and registered CRDs) so a kind
+//! added there is served and discovered.
+
+use serde_json::{Value, json};
+
+use crate::engine::kinds::{self, KindInfo};
+
+/// The Kubernetes version the server reports (what kubectl v1.32 expects to talk to).
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.0-reconcile",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "",
+        "compiler": "reconcile",
+        "platform": "linux/amd64",
+    })
+}
+
+/// Whether the kind has a `scale` subresource.
+pub fn has_scale(info: &KindInfo) -> bool {
+    info.subresources.contains(&"scale")
+}
+
+/// Whether the kind has a `status` subresource.
+pub fn has_status(info: &KindInfo) -> bool {
+    info.subresources.contains(&"status")
+}
+
+/// `/api`.
+pub fn core_versions(address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    })
+}
+
+/// `/apis`: one group per API group in the kind table, in table order.
+pub fn groups() -> Value {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for k in kinds::all().into_iter().filter(|k| !k.group.is_empty()) {
+        if !seen.contains(&(k.group, k.version)) {
+            seen.push((k.group, k.version));
+        }
+    }
+    let mut groups: Vec<Value> = Vec::new();
+    for (group, version) in &seen {
+        let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+        match groups.iter_mut().find(|g| g["name"] == *group) {
+            Some(g) => {
+                if let Some(list) = g["versions"].as_array_mut() {
+                    list.push(gv);
+                }
+            }
+            None => groups.push(json!({
+                "name": group,
+                "versions": [gv.clone()],
+                "preferredVersion": gv,
+            })),
+        }
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// The verbs the server implements (of those the kind table lists).
+const SERVED_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// `/api/v1` or `/apis/{group}/{version}`; `None` for a group version the server lacks.
+pub fn resources(group: &str, version: &str) -> Option<Value> {
+    let members: Vec<&KindInfo> = kinds::all()
+        .into_iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
+    if members.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for k in &members {
+        let verbs: Vec<&str> = k
+            .verbs
+            .iter()
+            .copied()
+            .filter(|v| SERVED_VERBS.contains(v))
+            .collect();
+        let mut r = json!({
+            "name": k.plural,
+            "singularName": k.singular,
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": verbs,
+        });
+        if !k.short.is_empty() {
+            r["shortNames"] = json!(k.short);
+        }
+        if !k.categories.is_empty() {
+            r["categories"] = json!(k.categories);
+        }
+        resources.push(r);
+        if has_status(k) {
+            resources.push(json!({
+                "name": format!("{}/status", k.plural),
+                "singularName": "",
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if has_scale(k) {
+            resources.push(json!({
+                "name": format!("{}/scale", k.plural),
+                "singularName": "",
+                "namespaced": k.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }))
+}
+
+/// The kind a URL's group, version and plural resource name.
+pub fn kind_for(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
+    kinds::all()
+        .into_iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_discoverable() {
+        for k in kinds::all() {
+            let list = resources(k.group, k.version).expect("group version served");
+            let names: Vec<&str> = list["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["name"].as_str())
+                .collect();
+            assert!(names.contains(&k.plural), "{} missing", k.plural);
+            assert_eq!(kind_for(k.group, k.version, k.plural), Some(k));
+        }
+        let apis = groups();
+        assert!(
+            apis["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|g| g["name"] == "apps")
+        );
+        assert!(resources("nope.example.com", "v1").is_none());
+    }
+}

@@ -1,0 +1,369 @@
+//! The Kubernetes REST API over the engine's store, so the real `kubectl` and the `kube`
+//! crate talk to the built-in engine as to any cluster (`reconcile engine serve`).
+//!
+//! A tour:
+//! - [`router`] builds the one axum router (tests drive it without a socket);
+//! - [`worker`] owns the engine on its own thread (jobs, wall-clock time) and feeds the
+//!   [`journal`] that [`watch`] fans out;
+//! - [`request`] reads paths and list options; [`objects`] holds the verbs; [`patch`] the
+//!   JSON/merge/strategic patches and [`apply`] server-side apply; [`table`] converts to
+//!   `Table`; [`discovery`] and [`openapi`] describe what is served; [`status`] turns
+//!   errors into `Status`;
+//! - [`tls`] makes the CA, the serving certificate, the token and the kubeconfig, and
+//!   [`serve`] runs HTTPS.
+//!
+//! Invariants: handlers parse, call one engine job, and render; the engine never sees an
+//! HTTP type; every request without the bearer token gets 401 before anything else runs.
+
+pub mod apply;
+pub mod discovery;
+pub mod journal;
+pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod request;
+pub mod status;
+pub mod table;
+pub mod tls;
+pub mod watch;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+use objects::{Answer, Scope};
+use patch::PatchType;
+use request::{ListOptions, Target};
+use status::ApiError;
+use worker::Worker;
+
+/// The largest request body accepted (the API server's limit).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+struct App {
+    worker: Worker,
+    token: Arc<str>,
+    address: Arc<str>,
+}
+
+/// The API router over `worker`'s engine; requests must carry `Bearer <token>`.
+/// `address` is what `/api` reports as the server's address.
+pub fn router(worker: Worker, token: &str, address: &str) -> Router {
+    let app = App {
+        worker,
+        token: Arc::from(token),
+        address: Arc::from(address),
+    };
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/api", get(core_versions))
+        .route("/apis", get(|| async { axum::Json(discovery::groups()) }))
+        .route("/openapi/v3", get(|| async { axum::Json(openapi::root()) }))
+        .route("/openapi/v3/{*gv}", get(openapi_group_version))
+        .fallback(resource)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .with_state(app)
+}
+
+async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+    let expected = format!("Bearer {}", app.token);
+    let presented = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !same_secret(presented.as_bytes(), expected.as_bytes()) {
+        return ApiError::unauthorized().into_response();
+    }
+    next.run(request).await
+}
+
+/// Compares in time independent of where the inputs differ: the token is the only credential.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn core_versions(State(app): State<App>) -> Response {
+    axum::Json(discovery::core_versions(&app.address)).into_response()
+}
+
+async fn openapi_group_version(uri: Uri) -> Response {
+    let gv = uri.path().trim_start_matches("/openapi/v3/");
+    match openapi::group_version(gv) {
+        Some(doc) => axum::Json(doc).into_response(),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+fn json_response(answer: Answer) -> Response {
+    let code = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::OK);
+    (code, [("content-type", "application/json")], answer.body).into_response()
+}
+
+async fn resource(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match dispatch(&app, &method, &uri, &headers, query, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    query: HashMap<String, String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_BODY} ({rejection})"),
+        )
+    })?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let as_table = table::wants_table(&header("accept"));
+    let media = header("content-type");
+    if (media.contains("protobuf") || media.contains("cbor")) && !body.is_empty() {
+        // Typed clients (`kubectl create configmap`) send protobuf; only JSON is decoded.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
+            ),
+        ));
+    }
+    if let Some(found) = discovery_document(uri.path()) {
+        return found.map(|doc| axum::Json(doc).into_response());
+    }
+    let target = request::parse_path(uri.path())?;
+    let (info, namespace, name, sub) = match target {
+        Target::Events { namespace } => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(method.as_str()));
+            }
+            let options = ListOptions::from_query(&query)?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return Err(ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "watching events is not supported yet",
+                ));
+            }
+            let answer = app
+                .worker
+                .call(move |e| objects::events(e, namespace.as_deref(), &options))
+                .await??;
+            return Ok(json_response(answer));
+        }
+        Target::Objects {
+            info,
+            namespace,
+            name,
+            sub,
+        } => (info, namespace, name, sub),
+    };
+    let scope = Scope { info, namespace };
+    let dry_run = request::is_dry_run(&query)?;
+    let worker = &app.worker;
+    let answer = match (method.clone(), name) {
+        (Method::GET, None) => {
+            let options = ListOptions::from_query(&query)?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return watch::watch(worker, scope, options, as_table).await;
+            }
+            worker
+                .call(move |e| objects::list(e, &scope, &options, as_table))
+                .await??
+        }
+        (Method::GET, Some(name)) => {
+            worker
+                .call(move |e| objects::get(e, &scope, &name, sub, as_table))
+                .await??
+        }
+        (Method::POST, None) => {
+            let object = objects::body_object(&body)?;
+            if scope.info.namespaced && scope.namespace.is_none() {
+                return Err(ApiError::method_not_allowed("POST"));
+            }
+            worker
+                .call(move |e| objects::create(e, &scope, object, dry_run))
+                .await??
+        }
+        (Method::PUT, Some(name)) => {
+            let object = objects::body_object(&body)?;
+            worker
+                .call(move |e| objects::update(e, &scope, &name, sub, object, dry_run))
+                .await??
+        }
+        (Method::PATCH, Some(name)) => {
+            let kind = PatchType::of(&header("content-type"))?;
+            if kind == PatchType::Apply {
+                let applied = apply::parse_body(&body)?;
+                let manager = query.get("fieldManager").cloned().unwrap_or_default();
+                let force = query.get("force").is_some_and(|f| f == "true");
+                worker
+                    .call(move |e| {
+                        server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                    })
+                    .await??
+            } else {
+                worker
+                    .call(move |e| objects::patch(e, &scope, &name, sub, kind, &body, dry_run))
+                    .await??
+            }
+        }
+        (Method::DELETE, Some(name)) => {
+            let options: Value = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            worker
+                .call(move |e| objects::delete(e, &scope, &name, &options, &query))
+                .await??
+        }
+        (m, _) => return Err(ApiError::method_not_allowed(m.as_str())),
+    };
+    Ok(json_response(answer))
+}
+
+/// `/api/v1`, `/apis/{group}` and `/apis/{group}/{version}`; `None` for other paths.
+fn discovery_document(path: &str) -> Option<Result<Value, ApiError>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let found = match parts.as_slice() {
+        ["api", version] => discovery::resources("", version),
+        ["apis", group, version] => discovery::resources(group, version),
+        ["apis", group] => discovery::groups()["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["name"] == *group).cloned())
+            .map(|mut g| {
+                g["kind"] = Value::from("APIGroup");
+                g["apiVersion"] = Value::from("v1");
+                g
+            }),
+        _ => return None,
+    };
+    Some(found.ok_or_else(ApiError::no_route))
+}
+
+fn server_side_apply(
+    engine: &mut crate::engine::Engine,
+    scope: &Scope,
+    name: &str,
+    mut applied: Value,
+    manager: &str,
+    force: bool,
+    dry_run: bool,
+) -> Result<Answer, ApiError> {
+    use crate::engine::doc;
+    let info = scope.info;
+    if doc::str_at(&applied, &["kind"]) != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the applied configuration ({}) does not match the resource ({})",
+            doc::str_at(&applied, &["kind"]),
+            info.plural
+        )));
+    }
+    if doc::name(&applied) != name {
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    if let Some(ns) = &scope.namespace {
+        doc::set(
+            &mut applied,
+            &["metadata", "namespace"],
+            Value::from(ns.as_str()),
+        );
+    }
+    let live = engine.get(
+        info.kind,
+        scope.namespace.as_deref().unwrap_or_default(),
+        name,
+    )?;
+    let request = apply::ApplyRequest {
+        manager,
+        force,
+        now: crate::engine::clock::rfc3339(engine.now_millis()),
+    };
+    let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
+    objects::drop_nulls(&mut merged);
+    let (code, stored) = match (live.is_some(), dry_run) {
+        (true, true) => (200, engine.dry_run_apply(&merged)?),
+        (true, false) => (200, engine.apply(&merged)?),
+        (false, true) => (201, engine.dry_run_create(&merged)?),
+        (false, false) => (201, engine.create(&merged)?),
+    };
+    Ok(Answer {
+        code,
+        body: serde_json::to_vec(&stored).unwrap_or_default(),
+    })
+}
+
+/// Serves `router` over HTTPS on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let Ok(tls_stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let io = hyper_util::rt::TokioIo::new(tls_stream);
+            // A client that goes away mid-request is its own business.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}

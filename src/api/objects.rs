@@ -1,0 +1,493 @@
+//! The verbs on stored objects: get, list, create, update, patch, delete, and the `status`
+//! and `scale` subresources, each one job on the engine thread so a read-modify-write is
+//! atomic.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::patch::{self, PatchType};
+use super::request::{self, ListOptions, Sub};
+use super::status::ApiError;
+use super::table;
+use crate::engine::clock::rfc3339;
+use crate::engine::kinds::KindInfo;
+use crate::engine::{Engine, Propagation, doc};
+
+/// What a request asks of one kind.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The kind.
+    pub info: &'static KindInfo,
+    /// The namespace (`None`: all, or cluster-scoped).
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or_default()
+    }
+}
+
+/// A successful answer: an HTTP code and a JSON body already serialized.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// 200 or 201.
+    pub code: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+fn answer(code: u16, value: &Value) -> Answer {
+    Answer {
+        code,
+        body: serde_json::to_vec(value).unwrap_or_default(),
+    }
+}
+
+fn current(engine: &mut Engine, scope: &Scope, name: &str) -> Result<Value, ApiError> {
+    engine
+        .get(scope.info.kind, scope.ns(), name)?
+        .ok_or_else(|| ApiError::not_found(scope.info.plural, scope.info.group, name))
+}
+
+/// GET one object (or its subresource), as JSON or as a Table.
+pub fn get(
+    engine: &mut Engine,
+    scope: &Scope,
+    name: &str,
+    sub: Option<Sub>,
+    as_table: bool,
+) -> Result<Answer, ApiError> {
+    let object = current(engine, scope, name)?;
+    if sub == Some(Sub::Scale) {
+        return Ok(answer(200, &scale_of(&object)));
+    }
+    if as_table {
+        let rv = doc::str_at(&object, &["metadata", "resourceVersion"]).to_string();
+        let t = table::table(
+            scope.info,
+            &[&object],
+            engine.now_millis(),
+            json!({"resourceVersion": rv}),
+        );
+        return Ok(answer(200, &t));
+    }
+    Ok(answer(200, &object))
+}
+
+/// LIST with selectors and paging, as JSON or as a Table; serialized here, on the engine
+/// thread, straight from the store (no copy of the objects).
+pub fn list(
+    engine: &mut Engine,
+    scope: &Scope,
+    options: &ListOptions,
+    as_table: bool,
+) -> Result<Answer, ApiError> {
+    let info = scope.info;
+    let now = engine.now_millis();
+    let state = engine.fresh_state()?;
+    let all = state.kind(info.kind);
+    let mut picked: Vec<&Value> = Vec::new();
+    let mut next: Option<String> = None;
+    let start = match (&options.after, &scope.namespace) {
+        (Some(after), _) => std::ops::Bound::Excluded(after.clone()),
+        (None, Some(ns)) => std::ops::Bound::Included((ns.clone(), String::new())),
+        (None, None) => std::ops::Bound::Unbounded,
+    };
+    for ((ns, name), stored) in all.range((start, std::ops::Bound::Unbounded)) {
+        if let Some(want) = &scope.namespace
+            && ns != want
+        {
+            if ns > want {
+                break;
+            }
+            continue;
+        }
+        if !options.matches(&stored.doc) {
+            continue;
+        }
+        if options.limit > 0 && picked.len() == options.limit {
+            if let Some(last) = picked.last() {
+                next = Some(request::encode_continue(
+                    doc::namespace(last),
+                    doc::name(last),
+                ));
+            }
+            let _ = (ns, name);
+            break;
+        }
+        picked.push(&stored.doc);
+    }
+    let mut meta = json!({"resourceVersion": state.rv.to_string()});
+    if let Some(token) = next {
+        meta["continue"] = json!(token);
+    }
+    if as_table {
+        return Ok(answer(200, &table::table(info, &picked, now, meta)));
+    }
+    let body = json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version(),
+        "metadata": meta,
+        "items": picked,
+    });
+    Ok(answer(200, &body))
+}
+
+/// Reads a request body as one JSON object.
+pub fn body_object(body: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized (must be a JSON object)",
+        ));
+    }
+    Ok(value)
+}
+
+/// Checks that the body's kind, namespace and name agree with the URL, filling them in
+/// where the body leaves them out, as the API server does.
+fn conform(scope: &Scope, name: Option<&str>, object: &mut Value) -> Result<(), ApiError> {
+    let info = scope.info;
+    let kind = doc::str_at(object, &["kind"]).to_string();
+    if kind.is_empty() {
+        doc::set(object, &["kind"], json!(info.kind));
+        doc::set(object, &["apiVersion"], json!(info.api_version()));
+    } else if kind != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the provided object ({kind}) does not match the resource ({})",
+            info.plural
+        )));
+    }
+    if doc::str_at(object, &["apiVersion"]).is_empty() {
+        doc::set(object, &["apiVersion"], json!(info.api_version()));
+    }
+    if info.namespaced {
+        let body_ns = doc::namespace(object).to_string();
+        match (&scope.namespace, body_ns.as_str()) {
+            (Some(ns), "") => doc::set(object, &["metadata", "namespace"], json!(ns)),
+            (Some(ns), b) if b != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(name) = name {
+        let body_name = doc::name(object).to_string();
+        if body_name.is_empty() {
+            doc::set(object, &["metadata", "name"], json!(name));
+        } else if body_name != name {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// POST: creates an object.
+pub fn create(
+    engine: &mut Engine,
+    scope: &Scope,
+    mut object: Value,
+    dry_run: bool,
+) -> Result<Answer, ApiError> {
+    conform(scope, None, &mut object)?;
+    drop_nulls(&mut object);
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    let created = if dry_run {
+        engine.dry_run_create(&object)?
+    } else {
+        engine.create(&object)?
+    };
+    Ok(answer(201, &created))
+}
+
+/// PUT: replaces an object (or its status, or its scale).
+pub fn update(
+    engine: &mut Engine,
+    scope: &Scope,
+    name: &str,
+    sub: Option<Sub>,
+    mut object: Value,
+    dry_run: bool,
+) -> Result<Answer, ApiError> {
+    let existing = current(engine, scope, name)?;
+    match sub {
+        Some(Sub::Scale) => {
+            let replicas = doc::i64_at(&object, &["spec", "replicas"])
+                .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
+            let scaled = with_replicas(&existing, replicas);
+            let stored = store(engine, &scaled, dry_run)?;
+            Ok(answer(200, &scale_of(&stored)))
+        }
+        Some(Sub::Status) => {
+            conform(scope, Some(name), &mut object)?;
+            check_version(scope, name, &existing, &object)?;
+            let status = object.get("status").cloned().unwrap_or(json!({}));
+            store_status(engine, scope, name, &existing, status, dry_run)
+        }
+        None => {
+            conform(scope, Some(name), &mut object)?;
+            let stored = store(engine, &object, dry_run)?;
+            Ok(answer(200, &stored))
+        }
+    }
+}
+
+fn check_version(
+    scope: &Scope,
+    name: &str,
+    existing: &Value,
+    object: &Value,
+) -> Result<(), ApiError> {
+    let wanted = doc::str_at(object, &["metadata", "resourceVersion"]);
+    let found = doc::str_at(existing, &["metadata", "resourceVersion"]);
+    if !wanted.is_empty() && wanted != found {
+        let word = if scope.info.group.is_empty() {
+            scope.info.plural.to_string()
+        } else {
+            format!("{}.{}", scope.info.plural, scope.info.group)
+        };
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {word} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Drops `null` fields, as decoding into the API's typed objects does: kubectl sends
+/// `creationTimestamp: null` inside templates, which must not make two templates differ.
+pub fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+fn store(engine: &mut Engine, object: &Value, dry_run: bool) -> Result<Value, ApiError> {
+    let mut object = object.clone();
+    drop_nulls(&mut object);
+    let object = &object;
+    Ok(if dry_run {
+        engine.dry_run_apply(object)?
+    } else {
+        engine.apply(object)?
+    })
+}
+
+fn store_status(
+    engine: &mut Engine,
+    scope: &Scope,
+    name: &str,
+    existing: &Value,
+    status: Value,
+    dry_run: bool,
+) -> Result<Answer, ApiError> {
+    if dry_run {
+        let mut preview = existing.clone();
+        doc::set(&mut preview, &["status"], status);
+        return Ok(answer(200, &preview));
+    }
+    let stored = engine
+        .replace_status(scope.info.kind, scope.ns(), name, status)?
+        .ok_or_else(|| ApiError::not_found(scope.info.plural, scope.info.group, name))?;
+    Ok(answer(200, &stored))
+}
+
+/// PATCH (JSON, merge or strategic) of an object, its status or its scale.
+pub fn patch(
+    engine: &mut Engine,
+    scope: &Scope,
+    name: &str,
+    sub: Option<Sub>,
+    kind: PatchType,
+    body: &[u8],
+    dry_run: bool,
+) -> Result<Answer, ApiError> {
+    let existing = current(engine, scope, name)?;
+    match sub {
+        Some(Sub::Scale) => {
+            let scale = scale_of(&existing);
+            let patched = patch::apply_patch(&scale, kind, body)?;
+            let replicas = doc::i64_at(&patched, &["spec", "replicas"])
+                .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
+            let stored = store(engine, &with_replicas(&existing, replicas), dry_run)?;
+            Ok(answer(200, &scale_of(&stored)))
+        }
+        Some(Sub::Status) => {
+            let patched = patch::apply_patch(&existing, kind, body)?;
+            let status = patched.get("status").cloned().unwrap_or(json!({}));
+            store_status(engine, scope, name, &existing, status, dry_run)
+        }
+        None => {
+            let mut patched = patch::apply_patch(&existing, kind, body)?;
+            if doc::name(&patched) != name || doc::namespace(&patched) != doc::namespace(&existing)
+            {
+                return Err(ApiError::bad_request(
+                    "a patch may not change the object's name or namespace",
+                ));
+            }
+            conform(scope, Some(name), &mut patched)?;
+            let stored = store(engine, &patched, dry_run)?;
+            Ok(answer(200, &stored))
+        }
+    }
+}
+
+fn with_replicas(object: &Value, replicas: i64) -> Value {
+    let mut scaled = object.clone();
+    doc::set(&mut scaled, &["spec", "replicas"], json!(replicas));
+    if let Some(meta) = scaled.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    scaled
+}
+
+/// The `autoscaling/v1` `Scale` of a Deployment, ReplicaSet or StatefulSet.
+pub fn scale_of(object: &Value) -> Value {
+    let selector = doc::at(object, &["spec", "selector"])
+        .map(crate::engine::labels::Selector::from_label_selector)
+        .and_then(Result::ok)
+        .map(|s| s.to_text())
+        .unwrap_or_default();
+    let meta = object.get("metadata").cloned().unwrap_or(json!({}));
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": doc::i64_at(object, &["spec", "replicas"]).unwrap_or(1)},
+        "status": {
+            "replicas": doc::i64_at(object, &["status", "replicas"]).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+/// DELETE with `DeleteOptions` (propagationPolicy, dryRun); answers the object as it was,
+/// or as it stays while finalizers hold it.
+pub fn delete(
+    engine: &mut Engine,
+    scope: &Scope,
+    name: &str,
+    options: &Value,
+    query: &HashMap<String, String>,
+) -> Result<Answer, ApiError> {
+    let existing = current(engine, scope, name)?;
+    let policy = query
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or_else(|| options.get("propagationPolicy").and_then(Value::as_str));
+    let orphan = options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    let propagation = match policy {
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        Some("Background") | None if !orphan => Propagation::Background,
+        None => Propagation::Orphan,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    };
+    let dry_run = request::is_dry_run(query)?
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    if let Some(uid) = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        && uid != doc::uid(&existing)
+    {
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                doc::uid(&existing)
+            ),
+        ));
+    }
+    if dry_run {
+        return Ok(answer(200, &existing));
+    }
+    engine.delete(scope.info.kind, scope.ns(), name, propagation)?;
+    let after = engine.get(scope.info.kind, scope.ns(), name)?;
+    Ok(answer(200, after.as_ref().unwrap_or(&existing)))
+}
+
+/// `core/v1` Events from the engine's event log, with the uid of the object each is about
+/// (kubectl describe selects events by it).
+pub fn events(
+    engine: &mut Engine,
+    namespace: Option<&str>,
+    options: &ListOptions,
+) -> Result<Answer, ApiError> {
+    let log = engine.events(namespace)?;
+    let state = engine.fresh_state()?;
+    let items: Vec<Value> = log
+        .iter()
+        .map(|e| {
+            let kind = crate::engine::kinds::by_kind(&e.object_kind);
+            let object = kind.and_then(|k| state.get(k.kind, &e.namespace, &e.object_name));
+            let uid = object.map(|s| doc::uid(&s.doc)).unwrap_or_default();
+            json!({
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {
+                    "name": format!("{}.{:016x}", e.object_name, e.id),
+                    "namespace": if e.namespace.is_empty() { "default" } else { e.namespace.as_str() },
+                    "resourceVersion": e.id.to_string(),
+                    "creationTimestamp": rfc3339(e.first),
+                },
+                "involvedObject": {
+                    "kind": e.object_kind,
+                    "namespace": e.namespace,
+                    "name": e.object_name,
+                    "uid": uid,
+                    "apiVersion": kind.map(|k| k.api_version()).unwrap_or_default(),
+                },
+                "reason": e.reason,
+                "message": e.message,
+                "source": {"component": e.source},
+                "firstTimestamp": rfc3339(e.first),
+                "lastTimestamp": rfc3339(e.last),
+                "count": e.count,
+                "type": e.kind,
+                "reportingComponent": e.source,
+                "reportingInstance": "",
+            })
+        })
+        .filter(|e| options.matches(e))
+        .collect();
+    Ok(answer(
+        200,
+        &json!({
+            "kind": "EventList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": state.rv.to_string()},
+            "items": items,
+        }),
+    ))
+}

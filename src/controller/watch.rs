@@ -1,0 +1,721 @@
+//! The loop that owns time and IO: each cycle it lets the engine's virtual clock follow the
+//! wall clock, notices writes from other processes (drift), reads new revisions, renders the
+//! applications they touch, asks [`decide`](super::decide::decide) what to do, applies
+//! through `crate::plan`, carries rollouts forward, and publishes and persists statuses.
+//!
+//! Invariant: every decision is made by `decide`; this module only observes and executes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::decide::{self, Action, Comparison, Policy, SyncStatus};
+use super::http::{Command, Shared};
+use super::source::{self, Reads, Recording, Snapshot, Source};
+use super::status::{self, AppStatus, Revision, SyncRecord};
+use crate::cluster::Cluster;
+use crate::diff::Change;
+use crate::engine::Engine;
+use crate::model::ResId;
+use crate::plan::config::Application;
+use crate::plan::{self, ApplyOptions, PlanOptions};
+use crate::rollout::driver::{self, DriveOptions, Outcome};
+use crate::rollout::health::{self, Status as Health};
+
+/// Errors that stop the watcher (anything about one application goes into its status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source cannot be read at all.
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    /// The engine's state file failed.
+    #[error("engine: {0}")]
+    Engine(#[from] crate::engine::Error),
+    /// The target refused a write the loop needs (its lock).
+    #[error(transparent)]
+    Target(#[from] crate::cluster::Error),
+}
+
+/// How the watcher runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often the repository's ref is read.
+    pub interval: Duration,
+    /// Virtual seconds per wall second on the engine.
+    pub speed: f64,
+    /// Who takes the target's apply lock (`reconcile watch (pid N)`).
+    pub holder: String,
+}
+
+/// A line of the watcher's log (the command line prints it).
+pub type Log = Box<dyn FnMut(&str) + Send>;
+
+struct AppState {
+    app: Application,
+    policy: Policy,
+    status: AppStatus,
+    saved: Option<AppStatus>,
+    reads: Option<Reads>,
+    desired: Option<Result<Desired, String>>,
+    render: bool,
+    compare: bool,
+    requested: bool,
+    attempted: bool,
+    check_health: bool,
+    ids: Vec<ResId>,
+    rollouts: Vec<ResId>,
+}
+
+struct Desired {
+    objects: Vec<Value>,
+    digest: String,
+}
+
+/// The controller: a source, a target, the applications and their state.
+pub struct Controller {
+    source: Source,
+    engine: Engine,
+    options: Options,
+    shared: Arc<Shared>,
+    log: Log,
+    apps: Vec<AppState>,
+    sha: Option<String>,
+    last_poll: Option<Instant>,
+    last_tick: Instant,
+    virtual_debt: f64,
+    refresh: bool,
+    rediscover: bool,
+    stopping: Arc<AtomicBool>,
+}
+
+fn wall_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn digest(objects: &[Value]) -> String {
+    let mut hasher = Sha256::new();
+    for object in objects {
+        hasher.update(object.to_string().as_bytes());
+        hasher.update(b"\n");
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Argo CD's order of badness: the worst health of an application's objects is its health.
+fn badness(health: Health) -> u8 {
+    match health {
+        Health::Healthy => 0,
+        Health::Suspended => 1,
+        Health::Progressing => 2,
+        Health::Missing => 3,
+        Health::Degraded => 4,
+    }
+}
+
+impl Controller {
+    /// A controller over `source` and `engine`; statuses persisted earlier are picked up.
+    pub fn new(
+        source: Source,
+        engine: Engine,
+        options: Options,
+        shared: Arc<Shared>,
+        log: Log,
+        stopping: Arc<AtomicBool>,
+    ) -> Result<Controller, Error> {
+        let mut controller = Controller {
+            source,
+            engine,
+            options,
+            shared,
+            log,
+            apps: Vec::new(),
+            sha: None,
+            last_poll: None,
+            last_tick: Instant::now(),
+            virtual_debt: 0.0,
+            refresh: true,
+            rediscover: true,
+            stopping,
+        };
+        controller.poll()?;
+        controller.publish();
+        Ok(controller)
+    }
+
+    /// The statuses of the applications, in order.
+    pub fn statuses(&self) -> Vec<AppStatus> {
+        self.apps.iter().map(|a| a.status.clone()).collect()
+    }
+
+    /// The engine (benchmarks and tests look at it).
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Handles a command from the HTTP side.
+    pub fn command(&mut self, command: Command) {
+        match command {
+            Command::Sync(name) => {
+                if let Some(app) = self.apps.iter_mut().find(|a| a.app.name == name) {
+                    (self.log)(&format!("{name}: sync requested"));
+                    app.requested = true;
+                }
+            }
+            Command::Refresh(why) => {
+                (self.log)(&format!("refresh: {why}"));
+                self.refresh = true;
+            }
+        }
+    }
+
+    /// The directory source changed on disk.
+    pub fn files_changed(&mut self) {
+        self.rediscover = true;
+        self.refresh = true;
+    }
+
+    /// True once the first sync of every application has been attempted.
+    pub fn ready(&self) -> bool {
+        !self.apps.is_empty() && self.apps.iter().all(|a| a.attempted)
+    }
+
+    /// One cycle: time, drift, source, applications, rollouts, health, statuses.
+    pub fn cycle(&mut self) -> Result<(), Error> {
+        let external = self.engine.refresh()?;
+        if external {
+            for app in &mut self.apps {
+                app.compare = true;
+                app.check_health = true;
+            }
+        }
+        self.follow_wall_clock()?;
+        let due = self
+            .last_poll
+            .is_none_or(|at| at.elapsed() >= self.options.interval);
+        if due || self.refresh {
+            self.poll()?;
+        }
+        self.reconcile_apps()?;
+        self.drive_rollouts();
+        self.check_health();
+        self.publish();
+        Ok(())
+    }
+
+    /// Advances the virtual clock by the wall time since the last cycle, times `speed`.
+    fn follow_wall_clock(&mut self) -> Result<(), Error> {
+        let elapsed = self.last_tick.elapsed();
+        self.last_tick = Instant::now();
+        self.virtual_debt += elapsed.as_secs_f64() * 1000.0 * self.options.speed;
+        // A slow cycle must not make the next one replay minutes at once.
+        self.virtual_debt = self.virtual_debt.min(60_000.0);
+        let step = self.virtual_debt.floor();
+        if step < 1.0 {
+            return Ok(());
+        }
+        self.virtual_debt -= step;
+        let advanced = self.engine.advance(step as i64)?;
+        if advanced.steps > 0 {
+            for app in &mut self.apps {
+                if app.status.health != Some(Health::Healthy) || !app.rollouts.is_empty() {
+                    app.check_health = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the ref (or the directory) and marks the applications a new revision touches.
+    fn poll(&mut self) -> Result<(), Error> {
+        self.last_poll = Some(Instant::now());
+        self.refresh = false;
+        let repo = self.source.describe();
+        let head = match self.source.head() {
+            Ok(head) => {
+                if self.source.reference().is_some() {
+                    self.shared.metrics.git_fetch(&repo, true);
+                }
+                head
+            }
+            Err(e) => {
+                self.shared.metrics.git_fetch(&repo, false);
+                (self.log)(&format!("error: {e}"));
+                return Ok(());
+            }
+        };
+        let new_commit = head.is_some() && head != self.sha;
+        if !new_commit && !self.rediscover {
+            return Ok(());
+        }
+        let changed = match (&self.sha, &head) {
+            (Some(old), Some(new)) if !self.rediscover => self.source.changed_paths(old, new),
+            _ => None,
+        };
+        let config_changed = changed.as_ref().is_none_or(|paths| {
+            paths
+                .iter()
+                .any(|p| p == &self.source.root().join(crate::plan::config::CONFIG_FILE))
+        });
+        if let Some(sha) = &head {
+            (self.log)(&format!(
+                "revision {} of {}",
+                decide::short(sha),
+                self.source.reference().unwrap_or("HEAD")
+            ));
+        }
+        self.sha = head;
+        let snapshot = self.source.snapshot(self.sha.as_deref())?;
+        if config_changed || self.rediscover {
+            self.rediscover = false;
+            self.discover(&snapshot)?;
+        }
+        for app in &mut self.apps {
+            app.status.revision.sha = self.sha.clone();
+            let touched = match (&changed, &app.reads) {
+                (Some(paths), Some(reads)) => reads.touched_by(paths),
+                _ => true,
+            };
+            if touched {
+                app.render = true;
+            }
+        }
+        self.render(&snapshot);
+        Ok(())
+    }
+
+    /// (Re)reads the application list; applications that stay keep their state.
+    fn discover(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        let root = self.source.root().to_path_buf();
+        let found = source::applications(snapshot.fs.as_ref(), &root)?;
+        let mut previous: Vec<AppState> = std::mem::take(&mut self.apps);
+        let target = self.engine.target_name();
+        for app in found {
+            if let Some(index) = previous.iter().position(|p| p.app.name == app.name) {
+                let mut state = previous.swap_remove(index);
+                state.policy = Policy::of(&app);
+                state.status.path = app.path.clone();
+                state.app = app;
+                state.render = true;
+                self.apps.push(state);
+                continue;
+            }
+            let saved = status::load(&self.engine, &app.name).ok().flatten();
+            let mut status = saved.clone().unwrap_or_default();
+            status.name = app.name.clone();
+            status.path = app.path.clone();
+            status.target = target.clone();
+            status.revision = Revision {
+                repo: self.source.describe(),
+                reference: self.source.reference().map(str::to_string),
+                sha: self.sha.clone(),
+                digest: status.revision.digest.clone(),
+            };
+            self.apps.push(AppState {
+                policy: Policy::of(&app),
+                app,
+                status,
+                saved,
+                reads: None,
+                desired: None,
+                render: true,
+                compare: true,
+                requested: false,
+                attempted: false,
+                check_health: true,
+                ids: Vec::new(),
+                rollouts: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Renders the applications marked, on every core, recording the files each read.
+    fn render(&mut self, snapshot: &Snapshot) {
+        use rayon::prelude::*;
+        let root = self.source.root().to_path_buf();
+        let prefix = format!("{}/", root.display());
+        let fs = snapshot.fs.as_ref();
+        let results: Vec<(usize, Reads, Result<Desired, String>)> = self
+            .apps
+            .par_iter()
+            .enumerate()
+            .filter(|(_, a)| a.render)
+            .map(|(index, a)| {
+                let recording = Recording::new(fs);
+                let dir = crate::source::clean(&root.join(&a.app.path));
+                let rendered = crate::render::render(&recording, &dir)
+                    .map(|r| crate::render::to_values(&r))
+                    .map(|objects| Desired {
+                        digest: digest(&objects),
+                        objects,
+                    })
+                    .map_err(|e| e.to_string().replace(&prefix, ""));
+                (index, recording.reads(), rendered)
+            })
+            .collect();
+        for (index, reads, rendered) in results {
+            let app = &mut self.apps[index];
+            app.render = false;
+            app.reads = Some(reads);
+            let same = match (&app.desired, &rendered) {
+                (Some(Ok(old)), Ok(new)) => old.digest == new.digest,
+                (Some(Err(old)), Err(new)) => old == new,
+                _ => false,
+            };
+            if !same {
+                app.compare = true;
+                if let Err(e) = &rendered {
+                    (self.log)(&format!("{}: not applied: {e}", app.app.name));
+                }
+                app.desired = Some(rendered);
+            }
+        }
+    }
+
+    /// Compares and syncs the applications that need it, holding the apply lock once.
+    fn reconcile_apps(&mut self) -> Result<(), Error> {
+        let now = wall_millis();
+        let mut locked = false;
+        for index in 0..self.apps.len() {
+            if self.stopping.load(Ordering::Relaxed) {
+                break;
+            }
+            let app = &self.apps[index];
+            let retry_due = app.status.retry.retry_at.is_some_and(|at| at <= now);
+            if !(app.compare || app.requested || retry_due) {
+                continue;
+            }
+            let Some(desired) = &app.desired else {
+                continue;
+            };
+            let (revision, comparison, planned) = match desired {
+                Err(error) => (
+                    self.sha.clone().unwrap_or_default(),
+                    Comparison::Broken {
+                        error: error.clone(),
+                    },
+                    None,
+                ),
+                Ok(desired) => {
+                    let options = PlanOptions {
+                        prune: app.policy.prune,
+                        allow_empty: app.policy.allow_empty,
+                        create_namespace: app.app.creates_namespaces(),
+                    };
+                    match plan::make_plan(
+                        &app.app,
+                        &app.app.path,
+                        &desired.objects,
+                        &self.engine,
+                        &options,
+                    ) {
+                        Ok(planned) => {
+                            let s = planned.plan.summary;
+                            (
+                                desired.digest.clone(),
+                                Comparison::Compared {
+                                    changes: s.create + s.update + s.delete,
+                                },
+                                Some(planned),
+                            )
+                        }
+                        Err(e) => (
+                            desired.digest.clone(),
+                            Comparison::Broken {
+                                error: e.to_string(),
+                            },
+                            None,
+                        ),
+                    }
+                }
+            };
+            let decision = decide::decide(
+                &app.policy,
+                &revision,
+                &comparison,
+                &app.status.retry,
+                app.requested,
+                now,
+            );
+            let app = &mut self.apps[index];
+            app.compare = false;
+            app.requested = false;
+            app.status.revision.digest = match &app.desired {
+                Some(Ok(d)) => Some(d.digest.clone()),
+                _ => app.status.revision.digest.clone(),
+            };
+            if let Some(planned) = &planned {
+                app.ids = planned
+                    .plan
+                    .actions
+                    .iter()
+                    .filter(|a| a.action != Change::Delete)
+                    .map(|a| a.id())
+                    .collect();
+            }
+            app.status.sync = decision.status;
+            match (&comparison, &decision.action) {
+                (Comparison::Broken { error }, _) => {
+                    app.status.last_error = Some(error.clone());
+                    app.attempted = true;
+                }
+                (Comparison::Compared { changes }, Action::Wait(reason)) => {
+                    app.status.drift_objects = *changes;
+                    app.status.message = reason.clone();
+                    if *changes == 0 {
+                        app.status.last_error = None;
+                        if app.status.retry.synced_revision.as_deref() != Some(revision.as_str()) {
+                            app.status.retry = app.status.retry.in_sync(&revision);
+                        }
+                        app.attempted = true;
+                    } else if !app.policy.automated {
+                        app.attempted = true;
+                    }
+                }
+                (Comparison::Compared { changes }, Action::Sync(reason)) => {
+                    app.status.drift_objects = *changes;
+                    let Some(planned) = planned else { continue };
+                    if !locked {
+                        match self.engine.lock(&self.options.holder) {
+                            Ok(()) => locked = true,
+                            Err(e) => {
+                                let app = &mut self.apps[index];
+                                app.status.message = Some(format!("not synced: {e}"));
+                                app.compare = true;
+                                continue;
+                            }
+                        }
+                    }
+                    let reason = reason.clone();
+                    self.sync(index, &planned, &revision, &reason);
+                }
+            }
+        }
+        if locked {
+            self.engine.unlock()?;
+        }
+        Ok(())
+    }
+
+    /// Applies one application's plan and records the sync.
+    fn sync(&mut self, index: usize, planned: &plan::Planned, revision: &str, reason: &str) {
+        let started = Instant::now();
+        let started_at = crate::rollout::time::rfc3339(wall_millis());
+        let options = ApplyOptions {
+            wait: false,
+            timeout: None,
+        };
+        let outcome = plan::apply(planned, &mut self.engine, &options, &mut |_| {});
+        let app = &mut self.apps[index];
+        let name = app.app.name.clone();
+        let (ok, message) = match &outcome {
+            Ok(report) if report.succeeded() => {
+                for (display, outcome) in &report.rollouts {
+                    if matches!(outcome, Outcome::Waiting(_) | Outcome::Paused(_))
+                        && let Some(id) = report
+                            .applied
+                            .iter()
+                            .find(|id| crate::diff::display_id(id) == *display)
+                        && !app.rollouts.contains(id)
+                    {
+                        app.rollouts.push(id.clone());
+                    }
+                }
+                let count = |c: Change| report.done.iter().filter(|(_, d)| *d == c).count();
+                (
+                    true,
+                    format!(
+                        "{reason}: {} created, {} updated, {} deleted",
+                        count(Change::Create),
+                        count(Change::Update),
+                        count(Change::Delete)
+                    ),
+                )
+            }
+            Ok(report) => (
+                false,
+                format!(
+                    "{reason}: {}",
+                    report
+                        .failure
+                        .clone()
+                        .unwrap_or_else(|| "not healthy".into())
+                ),
+            ),
+            Err(e) => (false, format!("{reason}: {e}")),
+        };
+        let duration = started.elapsed();
+        let now = wall_millis();
+        app.status.retry = app.status.retry.after_sync(&app.policy, revision, ok, now);
+        app.status.record(SyncRecord {
+            revision: app
+                .status
+                .revision
+                .sha
+                .clone()
+                .unwrap_or_else(|| revision.to_string()),
+            started_at,
+            duration_ms: duration.as_millis() as u64,
+            result: if ok { "Succeeded" } else { "Failed" }.to_string(),
+            message: message.clone(),
+        });
+        app.attempted = true;
+        app.check_health = true;
+        if ok {
+            app.status.sync = SyncStatus::Synced;
+            app.status.drift_objects = 0;
+            app.status.last_error = None;
+            app.status.message = None;
+            app.status.last_synced_at = Some(crate::rollout::time::rfc3339(now));
+        } else {
+            app.status.last_error = Some(message.clone());
+        }
+        self.shared
+            .metrics
+            .sync(&name, ok, duration.as_secs_f64(), now as f64 / 1000.0);
+        (self.log)(&format!(
+            "{name}: sync {}: {message}",
+            if ok { "succeeded" } else { "failed" }
+        ));
+    }
+
+    /// Carries the rollouts started by syncs one step further (the clock moves them).
+    fn drive_rollouts(&mut self) {
+        for index in 0..self.apps.len() {
+            if self.apps[index].rollouts.is_empty() {
+                continue;
+            }
+            let ids = std::mem::take(&mut self.apps[index].rollouts);
+            let mut still = Vec::new();
+            let mut lines = Vec::new();
+            for id in ids {
+                let options = DriveOptions {
+                    advance_time: false,
+                    timeout: None,
+                };
+                match driver::drive(&mut self.engine, &id, options, &mut |l| {
+                    lines.push(l.to_string())
+                }) {
+                    Ok(Outcome::Waiting(_)) | Ok(Outcome::Paused(_)) => still.push(id),
+                    Ok(Outcome::Degraded(m)) | Ok(Outcome::TimedOut(m)) => {
+                        self.apps[index].status.last_error = Some(format!(
+                            "rollout of {} is Degraded: {m}",
+                            crate::diff::display_id(&id)
+                        ));
+                    }
+                    Ok(Outcome::Healthy(_)) => {}
+                    Err(e) => {
+                        self.apps[index].status.last_error = Some(e.to_string());
+                    }
+                }
+            }
+            let app = &mut self.apps[index];
+            app.rollouts = still;
+            app.check_health = true;
+            for line in lines {
+                (self.log)(&format!("{}: {line}", app.app.name));
+            }
+        }
+    }
+
+    /// Recomputes the health of the applications whose objects may have changed.
+    fn check_health(&mut self) {
+        for app in &mut self.apps {
+            if !app.check_health || app.ids.is_empty() {
+                continue;
+            }
+            app.check_health = false;
+            let mut worst = (Health::Healthy, String::new());
+            for id in &app.ids {
+                let live = self.engine.get(id).ok().flatten();
+                let endpoints = (id.gvk.kind == "Service")
+                    .then(|| {
+                        let ep = ResId {
+                            gvk: crate::model::Gvk::from_api_version("v1", "Endpoints"),
+                            ..id.clone()
+                        };
+                        self.engine.get(&ep).ok().flatten()
+                    })
+                    .flatten();
+                let h = health::health(live.as_ref(), endpoints.as_ref());
+                if badness(h.status) > badness(worst.0) {
+                    let message = if h.message.is_empty() {
+                        format!("{} is {}", crate::diff::display_id(id), h.status)
+                    } else {
+                        format!("{}: {}", crate::diff::display_id(id), h.message)
+                    };
+                    worst = (h.status, message);
+                }
+            }
+            if app.status.health != Some(worst.0) {
+                (self.log)(&format!("{}: {}", app.app.name, worst.0));
+            }
+            app.status.health = Some(worst.0);
+            app.status.health_message = worst.1;
+        }
+    }
+
+    /// Publishes statuses to the HTTP side and metrics; persists those that changed.
+    fn publish(&mut self) {
+        let mut changed = Vec::new();
+        for app in &mut self.apps {
+            self.shared.metrics.app(&app.status);
+            if app.saved.as_ref() != Some(&app.status) {
+                changed.push(app.status.clone());
+                app.saved = Some(app.status.clone());
+            }
+        }
+        for status in &changed {
+            if let Err(e) = status::save(&mut self.engine, status) {
+                (self.log)(&format!("{}: status not saved: {e}", status.name));
+            }
+        }
+        if let Ok(mut apps) = self.shared.apps.write() {
+            *apps = self.statuses();
+        }
+        self.shared.ready.store(self.ready(), Ordering::Relaxed);
+    }
+}
+
+/// Runs the controller until `stopping` is set: a cycle every `tick`, at once on a command
+/// or a change of the watched directory (debounced by `debounce`).
+pub async fn run(
+    mut controller: Controller,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    mut file_events: tokio::sync::mpsc::UnboundedReceiver<()>,
+    stopping: Arc<AtomicBool>,
+    stop_signal: Arc<tokio::sync::Notify>,
+) -> Result<(), Error> {
+    const TICK: Duration = Duration::from_millis(250);
+    const DEBOUNCE: Duration = Duration::from_millis(200);
+    loop {
+        if stopping.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::select! {
+            _ = stop_signal.notified() => {}
+            Some(command) = commands.recv() => controller.command(command),
+            Some(()) = file_events.recv() => {
+                // Editors write in bursts: wait for quiet, then read once.
+                tokio::time::sleep(DEBOUNCE).await;
+                while file_events.try_recv().is_ok() {}
+                controller.files_changed();
+            }
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        while let Ok(command) = commands.try_recv() {
+            controller.command(command);
+        }
+        if stopping.load(Ordering::Relaxed) {
+            break;
+        }
+        controller.cycle()?;
+    }
+    Ok(())
+}

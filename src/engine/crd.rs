@@ -1,0 +1,569 @@
+//! CustomResourceDefinitions (`apiextensions.k8s.io/v1`) and the custom resources they define.
+//!
+//! A CRD is validated and established at once (conditions `NamesAccepted` and `Established`),
+//! and its kind is registered in [`kinds`](super::kinds). A custom resource is admitted only
+//! while its CRD exists and serves its version, after its version's structural schema has
+//! defaulted and validated it: types, `required`, `enum`, unknown fields (strict, as kubectl
+//! asks) except under `x-kubernetes-preserve-unknown-fields`.
+//! Not checked: string formats, patterns, numeric and length bounds, CEL rules.
+
+use serde_json::{Map, Value, json};
+
+use super::doc;
+use super::kinds::{self, KindInfo, NameRule};
+use super::store::State;
+
+/// The CRD kind.
+pub const KIND: &str = "CustomResourceDefinition";
+
+/// The kind a CRD defines, built from its spec (None when the spec lacks a name or group).
+pub fn info_of(crd: &Value) -> Option<KindInfo> {
+    let spec = crd.get("spec")?;
+    let names = spec.get("names")?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let group = text(spec.get("group"));
+    let kind = text(names.get("kind"));
+    let plural = text(names.get("plural"));
+    if group.is_empty() || kind.is_empty() || plural.is_empty() {
+        return None;
+    }
+    let list = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut served: Vec<String> = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
+        .map(|v| text(v.get("name")))
+        .collect();
+    served.sort_by_key(|v| version_priority(v));
+    let versions = kinds::intern_list(&served);
+    let singular = match text(names.get("singular")) {
+        s if s.is_empty() => kind.to_lowercase(),
+        s => s,
+    };
+    let has_status = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|v| doc::at(v, &["subresources", "status"]).is_some());
+    let has_scale = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|v| doc::at(v, &["subresources", "scale"]).is_some());
+    let mut subresources = Vec::new();
+    if has_scale {
+        subresources.push("scale".to_string());
+    }
+    if has_status {
+        subresources.push("status".to_string());
+    }
+    Some(KindInfo {
+        kind: kinds::intern(&kind),
+        group: kinds::intern(&group),
+        version: versions.first().copied().unwrap_or_default(),
+        versions,
+        namespaced: text(spec.get("scope")) != "Cluster",
+        plural: kinds::intern(&plural),
+        singular: kinds::intern(&singular),
+        short: kinds::intern_list(&list(names.get("shortNames"))),
+        categories: kinds::intern_list(&list(names.get("categories"))),
+        verbs: &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+        subresources: kinds::intern_list(&subresources),
+        name_rule: NameRule::Subdomain,
+    })
+}
+
+/// Kubernetes' version order: GA before beta before alpha, higher numbers first, then the
+/// other names alphabetically.
+fn version_priority(version: &str) -> (u8, i64, i64, String) {
+    let parse = || -> Option<(u8, i64, i64)> {
+        let rest = version.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: i64 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((0, -major, 0));
+        }
+        for (stage, rank) in [("beta", 1), ("alpha", 2)] {
+            if let Some(n) = tail.strip_prefix(stage) {
+                return Some((rank, -major, -n.parse::<i64>().ok()?));
+            }
+        }
+        None
+    };
+    match parse() {
+        Some((rank, major, minor)) => (rank, major, minor, String::new()),
+        None => (3, 0, 0, version.to_string()),
+    }
+}
+
+/// Whether `kind` in `api_version` is defined by one of `objects` (a CRD applied with it).
+pub fn defined_by(objects: &[Value], api_version: &str, kind: &str) -> bool {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some(KIND))
+        .filter_map(info_of)
+        .any(|i| i.group == group && i.kind == kind && i.versions.contains(&version))
+}
+
+/// Admission of a CRD: the API server's validation, then the status it reports at once.
+pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
+    let name = doc::name(new).to_string();
+    let group = doc::str_at(new, &["spec", "group"]).to_string();
+    let plural = doc::str_at(new, &["spec", "names", "plural"]).to_string();
+    let kind = doc::str_at(new, &["spec", "names", "kind"]).to_string();
+    if group.is_empty() {
+        errs.push("spec.group: Required value".into());
+    } else if !group.contains('.') {
+        errs.push(format!(
+            "spec.group: Invalid value: \"{group}\": should be a domain with at least one dot"
+        ));
+    }
+    if plural.is_empty() {
+        errs.push("spec.names.plural: Required value".into());
+    }
+    if kind.is_empty() {
+        errs.push("spec.names.kind: Required value".into());
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        errs.push(format!(
+            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+        ));
+    }
+    let scope = doc::str_at(new, &["spec", "scope"]).to_string();
+    if scope != "Namespaced" && scope != "Cluster" {
+        errs.push(format!(
+            "spec.scope: Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""
+        ));
+    }
+    let versions: Vec<Value> = doc::at(new, &["spec", "versions"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if versions.is_empty() {
+        errs.push("spec.versions: Invalid value: null: must have exactly one version marked as storage version".into());
+    } else {
+        let storage = versions
+            .iter()
+            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .count();
+        if storage != 1 {
+            errs.push(format!("spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{{...}}: must have exactly one version marked as storage version (found {storage})"));
+        }
+        for (i, v) in versions.iter().enumerate() {
+            if v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+            {
+                errs.push(format!("spec.versions[{i}].name: Required value"));
+            }
+            match doc::at(v, &["schema", "openAPIV3Schema"]) {
+                None => errs.push(format!(
+                    "spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required"
+                )),
+                Some(schema) if schema.get("type").and_then(Value::as_str) != Some("object") => {
+                    errs.push(format!(
+                        "spec.versions[{i}].schema.openAPIV3Schema.type: Required value: must be object at the root"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return;
+    }
+    if let Some(old) = old
+        && doc::str_at(old, &["spec", "scope"]) != scope
+    {
+        errs.push(format!(
+            "spec.scope: Invalid value: \"{scope}\": field is immutable"
+        ));
+        return;
+    }
+    let mut stored: Vec<Value> = old
+        .and_then(|o| doc::at(o, &["status", "storedVersions"]))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for v in &versions {
+        if v.get("storage").and_then(Value::as_bool) == Some(true)
+            && let Some(n) = v.get("name")
+            && !stored.contains(n)
+        {
+            stored.push(n.clone());
+        }
+    }
+    let names = doc::at(new, &["spec", "names"])
+        .cloned()
+        .unwrap_or(json!({}));
+    let mut accepted = names;
+    if accepted.get("singular").is_none() {
+        accepted["singular"] = json!(kind.to_lowercase());
+    }
+    if accepted.get("listKind").is_none() {
+        accepted["listKind"] = json!(format!("{kind}List"));
+    }
+    doc::set(new, &["status", "acceptedNames"], accepted);
+    doc::set(new, &["status", "storedVersions"], Value::Array(stored));
+    doc::set(
+        new,
+        &["status", "conditions"],
+        json!([
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+        ]),
+    );
+}
+
+/// Admission of a custom resource of `info`, sent in `version`: its CRD must exist and serve
+/// that version; the version's schema defaults and validates it. `Err` is the whole message.
+pub fn admit_custom(
+    state: &State,
+    info: &KindInfo,
+    version: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<Vec<String>, String> {
+    let no_match = || {
+        format!(
+            "no matches for kind \"{}\" in version \"{}/{version}\": install its CustomResourceDefinition first",
+            info.kind, info.group
+        )
+    };
+    let crd_name = format!("{}.{}", info.plural, info.group);
+    let crd = state
+        .get(KIND, "", &crd_name)
+        .map(|s| &s.doc)
+        .filter(|c| !doc::is_deleting(c))
+        .ok_or_else(no_match)?;
+    let spec_version = doc::at(crd, &["spec", "versions"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|v| {
+            v.get("name").and_then(Value::as_str) == Some(version)
+                && v.get("served").and_then(Value::as_bool) == Some(true)
+        })
+        .ok_or_else(no_match)?;
+    let mut errs = Vec::new();
+    let mut unknown = Vec::new();
+    if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
+        && let Some(fields) = new.as_object_mut()
+    {
+        for (name, value) in fields.iter_mut() {
+            if matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            match doc::at(schema, &["properties", name]) {
+                Some(sub) => validate(sub, value, name, &mut errs, &mut unknown),
+                None if preserves(schema) => {}
+                None => unknown.push(name.clone()),
+            }
+        }
+        apply_defaults(schema, fields);
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for field in required.iter().filter_map(Value::as_str) {
+                if !fields.contains_key(field) {
+                    errs.push(format!("{field}: Required value"));
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|p| format!("unknown field \"{p}\""))
+            .collect();
+        return Err(format!(
+            "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {}",
+            info.kind,
+            info.kind,
+            list.join(", ")
+        ));
+    }
+    // With the status subresource, the main resource ignores status: it keeps what the
+    // controller wrote.
+    if doc::at(spec_version, &["subresources", "status"]).is_some()
+        && let Some(fields) = new.as_object_mut()
+    {
+        match old.and_then(|o| o.get("status")) {
+            Some(status) => {
+                fields.insert("status".into(), status.clone());
+            }
+            None => {
+                fields.remove("status");
+            }
+        }
+    }
+    Ok(errs)
+}
+
+fn preserves(schema: &Value) -> bool {
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+        || schema
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool)
+            == Some(true)
+}
+
+/// Fills `default`s of absent properties, recursively into objects present (as the API
+/// server's structural defaulting).
+fn apply_defaults(schema: &Value, fields: &mut Map<String, Value>) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, sub) in properties {
+        if !fields.contains_key(name)
+            && let Some(default) = sub.get("default")
+        {
+            fields.insert(name.clone(), default.clone());
+        }
+        match fields.get_mut(name) {
+            Some(Value::Object(inner)) => apply_defaults(sub, inner),
+            Some(Value::Array(items)) => {
+                if let Some(element) = sub.get("items") {
+                    for item in items.iter_mut() {
+                        if let Value::Object(inner) = item {
+                            apply_defaults(element, inner);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn validate(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    errs: &mut Vec<String>,
+    unknown: &mut Vec<String>,
+) {
+    let actual = type_name(value);
+    if value.is_null() {
+        if schema.get("nullable").and_then(Value::as_bool) != Some(true)
+            && let Some(t) = schema.get("type").and_then(Value::as_str)
+        {
+            errs.push(format!(
+                "{path}: Invalid value: \"null\": {path} in body must be of type {t}: \"null\""
+            ));
+        }
+        return;
+    }
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let fits = match schema.get("type").and_then(Value::as_str) {
+        _ if int_or_string => matches!(actual, "integer" | "string"),
+        None => true,
+        Some("number") => matches!(actual, "integer" | "number"),
+        Some(t) => t == actual,
+    };
+    if !fits {
+        let t = schema
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("integer or string");
+        errs.push(format!(
+            "{path}: Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
+        ));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        errs.push(format!(
+            "{path}: Unsupported value: {value}: supported values: {}",
+            list.join(", ")
+        ));
+    }
+    match value {
+        Value::Object(fields) => {
+            apply_defaults(schema, fields);
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (name, field) in fields.iter_mut() {
+                let child = format!("{path}.{name}");
+                match (properties.and_then(|p| p.get(name)), additional) {
+                    (Some(sub), _) => validate(sub, field, &child, errs, unknown),
+                    (None, Some(sub)) if sub.is_object() => {
+                        validate(sub, field, &child, errs, unknown)
+                    }
+                    (None, Some(Value::Bool(true))) => {}
+                    _ if preserves(schema) => {}
+                    _ => unknown.push(child),
+                }
+            }
+            if let Some(required) = schema.get("required").and_then(Value::as_array) {
+                for field in required.iter().filter_map(Value::as_str) {
+                    if !fields.contains_key(field) {
+                        errs.push(format!("{path}.{field}: Required value"));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(element) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    validate(element, item, &format!("{path}[{i}]"), errs, unknown);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every object of the kind a CRD defines, to delete with it.
+pub fn instances(state: &State, crd: &Value) -> Vec<(String, String)> {
+    let Some(info) = info_of(crd) else {
+        return Vec::new();
+    };
+    state
+        .kind(info.kind)
+        .values()
+        .filter(|o| {
+            doc::str_at(&o.doc, &["apiVersion"])
+                .rsplit_once('/')
+                .is_some_and(|(g, _)| g == info.group)
+        })
+        .map(|o| {
+            (
+                doc::namespace(&o.doc).to_string(),
+                doc::name(&o.doc).to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn widget_crd() -> Value {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+                "versions": [
+                    {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}},
+                    {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "required": ["size"], "properties": {
+                            "size": {"type": "integer"},
+                            "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})
+    }
+
+    #[test]
+    fn a_crd_defines_a_kind_with_its_served_versions() {
+        let info = info_of(&widget_crd()).unwrap_or_else(|| panic!("info"));
+        assert_eq!(
+            (info.kind, info.group, info.plural, info.namespaced),
+            ("Widget", "example.com", "widgets", true)
+        );
+        assert_eq!(info.versions, &["v1", "v1beta1"]);
+        assert_eq!(info.short, &["wd"]);
+        assert_eq!(info.subresources, &["status"]);
+        assert!(defined_by(&[widget_crd()], "example.com/v1", "Widget"));
+        assert!(!defined_by(&[widget_crd()], "example.com/v2", "Widget"));
+    }
+
+    #[test]
+    fn crd_admission_establishes_or_refuses() {
+        let mut crd = widget_crd();
+        let mut errs = Vec::new();
+        admit_crd(&mut crd, None, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        let conditions = doc::at(&crd, &["status", "conditions"])
+            .cloned()
+            .unwrap_or_default();
+        assert!(conditions.to_string().contains("\"Established\""));
+        let mut bad = widget_crd();
+        bad["metadata"]["name"] = json!("widget.example.com");
+        let mut errs = Vec::new();
+        admit_crd(&mut bad, None, &mut errs);
+        assert_eq!(
+            errs,
+            [
+                "metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"
+            ]
+        );
+    }
+
+    #[test]
+    fn schemas_default_and_validate() {
+        let crd = widget_crd();
+        let schema = doc::at(&crd, &["spec", "versions"])
+            .and_then(|v| v.get(1))
+            .and_then(|v| doc::at(v, &["schema", "openAPIV3Schema", "properties", "spec"]))
+            .cloned()
+            .unwrap_or_default();
+        let mut spec = json!({"size": 3, "extra": {"anything": [1]}});
+        let (mut errs, mut unknown) = (Vec::new(), Vec::new());
+        validate(&schema, &mut spec, "spec", &mut errs, &mut unknown);
+        assert!(
+            errs.is_empty() && unknown.is_empty(),
+            "{errs:?} {unknown:?}"
+        );
+        assert_eq!(spec["color"], json!("red"));
+        let mut spec = json!({"size": "big", "color": "green", "shape": "round"});
+        validate(&schema, &mut spec, "spec", &mut errs, &mut unknown);
+        assert_eq!(
+            errs,
+            [
+                "spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\"",
+                "spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\"",
+            ]
+        );
+        assert_eq!(unknown, ["spec.shape"]);
+        let mut spec = json!({});
+        let (mut errs, mut unknown) = (Vec::new(), Vec::new());
+        validate(&schema, &mut spec, "spec", &mut errs, &mut unknown);
+        assert_eq!(errs, ["spec.size: Required value"]);
+    }
+}

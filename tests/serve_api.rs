@@ -1,0 +1,262 @@
+//! The API router driven without a socket: each class of bad request gets a `Status` error,
+//! changes nothing, and the server keeps serving.
+
+use axum::body::Body;
+use axum::http::Request;
+use reconcile::api::{self, worker};
+use reconcile::engine::Engine;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token";
+
+fn router() -> axum::Router {
+    let engine = Engine::in_memory(1).unwrap_or_else(|e| panic!("engine: {e}"));
+    api::router(
+        worker::Worker::start(engine, worker::Clock::Frozen),
+        TOKEN,
+        "127.0.0.1:6443",
+    )
+}
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        builder = builder.header("authorization", format!("Bearer {t}"));
+    }
+    let request = builder
+        .body(Body::from(body))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let code = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn ok(router: &axum::Router, method: &str, uri: &str, body: Value) -> Value {
+    let (code, value) = call(
+        router,
+        method,
+        uri,
+        "application/json",
+        body.to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert!(code < 300, "{method} {uri}: {code} {value}");
+    value
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+#[tokio::test]
+async fn bad_requests_are_status_errors_that_change_nothing() {
+    let r = router();
+    ok(&r, "POST", CMS, configmap("keep")).await;
+
+    let (code, status) = call(&r, "GET", CMS, "application/json", vec![], None).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (401, Some("Unauthorized"))
+    );
+    let (code, _) = call(&r, "GET", CMS, "application/json", vec![], Some("wrong")).await;
+    assert_eq!(code, 401);
+
+    let (code, status) = call(
+        &r,
+        "POST",
+        CMS,
+        "application/json",
+        b"{not json".to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, status["kind"].as_str()), (400, Some("Status")));
+
+    let (code, status) = call(
+        &r,
+        "GET",
+        "/apis/example.com/v1/widgets",
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (
+            404,
+            Some("the server could not find the requested resource")
+        )
+    );
+
+    let huge = vec![b' '; api::MAX_BODY + 10];
+    let (code, status) = call(&r, "POST", CMS, "application/json", huge, Some(TOKEN)).await;
+    assert_eq!((code, status["kind"].as_str()), (413, Some("Status")));
+
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+    let (code, _) = call(
+        &r,
+        "PATCH",
+        &format!("{CMS}/keep?fieldManager=x"),
+        "application/apply-patch+yaml",
+        bomb.as_bytes().to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 400);
+
+    let (code, status) = call(
+        &r,
+        "POST",
+        CMS,
+        "application/json",
+        configmap("keep").to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+    assert_eq!(status["message"], "configmaps \"keep\" already exists");
+
+    let (code, status) = call(
+        &r,
+        "GET",
+        &format!("{CMS}/absent"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (404, Some("configmaps \"absent\" not found"))
+    );
+
+    // A stale resourceVersion conflicts and changes nothing.
+    let mut stale = configmap("keep");
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["data"]["k"] = json!("changed");
+    let (code, status) = call(
+        &r,
+        "PUT",
+        &format!("{CMS}/keep"),
+        "application/json",
+        stale.to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
+
+    // Invalid objects name their fields.
+    let bad_pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+    let (code, status) = call(
+        &r,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        bad_pod.to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
+
+    // dryRun=All answers as a write would and stores nothing.
+    let (code, _) = call(
+        &r,
+        "POST",
+        &format!("{CMS}?dryRun=All"),
+        "application/json",
+        configmap("ghost").to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, _) = call(
+        &r,
+        "GET",
+        &format!("{CMS}/ghost"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // Still serving, and the object is untouched.
+    let kept = ok(&r, "GET", &format!("{CMS}/keep"), Value::Null).await;
+    assert_eq!(kept["data"]["k"], "v");
+}
+
+#[tokio::test]
+async fn lists_page_and_select() {
+    let r = router();
+    for i in 0..5 {
+        let mut cm = configmap(&format!("cm-{i}"));
+        cm["metadata"]["labels"] = json!({"parity": if i % 2 == 0 { "even" } else { "odd" }});
+        ok(&r, "POST", CMS, cm).await;
+    }
+    let page = ok(&r, "GET", &format!("{CMS}?limit=2"), Value::Null).await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!token.is_empty());
+    let rest = ok(
+        &r,
+        "GET",
+        &format!("{CMS}?limit=10&continue={token}"),
+        Value::Null,
+    )
+    .await;
+    let names: Vec<&str> = rest["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["cm-2", "cm-3", "cm-4"]);
+    let even = ok(
+        &r,
+        "GET",
+        &format!("{CMS}?labelSelector=parity%3Deven"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(even["items"].as_array().map(Vec::len), Some(3));
+    let one = ok(
+        &r,
+        "GET",
+        &format!("{CMS}?fieldSelector=metadata.name%3Dcm-3"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(one["items"].as_array().map(Vec::len), Some(1));
+}

@@ -1,0 +1,548 @@
+//! `reconcile engine serve` verified with the real kubectl: the commands users type against
+//! a cluster, run against the engine over HTTPS with the generated kubeconfig.
+//!
+//! Skipped with a message when kubectl is not installed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `reconcile engine serve` on a temp state file; killed on drop.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let state = dir.path().join("engine.db");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args([
+                "engine",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--speed",
+                "20",
+            ])
+            .arg("--state")
+            .arg(&state)
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting serve: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap_or_else(|e| panic!("reading serve output: {e}"));
+        if !first.starts_with("serving engine state") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = child.kill();
+            panic!("serve did not start: {first}{err}");
+        }
+        Server { child, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("engine.db")
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs kubectl with this server's kubeconfig (bounded to 60 s).
+    fn kubectl(&self, args: &[&str]) -> Out {
+        kubectl_with(&self.kubeconfig(), args, None)
+    }
+
+    /// Runs kubectl and asserts it succeeded.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert_eq!(
+            out.code,
+            0,
+            "kubectl {}:\n{}{}",
+            args.join(" "),
+            out.stdout,
+            out.stderr
+        );
+        out.stdout
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kubectl_with(kubeconfig: &Path, args: &[&str], limit: Option<Duration>) -> Out {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("kubectl: {e}"));
+    let deadline = Instant::now() + limit.unwrap_or(Duration::from_secs(60));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut stderr = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -9;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+fn kubectl_present() -> bool {
+    let found = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipping: kubectl is not installed");
+    }
+    found
+}
+
+/// The demo's prod overlay, rendered by reconcile itself.
+fn rendered_prod(server: &Server) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/prod");
+    let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .arg("render")
+        .arg(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("render: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.write("prod.yaml", &String::from_utf8_lossy(&out.stdout))
+}
+
+fn history_revisions(server: &Server) -> Vec<String> {
+    server
+        .ok(&[
+            "rollout",
+            "history",
+            "deploy/image-gallery",
+            "-n",
+            "gallery-prod",
+        ])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kubectl_applies_reads_and_rolls_out_the_prod_overlay() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let prod = rendered_prod(&server);
+    let prod = prod.to_string_lossy().into_owned();
+
+    let applied = server.ok(&["apply", "-f", &prod]);
+    assert!(
+        applied.contains("namespace/gallery-prod created"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("deployment.apps/image-gallery created"),
+        "{applied}"
+    );
+    let again = server.ok(&["apply", "-f", &prod]);
+    assert!(
+        again.contains("deployment.apps/image-gallery unchanged"),
+        "{again}"
+    );
+
+    // kubectl diff: nothing differs, then one image does (server-side dry run).
+    let same = server.kubectl(&["diff", "-f", &prod]);
+    assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
+    let changed_text = std::fs::read_to_string(&prod).unwrap_or_default().replace(
+        "diamol/ch09-image-gallery:1.0",
+        "diamol/ch09-image-gallery:9.9",
+    );
+    let changed = server.write("changed.yaml", &changed_text);
+    let diff = server.kubectl(&["diff", "-f", &changed.to_string_lossy()]);
+    assert_eq!(diff.code, 1, "{}{}", diff.stdout, diff.stderr);
+    assert!(
+        diff.stdout
+            .contains("+        image: diamol/ch09-image-gallery:9.9"),
+        "{}",
+        diff.stdout
+    );
+    let image = server.ok(&[
+        "get",
+        "deploy",
+        "image-gallery",
+        "-n",
+        "gallery-prod",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        image, "diamol/ch09-image-gallery:1.0",
+        "diff must not change anything"
+    );
+
+    server.ok(&[
+        "rollout",
+        "status",
+        "deploy/image-gallery",
+        "-n",
+        "gallery-prod",
+        "--timeout=50s",
+    ]);
+    let table = server.ok(&["get", "deploy", "-n", "gallery-prod"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(table.contains("image-gallery   4/4"), "{table}");
+    let wide = server.ok(&["get", "deploy", "-n", "gallery-prod", "-o", "wide"]);
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("CONTAINERS   IMAGES"),
+        "{wide}"
+    );
+    let pods = server.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "gallery-prod",
+        "-l",
+        "app=image-gallery",
+        "-o",
+        "json",
+    ]);
+    let pods: serde_json::Value = serde_json::from_str(&pods).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pods["items"].as_array().map(Vec::len), Some(4));
+    let names = server.ok(&["get", "ns", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert!(names.split(' ').any(|n| n == "gallery-prod"), "{names}");
+    let running = server.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    assert!(running.lines().count() >= 9, "{running}");
+    let described = server.ok(&["describe", "deploy", "image-gallery", "-n", "gallery-prod"]);
+    assert!(described.contains("NewReplicaSet:"), "{described}");
+    assert!(described.contains("ScalingReplicaSet"), "{described}");
+
+    // A watch receives the rollout's events.
+    let kubeconfig = server.kubeconfig();
+    let watcher = std::thread::spawn(move || {
+        kubectl_with(
+            &kubeconfig,
+            &[
+                "get",
+                "rs",
+                "-n",
+                "gallery-prod",
+                "-w",
+                "-l",
+                "app=image-gallery",
+            ],
+            Some(Duration::from_secs(8)),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let set = server.ok(&[
+        "set",
+        "image",
+        "deploy/image-gallery",
+        "web=diamol/ch09-image-gallery:2.0",
+        "-n",
+        "gallery-prod",
+    ]);
+    assert!(
+        set.contains("deployment.apps/image-gallery image updated"),
+        "{set}"
+    );
+    server.ok(&[
+        "rollout",
+        "status",
+        "deploy/image-gallery",
+        "-n",
+        "gallery-prod",
+        "--timeout=50s",
+    ]);
+    let watched = watcher.join().unwrap_or_else(|_| panic!("watcher"));
+    assert!(
+        watched.stdout.lines().count() >= 4,
+        "watch saw: {}{}",
+        watched.stdout,
+        watched.stderr
+    );
+    assert_eq!(history_revisions(&server), ["1", "2"]);
+
+    let undo = server.ok(&[
+        "rollout",
+        "undo",
+        "deploy/image-gallery",
+        "-n",
+        "gallery-prod",
+    ]);
+    assert!(undo.contains("rolled back"), "{undo}");
+    // The old ReplicaSet comes back as revision 3, as on a real cluster.
+    assert_eq!(history_revisions(&server), ["2", "3"]);
+    server.ok(&[
+        "rollout",
+        "restart",
+        "deploy/image-gallery",
+        "-n",
+        "gallery-prod",
+    ]);
+    assert_eq!(history_revisions(&server), ["2", "3", "4"]);
+
+    let scaled = server.ok(&["scale", "deploy/iotd", "--replicas=1", "-n", "gallery-prod"]);
+    assert!(scaled.contains("deployment.apps/iotd scaled"), "{scaled}");
+    let replicas = server.ok(&[
+        "get",
+        "deploy",
+        "iotd",
+        "-n",
+        "gallery-prod",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "1");
+
+    // Cascading delete: orphan keeps the ReplicaSet, background takes the pods along.
+    server.ok(&[
+        "delete",
+        "deploy/accesslog",
+        "-n",
+        "gallery-prod",
+        "--cascade=orphan",
+    ]);
+    let rs = server.ok(&[
+        "get",
+        "rs",
+        "-n",
+        "gallery-prod",
+        "-l",
+        "app=accesslog",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(rs.lines().count(), 1, "{rs}");
+    server.ok(&["delete", "deploy/iotd", "-n", "gallery-prod"]);
+    let gone = server.kubectl(&["get", "deploy", "iotd", "-n", "gallery-prod"]);
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr
+            .contains("Error from server (NotFound): deployments.apps \"iotd\" not found"),
+        "{}",
+        gone.stderr
+    );
+
+    let resources = server.ok(&["api-resources"]);
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.starts_with("deployments") && l.contains("deploy")),
+        "{resources}"
+    );
+}
+
+#[test]
+fn server_side_apply_conflicts_with_another_manager_unless_forced() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: {value}\n"
+        )
+    };
+    let first = server.write("a.yaml", &cm("fast"));
+    let out = server.ok(&["apply", "--server-side", "-f", &first.to_string_lossy()]);
+    assert!(
+        out.contains("configmap/settings serverside-applied"),
+        "{out}"
+    );
+    let second = server.write("b.yaml", &cm("slow"));
+    let conflict = server.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=ops",
+        "-f",
+        &second.to_string_lossy(),
+    ]);
+    assert_eq!(conflict.code, 1);
+    assert!(
+        conflict
+            .stderr
+            .contains("Apply failed with 1 conflict: conflict with \"kubectl\""),
+        "{}",
+        conflict.stderr
+    );
+    assert!(
+        conflict.stderr.contains(".data.mode"),
+        "{}",
+        conflict.stderr
+    );
+    let mode = server.ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]);
+    assert_eq!(mode, "fast", "a conflict changes nothing");
+    server.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=ops",
+        "--force-conflicts",
+        "-f",
+        &second.to_string_lossy(),
+    ]);
+    let mode = server.ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]);
+    assert_eq!(mode, "slow");
+    let managers = server.ok(&[
+        "get",
+        "cm",
+        "settings",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(managers.contains("ops"), "{managers}");
+}
+
+#[test]
+fn requests_without_the_token_are_rejected() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let text = std::fs::read_to_string(server.kubeconfig()).unwrap_or_default();
+    let token_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap_or_default();
+    let forged = server.write(
+        "forged",
+        &text.replace(token_line, "    token: not-the-token"),
+    );
+    let out = kubectl_with(&forged, &["get", "pods"], None);
+    assert_eq!(out.code, 1);
+    // kubectl words a 401 to its discovery requests this way.
+    assert!(
+        out.stderr
+            .contains("error: You must be logged in to the server ("),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn reconcile_apply_and_kubectl_see_the_same_objects() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/prod");
+    let target = format!("engine:{}", server.state().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .arg("apply")
+        .arg(&root)
+        .args(["--target", &target])
+        .current_dir(server.path())
+        .output()
+        .unwrap_or_else(|e| panic!("reconcile apply: {e}"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server picks up the other process's writes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let names = loop {
+        let names = server.ok(&["get", "deploy", "-n", "gallery-prod", "-o", "name"]);
+        if names.lines().count() == 3 || Instant::now() > deadline {
+            break names;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        [
+            "deployment.apps/accesslog",
+            "deployment.apps/image-gallery",
+            "deployment.apps/iotd"
+        ]
+    );
+    // And the other way: what kubectl creates, reconcile's engine commands see.
+    let cm = server.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\n  namespace: gallery-prod\ndata:\n  a: b\n");
+    server.ok(&["apply", "-f", &cm.to_string_lossy()]);
+    let seen = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["engine", "get", "cm", "-n", "gallery-prod", "--state"])
+        .arg(server.state())
+        .output()
+        .unwrap_or_else(|e| panic!("engine get: {e}"));
+    let seen = String::from_utf8_lossy(&seen.stdout);
+    assert!(seen.contains("from-kubectl"), "{seen}");
+}
