@@ -47,11 +47,11 @@ fn dev_comes_up_and_converges() {
 
     repo.edit(
         "overlays/dev/kustomization.yaml",
-        "- name: diamol/ch09-image-gallery\n  newTag: latest",
+        "- name: diamol/ch09-image-gallery\n  newTag: \"1.1\"",
         "- name: diamol/ch09-image-gallery\n  newTag: \"2.0\"",
     );
     let plan = repo.ok(&["plan", "overlays/dev", "--detailed-exitcode"], 2);
-    assert!(plan.stdout.contains("-        image: diamol/ch09-image-gallery:latest\n      +        image: diamol/ch09-image-gallery:2.0"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("-        image: diamol/ch09-image-gallery:1.1\n      +        image: diamol/ch09-image-gallery:2.0"), "{}", plan.stdout);
     assert!(
         plan.stdout
             .contains("Plan: 0 to create, 1 to update, 0 to delete."),

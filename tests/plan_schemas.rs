@@ -24,6 +24,7 @@ fn committed_schemas_are_current() {
     check("plan.json", reconcile::plan::plan_schema());
     check("config.json", reconcile::plan::config_schema());
     check("strategy.json", reconcile::plan::strategy_schema());
+    check("diff.json", reconcile::review::report_schema());
     check("apps.json", reconcile::controller::status::apps_schema());
 }
 

@@ -45,17 +45,27 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
         output: RenderFormat,
+        /// Where the files come from.
+        #[command(flatten)]
+        source: super::source::SourceArgs,
     },
     /// Check a kustomization and report every problem found at once.
     Validate {
         /// Directory holding a kustomization.yaml.
         path: PathBuf,
+        /// Where the files come from.
+        #[command(flatten)]
+        source: super::source::SourceArgs,
         /// Output format: text, or JSON (`reconcile schema validate`).
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: ValidateFormat,
     },
     /// Show what apply would do: creates, updates (with diffs), deletes.
     Plan(super::plan::PlanArgs),
+    /// Compare the rendered desired state at two git revisions (a pull request's effect).
+    Diff(super::diff::DiffArgs),
+    /// Carry pinned images (and reconcile.yaml `promotion:` rules) from one environment to the next.
+    Promote(super::promote::PromoteArgs),
     /// Apply the desired state (a directory, an application, or a saved plan).
     Apply(super::plan::ApplyArgs),
     /// Inspect and steer Deployment rollouts (status, history, undo, promote, abort, pause, resume).
@@ -85,7 +95,7 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, and the `-o json`
+    /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
     /// outputs `apply`, `rollout-status`, `validate`, `events`).
     Schema {
         /// Which schema.
@@ -102,6 +112,8 @@ impl Command {
             Command::Schema { .. } => "schema",
             Command::Engine(_) => "engine",
             Command::Plan(_) => "plan",
+            Command::Diff(_) => "diff",
+            Command::Promote(_) => "promote",
             Command::Apply(_) => "apply",
             Command::Rollout(_) => "rollout",
             Command::Watch(_) => "watch",

@@ -26,10 +26,13 @@ macro_rules! eprintln {
 }
 
 mod args;
+mod diff;
 pub(crate) mod engine;
 mod output;
 mod plan;
+mod promote;
 mod render;
+mod source;
 mod target;
 mod watch;
 
@@ -72,11 +75,21 @@ pub fn main() -> i32 {
 /// Runs one parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Render { path, output } => render::render(&path, output),
-        Command::Validate { path, output } => render::validate(&path, output),
+        Command::Render {
+            path,
+            output,
+            source,
+        } => render::render(&path, output, &source),
+        Command::Validate {
+            path,
+            output,
+            source,
+        } => render::validate(&path, output, &source),
         Command::Schema { name } => render::schema(&name),
         Command::Engine(args) => engine::run(args),
         Command::Plan(args) => plan::plan(args),
+        Command::Diff(args) => diff::diff(args),
+        Command::Promote(args) => promote::promote(args),
         Command::Apply(args) => plan::apply(args),
         Command::Rollout(args) => plan::rollout(args),
         Command::Watch(args) => watch::watch(args),

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use super::source::{SourceArgs, Tree};
 use super::target::{self, Access};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
@@ -67,6 +68,9 @@ pub struct PlanArgs {
     /// Take over live objects reconcile did not create (shown as adoptions in the plan).
     #[arg(long)]
     pub adopt: bool,
+    /// Where the files come from (`--repo`, `--ref`).
+    #[command(flatten)]
+    pub git: SourceArgs,
 }
 
 /// `reconcile apply` arguments.
@@ -99,6 +103,10 @@ pub struct ApplyArgs {
     /// Show the plan, change nothing (also for saved plans and prune).
     #[arg(long)]
     pub dry_run: bool,
+    /// Where the files come from (`--repo`, `--ref`).
+    #[command(flatten)]
+    pub git: SourceArgs,
+
     /// Output format: text, or one JSON document (`reconcile schema apply`).
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: ApplyFormat,
@@ -206,6 +214,8 @@ pub enum RolloutCommand {
 struct Resolved {
     app: Application,
     dir: PathBuf,
+    /// The git tree `dir` lies in (`None`: the disk).
+    tree: Option<Tree>,
 }
 
 fn cwd() -> anyhow::Result<PathBuf> {
@@ -246,12 +256,92 @@ fn has_kustomization(dir: &Path) -> bool {
         .any(|f| dir.join(f).is_file())
 }
 
+/// Applications of a tree read through `--repo`/`--ref`: reconcile.yaml at its root, paths
+/// relative to its root.
+fn resolve_in_tree(tree: &Tree, source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
+    let config_path = tree.root.join(CONFIG_FILE);
+    let config = match tree.fs.read(&config_path) {
+        Ok(bytes) => Some(Config::parse(
+            &String::from_utf8_lossy(&bytes),
+            &config_path,
+        )?),
+        Err(crate::source::FsError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let from_config = |app: &Application| Resolved {
+        app: app.clone(),
+        dir: tree.join(Path::new(&app.path)),
+        tree: Some(tree.clone()),
+    };
+    let has_kustomization = |dir: &Path| {
+        ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+            .iter()
+            .any(|f| tree.fs.is_file(&dir.join(f)))
+    };
+    match source {
+        None => match &config {
+            Some(config) if !config.applications.is_empty() => {
+                Ok(config.applications.iter().map(from_config).collect())
+            }
+            _ if has_kustomization(&tree.root) => Ok(vec![Resolved {
+                app: Application {
+                    name: config::name_for_path(Path::new(".")),
+                    path: ".".into(),
+                    ..Application::default()
+                },
+                dir: tree.root.clone(),
+                tree: Some(tree.clone()),
+            }]),
+            _ => bail!(
+                "no PATH given, no kustomization at the repository root and no applications in its {CONFIG_FILE}"
+            ),
+        },
+        Some(text) => {
+            if let Some(app) = config.as_ref().and_then(|c| c.find(text)) {
+                return Ok(vec![from_config(app)]);
+            }
+            let dir = tree.join(Path::new(text));
+            if !tree.fs.is_dir(&dir) {
+                bail!(
+                    "{text}: neither an application of {CONFIG_FILE} nor a directory in the repository"
+                );
+            }
+            if let Some(app) = config.as_ref().and_then(|c| {
+                c.applications
+                    .iter()
+                    .find(|a| tree.join(Path::new(&a.path)) == dir)
+            }) {
+                return Ok(vec![from_config(app)]);
+            }
+            let app = Application {
+                name: config::name_for_path(Path::new(text)),
+                path: text.to_string(),
+                ..Application::default()
+            };
+            Ok(vec![Resolved {
+                app,
+                dir,
+                tree: Some(tree.clone()),
+            }])
+        }
+    }
+}
+
+/// The applications to plan or apply, from the work tree or from `--repo`/`--ref`.
+fn resolve_with(source: Option<&str>, git: &SourceArgs) -> anyhow::Result<Vec<Resolved>> {
+    match git.tree()? {
+        Some(tree) => resolve_in_tree(&tree, source),
+        None => resolve(source),
+    }
+}
+
 fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
     let here = cwd()?;
     let config = find_config(&here)?;
     let from_config = |app: &Application, root: &Path| Resolved {
         app: app.clone(),
         dir: root.join(&app.path),
+        tree: None,
     };
     match source {
         None => match &config {
@@ -267,6 +357,7 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
                     ..Application::default()
                 },
                 dir: here,
+                tree: None,
             }]),
             _ => {
                 bail!("no PATH given, no kustomization here and no applications in a {CONFIG_FILE}")
@@ -320,6 +411,7 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
             Ok(vec![Resolved {
                 app,
                 dir: canonical,
+                tree: None,
             }])
         }
     }
@@ -330,7 +422,11 @@ fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
-    let resources = crate::render::render_dir(&resolved.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resources = match &resolved.tree {
+        Some(tree) => crate::render::render(&*tree.fs, &resolved.dir),
+        None => crate::render::render_dir(&resolved.dir),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(crate::render::to_values(&resources))
 }
 
@@ -501,15 +597,21 @@ fn plan_all(
     for r in resolved {
         let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
-        planned.push(plan::make_plan(
-            &r.app,
-            &r.app.path,
-            &objects,
-            &*engine,
-            &options,
-        )?);
+        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
+        one.plan.revision = revision(r);
+        planned.push(one);
     }
     Ok(planned)
+}
+
+/// The revision a resolved application is read from, for the plan.
+fn revision(resolved: &Resolved) -> Option<plan::Revision> {
+    let origin = resolved.tree.as_ref()?.origin.as_ref()?;
+    Some(plan::Revision {
+        repo: origin.repo.clone(),
+        reference: origin.reference.clone(),
+        sha: origin.sha.clone(),
+    })
 }
 
 /// The text of `--template FILE`; a value that is no file (an inline template, a typo) gets an
@@ -529,7 +631,7 @@ fn read_template(path: &Path) -> anyhow::Result<String> {
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     // Read before anything is planned or written: a bad --template changes nothing.
     let template = args.template.as_deref().map(read_template).transpose()?;
-    let resolved = resolve(args.source.as_deref())?;
+    let resolved = resolve_with(args.source.as_deref(), &args.git)?;
     let options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -687,7 +789,18 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     {
         return apply_saved(Path::new(source), &args, options);
     }
-    let resolved = resolve(args.source.as_deref())?;
+    let resolved = resolve_with(args.source.as_deref(), &args.git)?;
+    if args.output != ApplyFormat::Json
+        && let Some(origin) = resolved
+            .first()
+            .and_then(|r| r.tree.as_ref())
+            .and_then(|t| t.origin.as_ref())
+    {
+        println!(
+            "Source: {} at {} ({})",
+            origin.repo, origin.reference, origin.sha
+        );
+    }
     let plan_options = PlanOptions {
         prune: args.prune,
         allow_empty: args.allow_empty,
@@ -806,6 +919,31 @@ fn finish_apply(applied: &[(ApplyReport, Plan)], waited: bool, json: bool) -> an
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
 
+/// The tree a saved plan was rendered from: the same commit, from `--repo` when given, else
+/// from the repository the plan names (a redacted URL loses its user info; credentials then
+/// come from the environment or a credential helper).
+fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tree>> {
+    let Some(revision) = &saved.revision else {
+        return Ok(None);
+    };
+    let repo = git
+        .repo
+        .clone()
+        .unwrap_or_else(|| revision.repo.replace("***@", ""));
+    let source_args = SourceArgs {
+        repo: Some(repo),
+        reference: Some(revision.sha.clone()),
+        git_timeout: git.git_timeout.clone(),
+    };
+    let source = source_args.open()?;
+    let snapshot = source.snapshot(&revision.sha)?;
+    let mut tree = super::source::tree_of(&source, snapshot);
+    if let Some(origin) = &mut tree.origin {
+        origin.reference = revision.reference.clone();
+    }
+    Ok(Some(tree))
+}
+
 /// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale; under
 /// `--dry-run` checks it is still fresh and shows it, changing nothing.
 fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::Result<i32> {
@@ -816,6 +954,13 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
     let mut applied = Vec::new();
     let mut dry_runs = Vec::new();
     for saved in &set.plans {
+        let from_git = match saved_tree(saved, &args.git)? {
+            Some(tree) => resolve_in_tree(&tree, Some(&saved.application))
+                .or_else(|_| resolve_in_tree(&tree, Some(&saved.source)))?
+                .into_iter()
+                .next(),
+            None => None,
+        };
         let app = config
             .as_ref()
             .and_then(|(c, _)| c.find(&saved.application).cloned())
@@ -831,10 +976,11 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             // Sources of saved plans are relative to the repository root, so a plan applies
             // from any folder of the repository.
             .unwrap_or_else(|| repository_root(&here));
-        let resolved = Resolved {
+        let resolved = from_git.unwrap_or(Resolved {
             dir: root.join(&app.path),
             app,
-        };
+            tree: None,
+        });
         let state = match &args.target {
             Some(flag) => target::locate(Some(flag), None)?,
             None => target::locate_recorded(&saved.target)?,

@@ -2,14 +2,21 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::args::{RenderFormat, ValidateFormat};
+use super::source::SourceArgs;
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::render;
 
 /// `reconcile render PATH [-o yaml|json]`: the build on stdout, or the error on stderr and
 /// nothing on stdout.
-pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
-    let resources = render::render_dir(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn render(path: &Path, format: RenderFormat, source: &SourceArgs) -> anyhow::Result<i32> {
+    let resources = match source.tree()? {
+        Some(tree) => render::render(&*tree.fs, &tree.join(path)),
+        None => render::render_dir(path),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = match format {
         RenderFormat::Yaml => render::into_yaml(resources),
         RenderFormat::Json => render::to_json(&resources),
@@ -20,8 +27,11 @@ pub fn render(path: &Path, format: RenderFormat) -> anyhow::Result<i32> {
 
 /// `reconcile validate PATH`: every problem found, one per line (or one JSON document);
 /// exit 1 when there is any.
-pub fn validate(path: &Path, format: ValidateFormat) -> anyhow::Result<i32> {
-    let problems = render::validate::validate_dir(path);
+pub fn validate(path: &Path, format: ValidateFormat, source: &SourceArgs) -> anyhow::Result<i32> {
+    let problems = match source.tree()? {
+        Some(tree) => render::validate::validate(&*tree.fs, &tree.join(path)),
+        None => render::validate::validate_dir(path),
+    };
     if format == ValidateFormat::Json {
         let output = crate::reports::ValidateOutput {
             path: path.display().to_string(),
@@ -54,10 +64,11 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         "config" => crate::plan::config_schema(),
         "strategy" => crate::plan::strategy_schema(),
         "apps" => crate::controller::status::apps_schema(),
+        "diff" => crate::review::report_schema(),
         other => match crate::reports::schema(other) {
             Some(text) => text,
             None => anyhow::bail!(
-                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, apply, rollout-status, validate, events)"
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, diff, apply, rollout-status, validate, events)"
             ),
         },
     };

@@ -60,6 +60,9 @@ pub struct Config {
     /// The applications, each a kustomization applied to a target.
     #[serde(default)]
     pub applications: Vec<Application>,
+    /// What `reconcile promote` carries between environment folders, beyond images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotion: Vec<crate::promote::PromotionRule>,
 }
 
 /// One application.

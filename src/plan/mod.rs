@@ -271,6 +271,9 @@ pub struct Plan {
     pub source: String,
     /// Digest of the rendered objects and the application's settings.
     pub source_digest: String,
+    /// The git revision the objects were rendered from (absent: files on disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
     /// The target (`engine:.reconcile/engine.db`).
     pub target: String,
     /// Whether deletions were planned.
@@ -285,6 +288,18 @@ pub struct Plan {
     pub not_pruned: Vec<NotPruned>,
     /// Counts.
     pub summary: Summary,
+}
+
+/// A git revision a plan was rendered from; applying a saved plan renders this commit again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Revision {
+    /// The repository: a local path, or a URL with its user info redacted.
+    pub repo: String,
+    /// The ref as given (`main`, `v1.2`, `HEAD~1`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The commit it resolved to.
+    pub sha: String,
 }
 
 /// What `plan -o json` prints and `--out` saves: the plans of one or more applications.
@@ -876,6 +891,7 @@ pub fn make_plan(
         application: app.name.clone(),
         source: source.to_string(),
         source_digest: file::source_digest(rendered, &settings(app, prune_enabled)),
+        revision: None,
         target: cluster.target_name(),
         prune: prune_enabled,
         inventory_resource_version: previous.resource_version.clone(),

@@ -7,10 +7,11 @@
 //! kustomize's `LoadRestrictionsRootOnly`: files named by a kustomization must resolve inside
 //! that kustomization's directory.
 //!
-//! Implementations: [`DiskFs`] (the real file system) and [`MemFs`] (an in-memory tree for
-//! tests). A git revision reader fits the same trait.
+//! Implementations: [`DiskFs`] (the real file system), [`MemFs`] (an in-memory tree for
+//! tests) and [`git::GitFs`] (the tree of a commit, read from git objects).
 
 mod disk;
+pub mod git;
 mod mem;
 
 use std::path::{Component, Path, PathBuf};
