@@ -381,6 +381,10 @@ fn failed_update_rollback() {
         "failed update of 10, automatic rollback",
         t,
         took,
-        if rolled_back { "rolled back" } else { "NOT rolled back" },
+        if rolled_back {
+            "rolled back"
+        } else {
+            "NOT rolled back"
+        },
     );
 }

@@ -558,7 +558,7 @@ pub fn templated(set: &PlanSet, template: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("template: {e}"))
 }
 
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     super::output::write_text(text);
     Ok(())
 }

@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
 use super::args::{RenderFormat, ValidateFormat};
 use super::source::SourceArgs;
 use super::{EXIT_ERROR, EXIT_OK};

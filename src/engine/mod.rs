@@ -867,8 +867,15 @@ impl Engine {
                     let Some(info) = kinds::by_kind(kind) else {
                         continue;
                     };
-                    let (ns, name) = (doc::namespace(&obj).to_string(), doc::name(&obj).to_string());
-                    let ns = if info.namespaced && ns.is_empty() { "default".to_string() } else { ns };
+                    let (ns, name) = (
+                        doc::namespace(&obj).to_string(),
+                        doc::name(&obj).to_string(),
+                    );
+                    let ns = if info.namespaced && ns.is_empty() {
+                        "default".to_string()
+                    } else {
+                        ns
+                    };
                     let before = self.state.get(kind, &ns, &name).map(|s| s.doc.clone());
                     match self.apply_in(info, &obj) {
                         Ok(_) => {
@@ -1699,7 +1706,17 @@ impl Cluster for Engine {
         true
     }
 
-    fn warnings(&self, kind: &str, namespace: &str, name: &str) -> Result<Vec<String>, cluster::Error> {
-        Ok(events::warning_messages(&self.state.events, kind, namespace, name))
+    fn warnings(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<String>, cluster::Error> {
+        Ok(events::warning_messages(
+            &self.state.events,
+            kind,
+            namespace,
+            name,
+        ))
     }
 }
