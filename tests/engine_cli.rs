@@ -511,7 +511,7 @@ fn get_events_is_the_events_command() {
     assert!(events.contains("Scheduled"), "{events}");
     assert_eq!(c.ok(&["get", "events", "-A"]), events);
     assert_eq!(c.ok(&["get", "ev"]), c.ok(&["events"]));
-    let refused = c.run(&["get", "events", "-o", "json"]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("not supported yet"));
+    let json = c.ok(&["get", "events", "-o", "json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("events as JSON");
+    assert!(json.contains("Scheduled"), "{parsed}");
 }

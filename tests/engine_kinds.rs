@@ -168,7 +168,7 @@ kind: ValidatingWebhookConfiguration
 metadata: {name: hooks}
 webhooks: []
 ---
-apiVersion: flowcontrol.apiserver.k8s.io/v1beta3
+apiVersion: flowcontrol.apiserver.k8s.io/v1
 kind: FlowSchema
 metadata: {name: fs}
 spec:

@@ -293,6 +293,10 @@ fn smart_http_with_basic_auth_never_shows_the_password() {
     assert!(!wrong.all().contains("wrong-Secret-9"), "{}", wrong.all());
     // In the URL: used, and redacted in the plan's record of the source.
     let with_user = format!("http://alice:{password}@127.0.0.1:{}/app.git", server.port);
+    // `plan` never creates a named state: make it first.
+    let state = format!("engine:{}/e.db", holder.path().display());
+    let reset = run_in(holder.path(), &["engine", "reset", "--target", &state], &[]);
+    assert_eq!(reset.code, 0, "{}", reset.all());
     let plan = run_in(
         holder.path(),
         &[
@@ -370,6 +374,9 @@ fn a_saved_plan_applies_the_commit_it_was_made_at() {
     let sha = repo.commit("first");
     let state = repo.path().join("e.db").display().to_string();
     let target = format!("engine:{state}");
+    // `plan` never creates a named state: make it first.
+    let reset = run_in(repo.path(), &["engine", "reset", "--target", &target], &[]);
+    assert_eq!(reset.code, 0, "{}", reset.all());
     let plan_file = repo.path().join("plan.json").display().to_string();
     let plan = run_in(
         repo.path(),

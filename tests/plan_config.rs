@@ -39,7 +39,7 @@ fn all_applications_when_no_path_is_given() {
 
     let dry = repo.ok(&["apply", "--dry-run"], 0);
     assert!(
-        dry.stdout.contains("Dry run: nothing applied."),
+        dry.stdout.contains("Dry run: nothing applied"),
         "{}",
         dry.stdout
     );

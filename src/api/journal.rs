@@ -29,6 +29,9 @@ pub enum EventType {
     Deleted,
 }
 
+/// A live subscription and the changes it missed since the requested version.
+pub type Following = (broadcast::Receiver<Arc<Change>>, Vec<Arc<Change>>);
+
 impl EventType {
     /// The watch protocol's word.
     pub fn word(self) -> &'static str {
@@ -193,10 +196,7 @@ impl Journal {
 
     /// A receiver of every change from now on, and the changes after `since` already kept
     /// (410 Gone when they are no longer all kept).
-    pub fn follow(
-        &self,
-        since: u64,
-    ) -> Result<(broadcast::Receiver<Arc<Change>>, Vec<Arc<Change>>), ApiError> {
+    pub fn follow(&self, since: u64) -> Result<Following, ApiError> {
         let inner = self.lock();
         if since < inner.horizon {
             return Err(ApiError::gone(since, inner.horizon));

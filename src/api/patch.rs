@@ -121,10 +121,11 @@ fn resolve_directives(patch: &mut Value, object: &mut Value) {
             let was_null = target.is_null();
             resolve_directives(child, target);
             // The walk must not leave an empty placeholder where the object had nothing.
-            if was_null && let Value::Object(o) = object {
-                if o.get(&key).is_some_and(Value::is_null) {
-                    o.remove(&key);
-                }
+            if was_null
+                && let Value::Object(o) = object
+                && o.get(&key).is_some_and(Value::is_null)
+            {
+                o.remove(&key);
             }
         }
     }

@@ -165,10 +165,11 @@ pub async fn watch(
                 return;
             }
         }
-        if filter.options.send_initial_events && filter.options.bookmarks {
-            if tx.send(Ok(filter.bookmark(since, true))).await.is_err() {
-                return;
-            }
+        if filter.options.send_initial_events
+            && filter.options.bookmarks
+            && tx.send(Ok(filter.bookmark(since, true))).await.is_err()
+        {
+            return;
         }
         let mut last = since;
         let send = |change: &Arc<Change>, last: &mut u64| -> Option<Bytes> {

@@ -1133,13 +1133,16 @@ fn print_status(status: &driver::RolloutStatus) {
 
 /// `reconcile rollout …`.
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
+    let state = target::locate(args.target.as_deref(), None)?;
     let access = match &args.command {
         RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
             Access::Read
         }
+        // Watching lets cluster time pass (a write), but never creates a state.
+        RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
         _ => Access::Write,
     };
-    let mut engine = open_engine(args.target.as_deref(), access)?;
+    let mut engine = target::open(&state, access)?;
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,

@@ -234,11 +234,9 @@ fn admit_with(
         "Service" => service(state, rng, new, old, &mut errs),
         "ConfigMap" => data_keys(new, &["data", "binaryData"], &mut errs),
         "Secret" => secret(new, old, &mut errs)?,
-        "Namespace" => {
-            if old.is_none() {
-                doc::set(new, &["spec", "finalizers"], json!(["kubernetes"]));
-                doc::set(new, &["status", "phase"], json!("Active"));
-            }
+        "Namespace" if old.is_none() => {
+            doc::set(new, &["spec", "finalizers"], json!(["kubernetes"]));
+            doc::set(new, &["status", "phase"], json!("Active"));
         }
         "Ingress" => ingress(new, &mut errs),
         "PersistentVolume" => {
@@ -1221,7 +1219,7 @@ fn base64_decoded_len(text: &str) -> Result<usize, usize> {
     if let Some(at) = bytes[..body].iter().position(|b| !valid(*b)) {
         return Err(at);
     }
-    if padding > 2 || (bytes.len() % 4 != 0) {
+    if padding > 2 || !bytes.len().is_multiple_of(4) {
         return Err(bytes.len().saturating_sub(padding).max(bytes.len() / 4 * 4));
     }
     Ok(bytes.len() / 4 * 3 - padding)

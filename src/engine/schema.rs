@@ -57,6 +57,13 @@ pub fn check(info: &KindInfo, version: &str, object: &Value) -> Result<(), Strin
     if let Some(wrong) = findings.wrong_type {
         return Err(format!("{prefix}: {wrong}"));
     }
+    // The engine serves the Canary and BlueGreen strategy types natively (Argo Rollouts'
+    // fields beside `type`); a real API server never sees them (reconcile sends a stand-in).
+    if info.kind == "Deployment" && info.group == "apps" {
+        findings
+            .unknown
+            .retain(|p| p != "spec.strategy.canary" && p != "spec.strategy.blueGreen");
+    }
     if !findings.unknown.is_empty() {
         let list: Vec<String> = findings
             .unknown

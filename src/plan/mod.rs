@@ -487,7 +487,21 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 /// when this fails.
 fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
-    match cluster.check_served(objects) {
+    // The cluster checks what it will be sent: a Canary/BlueGreen Deployment goes out as its
+    // RollingUpdate stand-in, whose strategy a strict API server accepts.
+    let sent: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut sent = object.clone();
+            if object.get("kind").and_then(Value::as_str) == Some("Deployment")
+                && let Ok(strategy) = Strategy::of(object)
+            {
+                driver::stand_in(&mut sent, &strategy);
+            }
+            sent
+        })
+        .collect();
+    match cluster.check_served(&sent) {
         Ok(()) => {}
         Err(cluster::Error::Invalid { id, message }) => {
             return Err(Error::NotServed { id, message });

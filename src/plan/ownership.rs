@@ -116,7 +116,7 @@ fn project_strict(live: &Value, shape: &Value) -> Value {
                             .map(|m| {
                                 m.iter()
                                     .filter(|(_, v)| !v.is_object() && !v.is_array())
-                                    .filter(|(_, v)| **v != Value::from(0))
+                                    .filter(|(_, v)| v.as_i64() != Some(0) && v.as_u64() != Some(0))
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect()
                             })

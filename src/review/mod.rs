@@ -431,7 +431,7 @@ fn change_of(
     let mut new = new.map(normalized);
     mask_pair(new.as_mut(), old.as_mut());
     let shown = display_id(&id);
-    let diff = similar::TextDiff::from_lines(&text(old.as_ref()), &text(new.as_ref()))
+    let diff = similar::TextDiff::from_lines(text(old.as_ref()), text(new.as_ref()))
         .unified_diff()
         .context_radius(3)
         .header(&format!("base {shown}"), &format!("head {shown}"))

@@ -861,7 +861,7 @@ pub fn deployment_health(
     Ok(h)
 }
 
-fn owned_by<'a>(object: &'a Value, uid: &str) -> bool {
+fn owned_by(object: &Value, uid: &str) -> bool {
     object
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)

@@ -454,7 +454,7 @@ pub fn pod_failures(pods: &[(Value, Vec<String>)], total: i64, which: &str) -> O
     if causes.is_empty() {
         return None;
     }
-    causes.sort_by(|a, b| b.1.cmp(&a.1));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1));
     let total = total.max(pods.len() as i64);
     let which = if which.is_empty() {
         String::new()

@@ -250,6 +250,16 @@ pub fn run(
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
+/// kubectl leaves `metadata.managedFields` out of `-o yaml|json` unless asked.
+fn hide_managed_fields(value: &mut serde_json::Value) {
+    if let Some(serde_json::Value::Array(items)) = value.get_mut("items") {
+        items.iter_mut().for_each(hide_managed_fields);
+    }
+    if let Some(serde_json::Value::Object(meta)) = value.get_mut("metadata") {
+        meta.shift_remove("managedFields");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,15 +300,5 @@ mod tests {
         assert_eq!(r.targets[0].1, ["web", "api"]);
         assert!(parse_request(&args(&["deploy", "svc/web"])).is_err());
         assert!(parse_request(&args(&["widgets"])).is_err());
-    }
-}
-
-/// kubectl leaves `metadata.managedFields` out of `-o yaml|json` unless asked.
-fn hide_managed_fields(value: &mut serde_json::Value) {
-    if let Some(serde_json::Value::Array(items)) = value.get_mut("items") {
-        items.iter_mut().for_each(hide_managed_fields);
-    }
-    if let Some(serde_json::Value::Object(meta)) = value.get_mut("metadata") {
-        meta.shift_remove("managedFields");
     }
 }
