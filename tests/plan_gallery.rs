@@ -64,6 +64,8 @@ fn dev_comes_up_and_converges() {
 fn prod_comes_up_on_its_own_target_and_secrets_stay_masked() {
     let repo = gallery();
     let target = ["--target", "engine:.reconcile/prod.db"];
+    // A named state is never created by a read-only command: make it first.
+    repo.ok(&["engine", "reset", target[0], target[1]], 0);
     let plan = repo.ok(
         &["plan", "overlays/prod", "-o", "json", target[0], target[1]],
         0,

@@ -24,7 +24,9 @@ fn a_secret_with_an_unusual_api_version_is_masked_everywhere() {
     ] {
         let run = repo.run(&args);
         let mut text = run.all();
-        if args.contains(&"--out") {
+        // The engine refuses a Secret in a version Kubernetes doesn't serve, so the plan may
+        // fail: its error must not leak either, and a written plan file is checked too.
+        if args.contains(&"--out") && repo.path().join("plan.json").exists() {
             text.push_str(&repo.read("plan.json"));
         }
         for plaintext in ["MTIzNA==", "hunter2"] {

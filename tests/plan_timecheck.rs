@@ -63,7 +63,7 @@ fn timecheck_update_and_rollback() {
     let undo = repo.ok(&["rollout", "undo", "timecheck-dev/timecheck", "--wait"], 0);
     assert!(
         undo.stdout
-            .contains("rolled back to revision 1 (kiamol/ch07-timecheck:1.0)"),
+            .contains("deployment.apps/timecheck rolled back"),
         "{}",
         undo.stdout
     );
