@@ -1333,51 +1333,35 @@ fn wait_healthy(
         let mut pending = Vec::new();
         for id in ids {
             let live = cluster.get(id).map_err(cluster_err(id))?;
-            if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str())
-                && !Strategy::of(live)?.is_progressive()
-            {
-                let written = *generations.entry(diff::display_id(id)).or_insert_with(|| {
-                    live.pointer("/metadata/generation")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0)
-                });
-                if !cluster.drives_rollouts() {
-                    driver::guard(cluster, id)?;
-                }
-                let h = driver::deployment_health(cluster, live, written)?;
-                let name = diff::display_id(id);
-                match h.status {
-                    Status::Healthy | Status::Suspended => {
-                        if last.get(&name).is_some_and(|m| m != "healthy") {
-                            progress(&format!("{name}: healthy"));
-                        }
-                        last.insert(name, "healthy".into());
-                    }
-                    Status::Degraded => {
-                        report.unhealthy.push((name.clone(), h.message.clone()));
-                        report.failure = Some(format!("{name} is Degraded: {}", h.message));
-                        return Ok(false);
-                    }
-                    _ => {
-                        if last.get(&name) != Some(&h.message) {
-                            progress(&format!("{name}: {}", h.message));
-                        }
-                        last.insert(name.clone(), h.message.clone());
-                        pending.push((name, format!("{}: {}", h.status, h.message)));
-                    }
-                }
-                continue;
-            }
-            let endpoints = if id.gvk.kind == "Service" {
-                let ep = ResId {
-                    gvk: Gvk::from_api_version("v1", "Endpoints"),
-                    ..id.clone()
-                };
-                cluster.get(&ep).ok().flatten()
-            } else {
-                None
+            let plain_deployment = match (&live, id.gvk.kind.as_str()) {
+                (Some(live), "Deployment") => !Strategy::of(live)?.is_progressive(),
+                _ => false,
             };
-            let h = health::health(live.as_ref(), endpoints.as_ref());
+            let h = match &live {
+                Some(live) if plain_deployment => {
+                    let written = *generations.entry(diff::display_id(id)).or_insert_with(|| {
+                        live.pointer("/metadata/generation")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    });
+                    if !cluster.drives_rollouts() {
+                        driver::guard(cluster, id)?;
+                    }
+                    driver::deployment_health(cluster, live, written)?
+                }
+                _ => {
+                    let endpoints = if id.gvk.kind == "Service" {
+                        let ep = ResId {
+                            gvk: Gvk::from_api_version("v1", "Endpoints"),
+                            ..id.clone()
+                        };
+                        cluster.get(&ep).ok().flatten()
+                    } else {
+                        None
+                    };
+                    health::health(live.as_ref(), endpoints.as_ref())
+                }
+            };
             let name = diff::display_id(id);
             match h.status {
                 Status::Healthy | Status::Suspended => {
