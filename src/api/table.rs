@@ -1,11 +1,11 @@
 //! Conversion to `meta.k8s.io/v1` `Table`, what kubectl asks for (`as=Table`) to print `get`.
 //!
-//! The columns are the engine's own `get` columns ([`crate::cli::engine::tables`]): the ones
+//! The columns are the engine's own `get` columns ([`crate::tables`]): the ones
 //! `-o wide` adds get priority 1, so kubectl shows them only with `-o wide`.
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::engine::tables;
+use crate::tables;
 use crate::engine::clock::Millis;
 use crate::engine::kinds::KindInfo;
 

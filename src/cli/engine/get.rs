@@ -5,7 +5,7 @@ use anyhow::bail;
 use serde_json::Value;
 
 use super::output;
-use super::tables::{self, TableOptions};
+use crate::tables::{self, TableOptions};
 use super::{GetFormat, kind_info, not_found};
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, doc};

@@ -1,17 +1,14 @@
 //! `reconcile engine …`: drive and inspect the built-in cluster, kubectl style.
 //!
-//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints,
-//! `tables` holds kubectl's columns, `describe/` kubectl's descriptions, `output` the `-o
-//! yaml|json` printers, `manifests` reads `-f` files, `tabwriter` aligns columns as Go does.
+//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints
+//! (kubectl's columns live in [`crate::tables`]), `describe/` kubectl's descriptions, `output`
+//! the `-o yaml|json` printers, `manifests` reads `-f` files.
 
 mod describe;
 mod get;
 mod manifests;
 mod output;
 mod serve;
-pub(crate) mod tables;
-mod tabwriter;
-mod workload_tables;
 
 use std::path::PathBuf;
 
@@ -21,6 +18,7 @@ use serde_json::Value;
 
 use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
+use crate::tables;
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, NodeSpec, Propagation, doc};

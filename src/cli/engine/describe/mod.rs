@@ -1,5 +1,5 @@
 //! `engine describe`: kubectl's descriptions (`pkg/describe/describe.go`), field for field and
-//! aligned as kubectl aligns them (Go's tabwriter, see [`super::tabwriter`]).
+//! aligned as kubectl aligns them (Go's tabwriter, see [`crate::tables::tabwriter`]).
 //!
 //! Each describer writes tab-separated text into a [`Text`]; `finish` aligns it. Files group
 //! the kinds: `workloads` (Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, HPA),
@@ -20,7 +20,7 @@ use std::fmt::Display;
 use serde_json::Value;
 
 use super::get::{self, Scope};
-use super::tabwriter;
+use crate::tables::tabwriter;
 use crate::engine::clock::{Millis, human_age, parse_rfc3339};
 use crate::engine::events::Event;
 use crate::engine::kinds::KindInfo;

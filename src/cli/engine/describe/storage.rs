@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::super::tables::access_modes;
+use crate::tables::access_modes;
 use super::{ConditionColumn, conditions_table, text_column};
 use super::{
     Ctx, Text, annotations_multiline, bool_ptr, events, format_labels, labels_multiline,
