@@ -669,8 +669,7 @@ pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String>
             }
             r
         }
-        _ => workloads::row(info.kind, o, now, wide)
-            .unwrap_or_else(|| vec![name, age(o, now)]),
+        _ => workloads::row(info.kind, o, now, wide).unwrap_or_else(|| vec![name, age(o, now)]),
     }
 }
 

@@ -18,10 +18,10 @@ use serde_json::Value;
 
 use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
-use crate::tables;
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, NodeSpec, Propagation, doc};
+use crate::tables;
 
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]

@@ -20,12 +20,12 @@ use std::fmt::Display;
 use serde_json::Value;
 
 use super::get::{self, Scope};
-use crate::tables::tabwriter;
 use crate::engine::clock::{Millis, human_age, parse_rfc3339};
 use crate::engine::events::Event;
 use crate::engine::kinds::KindInfo;
 use crate::engine::store::State;
 use crate::engine::{Engine, doc};
+use crate::tables::tabwriter;
 
 /// What every describer may look at.
 pub(super) struct Ctx<'a> {
