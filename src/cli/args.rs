@@ -96,7 +96,7 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
-    /// outputs `apply`, `rollout-status`, `validate`, `events`).
+    /// outputs `apply`, `rollout-status`, `rollout-get`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,

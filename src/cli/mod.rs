@@ -32,6 +32,7 @@ mod output;
 mod plan;
 mod promote;
 mod render;
+mod rollout_get;
 mod source;
 mod target;
 mod watch;
