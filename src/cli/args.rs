@@ -89,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// The applied sets (inventories) of applications in a target: list them, or hand one to
+    /// a renamed application (`inventory rename OLD NEW`).
+    Inventory(super::plan::InventoryArgs),
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
     Completion {
         /// The shell.
@@ -121,6 +124,7 @@ impl Command {
             Command::Sync(_) => "sync",
             Command::Version => "version",
             Command::Unlock { .. } => "unlock",
+            Command::Inventory(_) => "inventory",
             Command::Completion { .. } => "completion",
         }
     }
