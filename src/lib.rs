@@ -15,6 +15,7 @@
 //! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
 //! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
 //! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
+//! - [`ui`] is the web UI (applications, resource trees, diffs, rollouts, the cluster);
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
@@ -36,4 +37,5 @@ pub mod reports;
 pub mod review;
 pub mod rollout;
 pub mod source;
+pub mod ui;
 pub mod yaml;

@@ -34,6 +34,7 @@ mod promote;
 mod render;
 mod source;
 mod target;
+mod ui;
 mod watch;
 
 use clap::{CommandFactory, Parser};
@@ -95,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(args) => watch::watch(args),
         Command::Status(args) => watch::status(args),
         Command::Sync(args) => watch::sync(args),
+        Command::Ui(args) => ui::ui(args),
         Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
         Command::Version => {
             print!("{}", version_text());
