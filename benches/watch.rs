@@ -42,6 +42,7 @@ fn main() {
         commands,
         webhook_secret: None,
         reference: None,
+        plans: RwLock::default(),
     });
     let source =
         Source::open(

@@ -35,6 +35,7 @@ mod render;
 mod rollout_get;
 mod source;
 mod target;
+mod ui;
 mod watch;
 
 use clap::CommandFactory;
@@ -103,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(args) => watch::watch(args),
         Command::Status(args) => watch::status(args),
         Command::Sync(args) => watch::sync(args),
+        Command::Ui(args) => ui::ui(args),
         Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
         Command::Inventory(args) => plan::inventory(args),
         Command::Version => {

@@ -48,6 +48,10 @@ pub struct WatchArgs {
     /// GitLab token); never passed on the command line, so it stays out of `ps`.
     #[arg(long, value_name = "VAR")]
     pub webhook_secret_env: Option<String>,
+    /// A file holding the web UI's access token (or set RECONCILE_UI_TOKEN). Every UI request
+    /// must then carry it; without one the UI is served only on a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub ui_token_file: Option<PathBuf>,
 }
 
 /// Output formats of `status`.
@@ -178,6 +182,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         listen: args.listen.clone(),
         webhook_secret,
         state,
+        ui_token: super::ui::token(args.ui_token_file.as_deref())?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

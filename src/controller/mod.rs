@@ -79,6 +79,8 @@ pub struct ServeOptions {
     pub webhook_secret: Option<String>,
     /// The engine's state file (for the watcher lock).
     pub state: PathBuf,
+    /// The web UI's access token (`None`: the UI is served only on a loopback address).
+    pub ui_token: Option<String>,
 }
 
 /// Runs the watcher until SIGTERM or SIGINT: the current step finishes, then it returns.
@@ -130,6 +132,7 @@ pub async fn serve(
             .reference()
             .map(str::to_string)
             .filter(|r| r != "HEAD"),
+        plans: RwLock::default(),
     });
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -177,7 +180,25 @@ pub async fn serve(
     ));
     let server_stop = stop_signal.clone();
     let server_stopping = stopping.clone();
-    let router = http::router(shared.clone());
+    let mut router = http::router(shared.clone());
+    // The web UI at `/`, over a handle of its own on the state file; beyond loopback only
+    // with an access token.
+    if !crate::ui::is_loopback(&addr) && options.ui_token.is_none() {
+        log("web UI off: listening beyond loopback needs an access token (--ui-token-file or RECONCILE_UI_TOKEN)");
+    } else {
+        match Engine::open_existing(&options.state)
+            .map_err(|e| e.to_string())
+            .and_then(|engine| {
+                crate::ui::Ui::new(engine, Some(shared.clone()), options.ui_token.clone())
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(ui) => {
+                log(&format!("web UI on http://{addr}/"));
+                router = router.merge(crate::ui::router(ui));
+            }
+            Err(e) => log(&format!("web UI off: {e}")),
+        }
+    }
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -214,7 +235,7 @@ pub async fn serve(
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
@@ -233,6 +254,6 @@ async fn wait_for_signal() {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

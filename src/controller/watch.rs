@@ -553,6 +553,16 @@ impl Controller {
                 _ => app.status.revision.digest.clone(),
             };
             if let Some(planned) = &planned {
+                if let Ok(mut plans) = self.shared.plans.write() {
+                    let changes = planned
+                        .plan
+                        .actions
+                        .iter()
+                        .filter(|a| a.action != Change::Unchanged)
+                        .cloned()
+                        .collect();
+                    plans.insert(app.app.name.clone(), changes);
+                }
                 app.ids = planned
                     .plan
                     .actions
@@ -674,6 +684,9 @@ impl Controller {
         app.attempted = true;
         app.check_health = true;
         if ok {
+            if let Ok(mut plans) = self.shared.plans.write() {
+                plans.remove(&name);
+            }
             app.status.sync = SyncStatus::Synced;
             app.status.drift_objects = 0;
             app.status.last_error = None;
