@@ -260,3 +260,109 @@ async fn lists_page_and_select() {
     .await;
     assert_eq!(one["items"].as_array().map(Vec::len), Some(1));
 }
+
+/// A protobuf ConfigMap named `name` as typed clients send it (`k8s\0` + `runtime.Unknown`).
+fn protobuf_configmap(name: &str) -> Vec<u8> {
+    fn field(number: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push(number << 3 | 2);
+        out.push(u8::try_from(payload.len()).unwrap_or_else(|_| panic!("short fields only")));
+        out.extend_from_slice(payload);
+    }
+    let mut meta = Vec::new();
+    field(1, name.as_bytes(), &mut meta);
+    let mut cm = Vec::new();
+    field(1, &meta, &mut cm);
+    let mut type_meta = Vec::new();
+    field(1, b"v1", &mut type_meta);
+    field(2, b"ConfigMap", &mut type_meta);
+    let mut body = b"k8s\0".to_vec();
+    field(1, &type_meta, &mut body);
+    field(2, &cm, &mut body);
+    body
+}
+
+#[tokio::test]
+async fn protobuf_bodies_are_read_and_bad_ones_change_nothing() {
+    let r = router();
+    let pb = "application/vnd.kubernetes.protobuf";
+    let (code, created) = call(
+        &r,
+        "POST",
+        CMS,
+        pb,
+        protobuf_configmap("from-pb"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["metadata"]["name"], "from-pb");
+
+    let mut truncated = protobuf_configmap("cut");
+    truncated.truncate(truncated.len() - 2);
+    let (code, status) = call(&r, "POST", CMS, pb, truncated, Some(TOKEN)).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{status}"
+    );
+    let (code, status) = call(&r, "POST", CMS, pb, b"{\"json\": 1}".to_vec(), Some(TOKEN)).await;
+    assert_eq!(code, 400, "{status}");
+    let mut foreign = protobuf_configmap("x");
+    let at = foreign
+        .windows(9)
+        .position(|w| w == b"ConfigMap")
+        .unwrap_or_else(|| panic!("kind"));
+    foreign[at..at + 9].copy_from_slice(b"WidgetMap");
+    let (code, status) = call(&r, "POST", CMS, pb, foreign, Some(TOKEN)).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+
+    let names = ok(&r, "GET", CMS, Value::Null).await;
+    let names: Vec<&str> = names["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["from-pb"]);
+}
+
+#[tokio::test]
+async fn deletecollection_deletes_what_the_selector_matches() {
+    let r = router();
+    for (name, app) in [("a1", "x"), ("a2", "x"), ("b1", "y")] {
+        let mut cm = configmap(name);
+        cm["metadata"]["labels"] = json!({"app": app});
+        ok(&r, "POST", CMS, cm).await;
+    }
+    // An invalid option deletes nothing.
+    let (code, _) = call(
+        &r,
+        "DELETE",
+        &format!("{CMS}?labelSelector=app%3Dx&propagationPolicy=Sometimes"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 400);
+    let deleted = ok(
+        &r,
+        "DELETE",
+        &format!("{CMS}?labelSelector=app%3Dx"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(deleted["kind"], "ConfigMapList");
+    assert_eq!(deleted["items"].as_array().map(Vec::len), Some(2));
+    let left = ok(&r, "GET", CMS, Value::Null).await;
+    let left: Vec<&str> = left["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(left, ["b1"]);
+}

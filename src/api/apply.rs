@@ -65,9 +65,8 @@ pub fn record_update(
     now: &str,
 ) -> Result<(), ApiError> {
     let api = OpenApi::builtin();
-    let (api_version, kind) = match type_of(new) {
-        (a, k) => (a.to_string(), k.to_string()),
-    };
+    let (api_version, kind) = type_of(new);
+    let (api_version, kind) = (api_version.to_string(), kind.to_string());
     let schema = fields::schema_for(&api, &api_version, &kind);
     fields::update(old, new, manager, now, schema).map_err(|e| invalid_managed_fields(&e))
 }
