@@ -439,7 +439,10 @@ fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
     let (_, apps) = watcher.http("GET", "/api/v1/apps", &[], "");
     let (_, metrics) = watcher.http("GET", "/metrics", &[], "");
     assert!(
-        metrics.contains("reconcile_git_fetch_total{repo=\"http://***@127.0.0.1"),
+        metrics.contains(&format!(
+            "reconcile_git_fetch_total{{repo=\"http://127.0.0.1:{}/app.git\",result=\"ok\"}}",
+            server.port
+        )),
         "{metrics}"
     );
     let (code, _) = watcher.stop();
