@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod monorepo;
-use monorepo::generate_monorepo;
+use monorepo::{arg_value, fmt, generate_monorepo, has_flag, which_kubectl};
 
 fn main() {
     let apps = arg_value("--apps")
@@ -107,16 +107,6 @@ fn main() {
     }
 }
 
-fn arg_value(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1).cloned()
-}
-
-fn has_flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
-
 fn best_of(runs: usize, mut f: impl FnMut() -> String) -> (String, Duration) {
     let mut best = Duration::MAX;
     let mut output = String::new();
@@ -144,22 +134,6 @@ fn run(program: &Path, args: &[&str], dir: &Path) -> String {
         );
     }
     String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn which_kubectl() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|p| Path::new(p).join("kubectl"))
-        .find(|p| p.is_file())
-}
-
-fn fmt(d: Duration) -> String {
-    if d.as_secs_f64() >= 1.0 {
-        format!("{:.2} s", d.as_secs_f64())
-    } else {
-        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-    }
 }
 
 fn peak_memory_kib() -> Option<u64> {

@@ -22,8 +22,9 @@ fn config(repo: &GitRepo, policy: &str) {
 }
 
 fn deployment(repo: &GitRepo) -> Value {
-    let (code, out, err) =
-        repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]).parts();
+    let (code, out, err) = repo
+        .run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"])
+        .parts();
     assert_eq!(code, 0, "{out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -118,7 +119,9 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     drifted["spec"]["replicas"] = Value::from(5);
     repo.write(".reconcile/drift.json", &drifted.to_string());
     let mark = watcher.mark();
-    let (code, out, err) = repo.run(&["engine", "apply", "-f", ".reconcile/drift.json"]).parts();
+    let (code, out, err) = repo
+        .run(&["engine", "apply", "-f", ".reconcile/drift.json"])
+        .parts();
     assert_eq!(code, 0, "{out}{err}");
     watcher.wait_after(mark, "self-heal", |l| {
         l.contains("web: sync succeeded: self-heal")
@@ -404,8 +407,17 @@ fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
     assert!(err.contains("http://***@127.0.0.1"), "{err}");
     assert!(!format!("{out}{err}").contains("wrong-Pa55"), "{err}");
 
-    let mut watcher = repo.watch_with_env(
-        &["--repo", &url, "--ref", "main", "--interval", "300ms", "--speed", "20"],
+    let watcher = repo.watch_with_env(
+        &[
+            "--repo",
+            &url,
+            "--ref",
+            "main",
+            "--interval",
+            "300ms",
+            "--speed",
+            "20",
+        ],
         &[("RECONCILE_GIT_CACHE", cache)],
     );
     watcher.wait_until("Synced and Healthy at the first commit", || {
@@ -427,13 +439,19 @@ fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
     let (_, apps) = watcher.http("GET", "/api/v1/apps", &[], "");
     let (_, metrics) = watcher.http("GET", "/metrics", &[], "");
     assert!(
-        metrics.contains("reconcile_git_fetch_total{repo=\"http://***@127.0.0.1"),
+        metrics.contains(&format!(
+            "reconcile_git_fetch_total{{repo=\"http://127.0.0.1:{}/app.git\",result=\"ok\"}}",
+            server.port
+        )),
         "{metrics}"
     );
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));
     for text in [apps, metrics, status.to_string()] {
-        assert!(!text.contains(password) && !text.contains("alice:"), "{text}");
+        assert!(
+            !text.contains(password) && !text.contains("alice:"),
+            "{text}"
+        );
     }
 }
 
@@ -447,7 +465,7 @@ fn an_application_with_its_own_target_is_applied_there() {
         "applications:\n- name: web\n  path: app\n- name: edge\n  path: edge\n  target: engine:.reconcile/edge.db\n- name: odd\n  path: app\n  target: kube\n",
     );
     let first = repo.commit("two targets");
-    let mut watcher = repo.watch(&["--interval", "300ms", "--speed", "20"]);
+    let watcher = repo.watch(&["--interval", "300ms", "--speed", "20"]);
     watcher.wait_until("web Synced and Healthy", || converged(&repo, &first));
     let edge_target = "engine:.reconcile/edge.db";
     let edge_status = || {
@@ -468,7 +486,16 @@ fn an_application_with_its_own_target_is_applied_there() {
     assert_eq!(image(&repo), "web:1.0");
     let (code, out, err) = repo
         .run(&[
-            "engine", "get", "deploy", "web", "-n", "demo", "-o", "json", "--target", edge_target,
+            "engine",
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+            "--target",
+            edge_target,
         ])
         .parts();
     assert_eq!(code, 0, "{out}{err}");

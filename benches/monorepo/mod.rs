@@ -1,12 +1,44 @@
 //! The generated monorepo the benchmarks share: N applications, each a base (Deployment,
 //! Service, HPA, ConfigMap and Secret generators) with dev and prod overlays (patches,
-//! images, labels, namePrefix), and `all-prod`, the aggregate of every prod overlay.
+//! images, labels, namePrefix), and `all-prod`, the aggregate of every prod overlay; and
+//! the command-line and printing helpers of those benchmarks.
 
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The value after `name` on the command line.
+pub fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+/// True when `name` is on the command line.
+pub fn has_flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// `kubectl` on the PATH, the oracle.
+pub fn which_kubectl() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|p| Path::new(p).join("kubectl"))
+        .find(|p| p.is_file())
+}
+
+/// A duration as people read it.
+pub fn fmt(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}
 
 /// Writes the monorepo and returns every overlay directory.
 pub fn generate_monorepo(root: &Path, apps: usize) -> Vec<PathBuf> {

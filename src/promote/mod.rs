@@ -200,11 +200,7 @@ impl PendingFile {
 }
 
 impl Pending {
-    fn text<'a>(
-        &'a mut self,
-        fs: &dyn Fs,
-        path: &Path,
-    ) -> Result<&'a mut PendingFile, Error> {
+    fn text<'a>(&'a mut self, fs: &dyn Fs, path: &Path) -> Result<&'a mut PendingFile, Error> {
         if !self.texts.contains_key(path) {
             let text = read_text(fs, path)?;
             self.texts.insert(
@@ -433,7 +429,8 @@ fn remove_line(text: &str, node: &Node) -> Splice {
 
 /// A scalar copied from the source, as it is written in the target: a plain source scalar
 /// is written as it was (so `3`, `true` or `1.10` keep their YAML type); a quoted one keeps
-/// the target's quoting when the target quoted it, else reads back as the same string.
+/// the target's quoting when the target quoted it, the source's for a new key, else reads
+/// back as the same string.
 fn carried_scalar(
     value: &str,
     source_style: edit::ScalarStyle,
@@ -443,6 +440,10 @@ fn carried_scalar(
     match (source_style, target_style) {
         (ScalarStyle::Plain, _) if !value.contains('\n') => value.to_string(),
         (_, Some(style @ (ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted))) => {
+            format_scalar(value, Some(style))
+        }
+        // A new key: quoted as the source quoted it (`"on"` must not become YAML 1.1's bool).
+        (style @ (ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted), None) => {
             format_scalar(value, Some(style))
         }
         _ => format_scalar(value, None),
@@ -715,7 +716,8 @@ mod tests {
 
     #[test]
     fn added_fields_take_the_column_of_the_entry_keys_in_any_layout() {
-        let source = "images:\n- name: web\n  newName: reg/web\n  newTag: v2\n  digest: sha256:abc\n";
+        let source =
+            "images:\n- name: web\n  newName: reg/web\n  newTag: v2\n  digest: sha256:abc\n";
         // Indented list, entry followed by another one and by a comment; no final newline.
         let target = "images:\n    - name: web   # the front\n      newTag: v1\n    - name: db\n      newTag: \"9\"\n# end\nnamespace: prod";
         let (text, changes) = run(source, target).unwrap_or_else(|e| panic!("{e}"));

@@ -515,6 +515,8 @@ impl GitSource {
         let mut index = git2::Index::new().map_err(git)?;
         index.read_tree(&parent.tree().map_err(git)?).map_err(git)?;
         for (path, bytes) in files {
+            // An index not backed by a repository takes entries by blob id only.
+            let blob = repo.blob(bytes).map_err(git)?;
             let entry = git2::IndexEntry {
                 ctime: git2::IndexTime::new(0, 0),
                 mtime: git2::IndexTime::new(0, 0),
@@ -526,13 +528,13 @@ impl GitSource {
                     .map_or(0o100644, |existing| existing.mode),
                 uid: 0,
                 gid: 0,
-                file_size: 0,
-                id: Oid::ZERO_SHA1,
+                file_size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                id: blob,
                 flags: 0,
                 flags_extended: 0,
                 path: path.to_string_lossy().as_bytes().to_vec(),
             };
-            index.add_frombuffer(&entry, bytes).map_err(git)?;
+            index.add(&entry).map_err(git)?;
         }
         let tree = repo
             .find_tree(index.write_tree_to(&repo).map_err(git)?)
