@@ -13,6 +13,7 @@
 //! - [`promote`] carries pinned images and files from one environment folder to the next;
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
+//! - [`tables`] holds kubectl's `get` columns, shared by `engine get` and the API's `Table`s;
 //! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
 //! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
 //! - [`ui`] is the web UI (applications, resource trees, diffs, rollouts, the cluster);
@@ -37,5 +38,6 @@ pub mod reports;
 pub mod review;
 pub mod rollout;
 pub mod source;
+pub mod tables;
 pub mod ui;
 pub mod yaml;

@@ -21,7 +21,7 @@ use reconcile::plan::PlanSet;
 use reconcile::rollout::health::Status as Health;
 use reconcile::ui::{self, Ui};
 use tower::ServiceExt;
-use watch_support::{GitRepo, web_app};
+use watch_support::{GitRepo, Watching, web_app};
 
 const SECRET_VALUE: &str = "hunter2-topsecret";
 const ROLLING: &str = "    type: RollingUpdate";
@@ -47,7 +47,7 @@ fn write_app(repo: &GitRepo, image: &str, strategy: &str, secret: &str) {
 }
 
 fn apply(repo: &GitRepo) {
-    let (code, out, err) = repo.run(&["apply", "web", "--wait"]);
+    let (code, out, err) = repo.run(&["apply", "web", "--wait"]).parts();
     assert_eq!(code, 0, "apply: {out}{err}");
 }
 
@@ -243,7 +243,7 @@ async fn application_page_tree_history_and_secrets_masked() {
     // With a watcher, the pending diff is shown, Secret values masked.
     let (shared, _rx) = watcher_shared();
     write_app(&repo, "web:2.0", ROLLING, "hunter3-newsecret");
-    let (code, out, err) = repo.run(&["plan", "web", "-o", "json"]);
+    let (code, out, err) = repo.run(&["plan", "web", "-o", "json"]).parts();
     assert_eq!(code, 0, "{err}");
     let set: PlanSet = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     if let Ok(mut plans) = shared.plans.write() {
@@ -361,7 +361,7 @@ async fn rollout_page_steps_weights_analysis_and_actions() {
     let promoted = post(&ui, "/rollouts/demo/web/promote", &format!("csrf={csrf}")).await;
     assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{}", promoted.body);
     assert!(location(&promoted).contains("promoted"), "{}", location(&promoted));
-    let (code, out, _) = repo.run(&["rollout", "status", "web", "-n", "demo", "--watch=false"]);
+    let (code, out, _) = repo.run(&["rollout", "status", "web", "-n", "demo", "--watch=false"]).parts();
     assert_eq!(code, 0);
     assert!(!out.contains("Status:    Paused"), "promote took effect:\n{out}");
 
@@ -486,15 +486,15 @@ fn reconcile_ui_serves_on_loopback_and_refuses_a_wider_address_without_a_token()
     let repo = GitRepo::new();
     write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
     apply(&repo);
-    let (code, _, err) = repo.run(&["ui", "--listen", "0.0.0.0:0"]);
+    let (code, _, err) = repo.run(&["ui", "--listen", "0.0.0.0:0"]).parts();
     assert_eq!(code, 1);
     assert!(err.contains("--listen 0.0.0.0:0") && err.contains("token"), "{err}");
     let empty = repo.path().join("empty-token");
     std::fs::write(&empty, "\n").unwrap_or_else(|e| panic!("{e}"));
-    let (code, _, err) = repo.run(&["ui", "--token-file", &empty.display().to_string()]);
+    let (code, _, err) = repo.run(&["ui", "--token-file", &empty.display().to_string()]).parts();
     assert_eq!(code, 1);
     assert!(err.contains("empty"), "{err}");
-    let (code, _, err) = repo.run(&["ui", "--target", "engine:/nonexistent/state.db"]);
+    let (code, _, err) = repo.run(&["ui", "--target", "engine:/nonexistent/state.db"]).parts();
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
 

@@ -9,7 +9,7 @@ mod ui_support;
 mod watch_support;
 
 use ui_support::{Browser, chromium, screenshot_dir};
-use watch_support::{GitRepo, web_app};
+use watch_support::{GitRepo, Watching, web_app};
 
 const CANARY: &str = "    type: Canary\n    canary:\n      steps:\n      - setWeight: 25\n      - pause: {duration: 30s}\n      - setWeight: 50\n      - pause: {duration: 30s}";
 

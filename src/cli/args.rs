@@ -91,6 +91,9 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// The applied sets (inventories) of applications in a target: list them, or hand one to
+    /// a renamed application (`inventory rename OLD NEW`).
+    Inventory(super::plan::InventoryArgs),
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
     Completion {
         /// The shell.
@@ -98,7 +101,7 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
-    /// outputs `apply`, `rollout-status`, `validate`, `events`).
+    /// outputs `apply`, `rollout-status`, `rollout-get`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,
@@ -124,6 +127,7 @@ impl Command {
             Command::Ui(_) => "ui",
             Command::Version => "version",
             Command::Unlock { .. } => "unlock",
+            Command::Inventory(_) => "inventory",
             Command::Completion { .. } => "completion",
         }
     }

@@ -65,8 +65,10 @@ pub enum Error {
 /// What `reconcile watch` was asked.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Repository directory (git work tree or plain directory).
+    /// Repository: a remote URL, a local git repository or a plain directory.
     pub repo: String,
+    /// How remotes are fetched (cache, timeout, credentials).
+    pub git: crate::source::git::GitOptions,
     /// The ref to follow (git); `None`: `HEAD` of a repository, the files of a directory.
     pub reference: Option<String>,
     /// The loop's options.
@@ -91,7 +93,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     use crate::cluster::Cluster;
     let target = engine.target_name();
-    let source = source::Source::open(&options.repo, options.reference.as_deref())?;
+    let source = source::Source::open(&options.repo, options.reference.as_deref(), &options.git)?;
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
         .map_err(|e| Error::Listen {
@@ -102,20 +104,19 @@ pub async fn serve(
         addr: options.listen.clone(),
         cause: e.to_string(),
     })?;
-    let _lock = lock::WatchLock::acquire(
-        &options.state,
-        &target,
-        &lock::Holder {
-            pid: std::process::id(),
-            since: crate::rollout::time::rfc3339(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-            ),
-            listen: addr.to_string(),
-        },
-    )?;
+    let holder = lock::Holder {
+        pid: std::process::id(),
+        since: crate::rollout::time::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        ),
+        listen: addr.to_string(),
+    };
+    let _lock = lock::WatchLock::acquire(&options.state, &target, &holder)?;
+    let mut options = options;
+    options.watch.targets.holder = Some(holder);
     if options.webhook_secret.is_none() {
         log("webhook deliveries are not authenticated (no --webhook-secret-env)");
     }
