@@ -30,7 +30,11 @@ fn statuses() -> Vec<AppStatus> {
                     sha: Some(format!("{:040x}", i * 7919)),
                     digest: None,
                 },
-                sync: if i % 10 == 0 { SyncStatus::OutOfSync } else { SyncStatus::Synced },
+                sync: if i % 10 == 0 {
+                    SyncStatus::OutOfSync
+                } else {
+                    SyncStatus::Synced
+                },
                 health: Some(match i % 25 {
                     0 => Health::Degraded,
                     1 => Health::Progressing,

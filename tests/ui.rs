@@ -177,7 +177,9 @@ async fn applications_page_counts_filters_and_headers() {
         .unwrap_or_default();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
     assert_eq!(
-        page.headers.get(header::X_CONTENT_TYPE_OPTIONS).map(|v| v.as_bytes()),
+        page.headers
+            .get(header::X_CONTENT_TYPE_OPTIONS)
+            .map(|v| v.as_bytes()),
         Some(&b"nosniff"[..])
     );
     let body = &page.body;
@@ -187,7 +189,10 @@ async fn applications_page_counts_filters_and_headers() {
     // Status by icon and word; the source as ref@sha, credentials removed.
     assert!(body.contains(r#"<i aria-hidden="true">✖</i> Degraded"#));
     assert!(body.contains("main@89abcdef01"));
-    assert!(!body.contains("ghp_credential"), "a credential reached the page");
+    assert!(
+        !body.contains("ghp_credential"),
+        "a credential reached the page"
+    );
     assert!(body.contains("spec.replicas: not a number"));
     assert!(body.contains("1.2s"), "the last sync's duration");
 
@@ -257,7 +262,11 @@ async fn application_page_tree_history_and_secrets_masked() {
     let page = get(&watched, "/apps/web").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("update Secret demo/db"), "{}", page.body);
-    assert!(page.body.contains(r#"<span class="add">+      image: web:2.0</span>"#) || page.body.contains("web:2.0"));
+    assert!(
+        page.body
+            .contains(r#"<span class="add">+      image: web:2.0</span>"#)
+            || page.body.contains("web:2.0")
+    );
     assert!(page.body.contains("password: ++++++++"));
     for secret in [SECRET_VALUE, "hunter3-newsecret", "aHVudGVyMy1uZXdzZWNyZXQ"] {
         assert!(!page.body.contains(secret), "{secret} reached the page");
@@ -265,7 +274,11 @@ async fn application_page_tree_history_and_secrets_masked() {
 
     let missing = get(&ui, "/apps/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert!(missing.body.contains("no application &quot;nope&quot;"), "{}", missing.body);
+    assert!(
+        missing.body.contains("no application &quot;nope&quot;"),
+        "{}",
+        missing.body
+    );
 }
 
 #[tokio::test]
@@ -341,7 +354,7 @@ async fn rollout_page_steps_weights_analysis_and_actions() {
     let body = &page.body;
     for part in [
         "Canary",
-        r#"<i aria-hidden="true">⏸</i> Paused"#,
+        r#"<i aria-hidden="true">‖</i> Paused"#,
         r#"<li class="step current" aria-current="step">"#,
         "pause (until promoted)",
         "set <strong>50%</strong>",
@@ -360,10 +373,19 @@ async fn rollout_page_steps_weights_analysis_and_actions() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let promoted = post(&ui, "/rollouts/demo/web/promote", &format!("csrf={csrf}")).await;
     assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{}", promoted.body);
-    assert!(location(&promoted).contains("promoted"), "{}", location(&promoted));
-    let (code, out, _) = repo.run(&["rollout", "status", "web", "-n", "demo", "--watch=false"]).parts();
+    assert!(
+        location(&promoted).contains("promoted"),
+        "{}",
+        location(&promoted)
+    );
+    let (code, out, _) = repo
+        .run(&["rollout", "status", "web", "-n", "demo", "--watch=false"])
+        .parts();
     assert_eq!(code, 0);
-    assert!(!out.contains("Status:    Paused"), "promote took effect:\n{out}");
+    assert!(
+        !out.contains("Status:    Paused"),
+        "promote took effect:\n{out}"
+    );
 
     let aborted = post(&ui, "/rollouts/demo/web/abort", &format!("csrf={csrf}")).await;
     assert_eq!(aborted.status, StatusCode::SEE_OTHER, "{}", aborted.body);
@@ -392,7 +414,11 @@ async fn rollout_page_steps_weights_analysis_and_actions() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let missing = get(&ui, "/rollouts/demo/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert!(missing.body.contains("deployments.apps &quot;nope&quot; not found"));
+    assert!(
+        missing
+            .body
+            .contains("deployments.apps &quot;nope&quot; not found")
+    );
     let missing = post(&ui, "/rollouts/demo/nope/promote", &format!("csrf={csrf}")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
@@ -412,11 +438,19 @@ async fn cluster_page_nodes_pods_and_events_and_live_updates() {
         "Scheduled",
         "Pod demo/web-",
     ] {
-        assert!(page.body.contains(part), "missing {part:?} in:\n{}", page.body);
+        assert!(
+            page.body.contains(part),
+            "missing {part:?} in:\n{}",
+            page.body
+        );
     }
 
     let Ok(response) = ui::router(ui.clone())
-        .oneshot(Request::get("/ui/events").body(Body::empty()).unwrap_or_default())
+        .oneshot(
+            Request::get("/ui/events")
+                .body(Body::empty())
+                .unwrap_or_default(),
+        )
         .await;
     assert_eq!(
         response
@@ -444,7 +478,14 @@ async fn a_token_guards_every_request() {
     write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
     apply(&repo);
     let ui = open_ui(&repo, None, Some("t0ken-value"));
-    for uri in ["/", "/apps/web", "/cluster", "/ui/ui.css", "/ui/events", "/?token=wrong"] {
+    for uri in [
+        "/",
+        "/apps/web",
+        "/cluster",
+        "/ui/ui.css",
+        "/ui/events",
+        "/?token=wrong",
+    ] {
         let refused = get(&ui, uri).await;
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{uri}");
         assert!(!refused.body.contains("t0ken-value"));
@@ -488,13 +529,20 @@ fn reconcile_ui_serves_on_loopback_and_refuses_a_wider_address_without_a_token()
     apply(&repo);
     let (code, _, err) = repo.run(&["ui", "--listen", "0.0.0.0:0"]).parts();
     assert_eq!(code, 1);
-    assert!(err.contains("--listen 0.0.0.0:0") && err.contains("token"), "{err}");
+    assert!(
+        err.contains("--listen 0.0.0.0:0") && err.contains("token"),
+        "{err}"
+    );
     let empty = repo.path().join("empty-token");
     std::fs::write(&empty, "\n").unwrap_or_else(|e| panic!("{e}"));
-    let (code, _, err) = repo.run(&["ui", "--token-file", &empty.display().to_string()]).parts();
+    let (code, _, err) = repo
+        .run(&["ui", "--token-file", &empty.display().to_string()])
+        .parts();
     assert_eq!(code, 1);
     assert!(err.contains("empty"), "{err}");
-    let (code, _, err) = repo.run(&["ui", "--target", "engine:/nonexistent/state.db"]).parts();
+    let (code, _, err) = repo
+        .run(&["ui", "--target", "engine:/nonexistent/state.db"])
+        .parts();
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
 

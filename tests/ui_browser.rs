@@ -24,9 +24,7 @@ fn sync_status(browser: &mut Browser) -> String {
 #[test]
 fn applications_tree_sync_and_a_live_canary_in_chromium() {
     let Some(binary) = chromium() else {
-        eprintln!(
-            "skipped: no chromium on PATH (apt-get install chromium, or set CHROMIUM=/path)"
-        );
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium, or set CHROMIUM=/path)");
         return;
     };
     let repo = GitRepo::new();
@@ -127,7 +125,13 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
         text.contains("worker-1") && text.contains("Ready") && text.contains("2.0")
     });
     browser.screenshot(&shots.join("cluster.png"));
-    for name in ["applications", "application", "rollout", "rollout-done", "cluster"] {
+    for name in [
+        "applications",
+        "application",
+        "rollout",
+        "rollout-done",
+        "cluster",
+    ] {
         let path = shots.join(format!("{name}.png"));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{}: {size} bytes", path.display());

@@ -106,7 +106,8 @@ impl Browser {
             .to_string();
         let started = Instant::now();
         let page_url = loop {
-            let list: Value = serde_json::from_str(&http_get(&addr, "/json/list")).unwrap_or_default();
+            let list: Value =
+                serde_json::from_str(&http_get(&addr, "/json/list")).unwrap_or_default();
             let page = list.as_array().and_then(|pages| {
                 pages
                     .iter()
@@ -117,7 +118,10 @@ impl Browser {
             if let Some(page) = page {
                 break page;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "no page in chromium");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no page in chromium"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         let path = page_url
@@ -192,11 +196,15 @@ impl Browser {
             let mut len = (head[1] & 0x7f) as u64;
             if len == 126 {
                 let mut ext = [0u8; 2];
-                self.socket.read_exact(&mut ext).unwrap_or_else(|e| panic!("{e}"));
+                self.socket
+                    .read_exact(&mut ext)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 len = u16::from_be_bytes(ext) as u64;
             } else if len == 127 {
                 let mut ext = [0u8; 8];
-                self.socket.read_exact(&mut ext).unwrap_or_else(|e| panic!("{e}"));
+                self.socket
+                    .read_exact(&mut ext)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 len = u64::from_be_bytes(ext);
             }
             let mut payload = vec![0u8; len as usize];
@@ -252,7 +260,9 @@ impl Browser {
         self.call("Page.navigate", json!({"url": url}));
         self.wait_for(&format!("{url} loaded"), |b| {
             b.eval("document.readyState") == "complete"
-                && b.eval("location.href").as_str().is_some_and(|h| h.starts_with(url))
+                && b.eval("location.href")
+                    .as_str()
+                    .is_some_and(|h| h.starts_with(url))
         });
     }
 
