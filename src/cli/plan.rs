@@ -1381,7 +1381,21 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
         _ => Access::Write,
     };
-    let mut engine = target::open(&state, access)?;
+    let watching = matches!(&args.command, RolloutCommand::Status { watch: true, .. });
+    let (mut engine, read_only) = match target::open(&state, access) {
+        // Watching lets time pass, a write; on a state that cannot be written it shows one
+        // snapshot.
+        Err(e) if watching && state.path.exists() => match target::open(&state, Access::Read) {
+            Ok(engine) => {
+                eprintln!(
+                    "note: {e:#}: showing one snapshot (watching lets cluster time pass, a write)"
+                );
+                (engine, true)
+            }
+            Err(_) => return Err(e),
+        },
+        opened => (opened?, false),
+    };
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
@@ -1432,7 +1446,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let id = deployment_id(&deployment, ns);
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
-            if watch {
+            if watch && !read_only {
                 require_deployment(&engine, &id)?;
                 let mut progress = |line: &str| {
                     if !json {

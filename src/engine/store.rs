@@ -777,6 +777,10 @@ impl Database {
             Some(rusqlite::ErrorCode::ReadOnly) => StoreError::ReadOnly {
                 path: self.path.clone(),
             },
+            // The file opened but its journal cannot be made beside it: a read-only directory.
+            Some(rusqlite::ErrorCode::CannotOpen) if !self.read_only => StoreError::ReadOnly {
+                path: self.path.clone(),
+            },
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy {
                     path: self.path.clone(),
