@@ -78,6 +78,8 @@ pub enum Command {
     Status(super::watch::StatusArgs),
     /// Ask the running watcher to sync an application now.
     Sync(super::watch::SyncArgs),
+    /// Serve the web UI for a target (applications, resource trees, diffs, rollouts, cluster).
+    Ui(super::ui::UiArgs),
     /// Print the version, the git commit it was built from and the kustomize it matches.
     Version,
     /// Remove a plan/apply lock left by a process that is gone (terraform's force-unlock);
@@ -99,7 +101,7 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
-    /// outputs `apply`, `rollout-status`, `validate`, `events`).
+    /// outputs `apply`, `rollout-status`, `rollout-get`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,
@@ -122,6 +124,7 @@ impl Command {
             Command::Watch(_) => "watch",
             Command::Status(_) => "status",
             Command::Sync(_) => "sync",
+            Command::Ui(_) => "ui",
             Command::Version => "version",
             Command::Unlock { .. } => "unlock",
             Command::Inventory(_) => "inventory",

@@ -32,8 +32,10 @@ mod output;
 mod plan;
 mod promote;
 mod render;
+mod rollout_get;
 mod source;
 mod target;
+mod ui;
 mod watch;
 
 use clap::CommandFactory;
@@ -102,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(args) => watch::watch(args),
         Command::Status(args) => watch::status(args),
         Command::Sync(args) => watch::sync(args),
+        Command::Ui(args) => ui::ui(args),
         Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
         Command::Inventory(args) => plan::inventory(args),
         Command::Version => {

@@ -158,6 +158,21 @@ pub enum RolloutCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: ApplyFormat,
     },
+    /// The rollout as a tree (as `kubectl argo rollouts get rollout`): strategy, steps,
+    /// weights, images per track, revisions → ReplicaSets → pods, analysis runs.
+    Get {
+        /// The Deployment.
+        deployment: String,
+        /// Let the engine's clock run and redraw until the rollout stops moving.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How long to watch (cluster time).
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// Output format: text, or JSON (`reconcile schema rollout-get`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ApplyFormat,
+    },
     /// Restart an aborted Canary/BlueGreen rollout of the current revision from its first step.
     Retry {
         /// The Deployment.
@@ -561,6 +576,7 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
                 }
             }
         }
+        out.push_str(&unfinished_rollouts(plan, colour));
         for kept in &plan.not_pruned {
             let id = ResId {
                 gvk: Gvk::from_api_version(&kept.api_version, &kept.kind),
@@ -585,6 +601,21 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
     }
     out.push_str(&format!("{}\n", set.summary.line()));
     out
+}
+
+/// Deployments whose rollout has not finished, changed or not: `! rollout …` lines.
+fn unfinished_rollouts(plan: &Plan, colour: bool) -> String {
+    plan.actions
+        .iter()
+        .filter_map(|a| a.unfinished.as_ref().map(|note| (a, note)))
+        .map(|(action, note)| {
+            format!(
+                "  {} {}: {note}\n",
+                paint("! rollout", "35", colour),
+                action.display()
+            )
+        })
+        .collect()
 }
 
 /// The default markdown template (a pull-request comment).
@@ -1374,9 +1405,9 @@ fn print_status(status: &driver::RolloutStatus) {
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
     let state = target::locate(args.target.as_deref(), None)?;
     let access = match &args.command {
-        RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
-            Access::Read
-        }
+        RolloutCommand::Status { watch: false, .. }
+        | RolloutCommand::Get { watch: false, .. }
+        | RolloutCommand::History { .. } => Access::Read,
         // Watching lets cluster time pass (a write), but never creates a state.
         RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
         _ => Access::Write,
@@ -1492,6 +1523,22 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                 print_status(&status);
             }
             Ok(code)
+        }
+        RolloutCommand::Get {
+            deployment,
+            watch,
+            timeout,
+            output,
+        } => {
+            let id = deployment_id(&deployment, ns);
+            let timeout = parse_timeout(&timeout)?;
+            super::rollout_get::run(
+                &mut engine,
+                &id,
+                watch,
+                timeout.as_millis() as i64,
+                output == ApplyFormat::Json,
+            )
         }
         RolloutCommand::Retry { deployment, wait } => {
             let id = deployment_id(&deployment, ns);

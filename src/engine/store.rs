@@ -239,11 +239,14 @@ impl State {
     }
 
     /// Objects of a kind in one namespace.
-    pub fn in_namespace<'a>(
+    pub fn in_namespace<'a, 'n>(
         &'a self,
         kind: &str,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Stored> + 'a {
+        namespace: &'n str,
+    ) -> impl Iterator<Item = &'a Stored> + 'n
+    where
+        'a: 'n,
+    {
         let map = self.kind(kind);
         let start = (namespace.to_string(), String::new());
         map.range(start..)

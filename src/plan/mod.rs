@@ -191,6 +191,10 @@ pub struct PlannedAction {
     /// True when the update takes over a live object reconcile did not create.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// The live Deployment's rollout has not finished (paused mid-canary, aborted,
+    /// degraded): where it stands and what moves it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 impl PlannedAction {
@@ -714,6 +718,7 @@ fn action_of(
         diff,
         rollout: None,
         adopt: false,
+        unfinished: live.and_then(driver::unfinished_note),
     }
 }
 
