@@ -657,14 +657,23 @@ fn clap_help_and_usage_errors_follow_the_colour_rule() {
     };
     assert!(!help(&["--help"], &[]), "a pipe is not a terminal");
     assert!(help(&["--help", "--color", "always"], &[]));
-    assert!(help(&["plan", "--color=always", "--help"], &[("NO_COLOR", "1")]));
+    assert!(help(
+        &["plan", "--color=always", "--help"],
+        &[("NO_COLOR", "1")]
+    ));
     assert!(help(&["--help"], &[("FORCE_COLOR", "1")]));
-    assert!(!help(&["--help", "--color", "never"], &[("FORCE_COLOR", "1")]));
+    assert!(!help(
+        &["--help", "--color", "never"],
+        &[("FORCE_COLOR", "1")]
+    ));
     assert!(!help(&["--help"], &[("NO_COLOR", "1")]));
     assert!(usage_error(&["--bogus", "--color", "always"], &[]));
     assert!(usage_error(&["--bogus"], &[("CLICOLOR_FORCE", "1")]));
     assert!(!usage_error(&["--bogus"], &[("NO_COLOR", "1")]));
-    assert!(!usage_error(&["--bogus", "--color", "never"], &[("FORCE_COLOR", "1")]));
+    assert!(!usage_error(
+        &["--bogus", "--color", "never"],
+        &[("FORCE_COLOR", "1")]
+    ));
 }
 
 // ---- 5: renaming an application keeps its objects; names valid at any path length ----
@@ -691,10 +700,19 @@ fn inventory_rename_hands_the_objects_to_the_renamed_application() {
     let listed = repo.ok(&["inventory", "list"], 0);
     assert!(listed.stdout.contains("overlays-dev "), "{}", listed.stdout);
     let renamed = repo.ok(
-        &["inventory", "rename", "overlays-dev", "overlays-development"],
+        &[
+            "inventory",
+            "rename",
+            "overlays-dev",
+            "overlays-development",
+        ],
         0,
     );
-    assert!(renamed.stdout.contains("4 objects changed hands"), "{}", renamed.all());
+    assert!(
+        renamed.stdout.contains("4 objects changed hands"),
+        "{}",
+        renamed.all()
+    );
     let plan = repo.ok(&["plan", "overlays/development", "--detailed-exitcode"], 0);
     assert!(plan.stdout.contains("No changes."), "{}", plan.all());
     // Prune still finds them under the new name.
@@ -710,10 +728,21 @@ fn inventory_rename_hands_the_objects_to_the_renamed_application() {
     );
     // Bad requests change nothing.
     repo.ok(&["inventory", "rename", "nope", "other"], 1);
-    repo.ok(&["inventory", "rename", "overlays-development", "Not_Valid"], 1);
+    repo.ok(
+        &["inventory", "rename", "overlays-development", "Not_Valid"],
+        1,
+    );
     let listed = repo.ok(&["inventory", "list"], 0);
-    assert!(listed.stdout.contains("overlays-development"), "{}", listed.stdout);
-    assert!(!listed.stdout.contains("overlays-dev "), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("overlays-development"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("overlays-dev "),
+        "{}",
+        listed.stdout
+    );
 }
 
 #[test]
@@ -722,7 +751,10 @@ fn an_application_at_a_long_path_gets_a_valid_distinct_name() {
     let deep = "platform/clusters/europe-west/production/payments/services/overlays";
     for leaf in ["prod", "xprod"] {
         let dir = format!("{deep}/{leaf}");
-        repo.write(&format!("{dir}/kustomization.yaml"), "resources:\n- cm.yaml\n");
+        repo.write(
+            &format!("{dir}/kustomization.yaml"),
+            "resources:\n- cm.yaml\n",
+        );
         repo.write(
             &format!("{dir}/cm.yaml"),
             &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {leaf}\n"),

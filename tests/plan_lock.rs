@@ -120,10 +120,15 @@ fn an_apply_killed_after_writing_objects_leaves_them_prunable() {
 fn a_multi_application_apply_holds_one_lock_for_the_whole_run() {
     let repo = Repo::new();
     for app in ["one", "two"] {
-        repo.write(&format!("{app}/kustomization.yaml"), "resources:\n- cm.yaml\n");
+        repo.write(
+            &format!("{app}/kustomization.yaml"),
+            "resources:\n- cm.yaml\n",
+        );
         repo.write(
             &format!("{app}/cm.yaml"),
-            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  a: \"1\"\n"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  a: \"1\"\n"
+            ),
         );
     }
     repo.write(
@@ -156,7 +161,12 @@ fn a_multi_application_apply_holds_one_lock_for_the_whole_run() {
     let status = holder.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success());
     assert!(!second_applied || between.code == 1, "raced past the pause");
-    assert_eq!(between.code, 1, "another writer slipped in between applications: {}", between.all());
+    assert_eq!(
+        between.code,
+        1,
+        "another writer slipped in between applications: {}",
+        between.all()
+    );
     assert!(
         between.all().contains("locked by reconcile apply"),
         "{}",

@@ -189,18 +189,21 @@ fn a_full_disk_ends_the_apply_with_one_message_the_report_and_no_lock() {
     );
     assert!(stderr.contains("error: ConfigMap default/big"), "{stderr}");
     assert!(stderr.contains("applied: "), "{stderr}");
-    assert!(stderr.contains("not applied: ConfigMap default/big"), "{stderr}");
+    assert!(
+        stderr.contains("not applied: ConfigMap default/big"),
+        "{stderr}"
+    );
     assert!(stdout.contains("Apply failed (big)"), "{stdout}");
     // The lock is gone, the state is whole: the next apply of the small app works.
     let unlock = repo.ok(&["unlock", "1"], 1);
-    assert!(
-        unlock.stderr.contains("is not locked"),
-        "{}",
-        unlock.all()
-    );
+    assert!(unlock.stderr.contains("is not locked"), "{}", unlock.all());
     repo.edit("small/cm.yaml", "a: \"1\"", "a: \"2\"");
     let again = repo.ok(&["apply", "small"], 0);
-    assert!(again.stdout.contains("ConfigMap default/small: updated"), "{}", again.all());
+    assert!(
+        again.stdout.contains("ConfigMap default/small: updated"),
+        "{}",
+        again.all()
+    );
 }
 
 /// Makes `paths` unwritable: `chmod a-w`, and `chattr +i` too when running as root (root
@@ -243,7 +246,14 @@ fn read_commands_work_on_a_read_only_state() {
         &["plan", "overlays/dev", "--detailed-exitcode"],
         &["apply", "overlays/dev", "--dry-run"],
         &["engine", "get", "deploy", "-n", "timecheck-dev"],
-        &["engine", "describe", "deployment", "timecheck", "-n", "timecheck-dev"],
+        &[
+            "engine",
+            "describe",
+            "deployment",
+            "timecheck",
+            "-n",
+            "timecheck-dev",
+        ],
         &["engine", "events", "-n", "timecheck-dev"],
         &["engine", "now"],
         &["rollout", "status", "timecheck", "-n", "timecheck-dev"],

@@ -9,7 +9,15 @@ use plan_support::{Repo, timecheck};
 /// The live objects of the dev namespace, as YAML (what a refusal must leave alone).
 fn live(repo: &Repo) -> String {
     repo.ok(
-        &["engine", "get", "all,cm", "-n", "timecheck-dev", "-o", "yaml"],
+        &[
+            "engine",
+            "get",
+            "all,cm",
+            "-n",
+            "timecheck-dev",
+            "-o",
+            "yaml",
+        ],
         0,
     )
     .stdout
@@ -29,7 +37,10 @@ fn an_edited_plan_file_is_refused_and_changes_nothing() {
         ("\"action\": \"create\"", "\"action\": \"unchanged\""),
         ("\"create\": 4", "\"create\": 0"),
         ("\"prune\": false", "\"prune\": true"),
-        ("\"formatVersion\": 1,", "\"formatVersion\": 1, \"note\": \"ok\","),
+        (
+            "\"formatVersion\": 1,",
+            "\"formatVersion\": 1, \"note\": \"ok\",",
+        ),
     ];
     for (from, to) in edits {
         assert!(sealed.contains(from), "{from} not in the plan:\n{sealed}");
@@ -66,12 +77,16 @@ fn the_target_of_a_saved_plan_cannot_be_redirected() {
     // --target elsewhere is refused, naming both targets and the way to ask for it.
     let run = repo.ok(&["apply", "plan.json", "--target", "engine:other.db"], 1);
     assert!(
-        run.stderr.contains("was made for engine:$REPO/.reconcile/engine.db")
+        run.stderr
+            .contains("was made for engine:$REPO/.reconcile/engine.db")
             && run.stderr.contains("--retarget"),
         "{}",
         run.all()
     );
-    assert!(!repo.path().join("other.db").exists(), "a state was created");
+    assert!(
+        !repo.path().join("other.db").exists(),
+        "a state was created"
+    );
 
     // The target edited in the file: the seal no longer matches, and no state is created.
     let redirected = sealed.replace(
@@ -136,6 +151,7 @@ fn a_secret_value_changed_since_the_plan_makes_it_stale_without_leaking_it() {
     // Digests of the same value in another target differ (the key is the target's own).
     repo.edit("app/secret.yaml", "MTIzNA==", "NTY3OA==");
     repo.ok(&["plan", "app", "--out", "plan.json"], 0);
+    repo.ok(&["engine", "reset", "--target", "engine:other.db"], 0);
     repo.ok(
         &[
             "plan",
@@ -151,7 +167,10 @@ fn a_secret_value_changed_since_the_plan_makes_it_stale_without_leaking_it() {
         let text = repo.read(file);
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-        value["plans"][0]["sourceMac"].as_str().unwrap_or("").to_string()
+        value["plans"][0]["sourceMac"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
     assert!(mac("plan.json").starts_with("hmac-sha256:"));
     assert_ne!(mac("plan.json"), mac("other.json"));

@@ -1194,12 +1194,7 @@ impl Ctl<'_> {
                 // Only the condition, as the upstream controller does (no event).
                 Self::set_condition(
                     &mut status,
-                    self.new_condition(
-                        "Progressing",
-                        "False",
-                        "ProgressDeadlineExceeded",
-                        msg,
-                    ),
+                    self.new_condition("Progressing", "False", "ProgressDeadlineExceeded", msg),
                 );
             }
         }

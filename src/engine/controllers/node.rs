@@ -177,8 +177,7 @@ fn mark_pods_not_ready(state: &State, node: &str, now: Millis, out: &mut Changes
             for c in conds.iter_mut() {
                 // Upstream `MarkPodsNotReady` flips Ready only; ContainersReady is the
                 // kubelet's, which is unreachable.
-                if doc::str_at(c, &["type"]) == "Ready" && doc::str_at(c, &["status"]) == "True"
-                {
+                if doc::str_at(c, &["type"]) == "Ready" && doc::str_at(c, &["status"]) == "True" {
                     c["status"] = json!("False");
                     c["lastTransitionTime"] = json!(rfc3339(now));
                 }
