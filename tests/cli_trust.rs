@@ -122,7 +122,6 @@ fn dry_run_before_any_apply_creates_no_state() {
 // ---- 2: apply --wait checks health whether or not anything changed ----
 
 #[test]
-#[ignore = "open (issue #13 item 2): crash-looping pods that pass readiness between restarts read as healthy once, so the retry exits 0"]
 fn wait_reports_a_broken_deployment_even_when_nothing_changed() {
     let repo = Repo::new();
     timecheck(&repo);
@@ -641,6 +640,141 @@ fn colour_follows_the_flag_and_the_environment() {
     assert!(coloured(&plan, &[("CLICOLOR_FORCE", "1")]));
     assert!(!coloured(&plan, &[("FORCE_COLOR", "0")]));
     assert!(!coloured(&plan, &[("NO_COLOR", "1")]));
+}
+
+#[test]
+fn clap_help_and_usage_errors_follow_the_colour_rule() {
+    let repo = Repo::new();
+    let help = |args: &[&str], env: &[(&str, &str)]| {
+        let run = run_in(repo.path(), args, env);
+        expect(&run, 0, &format!("{args:?} {env:?}"));
+        run.stdout.contains("\x1b[")
+    };
+    let usage_error = |args: &[&str], env: &[(&str, &str)]| {
+        let run = run_in(repo.path(), args, env);
+        expect(&run, 1, &format!("{args:?} {env:?}"));
+        run.stderr.contains("\x1b[")
+    };
+    assert!(!help(&["--help"], &[]), "a pipe is not a terminal");
+    assert!(help(&["--help", "--color", "always"], &[]));
+    assert!(help(
+        &["plan", "--color=always", "--help"],
+        &[("NO_COLOR", "1")]
+    ));
+    assert!(help(&["--help"], &[("FORCE_COLOR", "1")]));
+    assert!(!help(
+        &["--help", "--color", "never"],
+        &[("FORCE_COLOR", "1")]
+    ));
+    assert!(!help(&["--help"], &[("NO_COLOR", "1")]));
+    assert!(usage_error(&["--bogus", "--color", "always"], &[]));
+    assert!(usage_error(&["--bogus"], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!usage_error(&["--bogus"], &[("NO_COLOR", "1")]));
+    assert!(!usage_error(
+        &["--bogus", "--color", "never"],
+        &[("FORCE_COLOR", "1")]
+    ));
+}
+
+// ---- 5: renaming an application keeps its objects; names valid at any path length ----
+
+#[test]
+fn inventory_rename_hands_the_objects_to_the_renamed_application() {
+    let repo = Repo::new();
+    timecheck(&repo);
+    repo.ok(&["apply", "overlays/dev"], 0);
+    // The overlay moves: the app's name, from its path, changes; its objects are refused.
+    std::fs::rename(
+        repo.path().join("overlays/dev"),
+        repo.path().join("overlays/development"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refused = repo.ok(&["plan", "overlays/development"], 1);
+    assert!(
+        refused
+            .stderr
+            .contains("owned by application \"overlays-dev\", not \"overlays-development\""),
+        "{}",
+        refused.all()
+    );
+    let listed = repo.ok(&["inventory", "list"], 0);
+    assert!(listed.stdout.contains("overlays-dev "), "{}", listed.stdout);
+    let renamed = repo.ok(
+        &[
+            "inventory",
+            "rename",
+            "overlays-dev",
+            "overlays-development",
+        ],
+        0,
+    );
+    assert!(
+        renamed.stdout.contains("4 objects changed hands"),
+        "{}",
+        renamed.all()
+    );
+    let plan = repo.ok(&["plan", "overlays/development", "--detailed-exitcode"], 0);
+    assert!(plan.stdout.contains("No changes."), "{}", plan.all());
+    // Prune still finds them under the new name.
+    repo.remove("base/service.yaml");
+    repo.edit("base/kustomization.yaml", "- service.yaml\n", "");
+    let pruned = repo.ok(&["plan", "overlays/development", "--prune"], 0);
+    assert!(
+        pruned
+            .stdout
+            .contains("- delete Service timecheck-dev/timecheck"),
+        "{}",
+        pruned.all()
+    );
+    // Bad requests change nothing.
+    repo.ok(&["inventory", "rename", "nope", "other"], 1);
+    repo.ok(
+        &["inventory", "rename", "overlays-development", "Not_Valid"],
+        1,
+    );
+    let listed = repo.ok(&["inventory", "list"], 0);
+    assert!(
+        listed.stdout.contains("overlays-development"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("overlays-dev "),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[test]
+fn an_application_at_a_long_path_gets_a_valid_distinct_name() {
+    let repo = Repo::new();
+    let deep = "platform/clusters/europe-west/production/payments/services/overlays";
+    for leaf in ["prod", "xprod"] {
+        let dir = format!("{deep}/{leaf}");
+        repo.write(
+            &format!("{dir}/kustomization.yaml"),
+            "resources:\n- cm.yaml\n",
+        );
+        repo.write(
+            &format!("{dir}/cm.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {leaf}\n"),
+        );
+        let run = repo.ok(&["apply", &dir], 0);
+        assert!(run.stdout.contains("Apply complete"), "{}", run.all());
+    }
+    let listed = repo.ok(&["inventory", "list"], 0);
+    let names: Vec<&str> = listed
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names.len(), 2, "{}", listed.stdout);
+    for name in &names {
+        assert!(name.len() <= 50, "{name}");
+        assert!(name.ends_with(char::is_alphanumeric), "{name}");
+    }
+    assert_ne!(names[0], names[1]);
 }
 
 // ---- 11: --template takes a file ----

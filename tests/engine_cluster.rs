@@ -50,6 +50,19 @@ fn node_failure_evicts_after_grace_and_toleration_then_recovers() {
         6,
         "pods on the lost node are not ready"
     );
+    // As upstream `MarkPodsNotReady`: Ready turns False; ContainersReady, the kubelet's, stays.
+    for pod in on_node(&mut e) {
+        let status = |kind: &str| {
+            pod.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| doc::str_at(c, &["type"]) == kind)
+                .map(|c| doc::str_at(c, &["status"]).to_string())
+        };
+        assert_eq!(status("Ready").as_deref(), Some("False"), "{pod}");
+        assert_eq!(status("ContainersReady").as_deref(), Some("True"), "{pod}");
+    }
     // Evicted 300 s after the taint, replaced elsewhere.
     e.advance(299_000).expect("advance");
     assert_eq!(active(&mut e, "web").len(), 8);

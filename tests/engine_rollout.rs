@@ -274,6 +274,17 @@ fn progress_deadline_marks_a_stuck_rollout() {
         condition(&now, "Progressing"),
         Some(("False".into(), "ProgressDeadlineExceeded".into()))
     );
+    // Kubernetes sets the condition only: no event of that reason.
+    let reasons: Vec<String> = e
+        .events(None)
+        .expect("events")
+        .into_iter()
+        .map(|ev| ev.reason)
+        .collect();
+    assert!(
+        !reasons.iter().any(|r| r == "ProgressDeadlineExceeded"),
+        "{reasons:?}"
+    );
     // The old pods keep serving: maxUnavailable 25% of 2 rounds down to 0.
     assert_eq!(ready(&mut e, "web").len(), 2);
 }

@@ -115,3 +115,63 @@ fn an_apply_killed_after_writing_objects_leaves_them_prunable() {
         assert!(plan.stdout.contains(object), "{object}:\n{}", plan.stdout);
     }
 }
+
+#[test]
+fn a_multi_application_apply_holds_one_lock_for_the_whole_run() {
+    let repo = Repo::new();
+    for app in ["one", "two"] {
+        repo.write(
+            &format!("{app}/kustomization.yaml"),
+            "resources:\n- cm.yaml\n",
+        );
+        repo.write(
+            &format!("{app}/cm.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  a: \"1\"\n"
+            ),
+        );
+    }
+    repo.write(
+        "reconcile.yaml",
+        "applications:\n- name: one\n  path: one\n- name: two\n  path: two\n",
+    );
+    repo.ok(&["engine", "now"], 0);
+    repo.ok(&["engine", "reset"], 0);
+    // The apply pauses after each application; between them the lock must stay held.
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["apply"])
+        .current_dir(repo.path())
+        .env("RECONCILE_TEST_HOLD_BETWEEN_APPS_MS", "4000")
+        .env_remove("RECONCILE_ENGINE_STATE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running reconcile: {e}"));
+    // Bounded: the first application is applied within a few seconds.
+    let started = Instant::now();
+    while repo.run(&["engine", "get", "cm", "one"]).code != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the first application was never applied"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let between = repo.run(&["engine", "reset"]);
+    let second_applied = repo.run(&["engine", "get", "cm", "two"]).code == 0;
+    let status = holder.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    assert!(!second_applied || between.code == 1, "raced past the pause");
+    assert_eq!(
+        between.code,
+        1,
+        "another writer slipped in between applications: {}",
+        between.all()
+    );
+    assert!(
+        between.all().contains("locked by reconcile apply"),
+        "{}",
+        between.all()
+    );
+    repo.ok(&["engine", "get", "cm", "one"], 0);
+    repo.ok(&["engine", "get", "cm", "two"], 0);
+}

@@ -146,3 +146,133 @@ fn application_paths_outside_the_repository_are_refused() {
         run.all()
     );
 }
+
+// ---- #16 item 4: a full disk, a read-only state ----
+
+#[test]
+fn a_full_disk_ends_the_apply_with_one_message_the_report_and_no_lock() {
+    let repo = Repo::new();
+    repo.write("small/kustomization.yaml", "resources:\n- cm.yaml\n");
+    repo.write(
+        "small/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: small\ndata:\n  a: \"1\"\n",
+    );
+    repo.ok(&["apply", "small"], 0);
+    let mut resources = String::from("resources:\n");
+    for i in 0..40 {
+        resources.push_str(&format!("- cm{i}.yaml\n"));
+        repo.write(
+            &format!("big/cm{i}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big{i}\ndata:\n  blob: \"{}\"\n",
+                "x".repeat(4000)
+            ),
+        );
+    }
+    repo.write("big/kustomization.yaml", &resources);
+    // The test hook caps the state's size as a full disk would (deterministic).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["apply", "big", "--wait"])
+        .current_dir(repo.path())
+        .env("RECONCILE_TEST_MAX_PAGES", "40")
+        .env("NO_COLOR", "1")
+        .env_remove("RECONCILE_ENGINE_STATE")
+        .output()
+        .unwrap_or_else(|e| panic!("running reconcile: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("database or disk is full").count(),
+        1,
+        "one message, once:\n{stderr}"
+    );
+    assert!(stderr.contains("error: ConfigMap default/big"), "{stderr}");
+    assert!(stderr.contains("applied: "), "{stderr}");
+    assert!(
+        stderr.contains("not applied: ConfigMap default/big"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Apply failed (big)"), "{stdout}");
+    // The lock is gone, the state is whole: the next apply of the small app works.
+    let unlock = repo.ok(&["unlock", "1"], 1);
+    assert!(unlock.stderr.contains("is not locked"), "{}", unlock.all());
+    repo.edit("small/cm.yaml", "a: \"1\"", "a: \"2\"");
+    let again = repo.ok(&["apply", "small"], 0);
+    assert!(
+        again.stdout.contains("ConfigMap default/small: updated"),
+        "{}",
+        again.all()
+    );
+}
+
+/// Makes `paths` unwritable: `chmod a-w`, and `chattr +i` too when running as root (root
+/// ignores permissions). `false` when the file system cannot be made read-only here.
+fn make_read_only(paths: &[std::path::PathBuf], on: bool) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    for path in paths {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        let mode = if on { mode & 0o555 } else { mode };
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+        let _ = std::process::Command::new("chattr")
+            .arg(if on { "+i" } else { "-i" })
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let probe = paths[0].join("probe");
+    let writable = std::fs::write(&probe, "x").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    !writable
+}
+
+#[test]
+fn read_commands_work_on_a_read_only_state() {
+    let repo = Repo::new();
+    plan_support::timecheck(&repo);
+    repo.ok(&["apply", "overlays/dev"], 0);
+    let dir = repo.path().join(".reconcile");
+    let mut paths = vec![dir.clone()];
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        paths.push(entry.unwrap_or_else(|e| panic!("{e}")).path());
+    }
+    let before = std::fs::read(dir.join("engine.db")).unwrap_or_default();
+    if !make_read_only(&paths, true) {
+        make_read_only(&paths, false);
+        eprintln!("skipped: the state directory cannot be made read-only here");
+        return;
+    }
+    let reads: [&[&str]; 10] = [
+        &["plan", "overlays/dev", "--detailed-exitcode"],
+        &["apply", "overlays/dev", "--dry-run"],
+        &["engine", "get", "deploy", "-n", "timecheck-dev"],
+        &[
+            "engine",
+            "describe",
+            "deployment",
+            "timecheck",
+            "-n",
+            "timecheck-dev",
+        ],
+        &["engine", "events", "-n", "timecheck-dev"],
+        &["engine", "now"],
+        &["rollout", "status", "timecheck", "-n", "timecheck-dev"],
+        &["rollout", "history", "timecheck", "-n", "timecheck-dev"],
+        &["status"],
+        &["inventory", "list"],
+    ];
+    let mut failures = Vec::new();
+    for args in reads {
+        let run = repo.run(args);
+        if run.code != 0 {
+            failures.push(format!("{}: {}", args.join(" "), run.all()));
+        }
+    }
+    let write = repo.run(&["engine", "advance", "1m"]);
+    let after = std::fs::read(dir.join("engine.db")).unwrap_or_default();
+    make_read_only(&paths, false);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(write.code, 1, "{}", write.all());
+    assert!(write.stderr.contains("is read-only"), "{}", write.all());
+    assert_eq!(before, after, "a read command changed the state file");
+}

@@ -299,7 +299,12 @@ pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
                 println!("No inventories in engine:{}", state.path.display());
                 return Ok(EXIT_OK);
             }
-            let width = listed.iter().map(|l| l.app.len()).max().unwrap_or(0).max(11);
+            let width = listed
+                .iter()
+                .map(|l| l.app.len())
+                .max()
+                .unwrap_or(0)
+                .max(11);
             println!("{:<width$}  {:>7}  APPLIED AT", "APPLICATION", "OBJECTS");
             for l in listed {
                 println!("{:<width$}  {:>7}  {}", l.app, l.members, l.applied_at);
@@ -779,10 +784,7 @@ fn recorded_plan_key(recorded: &str) -> Result<Option<String>, plan::seal::Error
 
 /// The sealed text of a plan file: keyed digests of each plan's source, then one seal per
 /// target.
-fn sealed_file(
-    planned: &[(Planned, Vec<Value>)],
-    resolved: &[Resolved],
-) -> anyhow::Result<String> {
+fn sealed_file(planned: &[(Planned, Vec<Value>)], resolved: &[Resolved]) -> anyhow::Result<String> {
     let mut keys = BTreeMap::new();
     let mut plans = Vec::new();
     for ((one, objects), r) in planned.iter().zip(resolved) {
@@ -1412,7 +1414,21 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
         _ => Access::Write,
     };
-    let mut engine = target::open(&state, access)?;
+    let watching = matches!(&args.command, RolloutCommand::Status { watch: true, .. });
+    let (mut engine, read_only) = match target::open(&state, access) {
+        // Watching lets time pass, a write; on a state that cannot be written it shows one
+        // snapshot.
+        Err(e) if watching && state.path.exists() => match target::open(&state, Access::Read) {
+            Ok(engine) => {
+                eprintln!(
+                    "note: {e:#}: showing one snapshot (watching lets cluster time pass, a write)"
+                );
+                (engine, true)
+            }
+            Err(_) => return Err(e),
+        },
+        opened => (opened?, false),
+    };
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
@@ -1463,7 +1479,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let id = deployment_id(&deployment, ns);
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
-            if watch {
+            if watch && !read_only {
                 require_deployment(&engine, &id)?;
                 let mut progress = |line: &str| {
                     if !json {

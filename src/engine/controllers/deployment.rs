@@ -1191,30 +1191,11 @@ impl Ctl<'_> {
                     Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
                     None => format!("Deployment \"{}\" has timed out progressing.", self.name()),
                 };
-                let was_timed_out = current
-                    .as_ref()
-                    .is_some_and(|c| doc::str_at(c, &["reason"]) == "ProgressDeadlineExceeded");
+                // Only the condition, as the upstream controller does (no event).
                 Self::set_condition(
                     &mut status,
-                    self.new_condition(
-                        "Progressing",
-                        "False",
-                        "ProgressDeadlineExceeded",
-                        msg.clone(),
-                    ),
+                    self.new_condition("Progressing", "False", "ProgressDeadlineExceeded", msg),
                 );
-                if !was_timed_out {
-                    let name = self.name();
-                    let e = NewEvent::warning(
-                        "deployment-controller",
-                        "Deployment",
-                        doc::namespace(&self.d),
-                        &name,
-                        "ProgressDeadlineExceeded",
-                        msg,
-                    );
-                    self.out.event(e);
-                }
             }
         }
         // ReplicaFailure conditions of the ReplicaSets.

@@ -175,9 +175,9 @@ fn mark_pods_not_ready(state: &State, node: &str, now: Millis, out: &mut Changes
             .and_then(Value::as_array_mut)
         {
             for c in conds.iter_mut() {
-                if matches!(doc::str_at(c, &["type"]), "Ready" | "ContainersReady")
-                    && doc::str_at(c, &["status"]) == "True"
-                {
+                // Upstream `MarkPodsNotReady` flips Ready only; ContainersReady is the
+                // kubelet's, which is unreachable.
+                if doc::str_at(c, &["type"]) == "Ready" && doc::str_at(c, &["status"]) == "True" {
                     c["status"] = json!("False");
                     c["lastTransitionTime"] = json!(rfc3339(now));
                 }
