@@ -350,7 +350,7 @@ fn admit_with(
     if info.kind == crd::KIND
         && let Some(defined) = crd::info_of(new)
     {
-        kinds::register(defined);
+        super::printer::remember(new, kinds::register(defined));
     }
     if old.is_none() && info.namespaced {
         super::quota::check_limit_ranges(state, info, new)?;
@@ -425,6 +425,12 @@ fn resolve_priority(state: &State, pod: &mut Value) -> Result<(), String> {
     } else {
         policy.as_str()
     };
+    let given = doc::str_at(pod, &["spec", "preemptionPolicy"]);
+    if !given.is_empty() && given != policy {
+        return Err(format!(
+            "pods \"{pod_name}\" is forbidden: the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+        ));
+    }
     doc::set(pod, &["spec", "preemptionPolicy"], json!(policy));
     Ok(())
 }
