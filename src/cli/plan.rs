@@ -103,6 +103,10 @@ pub struct ApplyArgs {
     /// Show the plan, change nothing (also for saved plans and prune).
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply a saved plan to the `--target` given although the plan was made for another
+    /// one (it must still be fresh there); without it that is refused.
+    #[arg(long)]
+    pub retarget: bool,
     /// Where the files come from (`--repo`, `--ref`).
     #[command(flatten)]
     pub git: SourceArgs,
@@ -250,10 +254,80 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
 
 /// `reconcile unlock LOCK_ID`.
 pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
-    let mut engine = open_engine(target, Access::Read)?;
+    let state = target::locate(target, None)?;
+    let mut engine = Engine::open_existing(&state.path)?;
     engine.force_unlock(lock_id)?;
     println!("lock {lock_id} released");
     Ok(EXIT_OK)
+}
+
+/// `reconcile inventory` arguments.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The target: `engine` (default), `engine:PATH`.
+    #[arg(long, global = true)]
+    pub target: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: InventoryCommand,
+}
+
+/// The inventory subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Every application with an inventory in the target, its object count and last apply.
+    List,
+    /// Hand application OLD's objects and inventory to application NEW, after the app was
+    /// renamed in reconcile.yaml or its directory moved (its name comes from its path), so
+    /// they stay owned and prunable instead of being refused as another application's.
+    Rename {
+        /// The application's old name.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
+}
+
+/// `reconcile inventory …`.
+pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
+    let state = target::locate(args.target.as_deref(), None)?;
+    match args.command {
+        InventoryCommand::List => {
+            let engine = target::open(&state, Access::Read)?;
+            let listed = plan::inventory::list(&engine)?;
+            if listed.is_empty() {
+                println!("No inventories in engine:{}", state.path.display());
+                return Ok(EXIT_OK);
+            }
+            let width = listed.iter().map(|l| l.app.len()).max().unwrap_or(0).max(11);
+            println!("{:<width$}  {:>7}  APPLIED AT", "APPLICATION", "OBJECTS");
+            for l in listed {
+                println!("{:<width$}  {:>7}  {}", l.app, l.members, l.applied_at);
+            }
+            Ok(EXIT_OK)
+        }
+        InventoryCommand::Rename { old, new } => {
+            if !config::valid_name(&new) {
+                bail!(
+                    "{new:?} is not a valid application name (lowercase letters, digits and '-', at most 50)"
+                );
+            }
+            if old == new {
+                bail!("OLD and NEW are the same name");
+            }
+            if !state.path.exists() {
+                bail!("engine state {} does not exist", state.path.display());
+            }
+            let mut engine = target::open(&state, Access::Write)?;
+            with_lock(&mut engine, "inventory rename", |cluster| {
+                let moved = plan::inventory::rename(cluster, &old, &new)?;
+                println!(
+                    "inventory of application {old} is now application {new}'s ({moved} objects changed hands)"
+                );
+                Ok(EXIT_OK)
+            })
+        }
+    }
 }
 
 /// The repository holding `dir`: the nearest ancestor with a `reconcile.yaml` or `.git`
@@ -430,10 +504,6 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
             }])
         }
     }
-}
-
-fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
-    target::open(&target::locate(target, None)?, access)
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
@@ -615,14 +685,54 @@ impl Engines {
         };
         Ok(engine)
     }
+
+    /// The engine already opened for a state file.
+    fn at(&mut self, path: &Path) -> anyhow::Result<&mut Engine> {
+        self.0
+            .get_mut(path)
+            .with_context(|| format!("engine state {} was not opened", path.display()))
+    }
+
+    /// Runs `f` holding the lock of every opened target (taken in path order, so two runs
+    /// never wait on each other crosswise); every lock taken is released whatever happens.
+    fn locked<T>(
+        &mut self,
+        holder: &str,
+        f: impl FnOnce(&mut Engines) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut taken = Vec::new();
+        let mut result = Ok(());
+        for (path, engine) in &mut self.0 {
+            match engine.lock(holder) {
+                Ok(()) => taken.push(path.clone()),
+                Err(e) => {
+                    result = Err(anyhow::Error::from(e));
+                    break;
+                }
+            }
+        }
+        let result = result.and_then(|()| f(self));
+        let mut released = Ok(());
+        for path in taken {
+            if let Some(engine) = self.0.get_mut(&path)
+                && let Err(e) = engine.unlock()
+            {
+                released = Err(anyhow::Error::from(e));
+            }
+        }
+        let value = result?;
+        released?;
+        Ok(value)
+    }
 }
 
-/// Plans every resolved application against its target.
+/// Plans every resolved application against its target; each plan with the objects it was
+/// made from (for the keyed digest of a saved plan).
 fn plan_all(
     resolved: &[Resolved],
     target: Option<&str>,
     options: PlanOptions,
-) -> anyhow::Result<Vec<Planned>> {
+) -> anyhow::Result<Vec<(Planned, Vec<Value>)>> {
     let mut engines = Engines::default();
     let mut planned = Vec::new();
     for r in resolved {
@@ -630,9 +740,63 @@ fn plan_all(
         let objects = render(r)?;
         let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
         one.plan.revision = revision(r);
-        planned.push(one);
+        planned.push((one, objects));
     }
     Ok(planned)
+}
+
+/// The plan key of a target a plan names, made (and the state created) on first use: a saved
+/// plan is sealed with it. A read-only state that has none cannot seal a plan.
+fn ensure_plan_key(recorded: &str) -> anyhow::Result<String> {
+    let state = target::locate_recorded(recorded)?;
+    if state.path.exists()
+        && let Some(key) = Engine::open_read_only(&state.path)?.plan_key()?
+    {
+        return Ok(key);
+    }
+    let mut engine = Engine::open(&state.path)
+        .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"))?;
+    engine
+        .ensure_plan_key()
+        .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"))
+}
+
+/// The plan key of a target a saved plan names, read-only (`None`: it has none, or there is
+/// no state there: nothing is created to check a plan).
+fn recorded_plan_key(recorded: &str) -> Result<Option<String>, plan::seal::Error> {
+    let bad = || plan::seal::Error::BadKey {
+        target: recorded.to_string(),
+    };
+    let Ok(state) = target::locate_recorded(recorded) else {
+        return Ok(None);
+    };
+    if !state.path.is_file() {
+        return Ok(None);
+    }
+    let engine = Engine::open_read_only(&state.path).map_err(|_| bad())?;
+    engine.plan_key().map_err(|_| bad())
+}
+
+/// The sealed text of a plan file: keyed digests of each plan's source, then one seal per
+/// target.
+fn sealed_file(
+    planned: &[(Planned, Vec<Value>)],
+    resolved: &[Resolved],
+) -> anyhow::Result<String> {
+    let mut keys = BTreeMap::new();
+    let mut plans = Vec::new();
+    for ((one, objects), r) in planned.iter().zip(resolved) {
+        let target = one.plan.target.clone();
+        let key = match keys.get(&target) {
+            Some(key) => String::clone(key),
+            None => ensure_plan_key(&target)?,
+        };
+        let mut plan = one.plan.clone();
+        plan.source_mac = Some(plan::source_mac(&r.app, objects, plan.prune, &key)?);
+        plans.push(plan);
+        keys.insert(target, key);
+    }
+    Ok(plan::seal::seal(&PlanSet::new(plans), &keys)?)
 }
 
 /// The revision a resolved application is read from, for the plan.
@@ -670,10 +834,11 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         adopt: args.adopt,
     };
     let planned = plan_all(&resolved, args.target.as_deref(), options)?;
-    let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
+    let set = PlanSet::new(planned.iter().map(|(p, _)| p.plan.clone()).collect());
     let json = serde_json::to_string_pretty(&set)? + "\n";
     if let Some(out) = &args.out {
-        std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
+        let sealed = sealed_file(&planned, &resolved)?;
+        std::fs::write(out, sealed).with_context(|| format!("writing {}", out.display()))?;
     }
     let text = match (&template, args.output) {
         (Some(template), _) => templated(&set, template)?,
@@ -707,6 +872,17 @@ fn holder(command: &str) -> String {
 /// 10 s) before it plans, so tests observe a held lock, or kill its holder, deterministically.
 fn hold_lock_for_tests() {
     if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_LOCK_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
+}
+
+/// Test hook: `RECONCILE_TEST_HOLD_BETWEEN_APPS_MS` pauses a multi-application apply that long
+/// (at most 10 s) after each application, so a test sees the lock held between applications.
+fn hold_between_applications_for_tests() {
+    if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_BETWEEN_APPS_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
@@ -847,23 +1023,32 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
     let mut engines = Engines::default();
-    let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
-    let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
-    let mut dry_runs = Vec::new();
-    for r in &resolved {
-        let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
-        let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
-        let objects = render(r)?;
-        if args.dry_run {
+    if args.dry_run {
+        let mut dry_runs = Vec::new();
+        for r in &resolved {
+            let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
+            let objects = render(r)?;
             let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
             dry_runs.push(planned.plan);
-            continue;
         }
-        let mut defer = false;
-        let mut plan_applied = None;
-        let report = plan::locked(engine, &holder("apply"), |cluster| {
-            hold_lock_for_tests();
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
+        return finish_dry_run(&dry_runs, json);
+    }
+    // Every source is rendered before anything is locked or written: a broken application
+    // changes nothing.
+    let mut rendered = Vec::new();
+    for r in &resolved {
+        let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
+        engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
+        rendered.push((state, render(r)?));
+    }
+    // One lock per target for the whole run: no other apply slips in between applications.
+    let applied = engines.locked(&holder("apply"), |engines| {
+        hold_lock_for_tests();
+        let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+        let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
+        for (r, (state, objects)) in resolved.iter().zip(&rendered) {
+            let cluster = engines.at(&state.path)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -872,44 +1057,41 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                     planned.plan.summary.line()
                 );
             }
-            defer = together && plan::wave_count(&planned.plan) <= 1;
-            plan_applied = Some(planned.plan.clone());
+            let defer = together && plan::wave_count(&planned.plan) <= 1;
             let options = ApplyOptions {
                 wait: options.wait && !defer,
                 ..options
             };
-            plan::apply(&planned, cluster, &options, &mut progress_line)
-        })?;
-        let plan_applied = plan_applied.context("the apply ran without a plan")?;
-        if defer && report.failure.is_none() {
-            let entry = deferred.entry(state.path.clone()).or_default();
-            entry.0.push(report);
-            entry.1.push(plan_applied);
-        } else {
-            applied.push((report, plan_applied));
+            let report = plan::apply(&planned, cluster, &options, &mut progress_line)?;
+            hold_between_applications_for_tests();
+            if defer && report.failure.is_none() {
+                let entry = deferred.entry(state.path.clone()).or_default();
+                entry.0.push(report);
+                entry.1.push(planned.plan);
+            } else {
+                applied.push((report, planned.plan));
+            }
         }
-    }
-    if args.dry_run {
-        return finish_dry_run(&dry_runs, json);
-    }
-    for (path, (mut waiting, plans)) in deferred {
-        let engine = engines.get(
-            Some(&format!("engine:{}", path.display())),
-            None,
-            Access::Write,
-        )?;
-        if !json {
-            println!(
-                "Waiting for {} applications to become healthy",
-                waiting.len()
-            );
+        for (path, (mut waiting, plans)) in deferred {
+            let cluster = engines.at(&path)?;
+            if !json {
+                println!(
+                    "Waiting for {} applications to become healthy",
+                    waiting.len()
+                );
+            }
+            let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
+            if let Err(e) = plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line) {
+                // The target failed while waiting (a full disk): every waiting application
+                // reports it, with what it applied.
+                for report in &mut waiting {
+                    report.failure.get_or_insert_with(|| e.to_string());
+                }
+            }
+            applied.extend(waiting.into_iter().zip(plans));
         }
-        let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
-        plan::locked(engine, &holder("apply --wait"), |cluster| {
-            plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line)
-        })?;
-        applied.extend(waiting.into_iter().zip(plans));
-    }
+        Ok(applied)
+    })?;
     finish_apply(&applied, args.wait, json)
 }
 
@@ -975,15 +1157,36 @@ fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tre
     Ok(Some(tree))
 }
 
-/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale; under
-/// `--dry-run` checks it is still fresh and shows it, changing nothing.
+/// True when two state paths name the same file (spelled differently or not).
+fn same_state(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| {
+        p.canonicalize().unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
+    };
+    absolute(a) == absolute(b)
+}
+
+/// `reconcile apply plan.json`: checks the file's seals, then applies exactly the saved plans
+/// (all checked fresh under one lock before any is applied), or refuses; under `--dry-run`
+/// checks them and shows them, changing nothing.
 fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::Result<i32> {
     let json = args.output == ApplyFormat::Json;
-    let set = crate::plan::file::read(path)?;
+    let text = crate::plan::file::read_text(path)?;
+    // Before anything else: a file edited since `plan --out` sealed it is refused.
+    let document = plan::seal::verify(path, &text, recorded_plan_key)?;
+    let set = crate::plan::file::parse(path, document)?;
     let here = cwd()?;
     let config = find_config(&here)?;
-    let mut applied = Vec::new();
-    let mut dry_runs = Vec::new();
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let mut engines = Engines::default();
+    let mut prepared = Vec::new();
     for saved in &set.plans {
         let from_git = match saved_tree(saved, &args.git)? {
             Some(tree) => resolve_in_tree(&tree, Some(&saved.application))
@@ -1012,42 +1215,82 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             app,
             tree: None,
         });
+        let recorded = target::locate_recorded(&saved.target)?;
+        // The target is the one the plan was made for; another one only when asked.
         let state = match &args.target {
-            Some(flag) => target::locate(Some(flag), None)?,
-            None => target::locate_recorded(&saved.target)?,
+            Some(flag) => {
+                let wanted = target::locate(Some(flag), None)?;
+                if !same_state(&wanted.path, &recorded.path) && !args.retarget {
+                    bail!(
+                        "{}: the plan of application {} was made for {}, not engine:{}; refusing to apply it elsewhere (make a plan for that target, or pass --retarget to apply this one there: it must still be fresh there)",
+                        path.display(),
+                        saved.application,
+                        saved.target,
+                        wanted.path.display()
+                    );
+                }
+                wanted
+            }
+            None => recorded,
         };
+        // The keyed digest is made with the key of the target the plan was sealed for.
+        let key = recorded_plan_key(&saved.target)?;
         let objects = render(&resolved)?;
-        let plan_options = PlanOptions {
-            prune: saved.prune,
-            allow_empty: true,
-            create_namespace: false,
-            // The reviewed plan's adoptions, and only those, are carried out.
-            adopt: saved.actions.iter().any(|a| a.adopt),
-        };
-        if args.dry_run {
-            let engine = target::open(&state, Access::Read)?;
-            let fresh = plan::make_plan(
+        engines.get(
+            Some(&format!("engine:{}", state.path.display())),
+            None,
+            access,
+        )?;
+        prepared.push((saved, resolved, state, objects, key));
+    }
+    // Every plan is checked fresh before any is applied, under one lock per target.
+    let fresh_plans = |engines: &mut Engines| -> anyhow::Result<Vec<Planned>> {
+        let mut fresh_plans = Vec::new();
+        for (saved, resolved, state, objects, key) in &prepared {
+            let plan_options = PlanOptions {
+                prune: saved.prune,
+                allow_empty: true,
+                // Namespaces the reviewed plan creates (`--create-namespace`) are created
+                // again; the action lists are compared exactly anyway.
+                create_namespace: saved
+                    .actions
+                    .iter()
+                    .any(|a| a.kind == "Namespace" && a.action == Change::Create),
+                // The reviewed plan's adoptions, and only those, are carried out.
+                adopt: saved.actions.iter().any(|a| a.adopt),
+            };
+            let cluster = engines.at(&state.path)?;
+            let mut fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
-                &objects,
-                &engine,
+                objects,
+                &*cluster,
                 &plan_options,
             )?;
+            fresh.plan.source_mac = match key {
+                Some(key) => Some(plan::source_mac(
+                    &resolved.app,
+                    objects,
+                    fresh.plan.prune,
+                    key,
+                )?),
+                None => None,
+            };
             plan::check_fresh(saved, &fresh.plan)?;
-            dry_runs.push(fresh.plan);
-            continue;
+            fresh_plans.push(fresh);
         }
-        let mut engine = target::open(&state, Access::Write)?;
-        let mut plan_applied = None;
-        let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
-            let fresh = plan::make_plan(
-                &resolved.app,
-                &resolved.app.path,
-                &objects,
-                cluster,
-                &plan_options,
-            )?;
-            plan::check_fresh(saved, &fresh.plan)?;
+        Ok(fresh_plans)
+    };
+    if args.dry_run {
+        let fresh = fresh_plans(&mut engines)?;
+        let plans: Vec<Plan> = fresh.into_iter().map(|f| f.plan).collect();
+        return finish_dry_run(&plans, json);
+    }
+    let applied = engines.locked(&holder("apply"), |engines| {
+        let fresh = fresh_plans(engines)?;
+        let mut applied = Vec::new();
+        for (fresh, (saved, _, state, _, _)) in fresh.into_iter().zip(&prepared) {
+            let cluster = engines.at(&state.path)?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -1056,15 +1299,11 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
                     fresh.plan.summary.line()
                 );
             }
-            plan_applied = Some(fresh.plan.clone());
-            plan::apply(&fresh, cluster, &options, &mut progress_line)
-        })?;
-        let plan_applied = plan_applied.context("the apply ran without a plan")?;
-        applied.push((report, plan_applied));
-    }
-    if args.dry_run {
-        return finish_dry_run(&dry_runs, json);
-    }
+            let report = plan::apply(&fresh, cluster, &options, &mut progress_line)?;
+            applied.push((report, fresh.plan));
+        }
+        Ok(applied)
+    })?;
     finish_apply(&applied, options.wait, json)
 }
 

@@ -251,6 +251,22 @@ impl Engine {
         Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
     }
 
+    /// Opens the cluster of an existing state file read-only (read commands): works on a
+    /// read-only file system; any write is refused with [`store::StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open_read_only(path)?, DEFAULT_NODES)
+    }
+
+    /// The key sealing saved plans of this target (hex), if one was made.
+    pub fn plan_key(&self) -> Result<Option<String>, Error> {
+        Ok(self.db.plan_key()?)
+    }
+
+    /// The key sealing saved plans of this target, made on first use.
+    pub fn ensure_plan_key(&mut self) -> Result<String, Error> {
+        Ok(self.db.ensure_plan_key()?)
+    }
+
     /// A new cluster in memory standing in for the state file `path`, not created yet: what a
     /// read-only command sees before anything was applied.
     pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
@@ -270,7 +286,9 @@ impl Engine {
             } else {
                 let mut state = State::empty(DEFAULT_SEED);
                 bootstrap(&mut state, nodes);
-                db.save(&mut state)?;
+                if !db.is_read_only() {
+                    db.save(&mut state)?;
+                }
                 Ok(state)
             }
         })();

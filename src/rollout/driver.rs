@@ -1086,7 +1086,11 @@ pub(crate) fn pods_of(
 }
 
 /// The pods of the Deployment's current revision, with their warnings.
-fn new_pods(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<(Value, Vec<String>)>, Error> {
+/// The pods of a Deployment's current revision, each with its warning events.
+pub fn new_pods(
+    cluster: &dyn Cluster,
+    deployment: &Value,
+) -> Result<Vec<(Value, Vec<String>)>, Error> {
     let Some(revision) = revision_of(deployment) else {
         return Ok(Vec::new());
     };

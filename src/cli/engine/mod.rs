@@ -1,8 +1,8 @@
 //! `reconcile engine …`: drive and inspect the built-in cluster, kubectl style.
 //!
-//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints,
-//! `tables` holds kubectl's columns, `describe/` kubectl's descriptions, `output` the `-o
-//! yaml|json` printers, `manifests` reads `-f` files, `tabwriter` aligns columns as Go does.
+//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints
+//! (kubectl's columns live in [`crate::tables`]), `describe/` kubectl's descriptions, `output`
+//! the `-o yaml|json` printers, `manifests` reads `-f` files.
 
 mod describe;
 mod get;
@@ -11,9 +11,6 @@ mod manifests;
 mod output;
 mod request;
 mod serve;
-pub(crate) mod tables;
-mod tabwriter;
-mod workload_tables;
 
 use std::path::PathBuf;
 
@@ -26,6 +23,7 @@ use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, NodeSpec, Propagation, doc};
+use crate::tables;
 
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]
