@@ -229,7 +229,7 @@ impl GitRepo {
         self.repo
             .head()
             .ok()
-            .and_then(|h| h.shorthand().map(str::to_string))
+            .and_then(|h| h.shorthand().ok().map(str::to_string))
             .unwrap_or_default()
     }
 
