@@ -49,18 +49,25 @@ fn main() {
     for i in 0..apps {
         let base = root.join(format!("apps/app{i:03}/base/deployment.yaml"));
         let text = std::fs::read_to_string(&base).expect("deployment");
-        write(&base, &text.replace("containerPort: 8080", "containerPort: 8081"));
+        write(
+            &base,
+            &text.replace("containerPort: 8080", "containerPort: 8081"),
+        );
     }
     let third = commit(&repo, "every base: port 8081");
 
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_reconcile"));
-    let kubectl = (!has_flag("--no-kubectl"))
-        .then(which_kubectl)
-        .flatten();
+    let kubectl = (!has_flag("--no-kubectl")).then(which_kubectl).flatten();
     let one_prod = root.join("apps/app007/overlays/prod");
     let all_prod = root.join("all-prod");
     for (what, base, head, affected, oracle) in [
-        ("one overlay changed", &first, &second, 1, vec![one_prod.clone(), one_prod]),
+        (
+            "one overlay changed",
+            &first,
+            &second,
+            1,
+            vec![one_prod.clone(), one_prod],
+        ),
         (
             "every base changed",
             &second,
@@ -75,13 +82,19 @@ fn main() {
                 .current_dir(root)
                 .output()
                 .expect("run reconcile diff");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let report: serde_json::Value =
-                serde_json::from_slice(&out.stdout).expect("diff JSON");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("diff JSON");
             let changed = report["summary"]["changedApps"].as_u64().unwrap_or(0);
             assert_eq!(changed as usize, affected, "{what}: changed apps");
         });
-        println!("reconcile diff, {what} ({affected} app(s) affected): {}", fmt(time));
+        println!(
+            "reconcile diff, {what} ({affected} app(s) affected): {}",
+            fmt(time)
+        );
         if let Some(kubectl) = &kubectl {
             // The work tree is at the last commit; rendering it twice costs what rendering
             // the two revisions costs.
@@ -92,7 +105,11 @@ fn main() {
                         .arg(dir)
                         .output()
                         .expect("run kubectl");
-                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
             });
             println!(
@@ -108,14 +125,21 @@ fn main() {
     let source = GitSource::open(&root.display().to_string(), &options).expect("open");
     let git_read = best_of(3, || {
         let fs = source.tree(&third).expect("tree");
-        let bytes: usize = fs.files().iter().map(|f| fs.read(f).map_or(0, |b| b.len())).sum();
+        let bytes: usize = fs
+            .files()
+            .iter()
+            .map(|f| fs.read(f).map_or(0, |b| b.len()))
+            .sum();
         assert!(bytes > 0);
     });
     let disk_read = best_of(3, || {
         let fs = DiskFs::new(root).expect("disk");
         let mut files = Vec::new();
         walk(&fs, root, &mut files);
-        let bytes: usize = files.iter().map(|f| fs.read(f).map_or(0, |b| b.len())).sum();
+        let bytes: usize = files
+            .iter()
+            .map(|f| fs.read(f).map_or(0, |b| b.len()))
+            .sum();
         assert!(bytes > 0);
     });
     println!(
@@ -175,9 +199,16 @@ fn commit(repo: &git2::Repository, message: &str) -> String {
     let signature = git2::Signature::now("bench", "bench@example.com").expect("signature");
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
-        .expect("commit")
-        .to_string()
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .expect("commit")
+    .to_string()
 }
 
 fn arg_value(name: &str) -> Option<String> {

@@ -44,16 +44,15 @@ fn main() {
         reference: None,
         plans: RwLock::default(),
     });
-    let source =
-        Source::open(
-            &root.display().to_string(),
-            None,
-            &reconcile::source::git::GitOptions::from_vars(
-                |_| None,
-                reconcile::source::git::DEFAULT_TIMEOUT,
-            ),
-        )
-        .unwrap_or_else(|e| panic!("source: {e}"));
+    let source = Source::open(
+        &root.display().to_string(),
+        None,
+        &reconcile::source::git::GitOptions::from_vars(
+            |_| None,
+            reconcile::source::git::DEFAULT_TIMEOUT,
+        ),
+    )
+    .unwrap_or_else(|e| panic!("source: {e}"));
     let options = Options {
         interval: Duration::ZERO,
         speed: 60.0,

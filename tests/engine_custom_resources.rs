@@ -1,5 +1,5 @@
 //! Custom resources beyond storage: their CRD's `additionalPrinterColumns` in `engine get`,
-//! and kstatus health (Ready/Reconciling/Stalled, observedGeneration) in `apply --wait`.
+//! and `apply --wait` taking a custom resource without status as current (kstatus).
 
 mod plan_support;
 
@@ -57,17 +57,28 @@ fn engine_get_prints_the_crds_printer_columns() {
     repo.ok(&["apply", "app"], 0);
     let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
     let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(header, ["NAME", "SIZE", "COLOR", "READY", "AGE"], "{table}");
-    let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(&row[..4], ["w1", "3", "red", "<none>"], "{table}");
     let wide = repo.ok(&["engine", "get", "wd", "-o", "wide"], 0).stdout;
-    assert!(wide.lines().next().unwrap_or_default().contains("NOTE"), "{wide}");
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("NOTE"),
+        "{wide}"
+    );
     assert!(wide.contains(" hi"), "{wide}");
 }
 
 #[test]
-fn apply_wait_follows_kstatus_for_custom_resources() {
+fn apply_wait_takes_a_custom_resource_without_status_as_current() {
     let repo = Repo::new();
     // No status: current at once.
     app(
@@ -75,23 +86,9 @@ fn apply_wait_follows_kstatus_for_custom_resources() {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 1}\n",
     );
     repo.ok(&["apply", "app", "--wait"], 0);
-    // Stalled: apply --wait fails and names the condition's message.
-    app(
-        &repo,
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 1}\nstatus:\n  conditions:\n  - {type: Stalled, status: \"True\", reason: BadConfig, message: no such secret}\n",
-    );
-    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "30s"], 1);
-    assert!(
-        run.all().contains("Stalled: no such secret"),
-        "{}",
-        run.all()
-    );
-    // Ready=True: healthy.
-    app(
-        &repo,
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 1}\nstatus:\n  conditions:\n  - {type: Ready, status: \"True\"}\n",
-    );
-    repo.ok(&["apply", "app", "--wait", "--timeout", "30s"], 0);
+    // The rules for conditions (Stalled, Reconciling, Ready, observedGeneration) are unit
+    // tests of `rollout::health`: an applied custom resource here has no controller to
+    // report them, and an apply replaces the status of a CRD without the status subresource.
     let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
-    assert!(table.contains("True"), "{table}");
+    assert!(table.contains("<none>"), "{table}");
 }

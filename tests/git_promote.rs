@@ -84,8 +84,12 @@ fn only_the_changed_bytes_are_written() {
     let render = run_in(repo.path(), &["render", "overlays/prod"], &[]);
     assert_eq!(render.code, 0, "{}", render.all());
     assert!(
-        render.stdout.contains("image: registry.example.com/web:1.2")
-            && render.stdout.contains("image: registry.example.com/api@sha256:0123"),
+        render
+            .stdout
+            .contains("image: registry.example.com/web:1.2")
+            && render
+                .stdout
+                .contains("image: registry.example.com/api@sha256:0123"),
         "{}",
         render.stdout
     );
@@ -102,19 +106,31 @@ fn commit_records_one_line_per_change_and_branch_makes_a_pull_request_branch() {
     let before = repo.commit("envs");
     let run = promote(&repo, &["--commit", "--branch", "promote/prod"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("on branch promote/prod"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("on branch promote/prod"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(repo.current_branch(), "promote/prod");
     assert_eq!(repo.sha("main"), before, "main is left alone");
     let commit = repo
         .repo
         .find_commit(git2::Oid::from_str(&head(&repo)).unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(commit.parent_id(0).ok().map(|p| p.to_string()), Some(before));
+    assert_eq!(
+        commit.parent_id(0).ok().map(|p| p.to_string()),
+        Some(before)
+    );
     assert_eq!(commit.author().name().ok(), Some("Promoter"));
     let message = commit.message().unwrap_or_default().to_string();
-    assert!(message.starts_with("promote overlays/dev → overlays/prod\n"), "{message}");
     assert!(
-        message.contains("- overlays/prod/kustomization.yaml: image registry.example.com/web newTag: 1.1 → 1.2"),
+        message.starts_with("promote overlays/dev → overlays/prod\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "- overlays/prod/kustomization.yaml: image registry.example.com/web newTag: 1.1 → 1.2"
+        ),
         "{message}"
     );
     assert_eq!(message.matches("\n- ").count(), 2, "{message}");
@@ -133,13 +149,23 @@ fn commit_with_a_message_on_the_current_branch() {
     let repo = GitRepo::new();
     two_envs(&repo);
     repo.commit("envs");
-    let run = promote(&repo, &["--commit", "--message", "Release 1.2 to prod", "-o", "json"]);
+    let run = promote(
+        &repo,
+        &["--commit", "--message", "Release 1.2 to prod", "-o", "json"],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report["commit"].as_str(), Some(head(&repo).as_str()));
     assert_eq!(report["dryRun"], false);
-    assert_eq!(report["changes"].as_array().map(Vec::len), Some(2), "{report:#}");
-    assert_eq!(report["files"][0]["path"], "overlays/prod/kustomization.yaml");
+    assert_eq!(
+        report["changes"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["files"][0]["path"],
+        "overlays/prod/kustomization.yaml"
+    );
     assert_eq!(repo.current_branch(), "main");
     let commit = repo
         .repo
@@ -155,7 +181,10 @@ fn refusals_change_nothing() {
     two_envs(&repo);
     let before = repo.commit("envs");
     // The target has uncommitted edits: --commit refuses, the edit stays as it was.
-    repo.write("overlays/prod/kustomization.yaml", &format!("{PROD}\n# local edit\n"));
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        &format!("{PROD}\n# local edit\n"),
+    );
     let run = promote(&repo, &["--commit"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("uncommitted changes"), "{}", run.stderr);
@@ -168,7 +197,10 @@ fn refusals_change_nothing() {
     repo.write("overlays/prod/kustomization.yaml", PROD);
 
     // A mutable tag in the source: refused, naming the file and the image.
-    for source in ["  newTag: latest\n", "  newName: registry.example.com/web2\n"] {
+    for source in [
+        "  newTag: latest\n",
+        "  newName: registry.example.com/web2\n",
+    ] {
         repo.write(
             "overlays/dev/kustomization.yaml",
             &format!("namespace: dev\nresources:\n- ../../base\nimages:\n- name: registry.example.com/web\n{source}"),
@@ -187,10 +219,38 @@ fn refusals_change_nothing() {
 
     // Bad folders and flags.
     for (args, says) in [
-        (vec!["promote", "--from", "overlays/dev", "--to", "overlays/nope"], "overlays/nope"),
-        (vec!["promote", "--from", "overlays/dev", "--to", "overlays/dev"], "same folder"),
-        (vec!["promote", "--from", "base", "--to", "overlays/prod", "--ref", "main"], "--ref"),
-        (vec!["promote", "--from", "overlays/dev", "--to", "overlays/prod", "--branch", "x"], "--commit"),
+        (
+            vec!["promote", "--from", "overlays/dev", "--to", "overlays/nope"],
+            "overlays/nope",
+        ),
+        (
+            vec!["promote", "--from", "overlays/dev", "--to", "overlays/dev"],
+            "same folder",
+        ),
+        (
+            vec![
+                "promote",
+                "--from",
+                "base",
+                "--to",
+                "overlays/prod",
+                "--ref",
+                "main",
+            ],
+            "--ref",
+        ),
+        (
+            vec![
+                "promote",
+                "--from",
+                "overlays/dev",
+                "--to",
+                "overlays/prod",
+                "--branch",
+                "x",
+            ],
+            "--commit",
+        ),
     ] {
         let run = run_in(repo.path(), &args, &[]);
         assert_eq!(run.code, 1, "{args:?}: {}", run.all());
@@ -248,8 +308,14 @@ fn many_envs(repo: &GitRepo) {
         "# prod values\napp:\n  replicas: 5\n",
     );
     repo.write("envs/qa/version.yml", "version: 3.0.0\nbuilt: 2026-12-01\n");
-    repo.write("envs/staging-eu/version.yml", "version: 2.0.0\nbuilt: 2026-11-01\n");
-    repo.write("envs/prod-eu/version.yml", "version: 1.0.0\nbuilt: 2026-10-01\n");
+    repo.write(
+        "envs/staging-eu/version.yml",
+        "version: 2.0.0\nbuilt: 2026-11-01\n",
+    );
+    repo.write(
+        "envs/prod-eu/version.yml",
+        "version: 1.0.0\nbuilt: 2026-10-01\n",
+    );
     repo.write(
         "reconcile.yaml",
         "applications:\n- name: qa\n  path: envs/qa\n- name: staging-eu\n  path: envs/staging-eu\n- name: prod-eu\n  path: envs/prod-eu\npromotion:\n- from: envs/qa\n  to: envs/staging-eu\n  copy: [version.yml]\n  set:\n  - file: values.yaml\n    paths: [app.feature.flag, app.feature.level]\n- from: envs/staging-eu\n  to: envs/prod-eu\n  copy: [version.yml]\n  set:\n  - file: values.yaml\n    paths: [app.feature.flag, app.feature.level]\n",
@@ -277,9 +343,13 @@ fn several_environments_are_promoted_step_by_step_by_their_rules() {
         "app:\n  replicas: 2 # staging size\n  feature:\n    flag: \"on\"\n    level: 3\n",
         "flag set in place, level added under feature; replicas untouched"
     );
-    assert_eq!(repo.read("envs/staging-eu/version.yml"), repo.read("envs/qa/version.yml"));
+    assert_eq!(
+        repo.read("envs/staging-eu/version.yml"),
+        repo.read("envs/qa/version.yml")
+    );
     assert!(
-        repo.read("envs/staging-eu/kustomization.yaml").contains("newTag: v3.0.0"),
+        repo.read("envs/staging-eu/kustomization.yaml")
+            .contains("newTag: v3.0.0"),
         "images carried too"
     );
     // prod has no `feature:` at all: it is created under app, at app's indentation.
@@ -288,7 +358,10 @@ fn several_environments_are_promoted_step_by_step_by_their_rules() {
         repo.read("envs/prod-eu/values.yaml"),
         "# prod values\napp:\n  replicas: 5\n  feature:\n    flag: \"on\"\n    level: 3\n"
     );
-    assert!(repo.read("envs/prod-eu/kustomization.yaml").contains("newTag: v3.0.0"));
+    assert!(
+        repo.read("envs/prod-eu/kustomization.yaml")
+            .contains("newTag: v3.0.0")
+    );
     assert!(clean_work_tree(&repo));
     // Each env kept its own components and its shared namespace.
     let render = run_in(repo.path(), &["render", "envs/prod-eu"], &[]);
@@ -304,7 +377,14 @@ fn several_environments_are_promoted_step_by_step_by_their_rules() {
     // qa → prod-eu directly has no rule: only images are carried, and they are the same.
     let run = run_in(
         repo.path(),
-        &["promote", "--from", "envs/qa", "--to", "envs/prod-eu", "--dry-run"],
+        &[
+            "promote",
+            "--from",
+            "envs/qa",
+            "--to",
+            "envs/prod-eu",
+            "--dry-run",
+        ],
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.all());
@@ -331,7 +411,13 @@ fn a_remote_is_promoted_by_pushing_a_branch() {
     let env = [("RECONCILE_GIT_CACHE", cache.to_str().unwrap_or_default())];
     let remote = |extra: &[&str]| {
         let mut args = vec![
-            "promote", "--repo", &url, "--from", "overlays/dev", "--to", "overlays/prod",
+            "promote",
+            "--repo",
+            &url,
+            "--from",
+            "overlays/dev",
+            "--to",
+            "overlays/prod",
         ];
         args.extend_from_slice(extra);
         run_in(work.path(), &args, &env)
@@ -339,7 +425,11 @@ fn a_remote_is_promoted_by_pushing_a_branch() {
     // No work tree: a plain run says what to do instead.
     let run = remote(&[]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("--dry-run") && run.stderr.contains("--commit"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--dry-run") && run.stderr.contains("--commit"),
+        "{}",
+        run.stderr
+    );
     // The dry run is the local one's.
     let dry = remote(&["--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.all());
@@ -352,13 +442,20 @@ fn a_remote_is_promoted_by_pushing_a_branch() {
     // A new branch for a pull request: the remote gets it, main stays.
     let run = remote(&["--commit", "--branch", "promote/prod"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("as branch promote/prod"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("as branch promote/prod"),
+        "{}",
+        run.stdout
+    );
     let origin = git2::Repository::open_bare(&bare).unwrap_or_else(|e| panic!("{e}"));
     let tip = origin
         .revparse_single("refs/heads/promote/prod")
         .and_then(|o| o.peel_to_commit())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(tip.parent_id(0).ok().map(|p| p.to_string()), Some(before.clone()));
+    assert_eq!(
+        tip.parent_id(0).ok().map(|p| p.to_string()),
+        Some(before.clone())
+    );
     assert_eq!(tip.author().name().ok(), Some("Promoter"));
     let blob = tip
         .tree()
@@ -367,7 +464,10 @@ fn a_remote_is_promoted_by_pushing_a_branch() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(String::from_utf8_lossy(blob.content()), PROD_AFTER);
     assert_eq!(
-        origin.revparse_single("main").map(|o| o.id().to_string()).ok(),
+        origin
+            .revparse_single("main")
+            .map(|o| o.id().to_string())
+            .ok(),
         Some(before)
     );
     // The same branch again is refused rather than overwritten.
@@ -381,5 +481,10 @@ fn a_remote_is_promoted_by_pushing_a_branch() {
         .revparse_single("main")
         .and_then(|o| o.peel_to_commit())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(main.message().ok().map(|m| m.starts_with("promote overlays/dev")), Some(true));
+    assert_eq!(
+        main.message()
+            .ok()
+            .map(|m| m.starts_with("promote overlays/dev")),
+        Some(true)
+    );
 }

@@ -39,10 +39,7 @@ fn monorepo(repo: &GitRepo) {
         "components/ha/replicas.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n",
     );
-    repo.write(
-        "apps/other/kustomization.yaml",
-        "resources:\n- cm.yaml\n",
-    );
+    repo.write("apps/other/kustomization.yaml", "resources:\n- cm.yaml\n");
     repo.write(
         "apps/other/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  k: v\n",
@@ -67,8 +64,7 @@ fn diff(repo: &GitRepo, base: &str, head: &str, extra: &[&str]) -> Run {
 }
 
 fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
 }
 
 fn app_names(report: &Value) -> Vec<String> {
@@ -92,11 +88,19 @@ fn an_overlay_change_shows_only_its_app_in_every_format() {
 
     let text = diff(&repo, &base, &head, &[]);
     assert_eq!(text.code, 0, "{}", text.all());
-    golden("diff", "component-change.txt", &stable(&text, &repo, &base, &head));
+    golden(
+        "diff",
+        "component-change.txt",
+        &stable(&text, &repo, &base, &head),
+    );
 
     let markdown = diff(&repo, &base, &head, &["-o", "markdown"]);
     assert_eq!(markdown.code, 0, "{}", markdown.all());
-    golden("diff", "component-change.md", &stable(&markdown, &repo, &base, &head));
+    golden(
+        "diff",
+        "component-change.md",
+        &stable(&markdown, &repo, &base, &head),
+    );
 
     let report = json(&diff(&repo, &base, &head, &["-o", "json"]));
     assert_eq!(app_names(&report), vec!["overlays/prod"], "{report:#}");
@@ -112,8 +116,9 @@ fn an_overlay_change_shows_only_its_app_in_every_format() {
     assert_eq!(object["kind"], "Deployment");
     assert_eq!(object["change"], "changed");
     assert!(
-        object["diff"].as_str().is_some_and(|d| d.contains("-  replicas: 3")
-            && d.contains("+  replicas: 5")),
+        object["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("-  replicas: 3") && d.contains("+  replicas: 5")),
         "{object:#}"
     );
 }
@@ -185,7 +190,11 @@ fn secret_values_never_appear_in_any_format() {
         let run = diff(&repo, &base, &head, &["-o", format]);
         assert_eq!(run.code, 0, "{}", run.all());
         for secret in forbidden {
-            assert!(!run.all().contains(secret), "{format} leaks {secret}:\n{}", run.all());
+            assert!(
+                !run.all().contains(secret),
+                "{format} leaks {secret}:\n{}",
+                run.all()
+            );
         }
         assert!(run.stdout.contains("Secret"), "{format}: {}", run.stdout);
     }
@@ -215,10 +224,17 @@ fn exit_codes_follow_plan() {
     // HEAD is the default head; HEAD~N works as a base.
     let by_default = run_in(repo.path(), &["diff", "--base", "HEAD~2"], &[]);
     assert_eq!(by_default.code, 0, "{}", by_default.all());
-    assert!(by_default.stdout.contains("apps/other"), "{}", by_default.stdout);
+    assert!(
+        by_default.stdout.contains("apps/other"),
+        "{}",
+        by_default.stdout
+    );
 
     // A revision that fails to render: the app, the file and the cause; exit 1.
-    repo.write("apps/other/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n");
+    repo.write(
+        "apps/other/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n",
+    );
     let broken = repo.commit("broken");
     let run = diff(&repo, &change, &broken, &["--detailed-exitcode"]);
     assert_eq!(run.code, 1, "{}", run.all());
@@ -232,7 +248,10 @@ fn exit_codes_follow_plan() {
     // Usage and revision errors: exit 1, nothing on stdout.
     for (args, says) in [
         (vec!["diff", "--base", "nope"], "nope"),
-        (vec!["diff", "--base", "HEAD~1", "no/such/app"], "no/such/app"),
+        (
+            vec!["diff", "--base", "HEAD~1", "no/such/app"],
+            "no/such/app",
+        ),
         (vec!["diff"], "--base"),
         (vec!["diff", "--base", "HEAD", "-o", "yaml"], "yaml"),
     ] {
@@ -257,7 +276,11 @@ fn applications_come_from_reconcile_yaml_and_can_be_named() {
     let head = repo.commit("bump");
     // apps/other is not an application of reconcile.yaml.
     let report = json(&diff(&repo, &base, &head, &["-o", "json"]));
-    assert_eq!(app_names(&report), vec!["web-dev", "web-prod"], "{report:#}");
+    assert_eq!(
+        app_names(&report),
+        vec!["web-dev", "web-prod"],
+        "{report:#}"
+    );
     // By name or by path.
     for wanted in ["web-prod", "overlays/prod", "./overlays/prod/"] {
         let report = json(&diff(&repo, &base, &head, &["-o", "json", wanted]));
@@ -297,7 +320,11 @@ fn markdown_is_capped_at_object_boundaries_with_fences_closed() {
         );
         assert_eq!(run.code, 0, "{}", run.all());
         let text = &run.stdout;
-        assert!(text.chars().count() <= max, "{max}: {}", text.chars().count());
+        assert!(
+            text.chars().count() <= max,
+            "{max}: {}",
+            text.chars().count()
+        );
         assert_eq!(text.matches("```").count() % 2, 0, "open fence:\n{text}");
         assert_eq!(
             text.matches("<details>").count(),
@@ -307,7 +334,11 @@ fn markdown_is_capped_at_object_boundaries_with_fences_closed() {
         assert!(text.contains("Left out to stay under"), "{text}");
         // Whole objects only: every diff shown ends with its last line.
         let shown = text.matches("**changed** ConfigMap").count();
-        assert_eq!(text.matches("+    new line of text").count(), shown * 20, "{text}");
+        assert_eq!(
+            text.matches("+    new line of text").count(),
+            shown * 20,
+            "{text}"
+        );
     }
 }
 
@@ -335,7 +366,15 @@ fn a_remote_is_compared_at_a_pull_request_ref() {
     let run = run_in(
         work.path(),
         &[
-            "diff", "--repo", &url, "--base", "main", "--head", "refs/pull/7/head", "-o", "json",
+            "diff",
+            "--repo",
+            &url,
+            "--base",
+            "main",
+            "--head",
+            "refs/pull/7/head",
+            "-o",
+            "json",
         ],
         &env,
     );
@@ -348,7 +387,9 @@ fn a_remote_is_compared_at_a_pull_request_ref() {
     drop(bare_dir);
     let again = run_in(
         work.path(),
-        &["diff", "--repo", &url, "--base", &base, "--head", &head, "-o", "json"],
+        &[
+            "diff", "--repo", &url, "--base", &base, "--head", &head, "-o", "json",
+        ],
         &env,
     );
     assert_eq!(again.code, 0, "{}", again.all());

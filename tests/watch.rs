@@ -22,8 +22,9 @@ fn config(repo: &GitRepo, policy: &str) {
 }
 
 fn deployment(repo: &GitRepo) -> Value {
-    let (code, out, err) =
-        repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]).parts();
+    let (code, out, err) = repo
+        .run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"])
+        .parts();
     assert_eq!(code, 0, "{out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -118,7 +119,9 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     drifted["spec"]["replicas"] = Value::from(5);
     repo.write(".reconcile/drift.json", &drifted.to_string());
     let mark = watcher.mark();
-    let (code, out, err) = repo.run(&["engine", "apply", "-f", ".reconcile/drift.json"]).parts();
+    let (code, out, err) = repo
+        .run(&["engine", "apply", "-f", ".reconcile/drift.json"])
+        .parts();
     assert_eq!(code, 0, "{out}{err}");
     watcher.wait_after(mark, "self-heal", |l| {
         l.contains("web: sync succeeded: self-heal")
@@ -405,7 +408,16 @@ fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
     assert!(!format!("{out}{err}").contains("wrong-Pa55"), "{err}");
 
     let mut watcher = repo.watch_with_env(
-        &["--repo", &url, "--ref", "main", "--interval", "300ms", "--speed", "20"],
+        &[
+            "--repo",
+            &url,
+            "--ref",
+            "main",
+            "--interval",
+            "300ms",
+            "--speed",
+            "20",
+        ],
         &[("RECONCILE_GIT_CACHE", cache)],
     );
     watcher.wait_until("Synced and Healthy at the first commit", || {
@@ -433,7 +445,10 @@ fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));
     for text in [apps, metrics, status.to_string()] {
-        assert!(!text.contains(password) && !text.contains("alice:"), "{text}");
+        assert!(
+            !text.contains(password) && !text.contains("alice:"),
+            "{text}"
+        );
     }
 }
 
@@ -468,7 +483,16 @@ fn an_application_with_its_own_target_is_applied_there() {
     assert_eq!(image(&repo), "web:1.0");
     let (code, out, err) = repo
         .run(&[
-            "engine", "get", "deploy", "web", "-n", "demo", "-o", "json", "--target", edge_target,
+            "engine",
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+            "--target",
+            edge_target,
         ])
         .parts();
     assert_eq!(code, 0, "{out}{err}");

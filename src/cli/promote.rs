@@ -309,10 +309,7 @@ fn rendered_change(
     let after = crate::render::render(&edited, to)
         .map(|r| crate::render::to_values(&r))
         .map_err(|e| {
-            anyhow::anyhow!(
-                "the promoted {} would not render: {e}",
-                relative(to, root)
-            )
+            anyhow::anyhow!("the promoted {} would not render: {e}", relative(to, root))
         })?;
     Ok(match before {
         Ok(before) => crate::review::object_changes(&before, &after),
@@ -368,12 +365,8 @@ fn promote_remote(args: &PromoteArgs, url: &str) -> anyhow::Result<i32> {
     let fs = &snapshot.fs;
     let folder = |p: &str| -> anyhow::Result<PathBuf> {
         let path = clean(&root.join(p));
-        if !path.starts_with(&root) || fs.entry_kind(&path).ok().flatten() != Some(EntryKind::Dir)
-        {
-            bail!(
-                "{p}: no such folder in {} at {reference}",
-                source.display()
-            );
+        if !path.starts_with(&root) || fs.entry_kind(&path).ok().flatten() != Some(EntryKind::Dir) {
+            bail!("{p}: no such folder in {} at {reference}", source.display());
         }
         Ok(path)
     };

@@ -184,7 +184,9 @@ pub async fn serve(
     // The web UI at `/`, over a handle of its own on the state file; beyond loopback only
     // with an access token.
     if !crate::ui::is_loopback(&addr) && options.ui_token.is_none() {
-        log("web UI off: listening beyond loopback needs an access token (--ui-token-file or RECONCILE_UI_TOKEN)");
+        log(
+            "web UI off: listening beyond loopback needs an access token (--ui-token-file or RECONCILE_UI_TOKEN)",
+        );
     } else {
         match Engine::open_existing(&options.state)
             .map_err(|e| e.to_string())

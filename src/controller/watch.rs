@@ -720,9 +720,7 @@ impl Controller {
                     all_notes: false,
                 };
                 let engine = &mut self.engines[self.apps[index].engine];
-                match driver::drive(engine, &id, options, &mut |l| {
-                    lines.push(l.to_string())
-                }) {
+                match driver::drive(engine, &id, options, &mut |l| lines.push(l.to_string())) {
                     Ok(Outcome::Waiting(_)) | Ok(Outcome::Paused(_)) => still.push(id),
                     Ok(Outcome::Degraded(m)) | Ok(Outcome::TimedOut(m)) => {
                         self.apps[index].status.last_error = Some(format!(

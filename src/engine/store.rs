@@ -70,13 +70,17 @@ pub enum StoreError {
         why: String,
     },
     /// The disk (or the file's size limit) is full: the write was rolled back whole.
-    #[error("engine state {path}: the disk is full (database or disk is full); the write was rolled back")]
+    #[error(
+        "engine state {path}: the disk is full (database or disk is full); the write was rolled back"
+    )]
     Full {
         /// The state file.
         path: String,
     },
     /// A write to a state opened read-only or lying on a read-only file system.
-    #[error("engine state {path} is read-only (a read-only file or file system); commands that only read work")]
+    #[error(
+        "engine state {path} is read-only (a read-only file or file system); commands that only read work"
+    )]
     ReadOnly {
         /// The state file.
         path: String,

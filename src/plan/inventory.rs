@@ -182,8 +182,8 @@ pub fn list(cluster: &dyn Cluster) -> Result<Vec<Listed>, Error> {
                     .unwrap_or_default()
                     .to_string()
             };
-            let members = serde_json::from_str::<Vec<Member>>(&data("objects"))
-                .map_or(0, |m| m.len());
+            let members =
+                serde_json::from_str::<Vec<Member>>(&data("objects")).map_or(0, |m| m.len());
             Listed {
                 app: data("application"),
                 members,
@@ -202,13 +202,17 @@ pub enum RenameError {
     #[error(transparent)]
     Inventory(#[from] Error),
     /// The old application has no inventory.
-    #[error("application {app:?} has no inventory in this target (`reconcile inventory list` shows those that do)")]
+    #[error(
+        "application {app:?} has no inventory in this target (`reconcile inventory list` shows those that do)"
+    )]
     Missing {
         /// The application.
         app: String,
     },
     /// The new application has an inventory of its own.
-    #[error("application {app:?} already has an inventory of its own ({members} objects); refusing to merge two applications")]
+    #[error(
+        "application {app:?} already has an inventory of its own ({members} objects); refusing to merge two applications"
+    )]
     Taken {
         /// The application.
         app: String,

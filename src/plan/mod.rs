@@ -1475,9 +1475,7 @@ fn wait_healthy(
             return Ok(false);
         }
         let step = Duration::from_millis((deadline - now).min(1000));
-        cluster
-            .wait(step)
-            .map_err(|e| Error::Target(Box::new(e)))?;
+        cluster.wait(step).map_err(|e| Error::Target(Box::new(e)))?;
     }
 }
 

@@ -165,8 +165,9 @@ pub fn verify(
     };
     let document: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let seals: Vec<Seal> = match document.get(SEALS) {
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| invalid(format!("seals: {e}")))?,
+        Some(value) => {
+            serde_json::from_value(value.clone()).map_err(|e| invalid(format!("seals: {e}")))?
+        }
         None => Vec::new(),
     };
     let mut targets: Vec<String> = document
@@ -220,7 +221,11 @@ pub fn source_mac(key_hex: &str, objects: &[Value], settings: &Value) -> Result<
     let settings = settings.to_string();
     Ok(mac_of(
         &key,
-        &[b"reconcile source", rendered.as_bytes(), settings.as_bytes()],
+        &[
+            b"reconcile source",
+            rendered.as_bytes(),
+            settings.as_bytes(),
+        ],
     ))
 }
 
@@ -269,8 +274,14 @@ mod tests {
         assert!(check(&compact, KEY).is_ok());
         for (from, to) in [
             ("\"create\": 1", "\"create\": 0"),
-            ("engine:/tmp/a.db\",\n      \"prune\"", "engine:/tmp/b.db\",\n      \"prune\""),
-            ("\"application\": \"web\"", "\"application\": \"web\", \"x\": 1"),
+            (
+                "engine:/tmp/a.db\",\n      \"prune\"",
+                "engine:/tmp/b.db\",\n      \"prune\"",
+            ),
+            (
+                "\"application\": \"web\"",
+                "\"application\": \"web\", \"x\": 1",
+            ),
         ] {
             assert!(text.contains(from), "{from} not in {text}");
             let edited = text.replacen(from, to, 1);

@@ -200,11 +200,7 @@ impl PendingFile {
 }
 
 impl Pending {
-    fn text<'a>(
-        &'a mut self,
-        fs: &dyn Fs,
-        path: &Path,
-    ) -> Result<&'a mut PendingFile, Error> {
+    fn text<'a>(&'a mut self, fs: &dyn Fs, path: &Path) -> Result<&'a mut PendingFile, Error> {
         if !self.texts.contains_key(path) {
             let text = read_text(fs, path)?;
             self.texts.insert(
@@ -715,7 +711,8 @@ mod tests {
 
     #[test]
     fn added_fields_take_the_column_of_the_entry_keys_in_any_layout() {
-        let source = "images:\n- name: web\n  newName: reg/web\n  newTag: v2\n  digest: sha256:abc\n";
+        let source =
+            "images:\n- name: web\n  newName: reg/web\n  newTag: v2\n  digest: sha256:abc\n";
         // Indented list, entry followed by another one and by a comment; no final newline.
         let target = "images:\n    - name: web   # the front\n      newTag: v1\n    - name: db\n      newTag: \"9\"\n# end\nnamespace: prod";
         let (text, changes) = run(source, target).unwrap_or_else(|e| panic!("{e}"));

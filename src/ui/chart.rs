@@ -24,8 +24,16 @@ pub fn measurements(
     lower_is_better: bool,
 ) -> String {
     let values: Vec<f64> = measurements.iter().filter_map(|m| m.value).collect();
-    let mut low = values.iter().copied().chain(threshold).fold(f64::MAX, f64::min);
-    let mut high = values.iter().copied().chain(threshold).fold(f64::MIN, f64::max);
+    let mut low = values
+        .iter()
+        .copied()
+        .chain(threshold)
+        .fold(f64::MAX, f64::min);
+    let mut high = values
+        .iter()
+        .copied()
+        .chain(threshold)
+        .fold(f64::MIN, f64::max);
     if low > high {
         (low, high) = (0.0, 1.0);
     }
@@ -123,7 +131,11 @@ mod tests {
     fn dots_sit_on_the_right_side_of_the_threshold_line() {
         let svg = measurements(
             "success-rate",
-            &[m(Some(0.999), Some(true)), m(Some(0.9), Some(false)), m(None, None)],
+            &[
+                m(Some(0.999), Some(true)),
+                m(Some(0.9), Some(false)),
+                m(None, None),
+            ],
             Some(0.99),
             false,
         );
@@ -133,7 +145,9 @@ mod tests {
         assert!(svg.contains(r#"class="fail""#) && svg.contains(r#"class="pass""#));
         assert!(!svg.contains("style="), "the CSP forbids inline styles");
         let cy = |class: &str| -> f64 {
-            let at = svg.find(&format!(r#"<circle class="{class}""#)).unwrap_or(0);
+            let at = svg
+                .find(&format!(r#"<circle class="{class}""#))
+                .unwrap_or(0);
             svg[at..]
                 .split("cy=\"")
                 .nth(1)

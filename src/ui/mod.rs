@@ -116,11 +116,7 @@ fn random_hex(bytes: usize) -> String {
     // The system generator only fails when the OS has none; a token made of the clock and
     // the pid is then still unguessable enough for a loopback CSRF token.
     if ring::rand::SystemRandom::new().fill(&mut buffer).is_err() {
-        let seed = format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        );
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         use sha2::Digest;
         buffer = sha2::Sha256::digest(seed.as_bytes())[..bytes.min(32)].to_vec();
     }
@@ -179,10 +175,12 @@ impl Ui {
     }
 
     fn engine(&self) -> Result<std::sync::MutexGuard<'_, Engine>, Response> {
-        let mut engine = self
-            .engine
-            .lock()
-            .map_err(|_| self.failure(StatusCode::INTERNAL_SERVER_ERROR, "the target handle is unusable after a failure; restart the UI"))?;
+        let mut engine = self.engine.lock().map_err(|_| {
+            self.failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the target handle is unusable after a failure; restart the UI",
+            )
+        })?;
         if let Err(e) = engine.refresh() {
             return Err(self.failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -220,7 +218,9 @@ impl Ui {
         if let Some(shared) = &self.watcher
             && let Ok(apps) = shared.apps.read()
         {
-            serde_json::to_string(&*apps).unwrap_or_default().hash(&mut hasher);
+            serde_json::to_string(&*apps)
+                .unwrap_or_default()
+                .hash(&mut hasher);
         }
         hasher.finish()
     }
@@ -265,10 +265,16 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/apps/{name}/sync", post(sync_app))
         .route("/apps/{name}/refresh", post(refresh_app))
         .route("/rollouts/{namespace}/{name}", get(rollout_page))
-        .route("/rollouts/{namespace}/{name}/{action}", post(rollout_action))
+        .route(
+            "/rollouts/{namespace}/{name}/{action}",
+            post(rollout_action),
+        )
         .route("/cluster", get(cluster_page))
         .route("/ui/events", get(events))
-        .route("/ui/ui.css", get(|| async { asset(CSS, "text/css; charset=utf-8") }))
+        .route(
+            "/ui/ui.css",
+            get(|| async { asset(CSS, "text/css; charset=utf-8") }),
+        )
         .route(
             "/ui/ui.js",
             get(|| async { asset(JS, "text/javascript; charset=utf-8") }),
@@ -320,7 +326,10 @@ fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                match (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+                match (
+                    bytes.get(i + 1).and_then(|b| hex(*b)),
+                    bytes.get(i + 2).and_then(|b| hex(*b)),
+                ) {
                     (Some(high), Some(low)) => {
                         out.push(high * 16 + low);
                         i += 2;
@@ -340,7 +349,11 @@ fn secure(mut response: Response) -> Response {
     let set = |headers: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(headers, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        CONTENT_SECURITY_POLICY,
+    );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::REFERRER_POLICY, "no-referrer");
@@ -411,7 +424,11 @@ async fn guard(State(ui): State<Arc<Ui>>, request: Request, next: Next) -> Respo
 }
 
 /// Checks a POST's CSRF token (form field `csrf` or header `X-CSRF-Token`).
-fn check_csrf(ui: &Ui, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), Response> {
+fn check_csrf(
+    ui: &Ui,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), Response> {
     let presented = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
@@ -483,7 +500,10 @@ async fn app_page(
     let Some(status) = statuses.iter().find(|s| s.name == name) else {
         return ui.failure(
             StatusCode::NOT_FOUND,
-            &format!("no application {name:?} in {} (`reconcile watch` records them)", ui.target),
+            &format!(
+                "no application {name:?} in {} (`reconcile watch` records them)",
+                ui.target
+            ),
         );
     };
     let (tree, diffs) = {
@@ -700,7 +720,11 @@ fn rollout_operation(
     let progressive = crate::rollout::Strategy::of(&live)
         .map_err(|e| e.to_string())?
         .is_progressive();
-    let revision = match form.get("revision").map(|r| r.trim()).filter(|r| !r.is_empty()) {
+    let revision = match form
+        .get("revision")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+    {
         Some(text) => Some(
             text.parse::<u64>()
                 .map_err(|_| format!("revision {text:?} is not a number"))?,
@@ -762,17 +786,24 @@ async fn rollout_action(
         };
         rollout_operation(&mut engine, &id, &action, &form)
     };
-    let back = format!("/rollouts/{}/{}", view::encode(&namespace), view::encode(&name));
+    let back = format!(
+        "/rollouts/{}/{}",
+        view::encode(&namespace),
+        view::encode(&name)
+    );
     match outcome {
-        Ok(message) => Redirect::to(&format!(
-            "{back}?notice={}",
-            view::encode(&message)
-        ))
-        .into_response(),
-        Err(message) if message.contains("not found") => ui.failure(StatusCode::NOT_FOUND, &message),
+        Ok(message) => {
+            Redirect::to(&format!("{back}?notice={}", view::encode(&message))).into_response()
+        }
+        Err(message) if message.contains("not found") => {
+            ui.failure(StatusCode::NOT_FOUND, &message)
+        }
         Err(message) => ui.failure(
             StatusCode::CONFLICT,
-            &format!("rollout {action} of {}: {message}", crate::diff::display_id(&id)),
+            &format!(
+                "rollout {action} of {}: {message}",
+                crate::diff::display_id(&id)
+            ),
         ),
     }
 }
@@ -832,7 +863,9 @@ async fn events(State(ui): State<Arc<Ui>>) -> Response {
         while changes.changed().await.is_ok() {
             let version = *changes.borrow_and_update();
             if tx
-                .send(Ok(Event::default().event("change").data(version.to_string())))
+                .send(Ok(Event::default()
+                    .event("change")
+                    .data(version.to_string())))
                 .await
                 .is_err()
             {

@@ -255,7 +255,10 @@ pub struct Node {
 }
 
 fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn uid(object: &Value) -> &str {
@@ -339,9 +342,12 @@ fn replica_set_nodes(cluster: &dyn Cluster, listing: &Listing, owner: &Value) ->
     // Newest revision first, as `kubectl describe` lists them.
     sets.sort_by_key(|rs| {
         std::cmp::Reverse(
-            text(rs, "/metadata/annotations/deployment.kubernetes.io~1revision")
-                .parse::<u64>()
-                .unwrap_or(0),
+            text(
+                rs,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            )
+            .parse::<u64>()
+            .unwrap_or(0),
         )
     });
     sets.into_iter()
@@ -352,7 +358,10 @@ fn replica_set_nodes(cluster: &dyn Cluster, listing: &Listing, owner: &Value) ->
                 .pointer("/status/readyReplicas")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            let revision = text(rs, "/metadata/annotations/deployment.kubernetes.io~1revision");
+            let revision = text(
+                rs,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            );
             let images = driver::images(rs.pointer("/spec/template").unwrap_or(&Value::Null));
             let mut line = format!(
                 "revision {} · {ready}/{} ready · {}",
@@ -456,10 +465,8 @@ fn object_node(cluster: &dyn Cluster, listing: &Listing, id: &ResId) -> Node {
                         status: format!(
                             "{} track · {}",
                             strategy.track(),
-                            driver::images(
-                                track.pointer("/spec/template").unwrap_or(&Value::Null)
-                            )
-                            .join(", ")
+                            driver::images(track.pointer("/spec/template").unwrap_or(&Value::Null))
+                                .join(", ")
                         ),
                         href: None,
                         children: replica_set_nodes(cluster, listing, &track),
@@ -547,8 +554,7 @@ pub fn tree(cluster: &dyn Cluster, members: &[ResId]) -> Vec<Node> {
     for member in members {
         if member.gvk.kind == "Namespace" {
             by_namespace.entry(member.name.clone()).or_default();
-        } else if member.namespace.is_empty() && crate::plan::is_cluster_scoped(&member.gvk.kind)
-        {
+        } else if member.namespace.is_empty() && crate::plan::is_cluster_scoped(&member.gvk.kind) {
             cluster_scoped.push(member);
         } else {
             let ns = if member.namespace.is_empty() {
@@ -579,7 +585,10 @@ pub fn tree(cluster: &dyn Cluster, members: &[ResId]) -> Vec<Node> {
             .flatten();
         let (health, status) = match ns_live {
             Some(_) => (Badge::health(Some(Health::Healthy)), String::new()),
-            None => (Badge::health(Some(Health::Missing)), "not found".to_string()),
+            None => (
+                Badge::health(Some(Health::Missing)),
+                "not found".to_string(),
+            ),
         };
         roots.push(Node {
             kind: "Namespace".into(),
@@ -795,10 +804,7 @@ fn step_text(step: &crate::rollout::CanaryStep) -> String {
     }
     if let Some(pause) = &step.pause {
         return match pause.duration() {
-            Ok(Some(d)) => format!(
-                "pause {}",
-                crate::rollout::time::format_duration(d)
-            ),
+            Ok(Some(d)) => format!("pause {}", crate::rollout::time::format_duration(d)),
             _ => "pause (until promoted)".to_string(),
         };
     }
@@ -924,7 +930,11 @@ pub fn rollout(cluster: &dyn Cluster, id: &ResId) -> Result<Option<RolloutView>,
     };
     let analysis = state
         .iter()
-        .flat_map(|s| s.analysis_runs.iter().chain(s.analysis.as_ref().map(|(r, _)| r)))
+        .flat_map(|s| {
+            s.analysis_runs
+                .iter()
+                .chain(s.analysis.as_ref().map(|(r, _)| r))
+        })
         .map(|run| run_view(run, spec_of(run).as_ref()))
         .collect();
     let blue_green = match &strategy {
@@ -949,7 +959,10 @@ pub fn rollout(cluster: &dyn Cluster, id: &ResId) -> Result<Option<RolloutView>,
         _ => Vec::new(),
     };
     let history = if strategy.is_progressive() {
-        let current = live.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let current = live
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null);
         let revisions = driver::history(&live);
         let current_revision = revisions
             .iter()
@@ -969,7 +982,10 @@ pub fn rollout(cluster: &dyn Cluster, id: &ResId) -> Result<Option<RolloutView>,
             })
             .collect()
     } else {
-        let current = live.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let current = live
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null);
         driver::replica_set_history(cluster, &live)
             .unwrap_or_default()
             .into_iter()
@@ -1088,11 +1104,9 @@ pub struct EventView {
 
 fn colour(app: &str) -> String {
     // FNV-1a: a stable colour per application across pages and restarts.
-    let hash = app
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash = app.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     format!("c{}", hash % 8)
 }
 
