@@ -233,14 +233,13 @@ fn admit_with(
             }
         }
         "PriorityClass" => priority_class(state, new, &mut errs)?,
-        "PodDisruptionBudget" => {
+        "PodDisruptionBudget"
             if doc::at(new, &["spec", "minAvailable"]).is_some()
-                && doc::at(new, &["spec", "maxUnavailable"]).is_some()
-            {
-                errs.0.push(
-                    "spec: Invalid value: policy.PodDisruptionBudgetSpec: minAvailable and maxUnavailable cannot be both set".into(),
-                );
-            }
+                && doc::at(new, &["spec", "maxUnavailable"]).is_some() =>
+        {
+            errs.0.push(
+                "spec: Invalid value: policy.PodDisruptionBudgetSpec: minAvailable and maxUnavailable cannot be both set".into(),
+            );
         }
         "Deployment" => deployment(new, old, &mut errs),
         "ReplicaSet" | "DaemonSet" | "StatefulSet" => workload(info.kind, new, old, &mut errs),

@@ -196,7 +196,9 @@ fn index<'a>(value: &'a Value, inside: &str) -> Vec<&'a Value> {
                 .first()
                 .is_some_and(|v| match v {
                     Value::String(s) => s == wanted,
-                    other => other.to_string() == wanted,
+                    Value::Number(n) => wanted.parse::<f64>().ok() == n.as_f64(),
+                    Value::Bool(b) => wanted.parse::<bool>().ok() == Some(*b),
+                    _ => false,
                 })
         })
         .collect()

@@ -20,10 +20,13 @@ fn document() -> Option<&'static Value> {
         .as_ref()
 }
 
+/// A JSON map of the reduced schema document.
+pub type Definitions = Map<String, Value>;
+
 /// The reduced OpenAPI definitions (name → compact schema: `t` type, `p` properties, `i`
 /// elements, `a` map values, `r` a reference) and the kind table's roots
 /// (`apps/v1/Deployment` → definition name), for the API's OpenAPI documents.
-pub fn definitions() -> Option<(&'static Map<String, Value>, &'static Map<String, Value>)> {
+pub fn definitions() -> Option<(&'static Definitions, &'static Definitions)> {
     let doc = document()?;
     Some((
         doc.get("definitions")?.as_object()?,

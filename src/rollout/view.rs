@@ -265,10 +265,8 @@ pub fn view(cluster: &dyn Cluster, id: &ResId) -> Result<RolloutView, Error> {
             replicas.ready += ready;
             replicas.available += int(&rs, "/status/availableReplicas");
             let on_target = if state.is_some() && strategy.is_progressive() {
-                is_track && is_current
-                    || (!is_track
-                        && is_current
-                        && state.as_ref().is_some_and(|s| s.phase == Phase::Healthy))
+                is_current
+                    && (is_track || state.as_ref().is_some_and(|s| s.phase == Phase::Healthy))
             } else {
                 is_current && current_revision.is_some()
             };
