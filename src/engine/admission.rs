@@ -233,14 +233,13 @@ fn admit_with(
             }
         }
         "PriorityClass" => priority_class(state, new, &mut errs)?,
-        "PodDisruptionBudget" => {
+        "PodDisruptionBudget"
             if doc::at(new, &["spec", "minAvailable"]).is_some()
-                && doc::at(new, &["spec", "maxUnavailable"]).is_some()
-            {
-                errs.0.push(
-                    "spec: Invalid value: policy.PodDisruptionBudgetSpec: minAvailable and maxUnavailable cannot be both set".into(),
-                );
-            }
+                && doc::at(new, &["spec", "maxUnavailable"]).is_some() =>
+        {
+            errs.0.push(
+                "spec: Invalid value: policy.PodDisruptionBudgetSpec: minAvailable and maxUnavailable cannot be both set".into(),
+            );
         }
         "Deployment" => deployment(new, old, &mut errs),
         "ReplicaSet" | "DaemonSet" | "StatefulSet" => workload(info.kind, new, old, &mut errs),
@@ -350,7 +349,7 @@ fn admit_with(
     if info.kind == crd::KIND
         && let Some(defined) = crd::info_of(new)
     {
-        kinds::register(defined);
+        super::printer::remember(new, kinds::register(defined));
     }
     if old.is_none() && info.namespaced {
         super::quota::check_limit_ranges(state, info, new)?;
@@ -425,6 +424,12 @@ fn resolve_priority(state: &State, pod: &mut Value) -> Result<(), String> {
     } else {
         policy.as_str()
     };
+    let given = doc::str_at(pod, &["spec", "preemptionPolicy"]);
+    if !given.is_empty() && given != policy {
+        return Err(format!(
+            "pods \"{pod_name}\" is forbidden: the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+        ));
+    }
     doc::set(pod, &["spec", "preemptionPolicy"], json!(policy));
     Ok(())
 }

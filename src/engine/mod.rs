@@ -26,6 +26,7 @@ mod kinds_table;
 pub mod labels;
 pub mod logs;
 mod par;
+pub mod printer;
 pub mod quota;
 pub mod scheduler;
 pub mod schema;

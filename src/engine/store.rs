@@ -911,7 +911,7 @@ impl Database {
                 && let Ok(crd) = serde_json::from_str::<Value>(text)
                 && let Some(defined) = super::crd::info_of(&crd)
             {
-                kinds::register(defined);
+                super::printer::remember(&crd, kinds::register(defined));
             }
         }
         for (kind, ns, name, text, sim) in loaded {

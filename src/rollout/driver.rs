@@ -575,13 +575,14 @@ fn abort_reason(state: &State) -> String {
 }
 
 /// The revision an aborted rollout with `failure-action: rollback` returns to: the newest
-/// one of the history that became healthy, other than the aborted one.
+/// one of the history other than the aborted one that was not itself aborted or rolled back
+/// (as `undo` picks).
 fn last_healthy(live: &Value, aborted: &State) -> Option<Revision> {
     history(live)
         .into_iter()
         .rev()
         .filter(|r| r.revision != aborted.revision)
-        .find(|r| r.outcome == Some(RevisionOutcome::Healthy))
+        .find(|r| matches!(r.outcome, None | Some(RevisionOutcome::Healthy)))
 }
 
 /// `failure-action: rollback` after a Canary/BlueGreen abort: the abort already put every

@@ -107,8 +107,53 @@ pub fn health(object: Option<&Value>, endpoints: Option<&Value>) -> Health {
         "PersistentVolumeClaim" => pvc(object),
         "Pod" => pod(object),
         "Service" => service(object, endpoints),
+        _ if is_custom(object) => custom_resource(object),
         _ => Health::healthy(),
     }
+}
+
+/// A custom resource: its group is not one of Kubernetes' own (those have no dot, or end
+/// in `.k8s.io`).
+fn is_custom(object: &Value) -> bool {
+    let api_version = text(object, "/apiVersion");
+    match api_version.split_once('/') {
+        Some((group, _)) => group.contains('.') && !group.ends_with(".k8s.io"),
+        None => false,
+    }
+}
+
+/// kstatus' generic rules for a custom resource: a status that has not observed the latest
+/// generation is in progress; `Stalled=True` is failed, `Reconciling=True` or `Ready=False`
+/// in progress (with the condition's message); no status (or `Ready=True`) is current.
+fn custom_resource(object: &Value) -> Health {
+    let generation = int(object, "/metadata/generation");
+    let observed_generation = int(object, "/status/observedGeneration");
+    if let (Some(generation), Some(observed)) = (generation, observed_generation)
+        && observed < generation
+    {
+        return Health::new(
+            Status::Progressing,
+            format!("status observedGeneration {observed} is behind generation {generation}"),
+        );
+    }
+    let says = |c: &Value| {
+        let (reason, message) = (text(c, "/reason"), text(c, "/message"));
+        match (reason.is_empty(), message.is_empty()) {
+            (_, false) => message.to_string(),
+            (false, true) => reason.to_string(),
+            (true, true) => format!("{} is {}", text(c, "/type"), text(c, "/status")),
+        }
+    };
+    if let Some(c) = condition(object, "Stalled").filter(|c| text(c, "/status") == "True") {
+        return Health::new(Status::Degraded, format!("Stalled: {}", says(c)));
+    }
+    if let Some(c) = condition(object, "Reconciling").filter(|c| text(c, "/status") == "True") {
+        return Health::new(Status::Progressing, format!("Reconciling: {}", says(c)));
+    }
+    if let Some(c) = condition(object, "Ready").filter(|c| text(c, "/status") == "False") {
+        return Health::new(Status::Progressing, format!("not Ready: {}", says(c)));
+    }
+    Health::healthy()
 }
 
 fn deployment(d: &Value) -> Health {
@@ -612,5 +657,41 @@ mod tests {
             pod_failures(&[(unready, vec![]), (fine, vec![])], 2, "new"),
             None
         );
+    }
+
+    #[test]
+    fn custom_resources_follow_kstatus() {
+        let cr = |status: Value| {
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w", "generation": 2}, "status": status})
+        };
+        assert_eq!(health(Some(&cr(json!(null))), None).status, Status::Healthy);
+        let behind = health(Some(&cr(json!({"observedGeneration": 1}))), None);
+        assert_eq!(behind.status, Status::Progressing);
+        let stalled = health(
+            Some(&cr(json!({"observedGeneration": 2, "conditions": [
+                {"type": "Stalled", "status": "True", "reason": "BadConfig", "message": "no such secret"}]}))),
+            None,
+        );
+        assert_eq!(stalled.status, Status::Degraded);
+        assert_eq!(stalled.message, "Stalled: no such secret");
+        let waiting = health(
+            Some(&cr(
+                json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Issuing"}]}),
+            )),
+            None,
+        );
+        assert_eq!(waiting.status, Status::Progressing);
+        assert_eq!(waiting.message, "not Ready: Issuing");
+        let ready = health(
+            Some(&cr(
+                json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+            )),
+            None,
+        );
+        assert_eq!(ready.status, Status::Healthy);
+        // Built-in kinds keep their own rules (a ConfigMap has no status).
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(health(Some(&cm), None).status, Status::Healthy);
     }
 }

@@ -229,8 +229,16 @@ pub fn view(cluster: &dyn Cluster, id: &ResId) -> Result<RolloutView, Error> {
         let owner_revision = revision_of(owner).map(str::to_string);
         for rs in replica_sets(cluster, owner)? {
             let pods = pods_of(cluster, &rs)?;
-            let revision = revision_of(&rs).unwrap_or_default().to_string();
+            let mut revision = revision_of(&rs).unwrap_or_default().to_string();
             let is_current = owner_revision.as_deref() == Some(revision.as_str());
+            if is_track
+                && is_current
+                && let Some(s) = &state
+            {
+                // The second track's own ReplicaSet counts from 1; it runs the rollout's
+                // revision.
+                revision = s.revision.to_string();
+            }
             let track = match (is_track, is_current) {
                 (true, true) => track_word.to_string(),
                 (false, true) => "stable".to_string(),
@@ -257,10 +265,8 @@ pub fn view(cluster: &dyn Cluster, id: &ResId) -> Result<RolloutView, Error> {
             replicas.ready += ready;
             replicas.available += int(&rs, "/status/availableReplicas");
             let on_target = if state.is_some() && strategy.is_progressive() {
-                is_track && is_current
-                    || (!is_track
-                        && is_current
-                        && state.as_ref().is_some_and(|s| s.phase == Phase::Healthy))
+                is_current
+                    && (is_track || state.as_ref().is_some_and(|s| s.phase == Phase::Healthy))
             } else {
                 is_current && current_revision.is_some()
             };

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::clock::{Millis, human_age, parse_rfc3339, rfc3339};
 use crate::engine::kinds::KindInfo;
-use crate::engine::{Engine, doc};
+use crate::engine::{Engine, doc, printer};
 
 /// Lays rows out as kubectl's table printer does (cells joined by tabs, then aligned).
 pub fn render_table(rows: &[Vec<String>]) -> String {
@@ -181,8 +181,19 @@ pub fn table(info: &KindInfo, objects: &[Value], now: Millis, options: TableOpti
     render_table(&rows)
 }
 
+/// A custom kind's CRD `additionalPrinterColumns`, when it declares some.
+fn custom_columns(info: &KindInfo) -> Option<Vec<printer::Column>> {
+    if crate::engine::kinds::is_builtin(info) {
+        return None;
+    }
+    printer::columns(info)
+}
+
 /// The column titles of kind `info`'s table (`wide`: `-o wide`).
 pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
+    if let Some(columns) = custom_columns(info) {
+        return printer::header(&columns, wide);
+    }
     match (info.kind, wide) {
         ("Pod", false) => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         ("Pod", true) => vec![
@@ -300,6 +311,9 @@ pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
 
 /// The cells of one object's row, under [`header`]'s titles.
 pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String> {
+    if let Some(columns) = custom_columns(info) {
+        return printer::cells(&columns, o, now, wide);
+    }
     let name = doc::name(o).to_string();
     match info.kind {
         "Pod" => {

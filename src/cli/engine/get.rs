@@ -250,6 +250,93 @@ pub fn run(
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
+/// `engine get … -w`: the table, then, as virtual time passes in steps of `step_ms` up to
+/// `timeout_ms`, a row for each object that changed (as `kubectl get -w` streams them; a
+/// deleted object's last row is printed once more). The engine's time moves only when a
+/// command lets it, so the watch lets it, and ends at the timeout.
+pub fn watch(
+    engine: &mut Engine,
+    resources: &[String],
+    scope: Scope<'_>,
+    format: Option<GetFormat>,
+    columns: Columns,
+    timeout_ms: i64,
+) -> anyhow::Result<i32> {
+    if matches!(
+        format,
+        Some(GetFormat::Json | GetFormat::Yaml | GetFormat::Name)
+    ) {
+        bail!(
+            "-w is supported with the table output (and -o wide) only, not yet with -o json|yaml|name"
+        );
+    }
+    let code = run(engine, resources, scope, format, columns)?;
+    let request = parse_request(resources)?;
+    let key = |info: &KindInfo, o: &Value| {
+        (
+            info.kind,
+            doc::namespace(o).to_string(),
+            doc::name(o).to_string(),
+        )
+    };
+    let mut seen: std::collections::BTreeMap<(&str, String, String), (String, Value)> =
+        std::collections::BTreeMap::new();
+    let remember = |found: &[(&'static KindInfo, Vec<Value>)],
+                    seen: &mut std::collections::BTreeMap<_, _>| {
+        for (info, objects) in found {
+            for o in objects {
+                let rv = doc::str_at(o, &["metadata", "resourceVersion"]).to_string();
+                seen.insert(key(info, o), (rv, o.clone()));
+            }
+        }
+    };
+    remember(&fetch(engine, &request, scope)?.objects, &mut seen);
+    let options = |info: &KindInfo| TableOptions {
+        with_namespace: scope.all_namespaces && info.namespaced,
+        wide: format == Some(GetFormat::Wide),
+        with_kind: request.targets.len() > 1,
+        show_labels: columns.show_labels,
+        no_headers: true,
+    };
+    let start = engine.now_millis();
+    while engine.now_millis() - start < timeout_ms {
+        let step = WATCH_STEP.min(timeout_ms - (engine.now_millis() - start));
+        engine.advance(step)?;
+        let now = engine.now_millis();
+        let found = fetch(engine, &request, scope)?.objects;
+        let mut current = std::collections::BTreeSet::new();
+        for (info, objects) in &found {
+            for o in objects {
+                let k = key(info, o);
+                current.insert(k.clone());
+                let rv = doc::str_at(o, &["metadata", "resourceVersion"]);
+                if seen.get(&k).is_none_or(|(old, _)| old != rv) {
+                    print!(
+                        "{}",
+                        tables::table(info, std::slice::from_ref(o), now, options(info))
+                    );
+                }
+            }
+        }
+        for (k, (_, last)) in &seen {
+            if !current.contains(k)
+                && let Some(info) = kinds::by_kind(k.0)
+            {
+                print!(
+                    "{}",
+                    tables::table(info, std::slice::from_ref(last), now, options(info))
+                );
+            }
+        }
+        seen.clear();
+        remember(&found, &mut seen);
+    }
+    Ok(code)
+}
+
+/// Virtual time between two looks of `get -w`.
+const WATCH_STEP: i64 = 1_000;
+
 /// kubectl leaves `metadata.managedFields` out of `-o yaml|json` unless asked.
 fn hide_managed_fields(value: &mut serde_json::Value) {
     if let Some(serde_json::Value::Array(items)) = value.get_mut("items") {

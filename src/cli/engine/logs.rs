@@ -59,8 +59,8 @@ pub fn run(engine: &mut Engine, request: &Request<'_>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The pod a target names: the pod itself, or as kubectl, one pod of a workload (a ready
-/// one, newest first), saying which on stderr.
+/// The pod a target names: the pod itself, or as kubectl, one pod of a workload (one it
+/// owns, ready, newest first), saying which on stderr.
 fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Result<String> {
     let Some((kind_word, name)) = target.split_once('/') else {
         return Ok(target.to_string());
@@ -99,8 +99,23 @@ fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Resul
         crate::engine::scheduler::pod_condition(p, "Ready")
             .is_some_and(|c| doc::str_at(c, &["status"]) == "True")
     };
+    // Pods the workload owns (directly, or through its ReplicaSets) before pods that only
+    // match its selector (a canary track's, say).
+    let owner_uid = doc::uid(&owner).to_string();
+    let owned_sets: Vec<String> = engine
+        .state()
+        .in_namespace("ReplicaSet", namespace)
+        .map(|s| &s.doc)
+        .filter(|rs| doc::controller_uid(rs) == Some(owner_uid.as_str()))
+        .map(|rs| doc::uid(rs).to_string())
+        .collect();
+    let owned = |p: &Value| {
+        doc::controller_uid(p)
+            .is_some_and(|uid| uid == owner_uid || owned_sets.iter().any(|s| s == uid))
+    };
     pods.sort_by_key(|p| {
         (
+            !owned(p),
             !ready(p),
             std::cmp::Reverse(doc::str_at(p, &["metadata", "creationTimestamp"]).to_string()),
             doc::name(p).to_string(),

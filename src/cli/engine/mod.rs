@@ -101,6 +101,13 @@ pub enum EngineCommand {
         /// Keep `metadata.managedFields` in `-o yaml|json` (hidden by default, as kubectl).
         #[arg(long)]
         show_managed_fields: bool,
+        /// After the table, let virtual time pass and print a row for every object that
+        /// changes, until `--timeout`.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How much virtual time `-w` lets pass.
+        #[arg(long, default_value = "1m", requires = "watch")]
+        timeout: String,
     },
     /// Show objects in detail with their events (`describe deploy web`, `describe pods`).
     Describe {
@@ -458,6 +465,8 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             show_labels,
             no_headers,
             show_managed_fields,
+            watch,
+            timeout,
         } => {
             // Events are a log beside the objects, not stored objects: `get events` is the
             // events command, as kubectl users type it.
@@ -485,6 +494,10 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 no_headers,
                 show_managed_fields,
             };
+            if watch {
+                let timeout_ms = parse_duration(&timeout).map_err(anyhow::Error::msg)?;
+                return get::watch(&mut engine, &resources, scope, output, columns, timeout_ms);
+            }
             return get::run(&mut engine, &resources, scope, output, columns);
         }
         EngineCommand::Describe {
