@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::source::{SourceArgs, Tree};
-use super::target::{self, Access};
+use super::target::{self, Access, Target};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
@@ -39,9 +39,14 @@ pub enum PlanFormat {
 pub struct PlanArgs {
     /// An application of reconcile.yaml or a directory to render; all applications when absent.
     pub source: Option<String>,
-    /// Where the live state is: `engine` (default), `engine:PATH`.
+    /// Where the live state is: `engine` (default), `engine:PATH`, `kube` (the kubeconfig's
+    /// current context) or `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
+    /// On Kubernetes targets, plan as if fields other field managers own were taken over
+    /// (server-side apply's force, as kubectl's `--force-conflicts`).
+    #[arg(long)]
+    pub force_conflicts: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: PlanFormat,
@@ -78,9 +83,14 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     /// An application of reconcile.yaml, a directory to render, or a saved plan (`plan.json`).
     pub source: Option<String>,
-    /// Where to apply: `engine` (default), `engine:PATH`.
+    /// Where to apply: `engine` (default), `engine:PATH`, `kube` (the kubeconfig's current
+    /// context) or `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
+    /// On Kubernetes targets, take over fields other field managers own (server-side
+    /// apply's force, as kubectl's `--force-conflicts`); without it such a field is a conflict.
+    #[arg(long)]
+    pub force_conflicts: bool,
     /// Delete objects this application applied before and no longer renders.
     #[arg(long)]
     pub prune: bool,
@@ -124,7 +134,7 @@ pub enum ApplyFormat {
 /// `reconcile rollout` arguments.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// Where the Deployment is: `engine` (default), `engine:PATH`.
+    /// Where the Deployment is: `engine` (default), `engine:PATH`, `kube` or `kube:CONTEXT`.
     #[arg(long, global = true)]
     pub target: Option<String>,
     /// Namespace of the Deployment (or write `NAMESPACE/NAME`).
@@ -418,7 +428,12 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
 }
 
 fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
-    target::open(&target::locate(target, None)?, access)
+    let located = target::locate(target, None)?;
+    let state = located.engine_state(
+        "`reconcile unlock` (a Kubernetes target's lock is the Lease default/reconcile-lock, \
+         free again 60 s after its holder stops renewing it)",
+    )?;
+    target::open(state, access)
 }
 
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
@@ -563,26 +578,41 @@ pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engines of the targets used so far, each opened once.
+/// The clusters of the targets used so far, each opened once.
 #[derive(Default)]
-struct Engines(BTreeMap<PathBuf, Engine>);
+struct Engines {
+    opened: BTreeMap<Target, Box<dyn Cluster>>,
+    force_conflicts: bool,
+}
 
 impl Engines {
-    /// The engine of a command-line target or, without one, of an application's target.
+    fn forcing(force_conflicts: bool) -> Engines {
+        Engines {
+            opened: BTreeMap::new(),
+            force_conflicts,
+        }
+    }
+
+    /// The cluster of a command-line target or, without one, of an application's target.
     fn get(
         &mut self,
         flag: Option<&str>,
         app_target: Option<&str>,
         access: Access,
-    ) -> anyhow::Result<&mut Engine> {
-        let state = target::locate(flag, app_target)?;
-        let engine = match self.0.entry(state.path.clone()) {
+    ) -> anyhow::Result<&mut dyn Cluster> {
+        let located = target::locate(flag, app_target)?;
+        self.open(&located, access)
+    }
+
+    /// The cluster of a located target.
+    fn open(&mut self, located: &Target, access: Access) -> anyhow::Result<&mut dyn Cluster> {
+        let cluster = match self.opened.entry(located.clone()) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => {
-                entry.insert(target::open(&state, access)?)
+                entry.insert(target::connect(located, access, self.force_conflicts)?)
             }
         };
-        Ok(engine)
+        Ok(cluster.as_mut())
     }
 }
 
@@ -591,13 +621,14 @@ fn plan_all(
     resolved: &[Resolved],
     target: Option<&str>,
     options: PlanOptions,
+    force_conflicts: bool,
 ) -> anyhow::Result<Vec<Planned>> {
-    let mut engines = Engines::default();
+    let mut engines = Engines::forcing(force_conflicts);
     let mut planned = Vec::new();
     for r in resolved {
         let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
-        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
+        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)?;
         one.plan.revision = revision(r);
         planned.push(one);
     }
@@ -638,7 +669,12 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         create_namespace: args.create_namespace,
         adopt: args.adopt,
     };
-    let planned = plan_all(&resolved, args.target.as_deref(), options)?;
+    let planned = plan_all(
+        &resolved,
+        args.target.as_deref(),
+        options,
+        args.force_conflicts,
+    )?;
     let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
     let json = serde_json::to_string_pretty(&set)? + "\n";
     if let Some(out) = &args.out {
@@ -815,8 +851,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     // With several applications and --wait, each is applied without waiting and all are
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
-    let mut engines = Engines::default();
-    let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+    let mut engines = Engines::forcing(args.force_conflicts);
+    let mut deferred: BTreeMap<Target, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
     let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
     let mut dry_runs = Vec::new();
     for r in &resolved {
@@ -824,7 +860,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
         let objects = render(r)?;
         if args.dry_run {
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, &objects, engine, &plan_options)?;
             dry_runs.push(planned.plan);
             continue;
         }
@@ -851,7 +887,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         })?;
         let plan_applied = plan_applied.context("the apply ran without a plan")?;
         if defer && report.failure.is_none() {
-            let entry = deferred.entry(state.path.clone()).or_default();
+            let entry = deferred.entry(state.clone()).or_default();
             entry.0.push(report);
             entry.1.push(plan_applied);
         } else {
@@ -861,12 +897,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     if args.dry_run {
         return finish_dry_run(&dry_runs, json);
     }
-    for (path, (mut waiting, plans)) in deferred {
-        let engine = engines.get(
-            Some(&format!("engine:{}", path.display())),
-            None,
-            Access::Write,
-        )?;
+    for (located, (mut waiting, plans)) in deferred {
+        let engine = engines.open(&located, Access::Write)?;
         if !json {
             println!(
                 "Waiting for {} applications to become healthy",
@@ -994,21 +1026,21 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             adopt: saved.actions.iter().any(|a| a.adopt),
         };
         if args.dry_run {
-            let engine = target::open(&state, Access::Read)?;
+            let engine = target::connect(&state, Access::Read, args.force_conflicts)?;
             let fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
                 &objects,
-                &engine,
+                &*engine,
                 &plan_options,
             )?;
             plan::check_fresh(saved, &fresh.plan)?;
             dry_runs.push(fresh.plan);
             continue;
         }
-        let mut engine = target::open(&state, Access::Write)?;
+        let mut engine = target::connect(&state, Access::Write, args.force_conflicts)?;
         let mut plan_applied = None;
-        let report = plan::locked(&mut engine, &holder("apply"), |cluster| {
+        let report = plan::locked(&mut *engine, &holder("apply"), |cluster| {
             let fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
@@ -1139,10 +1171,13 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             Access::Read
         }
         // Watching lets cluster time pass (a write), but never creates a state.
-        RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
+        RolloutCommand::Status { .. } if state.state().is_some_and(|s| !s.path.exists()) => {
+            Access::Read
+        }
         _ => Access::Write,
     };
-    let mut engine = target::open(&state, access)?;
+    let mut engine = target::connect(&state, access, false)?;
+    let engine = &mut *engine;
     let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
@@ -1194,7 +1229,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
             if watch {
-                require_deployment(&engine, &id)?;
+                require_deployment(engine, &id)?;
                 let mut progress = |line: &str| {
                     if !json {
                         progress_line(line);
@@ -1205,7 +1240,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     timeout: Some(timeout),
                     all_notes: false,
                 };
-                code = with_lock(&mut engine, "rollout status", |cluster| {
+                code = with_lock(engine, "rollout status", |cluster| {
                     let outcome = driver::drive(cluster, &id, options, &mut progress)?;
                     end_progress();
                     if let Outcome::TimedOut(m) = &outcome
@@ -1222,7 +1257,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     })
                 })?;
             }
-            let status = driver::status(&engine, &id)?;
+            let status = driver::status(engine, &id)?;
             let degraded = status
                 .state
                 .as_ref()
@@ -1242,7 +1277,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Retry { deployment, wait } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout retry", |cluster| {
+            with_lock(engine, "rollout retry", |cluster| {
                 let state = driver::retry(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 drive_to_end(cluster, &id, wait, ten_minutes)
@@ -1250,9 +1285,9 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::History { deployment } => {
             let id = deployment_id(&deployment, ns);
-            let live = require_deployment(&engine, &id)?;
+            let live = require_deployment(engine, &id)?;
             if !crate::rollout::Strategy::of(&live)?.is_progressive() {
-                let revisions = driver::replica_set_history(&engine, &live)?;
+                let revisions = driver::replica_set_history(engine, &live)?;
                 let failures = revisions.iter().any(|r| r.failure.is_some());
                 let mut out = format!("deployment.apps/{}\n", id.name);
                 out.push_str(if failures {
@@ -1317,9 +1352,9 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
-            let live = require_deployment(&engine, &id)?;
+            let live = require_deployment(engine, &id)?;
             if !crate::rollout::Strategy::of(&live)?.is_progressive() {
-                return with_lock(&mut engine, "rollout undo", |cluster| {
+                return with_lock(engine, "rollout undo", |cluster| {
                     let line = driver::undo_replica_sets(cluster, &id, to_revision)?;
                     println!("{line}");
                     if wait {
@@ -1329,7 +1364,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     }
                 });
             }
-            with_lock(&mut engine, "rollout undo", |cluster| {
+            with_lock(engine, "rollout undo", |cluster| {
                 let revision = driver::undo(cluster, &id, to_revision)?;
                 println!(
                     "{}: rolled back to revision {} ({})",
@@ -1346,7 +1381,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout promote", |cluster| {
+            with_lock(engine, "rollout promote", |cluster| {
                 driver::promote(cluster, &id, full)?;
                 println!(
                     "{}: promoted{}",
@@ -1358,7 +1393,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Abort { deployment } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout abort", |cluster| {
+            with_lock(engine, "rollout abort", |cluster| {
                 let state = driver::abort(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 Ok(EXIT_OK)
@@ -1366,7 +1401,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Pause { deployment } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout pause", |cluster| {
+            with_lock(engine, "rollout pause", |cluster| {
                 let state = driver::pause(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 Ok(EXIT_OK)
@@ -1374,7 +1409,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Resume { deployment, wait } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout resume", |cluster| {
+            with_lock(engine, "rollout resume", |cluster| {
                 driver::resume(cluster, &id)?;
                 println!("{}: resumed", crate::diff::display_id(&id));
                 drive_to_end(cluster, &id, wait, ten_minutes)

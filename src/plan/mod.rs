@@ -752,13 +752,26 @@ pub fn make_plan(
             ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
         let compared = match &live {
             Some(live_object) => {
-                let mut view = written.clone();
-                restore_declared_strategy(&mut view);
-                let view = project(
-                    &view,
-                    &ownership::compared_shape(declared, Some(live_object)),
-                );
-                diff::compare(Some(&view), Some(live_object), &app.ignore_differences)
+                let shape = ownership::compared_shape(declared, Some(live_object));
+                let seen = |written: &Value| {
+                    let mut view = written.clone();
+                    restore_declared_strategy(&mut view);
+                    diff::compare(
+                        Some(&project(&view, &shape)),
+                        Some(live_object),
+                        &app.ignore_differences,
+                    )
+                };
+                let compared = seen(&written);
+                // A difference the API server would erase (its defaults, quantities in
+                // canonical form, a mutating webhook) is noise: the server's dry run decides.
+                match compared.change {
+                    Change::Update => match cluster.dry_run_apply(&written) {
+                        Some(server) if seen(&server).change == Change::Unchanged => seen(&server),
+                        _ => compared,
+                    },
+                    _ => compared,
+                }
             }
             None => diff::compare(Some(declared), None, &app.ignore_differences),
         };
