@@ -136,6 +136,13 @@ pub trait Cluster {
         Ok(())
     }
 
+    /// True when [`Cluster::apply`] is server-side apply: the object sent is the applied
+    /// configuration, and the target merges it into the live object itself (a Kubernetes API
+    /// server). Otherwise callers send the whole object, merged with the live one.
+    fn applies_server_side(&self) -> bool {
+        false
+    }
+
     /// What the target would store for `object` if it were applied now (server-side dry
     /// run: defaults and admission included), or `None` when the target cannot tell. Plans
     /// use it to drop differences the server would erase anyway.

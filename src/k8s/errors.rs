@@ -166,7 +166,7 @@ mod tests {
         }
     }
 
-    fn attempt(id: &ResId, verb: &'static str) -> Attempt<'_> {
+    fn attempt<'a>(id: &'a ResId, verb: &'static str) -> Attempt<'a> {
         Attempt {
             verb,
             resource: "deployments.apps",

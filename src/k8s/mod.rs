@@ -501,6 +501,10 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
+    fn applies_server_side(&self) -> bool {
+        true
+    }
+
     fn dry_run_apply(&self, object: &Value) -> Option<Value> {
         self.server_side_apply(object, true).ok()
     }

@@ -748,8 +748,17 @@ pub fn make_plan(
         };
         // The diff compares what the apply will write (foreign fields kept, only fields
         // reconcile owned and dropped removed), over the declared and previously applied fields.
-        let mut written =
-            ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
+        // A server-side-apply target merges the applied configuration itself; otherwise
+        // the merge is made here, with the same semantics.
+        let server_side = cluster.applies_server_side();
+        let merge = |live: Option<&Value>, prepared: &Value| {
+            if server_side {
+                Ok(prepared.clone())
+            } else {
+                ownership::merge_for_apply(live, prepared, &now).map_err(ownership_err)
+            }
+        };
+        let mut written = merge(live.as_ref(), &prepared)?;
         let compared = match &live {
             Some(live_object) => {
                 let shape = ownership::compared_shape(declared, Some(live_object));
@@ -762,15 +771,11 @@ pub fn make_plan(
                         &app.ignore_differences,
                     )
                 };
-                let compared = seen(&written);
-                // A difference the API server would erase (its defaults, quantities in
-                // canonical form, a mutating webhook) is noise: the server's dry run decides.
-                match compared.change {
-                    Change::Update => match cluster.dry_run_apply(&written) {
-                        Some(server) if seen(&server).change == Change::Unchanged => seen(&server),
-                        _ => compared,
-                    },
-                    _ => compared,
+                // What the API server would store (its merge, defaults, webhooks) is compared,
+                // so the plan shows real changes only; without a dry run, the local merge.
+                match server_side.then(|| cluster.dry_run_apply(&written)).flatten() {
+                    Some(server) => seen(&server),
+                    None => seen(&written),
                 }
             }
             None => diff::compare(Some(declared), None, &app.ignore_differences),
@@ -790,8 +795,7 @@ pub fn make_plan(
                 if let Some(current) = live.pointer("/spec/template") {
                     prepared["spec"]["template"] = current.clone();
                 }
-                written = ownership::merge_for_apply(Some(live), &prepared, &now)
-                    .map_err(ownership_err)?;
+                written = merge(Some(live), &prepared)?;
                 description = Some(match &strategy {
                     Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
                     _ => "BlueGreen".to_string(),
