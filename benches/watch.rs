@@ -42,13 +42,23 @@ fn main() {
         commands,
         webhook_secret: None,
         reference: None,
+        plans: RwLock::default(),
     });
     let source =
-        Source::open(&root.display().to_string(), None).unwrap_or_else(|e| panic!("source: {e}"));
+        Source::open(
+            &root.display().to_string(),
+            None,
+            &reconcile::source::git::GitOptions::from_vars(
+                |_| None,
+                reconcile::source::git::DEFAULT_TIMEOUT,
+            ),
+        )
+        .unwrap_or_else(|e| panic!("source: {e}"));
     let options = Options {
         interval: Duration::ZERO,
         speed: 60.0,
         holder: "bench".to_string(),
+        targets: Default::default(),
     };
 
     let cold = Instant::now();

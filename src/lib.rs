@@ -14,8 +14,10 @@
 //! - [`promote`] carries pinned images and files from one environment folder to the next;
 //! - [`rollout`] drives Canary and BlueGreen Deployments through `Cluster`;
 //! - [`reports`] holds the `-o json` shapes of apply, rollout status, validate and events;
+//! - [`tables`] holds kubectl's `get` columns, shared by `engine get` and the API's `Table`s;
 //! - [`api`] serves the engine over the Kubernetes REST API (`engine serve`, for kubectl);
 //! - [`controller`] is `reconcile watch`: a loop keeping targets converged to a repository;
+//! - [`ui`] is the web UI (applications, resource trees, diffs, rollouts, the cluster);
 //! - [`cli`] is the command line; only it prints, picks a backend or decides exit codes.
 #![deny(missing_docs)]
 // Errors carry the object's full id (group, version, kind, namespace, name) so messages can
@@ -38,4 +40,6 @@ pub mod reports;
 pub mod review;
 pub mod rollout;
 pub mod source;
+pub mod tables;
+pub mod ui;
 pub mod yaml;

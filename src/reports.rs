@@ -256,6 +256,9 @@ pub struct RolloutStatusOutput {
     pub health: HealthOutput,
     /// The rollout reconcile drives (Canary, BlueGreen), if any.
     pub rollout: Option<RolloutStateOutput>,
+    /// Why pods of the new version fail (`2/4 new pods CrashLoopBackOff: exit code 1`), if
+    /// they do.
+    pub cause: Option<String>,
 }
 
 /// Replica counts.
@@ -278,6 +281,8 @@ pub struct TrackOutput {
     pub desired: i64,
     /// Available replicas.
     pub available: i64,
+    /// Its images (the version being rolled out).
+    pub images: Vec<String>,
 }
 
 /// A health status and its reason.
@@ -328,6 +333,7 @@ impl RolloutStatusOutput {
                     track: track.clone(),
                     desired: *desired,
                     available: *available,
+                    images: status.track_images.clone(),
                 }),
             health: HealthOutput {
                 status: status.health.status.to_string(),
@@ -341,6 +347,7 @@ impl RolloutStatusOutput {
                 stage: state.stage.clone(),
                 message: state.message.clone(),
             }),
+            cause: status.cause.clone(),
         }
     }
 }
@@ -418,9 +425,10 @@ impl EventOutput {
 }
 
 /// The names `reconcile schema` knows for these outputs, with their committed file names.
-pub const SCHEMAS: [(&str, &str); 4] = [
+pub const SCHEMAS: [(&str, &str); 5] = [
     ("apply", "apply.json"),
     ("rollout-status", "rollout-status.json"),
+    ("rollout-get", "rollout-get.json"),
     ("validate", "validate.json"),
     ("events", "events.json"),
 ];
@@ -430,6 +438,7 @@ pub fn schema(name: &str) -> Option<String> {
     let schema = match name {
         "apply" => schemars::schema_for!(ApplyOutput),
         "rollout-status" => schemars::schema_for!(RolloutStatusOutput),
+        "rollout-get" => schemars::schema_for!(crate::rollout::view::RolloutView),
         "validate" => schemars::schema_for!(ValidateOutput),
         "events" => schemars::schema_for!(EventsOutput),
         _ => return None,

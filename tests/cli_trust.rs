@@ -553,7 +553,13 @@ fn json_outputs_for_apply_rollout_status_validate_and_events() {
     ));
     assert_eq!(via_get, events);
 
-    for name in ["apply", "rollout-status", "validate", "events"] {
+    for name in [
+        "apply",
+        "rollout-status",
+        "rollout-get",
+        "validate",
+        "events",
+    ] {
         let run = repo.ok(&["schema", name], 0);
         let schema = parse(&run);
         assert!(schema["properties"].is_object(), "{name}: {schema}");

@@ -310,8 +310,14 @@ fn cordoned_nodes_take_no_pods_and_drain_moves_them() {
             .all(|p| doc::str_at(p, &["spec", "nodeName"]) == "worker-2")
     );
     e.cordon("worker-1", false).expect("uncordon");
-    let evicted = e.drain("worker-2", false).expect("drain");
-    assert_eq!(evicted.len(), 4);
+    let drained = e.drain("worker-2", false, 60_000).expect("drain");
+    assert!(drained.remaining.is_empty());
+    let evicted = drained
+        .steps
+        .iter()
+        .filter(|s| matches!(s, reconcile::engine::DrainStep::Evicted(_)))
+        .count();
+    assert_eq!(evicted, 4);
     e.advance(10_000).expect("advance");
     let running = ready(&mut e, "web");
     assert_eq!(running.len(), 4);

@@ -437,3 +437,85 @@ fn a_saved_plan_applies_the_commit_it_was_made_at() {
     assert_eq!(moved.code, 2, "{}", moved.all());
     assert!(moved.stdout.contains("nginx:9.9"), "{}", moved.stdout);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_git_credential_helper_answers_for_https_and_its_password_is_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = GitRepo::new();
+    write_app(&repo, 6, "1.0");
+    repo.commit("first");
+    let holder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    repo.bare_clone(&holder.path().join("app.git"));
+    let password = "h3lper-Secret";
+    let Some(server) = HttpServer::start(holder.path(), "carol", password) else {
+        eprintln!("skipped: `git http-backend` is not available");
+        return;
+    };
+    // A helper script as git users configure one (`credential.helper = /path`); it logs
+    // each call so the test sees it was asked.
+    let helper = holder.path().join("helper.sh");
+    let calls = holder.path().join("helper-calls");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nif [ \"$1\" = get ]; then\n  cat >/dev/null\n  echo username=carol\n  echo password={password}\nfi\n",
+            calls.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // HOME is the holder for the run: its ~/.gitconfig names the helper.
+    std::fs::write(
+        holder.path().join(".gitconfig"),
+        format!("[credential]\n\thelper = {}\n", helper.display()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cache = holder.path().join("cache").display().to_string();
+    let url = format!("http://127.0.0.1:{}/app.git", server.port);
+    let out = run_in(
+        holder.path(),
+        &["render", "overlays/dev", "--repo", &url, "--ref", "main"],
+        &[("RECONCILE_GIT_CACHE", &cache)],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("replicas: 6"), "{}", out.stdout);
+    assert!(!out.all().contains(password));
+    let asked = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(asked.lines().any(|l| l == "get"), "{asked:?}");
+}
+
+#[test]
+fn an_unreachable_ssh_remote_fails_clearly_within_the_timeout() {
+    // No sshd here: this covers the ssh path up to the connection (URL parsing, the
+    // timeout, the message); authentication over ssh needs a server and is not tested.
+    let holder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cache = holder.path().join("cache").display().to_string();
+    let port = git_support::free_port();
+    let url = format!("ssh://git@127.0.0.1:{port}/org/app.git");
+    let started = std::time::Instant::now();
+    let out = run_in(
+        holder.path(),
+        &[
+            "render",
+            "overlays/dev",
+            "--repo",
+            &url,
+            "--ref",
+            "main",
+            "--git-timeout",
+            "5s",
+        ],
+        &[("RECONCILE_GIT_CACHE", &cache)],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains(&url), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("fetch failed") || out.stderr.contains("timed out"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -546,3 +546,175 @@ fn reconcile_apply_and_kubectl_see_the_same_objects() {
     let seen = String::from_utf8_lossy(&seen.stdout);
     assert!(seen.contains("from-kubectl"), "{seen}");
 }
+
+#[test]
+fn kubectl_create_sends_protobuf_and_the_server_reads_it() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let out = server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ]);
+    assert_eq!(out.trim(), "configmap/settings created");
+    let mode = server.ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]);
+    assert_eq!(mode, "fast");
+    // The create is recorded as an Update by kubectl's field manager.
+    let managers = server.ok(&[
+        "get",
+        "cm",
+        "settings",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}/{.metadata.managedFields[*].operation}",
+    ]);
+    assert_eq!(managers, "kubectl-create/Update");
+
+    let out = server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ]);
+    assert_eq!(out.trim(), "secret/db created");
+    let data = server.ok(&[
+        "get",
+        "secret",
+        "db",
+        "-o",
+        "jsonpath={.data.password}/{.type}",
+    ]);
+    assert_eq!(data, "aHVudGVyMg==/Opaque");
+
+    let out = server.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "--port=80",
+    ]);
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    server.ok(&["rollout", "status", "deploy/web", "--timeout=50s"]);
+    let ready = server.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}/{.spec.template.spec.containers[0].ports[0].containerPort}",
+    ]);
+    assert_eq!(ready, "2/80");
+
+    // A name the API server refuses is refused the same way when it comes as protobuf.
+    let bad = server.kubectl(&["create", "configmap", "Not_Valid", "--from-literal=a=b"]);
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    assert!(bad.stderr.contains("Not_Valid"), "{}", bad.stderr);
+    let names = server.ok(&["get", "cm", "-o", "name"]);
+    assert!(!names.contains("Not_Valid"), "{names}");
+}
+
+#[test]
+fn kubectl_explain_reads_the_served_openapi_and_strict_validation_still_works() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let explained = server.ok(&["explain", "deployment.spec"]);
+    assert!(explained.contains("Deployment"), "{explained}");
+    assert!(explained.contains("<DeploymentSpec>"), "{explained}");
+    for field in ["replicas", "selector", "strategy", "template"] {
+        assert!(
+            explained.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} missing:\n{explained}"
+        );
+    }
+    let pods = server.ok(&["explain", "pod.spec.containers.image"]);
+    assert!(pods.contains("<string>"), "{pods}");
+
+    let typo = server.write(
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\ndta:\n  c: d\n",
+    );
+    let refused = server.kubectl(&["apply", "--validate=strict", "-f", &typo.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("unknown field \"dta\""),
+        "{}",
+        refused.stderr
+    );
+    let good = server.write(
+        "good.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\ndata:\n  a: b\n",
+    );
+    let out = server.ok(&["apply", "--validate=strict", "-f", &good.to_string_lossy()]);
+    assert!(out.contains("configmap/good created"), "{out}");
+}
+
+#[test]
+fn delete_by_selector_and_deletecollection_and_watching_events() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    for (name, app) in [("a1", "x"), ("a2", "x"), ("b1", "y")] {
+        server.ok(&["create", "configmap", name, "--from-literal=k=v"]);
+        server.ok(&["label", "cm", name, &format!("app={app}")]);
+    }
+    let out = server.ok(&["delete", "cm", "-l", "app=x"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["configmap \"a1\" deleted", "configmap \"a2\" deleted"]
+    );
+    // The collection verb itself, as API clients (the kube crate) call it.
+    server.ok(&["create", "configmap", "c1", "--from-literal=k=v"]);
+    server.ok(&["label", "cm", "c1", "app=z"]);
+    let dry = server.ok(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?labelSelector=app%3Dz&dryRun=All",
+    ]);
+    assert!(dry.contains("\"c1\""), "{dry}");
+    server.ok(&["get", "cm", "c1"]);
+    server.ok(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?labelSelector=app%3Dz",
+    ]);
+    let left = server.ok(&["get", "cm", "-o", "name"]);
+    assert_eq!(left.lines().collect::<Vec<_>>(), ["configmap/b1"]);
+    server.ok(&["delete", "cm", "--all"]);
+    let none = server.kubectl(&["get", "cm"]);
+    assert!(
+        none.stderr.contains("No resources found"),
+        "{}",
+        none.stderr
+    );
+
+    // `kubectl get events -w` receives the events of a scale-up as it happens.
+    server.ok(&["create", "deployment", "web", "--image=nginx:1.27"]);
+    server.ok(&["rollout", "status", "deploy/web", "--timeout=50s"]);
+    let kubeconfig = server.kubeconfig();
+    let watcher = std::thread::spawn(move || {
+        kubectl_with(
+            &kubeconfig,
+            &["get", "events", "-w"],
+            Some(Duration::from_secs(6)),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    server.ok(&["scale", "deploy/web", "--replicas=3"]);
+    let watched = watcher.join().unwrap_or_else(|_| panic!("watcher"));
+    assert!(
+        watched
+            .stdout
+            .lines()
+            .any(|l| l.contains("ScalingReplicaSet") && l.contains("to 3")),
+        "watch saw: {}{}",
+        watched.stdout,
+        watched.stderr
+    );
+}

@@ -2,6 +2,7 @@
 //! built-in engine. Every wait is bounded (`watch_support::PATIENCE`) and every watcher is
 //! stopped or killed when its test ends.
 
+mod git_support;
 mod watch_support;
 
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use watch_support::{GitRepo, web_app};
+use watch_support::{GitRepo, Watching, run_in, web_app};
 
 const ROLLING: &str = "    type: RollingUpdate";
 
@@ -22,7 +23,7 @@ fn config(repo: &GitRepo, policy: &str) {
 
 fn deployment(repo: &GitRepo) -> Value {
     let (code, out, err) =
-        repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]);
+        repo.run(&["engine", "get", "deploy", "web", "-n", "demo", "-o", "json"]).parts();
     assert_eq!(code, 0, "{out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -67,7 +68,7 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     assert_eq!(watcher.http("GET", "/healthz", &[], "").0, 200);
 
     // A second watcher on the same target is refused, naming the first.
-    let (code, out, err) = repo.run(&["watch", "--listen", "127.0.0.1:0"]);
+    let (code, out, err) = repo.run(&["watch", "--listen", "127.0.0.1:0"]).parts();
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains(&format!(
@@ -117,7 +118,7 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
     drifted["spec"]["replicas"] = Value::from(5);
     repo.write(".reconcile/drift.json", &drifted.to_string());
     let mark = watcher.mark();
-    let (code, out, err) = repo.run(&["engine", "apply", "-f", ".reconcile/drift.json"]);
+    let (code, out, err) = repo.run(&["engine", "apply", "-f", ".reconcile/drift.json"]).parts();
     assert_eq!(code, 0, "{out}{err}");
     watcher.wait_after(mark, "self-heal", |l| {
         l.contains("web: sync succeeded: self-heal")
@@ -179,11 +180,11 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
 
     // `reconcile sync` reaches the watcher; an unknown application is an error.
     let mark = watcher.mark();
-    let (code, out, err) = repo.run(&["sync", "web"]);
+    let (code, out, err) = repo.run(&["sync", "web"]).parts();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Sync of web requested"), "{out}");
     watcher.wait_after(mark, "the request", |l| l.contains("web: sync requested"));
-    let (code, _, err) = repo.run(&["sync", "nope"]);
+    let (code, _, err) = repo.run(&["sync", "nope"]).parts();
     assert_eq!(code, 1);
     assert!(err.contains("no application \"nope\""), "{err}");
 
@@ -200,14 +201,14 @@ fn commits_are_synced_broken_revisions_held_back_drift_healed_and_status_outlive
         .unwrap_or_default();
     assert!(history.len() >= 4 && history.len() <= 10, "{history:?}");
     assert_eq!(field(&history[0], "/result"), "Succeeded");
-    let (code, out, _) = repo.run(&["status"]);
+    let (code, out, _) = repo.run(&["status"]).parts();
     assert_eq!(code, 0);
     assert!(out.starts_with("APP"), "{out}");
     assert!(
         out.contains("web") && out.contains("Synced") && out.contains("Healthy"),
         "{out}"
     );
-    let (code, _, err) = repo.run(&["sync", "web"]);
+    let (code, _, err) = repo.run(&["sync", "web"]).parts();
     assert_eq!(code, 1);
     assert!(err.contains("no watcher runs on target"), "{err}");
 }
@@ -241,7 +242,7 @@ fn a_signed_push_webhook_syncs_at_once_and_an_unsigned_one_is_refused() {
     web_app(&repo, "app", "web:2.0", 1, ROLLING);
     let bump = repo.commit("web 2.0");
     let body = format!(
-        r#"{{"ref":"refs/heads/master","after":"{bump}","repository":{{"full_name":"o/r"}}}}"#
+        r#"{{"ref":"refs/heads/main","after":"{bump}","repository":{{"full_name":"o/r"}}}}"#
     );
     let (code, _) = watcher.http(
         "POST",
@@ -308,7 +309,7 @@ fn a_canary_progresses_through_its_timed_pauses_with_no_other_command() {
     watcher.wait_until("the canary promoted", || {
         converged(&repo, &bump) && image(&repo) == "web:2.0"
     });
-    let (code, out, _) = repo.run(&["engine", "get", "deploy", "-n", "demo"]);
+    let (code, out, _) = repo.run(&["engine", "get", "deploy", "-n", "demo"]).parts();
     assert_eq!(code, 0);
     assert!(
         !out.contains("web-canary"),
@@ -368,4 +369,123 @@ fn sigterm_during_a_cold_start_leaves_a_consistent_target_that_the_next_start_co
 
 fn watcher_apps(watcher: &watch_support::Watcher) -> (u16, String) {
     watcher.http("GET", "/api/v1/apps", &[], "")
+}
+
+#[test]
+fn a_remote_url_is_fetched_every_interval_with_its_credentials_never_shown() {
+    let repo = GitRepo::new();
+    web_app(&repo, "app", "web:1.0", 1, ROLLING);
+    config(&repo, "");
+    let first = repo.commit("web 1.0");
+    let holder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bare = repo.bare_clone(&holder.path().join("app.git"));
+    let password = "w4tch-S3cret";
+    let Some(server) = git_support::HttpServer::start(holder.path(), "alice", password) else {
+        eprintln!("skipped: `git http-backend` is not available");
+        return;
+    };
+    let url = format!("http://alice:{password}@127.0.0.1:{}/app.git", server.port);
+    let cache = holder.path().join("cache");
+    let cache = cache.to_str().unwrap_or_default();
+    // A wrong password stops the start with a clear error, and no password shown.
+    let (code, out, err) = run_in(
+        repo.path(),
+        &[
+            "watch",
+            "--listen",
+            "127.0.0.1:0",
+            "--repo",
+            &url.replace(password, "wrong-Pa55"),
+        ],
+        &[("RECONCILE_GIT_CACHE", cache)],
+    )
+    .parts();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("http://***@127.0.0.1"), "{err}");
+    assert!(!format!("{out}{err}").contains("wrong-Pa55"), "{err}");
+
+    let mut watcher = repo.watch_with_env(
+        &["--repo", &url, "--ref", "main", "--interval", "300ms", "--speed", "20"],
+        &[("RECONCILE_GIT_CACHE", cache)],
+    );
+    watcher.wait_until("Synced and Healthy at the first commit", || {
+        converged(&repo, &first)
+    });
+    // A commit reaches the remote: the next poll fetches and syncs it.
+    web_app(&repo, "app", "web:2.0", 1, ROLLING);
+    let bump = repo.commit("web 2.0");
+    repo.push_to(&bare);
+    watcher.wait_until("the pushed bump Synced and Healthy", || {
+        converged(&repo, &bump)
+    });
+    assert_eq!(image(&repo), "web:2.0");
+    let status = repo.status("web");
+    assert_eq!(
+        field(&status, "/revision/repo"),
+        format!("http://***@127.0.0.1:{}/app.git", server.port)
+    );
+    let (_, apps) = watcher.http("GET", "/api/v1/apps", &[], "");
+    let (_, metrics) = watcher.http("GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("reconcile_git_fetch_total{repo=\"http://***@127.0.0.1"),
+        "{metrics}"
+    );
+    let (code, _) = watcher.stop();
+    assert_eq!(code, Some(0));
+    for text in [apps, metrics, status.to_string()] {
+        assert!(!text.contains(password) && !text.contains("alice:"), "{text}");
+    }
+}
+
+#[test]
+fn an_application_with_its_own_target_is_applied_there() {
+    let repo = GitRepo::new();
+    web_app(&repo, "app", "web:1.0", 1, ROLLING);
+    web_app(&repo, "edge", "web:9.0", 1, ROLLING);
+    repo.write(
+        "reconcile.yaml",
+        "applications:\n- name: web\n  path: app\n- name: edge\n  path: edge\n  target: engine:.reconcile/edge.db\n- name: odd\n  path: app\n  target: kube\n",
+    );
+    let first = repo.commit("two targets");
+    let mut watcher = repo.watch(&["--interval", "300ms", "--speed", "20"]);
+    watcher.wait_until("web Synced and Healthy", || converged(&repo, &first));
+    let edge_target = "engine:.reconcile/edge.db";
+    let edge_status = || {
+        let (code, out, _) = repo
+            .run(&["status", "edge", "--target", edge_target, "-o", "json"])
+            .parts();
+        (code == 0)
+            .then(|| serde_json::from_str::<Value>(&out).ok())
+            .flatten()
+            .unwrap_or_default()
+    };
+    watcher.wait_until("edge Synced and Healthy on its own target", || {
+        let status = edge_status();
+        field(&status, "/sync") == "Synced" && field(&status, "/health") == "Healthy"
+    });
+    assert!(field(&edge_status(), "/target").ends_with(".reconcile/edge.db"));
+    // Each engine holds its own application only.
+    assert_eq!(image(&repo), "web:1.0");
+    let (code, out, err) = repo
+        .run(&[
+            "engine", "get", "deploy", "web", "-n", "demo", "-o", "json", "--target", edge_target,
+        ])
+        .parts();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("web:9.0"), "{out}");
+    let (code, _, _) = repo.run(&["status", "edge", "-o", "json"]).parts();
+    assert_eq!(code, 1, "edge's status is not in the default target");
+    // A target that cannot be used is the application's error, not the watcher's.
+    watcher.wait_until("odd's target refused in its status", || {
+        repo.try_status("odd")
+            .is_some_and(|s| field(&s, "/lastError").contains("kube target is not supported"))
+    });
+    // The watcher holds the application's target too: a second watcher on it is refused.
+    let (code, out, err) = repo
+        .run(&["watch", "--listen", "127.0.0.1:0", "--target", edge_target])
+        .parts();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("already watched"), "{err}");
+    let (code, _) = watcher.stop();
+    assert_eq!(code, Some(0));
 }

@@ -1,200 +1,18 @@
-//! Server-side apply (`application/apply-patch+yaml`): the applied configuration merged into
-//! the live object, `managedFields` recording which manager applied which fields, and 409
-//! conflicts when another manager owns a field the apply would change (unless `force`).
+//! The API's side of field ownership: server-side apply (`application/apply-patch+yaml`) and
+//! the `Update` entries of every other write, both through [`crate::fields`] — the same pure
+//! implementation the reconciler applies with — plus the API server's wording for conflicts
+//! (409 with one `FieldManagerConflict` cause per field).
 //!
-//! The field sets are kept in `fieldsV1` form (`f:<field>`, list items as
-//! `k:{"name":…}` when they carry a `name`, other lists whole). Fields a manager applied
-//! before and leaves out now are removed when no other manager owns them.
-//!
-//! Limits: only Apply operations are tracked (writes through PUT/PATCH do not take fields
-//! over), lists without a `name` key are owned whole.
+//! Lists are typed by the strategic-merge schema the renderer embeds (associative by merge
+//! keys, sets of scalars, otherwise atomic), as structured-merge-diff types them.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::patch;
 use super::status::ApiError;
-use crate::engine::doc;
-
-/// One step of a field path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Step {
-    Field(String),
-    Item(String),
-}
-
-type Path = Vec<Step>;
-
-/// The leaf fields an applied configuration sets, with their values.
-fn leaves(value: &Value, path: &mut Path, out: &mut BTreeMap<Path, Value>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind") {
-                    continue;
-                }
-                if path.len() == 1
-                    && path[0] == Step::Field("metadata".into())
-                    && matches!(
-                        k.as_str(),
-                        "name" | "namespace" | "managedFields" | "resourceVersion"
-                    )
-                {
-                    continue;
-                }
-                path.push(Step::Field(k.clone()));
-                leaves(v, path, out);
-                path.pop();
-            }
-        }
-        Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.get("name").is_some_and(Value::is_string)) =>
-        {
-            for item in items {
-                let key = doc::str_at(item, &["name"]).to_string();
-                path.push(Step::Item(key));
-                leaves(item, path, out);
-                path.pop();
-            }
-        }
-        other => {
-            out.insert(path.clone(), other.clone());
-        }
-    }
-}
-
-fn lookup<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
-    let mut at = value;
-    for step in path {
-        at = match step {
-            Step::Field(f) => at.get(f)?,
-            Step::Item(name) => at
-                .as_array()?
-                .iter()
-                .find(|i| doc::str_at(i, &["name"]) == name)?,
-        };
-    }
-    Some(at)
-}
-
-fn remove(value: &mut Value, path: &[Step]) {
-    let Some((last, parent_path)) = path.split_last() else {
-        return;
-    };
-    let mut at = value;
-    for step in parent_path {
-        let next = match step {
-            Step::Field(f) => at.get_mut(f),
-            Step::Item(name) => at
-                .as_array_mut()
-                .and_then(|a| a.iter_mut().find(|i| doc::str_at(i, &["name"]) == name)),
-        };
-        match next {
-            Some(n) => at = n,
-            None => return,
-        }
-    }
-    match last {
-        Step::Field(f) => {
-            if let Some(m) = at.as_object_mut() {
-                m.remove(f);
-            }
-        }
-        Step::Item(name) => {
-            if let Some(a) = at.as_array_mut() {
-                a.retain(|i| doc::str_at(i, &["name"]) != name);
-            }
-        }
-    }
-}
-
-/// How users read a path in a conflict: `.spec.template.spec.containers[name="app"].image`.
-fn display(path: &[Step]) -> String {
-    path.iter()
-        .map(|s| match s {
-            Step::Field(f) => format!(".{f}"),
-            Step::Item(n) => format!("[name=\"{n}\"]"),
-        })
-        .collect()
-}
-
-/// `fieldsV1` of a set of leaf paths.
-fn fields_v1(paths: &[&Path]) -> Value {
-    let mut root = Map::new();
-    for path in paths {
-        let mut at = &mut root;
-        for step in path.iter() {
-            let key = match step {
-                Step::Field(f) => format!("f:{f}"),
-                Step::Item(n) => format!("k:{}", json!({"name": n})),
-            };
-            let entry = at.entry(key).or_insert_with(|| Value::Object(Map::new()));
-            match entry {
-                Value::Object(m) => at = m,
-                _ => break,
-            }
-        }
-    }
-    Value::Object(root)
-}
-
-/// Leaf paths of a `fieldsV1` tree.
-fn paths_of(fields: &Value, prefix: &mut Path, out: &mut Vec<Path>) {
-    let Some(map) = fields.as_object() else {
-        return;
-    };
-    if map.is_empty() && !prefix.is_empty() {
-        out.push(prefix.clone());
-        return;
-    }
-    for (key, child) in map {
-        let step = if let Some(f) = key.strip_prefix("f:") {
-            Step::Field(f.to_string())
-        } else if let Some(k) = key.strip_prefix("k:") {
-            let parsed: Value = serde_json::from_str(k).unwrap_or(Value::Null);
-            Step::Item(doc::str_at(&parsed, &["name"]).to_string())
-        } else {
-            continue;
-        };
-        prefix.push(step);
-        paths_of(child, prefix, out);
-        prefix.pop();
-    }
-}
-
-/// One manager's entry in `managedFields`.
-struct Entry {
-    manager: String,
-    operation: String,
-    paths: Vec<Path>,
-    raw: Value,
-}
-
-fn entries(live: &Value) -> Vec<Entry> {
-    doc::at(live, &["metadata", "managedFields"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let mut paths = Vec::new();
-            paths_of(
-                e.get("fieldsV1").unwrap_or(&Value::Null),
-                &mut Vec::new(),
-                &mut paths,
-            );
-            Entry {
-                manager: doc::str_at(e, &["manager"]).to_string(),
-                operation: doc::str_at(e, &["operation"]).to_string(),
-                paths,
-                raw: e.clone(),
-            }
-        })
-        .collect()
-}
+use crate::fields::{self, Conflict};
+use crate::render::patch::openapi::OpenApi;
 
 /// The request's apply parameters.
 #[derive(Debug, Clone)]
@@ -205,6 +23,11 @@ pub struct ApplyRequest<'a> {
     pub force: bool,
     /// Virtual now (for `managedFields[].time`).
     pub now: String,
+}
+
+fn type_of(object: &Value) -> (&str, &str) {
+    let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default();
+    (text("apiVersion"), text("kind"))
 }
 
 /// The object to store when `applied` is applied over `live` (`None`: the object is new).
@@ -218,105 +41,94 @@ pub fn merge(
             "PATCH, application/apply-patch+yaml requests require fieldManager to be set",
         ));
     }
-    let mut wanted = BTreeMap::new();
-    leaves(applied, &mut Vec::new(), &mut wanted);
-    let api_version = doc::str_at(applied, &["apiVersion"]).to_string();
-    let mine = json!({
-        "manager": req.manager,
-        "operation": "Apply",
-        "apiVersion": api_version,
-        "time": req.now,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields_v1(&wanted.keys().collect::<Vec<_>>()),
-    });
-    let Some(live) = live else {
-        let mut created = applied.clone();
-        doc::set(&mut created, &["metadata", "managedFields"], json!([mine]));
-        return Ok(created);
-    };
-    let others: Vec<Entry> = entries(live)
-        .into_iter()
-        .filter(|e| !(e.manager == req.manager && e.operation == "Apply"))
-        .collect();
-    let previous: Vec<Path> = entries(live)
-        .into_iter()
-        .filter(|e| e.manager == req.manager && e.operation == "Apply")
-        .flat_map(|e| e.paths)
-        .collect();
-    let mut conflicts: Vec<(String, String)> = Vec::new();
-    for (path, value) in &wanted {
-        if lookup(live, path) == Some(value) {
-            continue;
-        }
-        for other in &others {
-            if other.paths.iter().any(|p| p == path) {
-                conflicts.push((other.manager.clone(), display(path)));
-            }
-        }
-    }
-    if !conflicts.is_empty() && !req.force {
-        return Err(conflict(&conflicts, &api_version));
-    }
-    let mut patch_body = applied.clone();
-    if let Some(meta) = patch_body
-        .get_mut("metadata")
-        .and_then(Value::as_object_mut)
-    {
+    let api = OpenApi::builtin();
+    let (api_version, kind) = type_of(applied);
+    let schema = fields::schema_for(&api, api_version, kind);
+    let mut body = applied.clone();
+    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         meta.remove("resourceVersion");
     }
-    let mut merged = patch::strategic_merge(live, &mut patch_body)?;
-    // Fields this manager applied before and no longer applies go, unless someone else
-    // owns them.
-    for path in previous.iter().filter(|p| !wanted.contains_key(*p)) {
-        if !others.iter().any(|o| o.paths.contains(path)) {
-            remove(&mut merged, path);
-        }
+    match fields::apply(live, &body, req.manager, req.force, &req.now, schema) {
+        Ok(done) => Ok(done.object),
+        Err(fields::Error::Conflicts(conflicts)) => Err(conflict(&conflicts, live)),
+        Err(err @ fields::Error::InvalidFieldsV1(_)) => Err(invalid_managed_fields(&err)),
     }
-    let mut managed: Vec<Value> = Vec::new();
-    for other in &others {
-        // Forced fields change hands.
-        let kept: Vec<&Path> = other
-            .paths
-            .iter()
-            .filter(|p| {
-                !(req.force && wanted.contains_key(*p) && lookup(live, p) != wanted.get(*p))
-            })
-            .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        let mut entry = other.raw.clone();
-        entry["fieldsV1"] = fields_v1(&kept);
-        managed.push(entry);
-    }
-    managed.push(mine);
-    doc::set(
-        &mut merged,
-        &["metadata", "managedFields"],
-        Value::Array(managed),
-    );
-    Ok(merged)
 }
 
-fn conflict(conflicts: &[(String, String)], api_version: &str) -> ApiError {
+/// Records a write that is not an apply (POST, PUT, JSON/merge/strategic PATCH) by `manager`
+/// in `new`'s `managedFields`, as an `Update` entry; `old` is the object before the write.
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    now: &str,
+) -> Result<(), ApiError> {
+    let api = OpenApi::builtin();
+    let (api_version, kind) = match type_of(new) {
+        (a, k) => (a.to_string(), k.to_string()),
+    };
+    let schema = fields::schema_for(&api, &api_version, &kind);
+    fields::update(old, new, manager, now, schema).map_err(|e| invalid_managed_fields(&e))
+}
+
+/// The manager of a write without `fieldManager`: the user agent's program name, as the API
+/// server derives it (`kubectl-create/v1.32.4 (linux/amd64) …` → `kubectl-create`).
+pub fn manager_of(field_manager: Option<&str>, user_agent: &str) -> String {
+    if let Some(m) = field_manager.filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    let program = user_agent.split('/').next().unwrap_or_default().trim();
+    if program.is_empty() {
+        "unknown".into()
+    } else {
+        program.chars().take(128).collect()
+    }
+}
+
+fn invalid_managed_fields(err: &fields::Error) -> ApiError {
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("metadata.managedFields: Invalid value: {err}"),
+    )
+}
+
+/// The API server's message: `Apply failed with 1 conflict: conflict with "alice" using
+/// apps/v1: .spec.replicas`, grouped by manager when there are several.
+fn conflict(conflicts: &[Conflict], live: Option<&Value>) -> ApiError {
+    let versions: BTreeMap<String, String> = live
+        .and_then(|l| fields::managed_fields(l).ok())
+        .into_iter()
+        .flatten()
+        .map(|e| (e.manager, e.api_version))
+        .collect();
+    let using = |m: &str| versions.get(m).map(String::as_str).unwrap_or("v1");
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {api_version}"), "field": f}))
+        .map(|c| {
+            json!({"reason": "FieldManagerConflict",
+                   "message": format!("conflict with \"{}\" using {}", c.manager, using(&c.manager)),
+                   "field": c.path})
+        })
         .collect();
-    let message = if conflicts.len() == 1 {
-        let (m, f) = &conflicts[0];
-        format!("Apply failed with 1 conflict: conflict with \"{m}\" using {api_version}: {f}")
+    let message = if let [one] = conflicts {
+        format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+            one.manager,
+            using(&one.manager),
+            one.path
+        )
     } else {
         let mut by_manager: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (m, f) in conflicts {
-            by_manager.entry(m).or_default().push(f);
+        for c in conflicts {
+            by_manager.entry(&c.manager).or_default().push(&c.path);
         }
         let mut text = format!("Apply failed with {} conflicts:", conflicts.len());
-        for (m, fields) in by_manager {
-            text.push_str(&format!(" conflicts with \"{m}\" using {api_version}:"));
-            for f in fields {
-                text.push_str(&format!("\n- {f}"));
+        for (m, paths) in by_manager {
+            text.push_str(&format!(" conflicts with \"{m}\" using {}:", using(m)));
+            for p in paths {
+                text.push_str(&format!("\n- {p}"));
             }
         }
         text
@@ -344,6 +156,7 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::doc;
 
     fn req(manager: &str, force: bool) -> ApplyRequest<'_> {
         ApplyRequest {
@@ -359,35 +172,24 @@ mod tests {
                 {"name": "app", "image": image}]}}}})
     }
 
+    fn replicas(n: i64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web"}, "spec": {"replicas": n}})
+    }
+
     #[test]
     fn another_managers_field_conflicts_unless_forced() {
         let first = merge(None, &deploy(2, "app:1"), &req("alice", false)).expect("create");
-        let err = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 3}}),
-            &req("bob", false),
-        )
-        .expect_err("conflict");
+        assert_eq!(first["metadata"]["name"], "web");
+        let err = merge(Some(&first), &replicas(3), &req("bob", false)).expect_err("conflict");
         assert_eq!(err.code, 409);
         assert_eq!(
             err.message,
             "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas"
         );
-        let same = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 2}}),
-            &req("bob", false),
-        );
+        let same = merge(Some(&first), &replicas(2), &req("bob", false));
         assert!(same.is_ok(), "equal values are shared, not conflicting");
-        let forced = merge(
-            Some(&first),
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"}, "spec": {"replicas": 3}}),
-            &req("bob", true),
-        )
-        .expect("forced");
+        let forced = merge(Some(&first), &replicas(3), &req("bob", true)).expect("forced");
         assert_eq!(forced["spec"]["replicas"], 3);
         let managers: Vec<&str> = forced["metadata"]["managedFields"]
             .as_array()
@@ -400,6 +202,29 @@ mod tests {
             forced["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
                 .get("f:replicas")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn an_updates_fields_conflict_with_a_later_apply() {
+        let created = merge(None, &deploy(2, "app:1"), &req("alice", false)).expect("create");
+        // `kubectl scale` (an Update by another manager) takes .spec.replicas over.
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        record_update(Some(&created), &mut scaled, "kubectl-scale", "t").expect("update");
+        let entries = fields::managed_fields(&scaled).expect("entries");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].manager, "kubectl-scale");
+        assert_eq!(entries[1].operation, fields::Operation::Update);
+        assert!(!entries[0].fields.contains(&[
+            fields::PathElement::Field("spec".into()),
+            fields::PathElement::Field("replicas".into())
+        ]));
+        let err =
+            merge(Some(&scaled), &deploy(2, "app:1"), &req("alice", false)).expect_err("conflict");
+        assert_eq!(
+            err.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1: .spec.replicas"
         );
     }
 
@@ -423,5 +248,15 @@ mod tests {
                 ["k:{\"name\":\"app\"}"]["f:image"],
             json!({})
         );
+    }
+
+    #[test]
+    fn the_manager_comes_from_the_user_agent_when_not_given() {
+        assert_eq!(manager_of(Some("helm"), "kubectl/v1.32"), "helm");
+        assert_eq!(
+            manager_of(None, "kubectl-create/v1.32.4 (linux/amd64) kubernetes/abc"),
+            "kubectl-create"
+        );
+        assert_eq!(manager_of(Some(""), ""), "unknown");
     }
 }

@@ -69,7 +69,14 @@ pub fn groups() -> Value {
 
 /// The verbs the server implements (of those the kind table lists).
 const SERVED_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 /// `/api/v1` or `/apis/{group}/{version}`; `None` for a group version the server lacks.

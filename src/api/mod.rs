@@ -6,7 +6,8 @@
 //! - [`worker`] owns the engine on its own thread (jobs, wall-clock time) and feeds the
 //!   [`journal`] that [`watch`] fans out;
 //! - [`request`] reads paths and list options; [`objects`] holds the verbs; [`patch`] the
-//!   JSON/merge/strategic patches and [`apply`] server-side apply; [`table`] converts to
+//!   JSON/merge/strategic patches and [`apply`] field ownership (server-side apply and the
+//!   `Update` entries, through [`crate::fields`]); [`protobuf`] reads protobuf bodies; [`table`] converts to
 //!   `Table`; [`discovery`] and [`openapi`] describe what is served; [`status`] turns
 //!   errors into `Status`;
 //! - [`tls`] makes the CA, the serving certificate, the token and the kubeconfig, and
@@ -21,6 +22,7 @@ pub mod journal;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod request;
 pub mod status;
 pub mod table;
@@ -157,16 +159,24 @@ async fn dispatch(
     };
     let as_table = table::wants_table(&header("accept"));
     let media = header("content-type");
-    if (media.contains("protobuf") || media.contains("cbor")) && !body.is_empty() {
-        // Typed clients (`kubectl create configmap`) send protobuf; only JSON is decoded.
+    // Typed clients (`kubectl create configmap`) send protobuf whatever discovery says.
+    let protobuf_body = if media.starts_with(protobuf::MEDIA_TYPE) && !body.is_empty() {
+        Some(protobuf::decode_object(&body)?)
+    } else if media.contains("cbor") && !body.is_empty() {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {media})"
             ),
         ));
-    }
+    } else {
+        None
+    };
+    let object_body = |body: &[u8]| match &protobuf_body {
+        Some(decoded) => Ok(decoded.clone()),
+        None => objects::body_object(body),
+    };
     if let Some(found) = discovery_document(uri.path()) {
         return found.map(|doc| axum::Json(doc).into_response());
     }
@@ -178,15 +188,11 @@ async fn dispatch(
             }
             let options = ListOptions::from_query(&query)?;
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return Err(ApiError::new(
-                    405,
-                    "MethodNotAllowed",
-                    "watching events is not supported yet",
-                ));
+                return watch::watch_events(&app.worker, namespace, options, as_table).await;
             }
             let answer = app
                 .worker
-                .call(move |e| objects::events(e, namespace.as_deref(), &options))
+                .call(move |e| objects::events(e, namespace.as_deref(), &options, as_table))
                 .await??;
             return Ok(json_response(answer));
         }
@@ -198,7 +204,14 @@ async fn dispatch(
         } => (info, namespace, name, sub),
     };
     let scope = Scope { info, namespace };
-    let dry_run = request::is_dry_run(&query)?;
+    let write = objects::Write {
+        manager: apply::manager_of(
+            query.get("fieldManager").map(String::as_str),
+            &header("user-agent"),
+        ),
+        dry_run: request::is_dry_run(&query)?,
+    };
+    let dry_run = write.dry_run;
     let worker = &app.worker;
     let answer = match (method.clone(), name) {
         (Method::GET, None) => {
@@ -216,18 +229,18 @@ async fn dispatch(
                 .await??
         }
         (Method::POST, None) => {
-            let object = objects::body_object(&body)?;
+            let object = object_body(&body)?;
             if scope.info.namespaced && scope.namespace.is_none() {
                 return Err(ApiError::method_not_allowed("POST"));
             }
             worker
-                .call(move |e| objects::create(e, &scope, object, dry_run))
+                .call(move |e| objects::create(e, &scope, object, &write))
                 .await??
         }
         (Method::PUT, Some(name)) => {
-            let object = objects::body_object(&body)?;
+            let object = object_body(&body)?;
             worker
-                .call(move |e| objects::update(e, &scope, &name, sub, object, dry_run))
+                .call(move |e| objects::update(e, &scope, &name, sub, object, &write))
                 .await??
         }
         (Method::PATCH, Some(name)) => {
@@ -243,20 +256,32 @@ async fn dispatch(
                     .await??
             } else {
                 worker
-                    .call(move |e| objects::patch(e, &scope, &name, sub, kind, &body, dry_run))
+                    .call(move |e| objects::patch(e, &scope, &name, sub, kind, &body, &write))
                     .await??
             }
         }
-        (Method::DELETE, Some(name)) => {
-            let options: Value = if body.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        (Method::DELETE, name) => {
+            let options: Value = match (&protobuf_body, body.is_empty()) {
+                (Some(decoded), _) => decoded.clone(),
+                (None, true) => Value::Null,
+                (None, false) => serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
             };
-            worker
-                .call(move |e| objects::delete(e, &scope, &name, &options, &query))
-                .await??
+            match name {
+                Some(name) => {
+                    worker
+                        .call(move |e| objects::delete(e, &scope, &name, &options, &query))
+                        .await??
+                }
+                None => {
+                    let selection = ListOptions::from_query(&query)?;
+                    worker
+                        .call(move |e| {
+                            objects::delete_collection(e, &scope, &selection, &options, &query)
+                        })
+                        .await??
+                }
+            }
         }
         (m, _) => return Err(ApiError::method_not_allowed(m.as_str())),
     };

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::apply;
 use super::patch::{self, PatchType};
 use super::request::{self, ListOptions, Sub};
 use super::status::ApiError;
@@ -189,18 +190,41 @@ fn conform(scope: &Scope, name: Option<&str>, object: &mut Value) -> Result<(), 
     Ok(())
 }
 
+/// Who writes and whether for real: the field manager recorded in `managedFields` and
+/// `dryRun=All`.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The field manager (`fieldManager`, else the user agent's program).
+    pub manager: String,
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+}
+
+/// Records `manager`'s `Update` fields in `new` (the virtual now as their time).
+fn owned(
+    engine: &Engine,
+    old: Option<&Value>,
+    new: &mut Value,
+    write: &Write,
+) -> Result<(), ApiError> {
+    let now = rfc3339(engine.now_millis());
+    apply::record_update(old, new, &write.manager, &now)
+}
+
 /// POST: creates an object.
 pub fn create(
     engine: &mut Engine,
     scope: &Scope,
     mut object: Value,
-    dry_run: bool,
+    write: &Write,
 ) -> Result<Answer, ApiError> {
     conform(scope, None, &mut object)?;
     drop_nulls(&mut object);
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
+    owned(engine, None, &mut object, write)?;
+    let dry_run = write.dry_run;
     let created = if dry_run {
         engine.dry_run_create(&object)?
     } else {
@@ -216,14 +240,16 @@ pub fn update(
     name: &str,
     sub: Option<Sub>,
     mut object: Value,
-    dry_run: bool,
+    write: &Write,
 ) -> Result<Answer, ApiError> {
     let existing = current(engine, scope, name)?;
+    let dry_run = write.dry_run;
     match sub {
         Some(Sub::Scale) => {
             let replicas = doc::i64_at(&object, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
-            let scaled = with_replicas(&existing, replicas);
+            let mut scaled = with_replicas(&existing, replicas);
+            owned(engine, Some(&existing), &mut scaled, write)?;
             let stored = store(engine, &scaled, dry_run)?;
             Ok(answer(200, &scale_of(&stored)))
         }
@@ -235,6 +261,8 @@ pub fn update(
         }
         None => {
             conform(scope, Some(name), &mut object)?;
+            drop_nulls(&mut object);
+            owned(engine, Some(&existing), &mut object, write)?;
             let stored = store(engine, &object, dry_run)?;
             Ok(answer(200, &stored))
         }
@@ -317,16 +345,19 @@ pub fn patch(
     sub: Option<Sub>,
     kind: PatchType,
     body: &[u8],
-    dry_run: bool,
+    write: &Write,
 ) -> Result<Answer, ApiError> {
     let existing = current(engine, scope, name)?;
+    let dry_run = write.dry_run;
     match sub {
         Some(Sub::Scale) => {
             let scale = scale_of(&existing);
             let patched = patch::apply_patch(&scale, kind, body)?;
             let replicas = doc::i64_at(&patched, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
-            let stored = store(engine, &with_replicas(&existing, replicas), dry_run)?;
+            let mut scaled = with_replicas(&existing, replicas);
+            owned(engine, Some(&existing), &mut scaled, write)?;
+            let stored = store(engine, &scaled, dry_run)?;
             Ok(answer(200, &scale_of(&stored)))
         }
         Some(Sub::Status) => {
@@ -343,6 +374,8 @@ pub fn patch(
                 ));
             }
             conform(scope, Some(name), &mut patched)?;
+            drop_nulls(&mut patched);
+            owned(engine, Some(&existing), &mut patched, write)?;
             let stored = store(engine, &patched, dry_run)?;
             Ok(answer(200, &stored))
         }
@@ -394,27 +427,7 @@ pub fn delete(
     query: &HashMap<String, String>,
 ) -> Result<Answer, ApiError> {
     let existing = current(engine, scope, name)?;
-    let policy = query
-        .get("propagationPolicy")
-        .map(String::as_str)
-        .or_else(|| options.get("propagationPolicy").and_then(Value::as_str));
-    let orphan = options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
-    let propagation = match policy {
-        Some("Foreground") => Propagation::Foreground,
-        Some("Orphan") => Propagation::Orphan,
-        Some("Background") | None if !orphan => Propagation::Background,
-        None => Propagation::Orphan,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "DeleteOptions.propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
-    };
-    let dry_run = request::is_dry_run(query)?
-        || options
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    let (propagation, dry_run) = delete_options(options, query)?;
     if let Some(uid) = options
         .pointer("/preconditions/uid")
         .and_then(Value::as_str)
@@ -437,13 +450,116 @@ pub fn delete(
     Ok(answer(200, after.as_ref().unwrap_or(&existing)))
 }
 
+/// DELETE on a collection (`deletecollection`): every object the selectors match, each as a
+/// single DELETE would; answers the list of what was deleted. Nothing is deleted when the
+/// options are invalid.
+pub fn delete_collection(
+    engine: &mut Engine,
+    scope: &Scope,
+    list_options: &ListOptions,
+    options: &Value,
+    query: &HashMap<String, String>,
+) -> Result<Answer, ApiError> {
+    let (propagation, dry_run) = delete_options(options, query)?;
+    let state = engine.fresh_state()?;
+    let doomed: Vec<Value> = state
+        .kind(scope.info.kind)
+        .values()
+        .map(|s| &s.doc)
+        .filter(|d| {
+            scope
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| doc::namespace(d) == ns)
+                && list_options.matches(d)
+        })
+        .cloned()
+        .collect();
+    let rv = state.rv;
+    if !dry_run {
+        for object in &doomed {
+            engine.delete(
+                scope.info.kind,
+                doc::namespace(object),
+                doc::name(object),
+                propagation,
+            )?;
+        }
+    }
+    Ok(answer(
+        200,
+        &json!({
+            "kind": format!("{}List", scope.info.kind),
+            "apiVersion": scope.info.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": doomed,
+        }),
+    ))
+}
+
+/// `propagationPolicy` (query or body, `orphanDependents` for old clients) and `dryRun`.
+fn delete_options(
+    options: &Value,
+    query: &HashMap<String, String>,
+) -> Result<(Propagation, bool), ApiError> {
+    let policy = query
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or_else(|| options.get("propagationPolicy").and_then(Value::as_str));
+    let orphan = options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    let propagation = match policy {
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        Some("Background") | None if !orphan => Propagation::Background,
+        None => Propagation::Orphan,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    };
+    let dry_run = request::is_dry_run(query)?
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    Ok((propagation, dry_run))
+}
+
 /// `core/v1` Events from the engine's event log, with the uid of the object each is about
 /// (kubectl describe selects events by it).
 pub fn events(
     engine: &mut Engine,
     namespace: Option<&str>,
     options: &ListOptions,
+    as_table: bool,
 ) -> Result<Answer, ApiError> {
+    let (items, rv) = event_objects(engine, namespace, options)?;
+    if as_table {
+        let rows: Vec<&Value> = items.iter().collect();
+        let meta = json!({"resourceVersion": rv.to_string()});
+        return Ok(answer(
+            200,
+            &table::events_table(&rows, engine.now_millis(), meta),
+        ));
+    }
+    Ok(answer(
+        200,
+        &json!({
+            "kind": "EventList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": items,
+        }),
+    ))
+}
+
+/// The Events a list or watch selects, and the store's version.
+pub fn event_objects(
+    engine: &mut Engine,
+    namespace: Option<&str>,
+    options: &ListOptions,
+) -> Result<(Vec<Value>, u64), ApiError> {
     let log = engine.events(namespace)?;
     let state = engine.fresh_state()?;
     let items: Vec<Value> = log
@@ -481,13 +597,5 @@ pub fn events(
         })
         .filter(|e| options.matches(e))
         .collect();
-    Ok(answer(
-        200,
-        &json!({
-            "kind": "EventList",
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": state.rv.to_string()},
-            "items": items,
-        }),
-    ))
+    Ok((items, state.rv))
 }

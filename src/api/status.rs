@@ -152,6 +152,11 @@ fn invalid(id: &crate::model::ResId, message: String) -> ApiError {
     if message.contains(" is forbidden: ") {
         return ApiError::new(403, "Forbidden", message);
     }
+    // Strict decoding (unknown field, wrong type) fails before admission: 400, as kubectl
+    // shows it (`Error from server (BadRequest): … strict decoding error: unknown field`).
+    if message.contains(" cannot be handled as a ") {
+        return ApiError::bad_request(message);
+    }
     let causes: Vec<Value> = message
         .split_once(" is invalid: ")
         .map(|(_, rest)| {
@@ -188,6 +193,17 @@ fn split_causes(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_decoding_errors_are_bad_requests() {
+        let id = crate::model::ResId::of(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "typo"}}));
+        let err = invalid(
+            &id,
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"dta\"".into(),
+        );
+        assert_eq!((err.code, err.reason), (400, "BadRequest"));
+    }
 
     #[test]
     fn not_found_reads_as_kubectl_prints_it() {

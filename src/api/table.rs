@@ -1,13 +1,14 @@
 //! Conversion to `meta.k8s.io/v1` `Table`, what kubectl asks for (`as=Table`) to print `get`.
 //!
-//! The columns are the engine's own `get` columns ([`crate::cli::engine::tables`]): the ones
+//! The columns are the engine's own `get` columns ([`crate::tables`]): the ones
 //! `-o wide` adds get priority 1, so kubectl shows them only with `-o wide`.
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::engine::tables;
-use crate::engine::clock::Millis;
+use crate::engine::clock::{Millis, human_age, parse_rfc3339};
+use crate::engine::doc;
 use crate::engine::kinds::KindInfo;
+use crate::tables;
 
 /// Whether the request's `Accept` header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
@@ -39,6 +40,68 @@ pub fn table(info: &KindInfo, objects: &[&Value], now: Millis, list_meta: Value)
             json!({
                 "cells": tables::cells(info, o, now, true),
                 "object": partial_metadata(o),
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+/// The Table of `core/v1` Events, with the API server's columns (`printEvent`): LAST SEEN,
+/// TYPE, REASON, OBJECT, MESSAGE, and SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME with `-o wide`.
+pub fn events_table(events: &[&Value], now: Millis, list_meta: Value) -> Value {
+    let columns: Vec<Value> = [
+        ("Last Seen", 0),
+        ("Type", 0),
+        ("Reason", 0),
+        ("Object", 0),
+        ("Subobject", 1),
+        ("Source", 1),
+        ("Message", 0),
+        ("First Seen", 1),
+        ("Count", 1),
+        ("Name", 1),
+    ]
+    .iter()
+    .map(|(title, priority)| {
+        json!({"name": title, "type": if *title == "Count" { "integer" } else { "string" },
+               "format": if *title == "Name" { "name" } else { "" },
+               "description": "", "priority": priority})
+    })
+    .collect();
+    let since = |field: &str, e: &Value| {
+        parse_rfc3339(doc::str_at(e, &[field]))
+            .map(|t| human_age(now - t))
+            .unwrap_or_else(|| "<unknown>".into())
+    };
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let count = e["count"].as_i64().unwrap_or(1);
+            let first = since("firstTimestamp", e);
+            let mut last = since("lastTimestamp", e);
+            if count > 1 {
+                last = format!("{last} (x{count} over {first})");
+            }
+            let involved = &e["involvedObject"];
+            let kind = doc::str_at(involved, &["kind"]).to_lowercase();
+            let name = doc::str_at(involved, &["name"]);
+            let target = if name.is_empty() {
+                kind
+            } else {
+                format!("{kind}/{name}")
+            };
+            json!({
+                "cells": [last, doc::str_at(e, &["type"]), doc::str_at(e, &["reason"]), target,
+                          doc::str_at(involved, &["fieldPath"]),
+                          doc::str_at(e, &["source", "component"]),
+                          doc::str_at(e, &["message"]).trim(), first, count, doc::name(e)],
+                "object": partial_metadata(e),
             })
         })
         .collect();
@@ -100,5 +163,39 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn events_have_the_api_servers_columns() {
+        let event = json!({"metadata": {"name": "web.1", "namespace": "default"},
+            "involvedObject": {"kind": "Deployment", "name": "web"}, "reason": "ScalingReplicaSet",
+            "message": "Scaled up replica set web-1 to 3 ", "type": "Normal", "count": 2,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
+            "source": {"component": "deployment-controller"}});
+        let now = parse_rfc3339("2026-01-01T00:02:00Z").unwrap_or_default();
+        let t = events_table(&[&event], now, json!({}));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "60s (x2 over 2m)",
+                "Normal",
+                "ScalingReplicaSet",
+                "deployment/web",
+                "",
+                "deployment-controller",
+                "Scaled up replica set web-1 to 3",
+                "2m",
+                2,
+                "web.1"
+            ])
+        );
+        let narrow: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["priority"] == 0)
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(narrow, ["Last Seen", "Type", "Reason", "Object", "Message"]);
     }
 }

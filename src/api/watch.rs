@@ -5,6 +5,10 @@
 //! event with 410 Gone when N is older than the journal keeps); bookmarks when asked
 //! (`allowWatchBookmarks`), and the `k8s.io/initial-events-end` bookmark after the initial
 //! events when `sendInitialEvents=true`.
+//!
+//! Events are not stored objects but the engine's event log: [`watch_events`] re-reads the
+//! log after every write (and once a second, for other processes' writes) and sends new
+//! events as ADDED, recounted ones as MODIFIED.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -215,6 +219,119 @@ pub async fn watch(
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = tx.closed() => return,
+            }
+        }
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(ReceiverStream::new(rx)))
+        .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))
+}
+
+/// How often an events watch re-reads the log when nothing was written through this server.
+const EVENTS_EVERY: Duration = Duration::from_secs(1);
+
+/// Watches `core/v1` Events (`kubectl get events -w`). Without a resourceVersion (or `0`) the
+/// existing events come first as ADDED; with one, only what happens after the watch starts.
+pub async fn watch_events(
+    worker: &Worker,
+    namespace: Option<String>,
+    options: ListOptions,
+    as_table: bool,
+) -> Result<Response, ApiError> {
+    let journal = worker.journal().clone();
+    let worker = worker.clone();
+    let replay_existing = options
+        .resource_version
+        .as_deref()
+        .is_none_or(|v| v.is_empty() || v == "0");
+    let read = {
+        let worker = worker.clone();
+        let namespace = namespace.clone();
+        let options = options.clone();
+        move || {
+            let namespace = namespace.clone();
+            let options = options.clone();
+            let worker = worker.clone();
+            async move {
+                worker
+                    .call(move |e| super::objects::event_objects(e, namespace.as_deref(), &options))
+                    .await
+            }
+        }
+    };
+    let (first, _) = read().await??;
+    let (mut receiver, _) = journal.follow(journal.current())?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let timeout = options
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(LONGEST)
+        .min(LONGEST);
+    let line = move |word: &str, event: &Value, now: i64| {
+        let object = if as_table {
+            table::events_table(&[event], now, json!({}))
+        } else {
+            event.clone()
+        };
+        let mut text =
+            serde_json::to_vec(&json!({"type": word, "object": object})).unwrap_or_default();
+        text.push(b'\n');
+        Bytes::from(text)
+    };
+    // An event is identified by its name; its count and last time say it recurred.
+    let fingerprint = |e: &Value| {
+        (
+            doc::str_at(e, &["metadata", "namespace"]).to_string() + "/" + doc::name(e),
+            (
+                e["count"].as_i64().unwrap_or(0),
+                e["lastTimestamp"].to_string(),
+            ),
+        )
+    };
+    let mut seen: std::collections::HashMap<String, (i64, String)> =
+        first.iter().map(fingerprint).collect();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if replay_existing {
+            for event in &first {
+                if tx
+                    .send(Ok(line("ADDED", event, journal.now())))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let mut ticker = tokio::time::interval(EVENTS_EVERY);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                got = receiver.recv() => {
+                    if matches!(got, Err(broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+                _ = ticker.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+            }
+            let Ok(Ok((events, _))) = read().await else {
+                return;
+            };
+            for event in &events {
+                let (key, print) = fingerprint(event);
+                let word = match seen.get(&key) {
+                    None => "ADDED",
+                    Some(known) if *known != print => "MODIFIED",
+                    Some(_) => continue,
+                };
+                seen.insert(key, print);
+                if tx.send(Ok(line(word, event, journal.now()))).await.is_err() {
+                    return;
+                }
             }
         }
     });

@@ -78,6 +78,8 @@ pub enum Command {
     Status(super::watch::StatusArgs),
     /// Ask the running watcher to sync an application now.
     Sync(super::watch::SyncArgs),
+    /// Serve the web UI for a target (applications, resource trees, diffs, rollouts, cluster).
+    Ui(super::ui::UiArgs),
     /// Print the version, the git commit it was built from and the kustomize it matches.
     Version,
     /// Remove a plan/apply lock left by a process that is gone (terraform's force-unlock);
@@ -89,6 +91,9 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// The applied sets (inventories) of applications in a target: list them, or hand one to
+    /// a renamed application (`inventory rename OLD NEW`).
+    Inventory(super::plan::InventoryArgs),
     /// Print a shell completion script (`reconcile completion bash > /etc/bash_completion.d/reconcile`).
     Completion {
         /// The shell.
@@ -96,7 +101,7 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print a JSON Schema (`kustomization`, `config`, `strategy`, `plan`, `apps`, `diff`, and the `-o json`
-    /// outputs `apply`, `rollout-status`, `validate`, `events`).
+    /// outputs `apply`, `rollout-status`, `rollout-get`, `validate`, `events`).
     Schema {
         /// Which schema.
         name: String,
@@ -119,8 +124,10 @@ impl Command {
             Command::Watch(_) => "watch",
             Command::Status(_) => "status",
             Command::Sync(_) => "sync",
+            Command::Ui(_) => "ui",
             Command::Version => "version",
             Command::Unlock { .. } => "unlock",
+            Command::Inventory(_) => "inventory",
             Command::Completion { .. } => "completion",
         }
     }

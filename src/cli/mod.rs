@@ -32,11 +32,13 @@ mod output;
 mod plan;
 mod promote;
 mod render;
+mod rollout_get;
 mod source;
 mod target;
+mod ui;
 mod watch;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 pub use args::{Cli, Command};
 
@@ -49,7 +51,14 @@ pub const EXIT_CHANGES: i32 = 2;
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // clap prints its own help and usage errors before `--color` is parsed: it gets the same
+    // colour rule from the raw arguments and the environment.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command().color(output::clap_color(output::color_flag(&args)));
+    let parsed = command
+        .try_get_matches_from(&args)
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // Help and --version go to stdout with 0; every usage error is an error (1), never
@@ -95,7 +104,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Watch(args) => watch::watch(args),
         Command::Status(args) => watch::status(args),
         Command::Sync(args) => watch::sync(args),
+        Command::Ui(args) => ui::ui(args),
         Command::Unlock { lock_id, target } => plan::unlock(&lock_id, target.as_deref()),
+        Command::Inventory(args) => plan::inventory(args),
         Command::Version => {
             print!("{}", version_text());
             Ok(EXIT_OK)

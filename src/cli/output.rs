@@ -32,6 +32,45 @@ fn set_and_not(var: &str, off: &[&str]) -> bool {
         .is_ok_and(|v| !v.is_empty() && !off.contains(&v.to_ascii_lowercase().as_str()))
 }
 
+/// The `--color` choice among raw arguments (before clap parses them, for clap's own help and
+/// errors); `auto` when absent or unreadable.
+pub fn color_flag(args: &[std::ffi::OsString]) -> ColorChoice {
+    let mut choice = ColorChoice::Auto;
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(word) = words.next() {
+        let value = match word.as_ref() {
+            "--" => break,
+            "--color" => words.next().map(|v| v.into_owned()),
+            w => w.strip_prefix("--color=").map(str::to_string),
+        };
+        if let Some(parsed) = value.and_then(|v| ColorChoice::from_str(&v, true).ok()) {
+            choice = parsed;
+        }
+    }
+    choice
+}
+
+/// clap's colour setting for a choice, by the same rule as [`init_color`] (clap looks at the
+/// stream it writes to, stdout for help and stderr for errors, when the rule says `auto`).
+pub fn clap_color(choice: ColorChoice) -> clap::ColorChoice {
+    match choice {
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
+        ColorChoice::Auto => {
+            if set_and_not("CLICOLOR_FORCE", &["0"]) || set_and_not("FORCE_COLOR", &["0", "false"])
+            {
+                clap::ColorChoice::Always
+            } else if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+                || std::env::var("TERM").is_ok_and(|t| t == "dumb")
+            {
+                clap::ColorChoice::Never
+            } else {
+                clap::ColorChoice::Auto
+            }
+        }
+    }
+}
+
 /// Decides colour once for the run (the explicit choice wins; then a force variable; then
 /// `NO_COLOR`; then whether stdout is a terminal that is not `TERM=dumb`).
 pub fn init_color(choice: ColorChoice) {

@@ -113,6 +113,10 @@ pub struct ApplyArgs {
     /// Show the plan, change nothing (also for saved plans and prune).
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply a saved plan to the `--target` given although the plan was made for another
+    /// one (it must still be fresh there); without it that is refused.
+    #[arg(long)]
+    pub retarget: bool,
     /// Where the files come from (`--repo`, `--ref`).
     #[command(flatten)]
     pub git: SourceArgs,
@@ -161,6 +165,21 @@ pub enum RolloutCommand {
         #[arg(long, default_value = "10m")]
         timeout: String,
         /// Output format: text, or JSON (`reconcile schema rollout-status`).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ApplyFormat,
+    },
+    /// The rollout as a tree (as `kubectl argo rollouts get rollout`): strategy, steps,
+    /// weights, images per track, revisions → ReplicaSets → pods, analysis runs.
+    Get {
+        /// The Deployment.
+        deployment: String,
+        /// Let the engine's clock run and redraw until the rollout stops moving.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How long to watch (cluster time).
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// Output format: text, or JSON (`reconcile schema rollout-get`).
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: ApplyFormat,
     },
@@ -245,10 +264,85 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
 
 /// `reconcile unlock LOCK_ID`.
 pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
-    let mut engine = open_engine(target, Access::Read)?;
+    let located = target::locate(target, None)?;
+    let state = located.engine_state(
+        "`reconcile unlock` (a Kubernetes target's lock is the Lease default/reconcile-lock, \
+         free again 60 s after its holder stops renewing it)",
+    )?;
+    let mut engine = Engine::open_existing(&state.path)?;
     engine.force_unlock(lock_id)?;
     println!("lock {lock_id} released");
     Ok(EXIT_OK)
+}
+
+/// `reconcile inventory` arguments.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The target: `engine` (default), `engine:PATH`.
+    #[arg(long, global = true)]
+    pub target: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: InventoryCommand,
+}
+
+/// The inventory subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Every application with an inventory in the target, its object count and last apply.
+    List,
+    /// Hand application OLD's objects and inventory to application NEW, after the app was
+    /// renamed in reconcile.yaml or its directory moved (its name comes from its path), so
+    /// they stay owned and prunable instead of being refused as another application's.
+    Rename {
+        /// The application's old name.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
+}
+
+/// `reconcile inventory …`.
+pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
+    let located = target::locate(args.target.as_deref(), None)?;
+    let state = located.engine_state("`reconcile inventory`")?;
+    match args.command {
+        InventoryCommand::List => {
+            let engine = target::open(state, Access::Read)?;
+            let listed = plan::inventory::list(&engine)?;
+            if listed.is_empty() {
+                println!("No inventories in engine:{}", state.path.display());
+                return Ok(EXIT_OK);
+            }
+            let width = listed.iter().map(|l| l.app.len()).max().unwrap_or(0).max(11);
+            println!("{:<width$}  {:>7}  APPLIED AT", "APPLICATION", "OBJECTS");
+            for l in listed {
+                println!("{:<width$}  {:>7}  {}", l.app, l.members, l.applied_at);
+            }
+            Ok(EXIT_OK)
+        }
+        InventoryCommand::Rename { old, new } => {
+            if !config::valid_name(&new) {
+                bail!(
+                    "{new:?} is not a valid application name (lowercase letters, digits and '-', at most 50)"
+                );
+            }
+            if old == new {
+                bail!("OLD and NEW are the same name");
+            }
+            if !state.path.exists() {
+                bail!("engine state {} does not exist", state.path.display());
+            }
+            let mut engine = target::open(state, Access::Write)?;
+            with_lock(&mut engine, "inventory rename", |cluster| {
+                let moved = plan::inventory::rename(cluster, &old, &new)?;
+                println!(
+                    "inventory of application {old} is now application {new}'s ({moved} objects changed hands)"
+                );
+                Ok(EXIT_OK)
+            })
+        }
+    }
 }
 
 /// The repository holding `dir`: the nearest ancestor with a `reconcile.yaml` or `.git`
@@ -427,15 +521,6 @@ fn resolve(source: Option<&str>) -> anyhow::Result<Vec<Resolved>> {
     }
 }
 
-fn open_engine(target: Option<&str>, access: Access) -> anyhow::Result<Engine> {
-    let located = target::locate(target, None)?;
-    let state = located.engine_state(
-        "`reconcile unlock` (a Kubernetes target's lock is the Lease default/reconcile-lock, \
-         free again 60 s after its holder stops renewing it)",
-    )?;
-    target::open(state, access)
-}
-
 fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
     let resources = match &resolved.tree {
         Some(tree) => crate::render::render(&*tree.fs, &resolved.dir),
@@ -506,6 +591,7 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
                 }
             }
         }
+        out.push_str(&unfinished_rollouts(plan, colour));
         for kept in &plan.not_pruned {
             let id = ResId {
                 gvk: Gvk::from_api_version(&kept.api_version, &kept.kind),
@@ -530,6 +616,21 @@ pub fn text(set: &PlanSet, colour: bool) -> String {
     }
     out.push_str(&format!("{}\n", set.summary.line()));
     out
+}
+
+/// Deployments whose rollout has not finished, changed or not: `! rollout …` lines.
+fn unfinished_rollouts(plan: &Plan, colour: bool) -> String {
+    plan.actions
+        .iter()
+        .filter_map(|a| a.unfinished.as_ref().map(|note| (a, note)))
+        .map(|(action, note)| {
+            format!(
+                "  {} {}: {note}\n",
+                paint("! rollout", "35", colour),
+                action.display()
+            )
+        })
+        .collect()
 }
 
 /// The default markdown template (a pull-request comment).
@@ -614,15 +715,56 @@ impl Engines {
         };
         Ok(cluster.as_mut())
     }
+
+    /// The cluster already opened for a target.
+    fn at(&mut self, located: &Target) -> anyhow::Result<&mut dyn Cluster> {
+        match self.opened.get_mut(located) {
+            Some(cluster) => Ok(cluster.as_mut()),
+            None => bail!("target {} was not opened", describe_target(located)),
+        }
+    }
+
+    /// Runs `f` holding the lock of every opened target (taken in path order, so two runs
+    /// never wait on each other crosswise); every lock taken is released whatever happens.
+    fn locked<T>(
+        &mut self,
+        holder: &str,
+        f: impl FnOnce(&mut Engines) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut taken = Vec::new();
+        let mut result = Ok(());
+        for (located, cluster) in &mut self.opened {
+            match cluster.lock(holder) {
+                Ok(()) => taken.push(located.clone()),
+                Err(e) => {
+                    result = Err(anyhow::Error::from(e));
+                    break;
+                }
+            }
+        }
+        let result = result.and_then(|()| f(self));
+        let mut released = Ok(());
+        for located in taken {
+            if let Some(cluster) = self.opened.get_mut(&located)
+                && let Err(e) = cluster.unlock()
+            {
+                released = Err(anyhow::Error::from(e));
+            }
+        }
+        let value = result?;
+        released?;
+        Ok(value)
+    }
 }
 
-/// Plans every resolved application against its target.
+/// Plans every resolved application against its target; each plan with the objects it was
+/// made from (for the keyed digest of a saved plan).
 fn plan_all(
     resolved: &[Resolved],
     target: Option<&str>,
     options: PlanOptions,
     force_conflicts: bool,
-) -> anyhow::Result<Vec<Planned>> {
+) -> anyhow::Result<Vec<(Planned, Vec<Value>)>> {
     let mut engines = Engines::forcing(force_conflicts);
     let mut planned = Vec::new();
     for r in resolved {
@@ -630,9 +772,110 @@ fn plan_all(
         let objects = render(r)?;
         let mut one = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)?;
         one.plan.revision = revision(r);
-        planned.push(one);
+        planned.push((one, objects));
     }
     Ok(planned)
+}
+
+/// The plan key of a target a plan names, made (and the state created) on first use: a saved
+/// plan is sealed with it. A read-only state that has none cannot seal a plan.
+fn ensure_plan_key(recorded: &str) -> anyhow::Result<String> {
+    let located = target::locate_recorded(recorded)?;
+    let Target::Engine(state) = &located else {
+        return kube_plan_key(&located, true)?
+            .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"));
+    };
+    if state.path.exists()
+        && let Some(key) = Engine::open_read_only(&state.path)?.plan_key()?
+    {
+        return Ok(key);
+    }
+    let mut engine = Engine::open(&state.path)
+        .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"))?;
+    engine
+        .ensure_plan_key()
+        .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"))
+}
+
+/// The plan key kept in a Kubernetes target: the Secret `default/reconcile-plan-key`,
+/// created with a random key when `create` (else `None` when absent).
+fn kube_plan_key(located: &Target, create: bool) -> anyhow::Result<Option<String>> {
+    use base64::Engine as _;
+    let mut cluster = target::connect(located, Access::Read, false)?;
+    let id = ResId {
+        gvk: Gvk::from_api_version("v1", "Secret"),
+        name: "reconcile-plan-key".into(),
+        namespace: plan::inventory::INVENTORY_NAMESPACE.into(),
+    };
+    let base64 = base64::engine::general_purpose::STANDARD;
+    if let Some(secret) = cluster.get(&id)? {
+        let stored = secret
+            .pointer("/data/key")
+            .and_then(Value::as_str)
+            .and_then(|b| base64.decode(b).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|key| !key.is_empty())
+            .with_context(|| format!("{}: no readable key", crate::diff::display_id(&id)))?;
+        return Ok(Some(stored));
+    }
+    if !create {
+        return Ok(None);
+    }
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no random source for the plan key"))?;
+    let key = hex::encode(bytes);
+    cluster.apply(&json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": id.name, "namespace": id.namespace},
+        "type": "Opaque",
+        "data": {"key": base64.encode(&key)},
+    }))?;
+    Ok(Some(key))
+}
+
+/// The plan key of a target a saved plan names, read-only (`None`: it has none, or there is
+/// no state there: nothing is created to check a plan).
+fn recorded_plan_key(recorded: &str) -> Result<Option<String>, plan::seal::Error> {
+    let bad = || plan::seal::Error::BadKey {
+        target: recorded.to_string(),
+    };
+    let Ok(located) = target::locate_recorded(recorded) else {
+        return Ok(None);
+    };
+    let Target::Engine(state) = &located else {
+        return kube_plan_key(&located, false).map_err(|_| bad());
+    };
+    if !state.path.is_file() {
+        return Ok(None);
+    }
+    let engine = Engine::open_read_only(&state.path).map_err(|_| bad())?;
+    engine.plan_key().map_err(|_| bad())
+}
+
+/// The sealed text of a plan file: keyed digests of each plan's source, then one seal per
+/// target.
+fn sealed_file(
+    planned: &[(Planned, Vec<Value>)],
+    resolved: &[Resolved],
+) -> anyhow::Result<String> {
+    let mut keys = BTreeMap::new();
+    let mut plans = Vec::new();
+    for ((one, objects), r) in planned.iter().zip(resolved) {
+        let target = one.plan.target.clone();
+        let key = match keys.get(&target) {
+            Some(key) => String::clone(key),
+            None => ensure_plan_key(&target)?,
+        };
+        let mut plan = one.plan.clone();
+        plan.source_mac = Some(plan::source_mac(&r.app, objects, plan.prune, &key)?);
+        plans.push(plan);
+        keys.insert(target, key);
+    }
+    Ok(plan::seal::seal(&PlanSet::new(plans), &keys)?)
 }
 
 /// The revision a resolved application is read from, for the plan.
@@ -675,10 +918,11 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         options,
         args.force_conflicts,
     )?;
-    let set = PlanSet::new(planned.into_iter().map(|p| p.plan).collect());
+    let set = PlanSet::new(planned.iter().map(|(p, _)| p.plan.clone()).collect());
     let json = serde_json::to_string_pretty(&set)? + "\n";
     if let Some(out) = &args.out {
-        std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
+        let sealed = sealed_file(&planned, &resolved)?;
+        std::fs::write(out, sealed).with_context(|| format!("writing {}", out.display()))?;
     }
     let text = match (&template, args.output) {
         (Some(template), _) => templated(&set, template)?,
@@ -712,6 +956,17 @@ fn holder(command: &str) -> String {
 /// 10 s) before it plans, so tests observe a held lock, or kill its holder, deterministically.
 fn hold_lock_for_tests() {
     if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_LOCK_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
+}
+
+/// Test hook: `RECONCILE_TEST_HOLD_BETWEEN_APPS_MS` pauses a multi-application apply that long
+/// (at most 10 s) after each application, so a test sees the lock held between applications.
+fn hold_between_applications_for_tests() {
+    if let Some(ms) = std::env::var("RECONCILE_TEST_HOLD_BETWEEN_APPS_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
@@ -852,23 +1107,32 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
     let mut engines = Engines::forcing(args.force_conflicts);
-    let mut deferred: BTreeMap<Target, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
-    let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
-    let mut dry_runs = Vec::new();
+    if args.dry_run {
+        let mut dry_runs = Vec::new();
+        for r in &resolved {
+            let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
+            let objects = render(r)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
+            dry_runs.push(planned.plan);
+        }
+        return finish_dry_run(&dry_runs, json);
+    }
+    // Every source is rendered before anything is locked or written: a broken application
+    // changes nothing.
+    let mut rendered = Vec::new();
     for r in &resolved {
         let state = target::locate(args.target.as_deref(), r.app.target.as_deref())?;
-        let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
-        let objects = render(r)?;
-        if args.dry_run {
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, engine, &plan_options)?;
-            dry_runs.push(planned.plan);
-            continue;
-        }
-        let mut defer = false;
-        let mut plan_applied = None;
-        let report = plan::locked(engine, &holder("apply"), |cluster| {
-            hold_lock_for_tests();
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, cluster, &plan_options)?;
+        engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
+        rendered.push((state, render(r)?));
+    }
+    // One lock per target for the whole run: no other apply slips in between applications.
+    let applied = engines.locked(&holder("apply"), |engines| {
+        hold_lock_for_tests();
+        let mut deferred: BTreeMap<Target, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+        let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
+        for (r, (state, objects)) in resolved.iter().zip(&rendered) {
+            let cluster = engines.at(state)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -877,40 +1141,41 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                     planned.plan.summary.line()
                 );
             }
-            defer = together && plan::wave_count(&planned.plan) <= 1;
-            plan_applied = Some(planned.plan.clone());
+            let defer = together && plan::wave_count(&planned.plan) <= 1;
             let options = ApplyOptions {
                 wait: options.wait && !defer,
                 ..options
             };
-            plan::apply(&planned, cluster, &options, &mut progress_line)
-        })?;
-        let plan_applied = plan_applied.context("the apply ran without a plan")?;
-        if defer && report.failure.is_none() {
-            let entry = deferred.entry(state.clone()).or_default();
-            entry.0.push(report);
-            entry.1.push(plan_applied);
-        } else {
-            applied.push((report, plan_applied));
+            let report = plan::apply(&planned, cluster, &options, &mut progress_line)?;
+            hold_between_applications_for_tests();
+            if defer && report.failure.is_none() {
+                let entry = deferred.entry(state.clone()).or_default();
+                entry.0.push(report);
+                entry.1.push(planned.plan);
+            } else {
+                applied.push((report, planned.plan));
+            }
         }
-    }
-    if args.dry_run {
-        return finish_dry_run(&dry_runs, json);
-    }
-    for (located, (mut waiting, plans)) in deferred {
-        let engine = engines.open(&located, Access::Write)?;
-        if !json {
-            println!(
-                "Waiting for {} applications to become healthy",
-                waiting.len()
-            );
+        for (located, (mut waiting, plans)) in deferred {
+            let cluster = engines.at(&located)?;
+            if !json {
+                println!(
+                    "Waiting for {} applications to become healthy",
+                    waiting.len()
+                );
+            }
+            let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
+            if let Err(e) = plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line) {
+                // The target failed while waiting (a full disk): every waiting application
+                // reports it, with what it applied.
+                for report in &mut waiting {
+                    report.failure.get_or_insert_with(|| e.to_string());
+                }
+            }
+            applied.extend(waiting.into_iter().zip(plans));
         }
-        let timeout = options.timeout.unwrap_or(Duration::from_secs(600));
-        plan::locked(engine, &holder("apply --wait"), |cluster| {
-            plan::wait_all(cluster, &mut waiting, timeout, &mut progress_line)
-        })?;
-        applied.extend(waiting.into_iter().zip(plans));
-    }
+        Ok(applied)
+    })?;
     finish_apply(&applied, args.wait, json)
 }
 
@@ -976,15 +1241,54 @@ fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tre
     Ok(Some(tree))
 }
 
-/// `reconcile apply plan.json`: applies exactly a saved plan, or refuses when stale; under
-/// `--dry-run` checks it is still fresh and shows it, changing nothing.
+/// True when two targets are the same cluster (state paths spelled differently or not).
+fn same_target(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Engine(a), Target::Engine(b)) => same_state(&a.path, &b.path),
+        (Target::Kube { context: a }, Target::Kube { context: b }) => a == b,
+        _ => false,
+    }
+}
+
+/// A target as the user writes it.
+fn describe_target(located: &Target) -> String {
+    match located {
+        Target::Engine(state) => format!("engine:{}", state.path.display()),
+        Target::Kube { context: Some(c) } => format!("kube:{c}"),
+        Target::Kube { context: None } => "kube".to_string(),
+    }
+}
+
+/// True when two state paths name the same file (spelled differently or not).
+fn same_state(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| {
+        p.canonicalize().unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
+    };
+    absolute(a) == absolute(b)
+}
+
+/// `reconcile apply plan.json`: checks the file's seals, then applies exactly the saved plans
+/// (all checked fresh under one lock before any is applied), or refuses; under `--dry-run`
+/// checks them and shows them, changing nothing.
 fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::Result<i32> {
     let json = args.output == ApplyFormat::Json;
-    let set = crate::plan::file::read(path)?;
+    let text = crate::plan::file::read_text(path)?;
+    // Before anything else: a file edited since `plan --out` sealed it is refused.
+    let document = plan::seal::verify(path, &text, recorded_plan_key)?;
+    let set = crate::plan::file::parse(path, document)?;
     let here = cwd()?;
     let config = find_config(&here)?;
-    let mut applied = Vec::new();
-    let mut dry_runs = Vec::new();
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let mut engines = Engines::forcing(args.force_conflicts);
+    let mut prepared = Vec::new();
     for saved in &set.plans {
         let from_git = match saved_tree(saved, &args.git)? {
             Some(tree) => resolve_in_tree(&tree, Some(&saved.application))
@@ -1013,42 +1317,78 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
             app,
             tree: None,
         });
+        let recorded = target::locate_recorded(&saved.target)?;
+        // The target is the one the plan was made for; another one only when asked.
         let state = match &args.target {
-            Some(flag) => target::locate(Some(flag), None)?,
-            None => target::locate_recorded(&saved.target)?,
+            Some(flag) => {
+                let wanted = target::locate(Some(flag), None)?;
+                if !same_target(&wanted, &recorded) && !args.retarget {
+                    bail!(
+                        "{}: the plan of application {} was made for {}, not {}; refusing to apply it elsewhere (make a plan for that target, or pass --retarget to apply this one there: it must still be fresh there)",
+                        path.display(),
+                        saved.application,
+                        saved.target,
+                        describe_target(&wanted)
+                    );
+                }
+                wanted
+            }
+            None => recorded,
         };
+        // The keyed digest is made with the key of the target the plan was sealed for.
+        let key = recorded_plan_key(&saved.target)?;
         let objects = render(&resolved)?;
-        let plan_options = PlanOptions {
-            prune: saved.prune,
-            allow_empty: true,
-            create_namespace: false,
-            // The reviewed plan's adoptions, and only those, are carried out.
-            adopt: saved.actions.iter().any(|a| a.adopt),
-        };
-        if args.dry_run {
-            let engine = target::connect(&state, Access::Read, args.force_conflicts)?;
-            let fresh = plan::make_plan(
+        engines.open(&state, access)?;
+        prepared.push((saved, resolved, state, objects, key));
+    }
+    // Every plan is checked fresh before any is applied, under one lock per target.
+    let fresh_plans = |engines: &mut Engines| -> anyhow::Result<Vec<Planned>> {
+        let mut fresh_plans = Vec::new();
+        for (saved, resolved, state, objects, key) in &prepared {
+            let plan_options = PlanOptions {
+                prune: saved.prune,
+                allow_empty: true,
+                // Namespaces the reviewed plan creates (`--create-namespace`) are created
+                // again; the action lists are compared exactly anyway.
+                create_namespace: saved
+                    .actions
+                    .iter()
+                    .any(|a| a.kind == "Namespace" && a.action == Change::Create),
+                // The reviewed plan's adoptions, and only those, are carried out.
+                adopt: saved.actions.iter().any(|a| a.adopt),
+            };
+            let cluster = engines.at(state)?;
+            let mut fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
-                &objects,
-                &*engine,
+                objects,
+                &*cluster,
                 &plan_options,
             )?;
+            fresh.plan.source_mac = match key {
+                Some(key) => Some(plan::source_mac(
+                    &resolved.app,
+                    objects,
+                    fresh.plan.prune,
+                    key,
+                )?),
+                None => None,
+            };
             plan::check_fresh(saved, &fresh.plan)?;
-            dry_runs.push(fresh.plan);
-            continue;
+            fresh_plans.push(fresh);
         }
-        let mut engine = target::connect(&state, Access::Write, args.force_conflicts)?;
-        let mut plan_applied = None;
-        let report = plan::locked(&mut *engine, &holder("apply"), |cluster| {
-            let fresh = plan::make_plan(
-                &resolved.app,
-                &resolved.app.path,
-                &objects,
-                cluster,
-                &plan_options,
-            )?;
-            plan::check_fresh(saved, &fresh.plan)?;
+        Ok(fresh_plans)
+    };
+    if args.dry_run {
+        let fresh = fresh_plans(&mut engines)?;
+        let plans: Vec<Plan> = fresh.into_iter().map(|f| f.plan).collect();
+        return finish_dry_run(&plans, json);
+    }
+    let applied = engines.locked(&holder("apply"), |engines| {
+        let fresh = fresh_plans(engines)?;
+        let mut applied = Vec::new();
+        for (fresh, (saved, _, state, _, _)) in fresh.into_iter().zip(&prepared) {
+            let cluster = engines.at(state)?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -1057,15 +1397,11 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
                     fresh.plan.summary.line()
                 );
             }
-            plan_applied = Some(fresh.plan.clone());
-            plan::apply(&fresh, cluster, &options, &mut progress_line)
-        })?;
-        let plan_applied = plan_applied.context("the apply ran without a plan")?;
-        applied.push((report, plan_applied));
-    }
-    if args.dry_run {
-        return finish_dry_run(&dry_runs, json);
-    }
+            let report = plan::apply(&fresh, cluster, &options, &mut progress_line)?;
+            applied.push((report, fresh.plan));
+        }
+        Ok(applied)
+    })?;
     finish_apply(&applied, options.wait, json)
 }
 
@@ -1167,18 +1503,36 @@ fn print_status(status: &driver::RolloutStatus) {
 pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
     let state = target::locate(args.target.as_deref(), None)?;
     let access = match &args.command {
-        RolloutCommand::Status { watch: false, .. } | RolloutCommand::History { .. } => {
-            Access::Read
-        }
+        RolloutCommand::Status { watch: false, .. }
+        | RolloutCommand::Get { watch: false, .. }
+        | RolloutCommand::History { .. } => Access::Read,
         // Watching lets cluster time pass (a write), but never creates a state.
         RolloutCommand::Status { .. } if state.state().is_some_and(|s| !s.path.exists()) => {
             Access::Read
         }
         _ => Access::Write,
     };
+    let ns = args.namespace.as_deref();
+    if let RolloutCommand::Get {
+        deployment,
+        watch,
+        timeout,
+        output,
+    } = &args.command
+    {
+        let mut engine = target::open(state.engine_state("`rollout get`")?, access)?;
+        let id = deployment_id(deployment, ns);
+        let timeout = parse_timeout(timeout)?;
+        return super::rollout_get::run(
+            &mut engine,
+            &id,
+            *watch,
+            timeout.as_millis() as i64,
+            *output == ApplyFormat::Json,
+        );
+    }
     let mut engine = target::connect(&state, access, false)?;
     let engine = &mut *engine;
-    let ns = args.namespace.as_deref();
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
                         wait: bool,
@@ -1275,6 +1629,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             }
             Ok(code)
         }
+        RolloutCommand::Get { .. } => unreachable!("handled above"),
         RolloutCommand::Retry { deployment, wait } => {
             let id = deployment_id(&deployment, ns);
             with_lock(engine, "rollout retry", |cluster| {

@@ -31,16 +31,25 @@ pub struct PromoteArgs {
     /// The environment folder to promote to (`overlays/prod`).
     #[arg(long)]
     pub to: String,
-    /// The repository (a local clone; default: the one holding the current directory).
+    /// The repository: a local clone (default: the one holding the current directory), or a
+    /// remote URL (read from its cache mirror; with --commit the commit is pushed).
     #[arg(long)]
     pub repo: Option<String>,
+    /// With a remote --repo: the branch to promote on (default: the remote's default branch;
+    /// --commit without --branch pushes onto it).
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// With a remote --repo: limit for each network operation (`60s`, `2m`).
+    #[arg(long, default_value = "60s")]
+    pub git_timeout: String,
     /// Show the diffs, write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Commit the edited files (author from git config).
     #[arg(long)]
     pub commit: bool,
-    /// With --commit: create this branch from HEAD, switch to it and commit there.
+    /// With --commit: create this branch from HEAD, switch to it and commit there (with a
+    /// remote --repo: push the commit as this new branch, for a pull request).
     #[arg(long, requires = "commit")]
     pub branch: Option<String>,
     /// With --commit: the commit message (default: one line per change).
@@ -167,12 +176,18 @@ fn commit(
 
 /// `reconcile promote`.
 pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
+    if let Some(url) = args
+        .repo
+        .as_deref()
+        .filter(|r| crate::source::git::is_url(r) && !Path::new(r).exists())
+    {
+        return promote_remote(&args, url);
+    }
+    if args.reference.is_some() {
+        bail!("--ref: only with a remote --repo URL (a local clone promotes its work tree)");
+    }
     let here = std::env::current_dir().context("reading the current directory")?;
     let start = match &args.repo {
-        Some(repo) if crate::source::git::is_url(repo) => bail!(
-            "promote --repo {}: remote URLs are not supported yet; run it in a clone",
-            crate::source::git::redact_url(repo)
-        ),
         Some(repo) => PathBuf::from(repo),
         None => here.clone(),
     };
@@ -203,51 +218,12 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
     let rule = find_rule(&from, &to)?;
     let promotion = promote::promote(&fs, &from, &to, rule.as_ref())?;
     if promotion.changes.is_empty() {
-        match args.output {
-            PromoteFormat::Json => write_stdout(
-                &(serde_json::to_string_pretty(
-                    &json!({"changes": [], "files": [], "rendered": [], "commit": null}),
-                )? + "\n"),
-            )?,
-            PromoteFormat::Text => println!("nothing to promote"),
-        }
-        return Ok(EXIT_OK);
+        return nothing_to_promote(args.output);
     }
-    // The target rendered before and after, compared as `diff` compares revisions.
-    let before = crate::render::render(&fs, &to).map(|r| crate::render::to_values(&r));
-    let edited = Edited {
-        base: &fs,
-        edits: &promotion.edits,
-    };
-    let after = crate::render::render(&edited, &to)
-        .map(|r| crate::render::to_values(&r))
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the promoted {} would not render: {e}",
-                relative(&to, &root)
-            )
-        })?;
-    let rendered = match before {
-        Ok(before) => crate::review::object_changes(&before, &after),
-        Err(_) => Vec::new(),
-    };
+    let rendered = rendered_change(&fs, &promotion, &to, &root)?;
     let mut committed = None;
     if !args.dry_run {
-        let message = args.message.clone().unwrap_or_else(|| {
-            let mut text = format!(
-                "promote {} → {}\n\n",
-                relative(&from, &root),
-                relative(&to, &root)
-            );
-            for change in &promotion.changes {
-                text.push_str(&format!(
-                    "- {}: {}\n",
-                    relative(&change.file, &root),
-                    change.line()
-                ));
-            }
-            text
-        });
+        let message = commit_message(&args, &promotion, &from, &to, &root);
         if args.commit {
             let (Some(repo), Some(workdir)) = (&repo, &workdir) else {
                 bail!("--commit: {} is not in a git work tree", base.display());
@@ -279,6 +255,200 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
             write_all(&promotion.edits)?;
         }
     }
+    print_outcome(
+        &args,
+        &Outcome {
+            root: &root,
+            from: &from,
+            to: &to,
+            promotion: &promotion,
+            rendered: &rendered,
+            committed: committed.as_deref(),
+            pushed: None,
+        },
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// What a promotion did, for printing.
+struct Outcome<'a> {
+    root: &'a Path,
+    from: &'a Path,
+    to: &'a Path,
+    promotion: &'a Promotion,
+    rendered: &'a [crate::review::ObjectChange],
+    committed: Option<&'a str>,
+    /// The remote and branch a commit was pushed to.
+    pushed: Option<(&'a str, &'a str)>,
+}
+
+fn nothing_to_promote(output: PromoteFormat) -> anyhow::Result<i32> {
+    match output {
+        PromoteFormat::Json => write_stdout(
+            &(serde_json::to_string_pretty(
+                &json!({"changes": [], "files": [], "rendered": [], "commit": null}),
+            )? + "\n"),
+        )?,
+        PromoteFormat::Text => println!("nothing to promote"),
+    }
+    Ok(EXIT_OK)
+}
+
+/// The target rendered before and after the edits, compared as `diff` compares revisions.
+fn rendered_change(
+    fs: &dyn Fs,
+    promotion: &Promotion,
+    to: &Path,
+    root: &Path,
+) -> anyhow::Result<Vec<crate::review::ObjectChange>> {
+    let before = crate::render::render(fs, to).map(|r| crate::render::to_values(&r));
+    let edited = Edited {
+        base: fs,
+        edits: &promotion.edits,
+    };
+    let after = crate::render::render(&edited, to)
+        .map(|r| crate::render::to_values(&r))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the promoted {} would not render: {e}",
+                relative(to, root)
+            )
+        })?;
+    Ok(match before {
+        Ok(before) => crate::review::object_changes(&before, &after),
+        Err(_) => Vec::new(),
+    })
+}
+
+/// `--message`, or one line per change.
+fn commit_message(
+    args: &PromoteArgs,
+    promotion: &Promotion,
+    from: &Path,
+    to: &Path,
+    root: &Path,
+) -> String {
+    args.message.clone().unwrap_or_else(|| {
+        let mut text = format!(
+            "promote {} → {}\n\n",
+            relative(from, root),
+            relative(to, root)
+        );
+        for change in &promotion.changes {
+            text.push_str(&format!(
+                "- {}: {}\n",
+                relative(&change.file, root),
+                change.line()
+            ));
+        }
+        text
+    })
+}
+
+/// `promote --repo URL`: read the branch from the cache mirror; `--dry-run` shows the
+/// change, `--commit` makes the commit in the mirror's object database and pushes it (onto
+/// the branch, or as the new `--branch`). There is no work tree, so nothing else is
+/// written.
+fn promote_remote(args: &PromoteArgs, url: &str) -> anyhow::Result<i32> {
+    if !args.dry_run && !args.commit {
+        bail!(
+            "promote --repo {}: a remote has no work tree to write; add --dry-run to look, or --commit to commit and push",
+            crate::source::git::redact_url(url)
+        );
+    }
+    let source_args = super::source::SourceArgs {
+        repo: Some(url.to_string()),
+        reference: args.reference.clone(),
+        git_timeout: args.git_timeout.clone(),
+    };
+    let source = source_args.open()?;
+    let reference = args.reference.as_deref().unwrap_or("HEAD");
+    let snapshot = source.snapshot(reference)?;
+    let root = source.tree_root();
+    let fs = &snapshot.fs;
+    let folder = |p: &str| -> anyhow::Result<PathBuf> {
+        let path = clean(&root.join(p));
+        if !path.starts_with(&root) || fs.entry_kind(&path).ok().flatten() != Some(EntryKind::Dir)
+        {
+            bail!(
+                "{p}: no such folder in {} at {reference}",
+                source.display()
+            );
+        }
+        Ok(path)
+    };
+    let (from, to) = (folder(&args.from)?, folder(&args.to)?);
+    if from == to {
+        bail!("--from and --to name the same folder");
+    }
+    let rule = find_rule_in(fs, &root, &from, &to)?;
+    let promotion = promote::promote(fs, &from, &to, rule.as_ref())?;
+    if promotion.changes.is_empty() {
+        return nothing_to_promote(args.output);
+    }
+    let rendered = rendered_change(fs, &promotion, &to, &root)?;
+    let mut committed = None;
+    let mut pushed = None;
+    if args.commit && !args.dry_run {
+        let branch = match (&args.branch, &args.reference) {
+            (Some(branch), _) => branch.clone(),
+            (None, Some(reference)) => reference
+                .strip_prefix("refs/heads/")
+                .unwrap_or(reference)
+                .to_string(),
+            (None, None) => bail!(
+                "--commit with a remote --repo pushes a branch: give --branch NAME (a new branch for a pull request) or --ref BRANCH (onto it)"
+            ),
+        };
+        if args.branch.is_some() && source.resolve(&format!("refs/heads/{branch}")).is_ok() {
+            bail!(
+                "--branch {branch}: already exists in {}; pick a new name",
+                source.display()
+            );
+        }
+        let files: Vec<(PathBuf, Vec<u8>)> = promotion
+            .edits
+            .iter()
+            .map(|e| {
+                (
+                    e.path.strip_prefix(&root).unwrap_or(&e.path).to_path_buf(),
+                    e.after.clone(),
+                )
+            })
+            .collect();
+        let message = commit_message(args, &promotion, &from, &to, &root);
+        let sha = source.commit_files(&snapshot.sha, &files, &message, Some(&branch))?;
+        source.push(&branch)?;
+        committed = Some(sha);
+        pushed = Some(branch);
+    }
+    print_outcome(
+        args,
+        &Outcome {
+            root: &root,
+            from: &from,
+            to: &to,
+            promotion: &promotion,
+            rendered: &rendered,
+            committed: committed.as_deref(),
+            pushed: pushed.as_deref().map(|b| (source.display(), b)),
+        },
+    )?;
+    Ok(EXIT_OK)
+}
+
+fn print_outcome(args: &PromoteArgs, outcome: &Outcome) -> anyhow::Result<()> {
+    let Outcome {
+        root,
+        from,
+        to,
+        promotion,
+        rendered,
+        committed,
+        pushed,
+    } = outcome;
+    let (root, from, to) = (*root, *from, *to);
+    let committed = committed.map(str::to_string);
     match args.output {
         PromoteFormat::Json => {
             let files: Vec<_> = promotion
@@ -299,7 +469,8 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
                 "files": files,
                 "rendered": rendered,
                 "commit": committed,
-                "branch": args.branch,
+                "branch": pushed.map(|(_, b)| b.to_string()).or_else(|| args.branch.clone()),
+                "pushedTo": pushed.map(|(r, _)| r.to_string()),
             });
             write_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
         }
@@ -325,7 +496,7 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
                 if rendered.is_empty() {
                     out.push_str("  no object changes\n");
                 }
-                for object in &rendered {
+                for object in rendered.iter() {
                     out.push_str(&format!("  ~ {}\n", object.display()));
                     for line in object.diff.lines() {
                         out.push_str(&format!("      {line}\n"));
@@ -333,23 +504,53 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<i32> {
                 }
                 out.push_str("Dry run: nothing written.\n");
             } else {
-                out.push_str(&format!("Wrote {} file(s).\n", promotion.edits.len()));
-                if let Some(sha) = &committed {
-                    let branch = args
-                        .branch
-                        .as_deref()
-                        .map(|b| format!(" on branch {b}"))
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "Committed {}{branch}.\n",
-                        &sha[..sha.len().min(12)]
-                    ));
+                let short = committed.as_deref().map(|sha| &sha[..sha.len().min(12)]);
+                match (pushed, short) {
+                    (Some((repo, branch)), Some(sha)) => out.push_str(&format!(
+                        "Committed {sha} and pushed it to {repo} as branch {branch}.\n"
+                    )),
+                    (_, short) => {
+                        out.push_str(&format!("Wrote {} file(s).\n", promotion.edits.len()));
+                        if let Some(sha) = short {
+                            let branch = args
+                                .branch
+                                .as_deref()
+                                .map(|b| format!(" on branch {b}"))
+                                .unwrap_or_default();
+                            out.push_str(&format!("Committed {sha}{branch}.\n"));
+                        }
+                    }
                 }
             }
             write_stdout(&out)?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(())
+}
+
+/// The `promotion:` rule of the nearest reconcile.yaml (inside `root`) for this pair of
+/// folders, read from `fs`.
+fn find_rule_in(
+    fs: &dyn Fs,
+    root: &Path,
+    from: &Path,
+    to: &Path,
+) -> anyhow::Result<Option<PromotionRule>> {
+    let Some(dir) = from
+        .ancestors()
+        .take_while(|d| d.starts_with(root))
+        .find(|d| fs.is_file(&d.join(CONFIG_FILE)))
+    else {
+        return Ok(None);
+    };
+    let path = dir.join(CONFIG_FILE);
+    let text = fs.read(&path)?;
+    let config = Config::parse(&String::from_utf8_lossy(&text), &path)?;
+    let same = |a: &str, b: &Path| clean(&dir.join(a)) == b;
+    Ok(config
+        .promotion
+        .into_iter()
+        .find(|rule| same(&rule.from, from) && same(&rule.to, to)))
 }
 
 /// The `promotion:` rule of the nearest reconcile.yaml for this pair of folders.

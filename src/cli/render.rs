@@ -66,7 +66,7 @@ pub fn schema(name: &str) -> anyhow::Result<i32> {
         other => match crate::reports::schema(other) {
             Some(text) => text,
             None => anyhow::bail!(
-                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, diff, apply, rollout-status, validate, events)"
+                "unknown schema {other:?} (known: kustomization, plan, config, strategy, apps, diff, apply, rollout-status, rollout-get, validate, events)"
             ),
         },
     };

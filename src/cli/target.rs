@@ -4,7 +4,8 @@
 //! reconcile.yaml or `.git`) — or `RECONCILE_ENGINE_STATE` when set. `kube` and
 //! `kube:CONTEXT` name a Kubernetes cluster of the kubeconfig (`crate::k8s`).
 //!
-//! Invariant: a read-only command never creates a state file. A state named explicitly must
+//! Invariant: a read-only command never creates a state file, and opens an existing one
+//! read-only (SQLite `SQLITE_OPEN_READONLY`), so it works on a read-only file system. A state named explicitly must
 //! exist for it; the default one missing is an empty cluster, said so on stderr. Empty
 //! spellings (`--target engine:`, an empty variable) and files that are not an engine state
 //! are errors.
@@ -192,7 +193,9 @@ pub fn open(state: &StateFile, access: Access) -> anyhow::Result<Engine> {
              `reconcile apply` or `reconcile engine reset` does)",
             path.display()
         ),
-        (Access::Read, false, _) => Engine::open_existing(path),
+        // Read commands open the file read-only: they work on a read-only file system and
+        // cannot change the state whatever they do.
+        (Access::Read, false, _) => Engine::open_read_only(path),
         (Access::Write, _, _) => Engine::open(path),
     };
     // The engine's errors name the file already.

@@ -19,13 +19,17 @@ use crate::engine::Engine;
 /// `reconcile watch` arguments.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The repository: a git work tree (its ref is followed) or a plain directory (its files
-    /// are watched). Default: the repository holding the current directory.
+    /// The repository: a remote URL (https, ssh, git, file; fetched once per interval into
+    /// the git cache), a local git repository (its ref is followed) or a plain directory (its
+    /// files are watched). Default: the repository holding the current directory.
     #[arg(long)]
-    pub repo: Option<PathBuf>,
+    pub repo: Option<String>,
     /// The ref to follow in a git repository (branch, tag, SHA). Default: HEAD.
     #[arg(long = "ref")]
     pub reference: Option<String>,
+    /// Limit for each network operation on a remote repository (`60s`, `2m`).
+    #[arg(long, default_value = "60s")]
+    pub git_timeout: String,
     /// How often the ref is read (`30s`, `1m`).
     #[arg(long, default_value = "1m")]
     pub interval: String,
@@ -44,6 +48,10 @@ pub struct WatchArgs {
     /// GitLab token); never passed on the command line, so it stays out of `ps`.
     #[arg(long, value_name = "VAR")]
     pub webhook_secret_env: Option<String>,
+    /// A file holding the web UI's access token (or set RECONCILE_UI_TOKEN). Every UI request
+    /// must then carry it; without one the UI is served only on a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub ui_token_file: Option<PathBuf>,
 }
 
 /// Output formats of `status`.
@@ -116,13 +124,31 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         );
     }
     let here = std::env::current_dir().context("reading the current directory")?;
-    let repo = match &args.repo {
-        Some(repo) => here.join(repo),
-        None => repo_root(&here),
-    };
-    if !repo.is_dir() {
-        bail!("--repo {}: not a directory", repo.display());
+    let git_timeout = crate::rollout::time::parse_duration(&args.git_timeout)
+        .map_err(|e| anyhow::anyhow!("--git-timeout: {e}"))?;
+    if git_timeout.is_zero() {
+        bail!("--git-timeout: must be more than zero");
     }
+    // A remote URL is read from its mirror; the default engine state then belongs to the
+    // repository holding the current directory (or the directory itself).
+    let (repo, repo_text) = match &args.repo {
+        Some(url) if crate::source::git::is_url(url) && !Path::new(url).exists() => {
+            (repo_root(&here), url.clone())
+        }
+        Some(dir) => {
+            let dir = here.join(dir);
+            if !dir.is_dir() {
+                bail!("--repo {}: not a directory", dir.display());
+            }
+            let text = dir.display().to_string();
+            (dir, text)
+        }
+        None => {
+            let dir = repo_root(&here);
+            let text = dir.display().to_string();
+            (dir, text)
+        }
+    };
     let webhook_secret = match &args.webhook_secret_env {
         Some(var) => Some(
             std::env::var(var)
@@ -140,16 +166,24 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     let engine = Engine::open(&state)
         .with_context(|| format!("opening the engine state {}", state.display()))?;
     let options = ServeOptions {
-        repo: repo.display().to_string(),
+        repo: repo_text,
+        git: super::source::git_options(git_timeout),
         reference: args.reference.clone(),
         watch: watch::Options {
             interval,
             speed: args.speed,
             holder: format!("reconcile watch (pid {})", std::process::id()),
+            targets: watch::Targets {
+                forced: args.target.is_some()
+                    || std::env::var(target::TARGET_VAR).is_ok_and(|v| !v.is_empty()),
+                base_dir: here.clone(),
+                holder: None,
+            },
         },
         listen: args.listen.clone(),
         webhook_secret,
         state,
+        ui_token: super::ui::token(args.ui_token_file.as_deref())?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

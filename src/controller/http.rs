@@ -5,6 +5,7 @@
 //! Handlers stay thin: they read the shared snapshot the loop publishes or send it a
 //! [`Command`]; they never touch the target.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
 use super::status::AppStatus;
+use crate::plan::PlannedAction;
 
 /// What the HTTP side asks of the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct Shared {
     pub webhook_secret: Option<String>,
     /// The ref the watcher follows (`None`: a plain directory).
     pub reference: Option<String>,
+    /// The changes of each application's last comparison (the UI shows their masked diffs).
+    pub plans: RwLock<BTreeMap<String, Vec<PlannedAction>>>,
 }
 
 /// The router of the watcher's endpoints.
@@ -263,6 +267,7 @@ mod tests {
             commands,
             webhook_secret: secret.map(str::to_string),
             reference: Some("main".into()),
+            plans: RwLock::default(),
         };
         (Arc::new(shared), receiver)
     }

@@ -65,8 +65,10 @@ pub enum Error {
 /// What `reconcile watch` was asked.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Repository directory (git work tree or plain directory).
+    /// Repository: a remote URL, a local git repository or a plain directory.
     pub repo: String,
+    /// How remotes are fetched (cache, timeout, credentials).
+    pub git: crate::source::git::GitOptions,
     /// The ref to follow (git); `None`: `HEAD` of a repository, the files of a directory.
     pub reference: Option<String>,
     /// The loop's options.
@@ -77,6 +79,8 @@ pub struct ServeOptions {
     pub webhook_secret: Option<String>,
     /// The engine's state file (for the watcher lock).
     pub state: PathBuf,
+    /// The web UI's access token (`None`: the UI is served only on a loopback address).
+    pub ui_token: Option<String>,
 }
 
 /// Runs the watcher until SIGTERM or SIGINT: the current step finishes, then it returns.
@@ -89,7 +93,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     use crate::cluster::Cluster;
     let target = engine.target_name();
-    let source = source::Source::open(&options.repo, options.reference.as_deref())?;
+    let source = source::Source::open(&options.repo, options.reference.as_deref(), &options.git)?;
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
         .map_err(|e| Error::Listen {
@@ -100,20 +104,19 @@ pub async fn serve(
         addr: options.listen.clone(),
         cause: e.to_string(),
     })?;
-    let _lock = lock::WatchLock::acquire(
-        &options.state,
-        &target,
-        &lock::Holder {
-            pid: std::process::id(),
-            since: crate::rollout::time::rfc3339(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-            ),
-            listen: addr.to_string(),
-        },
-    )?;
+    let holder = lock::Holder {
+        pid: std::process::id(),
+        since: crate::rollout::time::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        ),
+        listen: addr.to_string(),
+    };
+    let _lock = lock::WatchLock::acquire(&options.state, &target, &holder)?;
+    let mut options = options;
+    options.watch.targets.holder = Some(holder);
     if options.webhook_secret.is_none() {
         log("webhook deliveries are not authenticated (no --webhook-secret-env)");
     }
@@ -129,6 +132,7 @@ pub async fn serve(
             .reference()
             .map(str::to_string)
             .filter(|r| r != "HEAD"),
+        plans: RwLock::default(),
     });
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -176,7 +180,25 @@ pub async fn serve(
     ));
     let server_stop = stop_signal.clone();
     let server_stopping = stopping.clone();
-    let router = http::router(shared.clone());
+    let mut router = http::router(shared.clone());
+    // The web UI at `/`, over a handle of its own on the state file; beyond loopback only
+    // with an access token.
+    if !crate::ui::is_loopback(&addr) && options.ui_token.is_none() {
+        log("web UI off: listening beyond loopback needs an access token (--ui-token-file or RECONCILE_UI_TOKEN)");
+    } else {
+        match Engine::open_existing(&options.state)
+            .map_err(|e| e.to_string())
+            .and_then(|engine| {
+                crate::ui::Ui::new(engine, Some(shared.clone()), options.ui_token.clone())
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(ui) => {
+                log(&format!("web UI on http://{addr}/"));
+                router = router.merge(crate::ui::router(ui));
+            }
+            Err(e) => log(&format!("web UI off: {e}")),
+        }
+    }
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -213,7 +235,7 @@ pub async fn serve(
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
@@ -232,6 +254,6 @@ async fn wait_for_signal() {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

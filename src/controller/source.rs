@@ -1,9 +1,12 @@
 //! Where the watcher reads applications from: a plain directory (re-read when `notify` reports
-//! a change) or a local git repository at a ref (its commit read from git objects with `git2`,
-//! the work tree never touched), plus the applications it holds and which files each render
-//! read, so a new commit re-renders only the applications whose files it touched.
+//! a change) or a git repository at a ref — local or a remote URL, read through the one git
+//! reader of the codebase, [`crate::source::git::GitSource`] (a remote is fetched once per
+//! poll into its cache mirror; commits are read from git objects, the work tree never
+//! touched) — plus the applications it holds and which files each render read, so a new
+//! commit re-renders only the applications whose files it touched.
 //!
-//! Invariant: the only IO here is reading the directory or the repository.
+//! Invariant: the only IO here is reading the directory or the repository (and fetching a
+//! remote); every repository name shown is redacted.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,19 +15,23 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::plan::config::{self, Application, CONFIG_FILE, Config};
-use crate::source::{DiskFs, EntryKind, Fs, FsError, MemFs};
+use crate::source::git::{GitError, GitOptions, GitSource, is_url};
+use crate::source::{DiskFs, EntryKind, Fs, FsError};
 
 /// Errors reading a source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The repository cannot be opened or the ref resolved.
+    /// The folder cannot be read as asked.
     #[error("{repo}: {message}")]
     Git {
-        /// The repository.
+        /// The folder.
         repo: String,
-        /// git's words.
+        /// What is wrong.
         message: String,
     },
+    /// The repository cannot be opened or fetched, or the ref resolved.
+    #[error(transparent)]
+    Repository(#[from] GitError),
     /// A file of the tree cannot be read.
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -43,14 +50,14 @@ pub enum Source {
         /// The directory (canonical).
         root: PathBuf,
     },
-    /// A git repository at a ref.
+    /// A git repository (local or remote) at a ref.
     Git {
-        /// The repository's work tree (or git dir, for a bare repository).
+        /// Where its trees are mounted: the work tree, the bare repository or the mirror.
         root: PathBuf,
         /// The ref as given (`main`, `refs/heads/main`, `HEAD`, a tag or a SHA).
         reference: String,
-        /// The open repository.
-        repo: Box<git2::Repository>,
+        /// The repository.
+        git: Box<GitSource>,
     },
 }
 
@@ -68,22 +75,25 @@ pub struct Snapshot {
     pub fs: Box<dyn Fs>,
 }
 
-fn git_err(repo: &Path) -> impl Fn(git2::Error) -> Error + '_ {
-    move |e| Error::Git {
-        repo: repo.display().to_string(),
-        message: e.message().to_string(),
-    }
-}
-
 impl Source {
-    /// Opens `path` as a git repository at `reference` when it is one and a ref is wanted,
-    /// as a plain directory otherwise. Remote URLs are refused with a clear message.
-    pub fn open(path: &str, reference: Option<&str>) -> Result<Source, Error> {
-        if path.contains("://") || path.starts_with("git@") {
-            return Err(Error::Git {
-                repo: crate::controller::metrics::redact(path),
-                message: "remote repositories are not supported by watch yet; clone it and pass the local path".to_string(),
-            });
+    /// Opens `path`: a remote URL, or a local git repository (followed at `reference`, else
+    /// `HEAD`), or a plain directory when it is not a repository and no ref is asked.
+    /// A remote is fetched once here, so a bad URL or credential fails at start.
+    pub fn open(
+        path: &str,
+        reference: Option<&str>,
+        options: &GitOptions,
+    ) -> Result<Source, Error> {
+        let reference = reference.unwrap_or("HEAD").to_string();
+        if is_url(path) && !Path::new(path).exists() {
+            let git = GitSource::open(path, options)?;
+            let source = Source::Git {
+                root: git.tree_root().components().collect(),
+                reference,
+                git: Box::new(git),
+            };
+            source.head()?;
+            return Ok(source);
         }
         let dir = Path::new(path);
         let root = std::fs::canonicalize(dir).map_err(|e| FsError::Io {
@@ -92,7 +102,7 @@ impl Source {
         })?;
         let is_git = root.join(".git").exists() || root.join("HEAD").is_file();
         if !is_git {
-            if let Some(reference) = reference {
+            if reference != "HEAD" {
                 return Err(Error::Git {
                     repo: root.display().to_string(),
                     message: format!("not a git repository, so --ref {reference} cannot be read"),
@@ -100,21 +110,21 @@ impl Source {
             }
             return Ok(Source::Dir { root });
         }
-        let repo = git2::Repository::open(&root).map_err(git_err(&root))?;
+        let git = GitSource::open(&root.display().to_string(), options)?;
         let source = Source::Git {
-            root,
-            reference: reference.unwrap_or("HEAD").to_string(),
-            repo: Box::new(repo),
+            root: git.tree_root().components().collect(),
+            reference,
+            git: Box::new(git),
         };
         source.head()?;
         Ok(source)
     }
 
-    /// The directory or repository, for messages and metric labels.
+    /// The directory or repository (a URL redacted), for messages and metric labels.
     pub fn describe(&self) -> String {
         match self {
             Source::Dir { root } => root.display().to_string(),
-            Source::Git { root, .. } => root.display().to_string(),
+            Source::Git { git, .. } => git.display().to_string(),
         }
     }
 
@@ -133,66 +143,36 @@ impl Source {
         }
     }
 
-    /// The commit the ref points at now (`None` for a plain directory).
+    /// True when the ref is polled from a remote URL.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Source::Git { git, .. } if git.is_remote())
+    }
+
+    /// The commit the ref points at now (`None` for a plain directory). A remote is fetched
+    /// first: one fetch per poll, whatever the number of applications.
     pub fn head(&self) -> Result<Option<String>, Error> {
-        let Source::Git {
-            root,
-            reference,
-            repo,
-        } = self
-        else {
+        let Source::Git { reference, git, .. } = self else {
             return Ok(None);
         };
-        let object = repo.revparse_single(reference).map_err(|e| Error::Git {
-            repo: root.display().to_string(),
-            message: format!("ref {reference}: {}", e.message()),
-        })?;
-        let commit = object.peel_to_commit().map_err(git_err(root))?;
-        Ok(Some(commit.id().to_string()))
+        if git.is_remote() {
+            let extra: Vec<&str> = [reference.as_str()]
+                .into_iter()
+                .filter(|r| r.starts_with("refs/") && !r.starts_with("refs/heads/"))
+                .collect();
+            git.fetch(&extra)?;
+        }
+        Ok(Some(git.resolve(reference)?))
     }
 
     /// The files at `sha` (git) or on disk now (directory).
     pub fn snapshot(&self, sha: Option<&str>) -> Result<Snapshot, Error> {
         match (self, sha) {
-            (Source::Git { root, repo, .. }, Some(sha)) => {
-                let oid = git2::Oid::from_str(sha).map_err(git_err(root))?;
-                let tree = repo
-                    .find_commit(oid)
-                    .and_then(|c| c.tree())
-                    .map_err(git_err(root))?;
-                let mut fs = MemFs::new(root);
-                let mut failure = None;
-                tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-                    let path = root.join(dir).join(entry.name().unwrap_or_default());
-                    match entry.kind() {
-                        Some(git2::ObjectType::Tree) => fs.add_dir(&path),
-                        Some(git2::ObjectType::Blob) => match repo.find_blob(entry.id()) {
-                            Ok(blob) if entry.filemode() == 0o120000 => {
-                                let target = String::from_utf8_lossy(blob.content()).into_owned();
-                                fs.add_symlink(&path, target);
-                            }
-                            Ok(blob) => fs.add_file(&path, blob.content()),
-                            Err(e) => {
-                                failure = Some(e);
-                                return git2::TreeWalkResult::Abort;
-                            }
-                        },
-                        // Submodules: not followed.
-                        _ => {}
-                    }
-                    git2::TreeWalkResult::Ok
-                })
-                .map_err(git_err(root))?;
-                if let Some(e) = failure {
-                    return Err(git_err(root)(e));
-                }
-                Ok(Snapshot {
-                    sha: Some(sha.to_string()),
-                    fs: Box::new(fs),
-                })
-            }
-            (Source::Git { root, .. }, None) => Err(Error::Git {
-                repo: root.display().to_string(),
+            (Source::Git { git, .. }, Some(sha)) => Ok(Snapshot {
+                sha: Some(sha.to_string()),
+                fs: Box::new(git.tree(sha)?),
+            }),
+            (Source::Git { git, .. }, None) => Err(Error::Git {
+                repo: git.display().to_string(),
                 message: "no commit to read".to_string(),
             }),
             (Source::Dir { root }, _) => Ok(Snapshot {
@@ -205,28 +185,11 @@ impl Source {
     /// The files a commit changed since another (absolute paths, both sides of renames);
     /// `None` when it cannot tell (then everything counts as changed).
     pub fn changed_paths(&self, old: &str, new: &str) -> Option<Vec<PathBuf>> {
-        let Source::Git { root, repo, .. } = self else {
+        let Source::Git { root, git, .. } = self else {
             return None;
         };
-        let tree = |sha: &str| {
-            git2::Oid::from_str(sha)
-                .and_then(|oid| repo.find_commit(oid))
-                .and_then(|c| c.tree())
-                .ok()
-        };
-        let (old_tree, new_tree) = (tree(old)?, tree(new)?);
-        let diff = repo
-            .diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)
-            .ok()?;
-        let mut paths = Vec::new();
-        for delta in diff.deltas() {
-            for file in [delta.old_file(), delta.new_file()] {
-                if let Some(path) = file.path() {
-                    paths.push(root.join(path));
-                }
-            }
-        }
-        Some(paths)
+        let paths = git.changed_paths(old, new).ok()?;
+        Some(paths.into_iter().map(|p| root.join(p)).collect())
     }
 }
 
@@ -404,6 +367,7 @@ fn kustomization_entries(fs: &dyn Fs, dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::MemFs;
 
     fn tree() -> MemFs {
         let mut fs = MemFs::new("/repo");

@@ -48,6 +48,21 @@ pub struct Options {
     pub speed: f64,
     /// Who takes the target's apply lock (`reconcile watch (pid N)`).
     pub holder: String,
+    /// Where applications' own `target:` lead.
+    pub targets: Targets,
+}
+
+/// How an application's `target:` in reconcile.yaml is honoured.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// `--target` (or `RECONCILE_TARGET`) was given: it overrides every application's own.
+    pub forced: bool,
+    /// Where a relative `engine:PATH` starts (the directory the watcher was started in, as
+    /// for `plan` and `apply`).
+    pub base_dir: std::path::PathBuf,
+    /// Who holds the watcher lock of every target used (a second watcher on any of them is
+    /// refused); `None` takes no lock (benchmarks).
+    pub holder: Option<super::lock::Holder>,
 }
 
 /// A line of the watcher's log (the command line prints it).
@@ -56,6 +71,10 @@ pub type Log = Box<dyn FnMut(&str) + Send>;
 struct AppState {
     app: Application,
     policy: Policy,
+    /// Which of the controller's engines the application's target is.
+    engine: usize,
+    /// Why the application's `target:` cannot be used (it is then never synced).
+    target_error: Option<String>,
     status: AppStatus,
     saved: Option<AppStatus>,
     reads: Option<Reads>,
@@ -77,7 +96,10 @@ struct Desired {
 /// The controller: a source, a target, the applications and their state.
 pub struct Controller {
     source: Source,
-    engine: Engine,
+    /// The engines written to: the watcher's own target first, then those applications
+    /// name in their `target:`, each with the watcher lock held on it.
+    engines: Vec<Engine>,
+    locks: Vec<super::lock::WatchLock>,
     options: Options,
     shared: Arc<Shared>,
     log: Log,
@@ -130,7 +152,8 @@ impl Controller {
     ) -> Result<Controller, Error> {
         let mut controller = Controller {
             source,
-            engine,
+            engines: vec![engine],
+            locks: Vec::new(),
             options,
             shared,
             log,
@@ -155,7 +178,58 @@ impl Controller {
 
     /// The engine (benchmarks and tests look at it).
     pub fn engine(&mut self) -> &mut Engine {
-        &mut self.engine
+        &mut self.engines[0]
+    }
+
+    /// The engine of an application's `target:`: the watcher's own unless the application
+    /// names another `engine:PATH` (and `--target` does not override it), opened and
+    /// locked the first time.
+    fn engine_for(&mut self, app: &Application) -> Result<usize, String> {
+        let targets = &self.options.targets;
+        let text = match app.target.as_deref() {
+            _ if targets.forced => return Ok(0),
+            None | Some("engine") => return Ok(0),
+            Some(text) => text,
+        };
+        let path = match text.strip_prefix("engine:") {
+            Some(path) if !path.is_empty() => targets.base_dir.join(path),
+            _ if text == "kube" || text.starts_with("kube:") => {
+                return Err("target: the kube target is not supported yet".into());
+            }
+            _ => {
+                return Err(format!(
+                    "target: unknown target {text:?} (expected engine or engine:PATH)"
+                ));
+            }
+        };
+        let canonical = |p: &std::path::Path| {
+            let parent = p.parent().and_then(|d| std::fs::canonicalize(d).ok());
+            match (parent, p.file_name()) {
+                (Some(dir), Some(name)) => dir.join(name),
+                _ => p.to_path_buf(),
+            }
+        };
+        let wanted = canonical(&path);
+        if let Some(index) = self
+            .engines
+            .iter()
+            .position(|e| canonical(std::path::Path::new(e.path())) == wanted)
+        {
+            return Ok(index);
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("target {text}: creating {}: {e}", parent.display()))?;
+        }
+        let engine = Engine::open(&path).map_err(|e| format!("target {text}: {e}"))?;
+        if let Some(holder) = &targets.holder {
+            let lock = super::lock::WatchLock::acquire(&path, &engine.target_name(), holder)
+                .map_err(|e| format!("target {text}: {e}"))?;
+            self.locks.push(lock);
+        }
+        (self.log)(&format!("{}: on its own target {text}", app.name));
+        self.engines.push(engine);
+        Ok(self.engines.len() - 1)
     }
 
     /// Handles a command from the HTTP side.
@@ -187,7 +261,10 @@ impl Controller {
 
     /// One cycle: time, drift, source, applications, rollouts, health, statuses.
     pub fn cycle(&mut self) -> Result<(), Error> {
-        let external = self.engine.refresh()?;
+        let mut external = false;
+        for engine in &mut self.engines {
+            external |= engine.refresh()?;
+        }
         if external {
             for app in &mut self.apps {
                 app.compare = true;
@@ -220,8 +297,11 @@ impl Controller {
             return Ok(());
         }
         self.virtual_debt -= step;
-        let advanced = self.engine.advance(step as i64)?;
-        if advanced.steps > 0 {
+        let mut steps = 0;
+        for engine in &mut self.engines {
+            steps += engine.advance(step as i64)?.steps;
+        }
+        if steps > 0 {
             for app in &mut self.apps {
                 if app.status.health != Some(Health::Healthy) || !app.rollouts.is_empty() {
                     app.check_health = true;
@@ -294,10 +374,18 @@ impl Controller {
         let root = self.source.root().to_path_buf();
         let found = source::applications(snapshot.fs.as_ref(), &root)?;
         let mut previous: Vec<AppState> = std::mem::take(&mut self.apps);
-        let target = self.engine.target_name();
         for app in found {
-            if let Some(index) = previous.iter().position(|p| p.app.name == app.name) {
+            let (engine, target_error) = match self.engine_for(&app) {
+                Ok(index) => (index, None),
+                Err(e) => (0, Some(e)),
+            };
+            let target = self.engines[engine].target_name();
+            if let Some(index) = previous
+                .iter()
+                .position(|p| p.app.name == app.name && p.engine == engine)
+            {
                 let mut state = previous.swap_remove(index);
+                state.target_error = target_error;
                 state.policy = Policy::of(&app);
                 state.status.path = app.path.clone();
                 state.app = app;
@@ -305,7 +393,9 @@ impl Controller {
                 self.apps.push(state);
                 continue;
             }
-            let saved = status::load(&self.engine, &app.name).ok().flatten();
+            let saved = status::load(&self.engines[engine], &app.name)
+                .ok()
+                .flatten();
             let mut status = saved.clone().unwrap_or_default();
             status.name = app.name.clone();
             status.path = app.path.clone();
@@ -317,6 +407,8 @@ impl Controller {
                 digest: status.revision.digest.clone(),
             };
             self.apps.push(AppState {
+                engine,
+                target_error,
                 policy: Policy::of(&app),
                 app,
                 status,
@@ -381,7 +473,7 @@ impl Controller {
     /// Compares and syncs the applications that need it, holding the apply lock once.
     fn reconcile_apps(&mut self) -> Result<(), Error> {
         let now = wall_millis();
-        let mut locked = false;
+        let mut locked = vec![false; self.engines.len()];
         for index in 0..self.apps.len() {
             if self.stopping.load(Ordering::Relaxed) {
                 break;
@@ -394,15 +486,23 @@ impl Controller {
             let Some(desired) = &app.desired else {
                 continue;
             };
-            let (revision, comparison, planned) = match desired {
-                Err(error) => (
+            let engine = &self.engines[app.engine];
+            let (revision, comparison, planned) = match (desired, &app.target_error) {
+                (_, Some(error)) => (
                     self.sha.clone().unwrap_or_default(),
                     Comparison::Broken {
                         error: error.clone(),
                     },
                     None,
                 ),
-                Ok(desired) => {
+                (Err(error), None) => (
+                    self.sha.clone().unwrap_or_default(),
+                    Comparison::Broken {
+                        error: error.clone(),
+                    },
+                    None,
+                ),
+                (Ok(desired), None) => {
                     let options = PlanOptions {
                         prune: app.policy.prune,
                         allow_empty: app.policy.allow_empty,
@@ -414,7 +514,7 @@ impl Controller {
                         &app.app,
                         &app.app.path,
                         &desired.objects,
-                        &self.engine,
+                        engine,
                         &options,
                     ) {
                         Ok(planned) => {
@@ -453,6 +553,16 @@ impl Controller {
                 _ => app.status.revision.digest.clone(),
             };
             if let Some(planned) = &planned {
+                if let Ok(mut plans) = self.shared.plans.write() {
+                    let changes = planned
+                        .plan
+                        .actions
+                        .iter()
+                        .filter(|a| a.action != Change::Unchanged)
+                        .cloned()
+                        .collect();
+                    plans.insert(app.app.name.clone(), changes);
+                }
                 app.ids = planned
                     .plan
                     .actions
@@ -483,9 +593,10 @@ impl Controller {
                 (Comparison::Compared { changes }, Action::Sync(reason)) => {
                     app.status.drift_objects = *changes;
                     let Some(planned) = planned else { continue };
-                    if !locked {
-                        match self.engine.lock(&self.options.holder) {
-                            Ok(()) => locked = true,
+                    let engine = app.engine;
+                    if !locked[engine] {
+                        match self.engines[engine].lock(&self.options.holder) {
+                            Ok(()) => locked[engine] = true,
                             Err(e) => {
                                 let app = &mut self.apps[index];
                                 app.status.message = Some(format!("not synced: {e}"));
@@ -499,8 +610,10 @@ impl Controller {
                 }
             }
         }
-        if locked {
-            self.engine.unlock()?;
+        for (engine, locked) in self.engines.iter_mut().zip(locked) {
+            if locked {
+                engine.unlock()?;
+            }
         }
         Ok(())
     }
@@ -513,7 +626,8 @@ impl Controller {
             wait: false,
             timeout: None,
         };
-        let outcome = plan::apply(planned, &mut self.engine, &options, &mut |_| {});
+        let engine = self.apps[index].engine;
+        let outcome = plan::apply(planned, &mut self.engines[engine], &options, &mut |_| {});
         let app = &mut self.apps[index];
         let name = app.app.name.clone();
         let (ok, message) = match &outcome {
@@ -570,6 +684,9 @@ impl Controller {
         app.attempted = true;
         app.check_health = true;
         if ok {
+            if let Ok(mut plans) = self.shared.plans.write() {
+                plans.remove(&name);
+            }
             app.status.sync = SyncStatus::Synced;
             app.status.drift_objects = 0;
             app.status.last_error = None;
@@ -602,7 +719,8 @@ impl Controller {
                     timeout: None,
                     all_notes: false,
                 };
-                match driver::drive(&mut self.engine, &id, options, &mut |l| {
+                let engine = &mut self.engines[self.apps[index].engine];
+                match driver::drive(engine, &id, options, &mut |l| {
                     lines.push(l.to_string())
                 }) {
                     Ok(Outcome::Waiting(_)) | Ok(Outcome::Paused(_)) => still.push(id),
@@ -635,15 +753,16 @@ impl Controller {
             }
             app.check_health = false;
             let mut worst = (Health::Healthy, String::new());
+            let engine = &self.engines[app.engine];
             for id in &app.ids {
-                let live = self.engine.get(id).ok().flatten();
+                let live = engine.get(id).ok().flatten();
                 let endpoints = (id.gvk.kind == "Service")
                     .then(|| {
                         let ep = ResId {
                             gvk: crate::model::Gvk::from_api_version("v1", "Endpoints"),
                             ..id.clone()
                         };
-                        self.engine.get(&ep).ok().flatten()
+                        engine.get(&ep).ok().flatten()
                     })
                     .flatten();
                 let h = health::health(live.as_ref(), endpoints.as_ref());
@@ -670,12 +789,12 @@ impl Controller {
         for app in &mut self.apps {
             self.shared.metrics.app(&app.status);
             if app.saved.as_ref() != Some(&app.status) {
-                changed.push(app.status.clone());
+                changed.push((app.engine, app.status.clone()));
                 app.saved = Some(app.status.clone());
             }
         }
-        for status in &changed {
-            if let Err(e) = status::save(&mut self.engine, status) {
+        for (engine, status) in &changed {
+            if let Err(e) = status::save(&mut self.engines[*engine], status) {
                 (self.log)(&format!("{}: status not saved: {e}", status.name));
             }
         }

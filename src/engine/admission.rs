@@ -217,6 +217,11 @@ fn admit_with(
     match info.kind {
         crd::KIND => crd::admit_crd(new, old, &mut errs.0),
         "Pod" => {
+            // Priority first: the defaults below would otherwise fill in priority 0.
+            match old {
+                None => resolve_priority(state, new)?,
+                Some(old) => keep_priority(old, new),
+            }
             default_pod_spec(new.get_mut("spec"), true);
             let pod_ns = doc::namespace(new).to_string();
             apply_limit_ranges(state, &pod_ns, new);
@@ -225,6 +230,16 @@ fn admit_with(
                 && without_images(old.get("spec")) != without_images(new.get("spec"))
             {
                 errs.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)");
+            }
+        }
+        "PriorityClass" => priority_class(state, new, &mut errs)?,
+        "PodDisruptionBudget" => {
+            if doc::at(new, &["spec", "minAvailable"]).is_some()
+                && doc::at(new, &["spec", "maxUnavailable"]).is_some()
+            {
+                errs.0.push(
+                    "spec: Invalid value: policy.PodDisruptionBudgetSpec: minAvailable and maxUnavailable cannot be both set".into(),
+                );
             }
         }
         "Deployment" => deployment(new, old, &mut errs),
@@ -351,6 +366,109 @@ fn admit_with(
 
 /// Spec fields the cluster fills in (a binding, a defaulted class) survive an update that does
 /// not mention them, as `kubectl apply` leaves alone what it did not set.
+/// PriorityClasses every cluster has, with their values.
+const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
+
+/// The Priority admission plugin: `spec.priorityClassName` (or the class marked
+/// `globalDefault`) becomes `spec.priority` and `spec.preemptionPolicy`.
+fn resolve_priority(state: &State, pod: &mut Value) -> Result<(), String> {
+    let pod_name = doc::name(pod).to_string();
+    let class_name = doc::str_at(pod, &["spec", "priorityClassName"]).to_string();
+    let class = if class_name.is_empty() {
+        state
+            .kind("PriorityClass")
+            .values()
+            .map(|s| &s.doc)
+            .filter(|c| c.get("globalDefault") == Some(&json!(true)))
+            .min_by_key(|c| doc::i64_at(c, &["value"]).unwrap_or(0))
+            .map(|c| {
+                (
+                    doc::name(c).to_string(),
+                    doc::i64_at(c, &["value"]).unwrap_or(0),
+                    doc::str_at(c, &["preemptionPolicy"]).to_string(),
+                )
+            })
+    } else if let Some((_, value)) = SYSTEM_PRIORITY_CLASSES
+        .iter()
+        .find(|(n, _)| *n == class_name)
+    {
+        Some((class_name.clone(), *value, String::new()))
+    } else {
+        let stored = state.get("PriorityClass", "", &class_name).ok_or_else(|| {
+            format!(
+                "pods \"{pod_name}\" is forbidden: no PriorityClass with name {class_name} was found"
+            )
+        })?;
+        Some((
+            class_name.clone(),
+            doc::i64_at(&stored.doc, &["value"]).unwrap_or(0),
+            doc::str_at(&stored.doc, &["preemptionPolicy"]).to_string(),
+        ))
+    };
+    let (name, value, policy) = class.unwrap_or((String::new(), 0, String::new()));
+    if let Some(given) = doc::i64_at(pod, &["spec", "priority"])
+        && given != value
+    {
+        return Err(format!(
+            "pods \"{pod_name}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+        ));
+    }
+    if !name.is_empty() {
+        doc::set(pod, &["spec", "priorityClassName"], json!(name));
+    }
+    doc::set(pod, &["spec", "priority"], json!(value));
+    let policy = if policy.is_empty() {
+        "PreemptLowerPriority"
+    } else {
+        policy.as_str()
+    };
+    doc::set(pod, &["spec", "preemptionPolicy"], json!(policy));
+    Ok(())
+}
+
+/// An update keeps the priority admission resolved at creation.
+fn keep_priority(old: &Value, new: &mut Value) {
+    for field in ["priority", "priorityClassName", "preemptionPolicy"] {
+        if doc::at(new, &["spec", field]).is_none()
+            && let Some(v) = doc::at(old, &["spec", field])
+        {
+            doc::set(new, &["spec", field], v.clone());
+        }
+    }
+}
+
+/// PriorityClass validation: a value, a known preemption policy, one global default.
+fn priority_class(state: &State, class: &Value, errs: &mut Errs) -> Result<(), String> {
+    if doc::at(class, &["value"]).is_none() {
+        errs.required("value");
+    }
+    let policy = doc::str_at(class, &["preemptionPolicy"]);
+    if !policy.is_empty() && policy != "PreemptLowerPriority" && policy != "Never" {
+        errs.unsupported(
+            "preemptionPolicy",
+            policy,
+            &["Never", "PreemptLowerPriority"],
+        );
+    }
+    let name = doc::name(class);
+    if class.get("globalDefault") == Some(&json!(true))
+        && let Some(other) = state
+            .kind("PriorityClass")
+            .values()
+            .map(|s| &s.doc)
+            .find(|c| c.get("globalDefault") == Some(&json!(true)) && doc::name(c) != name)
+    {
+        return Err(format!(
+            "priorityclasses.scheduling.k8s.io \"{name}\" is forbidden: PriorityClass {} is already marked as default. Only one default can exist",
+            doc::name(other)
+        ));
+    }
+    Ok(())
+}
+
 fn keep_controller_fields(old: Option<&Value>, new: &mut Value, fields: &[&str]) {
     let Some(old) = old else {
         return;

@@ -32,6 +32,10 @@ pub struct ImageBehavior {
     pub cpu_millis: i64,
     /// How long a run-to-completion container (Job, init container) takes.
     pub run_ms: Millis,
+    /// The line the program logs per request (`{time}`, `{version}`, `{image}`, `{pod}`,
+    /// `{status}`, `{latency}` are replaced); `None`: the built-in lines (see
+    /// [`super::logs`]).
+    pub log: Option<String>,
 }
 
 impl Default for ImageBehavior {
@@ -46,6 +50,7 @@ impl Default for ImageBehavior {
             missing: false,
             cpu_millis: 50,
             run_ms: 2000,
+            log: None,
         }
     }
 }
@@ -69,6 +74,9 @@ impl ImageBehavior {
         parts.push(format!("error-rate={}", self.error_rate));
         parts.push(format!("latency={}ms", self.latency_ms));
         parts.push(format!("cpu={}m", self.cpu_millis));
+        if let Some(template) = &self.log {
+            parts.push(format!("log={template:?}"));
+        }
         parts.join(" ")
     }
 }

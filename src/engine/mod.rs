@@ -24,6 +24,7 @@ pub mod images;
 pub mod kinds;
 mod kinds_table;
 pub mod labels;
+pub mod logs;
 mod par;
 pub mod quota;
 pub mod scheduler;
@@ -162,6 +163,36 @@ pub struct Advanced {
     pub steps: u64,
 }
 
+/// How often `drain` retries an eviction a PodDisruptionBudget refused (kubectl's 5 s).
+pub const DRAIN_RETRY: Millis = 5 * SECOND;
+
+/// One thing a drain did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainStep {
+    /// The drain will evict this pod (`namespace/name`).
+    Evicting(String),
+    /// A budget refused the eviction this time; it is retried.
+    Blocked {
+        /// The pod, `namespace/name`.
+        pod: String,
+        /// The PodDisruptionBudget's name.
+        budget: String,
+    },
+    /// The pod was evicted.
+    Evicted(String),
+}
+
+/// What [`Engine::drain`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    /// Evictions, refusals and successes in order.
+    pub steps: Vec<DrainStep>,
+    /// Pods still on the node when the timeout passed (empty: drained).
+    pub remaining: Vec<String>,
+    /// Virtual time the drain waited.
+    pub waited: Millis,
+}
+
 /// Most controller rounds at one instant before the engine gives up on quiescence (a
 /// controller that keeps changing its mind would otherwise spin forever).
 const MAX_ROUNDS: usize = 400;
@@ -219,6 +250,22 @@ impl Engine {
         Engine::open_db(Database::open_existing(path)?, DEFAULT_NODES)
     }
 
+    /// Opens the cluster of an existing state file read-only (read commands): works on a
+    /// read-only file system; any write is refused with [`store::StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<Engine, Error> {
+        Engine::open_db(Database::open_read_only(path)?, DEFAULT_NODES)
+    }
+
+    /// The key sealing saved plans of this target (hex), if one was made.
+    pub fn plan_key(&self) -> Result<Option<String>, Error> {
+        Ok(self.db.plan_key()?)
+    }
+
+    /// The key sealing saved plans of this target, made on first use.
+    pub fn ensure_plan_key(&mut self) -> Result<String, Error> {
+        Ok(self.db.ensure_plan_key()?)
+    }
+
     /// A new cluster in memory standing in for the state file `path`, not created yet: what a
     /// read-only command sees before anything was applied.
     pub fn in_memory_as(path: &Path) -> Result<Engine, Error> {
@@ -238,7 +285,9 @@ impl Engine {
             } else {
                 let mut state = State::empty(DEFAULT_SEED);
                 bootstrap(&mut state, nodes);
-                db.save(&mut state)?;
+                if !db.is_read_only() {
+                    db.save(&mut state)?;
+                }
                 Ok(state)
             }
         })();
@@ -1075,10 +1124,12 @@ impl Engine {
         self.state.update("Node", node);
     }
 
-    /// Cordons a node and evicts its pods (DaemonSet pods stay, as with
-    /// `kubectl drain --ignore-daemonsets`). Pods without a controller are refused unless
-    /// `force`. Returns the evicted pods as `namespace/name`.
-    pub fn drain(&mut self, name: &str, force: bool) -> Result<Vec<String>, Error> {
+    /// Cordons a node and evicts its pods as `kubectl drain --ignore-daemonsets` does:
+    /// DaemonSet pods stay; pods without a controller are refused unless `force`; an
+    /// eviction a PodDisruptionBudget forbids is retried every [`DRAIN_RETRY`] of virtual
+    /// time (the controllers run meanwhile, so replacements elsewhere become ready) until
+    /// `timeout` has passed. The cordon and the evictions made stay when it times out.
+    pub fn drain(&mut self, name: &str, force: bool, timeout: Millis) -> Result<Drained, Error> {
         self.transact(|e| {
             e.require_node(name)?;
             let pods: Vec<Value> = e
@@ -1100,31 +1151,69 @@ impl Engine {
                 )));
             }
             e.set_unschedulable(name, true);
-            let mut evicted = Vec::new();
-            for p in pods {
-                let owner_kind = doc::at(&p, &["metadata", "ownerReferences"])
+            e.settle();
+            let start = e.state.now;
+            let mut steps = Vec::new();
+            let mut pending: Vec<(String, String)> = Vec::new();
+            for p in &pods {
+                let owner_kind = doc::at(p, &["metadata", "ownerReferences"])
                     .and_then(Value::as_array)
                     .and_then(|r| r.iter().find(|o| o.get("controller") == Some(&json!(true))))
                     .map(|o| doc::str_at(o, &["kind"]).to_string());
                 if owner_kind.as_deref() == Some("DaemonSet") {
                     continue;
                 }
-                let (ns, pn) = (doc::namespace(&p).to_string(), doc::name(&p).to_string());
-                e.state.event(NewEvent::normal(
-                    "kubectl",
-                    "Pod",
-                    &ns,
-                    &pn,
-                    "Evicted",
-                    format!("Evicted pod {ns}/{pn} for draining node {name}"),
-                ));
-                if let Some(info) = kinds::by_kind("Pod") {
-                    e.delete_in(info, &ns, &pn, Propagation::Background);
-                }
-                evicted.push(format!("{ns}/{pn}"));
+                let pod = (doc::namespace(p).to_string(), doc::name(p).to_string());
+                steps.push(DrainStep::Evicting(format!("{}/{}", pod.0, pod.1)));
+                pending.push(pod);
             }
-            e.settle();
-            Ok(evicted)
+            loop {
+                let mut blocked = Vec::new();
+                for (ns, pn) in pending {
+                    let Some(pod) = e.state.get("Pod", &ns, &pn).map(|s| s.doc.clone()) else {
+                        continue;
+                    };
+                    if doc::is_deleting(&pod) {
+                        continue;
+                    }
+                    if let Some(budget) =
+                        controllers::disruption::eviction_blocked_by(&e.state, &pod)
+                    {
+                        steps.push(DrainStep::Blocked {
+                            pod: format!("{ns}/{pn}"),
+                            budget,
+                        });
+                        blocked.push((ns, pn));
+                        continue;
+                    }
+                    e.state.event(NewEvent::normal(
+                        "kubectl",
+                        "Pod",
+                        &ns,
+                        &pn,
+                        "Evicted",
+                        format!("Evicted pod {ns}/{pn} for draining node {name}"),
+                    ));
+                    if let Some(info) = kinds::by_kind("Pod") {
+                        e.delete_in(info, &ns, &pn, Propagation::Background);
+                    }
+                    e.settle();
+                    steps.push(DrainStep::Evicted(format!("{ns}/{pn}")));
+                }
+                pending = blocked;
+                if pending.is_empty() || e.state.now - start >= timeout {
+                    break;
+                }
+                e.run_for(DRAIN_RETRY);
+            }
+            Ok(Drained {
+                steps,
+                remaining: pending
+                    .into_iter()
+                    .map(|(ns, pn)| format!("{ns}/{pn}"))
+                    .collect(),
+                waited: e.state.now - start,
+            })
         })
     }
 

@@ -5,6 +5,14 @@
 //! the feasible nodes: least allocated resources (with Kubernetes' default requests of 100m
 //! CPU and 200Mi for containers that state none) plus spreading the pods of one controller.
 //! Ties are broken by the seeded random source, so runs are reproducible.
+//!
+//! Pending pods are taken by priority (`spec.priority`, resolved from the PriorityClass at
+//! admission), then age. A pod that fits nowhere preempts, as kube-scheduler's
+//! DefaultPreemption does, simplified: on each node where only resources block it, the
+//! lowest-priority pods below its own are chosen as victims until it fits; the node whose
+//! highest victim priority, then victim count, is lowest wins. Victims are deleted
+//! gracefully (event `Preempted`), the pod gets `status.nominatedNodeName` and waits, without
+//! preempting again, until they are gone. PodDisruptionBudgets are not consulted.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -116,6 +124,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
     }
     pending.sort_by_key(|p| {
         (
+            std::cmp::Reverse(priority(p)),
             doc::str_at(p, &["metadata", "creationTimestamp"]).to_string(),
             doc::str_at(p, &["metadata", "resourceVersion"])
                 .parse::<u64>()
@@ -156,6 +165,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
     // Pods per node of each controller, for spreading a controller's pods.
     let mut owned: HashMap<&str, Vec<i64>> = HashMap::new();
+    let mut on_node: Vec<Vec<&Value>> = vec![Vec::new(); nodes.len()];
     for s in state.kind("Pod").values() {
         let Some(&i) = index.get(s.facts.node.as_str()) else {
             continue;
@@ -164,6 +174,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             continue;
         }
         account(&mut nodes[i], &s.doc, s.sim.as_ref());
+        on_node[i].push(&s.doc);
         if let Some(owner) = s.facts.controller_uid.as_deref() {
             owned.entry(owner).or_insert_with(|| vec![0; nodes.len()])[i] += 1;
         }
@@ -180,6 +191,7 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
         let claim_block = super::controllers::volume::unschedulable_reason(state, pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut feasible: Vec<usize> = Vec::new();
+        let mut short_of_resources: Vec<usize> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             let mut why: Vec<String> = Vec::new();
             if let Some(r) = &claim_block {
@@ -221,6 +233,13 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             }
             if why.is_empty() {
                 feasible.push(i);
+            } else if why.iter().all(|w| {
+                matches!(
+                    w.as_str(),
+                    "Too many pods" | "Insufficient cpu" | "Insufficient memory"
+                )
+            }) {
+                short_of_resources.push(i);
             }
             for w in why {
                 *reasons.entry(w).or_default() += 1;
@@ -235,6 +254,49 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             } else {
                 format!("0/{node_count} nodes are available: {}.", parts.join(", "))
             };
+            let nominated = doc::str_at(pod, &["status", "nominatedNodeName"]);
+            let mut nominate: Option<&str> = None;
+            if priority(pod) > 0 && doc::str_at(pod, &["spec", "preemptionPolicy"]) != "Never" {
+                let waiting_for_victims = index
+                    .get(nominated)
+                    .is_some_and(|&i| on_node[i].iter().any(|p| doc::is_deleting(p)));
+                if waiting_for_victims {
+                    continue;
+                }
+                let request = (cpu, mem);
+                if let Some((i, victims)) =
+                    preemption(&nodes, &on_node, &short_of_resources, pod, request)
+                {
+                    let node_name = nodes[i].name;
+                    for victim in victims {
+                        let (vns, vname) = (doc::namespace(victim), doc::name(victim));
+                        out.push(Change::Delete {
+                            kind: "Pod",
+                            namespace: vns.to_string(),
+                            name: vname.to_string(),
+                        });
+                        out.event(NewEvent::normal(
+                            "default-scheduler",
+                            "Pod",
+                            vns,
+                            vname,
+                            "Preempted",
+                            format!("Preempted by pod {} on node {node_name}", doc::uid(pod)),
+                        ));
+                    }
+                    nominate = Some(node_name);
+                }
+            }
+            if let Some(node_name) = nominate {
+                let mut updated = pod.clone();
+                doc::set(
+                    &mut updated,
+                    &["status", "nominatedNodeName"],
+                    json!(node_name),
+                );
+                out.update("Pod", updated);
+                continue;
+            }
             let current = pod_condition(pod, "PodScheduled");
             if current
                 .and_then(|c| c.get("message"))
@@ -342,6 +404,68 @@ pub fn sync(state: &State, now: Millis, rng: &mut Rng, out: &mut Changes) {
             format!("Successfully assigned {ns}/{name} to {node_name}"),
         ));
     }
+}
+
+/// A pod's priority (`spec.priority`, 0 when unset).
+pub fn priority(pod: &Value) -> i64 {
+    doc::i64_at(pod, &["spec", "priority"]).unwrap_or(0)
+}
+
+/// Where `pod` fits by preempting lower-priority pods: the node and the victims, lowest
+/// priority (then newest) first, fewest needed; the node whose highest victim priority, then
+/// victim count, is lowest.
+fn preemption<'a>(
+    nodes: &[NodeInfo<'_>],
+    on_node: &[Vec<&'a Value>],
+    candidates: &[usize],
+    pod: &Value,
+    (cpu, mem): (i64, i64),
+) -> Option<(usize, Vec<&'a Value>)> {
+    let own = priority(pod);
+    let mut best: Option<((i64, usize), usize, Vec<&'a Value>)> = None;
+    for &i in candidates {
+        let n = &nodes[i];
+        let mut lower: Vec<&Value> = on_node[i]
+            .iter()
+            .copied()
+            .filter(|p| !doc::is_deleting(p) && priority(p) < own)
+            .collect();
+        lower.sort_by_key(|p| {
+            (
+                priority(p),
+                std::cmp::Reverse(doc::str_at(p, &["metadata", "creationTimestamp"]).to_string()),
+            )
+        });
+        let (mut free_cpu, mut free_mem, mut free_pods) = (
+            n.alloc_cpu - n.used_cpu,
+            n.alloc_mem - n.used_mem,
+            n.alloc_pods - n.pods,
+        );
+        let fits =
+            |c: i64, m: i64, p: i64| p >= 1 && (cpu == 0 || c >= cpu) && (mem == 0 || m >= mem);
+        let mut victims = Vec::new();
+        for victim in lower {
+            if fits(free_cpu, free_mem, free_pods) {
+                break;
+            }
+            let (vc, vm) = pod_requests(victim, false);
+            free_cpu += vc;
+            free_mem += vm;
+            free_pods += 1;
+            victims.push(victim);
+        }
+        if victims.is_empty() || !fits(free_cpu, free_mem, free_pods) {
+            continue;
+        }
+        let rank = (
+            victims.iter().map(|v| priority(v)).max().unwrap_or(0),
+            victims.len(),
+        );
+        if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
+            best = Some((rank, i, victims));
+        }
+    }
+    best.map(|(_, i, victims)| (i, victims))
 }
 
 fn account(node: &mut NodeInfo, pod: &Value, sim: Option<&PodSim>) {

@@ -20,6 +20,17 @@ fn document() -> Option<&'static Value> {
         .as_ref()
 }
 
+/// The reduced OpenAPI definitions (name → compact schema: `t` type, `p` properties, `i`
+/// elements, `a` map values, `r` a reference) and the kind table's roots
+/// (`apps/v1/Deployment` → definition name), for the API's OpenAPI documents.
+pub fn definitions() -> Option<(&'static Map<String, Value>, &'static Map<String, Value>)> {
+    let doc = document()?;
+    Some((
+        doc.get("definitions")?.as_object()?,
+        doc.get("kinds")?.as_object()?,
+    ))
+}
+
 /// What decoding found wrong: the first wrong type, else every unknown field.
 #[derive(Debug, Default)]
 struct Findings {

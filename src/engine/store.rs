@@ -25,14 +25,14 @@ use super::kinds::{self, KindInfo};
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite reported an error.
-    #[error("engine state {path}: {source}")]
+    /// SQLite reported an error (its words are in the message, once: not a `source` too,
+    /// so an error chain never repeats them).
+    #[error("engine state {path}: {cause}")]
     Sqlite {
         /// The state file.
         path: String,
         /// The cause.
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// Another process kept the file busy past the wait.
     #[error(
@@ -68,6 +68,18 @@ pub enum StoreError {
         path: String,
         /// What was found instead.
         why: String,
+    },
+    /// The disk (or the file's size limit) is full: the write was rolled back whole.
+    #[error("engine state {path}: the disk is full (database or disk is full); the write was rolled back")]
+    Full {
+        /// The state file.
+        path: String,
+    },
+    /// A write to a state opened read-only or lying on a read-only file system.
+    #[error("engine state {path} is read-only (a read-only file or file system); commands that only read work")]
+    ReadOnly {
+        /// The state file.
+        path: String,
     },
     /// The state directory could not be created.
     #[error("cannot create directory {path}: {source}")]
@@ -227,11 +239,14 @@ impl State {
     }
 
     /// Objects of a kind in one namespace.
-    pub fn in_namespace<'a>(
+    pub fn in_namespace<'a, 'n>(
         &'a self,
         kind: &str,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Stored> + 'a {
+        namespace: &'n str,
+    ) -> impl Iterator<Item = &'a Stored> + 'n
+    where
+        'a: 'n,
+    {
         let map = self.kind(kind);
         let start = (namespace.to_string(), String::new());
         map.range(start..)
@@ -469,6 +484,8 @@ type Row<'a> = (&'a Key, String, Option<String>);
 pub struct Database {
     conn: Connection,
     path: String,
+    /// Opened read-only (read commands): nothing is ever written, not even WAL setup.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -490,6 +507,26 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 /// The table every engine state has; a database with tables but not this one is another
 /// program's.
 const ENGINE_META_TABLE: &str = "meta";
+
+/// The meta key of the plan-sealing key.
+const PLAN_KEY: &str = "plan_key";
+
+/// A path as the path part of an SQLite `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let text = path
+        .canonicalize()
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '?' | '#' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// SQLite's file header; an engine state file that is not empty starts with it.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -533,7 +570,7 @@ impl Database {
         Ok(db)
     }
 
-    /// Opens an existing state file; never creates one (read-only commands, explicit paths).
+    /// Opens an existing state file; never creates one (explicit paths).
     pub fn open_existing(path: &Path) -> Result<Database, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing {
@@ -543,15 +580,115 @@ impl Database {
         Database::open(Some(path))
     }
 
+    /// Opens an existing state file read-only (read commands): works on a read-only file,
+    /// directory or file system, and never writes to it.
+    pub fn open_read_only(path: &Path) -> Result<Database, StoreError> {
+        let label = path.display().to_string();
+        if !path.exists() {
+            return Err(StoreError::Missing { path: label });
+        }
+        check_existing_file(path)?;
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connect = |conn: Connection| -> Result<Database, StoreError> {
+            conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))
+                .map_err(|source| StoreError::Sqlite {
+                    path: label.clone(),
+                    cause: source,
+                })?;
+            let db = Database {
+                conn,
+                path: label.clone(),
+                read_only: true,
+            };
+            db.refuse_foreign_tables()?;
+            Ok(db)
+        };
+        let sql = |source| StoreError::Sqlite {
+            path: label.clone(),
+            cause: source,
+        };
+        let reopen_immutable = || {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                .map_err(sql)
+                .and_then(connect)
+        };
+        match Connection::open_with_flags(path, flags)
+            .map_err(sql)
+            .and_then(connect)
+        {
+            Ok(db) => Ok(db),
+            // A WAL database needs its `-shm` file; in a directory nobody may write to, with no
+            // `-shm` left over, SQLite can read it only as an immutable file (nothing else can
+            // be writing there either).
+            Err(StoreError::ReadOnly { .. }) => reopen_immutable(),
+            Err(StoreError::Sqlite { cause: source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+            {
+                reopen_immutable()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The key that seals saved plans of this target (hex), if one was made.
+    pub fn plan_key(&self) -> Result<Option<String>, StoreError> {
+        self.meta(PLAN_KEY)
+    }
+
+    /// The key that seals saved plans of this target, made (32 random bytes) on first use.
+    pub fn ensure_plan_key(&self) -> Result<String, StoreError> {
+        if let Some(key) = self.plan_key()? {
+            return Ok(key);
+        }
+        use ring::rand::SecureRandom;
+        let mut bytes = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| self.corrupt("plan key", "no system randomness"))?;
+        let key = hex::encode(bytes);
+        self.begin()?;
+        // Another process may have made one meanwhile: the first one stays.
+        let made = self
+            .map_busy(self.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![PLAN_KEY, key],
+            ))
+            .and_then(|_| self.commit());
+        if let Err(e) = made {
+            self.rollback();
+            return Err(e);
+        }
+        self.plan_key()?
+            .ok_or_else(|| self.corrupt("plan key", "not stored"))
+    }
+
     /// Opens (creating when needed) the state file; `None` keeps it in memory. An existing
     /// file that is not an engine state is refused, never converted.
     pub fn open(path: Option<&Path>) -> Result<Database, StoreError> {
         let label = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| ":memory:".into());
-        let sql = |source| StoreError::Sqlite {
-            path: label.clone(),
-            source,
+        let sql = |source: rusqlite::Error| match source.sqlite_error_code() {
+            // An existing state SQLite cannot open for writing: a read-only file, directory or
+            // file system.
+            Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                if path.is_some_and(Path::exists) =>
+            {
+                StoreError::ReadOnly {
+                    path: label.clone(),
+                }
+            }
+            _ => StoreError::Sqlite {
+                path: label.clone(),
+                cause: source,
+            },
         };
         let conn = match path {
             Some(p) => {
@@ -570,9 +707,27 @@ impl Database {
         };
         conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))
             .map_err(sql)?;
-        let db = Database { conn, path: label };
+        let db = Database {
+            conn,
+            path: label,
+            read_only: false,
+        };
+        if let Some(pages) = std::env::var("RECONCILE_TEST_MAX_PAGES")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            // Test hook: caps the file's size so a write fails as on a full disk
+            // (deterministic, no special file system needed).
+            db.map_busy(db.conn.pragma_update(None, "max_page_count", pages))?;
+        }
         db.refuse_foreign_tables()?;
-        db.map_busy(db.conn.pragma_update(None, "journal_mode", "WAL"))?;
+        match db.conn.pragma_update(None, "journal_mode", "WAL") {
+            // The write-ahead log cannot be made beside the file: nothing may be written there.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+                return Err(StoreError::ReadOnly { path: db.path });
+            }
+            result => db.map_busy(result)?,
+        }
         db.map_busy(db.conn.pragma_update(None, "synchronous", "NORMAL"))?;
         // A save rewrites thousands of documents; a 64 MiB page cache keeps it in memory.
         db.map_busy(db.conn.pragma_update(None, "cache_size", -65536))?;
@@ -593,7 +748,7 @@ impl Database {
         );
         let names = match names {
             Ok(names) => names,
-            Err(StoreError::Sqlite { source, .. })
+            Err(StoreError::Sqlite { cause: source, .. })
                 if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
             {
                 return Err(StoreError::NotAState {
@@ -619,6 +774,12 @@ impl Database {
 
     fn map_busy<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
         r.map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full {
+                path: self.path.clone(),
+            },
+            Some(rusqlite::ErrorCode::ReadOnly) => StoreError::ReadOnly {
+                path: self.path.clone(),
+            },
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy {
                     path: self.path.clone(),
@@ -627,14 +788,20 @@ impl Database {
             }
             _ => StoreError::Sqlite {
                 path: self.path.clone(),
-                source,
+                cause: source,
             },
         })
     }
 
     /// Starts the write transaction of one command (waits for another process, then fails).
     pub fn begin(&self) -> Result<(), StoreError> {
-        self.map_busy(self.conn.execute_batch("BEGIN IMMEDIATE"))
+        // A read-only state is only read: a deferred transaction gives a consistent snapshot.
+        let begin = if self.read_only {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        self.map_busy(self.conn.execute_batch(begin))
     }
 
     /// Commits the transaction.
@@ -771,6 +938,11 @@ impl Database {
     /// Writes back what changed in `state` (inside the caller's transaction) and bumps the
     /// commit counter.
     pub fn save(&self, state: &mut State) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
         {
             let mut put = self.map_busy(self.conn.prepare_cached(
                 "INSERT INTO objects (kind, namespace, name, doc, sim) VALUES (?1, ?2, ?3, ?4, ?5)

@@ -6,7 +6,8 @@
 //! labelled `reconcile.dev/track=canary` and the rest to the others. A request fails with the
 //! image's error rate, and always before the program is up; latency is log-normal around the
 //! image's median. Sampling uses a random source seeded by the query and the virtual time, so
-//! the same question at the same instant gets the same answer.
+//! the same question at the same instant gets the same answer. [`requests`] sends
+//! individual requests through a Service (`reconcile engine request`).
 
 use serde_json::Value;
 
@@ -50,35 +51,131 @@ pub fn pod_rate(state: &State, pod: &Value) -> f64 {
             .map(|s| &s.doc)
             .filter(|p| ready(p) && selector.matches(doc::labels(p)))
             .collect();
-        let is_canary = |p: &Value| {
-            doc::at(p, &["metadata", "labels", TRACK_LABEL]).and_then(Value::as_str)
-                == Some("canary")
-        };
-        let weight = doc::annotation(svc, CANARY_WEIGHT_ANNOTATION)
-            .and_then(|w| w.trim().trim_end_matches('%').parse::<f64>().ok());
-        let share = match weight {
-            Some(w) => {
-                let w = w.clamp(0.0, 100.0) / 100.0;
-                let canaries = backends.iter().filter(|p| is_canary(p)).count();
-                let stable = backends.len() - canaries;
-                match (is_canary(pod), canaries, stable) {
-                    (true, c, 0) if c > 0 => 1.0 / c as f64,
-                    (true, c, _) if c > 0 => w / c as f64,
-                    (false, 0, s) if s > 0 => 1.0 / s as f64,
-                    (false, _, s) if s > 0 => (1.0 - w) / s as f64,
-                    _ => 0.0,
-                }
-            }
-            None if backends.is_empty() => 0.0,
-            None => 1.0 / backends.len() as f64,
-        };
-        rate += REQUESTS_PER_SECOND * share;
+        rate += REQUESTS_PER_SECOND * share_of(svc, &backends, pod);
     }
     if !behind_service {
         // Pods no Service selects are still probed by their clients at a low rate.
         rate = 1.0;
     }
     rate
+}
+
+fn is_canary(pod: &Value) -> bool {
+    doc::at(pod, &["metadata", "labels", TRACK_LABEL]).and_then(Value::as_str) == Some("canary")
+}
+
+/// The share of `svc`'s requests `pod` receives among the ready `backends`: even, or split
+/// between the canary and stable tracks by the Service's canary weight.
+fn share_of(svc: &Value, backends: &[&Value], pod: &Value) -> f64 {
+    let weight = doc::annotation(svc, CANARY_WEIGHT_ANNOTATION)
+        .and_then(|w| w.trim().trim_end_matches('%').parse::<f64>().ok());
+    match weight {
+        Some(w) => {
+            let w = w.clamp(0.0, 100.0) / 100.0;
+            let canaries = backends.iter().filter(|p| is_canary(p)).count();
+            let stable = backends.len() - canaries;
+            match (is_canary(pod), canaries, stable) {
+                (true, c, 0) if c > 0 => 1.0 / c as f64,
+                (true, c, _) if c > 0 => w / c as f64,
+                (false, 0, s) if s > 0 => 1.0 / s as f64,
+                (false, _, s) if s > 0 => (1.0 - w) / s as f64,
+                _ => 0.0,
+            }
+        }
+        None if backends.is_empty() => 0.0,
+        None => 1.0 / backends.len() as f64,
+    }
+}
+
+/// The ready pods behind a Service, each with its share of the Service's requests.
+pub fn backends<'a>(state: &'a State, svc: &Value) -> Vec<(&'a Value, f64)> {
+    let Some(sel) = doc::at(svc, &["spec", "selector"])
+        .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+    else {
+        return Vec::new();
+    };
+    let selector = Selector::from_map(sel);
+    let ready_pods: Vec<&Value> = state
+        .in_namespace("Pod", doc::namespace(svc))
+        .map(|s| &s.doc)
+        .filter(|p| ready(p) && selector.matches(doc::labels(p)))
+        .collect();
+    ready_pods
+        .iter()
+        .map(|p| (*p, share_of(svc, &ready_pods, p)))
+        .collect()
+}
+
+/// How one simulated request was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The pod that answered (`None`: no ready endpoint, 503 from the proxy).
+    pub pod: Option<String>,
+    /// Its first container's image.
+    pub image: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Latency in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// Sends `n` simulated requests through a Service: each goes to a ready backend chosen by
+/// the backends' shares (so a 20 % canary answers about 20 %), fails with the image's error
+/// rate (HTTP 500) and takes a log-normal latency around the image's median. Seeded by the
+/// Service and the virtual time, so the same question at the same instant gets the same
+/// answers.
+pub fn requests(state: &State, svc: &Value, n: usize) -> Vec<Answer> {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ state.now as u64 ^ n as u64;
+    for b in doc::namespace(svc).bytes().chain(doc::name(svc).bytes()) {
+        seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut rng = Rng(seed);
+    let pods = backends(state, svc);
+    let total: f64 = pods.iter().map(|(_, s)| s).sum();
+    (0..n)
+        .map(|_| {
+            if pods.is_empty() || total <= 0.0 {
+                return Answer {
+                    pod: None,
+                    image: String::new(),
+                    status: 503,
+                    latency_ms: 0.0,
+                };
+            }
+            let mut pick = rng.unit() * total;
+            let mut chosen = pods[pods.len() - 1].0;
+            for (p, share) in &pods {
+                if pick < *share {
+                    chosen = p;
+                    break;
+                }
+                pick -= share;
+            }
+            let image = doc::at(chosen, &["spec", "containers"])
+                .and_then(|c| c.get(0))
+                .map(|c| doc::str_at(c, &["image"]).to_string())
+                .unwrap_or_default();
+            let behavior = behavior_of(&state.images, &image);
+            let status = if rng.unit() < behavior.error_rate {
+                500
+            } else {
+                200
+            };
+            Answer {
+                pod: Some(doc::name(chosen).to_string()),
+                image,
+                status,
+                latency_ms: latency(&mut rng, behavior.latency_ms),
+            }
+        })
+        .collect()
+}
+
+/// A log-normal latency around `median` (Box–Muller).
+pub fn latency(rng: &mut Rng, median: f64) -> f64 {
+    let (u1, u2) = (rng.unit().max(1e-12), rng.unit());
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    median * (0.4 * z).exp()
 }
 
 /// Answers a metric query; `Ok(None)` when the selected pods received no requests.
@@ -141,10 +238,7 @@ pub fn metric(state: &State, query: &MetricQuery) -> Result<Option<f64>, String>
         ok += n_up - errors;
         let samples = n_up.min(2000);
         for _ in 0..samples {
-            // Box–Muller normal, then a log-normal latency around the median.
-            let (u1, u2) = (rng.unit().max(1e-12), rng.unit());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            latencies.push(behavior.latency_ms * (0.4 * z).exp());
+            latencies.push(latency(&mut rng, behavior.latency_ms));
         }
     }
     if total == 0 {

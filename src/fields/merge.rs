@@ -125,11 +125,15 @@ pub fn apply(
             map.insert(key.into(), value.clone());
         }
     }
+    // Identity is nobody's field, so the merge above leaves it out; a created object still
+    // needs it, and a live one keeps its own.
     for key in ["name", "namespace"] {
-        if let (Some(value), Some(Value::Object(meta))) = (
-            applied.pointer(&format!("/metadata/{key}")),
-            object.get_mut("metadata"),
-        ) {
+        if let (Some(value), Value::Object(root)) =
+            (applied.pointer(&format!("/metadata/{key}")), &mut object)
+            && let Value::Object(meta) = root
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new()))
+        {
             meta.insert(key.into(), value.clone());
         }
     }

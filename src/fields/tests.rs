@@ -231,3 +231,42 @@ fn malformed_managed_fields_are_an_error() {
         Err(Error::InvalidFieldsV1(_))
     ));
 }
+
+#[test]
+fn a_created_object_keeps_its_name_and_namespace() {
+    let api = OpenApi::builtin();
+    let schema = schema_for(&api, "v1", "ConfigMap");
+    // Nothing but identity in metadata: the owned part has no metadata at all.
+    let bare = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "settings", "namespace": "demo"},
+                      "data": {"a": "1"}});
+    let created = apply(None, &bare, "kubectl", false, "t1", schema).unwrap();
+    assert_eq!(created.object["metadata"]["name"], json!("settings"));
+    assert_eq!(created.object["metadata"]["namespace"], json!("demo"));
+    assert_eq!(created.object["kind"], json!("ConfigMap"));
+    let entries = managed_fields(&created.object).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(!entries[0].fields.to_fields_v1()["f:metadata"].is_object());
+}
+
+#[test]
+fn lists_without_their_merge_key_are_owned_whole() {
+    let api = OpenApi::builtin();
+    let schema = deployment_schema(&api);
+    // `ports` merges by containerPort; an element without it cannot be owned alone, so the
+    // list is atomic for this applier (as structured-merge-diff treats an unkeyed list).
+    let mut applied = deployment(1, "web:1");
+    applied["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"name": "http"}]);
+    let created = apply(None, &applied, "a", false, "t1", schema).unwrap();
+    let encoded = created.object["metadata"]["managedFields"][0]["fieldsV1"].clone();
+    let web = &encoded["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"];
+    assert_eq!(web["f:ports"], json!({}));
+    // Scalars in a set list (finalizers) are owned one by one.
+    let mut with_finalizers = deployment(1, "web:1");
+    with_finalizers["metadata"]["finalizers"] = json!(["a.example/x", "b.example/y"]);
+    let owned = FieldSet::of(&with_finalizers, schema).to_fields_v1();
+    assert_eq!(
+        owned["f:metadata"]["f:finalizers"]["v:\"a.example/x\""],
+        json!({})
+    );
+}

@@ -382,21 +382,29 @@ pub fn name_for_path(path: &Path) -> String {
     while name.contains("--") {
         name = name.replace("--", "-");
     }
-    let name = name.trim_matches('-');
-    let name: String = name
-        .chars()
-        .rev()
-        .take(50)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
     let name = name.trim_matches('-').to_string();
     if name.is_empty() {
-        "app".to_string()
-    } else {
-        name
+        return "app".to_string();
     }
+    shorten(&name)
+}
+
+/// Longest application name ([`valid_name`]); the inventory name adds 20 characters.
+const MAX_NAME: usize = 50;
+
+/// A name cut to [`MAX_NAME`] keeping its end (the most specific part of a path) and a hash of
+/// the whole, so two long paths sharing their last characters never share a name.
+fn shorten(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hash = hex::encode(&digest[..4]);
+    // Keep room for '-' and the 8 hex digits; the name is ASCII, so bytes are characters.
+    let keep = MAX_NAME - hash.len() - 1;
+    let tail = name[name.len() - keep..].trim_start_matches('-');
+    format!("{tail}-{hash}")
 }
 
 #[cfg(test)]
@@ -459,5 +467,24 @@ mod tests {
             name_for_path(Path::new("../demo/overlays/Prod/")),
             "demo-overlays-prod"
         );
+    }
+
+    #[test]
+    fn long_paths_get_valid_distinct_names() {
+        let deep = "/home/someone/work/platform/clusters/europe-west/production/apps/payments";
+        let a = name_for_path(Path::new(&format!("{deep}/overlays/prod")));
+        let b = name_for_path(Path::new(&format!("/x{deep}/overlays/prod")));
+        for name in [&a, &b] {
+            assert!(valid_name(name), "{name}");
+            assert!(name.contains("overlays-prod"), "{name}");
+        }
+        // Same last 50 characters, different paths: different names (cutting alone collided).
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            name_for_path(Path::new(&format!("{deep}/overlays/prod")))
+        );
+        let long = "a".repeat(300);
+        assert!(valid_name(&name_for_path(Path::new(&long))));
     }
 }

@@ -3,7 +3,8 @@
 //! A plan file holds no object, only ids, masked diffs, the digest of the rendered source
 //! and the resourceVersions the plan was computed from: `apply plan.json` renders the same
 //! source again, refuses if its digest differs ("source changed") or if any live object
-//! changed since ("plan is stale"), and applies exactly the plan.
+//! changed since ("plan is stale"), and applies exactly the plan. Saved files are sealed
+//! ([`super::seal`]): an edited file is refused before any of this.
 
 use std::path::{Path, PathBuf};
 
@@ -60,13 +61,27 @@ pub fn source_digest(objects: &[Value], settings: &Value) -> String {
     format!("sha256:{hex}")
 }
 
-/// Reads a plan file.
-pub fn read(path: &Path) -> Result<PlanSet, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+/// Reads a plan file's text (check its seals with [`super::seal::verify`], then [`parse`]).
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+/// Reads a plan file (unverified: for looking, not applying).
+pub fn read(path: &Path) -> Result<PlanSet, Error> {
+    let text = read_text(path)?;
+    let document: Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     })?;
-    let set: PlanSet = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+    parse(path, document)
+}
+
+/// A plan file's document as plans.
+pub fn parse(path: &Path, document: Value) -> Result<PlanSet, Error> {
+    let set: PlanSet = serde_json::from_value(document).map_err(|e| Error::Invalid {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -98,6 +113,13 @@ pub fn staleness(saved: &Plan, fresh: &Plan) -> Option<String> {
             short(&fresh.source_digest)
         ));
     }
+    if saved.source_mac != fresh.source_mac {
+        return Some(format!(
+            "the source of application {} changed since the plan was made (a Secret value or \
+             another rendered value; the keyed digests differ)",
+            saved.application
+        ));
+    }
     if saved.inventory_resource_version != fresh.inventory_resource_version {
         return Some(format!(
             "the inventory of application {} changed since the plan was made",
@@ -121,6 +143,17 @@ pub fn staleness(saved: &Plan, fresh: &Plan) -> Option<String> {
             "the objects of application {} changed since the plan was made",
             saved.application
         ));
+    }
+    // The actions applied are exactly the saved ones, in the same order.
+    for (then, now) in saved.actions.iter().zip(&fresh.actions) {
+        if !then.same_object(now) || then.action != now.action {
+            return Some(format!(
+                "{} would be {} now, {} in the plan",
+                now.display(),
+                format!("{:?}", now.action).to_lowercase(),
+                format!("{:?}", then.action).to_lowercase()
+            ));
+        }
     }
     None
 }

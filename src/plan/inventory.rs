@@ -152,6 +152,145 @@ pub fn to_object(app: &str, members: &[Member], source_digest: &str, now: &str) 
     })
 }
 
+/// An application's inventory as `inventory list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The application.
+    pub app: String,
+    /// How many objects it lists.
+    pub members: usize,
+    /// When it was last written (cluster time).
+    pub applied_at: String,
+}
+
+/// Every application's inventory in the target, by application name.
+pub fn list(cluster: &dyn Cluster) -> Result<Vec<Listed>, Error> {
+    let gvk = Gvk::from_api_version("v1", "ConfigMap");
+    let objects = cluster
+        .list(&gvk, Some(INVENTORY_NAMESPACE), None)
+        .map_err(|e| Error::Cluster {
+            app: "*".to_string(),
+            source: Box::new(e),
+        })?;
+    let mut listed: Vec<Listed> = objects
+        .iter()
+        .filter(|o| is_inventory(&ResId::of(o)))
+        .map(|o| {
+            let data = |key: &str| {
+                o.pointer(&format!("/data/{key}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let members = serde_json::from_str::<Vec<Member>>(&data("objects"))
+                .map_or(0, |m| m.len());
+            Listed {
+                app: data("application"),
+                members,
+                applied_at: data("appliedAt"),
+            }
+        })
+        .collect();
+    listed.sort_by(|a, b| a.app.cmp(&b.app));
+    Ok(listed)
+}
+
+/// Why an inventory cannot be renamed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Inventory(#[from] Error),
+    /// The old application has no inventory.
+    #[error("application {app:?} has no inventory in this target (`reconcile inventory list` shows those that do)")]
+    Missing {
+        /// The application.
+        app: String,
+    },
+    /// The new application has an inventory of its own.
+    #[error("application {app:?} already has an inventory of its own ({members} objects); refusing to merge two applications")]
+    Taken {
+        /// The application.
+        app: String,
+        /// How many objects it lists.
+        members: usize,
+    },
+    /// A write failed.
+    #[error("{}: {source}", crate::diff::display_id(id))]
+    Write {
+        /// The object.
+        id: Box<ResId>,
+        /// The cause.
+        source: Box<cluster::Error>,
+    },
+}
+
+/// Hands application `old`'s inventory and objects to application `new` (the app was renamed
+/// or its directory moved): the new inventory is written first with every member, then each
+/// member owned by `old` is marked as `new`'s, then the old inventory is deleted. Interrupted,
+/// it can be run again. Returns how many objects changed hands.
+pub fn rename(cluster: &mut dyn Cluster, old: &str, new: &str) -> Result<usize, RenameError> {
+    let from = read(cluster, old)?;
+    if from.resource_version.is_none() {
+        return Err(RenameError::Missing {
+            app: old.to_string(),
+        });
+    }
+    let to = read(cluster, new)?;
+    if to.resource_version.is_some() && !to.members.is_empty() && to.members != from.members {
+        return Err(RenameError::Taken {
+            app: new.to_string(),
+            members: to.members.len(),
+        });
+    }
+    let write_err = |id: &ResId| {
+        let id = Box::new(id.clone());
+        move |e| RenameError::Write {
+            id,
+            source: Box::new(e),
+        }
+    };
+    let old_id = inventory_id(old);
+    let digest = cluster
+        .get(&old_id)
+        .map_err(write_err(&old_id))?
+        .and_then(|o| {
+            o.pointer("/data/sourceDigest")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    // Intent first: the new inventory lists everything before any object changes hands.
+    let object = to_object(new, &from.members, &digest, &cluster.now());
+    cluster
+        .apply(&object)
+        .map_err(write_err(&inventory_id(new)))?;
+    let mut moved = 0;
+    for member in &from.members {
+        let id = member.id();
+        let Some(mut live) = cluster.get(&id).map_err(write_err(&id))? else {
+            continue;
+        };
+        let owner = live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(OWNER_ANNOTATION))
+            .and_then(Value::as_str);
+        if owner != Some(old) {
+            continue;
+        }
+        if let Some(annotations) = live
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.insert(OWNER_ANNOTATION.to_string(), json!(new));
+        }
+        cluster.apply(&live).map_err(write_err(&id))?;
+        moved += 1;
+    }
+    cluster.delete(&old_id).map_err(write_err(&old_id))?;
+    Ok(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

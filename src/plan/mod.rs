@@ -18,6 +18,8 @@ pub mod memory;
 pub mod order;
 pub mod ownership;
 pub mod prune;
+mod restarts;
+pub mod seal;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -62,6 +64,9 @@ pub enum Error {
     /// The target's lock could not be taken or released.
     #[error("{0}")]
     Lock(Box<cluster::Error>),
+    /// The target failed on no object in particular (letting time pass, a full disk).
+    #[error("{0}")]
+    Target(Box<cluster::Error>),
     /// The inventory cannot be read.
     #[error(transparent)]
     Inventory(#[from] inventory::Error),
@@ -186,6 +191,10 @@ pub struct PlannedAction {
     /// True when the update takes over a live object reconcile did not create.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// The live Deployment's rollout has not finished (paused mid-canary, aborted,
+    /// degraded): where it stands and what moves it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 impl PlannedAction {
@@ -269,8 +278,12 @@ pub struct Plan {
     pub application: String,
     /// The rendered directory, as given.
     pub source: String,
-    /// Digest of the rendered objects and the application's settings.
+    /// Digest of the rendered objects and the application's settings (Secrets masked).
     pub source_digest: String,
+    /// Keyed digest of the same, Secret values included, with the target's plan key (saved
+    /// plans only; see [`seal`]): a Secret value changed since makes the plan stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_mac: Option<String>,
     /// The git revision the objects were rendered from (absent: files on disk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<Revision>,
@@ -312,6 +325,9 @@ pub struct PlanSet {
     pub plans: Vec<Plan>,
     /// Totals over all plans.
     pub summary: Summary,
+    /// Seals of a saved plan, one per target (`plan --out`; see [`seal`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seals: Vec<seal::Seal>,
 }
 
 impl PlanSet {
@@ -325,6 +341,7 @@ impl PlanSet {
             format_version: file::FORMAT_VERSION,
             plans,
             summary,
+            seals: Vec::new(),
         }
     }
 }
@@ -395,6 +412,16 @@ fn meta_map<'a>(object: &'a mut Value, field: &str) -> Option<&'a mut Map<String
 /// The settings that shape a plan besides the objects (part of the source digest).
 fn settings(app: &Application, prune: bool) -> Value {
     json!({"name": app.name, "namespace": app.namespace, "prune": prune, "ignoreDifferences": app.ignore_differences})
+}
+
+/// The keyed digest of a plan's source (see [`seal::source_mac`]) with a target's plan key.
+pub fn source_mac(
+    app: &Application,
+    rendered: &[Value],
+    prune: bool,
+    key_hex: &str,
+) -> Result<String, seal::Error> {
+    seal::source_mac(key_hex, rendered, &settings(app, prune))
 }
 
 /// Rendered objects with the application's default namespace filled in.
@@ -691,6 +718,7 @@ fn action_of(
         diff,
         rollout: None,
         adopt: false,
+        unfinished: live.and_then(driver::unfinished_note),
     }
 }
 
@@ -922,6 +950,7 @@ pub fn make_plan(
         application: app.name.clone(),
         source: source.to_string(),
         source_digest: file::source_digest(rendered, &settings(app, prune_enabled)),
+        source_mac: None,
         revision: None,
         target: cluster.target_name(),
         prune: prune_enabled,
@@ -1056,6 +1085,21 @@ pub fn apply(
         .collect();
     let mut waves: Vec<i64> = writes.iter().map(|i| plan.actions[*i].wave).collect();
     waves.dedup();
+    // An error of the target in the middle (a full disk, a failed rollout step) ends the
+    // apply as a failure with its report (what was applied and what was not), never as a bare
+    // error: the caller still prints the report and releases the lock.
+    macro_rules! stop_on_error {
+        ($label:lifetime, $result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(e) => {
+                    report.failure = Some(Error::from(e).to_string());
+                    failed_at = Some(usize::MAX);
+                    break $label;
+                }
+            }
+        };
+    }
     'waves: for wave in waves {
         let mut written = Vec::new();
         let mut rollouts = Vec::new();
@@ -1089,9 +1133,9 @@ pub fn apply(
             }
             if let Some(target) = &planned.rollouts[index] {
                 let cause = format!("apply {}", driver::images(target).join(", "));
-                driver::start(cluster, &id, target, &cause)?;
+                stop_on_error!('waves, driver::start(cluster, &id, target, &cause));
                 rollouts.push(id);
-            } else if driver::unfinished(cluster, &id)? {
+            } else if stop_on_error!('waves, driver::unfinished(cluster, &id)) {
                 // A rollout an earlier run left behind (killed, timed out) goes on from
                 // where it stopped.
                 rollouts.push(id);
@@ -1111,7 +1155,7 @@ pub fn apply(
                 timeout: Some(remaining),
                 all_notes: true,
             };
-            let outcome = driver::drive(cluster, id, drive, progress)?;
+            let outcome = stop_on_error!('waves, driver::drive(cluster, id, drive, progress));
             let failure = match &outcome {
                 Outcome::Degraded(message) => Some(format!(
                     "rollout of {} is Degraded: {message}",
@@ -1144,7 +1188,15 @@ pub fn apply(
                 report.unchanged.push(id);
             }
         }
-        if options.wait && !wait_healthy(cluster, &written, deadline, &mut report, progress)? {
+        if options.wait
+            && !stop_on_error!('waves, wait_healthy(
+                cluster,
+                &written,
+                deadline,
+                &mut report,
+                progress
+            ))
+        {
             failed_at = Some(usize::MAX);
             break 'waves;
         }
@@ -1207,7 +1259,14 @@ pub fn apply(
             &plan.source_digest,
             &cluster.now(),
         );
-        cluster.apply(&object).map_err(cluster_err(&inventory_id))?;
+        if let Err(e) = cluster.apply(&object) {
+            let e = cluster_err(&inventory_id)(e);
+            if report.failure.is_none() {
+                return Err(e);
+            }
+            // The apply failed already (a full disk fails this write too): the inventory
+            // written first still lists everything that may exist, so nothing is lost.
+        }
     }
     Ok(report)
 }
@@ -1364,7 +1423,22 @@ fn wait_healthy(
                     if !cluster.drives_rollouts() {
                         driver::guard(cluster, id)?;
                     }
-                    driver::deployment_health(cluster, live, written)?
+                    let mut h = driver::deployment_health(cluster, live, written)?;
+                    if h.status == Status::Healthy {
+                        // Available now, but its pods keep restarting: not healthy.
+                        let pods: Vec<Value> = driver::new_pods(cluster, live)?
+                            .into_iter()
+                            .map(|(pod, _)| pod)
+                            .collect();
+                        let now = time::parse_rfc3339(&cluster.now()).unwrap_or(0);
+                        if let Some(why) =
+                            restarts::crash_looping(&pods, now, restarts::window_ms(live))
+                        {
+                            h.status = Status::Progressing;
+                            h.message = why;
+                        }
+                    }
+                    h
                 }
                 _ => {
                     let endpoints = if id.gvk.kind == "Service" {
@@ -1418,10 +1492,9 @@ fn wait_healthy(
             return Ok(false);
         }
         let step = Duration::from_millis((deadline - now).min(1000));
-        cluster.wait(step).map_err(|e| Error::Cluster {
-            id: Box::default(),
-            source: Box::new(e),
-        })?;
+        cluster
+            .wait(step)
+            .map_err(|e| Error::Target(Box::new(e)))?;
     }
 }
 

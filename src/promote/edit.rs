@@ -3,7 +3,9 @@
 //! indentation, blank lines and a missing final newline stay as they were.
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::scanner::Marker;
+pub use yaml_rust2::scanner::TScalarStyle as ScalarStyle;
+use yaml_rust2::scanner::TScalarStyle;
 
 /// An edit could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

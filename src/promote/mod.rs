@@ -178,7 +178,25 @@ fn unsupported(file: &Path, what: &str) -> Error {
 /// Edits collected per file, applied at the end.
 #[derive(Default)]
 struct Pending {
-    texts: BTreeMap<PathBuf, (String, Vec<Splice>)>,
+    texts: BTreeMap<PathBuf, PendingFile>,
+}
+
+/// One file being edited: as read, with the edits made so far, and splices not yet applied
+/// (their offsets are in `current`).
+struct PendingFile {
+    original: String,
+    current: String,
+    splices: Vec<Splice>,
+}
+
+impl PendingFile {
+    /// Applies the waiting splices, so the next edit is computed on the text as it is now
+    /// (two new paths under one new mapping then share it).
+    fn flush(&mut self) {
+        if !self.splices.is_empty() {
+            self.current = edit::apply(&self.current, std::mem::take(&mut self.splices));
+        }
+    }
 }
 
 impl Pending {
@@ -186,10 +204,17 @@ impl Pending {
         &'a mut self,
         fs: &dyn Fs,
         path: &Path,
-    ) -> Result<&'a mut (String, Vec<Splice>), Error> {
+    ) -> Result<&'a mut PendingFile, Error> {
         if !self.texts.contains_key(path) {
             let text = read_text(fs, path)?;
-            self.texts.insert(path.to_path_buf(), (text, Vec::new()));
+            self.texts.insert(
+                path.to_path_buf(),
+                PendingFile {
+                    current: text.clone(),
+                    original: text,
+                    splices: Vec::new(),
+                },
+            );
         }
         self.texts
             .get_mut(path)
@@ -255,7 +280,9 @@ fn promote_images(
     if source.is_empty() {
         return Ok(());
     }
-    let (text, splices) = pending.text(fs, &target_file)?;
+    let file = pending.text(fs, &target_file)?;
+    file.flush();
+    let (text, splices) = (&file.current, &mut file.splices);
     let target_node = parse(&target_file, text)?;
     let target = images(&target_node, &target_file)?;
     let mut appended = String::new();
@@ -271,9 +298,12 @@ fn promote_images(
                 let Node::Map { flow: false, .. } = entry else {
                     return Err(unsupported(&target_file, "a flow-style `images:` entry"));
                 };
-                let name_node = entry.get("name").map(Node::start).unwrap_or(entry.start());
-                let indent = " ".repeat(edit::column(text, name_node));
-                let mut insert_at = edit::line_end(text, entry.end());
+                // A new key goes at the column of the entry's own keys (`name:`), never of
+                // a value, after the entry's last line; all added keys form one block so
+                // they keep the order of IMAGE_FIELDS.
+                let indent = " ".repeat(key_column(text, entry));
+                let insert_at = edit::line_end(text, entry.end());
+                let mut added = String::new();
                 for field in IMAGE_FIELDS {
                     let wanted = fields.get(field);
                     let have = target_fields.get(field);
@@ -292,29 +322,14 @@ fn promote_images(
                             end: *end,
                             text: format_scalar(value, Some(*style)),
                         }),
-                        (Some(node), None) => {
-                            let key_start = entry
-                                .get(field)
-                                .map(|_| edit::line_start(text, node.start()))
-                                .unwrap_or(node.start());
-                            splices.push(Splice {
-                                start: key_start,
-                                end: edit::line_end(text, node.end()),
-                                text: String::new(),
-                            });
+                        (Some(node @ Node::Scalar { .. }), None) => {
+                            splices.push(remove_line(text, node));
                         }
                         (None, Some(value)) => {
-                            let mut line =
-                                format!("{indent}{field}: {}\n", format_scalar(value, None));
-                            if insert_at == text.len() && !text.ends_with('\n') {
-                                line = format!("\n{}", line.trim_end_matches('\n'));
-                            }
-                            splices.push(Splice {
-                                start: insert_at,
-                                end: insert_at,
-                                text: line,
-                            });
-                            insert_at = edit::line_end(text, insert_at.min(text.len()));
+                            added.push_str(&format!(
+                                "{indent}{field}: {}\n",
+                                format_scalar(value, None)
+                            ));
                         }
                         _ => {
                             return Err(unsupported(
@@ -323,6 +338,13 @@ fn promote_images(
                             ));
                         }
                     }
+                }
+                if !added.is_empty() {
+                    splices.push(Splice {
+                        start: insert_at,
+                        end: insert_at,
+                        text: at_end_of(text, insert_at, added),
+                    });
                 }
             }
             None => {
@@ -393,6 +415,122 @@ fn promote_images(
     Ok(())
 }
 
+/// The splice removing the whole line of a single-line `key: value` whose value is `node`.
+/// A last line without a final newline takes the newline before it, so the file still
+/// ends without one.
+fn remove_line(text: &str, node: &Node) -> Splice {
+    let mut start = edit::line_start(text, node.start());
+    let end = edit::line_end(text, node.end());
+    if end == text.len() && !text.ends_with('\n') && start > 0 {
+        start -= 1;
+    }
+    Splice {
+        start,
+        end,
+        text: String::new(),
+    }
+}
+
+/// A scalar copied from the source, as it is written in the target: a plain source scalar
+/// is written as it was (so `3`, `true` or `1.10` keep their YAML type); a quoted one keeps
+/// the target's quoting when the target quoted it, else reads back as the same string.
+fn carried_scalar(
+    value: &str,
+    source_style: edit::ScalarStyle,
+    target_style: Option<edit::ScalarStyle>,
+) -> String {
+    use edit::ScalarStyle;
+    match (source_style, target_style) {
+        (ScalarStyle::Plain, _) if !value.contains('\n') => value.to_string(),
+        (_, Some(style @ (ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted))) => {
+            format_scalar(value, Some(style))
+        }
+        _ => format_scalar(value, None),
+    }
+}
+
+/// The splice adding the scalar `value` at the dotted `path` of `doc`, which is missing
+/// there: under the deepest mapping the path reaches, the missing keys as nested block
+/// mappings at that mapping's indentation. A missing list item cannot be added. `value` is
+/// written as given (already formatted).
+fn add_path(text: &str, doc: &Node, path: &str, value: &str) -> Result<Splice, String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut parent = doc;
+    let mut found = 0;
+    for part in &parts {
+        let next = match parent {
+            Node::Map { .. } => parent.get(part),
+            Node::Seq { items, .. } => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(node) => {
+                parent = node;
+                found += 1;
+            }
+            None => break,
+        }
+    }
+    let missing = &parts[found..];
+    if missing.iter().any(|p| p.parse::<usize>().is_ok()) {
+        return Err("missing in the target, and a list item cannot be added".into());
+    }
+    let (indent, at) = match parent {
+        Node::Map {
+            pairs, flow: false, ..
+        } if !pairs.is_empty() => (key_column(text, parent), edit::line_end(text, parent.end())),
+        Node::Map { flow: true, .. } => {
+            return Err("missing in the target, under a flow-style mapping".into());
+        }
+        // An empty document: keys start the file.
+        Node::Map { pairs, .. } if pairs.is_empty() && found == 0 => (0, text.len()),
+        _ => {
+            return Err(format!(
+                "missing in the target, and {} is not a mapping there",
+                if found == 0 {
+                    "the document".to_string()
+                } else {
+                    parts[..found].join(".")
+                }
+            ));
+        }
+    };
+    let mut lines = String::new();
+    for (depth, key) in missing.iter().enumerate() {
+        let pad = " ".repeat(indent + 2 * depth);
+        let key = format_scalar(key, None);
+        if depth + 1 == missing.len() {
+            lines.push_str(&format!("{pad}{key}: {value}\n"));
+        } else {
+            lines.push_str(&format!("{pad}{key}:\n"));
+        }
+    }
+    Ok(Splice {
+        start: at,
+        end: at,
+        text: at_end_of(text, at, lines),
+    })
+}
+
+/// The column of the keys of a block mapping (its first key), else of the mapping itself.
+fn key_column(text: &str, map: &Node) -> usize {
+    match map {
+        Node::Map { pairs, .. } if !pairs.is_empty() => edit::column(text, pairs[0].0.start()),
+        other => edit::column(text, other.start()),
+    }
+}
+
+/// `lines` (each ending in a newline) to insert at `at`: when `at` is the end of a text
+/// without a final newline, the newline moves before the block, so the file still ends
+/// without one.
+fn at_end_of(text: &str, at: usize, lines: String) -> String {
+    if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+        format!("\n{}", lines.trim_end_matches('\n'))
+    } else {
+        lines
+    }
+}
+
 fn describe(fields: &BTreeMap<String, String>) -> String {
     IMAGE_FIELDS
         .iter()
@@ -434,17 +572,25 @@ pub fn promote(
             let target_file = to.join(&set.file);
             let source_text = read_text(fs, &source_file)?;
             let source = parse(&source_file, &source_text)?;
-            let (text, splices) = pending.text(fs, &target_file)?;
-            let target = parse(&target_file, text)?;
+            let file = pending.text(fs, &target_file)?;
             for path in &set.paths {
+                file.flush();
+                let (text, splices) = (&file.current, &mut file.splices);
+                let target = parse(&target_file, text)?;
                 let path_error = |file: &Path, why: &str| Error::Path {
                     file: file.to_path_buf(),
                     path: path.clone(),
                     why: why.to_string(),
                 };
-                let Some(value) = at_path(&source, path).and_then(Node::as_str) else {
+                let Some(Node::Scalar {
+                    value,
+                    style: source_style,
+                    ..
+                }) = at_path(&source, path)
+                else {
                     return Err(path_error(&source_file, "no scalar there in the source"));
                 };
+                let value = value.as_str();
                 match at_path(&target, path) {
                     Some(Node::Scalar {
                         value: old,
@@ -456,7 +602,7 @@ pub fn promote(
                             splices.push(Splice {
                                 start: *start,
                                 end: *end,
-                                text: format_scalar(value, Some(*style)),
+                                text: carried_scalar(value, *source_style, Some(*style)),
                             });
                             changes.push(Change {
                                 file: target_file.clone(),
@@ -468,10 +614,16 @@ pub fn promote(
                     }
                     Some(_) => return Err(path_error(&target_file, "not a scalar in the target")),
                     None => {
-                        return Err(path_error(
-                            &target_file,
-                            "missing in the target (adding new paths is not supported yet)",
-                        ));
+                        let written = carried_scalar(value, *source_style, None);
+                        let splice = add_path(text, &target, path, &written)
+                            .map_err(|why| path_error(&target_file, &why))?;
+                        splices.push(splice);
+                        changes.push(Change {
+                            file: target_file.clone(),
+                            what: format!("set {}:{path}", set.file),
+                            before: None,
+                            after: Some(value.to_string()),
+                        });
                     }
                 }
             }
@@ -503,16 +655,13 @@ pub fn promote(
         }
     }
     let mut edits = copies;
-    for (path, (text, splices)) in pending.texts {
-        if splices.is_empty() {
-            continue;
-        }
-        let after = edit::apply(&text, splices);
-        if after != text {
+    for (path, mut file) in pending.texts {
+        file.flush();
+        if file.current != file.original {
             edits.push(FileEdit {
                 path,
-                before: Some(text.into_bytes()),
-                after: after.into_bytes(),
+                before: Some(file.original.into_bytes()),
+                after: file.current.into_bytes(),
             });
         }
     }
@@ -557,12 +706,92 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "known bug (issue #9): a line added beside a removed one gets the wrong indentation"]
     fn fields_are_added_and_removed_as_lines() {
         let source = "images:\n- name: web\n  digest: sha256:abc\n";
         let target = "images:\n- name: web\n  newTag: \"1.0\"\n";
         let (text, _) = run(source, target).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(text, "images:\n- name: web\n  digest: sha256:abc\n");
+    }
+
+    #[test]
+    fn added_fields_take_the_column_of_the_entry_keys_in_any_layout() {
+        let source = "images:\n- name: web\n  newName: reg/web\n  newTag: v2\n  digest: sha256:abc\n";
+        // Indented list, entry followed by another one and by a comment; no final newline.
+        let target = "images:\n    - name: web   # the front\n      newTag: v1\n    - name: db\n      newTag: \"9\"\n# end\nnamespace: prod";
+        let (text, changes) = run(source, target).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text,
+            "images:\n    - name: web   # the front\n      newTag: v2\n      newName: reg/web\n      digest: sha256:abc\n    - name: db\n      newTag: \"9\"\n# end\nnamespace: prod"
+        );
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        // The entry is the last thing of a file without a final newline.
+        let (text, _) = run(
+            "images:\n- name: web\n  digest: sha256:abc\n",
+            "images:\n- name: web\n  newTag: v1",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, "images:\n- name: web\n  digest: sha256:abc");
+    }
+
+    fn set(source: &str, target: &str, paths: &[&str]) -> Result<String, Error> {
+        let mut fs = MemFs::new("/r");
+        fs.add_file("/r/dev/values.yaml", source);
+        fs.add_file("/r/prod/values.yaml", target);
+        let rule = PromotionRule {
+            from: "dev".into(),
+            to: "prod".into(),
+            images: false,
+            copy: Vec::new(),
+            set: vec![SetRule {
+                file: "values.yaml".into(),
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }],
+        };
+        let promotion = promote(&fs, Path::new("/r/dev"), Path::new("/r/prod"), Some(&rule))?;
+        Ok(promotion
+            .edits
+            .first()
+            .map(|e| String::from_utf8_lossy(&e.after).into_owned())
+            .unwrap_or_else(|| target.to_string()))
+    }
+
+    #[test]
+    fn set_rules_create_missing_paths_under_the_deepest_mapping() {
+        let source = "app:\n  image:\n    tag: \"1.10\"\n    pullPolicy: Always\nreplicas: 3\n";
+        let target = "# prod values\napp:\n    name: web  # keep\n\nother: x\n";
+        let text = set(source, target, &["app.image.tag"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text,
+            "# prod values\napp:\n    name: web  # keep\n    image:\n      tag: \"1.10\"\n\nother: x\n"
+        );
+        let text = set(source, "other: x", &["replicas"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, "other: x\nreplicas: 3");
+        let text = set(source, "", &["replicas"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, "replicas: 3\n");
+        // Two new paths under one new mapping share it; plain values keep their type.
+        let text = set(
+            source,
+            "app:\n  name: web\nreplicas: 1 # few\n",
+            &["app.image.tag", "app.image.pullPolicy", "replicas"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text,
+            "app:\n  name: web\n  image:\n    tag: \"1.10\"\n    pullPolicy: Always\nreplicas: 3 # few\n"
+        );
+    }
+
+    #[test]
+    fn set_rules_refuse_paths_they_cannot_create() {
+        let source = "list:\n- a\n- b\nflow: {k: v}\nscalar: {x: 1}\n";
+        for (target, path) in [
+            ("list:\n- a\n", "list.1"),
+            ("flow: {j: w}\n", "flow.k"),
+            ("scalar: 1\n", "scalar.x"),
+        ] {
+            let err = set(source, target, &[path]).err();
+            assert!(matches!(err, Some(Error::Path { .. })), "{path}: {err:?}");
+        }
     }
 
     #[test]

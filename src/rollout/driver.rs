@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Error, Next, Observation, Phase, State, Strategy, Track, TrackStatus, bluegreen,
-    canary, failure, health, start_state, step, time, wants_metric,
+    Action, Decision, Error, Next, Observation, Phase, State, Strategy, Track, TrackStatus,
+    bluegreen, canary, failure, health, start_state, step, time, wants_metric,
 };
 use crate::cluster::{CANARY_WEIGHT_ANNOTATION, Cluster, MetricQuery, TRACK_LABEL};
 use crate::diff::normalize::{
@@ -111,7 +111,7 @@ pub struct DriveOptions {
     pub all_notes: bool,
 }
 
-fn cluster_err(id: &ResId) -> impl Fn(crate::cluster::Error) -> Error + '_ {
+pub(crate) fn cluster_err(id: &ResId) -> impl Fn(crate::cluster::Error) -> Error + '_ {
     move |source| Error::Cluster {
         id: id.clone(),
         source: Box::new(source),
@@ -413,7 +413,7 @@ fn observe(
 }
 
 /// Services in the Deployment's namespace whose selector picks its pods.
-fn services_of(cluster: &dyn Cluster, stable: &Value) -> Result<Vec<Value>, Error> {
+pub(crate) fn services_of(cluster: &dyn Cluster, stable: &Value) -> Result<Vec<Value>, Error> {
     let id = ResId::of(stable);
     let labels = stable
         .pointer("/spec/template/metadata/labels")
@@ -565,6 +565,145 @@ pub fn unfinished(cluster: &dyn Cluster, id: &ResId) -> Result<bool, Error> {
     Ok(read_state(&live)?.is_some_and(|s| matches!(s.phase, Phase::Progressing | Phase::Paused)))
 }
 
+/// Why an aborted rollout's state says it stopped (`rollout aborted: WHY; …` → WHY).
+fn abort_reason(state: &State) -> String {
+    let text = state
+        .message
+        .strip_prefix("rollout aborted: ")
+        .unwrap_or(&state.message);
+    text.split("; ").next().unwrap_or(text).to_string()
+}
+
+/// The revision an aborted rollout with `failure-action: rollback` returns to: the newest
+/// one of the history that became healthy, other than the aborted one.
+fn last_healthy(live: &Value, aborted: &State) -> Option<Revision> {
+    history(live)
+        .into_iter()
+        .rev()
+        .filter(|r| r.revision != aborted.revision)
+        .find(|r| r.outcome == Some(RevisionOutcome::Healthy))
+}
+
+/// `failure-action: rollback` after a Canary/BlueGreen abort: the abort already put every
+/// pod and all traffic back on the stable track; the rollout is then finished on the last
+/// healthy revision (as Swarm's automatic rollback ends), and the failed revision is marked
+/// rolled back with the reason, so `rollout history` shows it and `undo` skips it.
+fn roll_back_after_abort(
+    cluster: &mut dyn Cluster,
+    id: &ResId,
+    state: &mut State,
+    target: &Revision,
+) -> Result<(), Error> {
+    let why = abort_reason(state);
+    let failed = state.revision;
+    let mut live = get_deployment(cluster, id)?;
+    mark_revision(&mut live, failed, RevisionOutcome::RolledBack(why.clone()));
+    state.phase = Phase::Healthy;
+    state.revision = target.revision;
+    state.target_template = target.template.clone();
+    state.weight = 0;
+    state.analysis = None;
+    state.wait_until_ms = None;
+    state.next_step_ms = None;
+    state.message = format!(
+        "revision {failed} failed ({why}); rolled back to revision {} (failure-action: rollback)",
+        target.revision
+    );
+    state.note();
+    set_annotation(
+        &mut live,
+        ROLLOUT_STATE_ANNOTATION,
+        serde_json::to_string(&*state).ok(),
+    );
+    write(cluster, &live)?;
+    Ok(())
+}
+
+/// `failure-action: pause`: instead of aborting, the rollout holds where it failed, both
+/// tracks kept for inspection; `rollout promote` goes on, `rollout abort` stops it.
+fn pause_on_failure(before: &State, state: &mut State) -> Decision {
+    let why = abort_reason(state);
+    let runs = std::mem::take(&mut state.analysis_runs);
+    let failed_run = state.analysis.take();
+    *state = before.clone();
+    state.analysis_runs = runs;
+    if let Some((run, _)) = failed_run
+        && !state.analysis_runs.contains(&run)
+    {
+        state.analysis_runs.push(run);
+    }
+    state.analysis = None;
+    state.phase = Phase::Paused;
+    state.paused_by_user = true;
+    state.wait_until_ms = None;
+    state.waiting_since_ms = None;
+    state.message = format!(
+        "paused on failure: {why} (failure-action: pause; `rollout promote` goes on, `rollout abort` stops)"
+    );
+    Decision::new(Vec::new(), Next::Stop)
+}
+
+/// `failure-action: continue`: the failure is recorded and the rollout goes on: past a
+/// failed analysis to the next step (BlueGreen: to promotion), or on waiting for pods.
+fn continue_on_failure(strategy: &Strategy, before: &State, state: &mut State) -> Decision {
+    let why = abort_reason(state);
+    let runs = std::mem::take(&mut state.analysis_runs);
+    let failed_run = state.analysis.take();
+    *state = before.clone();
+    state.analysis_runs = runs;
+    if let Some((run, _)) = failed_run
+        && !state.analysis_runs.contains(&run)
+    {
+        state.analysis_runs.push(run);
+    }
+    let at_analysis = before.analysis.is_some();
+    state.analysis = None;
+    state.waiting_since_ms = None;
+    state.phase = Phase::Progressing;
+    if at_analysis {
+        match strategy {
+            Strategy::BlueGreen(_) => bluegreen::promote(state),
+            _ => state.step += 1,
+        }
+    }
+    state.message = format!("{why}; going on (failure-action: continue)");
+    Decision::new(Vec::new(), Next::Now)
+}
+
+/// Why a live Deployment's rollout is not finished, for `plan`: a Canary/BlueGreen paused,
+/// progressing or aborted, or a Deployment paused or degraded; `None` when it is done.
+pub fn unfinished_note(live: &Value) -> Option<String> {
+    if live.get("kind").and_then(Value::as_str) != Some("Deployment") {
+        return None;
+    }
+    let name = ResId::of(live).name;
+    if let Ok(Some(state)) = read_state(live) {
+        return match state.phase {
+            Phase::Healthy => None,
+            Phase::Paused => Some(format!(
+                "rollout of revision {} paused: {} (`reconcile rollout promote {name}` continues it)",
+                state.revision, state.message
+            )),
+            Phase::Progressing => Some(format!(
+                "rollout of revision {} in progress: {}",
+                state.revision, state.message
+            )),
+            Phase::Degraded => Some(format!(
+                "rollout of revision {} aborted: {} (`reconcile rollout retry {name}` restarts it; applying a new version starts a new rollout)",
+                state.revision, state.message
+            )),
+        };
+    }
+    if live.pointer("/spec/paused") == Some(&Value::Bool(true)) {
+        return Some(format!(
+            "rollout paused (spec.paused; `reconcile rollout resume {name}` continues it)"
+        ));
+    }
+    let health = health::health(Some(live), None);
+    (health.status == health::Status::Degraded)
+        .then(|| format!("rollout degraded: {}", health.message))
+}
+
 /// Saves the state; with `ended`, also marks the rollout's revision in the history as
 /// healthy or aborted (with the reason), so `rollout history` and `undo` know.
 fn save_state_marking(
@@ -591,7 +730,7 @@ fn save_state_marking(
     write(cluster, &live)
 }
 
-fn get_deployment(cluster: &dyn Cluster, id: &ResId) -> Result<Value, Error> {
+pub(crate) fn get_deployment(cluster: &dyn Cluster, id: &ResId) -> Result<Value, Error> {
     cluster
         .get(id)
         .map_err(cluster_err(id))?
@@ -663,7 +802,21 @@ pub fn tick(cluster: &mut dyn Cluster, id: &ResId) -> Result<Option<Duration>, E
         }
         let observation = observe(cluster, &live, &strategy, &state)?;
         let phase_before = state.phase;
-        let decision = step(&strategy, &mut state, &observation);
+        let before = state.clone();
+        let mut decision = step(&strategy, &mut state, &observation);
+        let mut rolled_back = None;
+        if state.phase == Phase::Degraded
+            && phase_before != Phase::Degraded
+            && let Ok(Some(policy)) = failure::Policy::of(&live)
+        {
+            match policy.action {
+                failure::FailureAction::Rollback => rolled_back = last_healthy(&live, &state),
+                failure::FailureAction::Pause => decision = pause_on_failure(&before, &mut state),
+                failure::FailureAction::Continue => {
+                    decision = continue_on_failure(&strategy, &before, &mut state);
+                }
+            }
+        }
         for action in &decision.actions {
             let fresh = get_deployment(cluster, id)?;
             execute(cluster, &fresh, &strategy, &state, action)?;
@@ -675,7 +828,11 @@ pub fn tick(cluster: &mut dyn Cluster, id: &ResId) -> Result<Option<Duration>, E
         state.note();
         let ended =
             state.phase != phase_before && matches!(state.phase, Phase::Healthy | Phase::Degraded);
-        save_state_marking(cluster, id, &state, ended)?;
+        if let Some(target) = rolled_back {
+            roll_back_after_abort(cluster, id, &mut state, &target)?;
+        } else {
+            save_state_marking(cluster, id, &state, ended)?;
+        }
         match decision.next {
             Next::Now => continue,
             Next::After(wait) => return Ok(Some(wait)),
@@ -870,7 +1027,7 @@ fn owned_by(object: &Value, uid: &str) -> bool {
         .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
 }
 
-fn revision_of(object: &Value) -> Option<&str> {
+pub(crate) fn revision_of(object: &Value) -> Option<&str> {
     annotation(object, REVISION_ANNOTATION)
 }
 
@@ -900,7 +1057,10 @@ pub fn replica_sets(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<Val
 }
 
 /// The pods of a ReplicaSet, each with its recent warning messages.
-fn pods_of(cluster: &dyn Cluster, rs: &Value) -> Result<Vec<(Value, Vec<String>)>, Error> {
+pub(crate) fn pods_of(
+    cluster: &dyn Cluster,
+    rs: &Value,
+) -> Result<Vec<(Value, Vec<String>)>, Error> {
     let id = ResId::of(rs);
     let uid = rs
         .pointer("/metadata/uid")
@@ -925,7 +1085,11 @@ fn pods_of(cluster: &dyn Cluster, rs: &Value) -> Result<Vec<(Value, Vec<String>)
 }
 
 /// The pods of the Deployment's current revision, with their warnings.
-fn new_pods(cluster: &dyn Cluster, deployment: &Value) -> Result<Vec<(Value, Vec<String>)>, Error> {
+/// The pods of a Deployment's current revision, each with its warning events.
+pub fn new_pods(
+    cluster: &dyn Cluster,
+    deployment: &Value,
+) -> Result<Vec<(Value, Vec<String>)>, Error> {
     let Some(revision) = revision_of(deployment) else {
         return Ok(Vec::new());
     };

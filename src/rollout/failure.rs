@@ -7,6 +7,11 @@
 //! for a whole monitor window count as failed; more than the ratio of them, or the progress
 //! deadline, trigger the action. Decisions are pure ([`judge`]); the driver observes and acts.
 //! The record of the last update lives in [`UPDATE_STATUS_ANNOTATION`] on the Deployment.
+//!
+//! Canary and BlueGreen keep their own failure detection (analysis, progress deadline) and
+//! abort; the driver then applies the same policy: `rollback` finishes the rollout on the
+//! last healthy revision and marks the failed one rolled back, `pause` holds the rollout at
+//! the failed step instead of aborting, `continue` records the failure and goes on.
 
 use std::time::Duration;
 

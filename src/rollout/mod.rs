@@ -19,6 +19,7 @@ pub mod driver;
 pub mod failure;
 pub mod health;
 pub mod time;
+pub mod view;
 
 use std::time::Duration;
 
@@ -441,7 +442,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(actions: Vec<Action>, next: Next) -> Decision {
+    pub(crate) fn new(actions: Vec<Action>, next: Next) -> Decision {
         Decision { actions, next }
     }
 }

@@ -1,28 +1,18 @@
-//! Shared helpers of the `plan_*` end-to-end tests: a fixture repository in a temp dir and
-//! the real binary run inside it on the engine target.
+//! Helpers of the `plan_*` end-to-end tests (on top of `repo_support`): a fixture repository
+//! in a temp dir and the real binary run inside it on the engine target.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+#[path = "../repo_support/mod.rs"]
+mod repo_support;
+pub use repo_support::{Run, golden};
+use repo_support::{edit_file, read_file, run_in, write_file};
 
 /// A repository in a temp dir (with `.git`, so `.reconcile/engine.db` lands in it).
 pub struct Repo {
     dir: tempfile::TempDir,
-}
-
-/// What a run printed and returned.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// stdout then stderr.
-    pub fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
 }
 
 impl Repo {
@@ -37,11 +27,7 @@ impl Repo {
     }
 
     pub fn write(&self, file: &str, text: &str) {
-        let path: PathBuf = self.dir.path().join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-        }
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        write_file(self.path(), file, text);
     }
 
     pub fn remove(&self, file: &str) {
@@ -49,32 +35,22 @@ impl Repo {
     }
 
     pub fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e}"))
+        read_file(self.path(), file)
     }
 
     /// Replaces text in a file.
     pub fn edit(&self, file: &str, from: &str, to: &str) {
-        let text = self.read(file);
-        assert!(text.contains(from), "{file} does not contain {from:?}");
-        self.write(file, &text.replacen(from, to, 1));
+        edit_file(self.path(), file, from, to);
     }
 
     /// Runs `reconcile ARGS` in the repository; output with the temp path replaced by `$REPO`.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("RECONCILE_ENGINE_STATE")
-            .output()
-            .unwrap_or_else(|e| panic!("running reconcile: {e}"));
+        let run = run_in(self.path(), args, &[]);
         let root = self.dir.path().to_string_lossy().into_owned();
-        let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root, "$REPO");
         Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: clean(&out.stdout),
-            stderr: clean(&out.stderr),
+            code: run.code,
+            stdout: run.stdout.replace(&root, "$REPO"),
+            stderr: run.stderr.replace(&root, "$REPO"),
         }
     }
 

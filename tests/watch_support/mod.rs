@@ -1,6 +1,6 @@
-//! Helpers of the `watch` end-to-end tests: a real git repository in a temp dir, the real
-//! `reconcile watch` process (its log collected, SIGTERM on stop, killed on drop) and a tiny
-//! HTTP client for its endpoints.
+//! Helpers of the `watch` end-to-end tests (on top of `repo_support`'s git repository in a
+//! temp dir): the real `reconcile watch` process (its log collected, SIGTERM on stop, killed
+//! on drop) and a tiny HTTP client for its endpoints.
 
 #![allow(dead_code)]
 
@@ -11,106 +11,46 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A git repository in a temp dir; `.reconcile/` (the engine state) is ignored.
-pub struct GitRepo {
-    dir: tempfile::TempDir,
-    repo: git2::Repository,
+#[path = "../repo_support/mod.rs"]
+mod repo_support;
+pub use repo_support::*;
+
+/// What the watch tests do with a repository besides `repo_support`'s basics.
+pub trait Watching {
+    /// `reconcile status APP -o json`, parsed.
+    fn status(&self, app: &str) -> serde_json::Value;
+    /// `reconcile status APP -o json`, parsed; `None` while there is none.
+    fn try_status(&self, app: &str) -> Option<serde_json::Value>;
+    /// Starts `reconcile watch ARGS` in the repository.
+    fn watch(&self, args: &[&str]) -> Watcher;
+    /// Starts `reconcile watch ARGS` with extra environment.
+    fn watch_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Watcher;
 }
 
-impl GitRepo {
-    pub fn new() -> GitRepo {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let repo = git2::Repository::init(dir.path()).unwrap_or_else(|e| panic!("git init: {e}"));
-        let this = GitRepo { dir, repo };
-        this.write(".gitignore", ".reconcile/\n");
-        this
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn write(&self, file: &str, text: &str) {
-        let path = self.dir.path().join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-        }
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
-
-    /// Commits every file of the work tree on HEAD; returns the SHA.
-    pub fn commit(&self, message: &str) -> String {
-        let mut index = self.repo.index().unwrap_or_else(|e| panic!("{e}"));
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        index.write().unwrap_or_else(|e| panic!("{e}"));
-        let tree_id = index.write_tree().unwrap_or_else(|e| panic!("{e}"));
-        let tree = self
-            .repo
-            .find_tree(tree_id)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let signature =
-            git2::Signature::now("test", "test@example.com").unwrap_or_else(|e| panic!("{e}"));
-        let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        self.repo
-            .commit(
-                Some("HEAD"),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &parents,
-            )
-            .unwrap_or_else(|e| panic!("commit: {e}"))
-            .to_string()
-    }
-
-    /// Runs `reconcile ARGS` in the repository: exit code, stdout, stderr.
-    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("RECONCILE_ENGINE_STATE")
-            .output()
-            .unwrap_or_else(|e| panic!("running reconcile: {e}"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// `reconcile status APP -o json`, parsed.
-    pub fn status(&self, app: &str) -> serde_json::Value {
-        let (code, out, err) = self.run(&["status", app, "-o", "json"]);
+impl Watching for GitRepo {
+    fn status(&self, app: &str) -> serde_json::Value {
+        let (code, out, err) = self.run(&["status", app, "-o", "json"]).parts();
         assert_eq!(code, 0, "status {app}: {out}{err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status json: {e}\n{out}"))
     }
 
-    /// `reconcile status APP -o json`, parsed; `None` while there is none.
-    pub fn try_status(&self, app: &str) -> Option<serde_json::Value> {
-        let (code, out, _) = self.run(&["status", app, "-o", "json"]);
+    fn try_status(&self, app: &str) -> Option<serde_json::Value> {
+        let (code, out, _) = self.run(&["status", app, "-o", "json"]).parts();
         (code == 0)
             .then(|| serde_json::from_str(&out).ok())
             .flatten()
     }
 
-    /// Starts `reconcile watch ARGS` in the repository.
-    pub fn watch(&self, args: &[&str]) -> Watcher {
+    fn watch(&self, args: &[&str]) -> Watcher {
         self.watch_with_env(args, &[])
     }
 
-    pub fn watch_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Watcher {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    fn watch_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Watcher {
+        let mut command = reconcile(self.path());
         command
             .arg("watch")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RECONCILE_ENGINE_STATE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {

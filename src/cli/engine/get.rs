@@ -5,10 +5,10 @@ use anyhow::bail;
 use serde_json::Value;
 
 use super::output;
-use super::tables::{self, TableOptions};
 use super::{GetFormat, kind_info, not_found};
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, doc};
+use crate::tables::{self, TableOptions};
 
 /// The kinds of kubectl's `all` category, in the order kubectl prints them (discovery order:
 /// core, then apps, autoscaling, batch; resources alphabetical within a group).

@@ -1,17 +1,16 @@
 //! `reconcile engine …`: drive and inspect the built-in cluster, kubectl style.
 //!
-//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints,
-//! `tables` holds kubectl's columns, `describe/` kubectl's descriptions, `output` the `-o
-//! yaml|json` printers, `manifests` reads `-f` files, `tabwriter` aligns columns as Go does.
+//! Files: `get` resolves resource arguments (`deploy,rs`, `all`, `TYPE/NAME`) and prints
+//! (kubectl's columns live in [`crate::tables`]), `describe/` kubectl's descriptions, `output`
+//! the `-o yaml|json` printers, `manifests` reads `-f` files.
 
 mod describe;
 mod get;
+mod logs;
 mod manifests;
 mod output;
+mod request;
 mod serve;
-pub(crate) mod tables;
-mod tabwriter;
-mod workload_tables;
 
 use std::path::PathBuf;
 
@@ -24,6 +23,7 @@ use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
 use crate::engine::{Engine, NodeSpec, Propagation, doc};
+use crate::tables;
 
 /// `reconcile engine` arguments.
 #[derive(Debug, Args)]
@@ -209,6 +209,63 @@ pub enum EngineCommand {
         #[arg(long, default_value = "1")]
         speed: f64,
     },
+    /// Cordon a node and evict its pods as `kubectl drain --ignore-daemonsets`: evictions a
+    /// PodDisruptionBudget refuses are retried every 5 s of virtual time (the cluster runs
+    /// meanwhile) until `--timeout`.
+    Drain {
+        /// Node name.
+        name: String,
+        /// Also evict pods no controller manages.
+        #[arg(long)]
+        force: bool,
+        /// Virtual time to keep retrying evictions a PodDisruptionBudget refuses.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+    },
+    /// Print a container's simulated output (`logs web-abc12`, `logs deploy/web`): its
+    /// image and version at start, then its requests (or time checks), and its exit.
+    Logs {
+        /// `POD`, `pod/NAME`, or a workload (`deploy/NAME`, `rs/…`, `sts/…`, `job/…`).
+        #[arg(value_name = "POD")]
+        pod: String,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Container (needed when the pod has several).
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Only the last N lines (-1: all).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        tail: i64,
+        /// Only lines newer than this (`30s`, `5m`).
+        #[arg(long)]
+        since: Option<String>,
+        /// The previous run of the container (after a crash).
+        #[arg(short = 'p', long)]
+        previous: bool,
+        /// Prefix each line with its time.
+        #[arg(long)]
+        timestamps: bool,
+        /// Follow new lines (not supported: the engine's time only moves with `advance`).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Send simulated requests through a Service (`request web`) or a NodePort on any node
+    /// (`request worker-1:30080`) and show which pods and versions answered.
+    Request {
+        /// `SERVICE`, `svc/SERVICE` or `NODE:PORT`.
+        #[arg(value_name = "SERVICE")]
+        service: String,
+        /// Namespace of the Service.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Number of requests.
+        #[arg(long = "count", short = 'c', default_value_t = 100)]
+        count: usize,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<EventsFormat>,
+    },
     /// Roll a Deployment back to a revision (default: the previous one).
     Undo {
         /// Deployment name.
@@ -259,13 +316,16 @@ pub enum NodesCommand {
         /// Node name.
         name: String,
     },
-    /// Cordon a node and evict its pods.
+    /// Cordon a node and evict its pods (same as `engine drain`).
     Drain {
         /// Node name.
         name: String,
         /// Also evict pods no controller manages.
         #[arg(long)]
         force: bool,
+        /// Virtual time to keep retrying evictions a PodDisruptionBudget refuses.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
     },
 }
 
@@ -304,6 +364,10 @@ pub enum ImagesCommand {
         /// Run time of run-to-completion containers (Jobs, init containers).
         #[arg(long)]
         run: Option<String>,
+        /// The line logged per request; `{time}`, `{version}`, `{image}`, `{pod}`,
+        /// `{status}`, `{latency}` are replaced.
+        #[arg(long)]
+        log: Option<String>,
     },
     /// List configured images.
     List,
@@ -352,6 +416,8 @@ impl EngineCommand {
             EngineCommand::Get { .. }
             | EngineCommand::Describe { .. }
             | EngineCommand::Events { .. }
+            | EngineCommand::Logs { .. }
+            | EngineCommand::Request { .. }
             | EngineCommand::Now
             | EngineCommand::Nodes {
                 command: NodesCommand::List,
@@ -494,12 +560,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 engine.cordon(&name, false)?;
                 println!("node/{name} uncordoned");
             }
-            NodesCommand::Drain { name, force } => {
-                for p in engine.drain(&name, force)? {
-                    println!("evicting pod {p}");
-                }
-                println!("node/{name} drained");
-            }
+            NodesCommand::Drain {
+                name,
+                force,
+                timeout,
+            } => return drain(&mut engine, &name, force, &timeout),
         },
         EngineCommand::NodeFail { node } => {
             engine.fail_node(&node)?;
@@ -527,6 +592,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 missing,
                 cpu,
                 run,
+                log,
             } => {
                 let current = engine
                     .state()
@@ -558,6 +624,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                         None => current.cpu_millis,
                     },
                     run_ms: dur(run, current.run_ms)?,
+                    log: log.or(current.log),
                 };
                 println!("image {image}: {}", behavior.summary());
                 engine.set_image(&image, behavior)?;
@@ -659,6 +726,51 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             }
             println!("{}/{name} deleted", info.resource_prefix());
         }
+        EngineCommand::Drain {
+            name,
+            force,
+            timeout,
+        } => return drain(&mut engine, &name, force, &timeout),
+        EngineCommand::Logs {
+            pod,
+            namespace,
+            container,
+            tail,
+            since,
+            previous,
+            timestamps,
+            follow,
+        } => {
+            if follow {
+                bail!(
+                    "--follow is not supported yet: the engine's time moves only with `engine advance` (or `engine serve`); run `engine logs` again afterwards"
+                );
+            }
+            let request = logs::Request {
+                target: &pod,
+                namespace: &namespace,
+                container: container.as_deref(),
+                tail,
+                since: since.as_deref(),
+                previous,
+                timestamps,
+            };
+            return logs::run(&mut engine, &request);
+        }
+        EngineCommand::Request {
+            service,
+            namespace,
+            count,
+            output,
+        } => {
+            return request::run(
+                &mut engine,
+                &service,
+                &namespace,
+                count,
+                output == Some(EventsFormat::Json),
+            );
+        }
         EngineCommand::Undo {
             name,
             namespace,
@@ -670,6 +782,52 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
         EngineCommand::Serve { .. } => unreachable!("serve returns before the engine is opened"),
     }
     Ok(0)
+}
+
+/// `engine drain`: prints what kubectl drain prints; exit 1 when pods remain at the timeout.
+fn drain(engine: &mut Engine, name: &str, force: bool, timeout: &str) -> anyhow::Result<i32> {
+    use crate::engine::DrainStep;
+    let timeout_ms = parse_duration(timeout).map_err(anyhow::Error::msg)?;
+    let drained = engine.drain(name, force, timeout_ms)?;
+    println!("node/{name} cordoned");
+    let pod_words = |pod: &str| {
+        let (ns, pn) = pod.split_once('/').unwrap_or(("default", pod));
+        (ns.to_string(), pn.to_string())
+    };
+    for step in &drained.steps {
+        match step {
+            DrainStep::Evicting(pod) => println!("evicting pod {pod}"),
+            DrainStep::Blocked { pod, budget } => {
+                let (ns, pn) = pod_words(pod);
+                println!(
+                    "error when evicting pods/\"{pn}\" -n \"{ns}\" (will retry after {}): {} (PodDisruptionBudget {budget})",
+                    format_duration(crate::engine::DRAIN_RETRY),
+                    crate::engine::controllers::disruption::BLOCKED
+                );
+            }
+            DrainStep::Evicted(pod) => println!("pod/{} evicted", pod_words(pod).1),
+        }
+    }
+    if drained.remaining.is_empty() {
+        println!("node/{name} drained");
+        return Ok(0);
+    }
+    let errors: Vec<String> = drained
+        .remaining
+        .iter()
+        .map(|pod| {
+            let (ns, pn) = pod_words(pod);
+            format!(
+                "error when evicting pods/\"{pn}\" -n \"{ns}\": global timeout reached: {}",
+                format_duration(timeout_ms)
+            )
+        })
+        .collect();
+    eprintln!(
+        "error: unable to drain node \"{name}\" due to error: [{}]; the node stays cordoned",
+        errors.join(", ")
+    );
+    Ok(1)
 }
 
 fn kind_info(word: &str) -> anyhow::Result<&'static KindInfo> {

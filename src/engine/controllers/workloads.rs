@@ -1,5 +1,6 @@
 //! The workload and storage controllers the engine runs as one step: DaemonSet,
-//! StatefulSet, Job, CronJob, HorizontalPodAutoscaler, volume binding and quota status.
+//! StatefulSet, Job, CronJob, HorizontalPodAutoscaler, volume binding, quota status and
+//! PodDisruptionBudget status.
 //!
 //! Each is a pure function of (state, now); their changes are applied together, and the
 //! engine repeats the round until nothing changes, so a CronJob's Job is seen by the Job
@@ -18,6 +19,7 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     super::job::sync(state, now, out);
     super::hpa::sync(state, now, out);
     crate::engine::quota::sync(state, now, out);
+    super::disruption::sync(state, now, out);
 }
 
 /// Whether an event with this reason was already recorded about the object: conditions that

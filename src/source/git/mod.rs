@@ -9,7 +9,9 @@
 //! - [`GitSource::resolve`] turns a ref (branch, tag, full or short SHA, `HEAD~2`,
 //!   `refs/pull/42/head`) into a commit SHA from the objects already at hand — cheap;
 //! - [`GitSource::tree`] gives the [`GitFs`] of a commit; [`GitSource::snapshot`] does
-//!   fetch-if-needed, resolve and tree in one call.
+//!   fetch-if-needed, resolve and tree in one call;
+//! - [`GitSource::commit_files`] and [`GitSource::push`] write a commit without a work
+//!   tree and push its branch (`promote --repo URL --commit`).
 //!
 //! Invariants: the work tree and index are never read or written; credentials never reach
 //! a message ([`redact_url`] removes user info from every URL shown, and every error text
@@ -178,6 +180,16 @@ pub enum GitError {
         /// The folder or file.
         path: String,
         /// The cause.
+        cause: String,
+    },
+    /// Pushing a branch to the remote failed.
+    #[error("{repo}: push of branch {branch} failed: {cause}")]
+    Push {
+        /// The repository (URL redacted).
+        repo: String,
+        /// The branch.
+        branch: String,
+        /// What git said.
         cause: String,
     },
     /// Any other git failure.
@@ -479,6 +491,77 @@ impl GitSource {
             sha,
             fs,
         })
+    }
+
+    /// A new commit on top of `parent` whose tree is the parent's with `files` (paths
+    /// relative to the repository root) written, made straight in the object database (no
+    /// work tree, no index file); `refs/heads/BRANCH` is set to it when a branch is given.
+    /// The author comes from git config. Returns the SHA.
+    pub fn commit_files(
+        &self,
+        parent: &str,
+        files: &[(PathBuf, Vec<u8>)],
+        message: &str,
+        branch: Option<&str>,
+    ) -> Result<String, GitError> {
+        let repo = self.repository()?;
+        let git = |e: git2::Error| GitError::Git {
+            repo: self.display.clone(),
+            cause: self.scrub(e.message()),
+        };
+        let parent = repo
+            .find_commit(self.resolve_in(&repo, parent)?)
+            .map_err(git)?;
+        let mut index = git2::Index::new().map_err(git)?;
+        index.read_tree(&parent.tree().map_err(git)?).map_err(git)?;
+        for (path, bytes) in files {
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                // A file keeps its mode (executable or not); a new one is a plain file.
+                mode: index
+                    .get_path(path, 0)
+                    .map_or(0o100644, |existing| existing.mode),
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: Oid::ZERO_SHA1,
+                flags: 0,
+                flags_extended: 0,
+                path: path.to_string_lossy().as_bytes().to_vec(),
+            };
+            index.add_frombuffer(&entry, bytes).map_err(git)?;
+        }
+        let tree = repo
+            .find_tree(index.write_tree_to(&repo).map_err(git)?)
+            .map_err(git)?;
+        let author = repo.signature().map_err(|_| GitError::Git {
+            repo: self.display.clone(),
+            cause: "no commit author: set git config user.name and user.email".into(),
+        })?;
+        let oid = repo
+            .commit(None, &author, &author, message, &tree, &[&parent])
+            .map_err(git)?;
+        if let Some(branch) = branch {
+            repo.reference(
+                &format!("refs/heads/{branch}"),
+                oid,
+                true,
+                "reconcile promote",
+            )
+            .map_err(git)?;
+        }
+        Ok(oid.to_string())
+    }
+
+    /// Pushes `refs/heads/BRANCH` to the remote (not forced); nothing for a local source.
+    pub fn push(&self, branch: &str) -> Result<(), GitError> {
+        match &self.location {
+            Location::Remote(remote) => remote.push(branch, &self.options),
+            Location::Local { .. } => Ok(()),
+        }
     }
 
     /// Paths (relative to the repository root) that differ between two commits, both the

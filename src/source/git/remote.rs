@@ -181,6 +181,51 @@ impl Remote {
         Ok(())
     }
 
+    /// Pushes the mirror's `refs/heads/BRANCH` to the remote's branch of the same name
+    /// (never forced: a branch that moved on the remote is refused, not overwritten).
+    pub(super) fn push(&self, branch: &str, options: &GitOptions) -> Result<(), GitError> {
+        let _lock = self.lock(options.timeout)?;
+        let repo = self.open_or_init()?;
+        let mut secrets = options.credentials.secrets();
+        secrets.extend(self.secrets());
+        let failed = |message: &str| GitError::Push {
+            repo: self.display.clone(),
+            branch: branch.to_string(),
+            cause: scrub(message, &secrets),
+        };
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| failed(e.message()))?;
+        let deadline = Instant::now() + options.timeout;
+        let rejected = std::cell::RefCell::new(None::<String>);
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(self.credentials(options));
+        callbacks.push_update_reference(|_, status| {
+            if let Some(status) = status {
+                *rejected.borrow_mut() = Some(status.to_string());
+            }
+            Ok(())
+        });
+        let mut push = git2::PushOptions::new();
+        push.remote_callbacks(callbacks);
+        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        if let Err(e) = remote.push(&[refspec.as_str()], Some(&mut push)) {
+            if Instant::now() >= deadline {
+                return Err(GitError::Timeout {
+                    repo: self.display.clone(),
+                    what: "push".into(),
+                    seconds: options.timeout.as_secs(),
+                });
+            }
+            return Err(failed(e.message()));
+        }
+        drop(push);
+        if let Some(status) = rejected.into_inner() {
+            return Err(failed(&format!("rejected by the remote: {status}")));
+        }
+        Ok(())
+    }
+
     /// The credentials callback: environment first, then the URL's user info, then git's
     /// credential helpers (HTTP); `ssh-agent`, then the usual key files (SSH). Each way is
     /// offered once, so a refusal ends in an error instead of a loop.

@@ -1,5 +1,5 @@
 //! `engine describe`: kubectl's descriptions (`pkg/describe/describe.go`), field for field and
-//! aligned as kubectl aligns them (Go's tabwriter, see [`super::tabwriter`]).
+//! aligned as kubectl aligns them (Go's tabwriter, see [`crate::tables::tabwriter`]).
 //!
 //! Each describer writes tab-separated text into a [`Text`]; `finish` aligns it. Files group
 //! the kinds: `workloads` (Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, HPA),
@@ -20,12 +20,12 @@ use std::fmt::Display;
 use serde_json::Value;
 
 use super::get::{self, Scope};
-use super::tabwriter;
 use crate::engine::clock::{Millis, human_age, parse_rfc3339};
 use crate::engine::events::Event;
 use crate::engine::kinds::KindInfo;
 use crate::engine::store::State;
 use crate::engine::{Engine, doc};
+use crate::tables::tabwriter;
 
 /// What every describer may look at.
 pub(super) struct Ctx<'a> {

@@ -2,7 +2,6 @@
 
 use serde_json::Value;
 
-use super::super::tables::access_modes;
 use super::{ConditionColumn, conditions_table, text_column};
 use super::{
     Ctx, Text, annotations_multiline, bool_ptr, events, format_labels, labels_multiline,
@@ -10,6 +9,7 @@ use super::{
 };
 use crate::engine::controllers::volume::DEFAULT_CLASS_ANNOTATION;
 use crate::engine::doc;
+use crate::tables::access_modes;
 
 fn finalizers(o: &Value) -> String {
     let list: Vec<String> = doc::at(o, &["metadata", "finalizers"])

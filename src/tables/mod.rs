@@ -1,11 +1,14 @@
-//! kubectl's tables: `get` for every kind, `events`, and the engine's own `nodes list`.
+//! kubectl's tables: `get` for every kind, `events`, and the engine's own `nodes list`; printed by
+//! `engine get` and served by the API as `Table` responses (so both show the same columns).
 //!
 //! Columns follow kubectl's printers (`pkg/printers/internalversion/printers.go`); the extra
-//! workload and storage kinds are in [`super::workload_tables`].
+//! workload and storage kinds are in [`workloads`].
+
+pub mod tabwriter;
+mod workloads;
 
 use serde_json::{Map, Value};
 
-use super::tabwriter;
 use crate::engine::clock::{Millis, human_age, parse_rfc3339, rfc3339};
 use crate::engine::kinds::KindInfo;
 use crate::engine::{Engine, doc};
@@ -20,17 +23,17 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
     tabwriter::align(&text, tabwriter::TABLE)
 }
 
-pub(super) fn age(obj: &Value, now: Millis) -> String {
+pub(crate) fn age(obj: &Value, now: Millis) -> String {
     parse_rfc3339(doc::str_at(obj, &["metadata", "creationTimestamp"]))
         .map(|t| human_age(now - t))
         .unwrap_or_else(|| "<unknown>".into())
 }
 
-pub(super) fn num(obj: &Value, path: &[&str]) -> i64 {
+pub(crate) fn num(obj: &Value, path: &[&str]) -> i64 {
     doc::i64_at(obj, path).unwrap_or(0)
 }
 
-pub(super) fn containers_images(obj: &Value, template: &[&str]) -> (String, String) {
+pub(crate) fn containers_images(obj: &Value, template: &[&str]) -> (String, String) {
     let mut path: Vec<&str> = template.to_vec();
     path.push("containers");
     let list = doc::at(obj, &path)
@@ -42,7 +45,7 @@ pub(super) fn containers_images(obj: &Value, template: &[&str]) -> (String, Stri
     (names.join(","), images.join(","))
 }
 
-pub(super) fn selector_text(sel: Option<&Value>) -> String {
+pub(crate) fn selector_text(sel: Option<&Value>) -> String {
     sel.map(crate::engine::labels::Selector::from_label_selector)
         .and_then(Result::ok)
         .map(|s| s.to_text())
@@ -117,7 +120,7 @@ pub fn pod_status(pod: &Value) -> (String, usize, usize, i64) {
     (reason, ready, total, restarts)
 }
 
-pub(super) fn last_restart(pod: &Value, now: Millis) -> Option<String> {
+pub(crate) fn last_restart(pod: &Value, now: Millis) -> Option<String> {
     doc::at(pod, &["status", "containerStatuses"])
         .and_then(Value::as_array)?
         .iter()
@@ -291,7 +294,7 @@ pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
         ("RoleBinding" | "ClusterRoleBinding", true) => {
             vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
         }
-        _ => super::workload_tables::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
+        _ => workloads::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
     }
 }
 
@@ -666,14 +669,13 @@ pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String>
             }
             r
         }
-        _ => super::workload_tables::row(info.kind, o, now, wide)
-            .unwrap_or_else(|| vec![name, age(o, now)]),
+        _ => workloads::row(info.kind, o, now, wide).unwrap_or_else(|| vec![name, age(o, now)]),
     }
 }
 
 /// `storageutil.GetAccessModesAsString`: `RWO,ROX` in kubectl's fixed order, whatever the
 /// object's order.
-pub(super) fn access_modes(v: Option<&Value>) -> String {
+pub fn access_modes(v: Option<&Value>) -> String {
     let modes: Vec<&str> = v
         .and_then(Value::as_array)
         .into_iter()

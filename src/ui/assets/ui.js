@@ -1,0 +1,92 @@
+// reconcile UI: live updates. The server sends a `change` event (server-sent events) when
+// what the pages show has changed; the page's <main> is fetched again and swapped in place.
+// Without JavaScript every page is a plain HTML page, and actions are plain form POSTs.
+(function () {
+  "use strict";
+  if (!window.EventSource || !window.fetch || !window.DOMParser) {
+    return;
+  }
+  var live = document.getElementById("live");
+  var busy = false;
+  var again = false;
+  var updates = 0;
+
+  function say(text) {
+    if (live) {
+      live.textContent = text;
+    }
+  }
+
+  // Replacing <main> while someone types in it would lose their input: wait for them.
+  function editing() {
+    var el = document.activeElement;
+    return !!el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName);
+  }
+
+  function openDetails(main) {
+    var open = {};
+    main.querySelectorAll("details").forEach(function (d, i) {
+      open[i] = d.open;
+    });
+    return open;
+  }
+
+  function refresh() {
+    if (busy || editing()) {
+      again = true;
+      return;
+    }
+    busy = true;
+    fetch(location.href, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("content");
+        var main = document.getElementById("content");
+        if (!fresh || !main) {
+          return;
+        }
+        var open = openDetails(main);
+        main.innerHTML = fresh.innerHTML;
+        main.querySelectorAll("details").forEach(function (d, i) {
+          if (i in open) {
+            d.open = open[i];
+          }
+        });
+        updates += 1;
+        document.body.setAttribute("data-updates", String(updates));
+        say("live · updated " + new Date().toLocaleTimeString());
+      })
+      .catch(function (error) {
+        say("live · update failed (" + error.message + ")");
+      })
+      .then(function () {
+        busy = false;
+        if (again) {
+          again = false;
+          setTimeout(refresh, 250);
+        }
+      });
+  }
+
+  document.addEventListener("focusout", function () {
+    if (again && !busy) {
+      again = false;
+      setTimeout(refresh, 250);
+    }
+  });
+
+  var source = new EventSource("/ui/events");
+  source.addEventListener("hello", function () {
+    document.body.setAttribute("data-live", "on");
+    say("live");
+  });
+  source.addEventListener("change", refresh);
+  source.onerror = function () {
+    say("live updates paused (reconnecting)");
+  };
+})();
