@@ -42,7 +42,14 @@ impl Server {
     /// Serves the state file at `dir/engine.db` (made by an engine-target run).
     fn serve(dir: tempfile::TempDir) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args(["engine", "serve", "--listen", "127.0.0.1:0", "--speed", "20"])
+            .args([
+                "engine",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--speed",
+                "20",
+            ])
             .arg("--state")
             .arg(dir.path().join("engine.db"))
             .arg("--kubeconfig-out")
@@ -195,7 +202,9 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
         0,
     );
     assert!(
-        apply.stdout.contains("Apply complete (overlays-prod): 10 created"),
+        apply
+            .stdout
+            .contains("Apply complete (overlays-prod): 10 created"),
         "{}",
         apply.stdout
     );
@@ -205,8 +214,14 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
         apply.stdout
     );
     // The canary Deployment went out as its RollingUpdate stand-in, declared strategy kept.
-    let web = read(&server, "apps", "Deployment", "gallery-prod", "image-gallery")
-        .unwrap_or_else(|| panic!("image-gallery missing"));
+    let web = read(
+        &server,
+        "apps",
+        "Deployment",
+        "gallery-prod",
+        "image-gallery",
+    )
+    .unwrap_or_else(|| panic!("image-gallery missing"));
     assert_eq!(web["spec"]["strategy"]["type"], "RollingUpdate", "{web}");
     assert!(
         web["metadata"]["annotations"]["reconcile.dev/strategy"]
@@ -222,7 +237,13 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
 
     let plan = server.ok(
         &repo,
-        &["plan", "overlays/prod", "--target", CONTEXT, "--detailed-exitcode"],
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--detailed-exitcode",
+        ],
         0,
     );
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
@@ -240,7 +261,13 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
     );
     let plan = server.ok(
         &repo,
-        &["plan", "overlays/prod", "--target", CONTEXT, "--detailed-exitcode"],
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--detailed-exitcode",
+        ],
         2,
     );
     let changed: Vec<&str> = plan
@@ -282,11 +309,20 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
     );
     let apply = server.ok(
         &repo,
-        &["apply", "overlays/prod", "--target", CONTEXT, "--prune", "--wait"],
+        &[
+            "apply",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--prune",
+            "--wait",
+        ],
         0,
     );
     assert!(
-        apply.stdout.contains("ConfigMap gallery-prod/extra: deleted"),
+        apply
+            .stdout
+            .contains("ConfigMap gallery-prod/extra: deleted"),
         "{}",
         apply.stdout
     );
@@ -294,7 +330,14 @@ fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own()
     assert!(read(&server, "", "ConfigMap", "gallery-prod", "foreign").is_some());
     server.ok(
         &repo,
-        &["plan", "overlays/prod", "--target", CONTEXT, "--prune", "--detailed-exitcode"],
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--prune",
+            "--detailed-exitcode",
+        ],
         0,
     );
 }
@@ -311,7 +354,11 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     let repo = Repo::new();
     plan_support::web(&repo, CANARY, "");
     server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
-    repo.edit("app/kustomization.yaml", "newTag: \"1.0\"", "newTag: \"2.0\"");
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"2.0\"",
+    );
     let plan = server.ok(
         &repo,
         &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
@@ -325,7 +372,15 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     );
     let apply = server.ok(
         &repo,
-        &["apply", "app", "--target", CONTEXT, "--wait", "--timeout", "2m"],
+        &[
+            "apply",
+            "app",
+            "--target",
+            CONTEXT,
+            "--wait",
+            "--timeout",
+            "2m",
+        ],
         1,
     );
     assert!(
@@ -335,8 +390,8 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
         "{}",
         apply.all()
     );
-    let stable = read(&server, "apps", "Deployment", "shop", "web")
-        .unwrap_or_else(|| panic!("web missing"));
+    let stable =
+        read(&server, "apps", "Deployment", "shop", "web").unwrap_or_else(|| panic!("web missing"));
     assert_eq!(
         stable["spec"]["template"]["spec"]["containers"][0]["image"], "web:1.0",
         "{stable}"
@@ -346,7 +401,14 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     let status = server.ok(
         &repo,
         &[
-            "rollout", "status", "web", "-n", "shop", "--target", CONTEXT, "--watch=false",
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--target",
+            CONTEXT,
+            "--watch=false",
         ],
         1,
     );
@@ -361,11 +423,7 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
 fn a_field_another_manager_owns_conflicts_until_forced() {
     let server = Server::start(&[]);
     let repo = Repo::new();
-    plan_support::web(
-        &repo,
-        "    type: RollingUpdate",
-        "",
-    );
+    plan_support::web(&repo, "    type: RollingUpdate", "");
     server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
     let (runtime, client) = server.client();
     let deployments = api(&client, "apps", "Deployment", "shop");
@@ -389,12 +447,16 @@ fn a_field_another_manager_owns_conflicts_until_forced() {
     assert!(plan.stdout.contains("-  replicas: 6"), "{}", plan.stdout);
     let apply = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
     assert!(
-        apply.stderr.contains("conflict with \"ops\"") && apply.stderr.contains("--force-conflicts"),
+        apply.stderr.contains("conflict with \"ops\"")
+            && apply.stderr.contains("--force-conflicts"),
         "{}",
         apply.all()
     );
     let live = read(&server, "apps", "Deployment", "shop", "web").unwrap_or(Value::Null);
-    assert_eq!(live["spec"]["replicas"], 6, "a refused apply changed nothing");
+    assert_eq!(
+        live["spec"]["replicas"], 6,
+        "a refused apply changed nothing"
+    );
     server.ok(
         &repo,
         &["apply", "app", "--target", CONTEXT, "--force-conflicts"],
@@ -402,6 +464,26 @@ fn a_field_another_manager_owns_conflicts_until_forced() {
     );
     let live = read(&server, "apps", "Deployment", "shop", "web").unwrap_or(Value::Null);
     assert_eq!(live["spec"]["replicas"], 4, "{live}");
+
+    // A saved plan is sealed with a key kept in the cluster and applies there.
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"1.1\"",
+    );
+    server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--out", "plan.json"],
+        0,
+    );
+    let saved = server.ok(&repo, &["apply", "plan.json"], 0);
+    assert!(
+        saved.stdout.contains("Deployment shop/web: updated"),
+        "{}",
+        saved.stdout
+    );
+    let key = read(&server, "", "Secret", "default", "reconcile-plan-key");
+    assert!(key.is_some(), "the plan key is kept in the cluster");
 }
 
 #[test]
@@ -420,15 +502,23 @@ fn kube_targets_report_unknown_contexts_and_kinds_clearly() {
         "app/widget.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
     );
-    repo.edit("app/kustomization.yaml", "- web.yaml\n", "- web.yaml\n- widget.yaml\n");
+    repo.edit(
+        "app/kustomization.yaml",
+        "- web.yaml\n",
+        "- web.yaml\n- widget.yaml\n",
+    );
     let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
     assert!(
-        run.stderr.contains("kind Widget in apiVersion example.com/v1")
+        run.stderr
+            .contains("kind Widget in apiVersion example.com/v1")
             && run.stderr.contains("kube:reconcile-engine"),
         "{}",
         run.stderr
     );
-    assert!(read(&server, "apps", "Deployment", "shop", "web").is_none(), "nothing applied");
+    assert!(
+        read(&server, "apps", "Deployment", "shop", "web").is_none(),
+        "nothing applied"
+    );
 }
 
 /// What two targets must agree on: an object without what the server stamps on it.
@@ -480,7 +570,11 @@ fn engine_and_kube_targets_plan_and_apply_alike() {
         let first = run(&repo, &["plan", "app", "--target", target], 0);
         plans.push(first.stdout);
         run(&repo, &["apply", "app", "--target", target, "--wait"], 0);
-        repo.edit("app/kustomization.yaml", "newTag: \"1.0\"", "newTag: \"1.1\"");
+        repo.edit(
+            "app/kustomization.yaml",
+            "newTag: \"1.0\"",
+            "newTag: \"1.1\"",
+        );
         repo.edit("app/web.yaml", "mode: fast", "mode: safe");
         let second = run(&repo, &["plan", "app", "--target", target], 0);
         plans.push(second.stdout);

@@ -314,7 +314,12 @@ pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
                 println!("No inventories in engine:{}", state.path.display());
                 return Ok(EXIT_OK);
             }
-            let width = listed.iter().map(|l| l.app.len()).max().unwrap_or(0).max(11);
+            let width = listed
+                .iter()
+                .map(|l| l.app.len())
+                .max()
+                .unwrap_or(0)
+                .max(11);
             println!("{:<width$}  {:>7}  APPLIED AT", "APPLICATION", "OBJECTS");
             for l in listed {
                 println!("{:<width$}  {:>7}  {}", l.app, l.members, l.applied_at);
@@ -858,10 +863,7 @@ fn recorded_plan_key(recorded: &str) -> Result<Option<String>, plan::seal::Error
 
 /// The sealed text of a plan file: keyed digests of each plan's source, then one seal per
 /// target.
-fn sealed_file(
-    planned: &[(Planned, Vec<Value>)],
-    resolved: &[Resolved],
-) -> anyhow::Result<String> {
+fn sealed_file(planned: &[(Planned, Vec<Value>)], resolved: &[Resolved]) -> anyhow::Result<String> {
     let mut keys = BTreeMap::new();
     let mut plans = Vec::new();
     for ((one, objects), r) in planned.iter().zip(resolved) {

@@ -69,7 +69,10 @@ impl Target {
             Target::Kube { context } => bail!(
                 "{what} is not supported yet on Kubernetes targets (kube{}); it works on \
                  engine targets",
-                context.as_deref().map(|c| format!(":{c}")).unwrap_or_default()
+                context
+                    .as_deref()
+                    .map(|c| format!(":{c}"))
+                    .unwrap_or_default()
             ),
         }
     }

@@ -61,7 +61,10 @@ pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(crate::ui::serve(ui, &args.listen, |addr| {
-        println!("reconcile ui for engine:{} on http://{addr}/", state.path.display());
+        println!(
+            "reconcile ui for engine:{} on http://{addr}/",
+            state.path.display()
+        );
     }))?;
     println!("stopped");
     Ok(EXIT_OK)

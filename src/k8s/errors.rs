@@ -187,8 +187,8 @@ mod tests {
     #[test]
     fn forbidden_names_verb_resource_and_namespace() {
         let id = id();
-        let status = Status::failure("deployments.apps \"web\" is forbidden", "Forbidden")
-            .with_code(403);
+        let status =
+            Status::failure("deployments.apps \"web\" is forbidden", "Forbidden").with_code(403);
         let error = to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch"));
         let text = error.to_string();
         assert!(
@@ -205,7 +205,8 @@ mod tests {
             "Conflict",
         )
         .with_code(409);
-        let text = to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch")).to_string();
+        let text =
+            to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch")).to_string();
         assert!(text.contains("conflict with \"ops\""), "{text}");
         assert!(text.contains("--force-conflicts"), "{text}");
     }

@@ -169,7 +169,11 @@ async fn renew(client: kube::Client, identity: String) {
         let Ok(mut lease) = client.request::<Value>(get).await else {
             continue;
         };
-        if lease.pointer("/spec/holderIdentity").and_then(Value::as_str) != Some(&identity) {
+        if lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            != Some(&identity)
+        {
             return;
         }
         lease["spec"]["renewTime"] = json!(micro_time(now_ms()));
@@ -199,7 +203,9 @@ pub fn release(
             Err(e) if super::errors::code(&e) == 404 => return Ok(()),
             Err(e) => return Err(backend(target, e)),
         };
-        if lease.pointer("/spec/holderIdentity").and_then(Value::as_str)
+        if lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
             != Some(held.identity.as_str())
         {
             return Ok(());

@@ -107,7 +107,9 @@ async fn load_config(context: Option<&str>) -> Result<(kube::Config, String), Er
             let config = kube::Config::from_custom_kubeconfig(file, &options)
                 .await
                 .map_err(|e| {
-                    Error::Config(errors::redact(&format!("kubeconfig context {wanted:?}: {e}")))
+                    Error::Config(errors::redact(&format!(
+                        "kubeconfig context {wanted:?}: {e}"
+                    )))
                 })?;
             Ok((config, wanted.to_string()))
         }
@@ -373,7 +375,9 @@ impl KubeCluster {
             };
             let client = self.client.clone();
             let changed = self.changed.clone();
-            let handle = self.runtime.spawn(resources::watch_changes(client, resource, changed));
+            let handle = self
+                .runtime
+                .spawn(resources::watch_changes(client, resource, changed));
             self.watchers.push(handle);
         }
         Ok(())
@@ -549,10 +553,19 @@ impl Cluster for KubeCluster {
         )))
     }
 
-    fn warnings(&self, kind: &str, namespace: &str, name: &str) -> Result<Vec<String>, cluster::Error> {
+    fn warnings(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<String>, cluster::Error> {
         let events = self.list(
             &Gvk::from_api_version("v1", "Event"),
-            Some(if namespace.is_empty() { "default" } else { namespace }),
+            Some(if namespace.is_empty() {
+                "default"
+            } else {
+                namespace
+            }),
             None,
         )?;
         let mut found: Vec<(String, String)> = events
@@ -563,11 +576,15 @@ impl Cluster for KubeCluster {
                     && e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(name)
             })
             .map(|e| {
-                let at = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-                    .iter()
-                    .find_map(|p| e.pointer(p).and_then(Value::as_str))
-                    .unwrap_or_default()
-                    .to_string();
+                let at = [
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| e.pointer(p).and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_string();
                 let message = e
                     .get("message")
                     .and_then(Value::as_str)

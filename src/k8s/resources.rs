@@ -85,7 +85,10 @@ impl Resource {
             return object;
         };
         let mut typed = Map::with_capacity(fields.len() + 2);
-        typed.insert("apiVersion".into(), Value::String(self.api.api_version.clone()));
+        typed.insert(
+            "apiVersion".into(),
+            Value::String(self.api.api_version.clone()),
+        );
         typed.insert("kind".into(), Value::String(self.api.kind.clone()));
         for (key, value) in fields {
             if key != "apiVersion" && key != "kind" {
@@ -154,7 +157,10 @@ mod tests {
     fn list_items_get_their_type_first() {
         let pods = resource("", "Pod", "pods", true);
         let typed = pods.typed(serde_json::json!({"metadata": {"name": "a"}, "kind": "Pod"}));
-        let keys: Vec<&String> = typed.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        let keys: Vec<&String> = typed
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
         assert_eq!(keys, ["apiVersion", "kind", "metadata"]);
     }
 }

@@ -801,7 +801,10 @@ pub fn make_plan(
                 };
                 // What the API server would store (its merge, defaults, webhooks) is compared,
                 // so the plan shows real changes only; without a dry run, the local merge.
-                match server_side.then(|| cluster.dry_run_apply(&written)).flatten() {
+                match server_side
+                    .then(|| cluster.dry_run_apply(&written))
+                    .flatten()
+                {
                     Some(server) => seen(&server),
                     None => seen(&written),
                 }
@@ -1492,9 +1495,7 @@ fn wait_healthy(
             return Ok(false);
         }
         let step = Duration::from_millis((deadline - now).min(1000));
-        cluster
-            .wait(step)
-            .map_err(|e| Error::Target(Box::new(e)))?;
+        cluster.wait(step).map_err(|e| Error::Target(Box::new(e)))?;
     }
 }
 

@@ -102,8 +102,7 @@ pub fn golden(area: &str, name: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_EXPECT=1)", path.display()));
     assert_eq!(
-        actual,
-        expected,
+        actual, expected,
         "{area}/{name} differs (UPDATE_EXPECT=1 to accept):\n{actual}"
     );
 }
