@@ -38,11 +38,11 @@ fn now_ms() -> u64 {
 
 /// Kubernetes' MicroTime (`2026-12-05T01:02:03.000000Z`).
 fn micro_time(ms: u64) -> String {
-    let seconds = crate::rollout::time::rfc3339(ms);
-    match seconds.strip_suffix('Z') {
-        Some(base) => format!("{base}.{:06}Z", (ms % 1000) * 1000),
-        None => seconds,
-    }
+    let text = crate::rollout::time::rfc3339(ms);
+    // Whole seconds, whatever fraction the formatter printed, then six digits of fraction.
+    let seconds = text.trim_end_matches('Z');
+    let seconds = seconds.split('.').next().unwrap_or(seconds);
+    format!("{seconds}.{:06}Z", (ms % 1000) * 1000)
 }
 
 fn lease_spec(identity: &str, acquired: &str) -> Value {
