@@ -1,7 +1,7 @@
 //! The one interface the reconciler and the rollout driver are written against.
 //!
-//! Two implementations: the built-in engine (`crate::engine`) and, later, a real Kubernetes
-//! cluster. The interface is deliberately small: object CRUD, time, a lock, and one metrics
+//! Two implementations: the built-in engine (`crate::engine`) and a Kubernetes API server
+//! (`crate::k8s`). The interface is deliberately small: object CRUD, time, a lock, and one metrics
 //! read. Everything progressive delivery needs (a second `-canary`/`-preview` track, a
 //! Service selector switch, a traffic weight annotation) is expressed as ordinary objects
 //! applied through [`Cluster::apply`], so one rollout driver serves both backends.
@@ -134,6 +134,21 @@ pub trait Cluster {
     fn check_served(&self, objects: &[Value]) -> Result<(), Error> {
         let _ = objects;
         Ok(())
+    }
+
+    /// True when [`Cluster::apply`] is server-side apply: the object sent is the applied
+    /// configuration, and the target merges it into the live object itself (a Kubernetes API
+    /// server). Otherwise callers send the whole object, merged with the live one.
+    fn applies_server_side(&self) -> bool {
+        false
+    }
+
+    /// What the target would store for `object` if it were applied now (server-side dry
+    /// run: defaults and admission included), or `None` when the target cannot tell. Plans
+    /// use it to drop differences the server would erase anyway.
+    fn dry_run_apply(&self, object: &Value) -> Option<Value> {
+        let _ = object;
+        None
     }
 
     /// The cluster's current time (virtual on the engine), as RFC 3339.

@@ -5,7 +5,8 @@
 //! - [`yaml`] parses YAML as kustomize does and prints it byte for byte as kustomize does;
 //! - [`model`] holds the shared types: `Resource`, `ResId`, `ResMap`;
 //! - [`render`] turns a kustomization into a `ResMap`, exactly as `kustomize build`;
-//! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one;
+//! - [`cluster`] is the one interface to a cluster; [`engine`] is the built-in one, [`k8s`] a
+//!   Kubernetes API server reached with the `kube` crate;
 //! - [`fields`] is server-side apply's field ownership (`managedFields`), pure;
 //! - [`diff`] compares desired and live objects honestly, Secrets masked;
 //! - [`review`] compares the rendered desired state of two git revisions (pull requests);
@@ -30,6 +31,7 @@ pub mod controller;
 pub mod diff;
 pub mod engine;
 pub mod fields;
+pub mod k8s;
 pub mod model;
 pub mod plan;
 pub mod promote;

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::source::{SourceArgs, Tree};
-use super::target::{self, Access};
+use super::target::{self, Access, Target};
 use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::cluster::Cluster;
 use crate::diff::Change;
@@ -39,9 +39,14 @@ pub enum PlanFormat {
 pub struct PlanArgs {
     /// An application of reconcile.yaml or a directory to render; all applications when absent.
     pub source: Option<String>,
-    /// Where the live state is: `engine` (default), `engine:PATH`.
+    /// Where the live state is: `engine` (default), `engine:PATH`, `kube` (the kubeconfig's
+    /// current context) or `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
+    /// On Kubernetes targets, plan as if fields other field managers own were taken over
+    /// (server-side apply's force, as kubectl's `--force-conflicts`).
+    #[arg(long)]
+    pub force_conflicts: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: PlanFormat,
@@ -78,9 +83,14 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     /// An application of reconcile.yaml, a directory to render, or a saved plan (`plan.json`).
     pub source: Option<String>,
-    /// Where to apply: `engine` (default), `engine:PATH`.
+    /// Where to apply: `engine` (default), `engine:PATH`, `kube` (the kubeconfig's current
+    /// context) or `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
+    /// On Kubernetes targets, take over fields other field managers own (server-side
+    /// apply's force, as kubectl's `--force-conflicts`); without it such a field is a conflict.
+    #[arg(long)]
+    pub force_conflicts: bool,
     /// Delete objects this application applied before and no longer renders.
     #[arg(long)]
     pub prune: bool,
@@ -128,7 +138,7 @@ pub enum ApplyFormat {
 /// `reconcile rollout` arguments.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// Where the Deployment is: `engine` (default), `engine:PATH`.
+    /// Where the Deployment is: `engine` (default), `engine:PATH`, `kube` or `kube:CONTEXT`.
     #[arg(long, global = true)]
     pub target: Option<String>,
     /// Namespace of the Deployment (or write `NAMESPACE/NAME`).
@@ -254,7 +264,11 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
 
 /// `reconcile unlock LOCK_ID`.
 pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
-    let state = target::locate(target, None)?;
+    let located = target::locate(target, None)?;
+    let state = located.engine_state(
+        "`reconcile unlock` (a Kubernetes target's lock is the Lease default/reconcile-lock, \
+         free again 60 s after its holder stops renewing it)",
+    )?;
     let mut engine = Engine::open_existing(&state.path)?;
     engine.force_unlock(lock_id)?;
     println!("lock {lock_id} released");
@@ -290,10 +304,11 @@ pub enum InventoryCommand {
 
 /// `reconcile inventory …`.
 pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
-    let state = target::locate(args.target.as_deref(), None)?;
+    let located = target::locate(args.target.as_deref(), None)?;
+    let state = located.engine_state("`reconcile inventory`")?;
     match args.command {
         InventoryCommand::List => {
-            let engine = target::open(&state, Access::Read)?;
+            let engine = target::open(state, Access::Read)?;
             let listed = plan::inventory::list(&engine)?;
             if listed.is_empty() {
                 println!("No inventories in engine:{}", state.path.display());
@@ -323,7 +338,7 @@ pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
             if !state.path.exists() {
                 bail!("engine state {} does not exist", state.path.display());
             }
-            let mut engine = target::open(&state, Access::Write)?;
+            let mut engine = target::open(state, Access::Write)?;
             with_lock(&mut engine, "inventory rename", |cluster| {
                 let moved = plan::inventory::rename(cluster, &old, &new)?;
                 println!(
@@ -669,33 +684,49 @@ pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engines of the targets used so far, each opened once.
+/// The clusters of the targets used so far, each opened once.
 #[derive(Default)]
-struct Engines(BTreeMap<PathBuf, Engine>);
+struct Engines {
+    opened: BTreeMap<Target, Box<dyn Cluster>>,
+    force_conflicts: bool,
+}
 
 impl Engines {
-    /// The engine of a command-line target or, without one, of an application's target.
+    fn forcing(force_conflicts: bool) -> Engines {
+        Engines {
+            opened: BTreeMap::new(),
+            force_conflicts,
+        }
+    }
+
+    /// The cluster of a command-line target or, without one, of an application's target.
     fn get(
         &mut self,
         flag: Option<&str>,
         app_target: Option<&str>,
         access: Access,
-    ) -> anyhow::Result<&mut Engine> {
-        let state = target::locate(flag, app_target)?;
-        let engine = match self.0.entry(state.path.clone()) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                entry.insert(target::open(&state, access)?)
-            }
-        };
-        Ok(engine)
+    ) -> anyhow::Result<&mut dyn Cluster> {
+        let located = target::locate(flag, app_target)?;
+        self.open(&located, access)
     }
 
-    /// The engine already opened for a state file.
-    fn at(&mut self, path: &Path) -> anyhow::Result<&mut Engine> {
-        self.0
-            .get_mut(path)
-            .with_context(|| format!("engine state {} was not opened", path.display()))
+    /// The cluster of a located target.
+    fn open(&mut self, located: &Target, access: Access) -> anyhow::Result<&mut dyn Cluster> {
+        let cluster = match self.opened.entry(located.clone()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(target::connect(located, access, self.force_conflicts)?)
+            }
+        };
+        Ok(cluster.as_mut())
+    }
+
+    /// The cluster already opened for a target.
+    fn at(&mut self, located: &Target) -> anyhow::Result<&mut dyn Cluster> {
+        match self.opened.get_mut(located) {
+            Some(cluster) => Ok(cluster.as_mut()),
+            None => bail!("target {} was not opened", describe_target(located)),
+        }
     }
 
     /// Runs `f` holding the lock of every opened target (taken in path order, so two runs
@@ -707,9 +738,9 @@ impl Engines {
     ) -> anyhow::Result<T> {
         let mut taken = Vec::new();
         let mut result = Ok(());
-        for (path, engine) in &mut self.0 {
-            match engine.lock(holder) {
-                Ok(()) => taken.push(path.clone()),
+        for (located, cluster) in &mut self.opened {
+            match cluster.lock(holder) {
+                Ok(()) => taken.push(located.clone()),
                 Err(e) => {
                     result = Err(anyhow::Error::from(e));
                     break;
@@ -718,9 +749,9 @@ impl Engines {
         }
         let result = result.and_then(|()| f(self));
         let mut released = Ok(());
-        for path in taken {
-            if let Some(engine) = self.0.get_mut(&path)
-                && let Err(e) = engine.unlock()
+        for located in taken {
+            if let Some(cluster) = self.opened.get_mut(&located)
+                && let Err(e) = cluster.unlock()
             {
                 released = Err(anyhow::Error::from(e));
             }
@@ -737,13 +768,14 @@ fn plan_all(
     resolved: &[Resolved],
     target: Option<&str>,
     options: PlanOptions,
+    force_conflicts: bool,
 ) -> anyhow::Result<Vec<(Planned, Vec<Value>)>> {
-    let mut engines = Engines::default();
+    let mut engines = Engines::forcing(force_conflicts);
     let mut planned = Vec::new();
     for r in resolved {
         let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
-        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &options)?;
+        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)?;
         one.plan.revision = revision(r);
         planned.push((one, objects));
     }
@@ -753,7 +785,11 @@ fn plan_all(
 /// The plan key of a target a plan names, made (and the state created) on first use: a saved
 /// plan is sealed with it. A read-only state that has none cannot seal a plan.
 fn ensure_plan_key(recorded: &str) -> anyhow::Result<String> {
-    let state = target::locate_recorded(recorded)?;
+    let located = target::locate_recorded(recorded)?;
+    let Target::Engine(state) = &located else {
+        return kube_plan_key(&located, true)?
+            .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"));
+    };
     if state.path.exists()
         && let Some(key) = Engine::open_read_only(&state.path)?.plan_key()?
     {
@@ -766,14 +802,57 @@ fn ensure_plan_key(recorded: &str) -> anyhow::Result<String> {
         .with_context(|| format!("cannot seal the plan with a key kept in {recorded}"))
 }
 
+/// The plan key kept in a Kubernetes target: the Secret `default/reconcile-plan-key`,
+/// created with a random key when `create` (else `None` when absent).
+fn kube_plan_key(located: &Target, create: bool) -> anyhow::Result<Option<String>> {
+    use base64::Engine as _;
+    let mut cluster = target::connect(located, Access::Read, false)?;
+    let id = ResId {
+        gvk: Gvk::from_api_version("v1", "Secret"),
+        name: "reconcile-plan-key".into(),
+        namespace: plan::inventory::INVENTORY_NAMESPACE.into(),
+    };
+    let base64 = base64::engine::general_purpose::STANDARD;
+    if let Some(secret) = cluster.get(&id)? {
+        let stored = secret
+            .pointer("/data/key")
+            .and_then(Value::as_str)
+            .and_then(|b| base64.decode(b).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|key| !key.is_empty())
+            .with_context(|| format!("{}: no readable key", crate::diff::display_id(&id)))?;
+        return Ok(Some(stored));
+    }
+    if !create {
+        return Ok(None);
+    }
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no random source for the plan key"))?;
+    let key = hex::encode(bytes);
+    cluster.apply(&json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": id.name, "namespace": id.namespace},
+        "type": "Opaque",
+        "data": {"key": base64.encode(&key)},
+    }))?;
+    Ok(Some(key))
+}
+
 /// The plan key of a target a saved plan names, read-only (`None`: it has none, or there is
 /// no state there: nothing is created to check a plan).
 fn recorded_plan_key(recorded: &str) -> Result<Option<String>, plan::seal::Error> {
     let bad = || plan::seal::Error::BadKey {
         target: recorded.to_string(),
     };
-    let Ok(state) = target::locate_recorded(recorded) else {
+    let Ok(located) = target::locate_recorded(recorded) else {
         return Ok(None);
+    };
+    let Target::Engine(state) = &located else {
+        return kube_plan_key(&located, false).map_err(|_| bad());
     };
     if !state.path.is_file() {
         return Ok(None);
@@ -835,7 +914,12 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         create_namespace: args.create_namespace,
         adopt: args.adopt,
     };
-    let planned = plan_all(&resolved, args.target.as_deref(), options)?;
+    let planned = plan_all(
+        &resolved,
+        args.target.as_deref(),
+        options,
+        args.force_conflicts,
+    )?;
     let set = PlanSet::new(planned.iter().map(|(p, _)| p.plan.clone()).collect());
     let json = serde_json::to_string_pretty(&set)? + "\n";
     if let Some(out) = &args.out {
@@ -1024,7 +1108,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     // With several applications and --wait, each is applied without waiting and all are
     // waited for together (an application with sync waves still waits between its waves).
     let together = args.wait && resolved.len() > 1;
-    let mut engines = Engines::default();
+    let mut engines = Engines::forcing(args.force_conflicts);
     if args.dry_run {
         let mut dry_runs = Vec::new();
         for r in &resolved {
@@ -1046,10 +1130,10 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
     // One lock per target for the whole run: no other apply slips in between applications.
     let applied = engines.locked(&holder("apply"), |engines| {
         hold_lock_for_tests();
-        let mut deferred: BTreeMap<PathBuf, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
+        let mut deferred: BTreeMap<Target, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
         let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
         for (r, (state, objects)) in resolved.iter().zip(&rendered) {
-            let cluster = engines.at(&state.path)?;
+            let cluster = engines.at(state)?;
             let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)?;
             if !json {
                 println!(
@@ -1067,15 +1151,15 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
             let report = plan::apply(&planned, cluster, &options, &mut progress_line)?;
             hold_between_applications_for_tests();
             if defer && report.failure.is_none() {
-                let entry = deferred.entry(state.path.clone()).or_default();
+                let entry = deferred.entry(state.clone()).or_default();
                 entry.0.push(report);
                 entry.1.push(planned.plan);
             } else {
                 applied.push((report, planned.plan));
             }
         }
-        for (path, (mut waiting, plans)) in deferred {
-            let cluster = engines.at(&path)?;
+        for (located, (mut waiting, plans)) in deferred {
+            let cluster = engines.at(&located)?;
             if !json {
                 println!(
                     "Waiting for {} applications to become healthy",
@@ -1159,6 +1243,24 @@ fn saved_tree(saved: &plan::Plan, git: &SourceArgs) -> anyhow::Result<Option<Tre
     Ok(Some(tree))
 }
 
+/// True when two targets are the same cluster (state paths spelled differently or not).
+fn same_target(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Engine(a), Target::Engine(b)) => same_state(&a.path, &b.path),
+        (Target::Kube { context: a }, Target::Kube { context: b }) => a == b,
+        _ => false,
+    }
+}
+
+/// A target as the user writes it.
+fn describe_target(located: &Target) -> String {
+    match located {
+        Target::Engine(state) => format!("engine:{}", state.path.display()),
+        Target::Kube { context: Some(c) } => format!("kube:{c}"),
+        Target::Kube { context: None } => "kube".to_string(),
+    }
+}
+
 /// True when two state paths name the same file (spelled differently or not).
 fn same_state(a: &Path, b: &Path) -> bool {
     let absolute = |p: &Path| {
@@ -1187,7 +1289,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
     } else {
         Access::Write
     };
-    let mut engines = Engines::default();
+    let mut engines = Engines::forcing(args.force_conflicts);
     let mut prepared = Vec::new();
     for saved in &set.plans {
         let from_git = match saved_tree(saved, &args.git)? {
@@ -1222,13 +1324,13 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
         let state = match &args.target {
             Some(flag) => {
                 let wanted = target::locate(Some(flag), None)?;
-                if !same_state(&wanted.path, &recorded.path) && !args.retarget {
+                if !same_target(&wanted, &recorded) && !args.retarget {
                     bail!(
-                        "{}: the plan of application {} was made for {}, not engine:{}; refusing to apply it elsewhere (make a plan for that target, or pass --retarget to apply this one there: it must still be fresh there)",
+                        "{}: the plan of application {} was made for {}, not {}; refusing to apply it elsewhere (make a plan for that target, or pass --retarget to apply this one there: it must still be fresh there)",
                         path.display(),
                         saved.application,
                         saved.target,
-                        wanted.path.display()
+                        describe_target(&wanted)
                     );
                 }
                 wanted
@@ -1238,11 +1340,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
         // The keyed digest is made with the key of the target the plan was sealed for.
         let key = recorded_plan_key(&saved.target)?;
         let objects = render(&resolved)?;
-        engines.get(
-            Some(&format!("engine:{}", state.path.display())),
-            None,
-            access,
-        )?;
+        engines.open(&state, access)?;
         prepared.push((saved, resolved, state, objects, key));
     }
     // Every plan is checked fresh before any is applied, under one lock per target.
@@ -1261,7 +1359,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
                 // The reviewed plan's adoptions, and only those, are carried out.
                 adopt: saved.actions.iter().any(|a| a.adopt),
             };
-            let cluster = engines.at(&state.path)?;
+            let cluster = engines.at(state)?;
             let mut fresh = plan::make_plan(
                 &resolved.app,
                 &resolved.app.path,
@@ -1292,7 +1390,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
         let fresh = fresh_plans(engines)?;
         let mut applied = Vec::new();
         for (fresh, (saved, _, state, _, _)) in fresh.into_iter().zip(&prepared) {
-            let cluster = engines.at(&state.path)?;
+            let cluster = engines.at(state)?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -1411,25 +1509,48 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         | RolloutCommand::Get { watch: false, .. }
         | RolloutCommand::History { .. } => Access::Read,
         // Watching lets cluster time pass (a write), but never creates a state.
-        RolloutCommand::Status { .. } if !state.path.exists() => Access::Read,
+        RolloutCommand::Status { .. } if state.state().is_some_and(|s| !s.path.exists()) => {
+            Access::Read
+        }
         _ => Access::Write,
     };
+    let ns = args.namespace.as_deref();
+    if let RolloutCommand::Get {
+        deployment,
+        watch,
+        timeout,
+        output,
+    } = &args.command
+    {
+        let mut engine = target::open(state.engine_state("`rollout get`")?, access)?;
+        let id = deployment_id(deployment, ns);
+        let timeout = parse_timeout(timeout)?;
+        return super::rollout_get::run(
+            &mut engine,
+            &id,
+            *watch,
+            timeout.as_millis() as i64,
+            *output == ApplyFormat::Json,
+        );
+    }
     let watching = matches!(&args.command, RolloutCommand::Status { watch: true, .. });
-    let (mut engine, read_only) = match target::open(&state, access) {
+    let (mut engine, read_only) = match target::connect(&state, access, false) {
         // Watching lets time pass, a write; on a state that cannot be written it shows one
         // snapshot.
-        Err(e) if watching && state.path.exists() => match target::open(&state, Access::Read) {
-            Ok(engine) => {
-                eprintln!(
-                    "note: {e:#}: showing one snapshot (watching lets cluster time pass, a write)"
-                );
-                (engine, true)
+        Err(e) if watching && state.state().is_some_and(|s| s.path.exists()) => {
+            match target::connect(&state, Access::Read, false) {
+                Ok(engine) => {
+                    eprintln!(
+                        "note: {e:#}: showing one snapshot (watching lets cluster time pass, a write)"
+                    );
+                    (engine, true)
+                }
+                Err(_) => return Err(e),
             }
-            Err(_) => return Err(e),
-        },
+        }
         opened => (opened?, false),
     };
-    let ns = args.namespace.as_deref();
+    let engine = &mut *engine;
     let drive_to_end = |cluster: &mut dyn Cluster,
                         id: &ResId,
                         wait: bool,
@@ -1480,7 +1601,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             let timeout = parse_timeout(&timeout)?;
             let mut code = EXIT_OK;
             if watch && !read_only {
-                require_deployment(&engine, &id)?;
+                require_deployment(engine, &id)?;
                 let mut progress = |line: &str| {
                     if !json {
                         progress_line(line);
@@ -1491,7 +1612,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     timeout: Some(timeout),
                     all_notes: false,
                 };
-                code = with_lock(&mut engine, "rollout status", |cluster| {
+                code = with_lock(engine, "rollout status", |cluster| {
                     let outcome = driver::drive(cluster, &id, options, &mut progress)?;
                     end_progress();
                     if let Outcome::TimedOut(m) = &outcome
@@ -1508,7 +1629,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     })
                 })?;
             }
-            let status = driver::status(&engine, &id)?;
+            let status = driver::status(engine, &id)?;
             let degraded = status
                 .state
                 .as_ref()
@@ -1526,25 +1647,10 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             }
             Ok(code)
         }
-        RolloutCommand::Get {
-            deployment,
-            watch,
-            timeout,
-            output,
-        } => {
-            let id = deployment_id(&deployment, ns);
-            let timeout = parse_timeout(&timeout)?;
-            super::rollout_get::run(
-                &mut engine,
-                &id,
-                watch,
-                timeout.as_millis() as i64,
-                output == ApplyFormat::Json,
-            )
-        }
+        RolloutCommand::Get { .. } => unreachable!("handled above"),
         RolloutCommand::Retry { deployment, wait } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout retry", |cluster| {
+            with_lock(engine, "rollout retry", |cluster| {
                 let state = driver::retry(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 drive_to_end(cluster, &id, wait, ten_minutes)
@@ -1552,9 +1658,9 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::History { deployment } => {
             let id = deployment_id(&deployment, ns);
-            let live = require_deployment(&engine, &id)?;
+            let live = require_deployment(engine, &id)?;
             if !crate::rollout::Strategy::of(&live)?.is_progressive() {
-                let revisions = driver::replica_set_history(&engine, &live)?;
+                let revisions = driver::replica_set_history(engine, &live)?;
                 let failures = revisions.iter().any(|r| r.failure.is_some());
                 let mut out = format!("deployment.apps/{}\n", id.name);
                 out.push_str(if failures {
@@ -1619,9 +1725,9 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
-            let live = require_deployment(&engine, &id)?;
+            let live = require_deployment(engine, &id)?;
             if !crate::rollout::Strategy::of(&live)?.is_progressive() {
-                return with_lock(&mut engine, "rollout undo", |cluster| {
+                return with_lock(engine, "rollout undo", |cluster| {
                     let line = driver::undo_replica_sets(cluster, &id, to_revision)?;
                     println!("{line}");
                     if wait {
@@ -1631,7 +1737,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
                     }
                 });
             }
-            with_lock(&mut engine, "rollout undo", |cluster| {
+            with_lock(engine, "rollout undo", |cluster| {
                 let revision = driver::undo(cluster, &id, to_revision)?;
                 println!(
                     "{}: rolled back to revision {} ({})",
@@ -1648,7 +1754,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
             wait,
         } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout promote", |cluster| {
+            with_lock(engine, "rollout promote", |cluster| {
                 driver::promote(cluster, &id, full)?;
                 println!(
                     "{}: promoted{}",
@@ -1660,7 +1766,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Abort { deployment } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout abort", |cluster| {
+            with_lock(engine, "rollout abort", |cluster| {
                 let state = driver::abort(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 Ok(EXIT_OK)
@@ -1668,7 +1774,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Pause { deployment } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout pause", |cluster| {
+            with_lock(engine, "rollout pause", |cluster| {
                 let state = driver::pause(cluster, &id)?;
                 println!("{}: {}", crate::diff::display_id(&id), state.message);
                 Ok(EXIT_OK)
@@ -1676,7 +1782,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         }
         RolloutCommand::Resume { deployment, wait } => {
             let id = deployment_id(&deployment, ns);
-            with_lock(&mut engine, "rollout resume", |cluster| {
+            with_lock(engine, "rollout resume", |cluster| {
                 driver::resume(cluster, &id)?;
                 println!("{}: resumed", crate::diff::display_id(&id));
                 drive_to_end(cluster, &id, wait, ten_minutes)

@@ -1,7 +1,8 @@
 //! Where the live state is, one rule for every command: `--target` (or `--state` for `engine`),
 //! else `RECONCILE_TARGET`, else an application's `target:` in reconcile.yaml, else the
 //! engine state `.reconcile/engine.db` at the repository root (the nearest folder with
-//! reconcile.yaml or `.git`) — or `RECONCILE_ENGINE_STATE` when set.
+//! reconcile.yaml or `.git`) — or `RECONCILE_ENGINE_STATE` when set. `kube` and
+//! `kube:CONTEXT` name a Kubernetes cluster of the kubeconfig (`crate::k8s`).
 //!
 //! Invariant: a read-only command never creates a state file, and opens an existing one
 //! read-only (SQLite `SQLITE_OPEN_READONLY`), so it works on a read-only file system. A state named explicitly must
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::cluster::Cluster;
 use crate::engine::Engine;
 use crate::plan::config::CONFIG_FILE;
 
@@ -39,6 +41,43 @@ pub struct StateFile {
     pub explicit: bool,
 }
 
+/// A target: the built-in engine's state file, or a Kubernetes cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// `engine`, `engine:PATH`.
+    Engine(StateFile),
+    /// `kube` (the kubeconfig's current context) or `kube:CONTEXT`.
+    Kube {
+        /// The context; the current one when `None`.
+        context: Option<String>,
+    },
+}
+
+impl Target {
+    /// The engine state file, for an engine target.
+    pub fn state(&self) -> Option<&StateFile> {
+        match self {
+            Target::Engine(state) => Some(state),
+            Target::Kube { .. } => None,
+        }
+    }
+
+    /// The engine state file, or an error saying `what` needs the built-in engine.
+    pub fn engine_state(&self, what: &str) -> anyhow::Result<&StateFile> {
+        match self {
+            Target::Engine(state) => Ok(state),
+            Target::Kube { context } => bail!(
+                "{what} is not supported yet on Kubernetes targets (kube{}); it works on \
+                 engine targets",
+                context
+                    .as_deref()
+                    .map(|c| format!(":{c}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
 /// The nearest ancestor of `start` holding reconcile.yaml or .git (the repository root).
 pub fn repo_root(start: &Path) -> PathBuf {
     start
@@ -63,7 +102,7 @@ fn non_empty_var(name: &str) -> anyhow::Result<Option<String>> {
 
 /// The state file of a target: `flag` is `--target` as typed, `app_target` an application's
 /// `target:` in reconcile.yaml.
-pub fn locate(flag: Option<&str>, app_target: Option<&str>) -> anyhow::Result<StateFile> {
+pub fn locate(flag: Option<&str>, app_target: Option<&str>) -> anyhow::Result<Target> {
     let (text, source) = match (flag, non_empty_var(TARGET_VAR)?, app_target) {
         (Some(flag), _, _) => (flag.to_string(), "--target"),
         (None, Some(var), _) => (var, TARGET_VAR),
@@ -72,40 +111,54 @@ pub fn locate(flag: Option<&str>, app_target: Option<&str>) -> anyhow::Result<St
     };
     match text.as_str() {
         "engine" => match non_empty_var(STATE_VAR)? {
-            Some(path) => Ok(StateFile {
+            Some(path) => Ok(Target::Engine(StateFile {
                 path: PathBuf::from(path),
                 explicit: true,
-            }),
+            })),
             None => {
                 let here = std::env::current_dir().context("reading the current directory")?;
-                Ok(StateFile {
+                Ok(Target::Engine(StateFile {
                     path: repo_root(&here).join(".reconcile").join("engine.db"),
                     explicit: false,
-                })
+                }))
             }
         },
-        "" => bail!("{source} is empty; expected engine or engine:PATH"),
+        "" => bail!("{source} is empty; expected engine, engine:PATH, kube or kube:CONTEXT"),
         t if t.starts_with("engine:") => {
             let path = &t["engine:".len()..];
             if path.is_empty() {
                 bail!("{source} {t:?} names no state file; expected engine:PATH");
             }
-            Ok(StateFile {
+            Ok(Target::Engine(StateFile {
                 path: PathBuf::from(path),
                 explicit: true,
+            }))
+        }
+        "kube" => Ok(Target::Kube { context: None }),
+        t if t.starts_with("kube:") => {
+            let context = &t["kube:".len()..];
+            if context.is_empty() {
+                bail!("{source} {t:?} names no context; expected kube or kube:CONTEXT");
+            }
+            Ok(Target::Kube {
+                context: Some(context.to_string()),
             })
         }
-        t if t == "kube" || t.starts_with("kube:") => bail!("the kube target is not supported yet"),
-        t => bail!("unknown target {t:?} in {source} (expected engine or engine:PATH)"),
+        t => bail!(
+            "unknown target {t:?} in {source} (expected engine, engine:PATH, kube or kube:CONTEXT)"
+        ),
     }
 }
 
 /// The state file a saved plan recorded (`engine:PATH`). Not explicit: the plan may have been
 /// made on the empty cluster of a state not created yet, which a dry run then sees again.
-pub fn locate_recorded(recorded: &str) -> anyhow::Result<StateFile> {
-    Ok(StateFile {
-        explicit: false,
-        ..locate(Some(recorded), None)?
+pub fn locate_recorded(recorded: &str) -> anyhow::Result<Target> {
+    Ok(match locate(Some(recorded), None)? {
+        Target::Engine(state) => Target::Engine(StateFile {
+            explicit: false,
+            ..state
+        }),
+        kube => kube,
     })
 }
 
@@ -120,7 +173,9 @@ pub fn locate_engine(state: Option<&Path>, flag: Option<&str>) -> anyhow::Result
             path: path.to_path_buf(),
             explicit: true,
         }),
-        (None, flag) => locate(flag, None),
+        (None, flag) => Ok(locate(flag, None)?
+            .engine_state("an `engine` command")?
+            .clone()),
     }
 }
 
@@ -148,4 +203,23 @@ pub fn open(state: &StateFile, access: Access) -> anyhow::Result<Engine> {
     };
     // The engine's errors name the file already.
     opened.map_err(anyhow::Error::from)
+}
+
+/// Opens a target for `access`: the engine of a state file, or a connection to a Kubernetes
+/// cluster (`force_conflicts` lets server-side apply take fields other managers own).
+pub fn connect(
+    target: &Target,
+    access: Access,
+    force_conflicts: bool,
+) -> anyhow::Result<Box<dyn Cluster>> {
+    match target {
+        Target::Engine(state) => Ok(Box::new(open(state, access)?)),
+        Target::Kube { context } => {
+            let options = crate::k8s::Options {
+                context: context.clone(),
+                force_conflicts,
+            };
+            Ok(Box::new(crate::k8s::connect(&options)?))
+        }
+    }
 }

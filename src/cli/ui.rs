@@ -51,8 +51,9 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
 /// `reconcile ui`.
 pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
     let token = token(args.token_file.as_deref())?;
-    let state = target::locate(args.target.as_deref(), None)?;
-    let engine = target::open(&state, Access::Read)?;
+    let located = target::locate(args.target.as_deref(), None)?;
+    let state = located.engine_state("`reconcile ui`")?;
+    let engine = target::open(state, Access::Read)?;
     let ui = crate::ui::Ui::new(engine, None, token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

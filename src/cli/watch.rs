@@ -99,6 +99,7 @@ fn wall_now() -> String {
 /// `.reconcile/engine.db` (or `RECONCILE_ENGINE_STATE`).
 fn state_for(target: Option<&str>, repo: &Path) -> anyhow::Result<PathBuf> {
     let located = target::locate(target, None)?;
+    let located = located.engine_state("`reconcile watch`")?.clone();
     Ok(if located.explicit {
         located.path
     } else {
@@ -197,8 +198,9 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
 
 /// `reconcile status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let state = target::locate(args.target.as_deref(), None)?;
-    let engine = target::open(&state, Access::Read)?;
+    let located = target::locate(args.target.as_deref(), None)?;
+    let state = located.engine_state("`reconcile status`")?;
+    let engine = target::open(state, Access::Read)?;
     let target = format!("engine:{}", state.path.display());
     let all =
         status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
@@ -328,7 +330,10 @@ fn details(s: &AppStatus) -> String {
 
 /// `reconcile sync APP`.
 pub fn sync(args: SyncArgs) -> anyhow::Result<i32> {
-    let path = target::locate(args.target.as_deref(), None)?.path;
+    let path = target::locate(args.target.as_deref(), None)?
+        .engine_state("`reconcile sync`")?
+        .path
+        .clone();
     let target = format!("engine:{}", path.display());
     let holder = lock::holder(&path, &target)?;
     let request = format!(

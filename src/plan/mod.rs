@@ -776,17 +776,38 @@ pub fn make_plan(
         };
         // The diff compares what the apply will write (foreign fields kept, only fields
         // reconcile owned and dropped removed), over the declared and previously applied fields.
-        let mut written =
-            ownership::merge_for_apply(live.as_ref(), &prepared, &now).map_err(ownership_err)?;
+        // A server-side-apply target merges the applied configuration itself; otherwise
+        // the merge is made here, with the same semantics.
+        let server_side = cluster.applies_server_side();
+        let merge = |live: Option<&Value>, prepared: &Value| {
+            if server_side {
+                Ok(prepared.clone())
+            } else {
+                ownership::merge_for_apply(live, prepared, &now).map_err(ownership_err)
+            }
+        };
+        let mut written = merge(live.as_ref(), &prepared)?;
         let compared = match &live {
             Some(live_object) => {
-                let mut view = written.clone();
-                restore_declared_strategy(&mut view);
-                let view = project(
-                    &view,
-                    &ownership::compared_shape(declared, Some(live_object)),
-                );
-                diff::compare(Some(&view), Some(live_object), &app.ignore_differences)
+                let shape = ownership::compared_shape(declared, Some(live_object));
+                let seen = |written: &Value| {
+                    let mut view = written.clone();
+                    restore_declared_strategy(&mut view);
+                    diff::compare(
+                        Some(&project(&view, &shape)),
+                        Some(live_object),
+                        &app.ignore_differences,
+                    )
+                };
+                // What the API server would store (its merge, defaults, webhooks) is compared,
+                // so the plan shows real changes only; without a dry run, the local merge.
+                match server_side
+                    .then(|| cluster.dry_run_apply(&written))
+                    .flatten()
+                {
+                    Some(server) => seen(&server),
+                    None => seen(&written),
+                }
             }
             None => diff::compare(Some(declared), None, &app.ignore_differences),
         };
@@ -805,8 +826,7 @@ pub fn make_plan(
                 if let Some(current) = live.pointer("/spec/template") {
                     prepared["spec"]["template"] = current.clone();
                 }
-                written = ownership::merge_for_apply(Some(live), &prepared, &now)
-                    .map_err(ownership_err)?;
+                written = merge(Some(live), &prepared)?;
                 description = Some(match &strategy {
                     Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
                     _ => "BlueGreen".to_string(),

@@ -1,0 +1,248 @@
+//! The plan/apply lock of a Kubernetes target: a `coordination.k8s.io/v1` Lease
+//! (`reconcile-lock` in `default`), taken with create/replace preconditions so two processes
+//! never both hold it, renewed in the background while held, and free again once its holder
+//! stops renewing (a killed process does not keep the target locked).
+
+use kube::core::params::{DeleteParams, GetParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::cluster;
+
+/// The Lease's name.
+pub const LEASE_NAME: &str = "reconcile-lock";
+/// The Lease's namespace (exists on every cluster).
+pub const LEASE_NAMESPACE: &str = "default";
+/// How long a Lease stays valid without renewal.
+const LEASE_SECONDS: u64 = 60;
+/// How often a held Lease is renewed.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A Lease this process holds.
+pub struct Held {
+    identity: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+fn request() -> kube::core::Request {
+    kube::core::Request::new(format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+    ))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Kubernetes' MicroTime (`2026-12-05T01:02:03.000000Z`).
+fn micro_time(ms: u64) -> String {
+    let text = crate::rollout::time::rfc3339(ms);
+    // Whole seconds, whatever fraction the formatter printed, then six digits of fraction.
+    let seconds = text.trim_end_matches('Z');
+    let seconds = seconds.split('.').next().unwrap_or(seconds);
+    format!("{seconds}.{:06}Z", (ms % 1000) * 1000)
+}
+
+fn lease_spec(identity: &str, acquired: &str) -> Value {
+    json!({
+        "holderIdentity": identity,
+        "acquireTime": acquired,
+        "renewTime": micro_time(now_ms()),
+        "leaseDurationSeconds": LEASE_SECONDS,
+    })
+}
+
+/// True when the Lease is held by someone else and still valid.
+fn held_by_other(lease: &Value, identity: &str, now: u64) -> bool {
+    let holder = lease
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if holder.is_empty() || holder == identity {
+        return false;
+    }
+    let renewed = lease
+        .pointer("/spec/renewTime")
+        .or_else(|| lease.pointer("/spec/acquireTime"))
+        .and_then(Value::as_str)
+        .and_then(crate::rollout::time::parse_rfc3339)
+        .unwrap_or(0);
+    let duration = lease
+        .pointer("/spec/leaseDurationSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(LEASE_SECONDS);
+    renewed + duration * 1000 > now
+}
+
+fn backend(target: &str, e: impl std::fmt::Display) -> cluster::Error {
+    cluster::Error::Backend(super::errors::redact(&format!(
+        "{target}: the lock Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {e}"
+    )))
+}
+
+/// Takes the target's lock for `holder`, or says who holds it.
+pub fn acquire(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &str,
+    holder: &str,
+) -> Result<Held, cluster::Error> {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".into());
+    let identity = format!("{holder}, pid {} on {host}", std::process::id());
+    runtime.block_on(async {
+        // Two tries: a race lost on create or replace is looked at again once.
+        for _ in 0..2 {
+            let existing = client
+                .request::<Value>(
+                    request()
+                        .get(LEASE_NAME, &GetParams::default())
+                        .map_err(|e| backend(target, e))?,
+                )
+                .await;
+            let acquired = micro_time(now_ms());
+            let result = match existing {
+                Err(e) if super::errors::code(&e) == 404 => {
+                    let lease = json!({
+                        "apiVersion": "coordination.k8s.io/v1",
+                        "kind": "Lease",
+                        "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
+                        "spec": lease_spec(&identity, &acquired),
+                    });
+                    let body = serde_json::to_vec(&lease).map_err(|e| backend(target, e))?;
+                    let create = request()
+                        .create(&PostParams::default(), body)
+                        .map_err(|e| backend(target, e))?;
+                    client.request::<Value>(create).await
+                }
+                Err(e) => return Err(backend(target, e)),
+                Ok(lease) => {
+                    if held_by_other(&lease, &identity, now_ms()) {
+                        let other = lease
+                            .pointer("/spec/holderIdentity")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let since = lease
+                            .pointer("/spec/acquireTime")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        return Err(cluster::Error::Locked {
+                            target: target.to_string(),
+                            holder: format!("{other}, since {since}"),
+                        });
+                    }
+                    let mut taken = lease.clone();
+                    taken["spec"] = lease_spec(&identity, &acquired);
+                    let body = serde_json::to_vec(&taken).map_err(|e| backend(target, e))?;
+                    let replace = request()
+                        .replace(LEASE_NAME, &PostParams::default(), body)
+                        .map_err(|e| backend(target, e))?;
+                    client.request::<Value>(replace).await
+                }
+            };
+            match result {
+                Ok(_) => {
+                    let renewal = runtime.spawn(renew(client.clone(), identity.clone()));
+                    return Ok(Held { identity, renewal });
+                }
+                Err(e) if super::errors::code(&e) == 409 => continue,
+                Err(e) => return Err(backend(target, e)),
+            }
+        }
+        Err(cluster::Error::Locked {
+            target: target.to_string(),
+            holder: "another process taking it at the same moment".into(),
+        })
+    })
+}
+
+/// Keeps a held Lease valid until the task is aborted.
+async fn renew(client: kube::Client, identity: String) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let Ok(get) = request().get(LEASE_NAME, &GetParams::default()) else {
+            return;
+        };
+        let Ok(mut lease) = client.request::<Value>(get).await else {
+            continue;
+        };
+        if lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            != Some(&identity)
+        {
+            return;
+        }
+        lease["spec"]["renewTime"] = json!(micro_time(now_ms()));
+        let Ok(body) = serde_json::to_vec(&lease) else {
+            return;
+        };
+        if let Ok(replace) = request().replace(LEASE_NAME, &PostParams::default(), body) {
+            let _ = client.request::<Value>(replace).await;
+        }
+    }
+}
+
+/// Releases a Lease this process holds (deleted only while it is still ours).
+pub fn release(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &str,
+    held: Held,
+) -> Result<(), cluster::Error> {
+    held.renewal.abort();
+    runtime.block_on(async {
+        let get = request()
+            .get(LEASE_NAME, &GetParams::default())
+            .map_err(|e| backend(target, e))?;
+        let lease = match client.request::<Value>(get).await {
+            Ok(lease) => lease,
+            Err(e) if super::errors::code(&e) == 404 => return Ok(()),
+            Err(e) => return Err(backend(target, e)),
+        };
+        if lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            != Some(held.identity.as_str())
+        {
+            return Ok(());
+        }
+        let delete = request()
+            .delete(LEASE_NAME, &DeleteParams::default())
+            .map_err(|e| backend(target, e))?;
+        match client.request::<Value>(delete).await {
+            Ok(_) => Ok(()),
+            Err(e) if super::errors::code(&e) == 404 => Ok(()),
+            Err(e) => Err(backend(target, e)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_not_renewed_in_time_is_free() {
+        let lease = json!({"spec": {
+            "holderIdentity": "reconcile apply, pid 1 on a",
+            "renewTime": micro_time(1_000_000),
+            "leaseDurationSeconds": 60,
+        }});
+        assert!(held_by_other(&lease, "me", 1_000_000 + 59_000));
+        assert!(!held_by_other(&lease, "me", 1_000_000 + 61_000));
+        assert!(!held_by_other(
+            &lease,
+            "reconcile apply, pid 1 on a",
+            1_000_000
+        ));
+    }
+
+    #[test]
+    fn micro_time_has_six_fraction_digits() {
+        assert_eq!(micro_time(1_767_225_600_123), "2026-01-01T00:00:00.123000Z");
+    }
+}

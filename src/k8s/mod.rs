@@ -1,0 +1,599 @@
+//! The Kubernetes backend: [`Cluster`] over a real API server through the `kube` crate, so
+//! `plan`, `apply`, prune and the rollout driver run against any cluster with the code that
+//! drives the engine.
+//!
+//! It owns the connection (kubeconfig as kubectl finds it, or the pod's service account;
+//! timeouts; retries with backoff on throttling, server errors and broken connections),
+//! discovery (cached per run, refreshed when a kind is missing, so CRDs applied in the same
+//! run are found), server-side apply with field manager `reconcile`, CRDs and Namespaces
+//! waited for before what lives in them, the lock as a Lease, and waits that wake on watch
+//! events. The `Cluster` trait is synchronous: a small tokio runtime owned by the backend
+//! runs every request.
+
+mod errors;
+mod lease;
+mod resources;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
+use serde_json::Value;
+
+use crate::cluster::{self, Cluster, MetricQuery};
+use crate::model::{Gvk, ResId};
+use errors::Attempt;
+pub use resources::Resources;
+
+/// The field manager of everything reconcile applies.
+pub const FIELD_MANAGER: &str = "reconcile";
+
+/// How many times a request is tried when the cluster is throttling, failing or unreachable.
+const ATTEMPTS: u32 = 5;
+/// The first pause between tries; it doubles each time.
+const BACKOFF: Duration = Duration::from_millis(250);
+/// How long a CRD may take to be established, or a Namespace to become active.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors connecting to a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig or the in-cluster configuration could not be used.
+    #[error("{0}")]
+    Config(String),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Options {
+    /// The kubeconfig context; the current one when `None`.
+    pub context: Option<String>,
+    /// Take over fields another field manager owns (kubectl's `--force-conflicts`).
+    pub force_conflicts: bool,
+}
+
+/// A Kubernetes cluster.
+pub struct KubeCluster {
+    runtime: tokio::runtime::Runtime,
+    client: kube::Client,
+    name: String,
+    force_conflicts: bool,
+    resources: Mutex<Option<Arc<Resources>>>,
+    changed: Arc<tokio::sync::Notify>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    lease: Option<lease::Held>,
+}
+
+impl Drop for KubeCluster {
+    fn drop(&mut self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
+        if self.lease.is_some() {
+            let _ = self.unlock();
+        }
+    }
+}
+
+/// The contexts a kubeconfig defines, for error messages.
+fn contexts(config: &Kubeconfig) -> String {
+    let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+    if names.is_empty() {
+        "it defines none".to_string()
+    } else {
+        format!("it defines {}", names.join(", "))
+    }
+}
+
+/// The configuration kubectl would use, and the context's name.
+async fn load_config(context: Option<&str>) -> Result<(kube::Config, String), Error> {
+    let file = Kubeconfig::read();
+    match (context, file) {
+        (Some(wanted), Ok(file)) => {
+            if !file.contexts.iter().any(|c| c.name == wanted) {
+                return Err(Error::Config(format!(
+                    "kubeconfig has no context {wanted:?} ({})",
+                    contexts(&file)
+                )));
+            }
+            let options = KubeConfigOptions {
+                context: Some(wanted.to_string()),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| {
+                    Error::Config(errors::redact(&format!(
+                        "kubeconfig context {wanted:?}: {e}"
+                    )))
+                })?;
+            Ok((config, wanted.to_string()))
+        }
+        (None, Ok(file)) => {
+            let Some(current) = file.current_context.clone().filter(|c| !c.is_empty()) else {
+                return Err(Error::Config(format!(
+                    "the kubeconfig has no current context; name one with --target kube:CONTEXT ({})",
+                    contexts(&file)
+                )));
+            };
+            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| {
+                    Error::Config(errors::redact(&format!(
+                        "kubeconfig context {current:?}: {e}"
+                    )))
+                })?;
+            Ok((config, current))
+        }
+        (Some(wanted), Err(e)) => Err(Error::Config(errors::redact(&format!(
+            "cannot read the kubeconfig for context {wanted:?} (KUBECONFIG or ~/.kube/config): {e}"
+        )))),
+        (None, Err(file_error)) => match kube::Config::incluster() {
+            Ok(config) => Ok((config, "in-cluster".to_string())),
+            Err(_) => Err(Error::Config(errors::redact(&format!(
+                "no kubeconfig (KUBECONFIG or ~/.kube/config: {file_error}) and not running in a pod"
+            )))),
+        },
+    }
+}
+
+/// Connects to the cluster of a kubeconfig context (or the current one, or the pod's).
+pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    let (mut config, context) = runtime.block_on(load_config(options.context.as_deref()))?;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    config.write_timeout = Some(Duration::from_secs(60));
+    config.reset_reader_on_write = true;
+    let client = runtime
+        .block_on(async { kube::Client::try_from(config) })
+        .map_err(|e| Error::Config(errors::redact(&format!("context {context:?}: {e}"))))?;
+    Ok(KubeCluster {
+        runtime,
+        client,
+        name: format!("kube:{context}"),
+        force_conflicts: options.force_conflicts,
+        resources: Mutex::new(None),
+        changed: Arc::new(tokio::sync::Notify::new()),
+        watchers: Vec::new(),
+        lease: None,
+    })
+}
+
+/// The wall clock as RFC 3339 (a real cluster has no virtual time).
+fn wall_now() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    crate::rollout::time::rfc3339(ms)
+}
+
+/// The object as it may be sent with server-side apply: without what the server owns.
+fn applied_configuration(object: &Value) -> Value {
+    let mut sent = object.clone();
+    if let Some(map) = sent.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = sent.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            meta.remove(key);
+        }
+    }
+    sent
+}
+
+impl KubeCluster {
+    /// Discovery, run once per process and again when asked for a kind it did not know.
+    fn resources(&self, refresh: bool) -> Result<Arc<Resources>, cluster::Error> {
+        let mut cached = self
+            .resources
+            .lock()
+            .map_err(|_| cluster::Error::Backend("discovery cache poisoned".into()))?;
+        if let Some(found) = cached.as_ref()
+            && !refresh
+        {
+            return Ok(found.clone());
+        }
+        let client = self.client.clone();
+        let fresh = self
+            .runtime
+            .block_on(async { Resources::discover(client).await })
+            .map_err(|e| {
+                cluster::Error::Backend(errors::redact(&format!(
+                    "{}: API discovery failed: {e}",
+                    self.name
+                )))
+            })?;
+        let fresh = Arc::new(fresh);
+        *cached = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// The resource serving a kind, rediscovering once when it is not known yet.
+    fn resource_of(&self, gvk: &Gvk) -> Result<Option<resources::Resource>, cluster::Error> {
+        if let Some(found) = self.resources(false)?.find(gvk) {
+            return Ok(Some(found));
+        }
+        Ok(self.resources(true)?.find(gvk))
+    }
+
+    /// Sends a request, retrying with backoff when the failure is transient.
+    fn send(
+        &self,
+        make: &dyn Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<Value, kube::Error> {
+        self.runtime.block_on(async {
+            let mut pause = BACKOFF;
+            let mut attempt = 1;
+            loop {
+                let request = make().map_err(kube::Error::BuildRequest)?;
+                match self.client.request::<Value>(request).await {
+                    Err(e) if attempt < ATTEMPTS && errors::transient(&e) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    fn not_served(&self, id: &ResId) -> cluster::Error {
+        cluster::Error::Invalid {
+            id: Box::new(id.clone()),
+            message: format!(
+                "the server has no resource type for kind {} in apiVersion {} (cluster {}; is its CRD installed?)",
+                id.gvk.kind,
+                id.gvk.api_version(),
+                self.name
+            ),
+        }
+    }
+
+    /// Applies one object with server-side apply; `dry_run` asks what the server would make
+    /// of it without storing anything.
+    fn server_side_apply(&self, object: &Value, dry_run: bool) -> Result<Value, cluster::Error> {
+        let mut id = ResId::of(object);
+        let resource = self
+            .resource_of(&id.gvk)?
+            .ok_or_else(|| self.not_served(&id))?;
+        let mut sent = applied_configuration(object);
+        if resource.namespaced && id.namespace.is_empty() {
+            id.namespace = "default".into();
+            sent["metadata"]["namespace"] = Value::String(id.namespace.clone());
+        }
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if self.force_conflicts {
+            params = params.force();
+        }
+        if dry_run {
+            params = params.dry_run();
+        }
+        let request = resource.request(&id.namespace);
+        let patch = Patch::Apply(&sent);
+        let word = resource.word();
+        self.send(&|| request.patch(&id.name, &params, &patch))
+            .map_err(|e| {
+                errors::to_cluster(
+                    e,
+                    Attempt {
+                        verb: "patch",
+                        resource: &word,
+                        id: &id,
+                        target: &self.name,
+                    },
+                )
+            })
+            .map(|live| resource.typed(live))
+    }
+
+    /// Waits until a CRD is established (its kind then served) or a Namespace is active.
+    fn wait_ready(&mut self, applied: &Value) -> Result<(), cluster::Error> {
+        let id = ResId::of(applied);
+        let ready = |live: &Value| match id.gvk.kind.as_str() {
+            "CustomResourceDefinition" => live
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|conditions| {
+                    conditions.iter().any(|c| {
+                        c.get("type").and_then(Value::as_str) == Some("Established")
+                            && c.get("status").and_then(Value::as_str) == Some("True")
+                    })
+                }),
+            "Namespace" => {
+                live.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating")
+            }
+            _ => true,
+        };
+        if !matches!(
+            id.gvk.kind.as_str(),
+            "CustomResourceDefinition" | "Namespace"
+        ) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(live) = self.get(&id)?
+                && ready(&live)
+            {
+                if id.gvk.kind == "CustomResourceDefinition" {
+                    self.resources(true)?;
+                }
+                return Ok(());
+            }
+            if started.elapsed() > ESTABLISH_TIMEOUT {
+                return Err(cluster::Error::Invalid {
+                    id: Box::new(id.clone()),
+                    message: format!(
+                        "not {} after {}s",
+                        if id.gvk.kind == "Namespace" {
+                            "active"
+                        } else {
+                            "established"
+                        },
+                        ESTABLISH_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts watching the objects whose changes end a wait early (once per process).
+    fn ensure_watching(&mut self) -> Result<(), cluster::Error> {
+        if !self.watchers.is_empty() {
+            return Ok(());
+        }
+        let resources = self.resources(false)?;
+        for (api_version, kind) in [
+            ("v1", "Pod"),
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "ReplicaSet"),
+            ("v1", "Service"),
+        ] {
+            let Some(resource) = resources.find(&Gvk::from_api_version(api_version, kind)) else {
+                continue;
+            };
+            let client = self.client.clone();
+            let changed = self.changed.clone();
+            let handle = self
+                .runtime
+                .spawn(resources::watch_changes(client, resource, changed));
+            self.watchers.push(handle);
+        }
+        Ok(())
+    }
+}
+
+impl Cluster for KubeCluster {
+    fn target_name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
+        // A kind nothing serves yet (its CRD comes with it) has no objects.
+        let Some(resource) = self.resource_of(&id.gvk)? else {
+            return Ok(None);
+        };
+        let namespace = match (resource.namespaced, id.namespace.as_str()) {
+            (true, "") => "default",
+            (true, ns) => ns,
+            (false, _) => "",
+        };
+        let request = resource.request(namespace);
+        let word = resource.word();
+        match self.send(&|| request.get(&id.name, &GetParams::default())) {
+            Ok(live) => Ok(Some(resource.typed(live))),
+            Err(e) if errors::code(&e) == 404 => Ok(None),
+            Err(e) => Err(errors::to_cluster(
+                e,
+                Attempt {
+                    verb: "get",
+                    resource: &word,
+                    id,
+                    target: &self.name,
+                },
+            )),
+        }
+    }
+
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, cluster::Error> {
+        let Some(resource) = self.resource_of(gvk)? else {
+            return Ok(Vec::new());
+        };
+        let namespace = if resource.namespaced {
+            namespace.unwrap_or_default()
+        } else {
+            ""
+        };
+        let mut params = ListParams::default();
+        if let Some(selector) = label_selector.filter(|s| !s.is_empty()) {
+            params = params.labels(selector);
+        }
+        let request = resource.request(namespace);
+        let word = resource.word();
+        let id = ResId {
+            gvk: gvk.clone(),
+            name: String::new(),
+            namespace: namespace.to_string(),
+        };
+        let listed = self.send(&|| request.list(&params)).map_err(|e| {
+            errors::to_cluster(
+                e,
+                Attempt {
+                    verb: "list",
+                    resource: &word,
+                    id: &id,
+                    target: &self.name,
+                },
+            )
+        })?;
+        // List items carry no apiVersion/kind; the rest of reconcile expects them.
+        Ok(listed
+            .get("items")
+            .and_then(Value::as_array)
+            .map(|items| items.iter().cloned().map(|i| resource.typed(i)).collect())
+            .unwrap_or_default())
+    }
+
+    fn apply(&mut self, object: &Value) -> Result<Value, cluster::Error> {
+        let applied = self.server_side_apply(object, false)?;
+        self.wait_ready(&applied)?;
+        Ok(applied)
+    }
+
+    fn delete(&mut self, id: &ResId) -> Result<bool, cluster::Error> {
+        let Some(resource) = self.resource_of(&id.gvk)? else {
+            return Ok(false);
+        };
+        let namespace = match (resource.namespaced, id.namespace.as_str()) {
+            (true, "") => "default",
+            (true, ns) => ns,
+            (false, _) => "",
+        };
+        let request = resource.request(namespace);
+        let word = resource.word();
+        match self.send(&|| request.delete(&id.name, &DeleteParams::background())) {
+            Ok(_) => Ok(true),
+            Err(e) if errors::code(&e) == 404 => Ok(false),
+            Err(e) => Err(errors::to_cluster(
+                e,
+                Attempt {
+                    verb: "delete",
+                    resource: &word,
+                    id,
+                    target: &self.name,
+                },
+            )),
+        }
+    }
+
+    fn check_served(&self, objects: &[Value]) -> Result<(), cluster::Error> {
+        for object in objects {
+            let id = ResId::of(object);
+            let api_version = id.gvk.api_version();
+            if self.resource_of(&id.gvk)?.is_none()
+                && !crate::engine::crd::defined_by(objects, &api_version, &id.gvk.kind)
+            {
+                return Err(self.not_served(&id));
+            }
+        }
+        Ok(())
+    }
+
+    fn applies_server_side(&self) -> bool {
+        true
+    }
+
+    fn dry_run_apply(&self, object: &Value) -> Option<Value> {
+        self.server_side_apply(object, true).ok()
+    }
+
+    fn now(&self) -> String {
+        wall_now()
+    }
+
+    fn wait(&mut self, duration: Duration) -> Result<(), cluster::Error> {
+        self.ensure_watching()?;
+        let changed = self.changed.clone();
+        // A change seen by a watch ends the wait early (not before a short pause, so a busy
+        // cluster does not turn callers' loops into a busy wait).
+        let least = duration.min(Duration::from_millis(100));
+        self.runtime.block_on(async {
+            tokio::time::sleep(least).await;
+            let _ = tokio::time::timeout(duration - least, changed.notified()).await;
+        });
+        Ok(())
+    }
+
+    fn lock(&mut self, holder: &str) -> Result<(), cluster::Error> {
+        if self.lease.is_some() {
+            return Ok(());
+        }
+        let held = lease::acquire(&self.runtime, &self.client, &self.name, holder)?;
+        self.lease = Some(held);
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> Result<(), cluster::Error> {
+        match self.lease.take() {
+            Some(held) => lease::release(&self.runtime, &self.client, &self.name, held),
+            None => Ok(()),
+        }
+    }
+
+    fn metric(&self, _query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
+        Err(cluster::Error::Backend(format!(
+            "{}: metric analysis is not supported yet on Kubernetes targets (no metrics provider)",
+            self.name
+        )))
+    }
+
+    fn warnings(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<String>, cluster::Error> {
+        let events = self.list(
+            &Gvk::from_api_version("v1", "Event"),
+            Some(if namespace.is_empty() {
+                "default"
+            } else {
+                namespace
+            }),
+            None,
+        )?;
+        let mut found: Vec<(String, String)> = events
+            .iter()
+            .filter(|e| e.get("type").and_then(Value::as_str) == Some("Warning"))
+            .filter(|e| {
+                e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(kind)
+                    && e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(name)
+            })
+            .map(|e| {
+                let at = [
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| e.pointer(p).and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_string();
+                let message = e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                (at, message)
+            })
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, m)| m).collect())
+    }
+}

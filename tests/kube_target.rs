@@ -1,0 +1,619 @@
+//! `--target kube:CONTEXT` end to end: the real binary against `reconcile engine serve`,
+//! reached over HTTPS with the kubeconfig serve writes (context `reconcile-engine`), exactly
+//! as it would reach any Kubernetes API server. Objects that are not reconcile's (a foreign
+//! ConfigMap, another field manager's field) are made with the `kube` crate directly.
+
+mod plan_support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use plan_support::{Repo, Run};
+use serde_json::{Value, json};
+
+const CONTEXT: &str = "kube:reconcile-engine";
+
+/// A running `reconcile engine serve` on a state file; killed on drop.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Serves a fresh state; `prepare` runs `reconcile engine …` on it first (image behaviours).
+    fn start(prepare: &[&[&str]]) -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let state = dir.path().join("engine.db");
+        for args in prepare {
+            let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+                .args(*args)
+                .arg("--state")
+                .arg(&state)
+                .output()
+                .unwrap_or_else(|e| panic!("reconcile engine: {e}"));
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        }
+        Self::serve(dir)
+    }
+
+    /// Serves the state file at `dir/engine.db` (made by an engine-target run).
+    fn serve(dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args([
+                "engine",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--speed",
+                "20",
+            ])
+            .arg("--state")
+            .arg(dir.path().join("engine.db"))
+            .arg("--kubeconfig-out")
+            .arg(dir.path().join("kubeconfig"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting serve: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut first = String::new();
+        // Serve prints its first line once it listens; it exits (EOF) if it cannot.
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap_or_else(|e| panic!("reading serve output: {e}"));
+        if !first.starts_with("serving engine state") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = child.kill();
+            panic!("serve did not start: {first}{err}");
+        }
+        Server { child, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// The bearer token of the kubeconfig (must never be printed).
+    fn token(&self) -> String {
+        let text = std::fs::read_to_string(self.kubeconfig()).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .unwrap_or_else(|| panic!("no token in the kubeconfig"))
+            .to_string()
+    }
+
+    /// Runs `reconcile ARGS` in the repository with this server's kubeconfig.
+    fn run(&self, repo: &Repo, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args(args)
+            .current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("RECONCILE_ENGINE_STATE")
+            .env_remove("RECONCILE_TARGET")
+            .output()
+            .unwrap_or_else(|e| panic!("running reconcile: {e}"));
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !run.all().contains(&self.token()),
+            "the token was printed by reconcile {}",
+            args.join(" ")
+        );
+        run
+    }
+
+    /// Runs and asserts the exit code.
+    fn ok(&self, repo: &Repo, args: &[&str], code: i32) -> Run {
+        let run = self.run(repo, args);
+        assert_eq!(
+            run.code,
+            code,
+            "reconcile {}:\n{}",
+            args.join(" "),
+            run.all()
+        );
+        run
+    }
+
+    /// A kube client on this server and a runtime to drive it.
+    fn client(&self) -> (tokio::runtime::Runtime, kube::Client) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let path = self.kubeconfig();
+        let client = runtime.block_on(async {
+            let file = kube::config::Kubeconfig::read_from(&path)
+                .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("config: {e}"));
+            kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
+        });
+        (runtime, client)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn api(client: &kube::Client, group: &str, kind: &str, namespace: &str) -> Api<DynamicObject> {
+    let plural = format!("{}s", kind.to_lowercase());
+    let gvk = GroupVersionKind::gvk(group, "v1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// An object read through the API, as JSON (`None` when absent).
+fn read(server: &Server, group: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+    let (runtime, client) = server.client();
+    let api = api(&client, group, kind, namespace);
+    runtime
+        .block_on(api.get_opt(name))
+        .unwrap_or_else(|e| panic!("get {kind} {name}: {e}"))
+        .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+}
+
+/// The demo (base + prod overlay) copied into a fresh repository.
+fn demo_repo() -> Repo {
+    let repo = Repo::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["base", "overlays/prod"] {
+        let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_else(|e| panic!("{e}"));
+            repo.write(&format!("{dir}/{name}"), &text);
+        }
+    }
+    repo
+}
+
+#[test]
+fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own() {
+    let server = Server::start(&[]);
+    let repo = demo_repo();
+    repo.write(
+        "overlays/prod/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: \"1\"\n",
+    );
+    repo.edit(
+        "overlays/prod/kustomization.yaml",
+        "- namespace.yaml\n",
+        "- namespace.yaml\n- extra.yaml\n",
+    );
+    let apply = server.ok(
+        &repo,
+        &["apply", "overlays/prod", "--target", CONTEXT, "--wait"],
+        0,
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("Apply complete (overlays-prod): 10 created"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply.stdout.contains("Namespace gallery-prod: created"),
+        "{}",
+        apply.stdout
+    );
+    // The canary Deployment went out as its RollingUpdate stand-in, declared strategy kept.
+    let web = read(
+        &server,
+        "apps",
+        "Deployment",
+        "gallery-prod",
+        "image-gallery",
+    )
+    .unwrap_or_else(|| panic!("image-gallery missing"));
+    assert_eq!(web["spec"]["strategy"]["type"], "RollingUpdate", "{web}");
+    assert!(
+        web["metadata"]["annotations"]["reconcile.dev/strategy"]
+            .as_str()
+            .is_some_and(|s| s.contains("Canary")),
+        "{web}"
+    );
+    let managers: Vec<&str> = web["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|f| f["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(managers.contains(&"reconcile"), "{managers:?}");
+
+    let plan = server.ok(
+        &repo,
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--detailed-exitcode",
+        ],
+        0,
+    );
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Application overlays-prod (overlays/prod) on kube:reconcile-engine"),
+        "{}",
+        plan.stdout
+    );
+
+    repo.edit(
+        "overlays/prod/kustomization.yaml",
+        "- name: diamol/ch09-access-log\n  newTag: \"1.0\"",
+        "- name: diamol/ch09-access-log\n  newTag: \"1.1\"",
+    );
+    let plan = server.ok(
+        &repo,
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--detailed-exitcode",
+        ],
+        2,
+    );
+    let changed: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("      "))
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-      - image: diamol/ch09-access-log:1.0",
+            "+      - image: diamol/ch09-access-log:1.1"
+        ],
+        "{}",
+        plan.stdout
+    );
+
+    // A foreign ConfigMap in the same namespace, and the app's extra one dropped.
+    let (runtime, client) = server.client();
+    let configmaps = api(&client, "", "ConfigMap", "gallery-prod");
+    let foreign: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "foreign", "namespace": "gallery-prod"},
+        "data": {"owner": "someone else"},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    runtime
+        .block_on(configmaps.create(&PostParams::default(), &foreign))
+        .unwrap_or_else(|e| panic!("create foreign: {e}"));
+    repo.edit(
+        "overlays/prod/kustomization.yaml",
+        "- namespace.yaml\n- extra.yaml\n",
+        "- namespace.yaml\n",
+    );
+    let apply = server.ok(
+        &repo,
+        &[
+            "apply",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--prune",
+            "--wait",
+        ],
+        0,
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("ConfigMap gallery-prod/extra: deleted"),
+        "{}",
+        apply.stdout
+    );
+    assert!(read(&server, "", "ConfigMap", "gallery-prod", "extra").is_none());
+    assert!(read(&server, "", "ConfigMap", "gallery-prod", "foreign").is_some());
+    server.ok(
+        &repo,
+        &[
+            "plan",
+            "overlays/prod",
+            "--target",
+            CONTEXT,
+            "--prune",
+            "--detailed-exitcode",
+        ],
+        0,
+    );
+}
+
+const CANARY: &str = "    type: Canary
+    canary:
+      steps:
+      - setWeight: 50
+      - pause: {duration: 2s}";
+
+#[test]
+fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
+    let server = Server::start(&[&["engine", "images", "set", "web:2.0", "--missing"]]);
+    let repo = Repo::new();
+    plan_support::web(&repo, CANARY, "");
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"2.0\"",
+    );
+    let plan = server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
+        2,
+    );
+    assert!(
+        plan.stdout
+            .contains("~ update Deployment shop/web  (rolled out by Canary: 2 steps)"),
+        "{}",
+        plan.stdout
+    );
+    let apply = server.ok(
+        &repo,
+        &[
+            "apply",
+            "app",
+            "--target",
+            CONTEXT,
+            "--wait",
+            "--timeout",
+            "2m",
+        ],
+        1,
+    );
+    assert!(
+        apply
+            .stderr
+            .contains("error: rollout of Deployment shop/web is Degraded"),
+        "{}",
+        apply.all()
+    );
+    let stable =
+        read(&server, "apps", "Deployment", "shop", "web").unwrap_or_else(|| panic!("web missing"));
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"], "web:1.0",
+        "{stable}"
+    );
+    assert_eq!(stable["status"]["availableReplicas"], 4, "{stable}");
+    assert!(read(&server, "apps", "Deployment", "shop", "web-canary").is_none());
+    let status = server.ok(
+        &repo,
+        &[
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--target",
+            CONTEXT,
+            "--watch=false",
+        ],
+        1,
+    );
+    assert!(
+        status.stdout.contains("Images:    web:1.0") && status.stdout.contains("Degraded"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn a_field_another_manager_owns_conflicts_until_forced() {
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
+    let (runtime, client) = server.client();
+    let deployments = api(&client, "apps", "Deployment", "shop");
+    let patch = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 6},
+    });
+    runtime
+        .block_on(deployments.patch(
+            "web",
+            &PatchParams::apply("ops").force(),
+            &Patch::Apply(&patch),
+        ))
+        .unwrap_or_else(|e| panic!("ops apply: {e}"));
+    let plan = server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
+        2,
+    );
+    assert!(plan.stdout.contains("-  replicas: 6"), "{}", plan.stdout);
+    let apply = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    assert!(
+        apply.stderr.contains("conflict with \"ops\"")
+            && apply.stderr.contains("--force-conflicts"),
+        "{}",
+        apply.all()
+    );
+    let live = read(&server, "apps", "Deployment", "shop", "web").unwrap_or(Value::Null);
+    assert_eq!(
+        live["spec"]["replicas"], 6,
+        "a refused apply changed nothing"
+    );
+    server.ok(
+        &repo,
+        &["apply", "app", "--target", CONTEXT, "--force-conflicts"],
+        0,
+    );
+    let live = read(&server, "apps", "Deployment", "shop", "web").unwrap_or(Value::Null);
+    assert_eq!(live["spec"]["replicas"], 4, "{live}");
+
+    // A saved plan is sealed with a key kept in the cluster and applies there.
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"1.1\"",
+    );
+    server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--out", "plan.json"],
+        0,
+    );
+    let saved = server.ok(&repo, &["apply", "plan.json"], 0);
+    assert!(
+        saved.stdout.contains("Deployment shop/web: updated"),
+        "{}",
+        saved.stdout
+    );
+    let key = read(&server, "", "Secret", "default", "reconcile-plan-key");
+    assert!(key.is_some(), "the plan key is kept in the cluster");
+}
+
+#[test]
+fn kube_targets_report_unknown_contexts_and_kinds_clearly() {
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    let run = server.ok(&repo, &["plan", "app", "--target", "kube:nope"], 1);
+    assert!(
+        run.stderr.contains("kubeconfig has no context \"nope\"")
+            && run.stderr.contains("reconcile-engine"),
+        "{}",
+        run.stderr
+    );
+    repo.write(
+        "app/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    );
+    repo.edit(
+        "app/kustomization.yaml",
+        "- web.yaml\n",
+        "- web.yaml\n- widget.yaml\n",
+    );
+    let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    assert!(
+        run.stderr
+            .contains("kind Widget in apiVersion example.com/v1")
+            && run.stderr.contains("kube:reconcile-engine"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        read(&server, "apps", "Deployment", "shop", "web").is_none(),
+        "nothing applied"
+    );
+}
+
+/// What two targets must agree on: an object without what the server stamps on it.
+fn comparable(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+        ] {
+            meta.remove(key);
+        }
+    }
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    // Addresses are allocated at random by each cluster.
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    // Revision history records when each revision was applied: virtual time on the engine.
+    let history = "reconcile.dev/rollout-history";
+    if let Some(text) = object["metadata"]["annotations"][history].as_str() {
+        let mut revisions: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        for revision in revisions.as_array_mut().into_iter().flatten() {
+            if let Some(r) = revision.as_object_mut() {
+                r.remove("at");
+            }
+        }
+        object["metadata"]["annotations"][history] = revisions;
+    }
+    object
+}
+
+#[test]
+fn engine_and_kube_targets_plan_and_apply_alike() {
+    // The same scenario twice: on an engine state file, then through serve.
+    let scenario = |run: &dyn Fn(&Repo, &[&str], i32) -> Run, target: &str| -> Vec<String> {
+        let repo = Repo::new();
+        plan_support::web(
+            &repo,
+            "    type: RollingUpdate",
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+        );
+        let mut plans = Vec::new();
+        let first = run(&repo, &["plan", "app", "--target", target], 0);
+        plans.push(first.stdout);
+        run(&repo, &["apply", "app", "--target", target, "--wait"], 0);
+        repo.edit(
+            "app/kustomization.yaml",
+            "newTag: \"1.0\"",
+            "newTag: \"1.1\"",
+        );
+        repo.edit("app/web.yaml", "mode: fast", "mode: safe");
+        let second = run(&repo, &["plan", "app", "--target", target], 0);
+        plans.push(second.stdout);
+        run(&repo, &["apply", "app", "--target", target, "--wait"], 0);
+        let third = run(&repo, &["plan", "app", "--target", target], 0);
+        plans.push(third.stdout);
+        plans
+            .into_iter()
+            .map(|p| p.replace(target, "TARGET"))
+            .collect()
+    };
+
+    let state_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = state_dir.path().join("engine.db");
+    let engine_target = format!("engine:{}", state.display());
+    let reset = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["engine", "reset", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap_or_else(|e| panic!("engine reset: {e}"));
+    assert!(reset.status.success(), "{reset:?}");
+    let on_engine = |repo: &Repo, args: &[&str], code: i32| repo.ok(args, code);
+    let engine_plans = scenario(&on_engine, &engine_target);
+
+    let server = Server::start(&[]);
+    let on_kube = |repo: &Repo, args: &[&str], code: i32| server.ok(repo, args, code);
+    let kube_plans = scenario(&on_kube, CONTEXT);
+    assert_eq!(engine_plans, kube_plans);
+
+    // The final objects, read through the same API: serve the engine run's state too.
+    let engine_server = Server::serve(state_dir);
+    for (group, kind, name) in [
+        ("apps", "Deployment", "web"),
+        ("", "Service", "web"),
+        ("", "ConfigMap", "settings"),
+    ] {
+        let on_engine = read(&engine_server, group, kind, "shop", name).map(comparable);
+        let on_kube = read(&server, group, kind, "shop", name).map(comparable);
+        assert!(on_engine.is_some(), "{kind} {name} missing on the engine");
+        assert_eq!(on_engine, on_kube, "{kind} shop/{name} differs");
+    }
+}
