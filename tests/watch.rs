@@ -2,6 +2,8 @@
 //! built-in engine. Every wait is bounded (`watch_support::PATIENCE`) and every watcher is
 //! stopped or killed when its test ends.
 
+// Both support modules build on `repo_support`; this file needs git_support's HTTP server too.
+#[allow(clippy::duplicate_mod)]
 mod git_support;
 mod watch_support;
 

@@ -447,16 +447,16 @@ fn print_outcome(args: &PromoteArgs, outcome: &Outcome) -> anyhow::Result<()> {
             let files: Vec<_> = promotion
                 .edits
                 .iter()
-                .map(|e| json!({"path": relative(&e.path, &root), "diff": file_diff(e, &root)}))
+                .map(|e| json!({"path": relative(&e.path, root), "diff": file_diff(e, root)}))
                 .collect();
             let changes: Vec<_> = promotion
                 .changes
                 .iter()
-                .map(|c| json!({"file": relative(&c.file, &root), "what": c.what, "before": c.before, "after": c.after}))
+                .map(|c| json!({"file": relative(&c.file, root), "what": c.what, "before": c.before, "after": c.after}))
                 .collect();
             let value = json!({
-                "from": relative(&from, &root),
-                "to": relative(&to, &root),
+                "from": relative(from, root),
+                "to": relative(to, root),
                 "dryRun": args.dry_run,
                 "changes": changes,
                 "files": files,
@@ -470,22 +470,22 @@ fn print_outcome(args: &PromoteArgs, outcome: &Outcome) -> anyhow::Result<()> {
         PromoteFormat::Text => {
             let mut out = format!(
                 "Promote {} → {}\n",
-                relative(&from, &root),
-                relative(&to, &root)
+                relative(from, root),
+                relative(to, root)
             );
             for change in &promotion.changes {
                 out.push_str(&format!(
                     "  {}: {}\n",
-                    relative(&change.file, &root),
+                    relative(&change.file, root),
                     change.line()
                 ));
             }
             if args.dry_run {
                 out.push_str("\nFiles:\n");
                 for edit in &promotion.edits {
-                    out.push_str(&file_diff(edit, &root));
+                    out.push_str(&file_diff(edit, root));
                 }
-                out.push_str(&format!("\nRendered {}:\n", relative(&to, &root)));
+                out.push_str(&format!("\nRendered {}:\n", relative(to, root)));
                 if rendered.is_empty() {
                     out.push_str("  no object changes\n");
                 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 #[path = "../repo_support/mod.rs"]
 mod repo_support;
-pub use repo_support::{Run, golden};
+pub use repo_support::Run;
 use repo_support::{edit_file, read_file, run_in, write_file};
 
 /// A repository in a temp dir (with `.git`, so `.reconcile/engine.db` lands in it).
