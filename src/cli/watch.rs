@@ -163,6 +163,16 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
+    // A target already watched is refused before its state is opened: a refused watcher
+    // touches nothing (the lock itself is taken by `controller::serve`).
+    let target_name = format!("engine:{}", state.display());
+    if let Ok(holder) = lock::holder(&state, &target_name) {
+        return Err(lock::Error::Held {
+            target: target_name,
+            holder: holder.to_string(),
+        }
+        .into());
+    }
     let engine = Engine::open(&state)
         .with_context(|| format!("opening the engine state {}", state.display()))?;
     let options = ServeOptions {

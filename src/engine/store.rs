@@ -612,6 +612,10 @@ impl Database {
             path: label.clone(),
             cause: source,
         };
+        // Only a database whose write-ahead log is absent or empty is whole in its main file;
+        // reading one with pending WAL frames as immutable would show stale objects.
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let whole_in_main_file = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
         let reopen_immutable = || {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
@@ -626,9 +630,10 @@ impl Database {
             // A WAL database needs its `-shm` file; in a directory nobody may write to, with no
             // `-shm` left over, SQLite can read it only as an immutable file (nothing else can
             // be writing there either).
-            Err(StoreError::ReadOnly { .. }) => reopen_immutable(),
+            Err(StoreError::ReadOnly { .. }) if whole_in_main_file => reopen_immutable(),
             Err(StoreError::Sqlite { cause: source, .. })
-                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+                if whole_in_main_file
+                    && source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
             {
                 reopen_immutable()
             }
