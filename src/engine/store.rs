@@ -536,19 +536,21 @@ fn uri_path(path: &Path) -> String {
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Refuses an existing file that is not an engine state, before SQLite may write to it.
+///
+/// Only `stat`s the file: opening and closing a descriptor of a database this process
+/// already has open would drop every POSIX lock SQLite holds on it (another process could
+/// then checkpoint and remove the write-ahead log under a live connection). A file that is
+/// not SQLite is refused by SQLite itself on the first query (`refuse_foreign_tables`).
 fn check_existing_file(path: &Path) -> Result<(), StoreError> {
     let not_a_state = |why: &str| StoreError::NotAState {
         path: path.display().to_string(),
         why: why.to_string(),
     };
-    if path.is_dir() {
+    let meta = std::fs::metadata(path).map_err(|e| not_a_state(&e.to_string()))?;
+    if meta.is_dir() {
         return Err(not_a_state("it is a directory"));
     }
-    let mut header = [0u8; 16];
-    let read = std::fs::File::open(path)
-        .and_then(|mut file| std::io::Read::read(&mut file, &mut header))
-        .map_err(|e| not_a_state(&e.to_string()))?;
-    if read == 0 {
+    if meta.len() == 0 {
         // A state killed before its first checkpoint has an empty main file and a non-empty
         // write-ahead log beside it; that is a real state, an empty file alone is not.
         let mut wal = path.as_os_str().to_os_string();
@@ -559,7 +561,7 @@ fn check_existing_file(path: &Path) -> Result<(), StoreError> {
         }
         return Ok(());
     }
-    if read < SQLITE_HEADER.len() || &header != SQLITE_HEADER {
+    if meta.len() < SQLITE_HEADER.len() as u64 {
         return Err(not_a_state("not an SQLite database"));
     }
     Ok(())
@@ -783,6 +785,10 @@ impl Database {
 
     fn map_busy<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
         r.map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotAState {
+                path: self.path.clone(),
+                why: "not an SQLite database".into(),
+            },
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full {
                 path: self.path.clone(),
             },
