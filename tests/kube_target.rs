@@ -5,9 +5,10 @@
 
 mod plan_support;
 
-use std::io::{BufRead, BufReader, Read};
+mod serve_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -41,37 +42,7 @@ impl Server {
 
     /// Serves the state file at `dir/engine.db` (made by an engine-target run).
     fn serve(dir: tempfile::TempDir) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args([
-                "engine",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--speed",
-                "20",
-            ])
-            .arg("--state")
-            .arg(dir.path().join("engine.db"))
-            .arg("--kubeconfig-out")
-            .arg(dir.path().join("kubeconfig"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting serve: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut first = String::new();
-        // Serve prints its first line once it listens; it exits (EOF) if it cannot.
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .unwrap_or_else(|e| panic!("reading serve output: {e}"));
-        if !first.starts_with("serving engine state") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            let _ = child.kill();
-            panic!("serve did not start: {first}{err}");
-        }
+        let child = serve_support::spawn(dir.path());
         Server { child, dir }
     }
 

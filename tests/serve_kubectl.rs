@@ -3,7 +3,9 @@
 //!
 //! Skipped with a message when kubectl is not installed.
 
-use std::io::{BufRead, BufReader, Read};
+mod serve_support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,38 +19,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let state = dir.path().join("engine.db");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args([
-                "engine",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--speed",
-                "20",
-            ])
-            .arg("--state")
-            .arg(&state)
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting serve: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .unwrap_or_else(|e| panic!("reading serve output: {e}"));
-        if !first.starts_with("serving engine state") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            let _ = child.kill();
-            panic!("serve did not start: {first}{err}");
-        }
+        let child = serve_support::spawn(dir.path());
         Server { child, dir }
     }
 

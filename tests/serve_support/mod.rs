@@ -1,0 +1,43 @@
+//! Starting `reconcile engine serve` for the end-to-end tests that talk to it (kubectl, the
+//! kube backend): one way to start it, on 127.0.0.1 with a kubeconfig beside its state.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Starts `reconcile engine serve` on `dir/engine.db` (virtual time at 20×), writing
+/// `dir/kubeconfig`; returns once it listens, panics with its stderr when it cannot start.
+pub fn spawn(dir: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args([
+            "engine",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "20",
+        ])
+        .arg("--state")
+        .arg(dir.join("engine.db"))
+        .arg("--kubeconfig-out")
+        .arg(dir.join("kubeconfig"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting serve: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut first = String::new();
+    // Serve prints its first line once it listens; it exits (EOF) if it cannot.
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap_or_else(|e| panic!("reading serve output: {e}"));
+    if !first.starts_with("serving engine state") {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let _ = child.kill();
+        panic!("serve did not start: {first}{err}");
+    }
+    child
+}
