@@ -795,9 +795,10 @@ impl Engine {
     fn settle(&mut self) {
         let now = self.state.now;
         // Controllers are pure functions of the state: one whose inputs did not change since
-        // it last ran at this instant would compute the same (already applied) result.
-        let mut memo: std::collections::HashMap<&str, (Vec<u64>, Option<Millis>)> =
-            std::collections::HashMap::new();
+        // it last ran at this instant would compute the same (already applied) result. The
+        // memo outlives one settle (it lives in the state, until time moves or the state is
+        // reloaded): a multi-app apply settles after every application's inventory write
+        // too, and each of those re-ran the Deployment controller over the whole cluster.
         let inputs_of = |name: &str| -> &'static [&'static str] {
             match name {
                 "deployment" => &["Deployment", "ReplicaSet", "Pod"],
@@ -810,7 +811,7 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 10] = [
+            let run: [(&'static str, Option<Ctl>); 10] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
                 ("rollout", Some(controllers::rollout::sync)),
@@ -836,10 +837,11 @@ impl Engine {
                 let inputs = inputs_of(name);
                 let seen: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
                 if !inputs.is_empty()
-                    && let Some((last, last_wake)) = memo.get(name)
-                    && *last == seen
+                    && let Some(last) = self.state.settle_memo.get(name)
+                    && last.at == now
+                    && last.inputs == seen
                 {
-                    if let Some(w) = last_wake.filter(|w| *w > now) {
+                    if let Some(w) = last.wake.filter(|w| *w > now) {
                         wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
                     }
                     continue;
@@ -859,7 +861,12 @@ impl Engine {
                 progressed |= self.apply_changes(out.list);
                 if !inputs.is_empty() {
                     let after: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
-                    memo.insert(name, (after, ctl_wake));
+                    let run = store::ControllerRun {
+                        at: now,
+                        inputs: after,
+                        wake: ctl_wake,
+                    };
+                    self.state.settle_memo.insert(name, run);
                 }
             }
             if !progressed {

@@ -206,6 +206,21 @@ pub struct State {
     removed: HashSet<Key>,
     deletions: u64,
     writes: std::collections::HashMap<&'static str, u64>,
+    /// The last run of each memoized controller (not persisted: a state loaded, restored
+    /// or reset starts without it, as its write counters start over).
+    pub settle_memo: std::collections::HashMap<&'static str, ControllerRun>,
+}
+
+/// When a controller last ran and what its inputs looked like after its changes were
+/// applied: at the same instant with the same inputs it would compute nothing new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRun {
+    /// The virtual instant of the run.
+    pub at: Millis,
+    /// The write counters of its input kinds after its changes.
+    pub inputs: Vec<u64>,
+    /// The wake-up it asked for.
+    pub wake: Option<Millis>,
 }
 
 static EMPTY: KindMap = BTreeMap::new();
@@ -227,6 +242,7 @@ impl State {
             removed: HashSet::new(),
             deletions: 0,
             writes: std::collections::HashMap::new(),
+            settle_memo: std::collections::HashMap::new(),
         }
     }
 
