@@ -33,11 +33,11 @@ use serde_json::{Value, json};
 use crate::cluster::Cluster;
 use crate::controller::http::{Command, Shared};
 use crate::controller::once;
-use crate::source::git::GitOptions;
 use crate::controller::status::{self, AppStatus};
 use crate::engine::Engine;
 use crate::model::{Gvk, ResId};
 use crate::rollout::driver;
+use crate::source::git::GitOptions;
 
 /// The Content-Security-Policy of every response: this origin's script, style and
 /// connections only; no inline script or style, no framing, forms post only here.
@@ -56,6 +56,9 @@ const PENDING_FOR: Duration = Duration::from_secs(5);
 
 /// The changes a sync would make (computed here when no watcher runs in this process).
 type Pending = Vec<crate::plan::PlannedAction>;
+
+/// Per application: when its pending diff was computed, and the changes or why none.
+type PendingCache = HashMap<String, (Instant, Result<Pending, String>)>;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
@@ -106,7 +109,7 @@ pub struct Ui {
     /// How applications' sources are read when no watcher runs here.
     git: GitOptions,
     /// Pending diffs computed here (no watcher): when, and the changes or why none.
-    pending: Mutex<HashMap<String, (Instant, Result<Pending, String>)>>,
+    pending: Mutex<PendingCache>,
     state_path: std::path::PathBuf,
     target: String,
     watcher: Option<Arc<Shared>>,
@@ -455,7 +458,10 @@ async fn check_token(State(gate): State<Arc<Gate>>, request: Request, next: Next
         return next.run(request).await;
     }
     let query = form_fields(request.uri().query().unwrap_or(""));
-    if query.get("token").is_some_and(|q| same_secret(q, &gate.token)) {
+    if query
+        .get("token")
+        .is_some_and(|q| same_secret(q, &gate.token))
+    {
         let wants_page = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
@@ -795,10 +801,7 @@ fn sync_here(ui: &Ui, status: &AppStatus, back: &str) -> Response {
             StatusCode::CONFLICT,
             &format!("the sync of {name} failed: {}", synced.message),
         ),
-        Err(e) => ui.failure(
-            StatusCode::CONFLICT,
-            &format!("cannot sync {name}: {e}"),
-        ),
+        Err(e) => ui.failure(StatusCode::CONFLICT, &format!("cannot sync {name}: {e}")),
     }
 }
 
@@ -824,7 +827,10 @@ async fn refresh_app(
         return Redirect::to(&format!("{back}?notice=Refresh+requested")).into_response();
     }
     ui.forget_pending(&name);
-    Redirect::to(&format!("{back}?notice=Read+again+from+the+target+and+the+source")).into_response()
+    Redirect::to(&format!(
+        "{back}?notice=Read+again+from+the+target+and+the+source"
+    ))
+    .into_response()
 }
 
 fn deployment_id(namespace: &str, name: &str) -> ResId {
