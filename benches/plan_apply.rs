@@ -54,7 +54,12 @@ fn arg_value(flag: &str) -> Option<String> {
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
@@ -89,7 +94,10 @@ fn scale(sizes: &[usize]) {
                 big.push_str(&config_map(i));
             }
             write(&root.join("app/big.yaml"), &big);
-            write(&root.join("app/kustomization.yaml"), "resources:\n- big.yaml\n");
+            write(
+                &root.join("app/kustomization.yaml"),
+                "resources:\n- big.yaml\n",
+            );
         }
         let shape = if many_files {
             "one file each"
@@ -99,7 +107,13 @@ fn scale(sizes: &[usize]) {
         let name = format!("apply {n} ConfigMaps ({shape}), fresh state");
         let time = step(
             root,
-            &["apply", "app", "--create-namespace", "--target", "engine:state.db"],
+            &[
+                "apply",
+                "app",
+                "--create-namespace",
+                "--target",
+                "engine:state.db",
+            ],
             0,
             &name,
         );
