@@ -204,6 +204,13 @@ pub struct State {
     pub commit_seq: u64,
     dirty: HashSet<Key>,
     removed: HashSet<Key>,
+    /// Objects written or removed since [`State::take_changed`] last ran; `None` until it
+    /// first runs on this loaded state (only `engine serve`'s watch journal asks).
+    changed: Option<HashSet<Key>>,
+    /// What each controller with declared inputs saw when it last ran (`Engine::settle`):
+    /// the write counters of its inputs, the instant, and the wake it asked for. Kept here,
+    /// beside the counters it compares, so a reload or a dry run's restore forgets both.
+    pub(crate) settled: std::collections::HashMap<&'static str, (Vec<u64>, Millis, Option<Millis>)>,
     deletions: u64,
     writes: std::collections::HashMap<&'static str, u64>,
 }
@@ -225,6 +232,8 @@ impl State {
             commit_seq: 0,
             dirty: HashSet::new(),
             removed: HashSet::new(),
+            changed: None,
+            settled: std::collections::HashMap::new(),
             deletions: 0,
             writes: std::collections::HashMap::new(),
         }
@@ -312,6 +321,7 @@ impl State {
             .or_default()
             .insert((ns, name), Stored::new(info.kind, obj, sim));
         self.removed.remove(&key);
+        self.touched(&key);
         self.dirty.insert(key.clone());
         key
     }
@@ -354,7 +364,9 @@ impl State {
             stored.facts = PodFacts::of(kind, &obj);
             stored.doc = obj;
         }
-        self.dirty.insert((kind, ns, name));
+        let key = (kind, ns, name);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -398,7 +410,9 @@ impl State {
             None => doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv)),
         }
         stored.facts = PodFacts::of(kind, &stored.doc);
-        self.dirty.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -449,9 +463,24 @@ impl State {
         self.rv += 1;
         self.deletions += 1;
         self.wrote(kind);
-        self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
-        self.removed.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.remove(&key);
+        self.removed.insert(key);
         Some(stored.doc)
+    }
+
+    fn touched(&mut self, key: &Key) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
+    }
+
+    /// The objects whose document was written or that were removed since the last call, and
+    /// starts keeping them for the next; `None` on the first call after a load (the caller
+    /// compares everything). Lets a watch journal skip a scan of every object per write.
+    pub fn take_changed(&mut self) -> Option<HashSet<Key>> {
+        self.changed.replace(HashSet::new())
     }
 
     /// Records an event now.
