@@ -4,16 +4,11 @@
 
 mod plan_support;
 
-use plan_support::{Repo, timecheck};
+use plan_support::{Repo, Run, timecheck};
 
-#[test]
-fn fields_added_by_others_survive_an_unrelated_apply() {
-    let repo = Repo::new();
-    timecheck(&repo);
-    repo.ok(&["apply", "overlays/dev", "--wait"], 0);
-
-    // Someone edits the live Deployment: a label, an annotation, a sidecar container.
-    let live = repo.ok(
+/// The dev overlay's live Deployment as `engine get -o yaml` prints it.
+fn live_deployment(repo: &Repo) -> Run {
+    repo.ok(
         &[
             "engine",
             "get",
@@ -25,7 +20,17 @@ fn fields_added_by_others_survive_an_unrelated_apply() {
             "yaml",
         ],
         0,
-    );
+    )
+}
+
+#[test]
+fn fields_added_by_others_survive_an_unrelated_apply() {
+    let repo = Repo::new();
+    timecheck(&repo);
+    repo.ok(&["apply", "overlays/dev", "--wait"], 0);
+
+    // Someone edits the live Deployment: a label, an annotation, a sidecar container.
+    let live = live_deployment(&repo);
     let edited = live
         .stdout
         .replacen(
@@ -63,19 +68,7 @@ fn fields_added_by_others_survive_an_unrelated_apply() {
         );
     }
     repo.ok(&["apply", "overlays/dev", "--wait"], 0);
-    let after = repo.ok(
-        &[
-            "engine",
-            "get",
-            "deploy",
-            "timecheck",
-            "-n",
-            "timecheck-dev",
-            "-o",
-            "yaml",
-        ],
-        0,
-    );
+    let after = live_deployment(&repo);
     assert!(after.stdout.contains("replicas: 3"), "{}", after.stdout);
     assert!(after.stdout.contains("team: payments"), "{}", after.stdout);
     assert!(after.stdout.contains("oncall: alice"), "{}", after.stdout);
@@ -119,19 +112,7 @@ fn a_field_dropped_from_git_is_removed_and_the_plan_shows_exactly_that() {
     );
     repo.ok(&["apply", "overlays/dev", "--wait"], 0);
     // Someone adds their own label next to ours.
-    let live = repo.ok(
-        &[
-            "engine",
-            "get",
-            "deploy",
-            "timecheck",
-            "-n",
-            "timecheck-dev",
-            "-o",
-            "yaml",
-        ],
-        0,
-    );
+    let live = live_deployment(&repo);
     repo.write(
         "edited.yaml",
         &live
