@@ -192,8 +192,20 @@ pub fn update(
         }
     };
     let empty = Value::Object(Map::new());
-    let old_part = owned_part(old.unwrap_or(&empty));
-    let new_part = owned_part(new);
+    let part = |object: &Value| {
+        if subresource == "status" {
+            // The status subresource writes `status` only (the API server resets the rest).
+            let mut only = Map::new();
+            if let Some(status) = object.get("status") {
+                only.insert("status".into(), status.clone());
+            }
+            Value::Object(only)
+        } else {
+            owned_part(object)
+        }
+    };
+    let old_part = part(old.unwrap_or(&empty));
+    let new_part = part(new);
     let old_set = FieldSet::of(&old_part, schema);
     let new_set = FieldSet::of(&new_part, schema);
     let mut changed = FieldSet::default();
