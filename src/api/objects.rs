@@ -39,7 +39,7 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-fn answer(code: u16, value: &Value) -> Answer {
+fn answer(code: u16, value: &impl serde::Serialize) -> Answer {
     Answer {
         code,
         body: serde_json::to_vec(value).unwrap_or_default(),
@@ -127,13 +127,24 @@ pub fn list(
     if as_table {
         return Ok(answer(200, &table::table(info, &picked, now, meta)));
     }
-    let body = json!({
-        "kind": format!("{}List", info.kind),
-        "apiVersion": info.api_version(),
-        "metadata": meta,
-        "items": picked,
-    });
+    let body = ListBody {
+        kind: format!("{}List", info.kind),
+        api_version: info.api_version(),
+        metadata: meta,
+        items: &picked,
+    };
     Ok(answer(200, &body))
+}
+
+/// A list serialized straight from the stored objects (building it as a `Value` first would
+/// copy every one of them).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    kind: String,
+    api_version: String,
+    metadata: Value,
+    items: &'a [&'a Value],
 }
 
 /// Reads a request body as one JSON object.
@@ -200,15 +211,17 @@ pub struct Write {
     pub dry_run: bool,
 }
 
-/// Records `manager`'s `Update` fields in `new` (the virtual now as their time).
+/// Records `manager`'s `Update` fields in `new` (the virtual now as their time), written
+/// through `subresource` (empty: the object itself).
 fn owned(
     engine: &Engine,
     old: Option<&Value>,
     new: &mut Value,
     write: &Write,
+    subresource: &str,
 ) -> Result<(), ApiError> {
     let now = rfc3339(engine.now_millis());
-    apply::record_update(old, new, &write.manager, &now)
+    apply::record_update(old, new, &write.manager, subresource, &now)
 }
 
 /// POST: creates an object.
@@ -223,7 +236,7 @@ pub fn create(
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    owned(engine, None, &mut object, write)?;
+    owned(engine, None, &mut object, write, "")?;
     let dry_run = write.dry_run;
     let created = if dry_run {
         engine.dry_run_create(&object)?
@@ -249,7 +262,7 @@ pub fn update(
             let replicas = doc::i64_at(&object, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
             let mut scaled = with_replicas(&existing, replicas);
-            owned(engine, Some(&existing), &mut scaled, write)?;
+            owned(engine, Some(&existing), &mut scaled, write, "scale")?;
             let stored = store(engine, &scaled, dry_run)?;
             Ok(answer(200, &scale_of(&stored)))
         }
@@ -257,12 +270,12 @@ pub fn update(
             conform(scope, Some(name), &mut object)?;
             check_version(scope, name, &existing, &object)?;
             let status = object.get("status").cloned().unwrap_or(json!({}));
-            store_status(engine, scope, name, &existing, status, dry_run)
+            store_status(engine, scope, name, &existing, status, write)
         }
         None => {
             conform(scope, Some(name), &mut object)?;
             drop_nulls(&mut object);
-            owned(engine, Some(&existing), &mut object, write)?;
+            owned(engine, Some(&existing), &mut object, write, "")?;
             let stored = store(engine, &object, dry_run)?;
             Ok(answer(200, &stored))
         }
@@ -312,27 +325,30 @@ fn store(engine: &mut Engine, object: &Value, dry_run: bool) -> Result<Value, Ap
     drop_nulls(&mut object);
     let object = &object;
     Ok(if dry_run {
-        engine.dry_run_apply(object)?
+        engine.dry_run_replace(object)?
     } else {
-        engine.apply(object)?
+        engine.replace(object)?
     })
 }
 
+/// A write through the `status` subresource: only `status` changes, and the manager's
+/// `Update` entry says `subresource: status`, as the API server records it.
 fn store_status(
     engine: &mut Engine,
     scope: &Scope,
     name: &str,
     existing: &Value,
     status: Value,
-    dry_run: bool,
+    write: &Write,
 ) -> Result<Answer, ApiError> {
-    if dry_run {
-        let mut preview = existing.clone();
-        doc::set(&mut preview, &["status"], status);
-        return Ok(answer(200, &preview));
+    let mut written = existing.clone();
+    doc::set(&mut written, &["status"], status);
+    owned(engine, Some(existing), &mut written, write, "status")?;
+    if write.dry_run {
+        return Ok(answer(200, &written));
     }
     let stored = engine
-        .replace_status(scope.info.kind, scope.ns(), name, status)?
+        .replace_status(scope.info.kind, scope.ns(), name, &written)?
         .ok_or_else(|| ApiError::not_found(scope.info.plural, scope.info.group, name))?;
     Ok(answer(200, &stored))
 }
@@ -356,14 +372,14 @@ pub fn patch(
             let replicas = doc::i64_at(&patched, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
             let mut scaled = with_replicas(&existing, replicas);
-            owned(engine, Some(&existing), &mut scaled, write)?;
+            owned(engine, Some(&existing), &mut scaled, write, "scale")?;
             let stored = store(engine, &scaled, dry_run)?;
             Ok(answer(200, &scale_of(&stored)))
         }
         Some(Sub::Status) => {
             let patched = patch::apply_patch(&existing, kind, body)?;
             let status = patched.get("status").cloned().unwrap_or(json!({}));
-            store_status(engine, scope, name, &existing, status, dry_run)
+            store_status(engine, scope, name, &existing, status, write)
         }
         None => {
             let mut patched = patch::apply_patch(&existing, kind, body)?;
@@ -375,7 +391,7 @@ pub fn patch(
             }
             conform(scope, Some(name), &mut patched)?;
             drop_nulls(&mut patched);
-            owned(engine, Some(&existing), &mut patched, write)?;
+            owned(engine, Some(&existing), &mut patched, write, "")?;
             let stored = store(engine, &patched, dry_run)?;
             Ok(answer(200, &stored))
         }

@@ -35,6 +35,14 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 /// picks 30–60 minutes; clients re-watch from their last version).
 const LONGEST: Duration = Duration::from_secs(1800);
 
+/// One line of a watch, serialized without copying the object.
+#[derive(serde::Serialize)]
+struct WatchEvent<'a, T: serde::Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a T,
+}
+
 struct Filter {
     scope: Scope,
     options: ListOptions,
@@ -53,19 +61,19 @@ impl Filter {
     }
 
     fn line(&self, word: &str, object: &Value, now: i64) -> Bytes {
-        let object = if self.as_table {
+        let mut text = if self.as_table {
             let rv = doc::str_at(object, &["metadata", "resourceVersion"]).to_string();
-            table::table(
+            let table = table::table(
                 self.scope.info,
                 &[object],
                 now,
                 json!({"resourceVersion": rv}),
-            )
+            );
+            serde_json::to_vec(&WatchEvent { kind: word, object: &table })
         } else {
-            object.clone()
-        };
-        let mut text =
-            serde_json::to_vec(&json!({"type": word, "object": object})).unwrap_or_default();
+            serde_json::to_vec(&WatchEvent { kind: word, object })
+        }
+        .unwrap_or_default();
         text.push(b'\n');
         Bytes::from(text)
     }

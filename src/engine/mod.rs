@@ -33,6 +33,7 @@ pub mod schema;
 pub mod store;
 pub mod traffic;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -499,6 +500,61 @@ impl Engine {
         })
     }
 
+    /// The API server's update (PUT, PATCH, apply through `engine serve`): as
+    /// [`Engine::apply`], but `metadata.finalizers` is the writer's, and an object being
+    /// deleted whose last finalizer goes is deleted. Returns the object as stored (as it was
+    /// last, when deleted).
+    pub fn replace(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::request_kind(object)?;
+        self.transact(|e| {
+            let (key, gone) = e.replace_in(info, object)?;
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .or(gone)
+                .unwrap_or(Value::Null))
+        })
+    }
+
+    /// What [`Engine::replace`] would store, without storing it (`dryRun=All`).
+    pub fn dry_run_replace(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self.replace_in(info, object).map(|(key, gone)| {
+            self.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .or(gone)
+                .unwrap_or(Value::Null)
+        });
+        self.state = saved;
+        result
+    }
+
+    fn replace_in(
+        &mut self,
+        info: &'static KindInfo,
+        object: &Value,
+    ) -> Result<(store::Key, Option<Value>), Error> {
+        let key = self.update_in(info, object, Finalizers::FromWriter)?;
+        // Pods and Namespaces are finished by the kubelet and the namespace controller.
+        let finished = !matches!(info.kind, "Pod" | "Namespace")
+            && self
+                .state
+                .get(key.0, &key.1, &key.2)
+                .is_some_and(|s| {
+                    doc::is_deleting(&s.doc) && controllers::gc::finalizers(&s.doc).is_empty()
+                });
+        let gone = if finished {
+            self.state.remove(key.0, &key.1, &key.2)
+        } else {
+            None
+        };
+        Ok((key, gone))
+    }
+
     /// A controller's delete: true when it changed the object (deleted it or marked it).
     fn apply_delete(
         &mut self,
@@ -518,6 +574,16 @@ impl Engine {
     }
 
     fn apply_in(&mut self, info: &'static KindInfo, object: &Value) -> Result<store::Key, Error> {
+        self.update_in(info, object, Finalizers::Kept)
+    }
+
+    /// Creates or updates an object; `finalizers` says whose `metadata.finalizers` win.
+    fn update_in(
+        &mut self,
+        info: &'static KindInfo,
+        object: &Value,
+        finalizers: Finalizers,
+    ) -> Result<store::Key, Error> {
         let ns = if info.namespaced {
             match doc::namespace(object) {
                 "" => "default",
@@ -545,6 +611,12 @@ impl Engine {
             }
         }
         let mut merged = merge_desired(&current, object);
+        if finalizers == Finalizers::FromWriter {
+            writers_finalizers(&current, object, &mut merged).map_err(|cause| Error::Invalid {
+                id: Box::new(id.clone()),
+                message: format!("{} \"{name}\" is invalid: {cause}", info.qualified()),
+            })?;
+        }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
         self.state.rng = rng;
@@ -708,22 +780,41 @@ impl Engine {
         Ok(&self.state)
     }
 
-    /// Replaces an object's `status` (the `status` subresource). `Ok(None)` when it does not
-    /// exist.
+    /// [`Engine::fresh_state`] and the objects written or removed since the last call
+    /// (`None`: everything may have changed, e.g. after a reload).
+    pub fn fresh_changes(&mut self) -> Result<(&State, Option<HashSet<store::Key>>), Error> {
+        self.read(|_| ())?;
+        let changed = self.state.take_changed();
+        Ok((&self.state, changed))
+    }
+
+    /// A write through the `status` subresource: `written`'s `status` and
+    /// `metadata.managedFields` replace the stored object's, nothing else does. `Ok(None)`
+    /// when the object does not exist.
     pub fn replace_status(
         &mut self,
         kind: &str,
         namespace: &str,
         name: &str,
-        status: Value,
+        written: &Value,
     ) -> Result<Option<Value>, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
         self.transact(|e| {
-            if e.state.get(info.kind, ns, name).is_none() {
+            let Some(mut next) = e.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else {
                 return Ok(None);
-            }
-            e.state.set_status(info.kind, ns, name, status, None);
+            };
+            doc::set(
+                &mut next,
+                &["status"],
+                written.get("status").cloned().unwrap_or_else(|| json!({})),
+            );
+            let meta = doc::map_mut(&mut next, &["metadata"]);
+            match written.pointer("/metadata/managedFields") {
+                Some(entries) => meta.insert("managedFields".into(), entries.clone()),
+                None => meta.remove("managedFields"),
+            };
+            e.state.update(info.kind, next);
             e.settle();
             Ok(e.state.get(info.kind, ns, name).map(|s| s.doc.clone()))
         })
@@ -800,9 +891,36 @@ impl Engine {
         // reloaded): a multi-app apply settles after every application's inventory write
         // too, and each of those re-ran the Deployment controller over the whole cluster.
         let inputs_of = |name: &str| -> &'static [&'static str] {
+            const ADMISSION: [&str; 6] = [
+                "Namespace",
+                "ResourceQuota",
+                "LimitRange",
+                "PriorityClass",
+                "RuntimeClass",
+                "ServiceAccount",
+            ];
             match name {
-                "deployment" => &["Deployment", "ReplicaSet", "Pod"],
-                "replicaset" => &["ReplicaSet", "Pod"],
+                "deployment" => &[
+                    "Deployment",
+                    "ReplicaSet",
+                    "Pod",
+                    ADMISSION[0],
+                    ADMISSION[1],
+                    ADMISSION[2],
+                    ADMISSION[3],
+                    ADMISSION[4],
+                    ADMISSION[5],
+                ],
+                "replicaset" => &[
+                    "ReplicaSet",
+                    "Pod",
+                    ADMISSION[0],
+                    ADMISSION[1],
+                    ADMISSION[2],
+                    ADMISSION[3],
+                    ADMISSION[4],
+                    ADMISSION[5],
+                ],
                 "endpoints" => &["Service", "Pod", "Endpoints", "EndpointSlice"],
                 _ => &[],
             }
@@ -1447,6 +1565,41 @@ fn e_doc(state: &State, key: &store::Key) -> Value {
         .get(key.0, &key.1, &key.2)
         .map(|s| s.doc.clone())
         .unwrap_or(Value::Null)
+}
+
+/// Whose `metadata.finalizers` an update keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finalizers {
+    /// The stored ones: the reconciler's applies leave finalizers to controllers.
+    Kept,
+    /// The writer's, as the API server takes them on an update.
+    FromWriter,
+}
+
+/// Puts the writer's `metadata.finalizers` in `merged`; an object being deleted may lose
+/// finalizers but gain none (the API server's `ValidateObjectMetaUpdate`).
+fn writers_finalizers(current: &Value, desired: &Value, merged: &mut Value) -> Result<(), String> {
+    let wanted = controllers::gc::finalizers(desired);
+    if doc::is_deleting(current) {
+        let held = controllers::gc::finalizers(current);
+        let mut added: Vec<&str> = wanted.iter().copied().filter(|f| !held.contains(f)).collect();
+        added.sort_unstable();
+        added.dedup();
+        if !added.is_empty() {
+            let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            return Err(format!(
+                "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                quoted.join(", ")
+            ));
+        }
+    }
+    let meta = doc::map_mut(merged, &["metadata"]);
+    if wanted.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), json!(wanted));
+    }
+    Ok(())
 }
 
 fn merge_desired(current: &Value, desired: &Value) -> Value {

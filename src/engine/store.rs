@@ -204,6 +204,9 @@ pub struct State {
     pub commit_seq: u64,
     dirty: HashSet<Key>,
     removed: HashSet<Key>,
+    /// Objects written or removed since [`State::take_changed`] last ran; `None` until it
+    /// first runs on this loaded state (only `engine serve`'s watch journal asks).
+    changed: Option<HashSet<Key>>,
     deletions: u64,
     writes: std::collections::HashMap<&'static str, u64>,
     /// The last run of each memoized controller (not persisted: a state loaded, restored
@@ -240,6 +243,7 @@ impl State {
             commit_seq: 0,
             dirty: HashSet::new(),
             removed: HashSet::new(),
+            changed: None,
             deletions: 0,
             writes: std::collections::HashMap::new(),
             settle_memo: std::collections::HashMap::new(),
@@ -328,6 +332,7 @@ impl State {
             .or_default()
             .insert((ns, name), Stored::new(info.kind, obj, sim));
         self.removed.remove(&key);
+        self.touched(&key);
         self.dirty.insert(key.clone());
         key
     }
@@ -370,7 +375,9 @@ impl State {
             stored.facts = PodFacts::of(kind, &obj);
             stored.doc = obj;
         }
-        self.dirty.insert((kind, ns, name));
+        let key = (kind, ns, name);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -414,7 +421,9 @@ impl State {
             None => doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv)),
         }
         stored.facts = PodFacts::of(kind, &stored.doc);
-        self.dirty.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -465,9 +474,24 @@ impl State {
         self.rv += 1;
         self.deletions += 1;
         self.wrote(kind);
-        self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
-        self.removed.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.remove(&key);
+        self.removed.insert(key);
         Some(stored.doc)
+    }
+
+    fn touched(&mut self, key: &Key) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
+    }
+
+    /// The objects whose document was written or that were removed since the last call, and
+    /// starts keeping them for the next; `None` on the first call after a load (the caller
+    /// compares everything). Lets a watch journal skip a scan of every object per write.
+    pub fn take_changed(&mut self) -> Option<HashSet<Key>> {
+        self.changed.replace(HashSet::new())
     }
 
     /// Records an event now.
