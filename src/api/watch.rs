@@ -43,7 +43,7 @@ struct Filter {
 
 impl Filter {
     fn wants(&self, kind: &str, object: &Value) -> bool {
-        kind == self.scope.info.kind
+        kind == self.scope.info.key
             && self
                 .scope
                 .namespace
@@ -62,7 +62,7 @@ impl Filter {
                 json!({"resourceVersion": rv}),
             )
         } else {
-            object.clone()
+            self.scope.view(object.clone())
         };
         let mut text =
             serde_json::to_vec(&json!({"type": word, "object": object})).unwrap_or_default();
@@ -77,7 +77,7 @@ impl Filter {
         }
         let object = json!({
             "kind": self.scope.info.kind,
-            "apiVersion": self.scope.info.api_version(),
+            "apiVersion": self.scope.api_version(),
             "metadata": meta,
         });
         let mut text =
@@ -125,7 +125,7 @@ pub async fn watch(
                 .call(move |engine| -> Result<(Vec<Value>, u64), ApiError> {
                     let state = engine.fresh_state()?;
                     let objects = state
-                        .kind(scope.info.kind)
+                        .kind(scope.info.key)
                         .values()
                         .map(|s| &s.doc)
                         .filter(|d| {

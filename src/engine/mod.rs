@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod clock;
 pub mod controllers;
+pub mod convert;
 pub mod crd;
 pub mod cron;
 pub mod doc;
@@ -28,6 +29,7 @@ pub mod logs;
 mod par;
 pub mod printer;
 pub mod quota;
+pub mod scale;
 pub mod scheduler;
 pub mod schema;
 pub mod store;
@@ -444,7 +446,7 @@ impl Engine {
                 (true, n) => n,
             }
             .to_string();
-            let name = self.state.generated_name(info.kind, &ns, &prefix);
+            let name = self.state.generated_name(info.key, &ns, &prefix);
             doc::set(&mut obj, &["metadata", "name"], json!(name));
         }
         let mut rng = self.state.rng;
@@ -458,7 +460,7 @@ impl Engine {
             doc::namespace(&obj).to_string(),
             doc::name(&obj).to_string(),
         );
-        if !name.is_empty() && self.state.get(info.kind, &ns, &name).is_some() {
+        if !name.is_empty() && self.state.get(info.key, &ns, &name).is_some() {
             return Err(Error::AlreadyExists {
                 resource: resource_word(info),
                 name,
@@ -475,12 +477,13 @@ impl Engine {
     /// Creates an object; fails if it exists. Returns it as stored.
     pub fn create(&mut self, object: &Value) -> Result<Value, Error> {
         let info = Engine::request_kind(object)?;
+        let version = convert::version_of(doc::str_at(object, &["apiVersion"])).to_string();
         self.transact(|e| {
             let key = e.admit_create(info, object.clone(), None)?;
             e.settle();
             Ok(e.state
                 .get(key.0, &key.1, &key.2)
-                .map(|s| s.doc.clone())
+                .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
     }
@@ -489,12 +492,14 @@ impl Engine {
     /// owns (status, uid, allocated IPs and ports, controller annotations).
     pub fn apply(&mut self, object: &Value) -> Result<Value, Error> {
         let info = Engine::request_kind(object)?;
+        let version = convert::version_of(doc::str_at(object, &["apiVersion"])).to_string();
         self.transact(|e| {
             let key = e.apply_in(info, object)?;
             e.settle();
+            // Answered in the version it was sent in, as the API server answers a request.
             Ok(e.state
                 .get(key.0, &key.1, &key.2)
-                .map(|s| s.doc.clone())
+                .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
     }
@@ -507,7 +512,7 @@ impl Engine {
         name: &str,
         propagation: Propagation,
     ) -> bool {
-        let Some(info) = kinds::by_kind(kind) else {
+        let Some(info) = kinds::by_key(kind) else {
             return false;
         };
         let Some(before) = self.state.get(kind, namespace, name).map(|s| s.doc.clone()) else {
@@ -527,7 +532,7 @@ impl Engine {
             ""
         };
         let name = doc::name(object).to_string();
-        let Some(current) = self.state.get(info.kind, ns, &name).map(|s| s.doc.clone()) else {
+        let Some(current) = self.state.get(info.key, ns, &name).map(|s| s.doc.clone()) else {
             return self.admit_create(info, object.clone(), None);
         };
         let id = id_of(info, ns, &name);
@@ -545,6 +550,14 @@ impl Engine {
             }
         }
         let mut merged = merge_desired(&current, object);
+        // A custom resource's status is an ordinary field unless its CRD has the status
+        // subresource (admission then keeps the stored one): a declared status is written,
+        // one left out stays as its writer left it.
+        if !kinds::is_builtin(info)
+            && let Some(status) = object.get("status")
+        {
+            merged["status"] = status.clone();
+        }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
         self.state.rng = rng;
@@ -552,8 +565,8 @@ impl Engine {
             id: Box::new(id),
             message,
         })?;
-        self.state.update(info.kind, merged);
-        Ok((info.kind, ns.to_string(), name))
+        self.state.update(info.key, merged);
+        Ok((info.key, ns.to_string(), name))
     }
 
     /// Deletes an object. `Ok(false)` when it did not exist.
@@ -580,7 +593,7 @@ impl Engine {
         name: &str,
         propagation: Propagation,
     ) -> bool {
-        let Some(current) = self.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else {
+        let Some(current) = self.state.get(info.key, ns, name).map(|s| s.doc.clone()) else {
             return false;
         };
         if doc::is_deleting(&current) && info.kind != "Pod" {
@@ -591,7 +604,7 @@ impl Engine {
             // Deleting a CRD deletes every object of the kind it defines.
             if let Some(defined) = crd::info_of(&current).map(kinds::register) {
                 for (ns, name) in crd::instances(&self.state, &current) {
-                    self.state.remove(defined.kind, &ns, &name);
+                    self.state.remove(defined.key, &ns, &name);
                 }
             }
         }
@@ -635,7 +648,7 @@ impl Engine {
                     finalizers.push(Value::from(controllers::gc::FOREGROUND));
                 }
                 if finalizers.is_empty() {
-                    self.state.remove(info.kind, ns, name);
+                    self.state.remove(info.key, ns, name);
                 } else {
                     // Finalizers hold the object, marked for deletion, until their
                     // controllers let go of it.
@@ -643,7 +656,7 @@ impl Engine {
                     let meta = doc::map_mut(&mut updated, &["metadata"]);
                     meta.insert("deletionTimestamp".into(), json!(now));
                     meta.insert("finalizers".into(), Value::Array(finalizers));
-                    self.state.update(info.kind, updated);
+                    self.state.update(info.key, updated);
                     self.state.note_deletion();
                 }
             }
@@ -679,7 +692,45 @@ impl Engine {
     pub fn get(&mut self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
-        self.read(|s| s.get(info.kind, ns, name).map(|o| o.doc.clone()))
+        self.read(|s| s.get(info.key, ns, name).map(|o| o.doc.clone()))
+    }
+
+    /// Sets an object's desired replicas through its `scale` subresource, as `kubectl scale`
+    /// does, and answers its `autoscaling/v1` `Scale` (None: no such object).
+    pub fn scale(
+        &mut self,
+        info: &'static KindInfo,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+    ) -> Result<Option<Value>, Error> {
+        let ns = if info.namespaced { namespace } else { "" };
+        self.transact(|e| {
+            let paths = scale::paths(&e.state, info).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} \"{name}\" cannot be scaled: the {} kind has no scale subresource",
+                    resource_word(info),
+                    info.qualified()
+                ))
+            })?;
+            let Some(current) = e.state.get(info.key, ns, name).map(|s| s.doc.clone()) else {
+                return Ok(None);
+            };
+            scale::validate_replicas(name, replicas).map_err(|message| Error::Invalid {
+                id: Box::new(id_of(info, ns, name)),
+                message,
+            })?;
+            let key = e.apply_in(info, &paths.with_replicas(&current, replicas))?;
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| scale::scale_object(&paths, &s.doc)))
+        })
+    }
+
+    /// Where `info`'s objects keep their scale (None: the kind has no scale subresource).
+    pub fn scale_paths(&mut self, info: &KindInfo) -> Result<Option<scale::Paths>, Error> {
+        self.read(|s| scale::paths(s, info))
     }
 
     /// Objects of a kind in a namespace (`None`: all namespaces) matching a selector.
@@ -693,8 +744,8 @@ impl Engine {
         let sel = Selector::parse(selector.unwrap_or_default()).map_err(Error::Usage)?;
         self.read(|s| {
             let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
-                Some(ns) if info.namespaced => Box::new(s.in_namespace(info.kind, ns)),
-                _ => Box::new(s.kind(info.kind).values()),
+                Some(ns) if info.namespaced => Box::new(s.in_namespace(info.key, ns)),
+                _ => Box::new(s.kind(info.key).values()),
             };
             all.filter(|o| sel.matches(doc::labels(&o.doc)))
                 .map(|o| o.doc.clone())
@@ -720,12 +771,12 @@ impl Engine {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
         self.transact(|e| {
-            if e.state.get(info.kind, ns, name).is_none() {
+            if e.state.get(info.key, ns, name).is_none() {
                 return Ok(None);
             }
-            e.state.set_status(info.kind, ns, name, status, None);
+            e.state.set_status(info.key, ns, name, status, None);
             e.settle();
-            Ok(e.state.get(info.kind, ns, name).map(|s| s.doc.clone()))
+            Ok(e.state.get(info.key, ns, name).map(|s| s.doc.clone()))
         })
     }
 
@@ -737,7 +788,10 @@ impl Engine {
         let saved = self.state.clone();
         let result = self
             .apply_in(info, object)
-            .map(|key| e_doc(&self.state, &key));
+            .map(|key| {
+                let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+                convert::to_version(info, &e_doc(&self.state, &key), version)
+            });
         self.state = saved;
         result
     }
@@ -749,7 +803,10 @@ impl Engine {
         let saved = self.state.clone();
         let result = self
             .admit_create(info, object.clone(), None)
-            .map(|key| e_doc(&self.state, &key));
+            .map(|key| {
+                let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+                convert::to_version(info, &e_doc(&self.state, &key), version)
+            });
         self.state = saved;
         result
     }
@@ -880,7 +937,7 @@ impl Engine {
                     sim,
                     owner,
                 } => {
-                    let Some(info) = kinds::by_kind(kind) else {
+                    let Some(info) = kinds::by_key(kind) else {
                         continue;
                     };
                     match self.admit_create(info, obj, sim) {
@@ -914,7 +971,7 @@ impl Engine {
                     }
                 }
                 Change::Apply { kind, doc: obj } => {
-                    let Some(info) = kinds::by_kind(kind) else {
+                    let Some(info) = kinds::by_key(kind) else {
                         continue;
                     };
                     let (ns, name) = (
@@ -1628,10 +1685,11 @@ impl Cluster for Engine {
         } else {
             ""
         };
+        // Read in the version the caller names, as a GET on that version's URL.
         Ok(self
             .state
-            .get(info.kind, ns, &id.name)
-            .map(|s| s.doc.clone()))
+            .get(info.key, ns, &id.name)
+            .map(|s| convert::to_version(info, &s.doc, &id.gvk.version)))
     }
 
     fn list(
@@ -1646,12 +1704,12 @@ impl Cluster for Engine {
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
-            Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.kind, ns)),
-            _ => Box::new(self.state.kind(info.kind).values()),
+            Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.key, ns)),
+            _ => Box::new(self.state.kind(info.key).values()),
         };
         Ok(all
             .filter(|o| sel.matches(doc::labels(&o.doc)))
-            .map(|o| o.doc.clone())
+            .map(|o| convert::to_version(info, &o.doc, &gvk.version))
             .collect())
     }
 
@@ -1734,8 +1792,11 @@ impl Cluster for Engine {
         } else {
             &id.namespace
         };
-        Engine::delete(self, &id.gvk.kind, ns, &id.name, Propagation::Background)
-            .map_err(to_cluster_error)
+        match kinds::by_group_kind(&id.gvk.group, &id.gvk.kind) {
+            Some(info) => Engine::delete(self, info.key, ns, &id.name, Propagation::Background)
+                .map_err(to_cluster_error),
+            None => Ok(false),
+        }
     }
 
     fn now(&self) -> String {
