@@ -372,7 +372,8 @@ spec:
 fn engine_scale_sets_replicas_through_the_scale_subresource() {
     let repo = Repo::new();
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: web, image: nginx:1.25}\n";
-    let worker = "apiVersion: example.com/v1\nkind: Worker\nmetadata: {name: w1}\nspec: {replicas: 1}\n";
+    let worker =
+        "apiVersion: example.com/v1\nkind: Worker\nmetadata: {name: w1}\nspec: {replicas: 1}\n";
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {k: v}\n";
     app(
         &repo,
@@ -395,7 +396,10 @@ fn engine_scale_sets_replicas_through_the_scale_subresource() {
     assert!(json.contains("\"replicas\": 4"), "{json}");
     repo.ok(&["engine", "advance", "10s"], 0);
     let pods = repo
-        .ok(&["engine", "get", "pods", "-l", "app=web", "--no-headers"], 0)
+        .ok(
+            &["engine", "get", "pods", "-l", "app=web", "--no-headers"],
+            0,
+        )
         .stdout;
     assert_eq!(pods.lines().count(), 3, "{pods}");
     // Refusals: nothing changes.
@@ -403,8 +407,7 @@ fn engine_scale_sets_replicas_through_the_scale_subresource() {
     assert!(run.stderr.contains("no scale subresource"), "{}", run.all());
     let run = repo.ok(&["engine", "scale", "deploy/nope", "--replicas", "2"], 1);
     assert!(
-        run.stderr
-            .contains("deployments.apps \"nope\" not found"),
+        run.stderr.contains("deployments.apps \"nope\" not found"),
         "{}",
         run.all()
     );
@@ -445,14 +448,24 @@ fn one_kind_name_in_two_groups_is_two_kinds() {
     let size = |group: &str| {
         let json = repo
             .ok(
-                &["engine", "get", &format!("widgets.{group}"), "w", "-o", "json"],
+                &[
+                    "engine",
+                    "get",
+                    &format!("widgets.{group}"),
+                    "w",
+                    "-o",
+                    "json",
+                ],
                 0,
             )
             .stdout;
         let object: serde_json::Value =
             serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
         (
-            object["apiVersion"].as_str().unwrap_or_default().to_string(),
+            object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             object["spec"]["size"].as_i64(),
         )
     };
@@ -460,15 +473,7 @@ fn one_kind_name_in_two_groups_is_two_kinds() {
     assert_eq!(size("b.example.com"), ("b.example.com/v1".into(), Some(2)));
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
     // Deleting one CRD deletes its own resources only.
-    repo.ok(
-        &[
-            "engine",
-            "delete",
-            "crd",
-            "widgets.a.example.com",
-        ],
-        0,
-    );
+    repo.ok(&["engine", "delete", "crd", "widgets.a.example.com"], 0);
     repo.ok(&["engine", "get", "widgets.a.example.com", "w"], 1);
     assert_eq!(size("b.example.com"), ("b.example.com/v1".into(), Some(2)));
 }

@@ -1140,7 +1140,7 @@ fn hpa_scales_a_custom_resource_through_its_scale_subresource() {
     .expect("crd");
     e.create(&json!({"apiVersion": "example.com/v1", "kind": "Worker",
         "metadata": {"name": "php"}, "spec": {"replicas": 2}}))
-    .expect("worker");
+        .expect("worker");
     e.replace_status(
         "workers",
         "default",

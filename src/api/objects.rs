@@ -409,15 +409,13 @@ pub fn patch(
 
 /// Where the scope's kind keeps its scale (404 when it has none).
 fn scale_paths(engine: &mut Engine, scope: &Scope) -> Result<scale::Paths, ApiError> {
-    engine.scale_paths(scope.info)?.ok_or_else(ApiError::no_route)
+    engine
+        .scale_paths(scope.info)?
+        .ok_or_else(ApiError::no_route)
 }
 
 /// `object` with `replicas` desired, through `paths`, checked as the API server does.
-fn with_replicas(
-    paths: &scale::Paths,
-    object: &Value,
-    replicas: i64,
-) -> Result<Value, ApiError> {
+fn with_replicas(paths: &scale::Paths, object: &Value, replicas: i64) -> Result<Value, ApiError> {
     scale::validate_replicas(doc::name(object), replicas)
         .map_err(|message| ApiError::new(422, "Invalid", message))?;
     let mut scaled = paths.with_replicas(object, replicas);

@@ -268,7 +268,10 @@ fn spec_pairs(kind: &str) -> &'static [(&'static [&'static str], &'static str)] 
         "Resource" | "ContainerResource" => &[
             (&["name"], "name"),
             (&["container"], "container"),
-            (&["target", "averageUtilization"], "targetAverageUtilization"),
+            (
+                &["target", "averageUtilization"],
+                "targetAverageUtilization",
+            ),
             (&["target", "averageValue"], "targetAverageValue"),
         ],
         "Pods" => &[
@@ -412,7 +415,11 @@ mod tests {
         to_storage(hpa_info(), &mut stored);
         assert_eq!(stored["apiVersion"], "autoscaling/v2");
         assert_eq!(stored["spec"]["metrics"], json!([cpu_metric(json!(60))]));
-        assert!(stored["spec"].get("targetCPUUtilizationPercentage").is_none());
+        assert!(
+            stored["spec"]
+                .get("targetCPUUtilizationPercentage")
+                .is_none()
+        );
         assert_eq!(to_version(hpa_info(), &stored, "v1"), sent);
         assert_eq!(to_version(hpa_info(), &stored, "v2"), stored);
     }

@@ -786,12 +786,10 @@ impl Engine {
         let info = Engine::kind_of(object)?;
         self.read(|_| ())?;
         let saved = self.state.clone();
-        let result = self
-            .apply_in(info, object)
-            .map(|key| {
-                let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
-                convert::to_version(info, &e_doc(&self.state, &key), version)
-            });
+        let result = self.apply_in(info, object).map(|key| {
+            let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+            convert::to_version(info, &e_doc(&self.state, &key), version)
+        });
         self.state = saved;
         result
     }
@@ -801,12 +799,10 @@ impl Engine {
         let info = Engine::kind_of(object)?;
         self.read(|_| ())?;
         let saved = self.state.clone();
-        let result = self
-            .admit_create(info, object.clone(), None)
-            .map(|key| {
-                let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
-                convert::to_version(info, &e_doc(&self.state, &key), version)
-            });
+        let result = self.admit_create(info, object.clone(), None).map(|key| {
+            let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+            convert::to_version(info, &e_doc(&self.state, &key), version)
+        });
         self.state = saved;
         result
     }

@@ -96,11 +96,13 @@ impl Paths {
         let selector = match &self.selector {
             None => String::new(),
             Some(p) if self.selector_is_object => at(object, p)
-                .map(|s| match s.get("matchLabels").or(s.get("matchExpressions")) {
-                    Some(_) => Selector::from_label_selector(s),
-                    // A ReplicationController's selector is a plain map.
-                    None => Ok(Selector::from_map(s)),
-                })
+                .map(
+                    |s| match s.get("matchLabels").or(s.get("matchExpressions")) {
+                        Some(_) => Selector::from_label_selector(s),
+                        // A ReplicationController's selector is a plain map.
+                        None => Ok(Selector::from_map(s)),
+                    },
+                )
                 .and_then(Result::ok)
                 .map(|s| s.to_text())
                 .unwrap_or_default(),

@@ -710,19 +710,19 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 )
                 .ok()
                 .and_then(|info| {
-                        engine
-                            .get(
-                                info.key,
-                                if doc::namespace(&obj).is_empty() {
-                                    "default"
-                                } else {
-                                    doc::namespace(&obj)
-                                },
-                                doc::name(&obj),
-                            )
-                            .ok()
-                            .flatten()
-                    });
+                    engine
+                        .get(
+                            info.key,
+                            if doc::namespace(&obj).is_empty() {
+                                "default"
+                            } else {
+                                doc::namespace(&obj)
+                            },
+                            doc::name(&obj),
+                        )
+                        .ok()
+                        .flatten()
+                });
                 let after = engine.apply(&obj)?;
                 let verb = match before {
                     None => "created",
@@ -815,10 +815,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 [] => bail!("a resource to scale is required (TYPE/NAME)"),
             };
             let info = kind_info(&word)?;
-            if engine
-                .scale(info, &namespace, &name, replicas)?
-                .is_none()
-            {
+            if engine.scale(info, &namespace, &name, replicas)?.is_none() {
                 return Err(not_found(info, &name).into());
             }
             println!("{}/{name} scaled", info.resource_prefix());

@@ -385,7 +385,7 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
         ));
         return;
     };
-    let kind: &'static str = info.kind;
+    let kind: &'static str = info.key;
     let mut status = json!({});
     let mut conditions: Vec<Value> = Vec::new();
     let finish = |out: &mut Changes, status: Value, history: &History| {
