@@ -94,29 +94,6 @@ fn apply_wait_takes_a_custom_resource_without_status_as_current() {
 }
 
 #[test]
-fn apply_wait_waits_on_a_custom_resources_ready_condition() {
-    let repo = Repo::new();
-    // Without the status subresource, status is an ordinary field: the tree may declare it,
-    // and the apply writes it (as a controller's report would be).
-    let widget = |ready: &str, message: &str| {
-        format!(
-            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: 1}}\nstatus:\n  conditions:\n  - {{type: Ready, status: \"{ready}\", reason: Issuing, message: {message}}}\n"
-        )
-    };
-    app(&repo, &widget("False", "waiting for the issuer"));
-    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 1);
-    assert!(
-        run.all().contains("not Ready: waiting for the issuer"),
-        "{}",
-        run.all()
-    );
-    repo.write("app/widgets.yaml", &widget("True", "issued"));
-    repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 0);
-    let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
-    assert!(table.contains("True"), "{table}");
-}
-
-#[test]
 fn an_apply_that_declares_no_status_keeps_the_status_someone_else_wrote() {
     use reconcile::engine::Engine;
     use serde_json::json;
