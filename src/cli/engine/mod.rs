@@ -253,9 +253,13 @@ pub enum EngineCommand {
         /// Prefix each line with its time.
         #[arg(long)]
         timestamps: bool,
-        /// Follow new lines (not supported: the engine's time only moves with `advance`).
+        /// Follow: let virtual time pass (1 s steps) and print new lines as the container
+        /// prints them, until `--timeout` or the pod is gone.
         #[arg(short = 'f', long)]
         follow: bool,
+        /// How much virtual time `-f` lets pass.
+        #[arg(long, default_value = "1m", requires = "follow")]
+        timeout: String,
     },
     /// Send simulated requests through a Service (`request web`) or a NodePort on any node
     /// (`request worker-1:30080`) and show which pods and versions answered.
@@ -434,6 +438,10 @@ impl EngineCommand {
     /// Whether the command only reads the cluster (it then never creates a state file).
     fn access(&self) -> Access {
         match self {
+            // Watching and following let virtual time pass: that writes.
+            EngineCommand::Get { watch: true, .. } | EngineCommand::Logs { follow: true, .. } => {
+                Access::Write
+            }
             EngineCommand::Get { .. }
             | EngineCommand::Describe { .. }
             | EngineCommand::Events { .. }
@@ -768,12 +776,8 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             previous,
             timestamps,
             follow,
+            timeout,
         } => {
-            if follow {
-                bail!(
-                    "--follow is not supported yet: the engine's time moves only with `engine advance` (or `engine serve`); run `engine logs` again afterwards"
-                );
-            }
             let request = logs::Request {
                 target: &pod,
                 namespace: &namespace,
@@ -783,6 +787,10 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 previous,
                 timestamps,
             };
+            if follow {
+                let timeout_ms = parse_duration(&timeout).map_err(anyhow::Error::msg)?;
+                return logs::follow(&mut engine, &request, timeout_ms);
+            }
             return logs::run(&mut engine, &request);
         }
         EngineCommand::Request {

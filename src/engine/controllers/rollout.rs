@@ -35,6 +35,10 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         .filter_map(|d| {
             let text = doc::annotation(&d.doc, ROLLOUT_STATE_ANNOTATION)?;
             let rollout: crate::rollout::State = serde_json::from_str(text).ok()?;
+            // A client drives it (`engine serve` behind a kube target), not this engine.
+            if rollout.driven_by_client {
+                return None;
+            }
             let waiting_until = rollout.next_step_ms.map(|at| at as Millis);
             (rollout.is_active() && waiting_until.is_none_or(|at| at <= now))
                 .then(|| ResId::of(&d.doc))
