@@ -277,7 +277,7 @@ async fn dispatch(
         return found.map(|doc| axum::Json(doc).into_response());
     }
     let target = request::parse_path(uri.path())?;
-    let (info, namespace, name, sub) = match target {
+    let (info, namespace, name, sub, version) = match target {
         Target::Events { namespace } => {
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str()));
@@ -297,9 +297,14 @@ async fn dispatch(
             namespace,
             name,
             sub,
-        } => (info, namespace, name, sub),
+            version,
+        } => (info, namespace, name, sub, version),
     };
-    let scope = Scope { info, namespace };
+    let scope = Scope {
+        info,
+        namespace,
+        version,
+    };
     let write = objects::Write {
         manager: apply::manager_of(
             query.get("fieldManager").map(String::as_str),
@@ -433,11 +438,13 @@ fn server_side_apply(
             Value::from(ns.as_str()),
         );
     }
-    let live = engine.get(
-        info.kind,
-        scope.namespace.as_deref().unwrap_or_default(),
-        name,
-    )?;
+    let live = engine
+        .get(
+            info.key,
+            scope.namespace.as_deref().unwrap_or_default(),
+            name,
+        )?
+        .map(|l| scope.view(l));
     let request = apply::ApplyRequest {
         manager,
         force,
@@ -451,6 +458,7 @@ fn server_side_apply(
         (false, true) => (201, engine.dry_run_create(&merged)?),
         (false, false) => (201, engine.create(&merged)?),
     };
+    let stored = scope.view(stored);
     Ok(Answer {
         code,
         body: serde_json::to_vec(&stored).unwrap_or_default(),

@@ -306,7 +306,7 @@ impl State {
         let mut name = doc::name(&obj).to_string();
         if name.is_empty() {
             let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
-            name = self.generated_name(info.kind, &ns, &prefix);
+            name = self.generated_name(info.key, &ns, &prefix);
         }
         let uid = self.rng.uuid();
         let rv = self.next_rv();
@@ -325,12 +325,12 @@ impl State {
         }
         doc::map_mut(&mut obj, &["metadata"])
             .insert("creationTimestamp".into(), Value::String(created));
-        self.wrote(info.kind);
-        let key: Key = (info.kind, ns.clone(), name.clone());
+        self.wrote(info.key);
+        let key: Key = (info.key, ns.clone(), name.clone());
         self.objects
-            .entry(info.kind)
+            .entry(info.key)
             .or_default()
-            .insert((ns, name), Stored::new(info.kind, obj, sim));
+            .insert((ns, name), Stored::new(info.key, obj, sim));
         self.removed.remove(&key);
         self.touched(&key);
         self.dirty.insert(key.clone());
@@ -966,7 +966,7 @@ impl Database {
             }
         }
         for (kind, ns, name, text, sim) in loaded {
-            let info = kinds::by_kind(&kind)
+            let info = kinds::by_key(&kind)
                 .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
             let doc: Value = serde_json::from_str(&text)
                 .map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
@@ -979,9 +979,9 @@ impl Database {
             };
             state
                 .objects
-                .entry(info.kind)
+                .entry(info.key)
                 .or_default()
-                .insert((ns, name), Stored::new(info.kind, doc, sim));
+                .insert((ns, name), Stored::new(info.key, doc, sim));
         }
         let mut stmt = self.map_busy(self.conn.prepare("SELECT doc FROM events ORDER BY id"))?;
         let rows = self.map_busy(stmt.query_map([], |r| r.get::<_, String>(0)))?;
