@@ -262,8 +262,11 @@ fn place(from: &Value, pairs: &[(&[&str], &str)]) -> Value {
 }
 
 /// Field correspondences between a v2 metric source (paths) and the v1 annotation's
-/// (v2beta1-shaped) one (keys), by metric type.
-fn spec_pairs(kind: &str) -> &'static [(&'static [&'static str], &'static str)] {
+/// (v2beta1-shaped) one (keys).
+type Pairs = &'static [(&'static [&'static str], &'static str)];
+
+/// The [`Pairs`] of a metric spec, by metric type.
+fn spec_pairs(kind: &str) -> Pairs {
     match kind {
         "Resource" | "ContainerResource" => &[
             (&["name"], "name"),
@@ -296,7 +299,8 @@ fn spec_pairs(kind: &str) -> &'static [(&'static [&'static str], &'static str)] 
     }
 }
 
-fn status_pairs(kind: &str) -> &'static [(&'static [&'static str], &'static str)] {
+/// The [`Pairs`] of a metric status, by metric type.
+fn status_pairs(kind: &str) -> Pairs {
     match kind {
         "Resource" | "ContainerResource" => &[
             (&["name"], "name"),
@@ -349,11 +353,7 @@ fn target_type(source: &Map<String, Value>) -> &'static str {
     }
 }
 
-fn convert_metric(
-    metric: &Value,
-    pairs: fn(&str) -> &'static [(&'static [&'static str], &'static str)],
-    to_v1: bool,
-) -> Value {
+fn convert_metric(metric: &Value, pairs: fn(&str) -> Pairs, to_v1: bool) -> Value {
     let kind = doc::str_at(metric, &["type"]).to_string();
     let field = source_field(&kind);
     let Some(source) = metric.get(&field) else {
