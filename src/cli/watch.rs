@@ -215,11 +215,13 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
 /// `reconcile status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let located = target::locate(args.target.as_deref(), None)?;
-    let state = located.engine_state("`reconcile status`")?;
-    let engine = target::open(state, Access::Read)?;
-    let target = format!("engine:{}", state.path.display());
+    let cluster = target::connect(&located, Access::Read, false)?;
+    let target = match located.state() {
+        Some(state) => format!("engine:{}", state.path.display()),
+        None => cluster.target_name(),
+    };
     let all =
-        status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
+        status::load_all(&*cluster).with_context(|| format!("reading statuses from {target}"))?;
     if let Some(name) = &args.app {
         let Some(one) = all.iter().find(|s| &s.name == name) else {
             bail!("no status of application {name:?} in {target} (`reconcile watch` records it)");
