@@ -476,6 +476,25 @@ impl Controller {
     fn reconcile_apps(&mut self) -> Result<(), Error> {
         let now = wall_millis();
         let mut locked = vec![false; self.engines.len()];
+        // Every application synced in this pass is settled once at its end, not once per
+        // write: a cold start of N applications stays linear in N.
+        for engine in &mut self.engines {
+            engine.defer_settling();
+        }
+        let result = self.reconcile_apps_deferred(now, &mut locked);
+        for engine in &mut self.engines {
+            engine.settle_deferred()?;
+        }
+        result?;
+        for (engine, locked) in self.engines.iter_mut().zip(locked) {
+            if locked {
+                engine.unlock()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reconcile_apps_deferred(&mut self, now: u64, locked: &mut [bool]) -> Result<(), Error> {
         for index in 0..self.apps.len() {
             if self.stopping.load(Ordering::Relaxed) {
                 break;
@@ -612,11 +631,6 @@ impl Controller {
                 }
             }
         }
-        for (engine, locked) in self.engines.iter_mut().zip(locked) {
-            if locked {
-                engine.unlock()?;
-            }
-        }
         Ok(())
     }
 
@@ -629,7 +643,24 @@ impl Controller {
             timeout: None,
         };
         let engine = self.apps[index].engine;
-        let outcome = plan::apply(planned, &mut self.engines[engine], &options, &mut |_| {});
+        // A rollout starts from a settled world (its ReplicaSets as the controllers left
+        // them), so an application with one is applied outside the deferred pass.
+        let rollout = planned.starts_rollouts();
+        let flushed = if rollout {
+            self.engines[engine].settle_deferred()
+        } else {
+            Ok(())
+        };
+        let outcome = flushed.map_err(|e| format!("engine: {e}")).and_then(|()| {
+            plan::apply(planned, &mut self.engines[engine], &options, &mut |_| {})
+                .map_err(|e| e.to_string())
+        });
+        if rollout {
+            if let Err(e) = self.engines[engine].settle_deferred() {
+                (self.log)(&format!("engine: {e}"));
+            }
+            self.engines[engine].defer_settling();
+        }
         let app = &mut self.apps[index];
         let name = app.app.name.clone();
         let (ok, message) = match &outcome {
@@ -793,9 +824,17 @@ impl Controller {
                 app.saved = Some(app.status.clone());
             }
         }
+        for engine in &mut self.engines {
+            engine.defer_settling();
+        }
         for (engine, status) in &changed {
             if let Err(e) = status::save(&mut self.engines[*engine], status) {
                 (self.log)(&format!("{}: status not saved: {e}", status.name));
+            }
+        }
+        for engine in &mut self.engines {
+            if let Err(e) = engine.settle_deferred() {
+                (self.log)(&format!("statuses not settled: {e}"));
             }
         }
         if let Ok(mut apps) = self.shared.apps.write() {

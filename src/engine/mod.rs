@@ -215,6 +215,11 @@ pub struct Engine {
     next_wake: Option<Millis>,
     holds_lock: bool,
     gc_epoch: Option<u64>,
+    /// Writes skip running the controllers until [`Engine::settle_deferred`] (a watcher
+    /// applying many applications in one pass settles once, not once per write).
+    deferring: bool,
+    /// A write was made while deferring: the controllers have yet to run.
+    unsettled: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -305,6 +310,8 @@ impl Engine {
                     next_wake: None,
                     holds_lock: false,
                     gc_epoch: None,
+                    deferring: false,
+                    unsettled: false,
                 })
             }
             Err(e) => {
@@ -935,8 +942,31 @@ impl Engine {
         }
     }
 
+    /// From now until [`Engine::settle_deferred`], writes do not run the controllers: many
+    /// applications applied in one pass are settled together, once, as if applied at the
+    /// same instant (which they are: virtual time does not move in between).
+    pub fn defer_settling(&mut self) {
+        self.deferring = true;
+    }
+
+    /// Ends [`Engine::defer_settling`]: runs the controllers once if anything was written.
+    pub fn settle_deferred(&mut self) -> Result<(), Error> {
+        self.deferring = false;
+        if !std::mem::take(&mut self.unsettled) {
+            return Ok(());
+        }
+        self.transact(|e| {
+            e.settle();
+            Ok(())
+        })
+    }
+
     /// Runs the controllers at the current instant until nothing changes.
     fn settle(&mut self) {
+        if self.deferring {
+            self.unsettled = true;
+            return;
+        }
         let now = self.state.now;
         // Controllers are pure functions of the state: one whose inputs did not change since
         // it last ran at this instant would compute the same (already applied) result. The

@@ -363,6 +363,13 @@ pub struct Planned {
     previous_members: Vec<inventory::Member>,
 }
 
+impl Planned {
+    /// True when applying it starts a Canary or BlueGreen rollout.
+    pub fn starts_rollouts(&self) -> bool {
+        self.rollouts.iter().any(Option::is_some)
+    }
+}
+
 /// Kinds that have no namespace.
 const CLUSTER_SCOPED: &[&str] = &[
     "Namespace",
