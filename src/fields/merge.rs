@@ -206,8 +206,15 @@ pub fn update(
     };
     let old_part = part(old.unwrap_or(&empty));
     let new_part = part(new);
-    let old_set = FieldSet::of(&old_part, schema);
-    let new_set = FieldSet::of(&new_part, schema);
+    let set_of = |part: &Value| {
+        if subresource == "status" {
+            FieldSet::of_status(part, schema)
+        } else {
+            FieldSet::of(part, schema)
+        }
+    };
+    let old_set = set_of(&old_part);
+    let new_set = set_of(&new_part);
     let mut changed = FieldSet::default();
     for path in new_set.paths() {
         if !old_set.contains(&path) || value_at(&old_part, &path) != value_at(&new_part, &path) {
