@@ -22,7 +22,7 @@ pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
 
 /// kubectl's word for the resource of a kind: `deployments.apps`, `configmaps`.
 pub fn resource_word(gvk: &Gvk) -> String {
-    let plural = crate::engine::kinds::by_kind(&gvk.kind)
+    let plural = crate::engine::kinds::by_group_kind(&gvk.group, &gvk.kind)
         .map(|info| info.plural.to_string())
         .unwrap_or_else(|| format!("{}s", gvk.kind.to_lowercase()));
     if gvk.group.is_empty() {
@@ -90,6 +90,12 @@ pub struct MetricQuery {
     pub metric: String,
     /// How far back to look.
     pub window: Duration,
+    /// The Deployment whose track is measured.
+    pub app: String,
+    /// The track measured (`canary`, `preview`).
+    pub track: String,
+    /// Where a Kubernetes target reads it (the engine simulates every metric).
+    pub provider: Option<crate::rollout::analysis::Provider>,
 }
 
 /// A cluster: the built-in engine or a Kubernetes API server.
@@ -132,6 +138,15 @@ pub trait Cluster {
     /// kind or fields: a group/version it doesn't serve (unless a CRD among `objects` defines
     /// it), an unknown field or a wrong type. Targets that cannot tell accept everything.
     fn check_served(&self, objects: &[Value]) -> Result<(), Error> {
+        let _ = objects;
+        Ok(())
+    }
+
+    /// Asks the target, before anything is written, whether it would take each object as
+    /// sent (a server-side dry run: validation, admission, quota). Returns the index of the
+    /// first object refused and why. Objects a dry run cannot judge yet (a kind whose CRD, or a
+    /// namespace, the same apply creates) pass. Targets that cannot tell accept everything.
+    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, Error)> {
         let _ = objects;
         Ok(())
     }

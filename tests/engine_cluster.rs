@@ -474,6 +474,9 @@ fn the_cluster_trait_drives_the_engine() {
         selector: sel.into(),
         metric: metric.into(),
         window: Duration::from_secs(30),
+        app: "web".into(),
+        track: "canary".into(),
+        provider: None,
     };
     assert_eq!(
         c.metric(&q(&format!("app=web,{TRACK_LABEL}=canary"), "success-rate"))

@@ -26,6 +26,11 @@ struct Server {
 impl Server {
     /// Serves a fresh state; `prepare` runs `reconcile engine …` on it first (image behaviours).
     fn start(prepare: &[&[&str]]) -> Server {
+        Self::start_with(prepare, &[])
+    }
+
+    /// As [`Server::start`], with serve's test hooks set in its environment.
+    fn start_with(prepare: &[&[&str]], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let state = dir.path().join("engine.db");
         for args in prepare {
@@ -37,7 +42,8 @@ impl Server {
                 .unwrap_or_else(|e| panic!("reconcile engine: {e}"));
             assert!(out.status.success(), "{args:?}: {out:?}");
         }
-        Self::serve(dir)
+        let child = serve_support::spawn_with(dir.path(), env);
+        Server { child, dir }
     }
 
     /// Serves the state file at `dir/engine.db` (made by an engine-target run).
@@ -59,15 +65,23 @@ impl Server {
             .to_string()
     }
 
-    /// Runs `reconcile ARGS` in the repository with this server's kubeconfig.
-    fn run(&self, repo: &Repo, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+    /// The command `reconcile ARGS` in the repository with this server's kubeconfig.
+    fn command(&self, repo: &Repo, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+        command
             .args(args)
             .current_dir(repo.path())
             .env("NO_COLOR", "1")
             .env("KUBECONFIG", self.kubeconfig())
             .env_remove("RECONCILE_ENGINE_STATE")
-            .env_remove("RECONCILE_TARGET")
+            .env_remove("RECONCILE_TARGET");
+        command
+    }
+
+    /// Runs `reconcile ARGS` in the repository with this server's kubeconfig.
+    fn run(&self, repo: &Repo, args: &[&str]) -> Run {
+        let out = self
+            .command(repo, args)
             .output()
             .unwrap_or_else(|e| panic!("running reconcile: {e}"));
         let run = Run {
@@ -324,6 +338,12 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     let server = Server::start(&[&["engine", "images", "set", "web:2.0", "--missing"]]);
     let repo = Repo::new();
     plan_support::web(&repo, CANARY, "");
+    // Deadlines and timeouts are the server's time, 20 times as fast as this machine's.
+    repo.edit(
+        "app/web.yaml",
+        "  replicas: 4\n",
+        "  replicas: 4\n  progressDeadlineSeconds: 60\n",
+    );
     server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
     repo.edit(
         "app/kustomization.yaml",
@@ -350,7 +370,7 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
             CONTEXT,
             "--wait",
             "--timeout",
-            "2m",
+            "10m",
         ],
         1,
     );
@@ -587,4 +607,517 @@ fn engine_and_kube_targets_plan_and_apply_alike() {
         assert!(on_engine.is_some(), "{kind} {name} missing on the engine");
         assert_eq!(on_engine, on_kube, "{kind} shop/{name} differs");
     }
+}
+
+/// A Deployment whose container port is out of range, in a file of its own.
+const BAD_PORT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+spec:
+  selector:
+    matchLabels: {app: bad}
+  template:
+    metadata:
+      labels: {app: bad}
+    spec:
+      containers:
+      - name: bad
+        image: bad
+        ports:
+        - containerPort: 70000
+";
+
+/// True when the application's inventory exists on the server.
+fn has_inventory(server: &Server) -> bool {
+    let (runtime, client) = server.client();
+    let api = api(&client, "", "ConfigMap", "default");
+    let listed = runtime
+        .block_on(api.list(&Default::default()))
+        .unwrap_or_else(|e| panic!("list: {e}"));
+    listed.items.iter().any(|o| {
+        o.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains("inventory"))
+    })
+}
+
+#[test]
+fn an_invalid_object_is_refused_before_anything_is_written() {
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    repo.write("app/bad.yaml", BAD_PORT);
+    repo.edit(
+        "app/kustomization.yaml",
+        "- web.yaml\n",
+        "- web.yaml\n- bad.yaml\n",
+    );
+    let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    assert!(
+        run.stderr.contains("app/bad.yaml: Deployment shop/bad: ")
+            && run.stderr.contains("containerPort")
+            && run.stderr.contains("65535")
+            && run.stderr.contains("nothing was applied"),
+        "{}",
+        run.all()
+    );
+    assert!(read(&server, "apps", "Deployment", "shop", "web").is_none());
+    assert!(read(&server, "", "Service", "shop", "web").is_none());
+    assert!(read(&server, "apps", "Deployment", "default", "bad").is_none());
+    assert!(!has_inventory(&server), "no inventory was written");
+    repo.edit("app/bad.yaml", "70000", "8080");
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
+    assert!(read(&server, "apps", "Deployment", "shop", "bad").is_some());
+}
+
+#[test]
+fn quota_and_forbidden_refusals_are_named_and_change_nothing() {
+    let server = Server::start(&[]);
+    let (runtime, client) = server.client();
+    let objects = [
+        (
+            "",
+            "Namespace",
+            json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop"}}),
+        ),
+        (
+            "",
+            "ResourceQuota",
+            json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "no-config", "namespace": "shop"},
+            "spec": {"hard": {"configmaps": "0"}}}),
+        ),
+    ];
+    for (group, kind, object) in objects {
+        let gvk = GroupVersionKind::gvk(group, "v1", kind);
+        let plural = if kind == "ResourceQuota" {
+            "resourcequotas".to_string()
+        } else {
+            format!("{}s", kind.to_lowercase())
+        };
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let api: Api<DynamicObject> = if kind == "Namespace" {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            Api::namespaced_with(client.clone(), "shop", &resource)
+        };
+        let object: DynamicObject =
+            serde_json::from_value(object).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        runtime
+            .block_on(api.create(&PostParams::default(), &object))
+            .unwrap_or_else(|e| panic!("create {kind}: {e}"));
+    }
+    let repo = Repo::new();
+    repo.write(
+        "app/kustomization.yaml",
+        "namespace: shop\nresources:\n- settings.yaml\n",
+    );
+    repo.write(
+        "app/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+    );
+    let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    assert!(
+        run.stderr
+            .contains("app/settings.yaml: ConfigMap shop/settings: quota exceeded: ")
+            && run.stderr.contains("nothing was applied"),
+        "{}",
+        run.all()
+    );
+    assert!(read(&server, "", "ConfigMap", "shop", "settings").is_none());
+    assert!(!has_inventory(&server), "no inventory was written");
+    drop(server);
+
+    // A cluster whose RBAC forbids server-side apply (PATCH).
+    let server = Server::start_with(&[], &[("RECONCILE_TEST_API_FORBID", "PATCH")]);
+    let run = server.ok(
+        &repo,
+        &["apply", "app", "--target", CONTEXT, "--create-namespace"],
+        1,
+    );
+    assert!(
+        run.stderr
+            .contains("forbidden: kube:reconcile-engine does not allow patch on ")
+            && run.stderr.contains("RBAC: access denied"),
+        "{}",
+        run.all()
+    );
+    assert!(!has_inventory(&server), "no inventory was written");
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_with_backoff() {
+    // The first three writes are answered 429, 503, 429.
+    let server = Server::start_with(&[], &[("RECONCILE_TEST_API_FAULTS", "3")]);
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
+    assert!(
+        run.stdout.contains("Deployment shop/web: created"),
+        "{}",
+        run.all()
+    );
+    assert!(read(&server, "apps", "Deployment", "shop", "web").is_some());
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_and_unlock_breaks_a_dead_holders() {
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    let mut first = server
+        .command(&repo, &["apply", "app", "--target", CONTEXT])
+        .env("RECONCILE_TEST_HOLD_LOCK_MS", "10000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let pid = first.id().to_string();
+    let started = std::time::Instant::now();
+    while read(
+        &server,
+        "coordination.k8s.io",
+        "Lease",
+        "default",
+        "reconcile-lock",
+    )
+    .is_none()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the first apply never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    assert!(
+        second
+            .stderr
+            .contains("target kube:reconcile-engine is locked by another reconcile process")
+            && second.stderr.contains(&format!("pid {pid} ")),
+        "{}",
+        second.all()
+    );
+    // Killed while holding it: the Lease stays until it expires or is broken.
+    let _ = first.kill();
+    let _ = first.wait();
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT], 1);
+    let wrong = server.ok(&repo, &["unlock", "1", "--target", CONTEXT], 1);
+    assert!(wrong.stderr.contains("does not match"), "{}", wrong.all());
+    let unlock = server.ok(&repo, &["unlock", &pid, "--target", CONTEXT], 0);
+    assert!(
+        unlock.stdout.contains(&format!("lock {pid} released")),
+        "{}",
+        unlock.all()
+    );
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
+    assert!(
+        read(
+            &server,
+            "coordination.k8s.io",
+            "Lease",
+            "default",
+            "reconcile-lock"
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn a_crd_and_its_resources_apply_in_one_run() {
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    repo.write(
+        "app/kustomization.yaml",
+        "resources:\n- crd.yaml\n- widget.yaml\n",
+    );
+    repo.write(
+        "app/crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+",
+    );
+    repo.write(
+        "app/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\nspec:\n  size: 3\n",
+    );
+    let run = server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
+    assert!(
+        run.stdout
+            .contains("CustomResourceDefinition widgets.example.com: created")
+            && run.stdout.contains("Widget default/w: created"),
+        "{}",
+        run.all()
+    );
+    let widget = read(&server, "example.com", "Widget", "default", "w")
+        .unwrap_or_else(|| panic!("the Widget was not created"));
+    assert_eq!(widget["spec"]["size"], 3, "{widget}");
+    server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
+        0,
+    );
+}
+
+/// A Prometheus HTTP API on 127.0.0.1 answering every instant query with `value`; the queries
+/// it was asked are kept. Serves a bounded number of requests.
+struct FakePrometheus {
+    address: String,
+    queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakePrometheus {
+    fn start(value: &str) -> FakePrometheus {
+        use std::io::{BufRead, BufReader, Write};
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let address = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = queries.clone();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1700000000,"{value}"]}}]}}}}"#
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(500) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(match stream.try_clone() {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                });
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                // The rest of the request head.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                if let Ok(mut queries) = seen.lock() {
+                    queries.push(line.trim().to_string());
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakePrometheus { address, queries }
+    }
+
+    fn queries(&self) -> Vec<String> {
+        self.queries.lock().map(|q| q.clone()).unwrap_or_default()
+    }
+}
+
+/// An analysis step reading `success-rate` from Prometheus at `address`.
+fn prometheus_analysis(address: &str) -> String {
+    format!(
+        "{{metric: success-rate, threshold: 0.95, interval: 2s, count: 2, provider: {{prometheus: {{address: \"{address}\", query: 'sum(rate(http_requests_total{{namespace=\"{{{{namespace}}}}\",track=\"{{{{track}}}}\",code!~\"5..\"}}[{{{{window}}}}]))'}}}}}}"
+    )
+}
+
+#[test]
+fn a_canary_failing_its_prometheus_analysis_is_aborted() {
+    let prometheus = FakePrometheus::start("0.5");
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    let strategy = format!(
+        "    type: Canary
+    canary:
+      steps:
+      - setWeight: 50
+      - analysis: {}",
+        prometheus_analysis(&prometheus.address)
+    );
+    plan_support::web(&repo, &strategy, "");
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"2.0\"",
+    );
+    let apply = server.ok(
+        &repo,
+        &[
+            "apply",
+            "app",
+            "--target",
+            CONTEXT,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        1,
+    );
+    assert!(
+        apply
+            .stderr
+            .contains("error: rollout of Deployment shop/web is Degraded"),
+        "{}",
+        apply.all()
+    );
+    let asked = prometheus.queries();
+    assert!(
+        asked.iter().any(|q| q.contains("namespace%3D%22shop%22")
+            && q.contains("track%3D%22canary%22")
+            && q.contains("%5B2s%5D")),
+        "{asked:?}"
+    );
+    let stable =
+        read(&server, "apps", "Deployment", "shop", "web").unwrap_or_else(|| panic!("web missing"));
+    assert_eq!(
+        stable["spec"]["template"]["spec"]["containers"][0]["image"], "web:1.0",
+        "{stable}"
+    );
+    assert!(read(&server, "apps", "Deployment", "shop", "web-canary").is_none());
+    let get = server.ok(
+        &repo,
+        &["rollout", "get", "web", "-n", "shop", "--target", CONTEXT],
+        1,
+    );
+    assert!(
+        get.stdout.contains("Degraded") && get.stdout.contains("0.5"),
+        "{}",
+        get.stdout
+    );
+}
+
+#[test]
+fn blue_green_on_kube_previews_analyses_and_switches_on_promote() {
+    let prometheus = FakePrometheus::start("1");
+    let server = Server::start(&[]);
+    let repo = Repo::new();
+    let strategy = format!(
+        "    type: BlueGreen
+    blueGreen:
+      activeService: web
+      previewService: web-preview
+      autoPromotionEnabled: false
+      scaleDownDelaySeconds: 30
+      prePromotionAnalysis: {}",
+        prometheus_analysis(&prometheus.address)
+    );
+    let preview = "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-preview\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n";
+    plan_support::web(&repo, &strategy, preview);
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"2.0\"",
+    );
+    let apply = server.ok(
+        &repo,
+        &[
+            "apply",
+            "app",
+            "--target",
+            CONTEXT,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        0,
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("pre-promotion analysis passed (2 of 2 measurements passed)")
+            && apply
+                .stdout
+                .contains("paused: preview ready; paused until `reconcile rollout promote`"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        prometheus
+            .queries()
+            .iter()
+            .any(|q| q.contains("track%3D%22preview%22")),
+        "{:?}",
+        prometheus.queries()
+    );
+    let preview = read(&server, "", "Service", "shop", "web-preview").unwrap_or(Value::Null);
+    assert_eq!(
+        preview["spec"]["selector"]["reconcile.dev/track"], "preview",
+        "{preview}"
+    );
+    let promote = server.ok(
+        &repo,
+        &[
+            "rollout", "promote", "web", "-n", "shop", "--target", CONTEXT,
+        ],
+        0,
+    );
+    assert!(
+        promote
+            .stdout
+            .contains("active Service web now selects the new version"),
+        "{}",
+        promote.stdout
+    );
+    // The scale-down delay (30 s) passes on the server's clock, 20 times as fast as this one.
+    let done = server.ok(
+        &repo,
+        &[
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--target",
+            CONTEXT,
+            "--timeout",
+            "5m",
+        ],
+        0,
+    );
+    assert!(
+        done.stdout
+            .contains("revision 2 is active; preview removed")
+            && done.stdout.contains("Images:    web:2.0"),
+        "{}",
+        done.stdout
+    );
+    assert!(read(&server, "apps", "Deployment", "shop", "web-preview").is_none());
+    let inventories = server.ok(&repo, &["inventory", "list", "--target", CONTEXT], 0);
+    assert!(
+        inventories.stdout.contains("app ") || inventories.stdout.contains("app  "),
+        "{}",
+        inventories.stdout
+    );
+    let status = server.ok(&repo, &["status", "--target", CONTEXT], 0);
+    assert!(
+        status.stdout.contains("kube:reconcile-engine"),
+        "{}",
+        status.stdout
+    );
+    server.ok(
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
+        0,
+    );
 }

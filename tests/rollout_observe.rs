@@ -1,7 +1,8 @@
 //! Seeing a rollout, end to end with the binary: `rollout get` (tree, JSON), `plan` naming
 //! an unfinished rollout, `rollout status -o json` with the cause and the second track's
 //! images, `engine logs` showing the version, `engine request` splitting traffic by the
-//! canary's weight, and `failure-action` on a Canary (rollback, pause).
+//! canary's weight, `engine logs -f` and `engine get -w` letting virtual time pass, and
+//! `failure-action` on a Canary (rollback, pause, continue).
 
 mod plan_support;
 
@@ -210,8 +211,101 @@ fn logs_show_the_version_and_a_twenty_percent_canary_answers_a_fifth_of_requests
         &wrong.stderr,
         &["container sidecar is not valid for pod web-"],
     );
-    let follow = repo.ok(&["engine", "logs", "deploy/web", "-n", "shop", "-f"], 1);
-    assert_has(&follow.stderr, &["--follow is not supported yet"]);
+    let follow = repo.ok(
+        &[
+            "engine",
+            "logs",
+            "deploy/web",
+            "-n",
+            "shop",
+            "-f",
+            "--previous",
+        ],
+        1,
+    );
+    assert_has(&follow.stderr, &["--previous cannot be followed"]);
+}
+
+#[test]
+fn logs_follow_prints_new_lines_as_virtual_time_passes() {
+    let repo = paused_canary();
+    let now = |repo: &Repo| repo.ok(&["engine", "now"], 0).stdout;
+    let args = ["engine", "logs", "deploy/web", "-n", "shop", "--timestamps"];
+    let before = repo.ok(&args, 0).stdout;
+    let started = now(&repo);
+    let mut follow_args = args.to_vec();
+    follow_args.extend(["-f", "--timeout", "20s"]);
+    let followed = repo.ok(&follow_args, 0).stdout;
+    let after = repo.ok(&args, 0).stdout;
+    assert_ne!(now(&repo), started, "following let virtual time pass");
+    assert!(
+        followed.starts_with(&before),
+        "the lines so far come first:\n{followed}"
+    );
+    assert!(
+        followed.lines().count() > before.lines().count(),
+        "new lines were printed as the pod logged:\n{followed}"
+    );
+    // The newest lines are the ones a later `engine logs` ends with (older ones may have
+    // rotated out of it), in time order.
+    let tail: Vec<&str> = after.lines().rev().take(20).collect();
+    let followed_tail: Vec<&str> = followed.lines().rev().take(20).collect();
+    assert_eq!(tail, followed_tail, "-f printed what the container logged");
+    let times: Vec<&str> = followed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+}
+
+#[test]
+fn get_watch_prints_the_rows_that_change_while_virtual_time_passes() {
+    let repo = Repo::new();
+    web(&repo, "    type: RollingUpdate", "");
+    repo.ok(&["apply", "app", "--wait"], 0);
+    to_version(&repo, "1.0", "2.0");
+    repo.ok(&["apply", "app"], 0);
+    let table = repo
+        .ok(&["engine", "get", "deploy", "-n", "shop"], 0)
+        .stdout;
+    let watched = repo
+        .ok(
+            &[
+                "engine",
+                "get",
+                "deploy",
+                "-n",
+                "shop",
+                "-w",
+                "--timeout",
+                "2m",
+            ],
+            0,
+        )
+        .stdout;
+    assert!(watched.starts_with(&table), "the table first:\n{watched}");
+    let rows: Vec<&str> = watched
+        .lines()
+        .skip(table.lines().count())
+        .filter(|l| l.starts_with("web "))
+        .collect();
+    assert!(!rows.is_empty(), "rows as the rollout moved:\n{watched}");
+    assert!(
+        rows.last()
+            .is_some_and(|r| r.split_whitespace().nth(1) == Some("4/4")),
+        "the last row shows the finished rollout:\n{watched}"
+    );
+    // Time passed for everyone: the rollout is done.
+    let status = repo.ok(
+        &["rollout", "status", "web", "-n", "shop", "--watch=false"],
+        0,
+    );
+    assert_has(&status.stdout, &["web:2.0"]);
+    let wrong = repo.ok(
+        &["engine", "get", "deploy", "-n", "shop", "-w", "-o", "json"],
+        1,
+    );
+    assert_has(&wrong.stderr, &["-w is supported with the table output"]);
 }
 
 #[test]
@@ -321,6 +415,69 @@ fn a_failed_canary_with_failure_action_rollback_ends_healthy_on_the_old_revision
     let plan = repo.ok(&["plan", "app"], 0);
     assert!(!plan.stdout.contains("! rollout"), "{}", plan.stdout);
     assert_has(&plan.stdout, &["~ update Deployment shop/web"]);
+}
+
+#[test]
+fn a_failed_canary_with_failure_action_continue_goes_on_to_the_end() {
+    let steps = "    type: Canary
+    canary:
+      steps:
+      - setWeight: 25
+      - analysis: {metric: success-rate, threshold: 0.95, interval: 10s, count: 3, failureLimit: 0}
+      - setWeight: 50
+      - pause: {duration: 30s}";
+    let repo = Repo::new();
+    web(&repo, steps, "");
+    with_failure_action(&repo, "continue");
+    repo.ok(&["apply", "app", "--wait"], 0);
+    repo.ok(
+        &["engine", "images", "set", "web:2.0", "--error-rate", "0.4"],
+        0,
+    );
+    to_version(&repo, "1.0", "2.0");
+    repo.ok(&["apply", "app"], 0);
+    repo.ok(&["engine", "advance", "40s"], 0);
+    let status = repo.ok(
+        &[
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--watch=false",
+            "-o",
+            "json",
+        ],
+        0,
+    );
+    let status = json(&status.stdout);
+    // Past the failed analysis (without the annotation the canary would be aborted): at the
+    // 50 % step's pause.
+    assert_eq!(status["rollout"]["phase"], "Paused", "{status}");
+    assert_eq!(status["rollout"]["weight"], 50, "{status}");
+    assert!(
+        status["rollout"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("step 4/4")),
+        "{status}"
+    );
+    let get = repo.ok(&["rollout", "get", "web", "-n", "shop"], 0);
+    assert_has(&get.stdout, &["AnalysisRun", "✖ Failed"]);
+    repo.ok(&["engine", "advance", "3m"], 0);
+    let status = repo.ok(
+        &["rollout", "status", "web", "-n", "shop", "--watch=false"],
+        0,
+    );
+    assert_has(
+        &status.stdout,
+        &["Status:    Healthy", "Images:    web:2.0"],
+    );
+    let history = repo.ok(&["rollout", "history", "web", "-n", "shop"], 0);
+    assert!(
+        !history.stdout.contains("rolled back"),
+        "nothing was rolled back:\n{}",
+        history.stdout
+    );
 }
 
 #[test]

@@ -494,4 +494,145 @@ async fn status_writes_are_recorded_in_managed_fields_with_their_subresource() {
         .collect();
     assert_eq!(subresources.len(), 2, "{main}");
     assert!(subresources.contains(&Some("status")) && subresources.contains(&None));
+/// A CRD whose `v1` declares the scale subresource at `.spec.replicas` / `.status.replicas`
+/// / `.status.selector`.
+fn scalable_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workers.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "workers", "singular": "worker", "kind": "Worker"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                    "status": {"type": "object", "properties": {
+                        "replicas": {"type": "integer"}, "selector": {"type": "string"}}}}}}}]}})
+}
+
+#[tokio::test]
+async fn custom_resources_scale_through_their_scale_subresource() {
+    let r = router();
+    ok(
+        &r,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        scalable_crd(),
+    )
+    .await;
+    let workers = "/apis/example.com/v1/namespaces/default/workers";
+    ok(
+        &r,
+        "POST",
+        workers,
+        json!({"apiVersion": "example.com/v1", "kind": "Worker", "metadata": {"name": "w"},
+            "spec": {"replicas": 2}}),
+    )
+    .await;
+    ok(
+        &r,
+        "PUT",
+        &format!("{workers}/w/status"),
+        json!({"apiVersion": "example.com/v1", "kind": "Worker", "metadata": {"name": "w"},
+            "status": {"replicas": 2, "selector": "app=w"}}),
+    )
+    .await;
+    let scale = ok(&r, "GET", &format!("{workers}/w/scale"), Value::Null).await;
+    assert_eq!(
+        (
+            &scale["kind"],
+            &scale["apiVersion"],
+            &scale["spec"],
+            &scale["status"]
+        ),
+        (
+            &json!("Scale"),
+            &json!("autoscaling/v1"),
+            &json!({"replicas": 2}),
+            &json!({"replicas": 2, "selector": "app=w"})
+        )
+    );
+    // PUT and merge PATCH (what `kubectl scale` sends) both land in spec.replicas.
+    ok(
+        &r,
+        "PUT",
+        &format!("{workers}/w/scale"),
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "w"},
+            "spec": {"replicas": 5}}),
+    )
+    .await;
+    let (code, scaled) = call(
+        &r,
+        "PATCH",
+        &format!("{workers}/w/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":7}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, &scaled["spec"]["replicas"]), (200, &json!(7)));
+    let worker = ok(&r, "GET", &format!("{workers}/w"), Value::Null).await;
+    assert_eq!(worker["spec"]["replicas"], 7);
+    // A negative count is refused and changes nothing.
+    let (code, status) = call(
+        &r,
+        "PATCH",
+        &format!("{workers}/w/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":-1}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    let worker = ok(&r, "GET", &format!("{workers}/w"), Value::Null).await;
+    assert_eq!(worker["spec"]["replicas"], 7);
+    // A kind without the subresource has no /scale.
+    ok(&r, "POST", CMS, configmap("plain")).await;
+    let (code, _) = call(
+        &r,
+        "GET",
+        &format!("{CMS}/plain/scale"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn objects_are_answered_in_the_version_of_the_url() {
+    let r = router();
+    let v1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+    let created = ok(
+        &r,
+        "POST",
+        v1,
+        json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "maxReplicas": 4, "targetCPUUtilizationPercentage": 65}}),
+    )
+    .await;
+    assert_eq!(created["apiVersion"], "autoscaling/v1");
+    assert_eq!(created["spec"]["targetCPUUtilizationPercentage"], 65);
+    let v2 = ok(
+        &r,
+        "GET",
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        65
+    );
+    assert!(v2["spec"].get("targetCPUUtilizationPercentage").is_none());
+    let list = ok(&r, "GET", v1, Value::Null).await;
+    assert_eq!(list["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        list["items"][0]["spec"]["targetCPUUtilizationPercentage"],
+        65
+    );
 }

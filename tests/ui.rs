@@ -55,8 +55,9 @@ fn state(repo: &GitRepo) -> PathBuf {
     repo.path().join(".reconcile").join("engine.db")
 }
 
-/// Statuses as a watcher records them: `web` OutOfSync and Degraded with an error, `api`
-/// Synced and Healthy.
+/// Statuses as a watcher records them: `web` (from the repository at HEAD) OutOfSync and
+/// Degraded with an error, `api` (from a remote whose URL carries a credential) Synced and
+/// Healthy.
 fn record_statuses(repo: &GitRepo) {
     let mut engine = Engine::open_existing(&state(repo)).unwrap_or_else(|e| panic!("{e}"));
     let web = AppStatus {
@@ -64,9 +65,9 @@ fn record_statuses(repo: &GitRepo) {
         path: "app".into(),
         target: "engine".into(),
         revision: Revision {
-            repo: "https://deploy:ghp_credential@git.example.com/org/repo.git".into(),
-            reference: Some("main".into()),
-            sha: Some("89abcdef0123456789".into()),
+            repo: repo.path().display().to_string(),
+            reference: Some("HEAD".into()),
+            sha: Some("0123456789abcdef01".into()),
             digest: None,
         },
         sync: SyncStatus::OutOfSync,
@@ -84,6 +85,12 @@ fn record_statuses(repo: &GitRepo) {
     let api = AppStatus {
         name: "api".into(),
         path: "api".into(),
+        revision: Revision {
+            repo: "https://deploy:ghp_credential@git.example.com/org/repo.git".into(),
+            reference: Some("main".into()),
+            sha: Some("89abcdef0123456789".into()),
+            digest: None,
+        },
         sync: SyncStatus::Synced,
         health: Some(Health::Healthy),
         ..AppStatus::default()
@@ -219,6 +226,7 @@ async fn applications_page_counts_filters_and_headers() {
 async fn application_page_tree_history_and_secrets_masked() {
     let repo = GitRepo::new();
     write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
+    repo.commit("web 1.0");
     apply(&repo);
     record_statuses(&repo);
     let ui = open_ui(&repo, None, None);
@@ -241,13 +249,66 @@ async fn application_page_tree_history_and_secrets_masked() {
     ] {
         assert!(body.contains(part), "missing {part:?} in:\n{body}");
     }
-    // Without a watcher the diff is not known; the page says where to get it.
-    assert!(body.contains("reconcile plan web"));
     assert!(!body.contains(SECRET_VALUE) && !body.contains("aHVudGVyMi10b3BzZWNyZXQ"));
+    // Without a watcher the pending diff is computed here from the recorded source (the
+    // repository's HEAD): nothing differs yet.
+    assert!(body.contains("No difference"), "{body}");
+    assert!(
+        body.contains("data-confirm=\"Sync web? Nothing differs"),
+        "{body}"
+    );
 
-    // With a watcher, the pending diff is shown, Secret values masked.
-    let (shared, _rx) = watcher_shared();
+    // A new commit: Refresh reads the source again and the diff shows, Secrets masked, as
+    // `reconcile plan web` shows it.
     write_app(&repo, "web:2.0", ROLLING, "hunter3-newsecret");
+    repo.commit("web 2.0");
+    let csrf = ui.csrf_token().to_string();
+    let refreshed = post(&ui, "/apps/web/refresh", &format!("csrf={csrf}")).await;
+    assert_eq!(refreshed.status, StatusCode::SEE_OTHER);
+    let page = get(&ui, "/apps/web").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("update Secret demo/db"), "{}", page.body);
+    assert!(page.body.contains("update Deployment demo/web"));
+    assert!(page.body.contains("web:2.0"));
+    assert!(page.body.contains("password: ++++++++"));
+    assert!(
+        page.body.contains("Sync web: apply 2 change(s) to engine:"),
+        "the confirmation names the changes: {}",
+        page.body
+    );
+    for secret in [SECRET_VALUE, "hunter3-newsecret", "aHVudGVyMy1uZXdzZWNyZXQ"] {
+        assert!(!page.body.contains(secret), "{secret} reached the page");
+    }
+
+    // Sync with no watcher anywhere: applied here, under the target's lock, and recorded.
+    let synced = post(&ui, "/apps/web/sync", &format!("csrf={csrf}")).await;
+    assert_eq!(synced.status, StatusCode::SEE_OTHER, "{}", synced.body);
+    assert!(
+        location(&synced).contains("0%20created%2C%202%20updated%2C%200%20deleted"),
+        "{}",
+        location(&synced)
+    );
+    let (code, out, err) = repo.run(&["plan", "web", "--detailed-exitcode"]).parts();
+    assert_eq!(
+        code, 0,
+        "nothing left to apply after the UI's sync:\n{out}{err}"
+    );
+    let recorded = repo.status("web");
+    assert_eq!(recorded["sync"], "Synced", "{recorded}");
+    assert_eq!(recorded["history"][0]["result"], "Succeeded", "{recorded}");
+    assert!(
+        recorded["history"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 updated")),
+        "{recorded}"
+    );
+    let page = get(&ui, "/apps/web").await;
+    assert!(page.body.contains("No difference"), "{}", page.body);
+    assert!(page.body.contains("synced from the UI"));
+
+    // With a watcher in the process, its last comparison is shown.
+    let (shared, _rx) = watcher_shared();
+    write_app(&repo, "web:3.0", ROLLING, "hunter4-othersecret");
     let (code, out, err) = repo.run(&["plan", "web", "-o", "json"]).parts();
     assert_eq!(code, 0, "{err}");
     let set: PlanSet = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -262,15 +323,9 @@ async fn application_page_tree_history_and_secrets_masked() {
     let page = get(&watched, "/apps/web").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("update Secret demo/db"), "{}", page.body);
-    assert!(
-        page.body
-            .contains(r#"<span class="add">+      image: web:2.0</span>"#)
-            || page.body.contains("web:2.0")
-    );
+    assert!(page.body.contains("web:3.0"));
     assert!(page.body.contains("password: ++++++++"));
-    for secret in [SECRET_VALUE, "hunter3-newsecret", "aHVudGVyMy1uZXdzZWNyZXQ"] {
-        assert!(!page.body.contains(secret), "{secret} reached the page");
-    }
+    assert!(!page.body.contains("hunter4-othersecret"));
 
     let missing = get(&ui, "/apps/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -331,12 +386,27 @@ async fn sync_and_refresh_need_the_csrf_token_and_reach_the_watcher() {
     let unknown = post(&ui, "/apps/nope/sync", &format!("csrf={csrf}")).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
-    // Without a watcher in this process or on the target, Sync says so and changes nothing.
+    // Without a watcher in this process or on the target, Sync applies here; a source that
+    // cannot be read (nothing committed yet) is refused naming it, and nothing changes.
+    let before = repo.status("web");
     let alone = open_ui(&repo, None, None);
     let csrf = alone.csrf_token().to_string();
+    let page = get(&alone, "/apps/web").await;
+    assert!(
+        page.body
+            .contains("The pending diff cannot be computed: reading "),
+        "{}",
+        page.body
+    );
     let refused = post(&alone, "/apps/web/sync", &format!("csrf={csrf}")).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(refused.body.contains("reconcile apply"), "{}", refused.body);
+    assert!(
+        refused.body.contains("cannot sync web: reading ")
+            && refused.body.contains(&repo.path().display().to_string()),
+        "{}",
+        refused.body
+    );
+    assert_eq!(repo.status("web"), before, "a refused sync records nothing");
 }
 
 #[tokio::test]
@@ -501,7 +571,19 @@ async fn a_token_guards_every_request() {
     )
     .await;
     assert_eq!(bearer.status, StatusCode::OK);
-    let visit = get(&ui, "/cluster?token=t0ken-value").await;
+    // A browser (asking for a page) trades `?token=` for a cookie; any other client just
+    // passes with it (a webhook URL, a script).
+    let passes = get(&ui, "/ui/ui.css?token=t0ken-value").await;
+    assert_eq!(passes.status, StatusCode::OK);
+    assert!(passes.headers.get(header::SET_COOKIE).is_none());
+    let visit = call(
+        &ui,
+        Request::get("/cluster?token=t0ken-value")
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .body(Body::empty())
+            .unwrap_or_default(),
+    )
+    .await;
     assert_eq!(visit.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&visit), "/cluster");
     let cookie = visit
@@ -540,6 +622,9 @@ fn reconcile_ui_serves_on_loopback_and_refuses_a_wider_address_without_a_token()
         .parts();
     assert_eq!(code, 1);
     assert!(err.contains("empty"), "{err}");
+    let (code, _, err) = repo.run(&["ui", "--token", " "]).parts();
+    assert_eq!(code, 1);
+    assert!(err.contains("--token: the value is empty"), "{err}");
     let (code, _, err) = repo
         .run(&["ui", "--target", "engine:/nonexistent/state.db"])
         .parts();
@@ -593,6 +678,122 @@ fn reconcile_watch_serves_the_ui_at_its_root() {
     // The watcher's own endpoints are untouched.
     let (code, _) = watch_support::http(&watcher.addr, "GET", "/healthz", &[], "");
     assert_eq!(code, 200);
+    let (code, _) = watcher.stop();
+    assert_eq!(code, Some(0));
+}
+
+/// Starts `reconcile ui ARGS` in the repository; the child and its address.
+fn start_ui(repo: &GitRepo, args: &[&str]) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .arg("ui")
+        .args(args)
+        .current_dir(repo.path())
+        .env_remove("RECONCILE_ENGINE_STATE")
+        .env_remove("RECONCILE_UI_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut line = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
+
+#[test]
+fn reconcile_ui_takes_a_token_value() {
+    let repo = GitRepo::new();
+    write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
+    apply(&repo);
+    let (mut child, addr) = start_ui(
+        &repo,
+        &["--listen", "127.0.0.1:0", "--token", "v4lue-t0ken"],
+    );
+    let (refused, body) = watch_support::http(&addr, "GET", "/cluster", &[], "");
+    let (allowed, _) = watch_support::http(
+        &addr,
+        "GET",
+        "/cluster",
+        &[("Authorization", "Bearer v4lue-t0ken")],
+        "",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(refused, 401);
+    assert!(!body.contains("v4lue-t0ken"));
+    assert_eq!(allowed, 200);
+}
+
+#[test]
+fn reconcile_watch_token_covers_every_endpoint_but_the_probes() {
+    let repo = GitRepo::new();
+    write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
+    repo.commit("web 1.0");
+    // Beyond loopback without a token: refused before anything is opened or created.
+    let (code, out, err) = repo.run(&["watch", "--listen", "0.0.0.0:0"]).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--listen 0.0.0.0:0 is reachable beyond this machine")
+            && err.contains("--token"),
+        "{err}"
+    );
+    assert!(
+        !repo.path().join(".reconcile").exists(),
+        "a refused watcher created its state"
+    );
+
+    let watcher = repo.watch(&["--interval", "300ms", "--token", "w4tch-t0ken"]);
+    watcher.wait_until("the first sync", || {
+        repo.try_status("web")
+            .is_some_and(|s| s["sync"] == "Synced")
+    });
+    let bearer = [("Authorization", "Bearer w4tch-t0ken")];
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/apps/web"),
+        ("GET", "/api/v1/apps"),
+        ("GET", "/api/v1/apps/web"),
+        ("POST", "/api/v1/apps/web/sync"),
+        ("GET", "/metrics"),
+        ("POST", "/hooks/git"),
+        ("GET", "/ui/events"),
+    ] {
+        let (code, body) = watch_support::http(&watcher.addr, method, path, &[], "");
+        assert_eq!(code, 401, "{method} {path} without the token: {body}");
+        assert!(!body.contains("w4tch-t0ken"));
+    }
+    for path in ["/healthz", "/readyz"] {
+        let (code, _) = watch_support::http(&watcher.addr, "GET", path, &[], "");
+        assert_eq!(code, 200, "{path} is a probe");
+    }
+    let (code, body) = watch_support::http(&watcher.addr, "GET", "/api/v1/apps/web", &bearer, "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = watch_support::http(&watcher.addr, "GET", "/metrics", &bearer, "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = watch_support::http(&watcher.addr, "GET", "/apps/web", &bearer, "");
+    assert_eq!(code, 200, "{body}");
+    // A webhook URL can carry the token (GitHub sends no bearer token).
+    let push = r#"{"ref":"refs/heads/main","after":"abc"}"#;
+    let (code, body) = watch_support::http(
+        &watcher.addr,
+        "POST",
+        "/hooks/git?token=w4tch-t0ken",
+        &[("X-GitHub-Event", "push")],
+        push,
+    );
+    assert!(code == 202 || code == 200, "{code} {body}");
+    // `reconcile sync` carries it too.
+    let (code, _, err) = repo.run(&["sync", "web"]).parts();
+    assert_eq!(code, 1);
+    assert!(err.contains("unauthorized"), "{err}");
+    let (code, out, err) = repo.run(&["sync", "web", "--token", "w4tch-t0ken"]).parts();
+    assert_eq!(code, 0, "{out}{err}");
     let (code, _) = watcher.stop();
     assert_eq!(code, Some(0));
 }

@@ -1,7 +1,9 @@
 //! The web UI in headless Chromium, served by a real `reconcile watch` on a real git
 //! repository: open Applications, follow an application to its resource tree, press Sync and
-//! see the status change without reloading, watch a Canary's step advance live, and save a
-//! screenshot of each page under `target/ui-screenshots/`.
+//! see the status change without reloading (after its confirmation dialog, by mouse and by
+//! keyboard alone), watch a Canary's step advance live, walk every rollout action with Tab
+//! (focus visible, Enter asks, Escape cancels), and save a screenshot of each page under
+//! `target/ui-screenshots/`.
 //!
 //! Skipped (with a message) when no Chromium is installed; `.ci/run` installs Debian's.
 
@@ -59,8 +61,36 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
     });
     assert!(sync_status(&mut browser).contains("OutOfSync"));
 
-    // Sync: the form posts, the page comes back, and the status turns Synced live.
+    // Sync asks first: Cancel (or Escape) does nothing.
     browser.eval("document.getElementById('sync').click()");
+    browser.wait_for("the confirmation dialog", |b| {
+        b.eval("document.getElementById('confirm').open") == true
+    });
+    let question = browser
+        .eval("document.getElementById('confirm-text').textContent")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(question.contains("Sync web: apply"), "{question}");
+    assert_eq!(
+        browser.focused().0,
+        "confirm-cancel",
+        "focus starts on Cancel"
+    );
+    browser.screenshot(&shots.join("confirm.png"));
+    browser.press("Escape");
+    browser.wait_for("the dialog to close", |b| {
+        b.eval("document.getElementById('confirm').open") == false
+    });
+    assert_eq!(browser.eval("location.search"), "", "Escape sent nothing");
+    assert!(sync_status(&mut browser).contains("OutOfSync"));
+
+    // Sync: confirmed, the form posts, the page comes back, and the status turns Synced live.
+    browser.eval("document.getElementById('sync').click()");
+    browser.wait_for("the confirmation dialog", |b| {
+        b.eval("document.getElementById('confirm').open") == true
+    });
+    browser.eval("document.getElementById('confirm-ok').click()");
     browser.wait_for("the sync to be requested", |b| {
         b.eval("location.search")
             .as_str()
@@ -87,7 +117,34 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
             && text.contains("update Deployment demo/web")
             && text.contains("web:2.0")
     });
-    browser.eval("document.getElementById('sync').click()");
+    // This time with the keyboard only: Tab to Sync, Enter, Tab to the action, Enter.
+    browser.open(&format!("{base}/apps/web"));
+    let mut seen = Vec::new();
+    for _ in 0..80 {
+        browser.press("Tab");
+        let (id, shown) = browser.focused();
+        assert!(shown, "{id} has focus but does not show it");
+        seen.push(id.clone());
+        if id == "sync" {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("sync"),
+        "Tab never reached Sync: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|i| i.contains("Skip to content")),
+        "{seen:?}"
+    );
+    browser.press("Enter");
+    browser.wait_for("the confirmation dialog", |b| {
+        b.eval("document.getElementById('confirm').open") == true
+    });
+    browser.press("Tab");
+    assert_eq!(browser.focused(), ("confirm-ok".to_string(), true));
+    browser.press("Enter");
     browser.wait_for("the sync to be requested again", |b| {
         b.eval("document.readyState") == "complete" && b.main_text().contains("Sync requested")
     });
@@ -107,6 +164,49 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
     };
     let first_step = step_of(&first);
     browser.screenshot(&shots.join("rollout.png"));
+    // Every rollout action is reached by Tab and shows its focus; Enter opens its question,
+    // Escape leaves it with nothing done.
+    let mut reached = Vec::new();
+    for _ in 0..80 {
+        browser.press("Tab");
+        let (id, shown) = browser.focused();
+        assert!(shown, "{id} has focus but does not show it");
+        reached.push(id);
+        if ["promote", "promote-full", "abort", "retry", "undo"]
+            .iter()
+            .all(|a| reached.iter().any(|r| r == a))
+        {
+            break;
+        }
+        if browser.focused().0 == "abort" {
+            browser.press("Enter");
+            browser.wait_for("the abort question", |b| {
+                b.eval("document.getElementById('confirm').open") == true
+            });
+            let text = browser.eval("document.getElementById('confirm-text').textContent");
+            assert!(
+                text.as_str()
+                    .is_some_and(|t| t.contains("Abort the rollout of demo/web")),
+                "{text}"
+            );
+            browser.press("Escape");
+            browser.wait_for("the dialog to close", |b| {
+                b.eval("document.getElementById('confirm').open") == false
+            });
+            // The focus returns to Abort; go on from there.
+            assert_eq!(browser.focused().0, "abort");
+        }
+    }
+    for action in ["promote", "promote-full", "abort", "retry", "undo"] {
+        assert!(
+            reached.iter().any(|r| r == action),
+            "Tab never reached {action}: {reached:?}"
+        );
+    }
+    assert!(
+        !browser.main_text().contains("Aborted"),
+        "an Escape'd abort did nothing"
+    );
     browser.wait_for("the canary's step to advance live", |b| {
         let now = b.main_text();
         step_of(&now) != first_step || (now.contains("Healthy") && !first.contains("Healthy"))
@@ -127,6 +227,7 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
     browser.screenshot(&shots.join("cluster.png"));
     for name in [
         "applications",
+        "confirm",
         "application",
         "rollout",
         "rollout-done",

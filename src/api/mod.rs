@@ -58,6 +58,33 @@ struct App {
     worker: Worker,
     token: Arc<str>,
     address: Arc<str>,
+    faults: Arc<TestFaults>,
+}
+
+/// Test hooks, for the clients' error handling: faults a real API server shows.
+/// `RECONCILE_TEST_API_FAULTS=N` answers the first N writes (any method but GET) with 429
+/// and 503 in turn; `RECONCILE_TEST_API_FORBID=METHOD` answers every request of that method
+/// with 403 Forbidden, in RBAC's words.
+#[derive(Debug, Default)]
+struct TestFaults {
+    remaining: std::sync::atomic::AtomicU32,
+    forbid: Option<String>,
+}
+
+impl TestFaults {
+    fn from_env() -> TestFaults {
+        let remaining = std::env::var("RECONCILE_TEST_API_FAULTS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+            .min(20);
+        TestFaults {
+            remaining: std::sync::atomic::AtomicU32::new(remaining),
+            forbid: std::env::var("RECONCILE_TEST_API_FORBID")
+                .ok()
+                .map(|m| m.to_uppercase()),
+        }
+    }
 }
 
 /// The API router over `worker`'s engine; requests must carry `Bearer <token>`.
@@ -67,6 +94,7 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         worker,
         token: Arc::from(token),
         address: Arc::from(address),
+        faults: Arc::new(TestFaults::from_env()),
     };
     Router::new()
         .route(
@@ -83,7 +111,22 @@ pub fn router(worker: Worker, token: &str, address: &str) -> Router {
         .fallback(resource)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), stamp_date))
         .with_state(app)
+}
+
+/// Every response carries the server's time in `Date`, as the API server's do: the engine's
+/// virtual time, so clients that follow the server's clock (the kube backend's rollout
+/// driver) see the time the engine's controllers see.
+async fn stamp_date(State(app): State<App>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(app.worker.now_millis());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
+    response
 }
 
 async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
@@ -96,7 +139,47 @@ async fn authenticate(State(app): State<App>, request: Request, next: Next) -> R
     if !same_secret(presented.as_bytes(), expected.as_bytes()) {
         return ApiError::unauthorized().into_response();
     }
+    if let Some(refused) = injected_fault(&app.faults, &request) {
+        return refused.into_response();
+    }
     next.run(request).await
+}
+
+/// The fault a test asked for (see [`TestFaults`]), if any.
+fn injected_fault(faults: &TestFaults, request: &Request) -> Option<ApiError> {
+    use std::sync::atomic::Ordering;
+    let method = request.method().as_str();
+    if faults.forbid.as_deref() == Some(method) {
+        let verb = method.to_lowercase();
+        let path = request.uri().path();
+        return Some(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "User \"system:serviceaccount:test:reconcile\" cannot {verb} {path}: RBAC: access denied"
+            ),
+        ));
+    }
+    if method == "GET" {
+        return None;
+    }
+    let left = faults
+        .remaining
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .ok()?;
+    Some(if left % 2 == 0 {
+        ApiError::new(
+            429,
+            "TooManyRequests",
+            "the server is throttling: try again later",
+        )
+    } else {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the server is unavailable: try again later",
+        )
+    })
 }
 
 /// Compares in time independent of where the inputs differ: the token is the only credential.
@@ -194,7 +277,7 @@ async fn dispatch(
         return found.map(|doc| axum::Json(doc).into_response());
     }
     let target = request::parse_path(uri.path())?;
-    let (info, namespace, name, sub) = match target {
+    let (info, namespace, name, sub, version) = match target {
         Target::Events { namespace } => {
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str()));
@@ -214,9 +297,14 @@ async fn dispatch(
             namespace,
             name,
             sub,
-        } => (info, namespace, name, sub),
+            version,
+        } => (info, namespace, name, sub, version),
     };
-    let scope = Scope { info, namespace };
+    let scope = Scope {
+        info,
+        namespace,
+        version,
+    };
     let write = objects::Write {
         manager: apply::manager_of(
             query.get("fieldManager").map(String::as_str),
@@ -350,11 +438,13 @@ fn server_side_apply(
             Value::from(ns.as_str()),
         );
     }
-    let live = engine.get(
-        info.kind,
-        scope.namespace.as_deref().unwrap_or_default(),
-        name,
-    )?;
+    let live = engine
+        .get(
+            info.key,
+            scope.namespace.as_deref().unwrap_or_default(),
+            name,
+        )?
+        .map(|l| scope.view(l));
     let request = apply::ApplyRequest {
         manager,
         force,
@@ -368,6 +458,7 @@ fn server_side_apply(
         (false, true) => (201, engine.dry_run_create(&merged)?),
         (false, false) => (201, engine.create(&merged)?),
     };
+    let stored = scope.view(stored);
     Ok(Answer {
         code,
         body: serde_json::to_vec(&stored).unwrap_or_default(),

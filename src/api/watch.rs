@@ -51,7 +51,7 @@ struct Filter {
 
 impl Filter {
     fn wants(&self, kind: &str, object: &Value) -> bool {
-        kind == self.scope.info.kind
+        kind == self.scope.info.key
             && self
                 .scope
                 .namespace
@@ -71,7 +71,8 @@ impl Filter {
             );
             serde_json::to_vec(&WatchEvent { kind: word, object: &table })
         } else {
-            serde_json::to_vec(&WatchEvent { kind: word, object })
+            let viewed = self.scope.view(object.clone());
+            serde_json::to_vec(&WatchEvent { kind: word, object: &viewed })
         }
         .unwrap_or_default();
         text.push(b'\n');
@@ -85,7 +86,7 @@ impl Filter {
         }
         let object = json!({
             "kind": self.scope.info.kind,
-            "apiVersion": self.scope.info.api_version(),
+            "apiVersion": self.scope.api_version(),
             "metadata": meta,
         });
         let mut text =
@@ -133,7 +134,7 @@ pub async fn watch(
                 .call(move |engine| -> Result<(Vec<Value>, u64), ApiError> {
                     let state = engine.fresh_state()?;
                     let objects = state
-                        .kind(scope.info.kind)
+                        .kind(scope.info.key)
                         .values()
                         .map(|s| &s.doc)
                         .filter(|d| {

@@ -7,6 +7,7 @@
 //! the async runtime.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct Worker {
     jobs: mpsc::Sender<Job>,
     journal: Arc<Journal>,
+    now: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -57,11 +59,19 @@ impl Worker {
         }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let feed = journal.clone();
+        let now = Arc::new(AtomicU64::new(engine.now_millis().max(0) as u64));
+        let shown = now.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || run(engine, inbox, feed, clock))
+            .spawn(move || run(engine, inbox, feed, clock, shown))
             .ok();
-        Worker { jobs, journal }
+        Worker { jobs, journal, now }
+    }
+
+    /// The engine's virtual time (milliseconds since the epoch) as of its last job or tick,
+    /// read without waiting for the engine thread.
+    pub fn now_millis(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
     }
 
     /// The watch journal fed by this engine.
@@ -87,7 +97,13 @@ impl Worker {
     }
 }
 
-fn run(mut engine: Engine, inbox: mpsc::Receiver<Job>, journal: Arc<Journal>, clock: Clock) {
+fn run(
+    mut engine: Engine,
+    inbox: mpsc::Receiver<Job>,
+    journal: Arc<Journal>,
+    clock: Clock,
+    now: Arc<AtomicU64>,
+) {
     let mut last_tick = Instant::now();
     // Fractions of a virtual millisecond carried from tick to tick, so slow speeds still move.
     let mut carry = 0.0_f64;
@@ -114,5 +130,6 @@ fn run(mut engine: Engine, inbox: mpsc::Receiver<Job>, journal: Arc<Journal>, cl
         if let Ok((state, changed)) = engine.fresh_changes() {
             journal.record(state, changed);
         }
+        now.store(engine.now_millis().max(0) as u64, Ordering::Relaxed);
     }
 }

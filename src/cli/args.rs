@@ -87,7 +87,7 @@ pub enum Command {
     Unlock {
         /// The lock's id.
         lock_id: String,
-        /// The target: `engine` (default), `engine:PATH`.
+        /// The target: `engine` (default), `engine:PATH`, `kube`, `kube:CONTEXT`.
         #[arg(long)]
         target: Option<String>,
     },

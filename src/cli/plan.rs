@@ -265,12 +265,19 @@ fn find_config(start: &Path) -> anyhow::Result<Option<(Config, PathBuf)>> {
 /// `reconcile unlock LOCK_ID`.
 pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
     let located = target::locate(target, None)?;
-    let state = located.engine_state(
-        "`reconcile unlock` (a Kubernetes target's lock is the Lease default/reconcile-lock, \
-         free again 60 s after its holder stops renewing it)",
-    )?;
-    let mut engine = Engine::open_existing(&state.path)?;
-    engine.force_unlock(lock_id)?;
+    match &located {
+        Target::Engine(state) => {
+            let mut engine = Engine::open_existing(&state.path)?;
+            engine.force_unlock(lock_id)?;
+        }
+        Target::Kube { context } => {
+            let options = crate::k8s::Options {
+                context: context.clone(),
+                force_conflicts: false,
+            };
+            crate::k8s::connect(&options)?.force_unlock(lock_id)?;
+        }
+    }
     println!("lock {lock_id} released");
     Ok(EXIT_OK)
 }
@@ -278,7 +285,7 @@ pub fn unlock(lock_id: &str, target: Option<&str>) -> anyhow::Result<i32> {
 /// `reconcile inventory` arguments.
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
-    /// The target: `engine` (default), `engine:PATH`.
+    /// The target: `engine` (default), `engine:PATH`, `kube`, `kube:CONTEXT`.
     #[arg(long, global = true)]
     pub target: Option<String>,
     /// What to do.
@@ -305,13 +312,12 @@ pub enum InventoryCommand {
 /// `reconcile inventory …`.
 pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
     let located = target::locate(args.target.as_deref(), None)?;
-    let state = located.engine_state("`reconcile inventory`")?;
     match args.command {
         InventoryCommand::List => {
-            let engine = target::open(state, Access::Read)?;
-            let listed = plan::inventory::list(&engine)?;
+            let cluster = target::connect(&located, Access::Read, false)?;
+            let listed = plan::inventory::list(&*cluster)?;
             if listed.is_empty() {
-                println!("No inventories in engine:{}", state.path.display());
+                println!("No inventories in {}", cluster.target_name());
                 return Ok(EXIT_OK);
             }
             let width = listed
@@ -335,11 +341,13 @@ pub fn inventory(args: InventoryArgs) -> anyhow::Result<i32> {
             if old == new {
                 bail!("OLD and NEW are the same name");
             }
-            if !state.path.exists() {
+            if let Some(state) = located.state()
+                && !state.path.exists()
+            {
                 bail!("engine state {} does not exist", state.path.display());
             }
-            let mut engine = target::open(state, Access::Write)?;
-            with_lock(&mut engine, "inventory rename", |cluster| {
+            let mut cluster = target::connect(&located, Access::Write, false)?;
+            with_lock(&mut *cluster, "inventory rename", |cluster| {
                 let moved = plan::inventory::rename(cluster, &old, &new)?;
                 println!(
                     "inventory of application {old} is now application {new}'s ({moved} objects changed hands)"
@@ -533,6 +541,39 @@ fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(crate::render::to_values(&resources))
+}
+
+/// The file of the application an object was rendered from (`app/web.yaml`), found by
+/// rendering again: only asked for when the target refused the object.
+fn source_file(resolved: &Resolved, id: &ResId) -> Option<String> {
+    let resources = match &resolved.tree {
+        Some(tree) => crate::render::render(&*tree.fs, &resolved.dir),
+        None => crate::render::render_dir(&resolved.dir),
+    }
+    .ok()?;
+    let found = resources.iter().find(|r| {
+        let rendered = r.id();
+        rendered.gvk.kind == id.gvk.kind
+            && rendered.name == id.name
+            && (rendered.namespace == id.namespace || rendered.namespace.is_empty())
+    })?;
+    let origin = found.origin.as_ref()?;
+    Some(
+        Path::new(&resolved.app.path)
+            .join(&origin.path)
+            .display()
+            .to_string(),
+    )
+}
+
+/// A plan or apply error, with the file of the object the target refused when there is one.
+fn naming_file(error: plan::Error, resolved: &Resolved) -> anyhow::Error {
+    if let plan::Error::NotServed { id, .. } = &error
+        && let Some(file) = source_file(resolved, id)
+    {
+        return anyhow::anyhow!("{file}: {error}");
+    }
+    error.into()
 }
 
 fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
@@ -775,7 +816,8 @@ fn plan_all(
     for r in resolved {
         let engine = engines.get(target, r.app.target.as_deref(), Access::Read)?;
         let objects = render(r)?;
-        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)?;
+        let mut one = plan::make_plan(&r.app, &r.app.path, &objects, engine, &options)
+            .map_err(|e| naming_file(e, r))?;
         one.plan.revision = revision(r);
         planned.push((one, objects));
     }
@@ -1114,7 +1156,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         for r in &resolved {
             let engine = engines.get(args.target.as_deref(), r.app.target.as_deref(), access)?;
             let objects = render(r)?;
-            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, &objects, &*engine, &plan_options)
+                .map_err(|e| naming_file(e, r))?;
             dry_runs.push(planned.plan);
         }
         return finish_dry_run(&dry_runs, json);
@@ -1134,7 +1177,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
         for (r, (state, objects)) in resolved.iter().zip(&rendered) {
             let cluster = engines.at(state)?;
-            let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)?;
+            let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)
+                .map_err(|e| naming_file(e, r))?;
             if !json {
                 println!(
                     "Application {} ({}): {}",
@@ -1148,7 +1192,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                 wait: options.wait && !defer,
                 ..options
             };
-            let report = plan::apply(&planned, cluster, &options, &mut progress_line)?;
+            let report = plan::apply(&planned, cluster, &options, &mut progress_line)
+                .map_err(|e| naming_file(e, r))?;
             hold_between_applications_for_tests();
             if defer && report.failure.is_none() {
                 let entry = deferred.entry(state.clone()).or_default();
@@ -1522,11 +1567,11 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<i32> {
         output,
     } = &args.command
     {
-        let mut engine = target::open(state.engine_state("`rollout get`")?, access)?;
+        let mut cluster = target::connect(&state, access, false)?;
         let id = deployment_id(deployment, ns);
         let timeout = parse_timeout(timeout)?;
         return super::rollout_get::run(
-            &mut engine,
+            &mut *cluster,
             &id,
             *watch,
             timeout.as_millis() as i64,

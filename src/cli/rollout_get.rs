@@ -5,7 +5,6 @@
 use std::io::IsTerminal;
 
 use crate::cluster::Cluster;
-use crate::engine::Engine;
 use crate::engine::clock::{SECOND, human_age, parse_rfc3339};
 use crate::model::ResId;
 use crate::rollout::view::{self, RolloutView};
@@ -221,14 +220,14 @@ pub fn render(v: &RolloutView) -> String {
 /// Prints the picture once, or with `watch` again every few seconds of cluster time until
 /// the rollout is no longer progressing (or `timeout_ms` of cluster time has passed).
 pub fn run(
-    engine: &mut Engine,
+    cluster: &mut dyn Cluster,
     id: &ResId,
     watch: bool,
     timeout_ms: i64,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let picture = |engine: &Engine| -> anyhow::Result<(RolloutView, String)> {
-        let v = view::view(engine as &dyn Cluster, id)?;
+    let picture = |cluster: &dyn Cluster| -> anyhow::Result<(RolloutView, String)> {
+        let v = view::view(cluster, id)?;
         let text = if json {
             serde_json::to_string_pretty(&v)? + "\n"
         } else {
@@ -236,16 +235,18 @@ pub fn run(
         };
         Ok((v, text))
     };
-    let (mut current, mut text) = picture(engine)?;
+    let (mut current, mut text) = picture(cluster)?;
     print!("{text}");
     if !watch {
         return Ok(exit_code(&current));
     }
     let tty = std::io::stdout().is_terminal();
-    let start = engine.now_millis();
-    while current.active && engine.now_millis() - start < timeout_ms {
-        engine.advance(WATCH_STEP)?;
-        let (next, next_text) = picture(engine)?;
+    // Cluster time: virtual on the engine (waiting advances it), the server's on Kubernetes.
+    let now = |cluster: &dyn Cluster| parse_rfc3339(&cluster.now()).unwrap_or(0);
+    let start = now(cluster);
+    while current.active && now(cluster) - start < timeout_ms {
+        cluster.wait(std::time::Duration::from_millis(WATCH_STEP as u64))?;
+        let (next, next_text) = picture(cluster)?;
         if next_text != text {
             if tty && !json {
                 // Redraw in place: cursor home, clear screen.

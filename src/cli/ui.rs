@@ -1,7 +1,9 @@
 //! `reconcile ui`: the web UI for a target, without a watcher (statuses as `reconcile status`
-//! reads them; Sync goes to the watcher running on the target, if any).
+//! reads them; the pending diff rendered from each application's recorded source; Sync goes
+//! to the watcher running on the target, else applies here under the target's lock). Also
+//! the access token options every HTTP listener shares.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -21,16 +23,38 @@ pub struct UiArgs {
     /// The target: `engine` (default), `engine:PATH`.
     #[arg(long)]
     pub target: Option<String>,
-    /// A file holding the access token (or set RECONCILE_UI_TOKEN); every request must then
-    /// carry it (`Authorization: Bearer`, or open `/?token=…` once for a cookie). Not a flag
-    /// value, so it stays out of `ps`.
-    #[arg(long, value_name = "FILE")]
+    /// Limit for each network operation when an application's source is a remote
+    /// repository (`60s`, `2m`).
+    #[arg(long, default_value = "60s")]
+    pub git_timeout: String,
+    /// The access token.
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// Where the access token of an HTTP listener comes from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TokenArgs {
+    /// The access token every request must then carry (`Authorization: Bearer`, or open
+    /// `/?token=…` once for a cookie). Visible in `ps`: prefer --token-file or
+    /// RECONCILE_UI_TOKEN on shared machines.
+    #[arg(long, value_name = "VALUE", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// A file holding the access token (its first line).
+    #[arg(long, value_name = "FILE", alias = "ui-token-file")]
     pub token_file: Option<PathBuf>,
 }
 
-/// The access token: the file's first line, else RECONCILE_UI_TOKEN; empty is an error.
-pub fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    if let Some(file) = file {
+/// The access token: `--token`, else the file's first line, else RECONCILE_UI_TOKEN; empty
+/// is an error.
+pub fn token(args: &TokenArgs) -> anyhow::Result<Option<String>> {
+    if let Some(value) = &args.token {
+        if value.trim().is_empty() {
+            bail!("--token: the value is empty");
+        }
+        return Ok(Some(value.trim().to_string()));
+    }
+    if let Some(file) = &args.token_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("--token-file {}", file.display()))?;
         let token = text.lines().next().unwrap_or_default().trim().to_string();
@@ -48,13 +72,37 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// Refuses, before anything is opened, an address reachable beyond this machine when no
+/// token guards it (a name is resolved: every address it gives must be loopback).
+pub fn check_listen(listen: &str, token: Option<&str>) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    if token.is_some() {
+        return Ok(());
+    }
+    let addrs: Vec<std::net::SocketAddr> = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: not an address"))?
+        .collect();
+    if addrs.is_empty() || !addrs.iter().all(crate::ui::is_loopback) {
+        return Err(crate::ui::Error::NeedsToken {
+            addr: listen.to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// `reconcile ui`.
 pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
-    let token = token(args.token_file.as_deref())?;
+    let token = token(&args.token)?;
+    check_listen(&args.listen, token.as_deref())?;
+    let git_timeout = crate::rollout::time::parse_duration(&args.git_timeout)
+        .map_err(|e| anyhow::anyhow!("--git-timeout: {e}"))?;
     let located = target::locate(args.target.as_deref(), None)?;
     let state = located.engine_state("`reconcile ui`")?;
     let engine = target::open(state, Access::Read)?;
-    let ui = crate::ui::Ui::new(engine, None, token)?;
+    let ui = crate::ui::Ui::new(engine, None, token)?
+        .with_sources(super::source::git_options(git_timeout));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -48,10 +48,11 @@ pub struct WatchArgs {
     /// GitLab token); never passed on the command line, so it stays out of `ps`.
     #[arg(long, value_name = "VAR")]
     pub webhook_secret_env: Option<String>,
-    /// A file holding the web UI's access token (or set RECONCILE_UI_TOKEN). Every UI request
-    /// must then carry it; without one the UI is served only on a loopback address.
-    #[arg(long, value_name = "FILE")]
-    pub ui_token_file: Option<PathBuf>,
+    /// The access token of everything the listener serves but /healthz and /readyz (the UI,
+    /// the API, /metrics, and /hooks/git unless --webhook-secret-env checks it). Without one
+    /// only a loopback --listen is accepted.
+    #[command(flatten)]
+    pub token: super::ui::TokenArgs,
 }
 
 /// Output formats of `status`.
@@ -84,6 +85,9 @@ pub struct SyncArgs {
     /// The target the watcher runs on: `engine` (default), `engine:PATH`.
     #[arg(long)]
     pub target: Option<String>,
+    /// The watcher's access token, when it has one.
+    #[command(flatten)]
+    pub token: super::ui::TokenArgs,
 }
 
 fn wall_now() -> String {
@@ -109,6 +113,8 @@ fn state_for(target: Option<&str>, repo: &Path) -> anyhow::Result<PathBuf> {
 
 /// `reconcile watch`.
 pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
+    let token = super::ui::token(&args.token)?;
+    super::ui::check_listen(&args.listen, token.as_deref())?;
     let interval = crate::rollout::time::parse_duration(&args.interval)
         .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
     if interval < Duration::from_millis(100) {
@@ -193,7 +199,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         listen: args.listen.clone(),
         webhook_secret,
         state,
-        ui_token: super::ui::token(args.ui_token_file.as_deref())?,
+        token,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -209,11 +215,13 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
 /// `reconcile status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let located = target::locate(args.target.as_deref(), None)?;
-    let state = located.engine_state("`reconcile status`")?;
-    let engine = target::open(state, Access::Read)?;
-    let target = format!("engine:{}", state.path.display());
+    let cluster = target::connect(&located, Access::Read, false)?;
+    let target = match located.state() {
+        Some(state) => format!("engine:{}", state.path.display()),
+        None => cluster.target_name(),
+    };
     let all =
-        status::load_all(&engine).with_context(|| format!("reading statuses from {target}"))?;
+        status::load_all(&*cluster).with_context(|| format!("reading statuses from {target}"))?;
     if let Some(name) = &args.app {
         let Some(one) = all.iter().find(|s| &s.name == name) else {
             bail!("no status of application {name:?} in {target} (`reconcile watch` records it)");
@@ -346,8 +354,11 @@ pub fn sync(args: SyncArgs) -> anyhow::Result<i32> {
         .clone();
     let target = format!("engine:{}", path.display());
     let holder = lock::holder(&path, &target)?;
+    let authorization = super::ui::token(&args.token)?
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "POST /api/v1/apps/{}/sync HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "POST /api/v1/apps/{}/sync HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n",
         args.app, holder.listen
     );
     let (code, body) = http_call(&holder.listen, &request)

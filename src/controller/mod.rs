@@ -9,7 +9,9 @@
 //! - [`watch`] is the loop that owns time and IO (virtual clock following the wall clock,
 //!   drift from other processes, polling, syncing through `crate::plan`, rollouts);
 //! - [`http`] is the `axum` router (`/healthz`, `/readyz`, `/api/v1/apps`, `/hooks/git`,
-//!   `/metrics`); [`metrics`] the Prometheus families; [`lock`] one watcher per target.
+//!   `/metrics`); [`metrics`] the Prometheus families; [`lock`] one watcher per target;
+//! - [`once`] is one comparison or sync of one application outside the loop (the web UI
+//!   served without a watcher).
 //!
 //! [`serve`] wires them on `tokio`. Invariant: nothing here prints; log lines go to the
 //! caller's closure.
@@ -18,6 +20,7 @@ pub mod decide;
 pub mod http;
 pub mod lock;
 pub mod metrics;
+pub mod once;
 pub mod source;
 pub mod status;
 pub mod watch;
@@ -44,6 +47,14 @@ pub enum Error {
     /// Another watcher holds the target.
     #[error(transparent)]
     Lock(#[from] lock::Error),
+    /// Beyond loopback without an access token.
+    #[error(
+        "--listen {addr} is reachable beyond this machine: give an access token (--token VALUE, --token-file FILE or RECONCILE_UI_TOKEN), which every request but /healthz and /readyz must then carry"
+    )]
+    NeedsToken {
+        /// The address.
+        addr: String,
+    },
     /// The HTTP address cannot be used.
     #[error("--listen {addr}: {cause}")]
     Listen {
@@ -79,8 +90,9 @@ pub struct ServeOptions {
     pub webhook_secret: Option<String>,
     /// The engine's state file (for the watcher lock).
     pub state: PathBuf,
-    /// The web UI's access token (`None`: the UI is served only on a loopback address).
-    pub ui_token: Option<String>,
+    /// The access token every HTTP request must carry (but `/healthz`, `/readyz`, and
+    /// `/hooks/git` when a webhook secret checks it); `None`: loopback only.
+    pub token: Option<String>,
 }
 
 /// Runs the watcher until SIGTERM or SIGINT: the current step finishes, then it returns.
@@ -104,6 +116,12 @@ pub async fn serve(
         addr: options.listen.clone(),
         cause: e.to_string(),
     })?;
+    // Refused before the target is locked or touched.
+    if !crate::ui::is_loopback(&addr) && options.token.is_none() {
+        return Err(Error::NeedsToken {
+            addr: options.listen.clone(),
+        });
+    }
     let holder = lock::Holder {
         pid: std::process::id(),
         since: crate::rollout::time::rfc3339(
@@ -181,25 +199,26 @@ pub async fn serve(
     let server_stop = stop_signal.clone();
     let server_stopping = stopping.clone();
     let mut router = http::router(shared.clone());
-    // The web UI at `/`, over a handle of its own on the state file; beyond loopback only
-    // with an access token.
-    if !crate::ui::is_loopback(&addr) && options.ui_token.is_none() {
-        log(
-            "web UI off: listening beyond loopback needs an access token (--ui-token-file or RECONCILE_UI_TOKEN)",
-        );
-    } else {
-        match Engine::open_existing(&options.state)
-            .map_err(|e| e.to_string())
-            .and_then(|engine| {
-                crate::ui::Ui::new(engine, Some(shared.clone()), options.ui_token.clone())
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok(ui) => {
-                log(&format!("web UI on http://{addr}/"));
-                router = router.merge(crate::ui::router(ui));
-            }
-            Err(e) => log(&format!("web UI off: {e}")),
+    // The web UI at `/`, over a handle of its own on the state file.
+    match Engine::open_existing(&options.state)
+        .map_err(|e| e.to_string())
+        .and_then(|engine| {
+            crate::ui::Ui::new(engine, Some(shared.clone()), None).map_err(|e| e.to_string())
+        }) {
+        Ok(ui) => {
+            log(&format!("web UI on http://{addr}/"));
+            router = router.merge(crate::ui::router(ui));
         }
+        Err(e) => log(&format!("web UI off: {e}")),
+    }
+    // One token for everything the listener serves but the probes (and a webhook that its
+    // secret authenticates: GitHub cannot send a bearer token).
+    if let Some(token) = &options.token {
+        let mut open = vec!["/healthz".to_string(), "/readyz".to_string()];
+        if options.webhook_secret.is_some() {
+            open.push("/hooks/git".to_string());
+        }
+        router = crate::ui::gated(router, token.clone(), open);
     }
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)

@@ -120,7 +120,9 @@ fn wall_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn digest(objects: &[Value]) -> String {
+/// The digest of what a revision renders for an application (the revision of a directory
+/// source).
+pub(crate) fn digest(objects: &[Value]) -> String {
     let mut hasher = Sha256::new();
     for object in objects {
         hasher.update(object.to_string().as_bytes());

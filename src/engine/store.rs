@@ -207,12 +207,23 @@ pub struct State {
     /// Objects written or removed since [`State::take_changed`] last ran; `None` until it
     /// first runs on this loaded state (only `engine serve`'s watch journal asks).
     changed: Option<HashSet<Key>>,
-    /// What each controller with declared inputs saw when it last ran (`Engine::settle`):
-    /// the write counters of its inputs, the instant, and the wake it asked for. Kept here,
-    /// beside the counters it compares, so a reload or a dry run's restore forgets both.
-    pub(crate) settled: std::collections::HashMap<&'static str, (Vec<u64>, Millis, Option<Millis>)>,
     deletions: u64,
     writes: std::collections::HashMap<&'static str, u64>,
+    /// The last run of each memoized controller (not persisted: a state loaded, restored
+    /// or reset starts without it, as its write counters start over).
+    pub settle_memo: std::collections::HashMap<&'static str, ControllerRun>,
+}
+
+/// When a controller last ran and what its inputs looked like after its changes were
+/// applied: at the same instant with the same inputs it would compute nothing new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRun {
+    /// The virtual instant of the run.
+    pub at: Millis,
+    /// The write counters of its input kinds after its changes.
+    pub inputs: Vec<u64>,
+    /// The wake-up it asked for.
+    pub wake: Option<Millis>,
 }
 
 static EMPTY: KindMap = BTreeMap::new();
@@ -233,9 +244,9 @@ impl State {
             dirty: HashSet::new(),
             removed: HashSet::new(),
             changed: None,
-            settled: std::collections::HashMap::new(),
             deletions: 0,
             writes: std::collections::HashMap::new(),
+            settle_memo: std::collections::HashMap::new(),
         }
     }
 
@@ -295,7 +306,7 @@ impl State {
         let mut name = doc::name(&obj).to_string();
         if name.is_empty() {
             let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
-            name = self.generated_name(info.kind, &ns, &prefix);
+            name = self.generated_name(info.key, &ns, &prefix);
         }
         let uid = self.rng.uuid();
         let rv = self.next_rv();
@@ -314,12 +325,12 @@ impl State {
         }
         doc::map_mut(&mut obj, &["metadata"])
             .insert("creationTimestamp".into(), Value::String(created));
-        self.wrote(info.kind);
-        let key: Key = (info.kind, ns.clone(), name.clone());
+        self.wrote(info.key);
+        let key: Key = (info.key, ns.clone(), name.clone());
         self.objects
-            .entry(info.kind)
+            .entry(info.key)
             .or_default()
-            .insert((ns, name), Stored::new(info.kind, obj, sim));
+            .insert((ns, name), Stored::new(info.key, obj, sim));
         self.removed.remove(&key);
         self.touched(&key);
         self.dirty.insert(key.clone());
@@ -955,7 +966,7 @@ impl Database {
             }
         }
         for (kind, ns, name, text, sim) in loaded {
-            let info = kinds::by_kind(&kind)
+            let info = kinds::by_key(&kind)
                 .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
             let doc: Value = serde_json::from_str(&text)
                 .map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
@@ -968,9 +979,9 @@ impl Database {
             };
             state
                 .objects
-                .entry(info.kind)
+                .entry(info.key)
                 .or_default()
-                .insert((ns, name), Stored::new(info.kind, doc, sim));
+                .insert((ns, name), Stored::new(info.key, doc, sim));
         }
         let mut stmt = self.map_busy(self.conn.prepare("SELECT doc FROM events ORDER BY id"))?;
         let rows = self.map_busy(stmt.query_map([], |r| r.get::<_, String>(0)))?;

@@ -96,13 +96,13 @@ pub fn acquire(
     runtime.block_on(async {
         // Two tries: a race lost on create or replace is looked at again once.
         for _ in 0..2 {
-            let existing = client
-                .request::<Value>(
-                    request()
-                        .get(LEASE_NAME, &GetParams::default())
-                        .map_err(|e| backend(target, e))?,
-                )
-                .await;
+            let existing = super::request_retrying(
+                client,
+                request()
+                    .get(LEASE_NAME, &GetParams::default())
+                    .map_err(|e| backend(target, e))?,
+            )
+            .await;
             let acquired = micro_time(now_ms());
             let result = match existing {
                 Err(e) if super::errors::code(&e) == 404 => {
@@ -116,7 +116,7 @@ pub fn acquire(
                     let create = request()
                         .create(&PostParams::default(), body)
                         .map_err(|e| backend(target, e))?;
-                    client.request::<Value>(create).await
+                    super::request_retrying(client, create).await
                 }
                 Err(e) => return Err(backend(target, e)),
                 Ok(lease) => {
@@ -140,7 +140,7 @@ pub fn acquire(
                     let replace = request()
                         .replace(LEASE_NAME, &PostParams::default(), body)
                         .map_err(|e| backend(target, e))?;
-                    client.request::<Value>(replace).await
+                    super::request_retrying(client, replace).await
                 }
             };
             match result {
@@ -166,7 +166,7 @@ async fn renew(client: kube::Client, identity: String) {
         let Ok(get) = request().get(LEASE_NAME, &GetParams::default()) else {
             return;
         };
-        let Ok(mut lease) = client.request::<Value>(get).await else {
+        let Ok(mut lease) = super::request_retrying(&client, get).await else {
             continue;
         };
         if lease
@@ -181,7 +181,7 @@ async fn renew(client: kube::Client, identity: String) {
             return;
         };
         if let Ok(replace) = request().replace(LEASE_NAME, &PostParams::default(), body) {
-            let _ = client.request::<Value>(replace).await;
+            let _ = super::request_retrying(&client, replace).await;
         }
     }
 }
@@ -198,7 +198,7 @@ pub fn release(
         let get = request()
             .get(LEASE_NAME, &GetParams::default())
             .map_err(|e| backend(target, e))?;
-        let lease = match client.request::<Value>(get).await {
+        let lease = match super::request_retrying(client, get).await {
             Ok(lease) => lease,
             Err(e) if super::errors::code(&e) == 404 => return Ok(()),
             Err(e) => return Err(backend(target, e)),
@@ -213,7 +213,64 @@ pub fn release(
         let delete = request()
             .delete(LEASE_NAME, &DeleteParams::default())
             .map_err(|e| backend(target, e))?;
-        match client.request::<Value>(delete).await {
+        match super::request_retrying(client, delete).await {
+            Ok(_) => Ok(()),
+            Err(e) if super::errors::code(&e) == 404 => Ok(()),
+            Err(e) => Err(backend(target, e)),
+        }
+    })
+}
+
+/// The process id in a holder identity (`reconcile apply, pid 42 on host`).
+fn holder_pid(identity: &str) -> Option<&str> {
+    let after = identity.split(", pid ").nth(1)?;
+    after.split(' ').next()
+}
+
+/// Removes the Lease whatever process holds it (`reconcile unlock LOCK_ID`): `lock_id` is the
+/// holder's pid, as the "locked by" message shows it, so a lock is never broken by mistake.
+pub fn force_release(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &str,
+    lock_id: &str,
+) -> Result<(), cluster::Error> {
+    runtime.block_on(async {
+        let get = request()
+            .get(LEASE_NAME, &GetParams::default())
+            .map_err(|e| backend(target, e))?;
+        let lease = match super::request_retrying(client, get).await {
+            Ok(lease) => lease,
+            Err(e) if super::errors::code(&e) == 404 => {
+                return Err(cluster::Error::Backend(format!("{target} is not locked")));
+            }
+            Err(e) => return Err(backend(target, e)),
+        };
+        let holder = lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if holder_pid(holder) != Some(lock_id) {
+            let since = lease
+                .pointer("/spec/acquireTime")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(cluster::Error::Backend(format!(
+                "lock id {lock_id} does not match the lock held on {target} ({holder}, since {since})"
+            )));
+        }
+        let mut params = DeleteParams::default();
+        params.preconditions = lease
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(|rv| kube::core::params::Preconditions {
+                resource_version: Some(rv.to_string()),
+                uid: None,
+            });
+        let delete = request()
+            .delete(LEASE_NAME, &params)
+            .map_err(|e| backend(target, e))?;
+        match super::request_retrying(client, delete).await {
             Ok(_) => Ok(()),
             Err(e) if super::errors::code(&e) == 404 => Ok(()),
             Err(e) => Err(backend(target, e)),
@@ -223,6 +280,12 @@ pub fn release(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_lock_id_is_the_holders_pid() {
+        assert_eq!(holder_pid("reconcile apply, pid 42 on box"), Some("42"));
+        assert_eq!(holder_pid("someone"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -12,8 +12,10 @@
 
 mod errors;
 mod lease;
+mod metrics;
 mod resources;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +35,8 @@ pub const FIELD_MANAGER: &str = "reconcile";
 const ATTEMPTS: u32 = 5;
 /// The first pause between tries; it doubles each time.
 const BACKOFF: Duration = Duration::from_millis(250);
+/// How long reading the server's clock may take before the local clock is trusted instead.
+const CLOCK_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a CRD may take to be established, or a Namespace to become active.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -66,6 +70,7 @@ pub struct KubeCluster {
     changed: Arc<tokio::sync::Notify>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
     lease: Option<lease::Held>,
+    clock: Mutex<ServerClock>,
 }
 
 impl Drop for KubeCluster {
@@ -141,6 +146,34 @@ async fn load_config(context: Option<&str>) -> Result<(kube::Config, String), Er
     }
 }
 
+/// Sends a request, trying it again with backoff while the failure is transient
+/// (throttling, server errors, a broken connection).
+pub(crate) async fn request_retrying(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<Value, kube::Error> {
+    let (parts, body) = request.into_parts();
+    let mut pause = BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let mut again = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.clone());
+        for (name, value) in &parts.headers {
+            again = again.header(name, value);
+        }
+        let request = again.body(body.clone()).map_err(kube::Error::HttpError)?;
+        match client.request::<Value>(request).await {
+            Err(e) if attempt < ATTEMPTS && errors::transient(&e) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Connects to the cluster of a kubeconfig context (or the current one, or the pod's).
 pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -156,7 +189,7 @@ pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
     let client = runtime
         .block_on(async { kube::Client::try_from(config) })
         .map_err(|e| Error::Config(errors::redact(&format!("context {context:?}: {e}"))))?;
-    Ok(KubeCluster {
+    let cluster = KubeCluster {
         runtime,
         client,
         name: format!("kube:{context}"),
@@ -165,16 +198,47 @@ pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
         changed: Arc::new(tokio::sync::Notify::new()),
         watchers: Vec::new(),
         lease: None,
-    })
+        clock: Mutex::new(ServerClock {
+            at_ms: wall_ms(),
+            read: std::time::Instant::now(),
+        }),
+    };
+    cluster.read_server_clock();
+    Ok(cluster)
 }
 
-/// The wall clock as RFC 3339 (a real cluster has no virtual time).
-fn wall_now() -> String {
-    let ms = std::time::SystemTime::now()
+/// This machine's wall clock, in milliseconds since the epoch.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    crate::rollout::time::rfc3339(ms)
+        .unwrap_or(0)
+}
+
+/// The API server's time as this process last saw it: the `Date` header of a response
+/// (whole seconds) and the local instant it was read, moved on by the local clock in between.
+/// Pauses and analysis intervals of the rollout driver follow it, so they follow the server
+/// even when this machine's clock is off (or the server's time runs faster, as `engine serve
+/// --speed` does).
+#[derive(Debug, Clone, Copy)]
+struct ServerClock {
+    at_ms: u64,
+    read: std::time::Instant,
+}
+
+impl ServerClock {
+    fn now_ms(&self) -> u64 {
+        self.at_ms + self.read.elapsed().as_millis() as u64
+    }
+
+    /// Takes a new reading of the server's `Date` (`date_ms`, truncated to the second): the
+    /// estimate keeps its sub-second part when it agrees with the reading, and never goes
+    /// back within that second.
+    fn observe(&mut self, date_ms: u64) {
+        let estimate = self.now_ms();
+        self.at_ms = estimate.clamp(date_ms, date_ms + 999);
+        self.read = std::time::Instant::now();
+    }
 }
 
 /// The object as it may be sent with server-side apply: without what the server owns.
@@ -201,6 +265,34 @@ fn applied_configuration(object: &Value) -> Value {
 }
 
 impl KubeCluster {
+    /// Breaks the target's lock held by process `lock_id` (`reconcile unlock`).
+    pub fn force_unlock(&self, lock_id: &str) -> Result<(), cluster::Error> {
+        lease::force_release(&self.runtime, &self.client, &self.name, lock_id)
+    }
+
+    /// Reads the server's `Date` from a cheap request; without one (a server that sends no
+    /// `Date`, an error) the estimate goes on with the local clock.
+    fn read_server_clock(&self) {
+        let client = self.client.clone();
+        let date = self.runtime.block_on(async move {
+            let request = http::Request::get("/version")
+                .body(kube::client::Body::empty())
+                .ok()?;
+            let response = tokio::time::timeout(CLOCK_READ_TIMEOUT, client.send(request))
+                .await
+                .ok()?
+                .ok()?;
+            let text = response.headers().get(http::header::DATE)?.to_str().ok()?;
+            let at = httpdate::parse_http_date(text).ok()?;
+            at.duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as u64)
+        });
+        if let (Some(date_ms), Ok(mut clock)) = (date, self.clock.lock()) {
+            clock.observe(date_ms);
+        }
+    }
+
     /// Discovery, run once per process and again when asked for a kind it did not know.
     fn resources(&self, refresh: bool) -> Result<Arc<Resources>, cluster::Error> {
         let mut cached = self
@@ -240,21 +332,9 @@ impl KubeCluster {
         &self,
         make: &dyn Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     ) -> Result<Value, kube::Error> {
-        self.runtime.block_on(async {
-            let mut pause = BACKOFF;
-            let mut attempt = 1;
-            loop {
-                let request = make().map_err(kube::Error::BuildRequest)?;
-                match self.client.request::<Value>(request).await {
-                    Err(e) if attempt < ATTEMPTS && errors::transient(&e) => {
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                        attempt += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
+        let request = make().map_err(kube::Error::BuildRequest)?;
+        self.runtime
+            .block_on(request_retrying(&self.client, request))
     }
 
     fn not_served(&self, id: &ResId) -> cluster::Error {
@@ -505,6 +585,68 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
+    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, cluster::Error)> {
+        // Namespaces this apply creates: what goes into them cannot be dry-run there before
+        // they exist, so it is dry-run in `default` instead (fields are judged the same way).
+        let created: HashSet<&str> = objects
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
+            .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+            .collect();
+        let mut absent: HashMap<String, bool> = HashMap::new();
+        for (index, object) in objects.iter().enumerate() {
+            let id = ResId::of(object);
+            // A kind not served yet is defined by a CRD of the same apply (`check_served`
+            // refused the others): it is judged when it is written.
+            let Some(resource) = self.resource_of(&id.gvk).map_err(|e| (index, e))? else {
+                continue;
+            };
+            // Nor is a kind whose CRD the apply (re)defines: its schema may change with it.
+            if crate::engine::crd::defined_by(objects, &id.gvk.api_version(), &id.gvk.kind) {
+                continue;
+            }
+            let mut sent = object.clone();
+            if resource.namespaced && created.contains(id.namespace.as_str()) {
+                let missing = match absent.get(&id.namespace) {
+                    Some(missing) => *missing,
+                    None => {
+                        let namespace = ResId {
+                            gvk: Gvk::from_api_version("v1", "Namespace"),
+                            name: id.namespace.clone(),
+                            namespace: String::new(),
+                        };
+                        let missing = self.get(&namespace).map_err(|e| (index, e))?.is_none();
+                        absent.insert(id.namespace.clone(), missing);
+                        missing
+                    }
+                };
+                if missing {
+                    let stand_in = ResId {
+                        namespace: "default".into(),
+                        ..id.clone()
+                    };
+                    // A namesake in `default` would be merged with: no honest judgement.
+                    if self.get(&stand_in).map_err(|e| (index, e))?.is_some() {
+                        continue;
+                    }
+                    sent["metadata"]["namespace"] = Value::String("default".into());
+                }
+            }
+            self.server_side_apply(&sent, true).map_err(|e| {
+                // The object is named as declared, whatever namespace the dry run used.
+                let e = match e {
+                    cluster::Error::Invalid { message, .. } => cluster::Error::Invalid {
+                        id: Box::new(id.clone()),
+                        message,
+                    },
+                    other => other,
+                };
+                (index, e)
+            })?;
+        }
+        Ok(())
+    }
+
     fn applies_server_side(&self) -> bool {
         true
     }
@@ -514,7 +656,12 @@ impl Cluster for KubeCluster {
     }
 
     fn now(&self) -> String {
-        wall_now()
+        let ms = self
+            .clock
+            .lock()
+            .map(|clock| clock.now_ms())
+            .unwrap_or_else(|_| wall_ms());
+        crate::rollout::time::rfc3339(ms)
     }
 
     fn wait(&mut self, duration: Duration) -> Result<(), cluster::Error> {
@@ -527,6 +674,7 @@ impl Cluster for KubeCluster {
             tokio::time::sleep(least).await;
             let _ = tokio::time::timeout(duration - least, changed.notified()).await;
         });
+        self.read_server_clock();
         Ok(())
     }
 
@@ -546,11 +694,25 @@ impl Cluster for KubeCluster {
         }
     }
 
-    fn metric(&self, _query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
-        Err(cluster::Error::Backend(format!(
-            "{}: metric analysis is not supported yet on Kubernetes targets (no metrics provider)",
-            self.name
-        )))
+    fn metric(&self, query: &MetricQuery) -> Result<Option<f64>, cluster::Error> {
+        let Some(provider) = &query.provider else {
+            return Err(cluster::Error::Backend(format!(
+                "{}: analysis of {} on a Kubernetes target needs a metrics provider: add \
+                 `provider: {{prometheus: {{address: http://…, query: …}}}}` to the analysis",
+                self.name, query.metric
+            )));
+        };
+        let prometheus = &provider.prometheus;
+        self.runtime
+            .block_on(metrics::prometheus(prometheus, query))
+            .map_err(|e| {
+                cluster::Error::Backend(errors::redact(&format!(
+                    "{}: analysis of {}: Prometheus at {}: {e}",
+                    self.name,
+                    query.metric,
+                    crate::source::git::redact_url(&prometheus.address)
+                )))
+            })
     }
 
     fn warnings(
@@ -595,5 +757,28 @@ impl Cluster for KubeCluster {
             .collect();
         found.sort();
         Ok(found.into_iter().map(|(_, m)| m).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_clock_follows_its_date_and_never_goes_back_within_a_second() {
+        let mut clock = ServerClock {
+            at_ms: 1_000_500,
+            read: std::time::Instant::now(),
+        };
+        // A Date one minute ahead (a faster or skewed server) is taken as it is.
+        clock.observe(1_060_000);
+        assert!((1_060_000..1_061_000).contains(&clock.now_ms()));
+        // A Date of the same second keeps the estimate's fraction.
+        let before = clock.now_ms();
+        clock.observe(1_060_000);
+        assert!(clock.now_ms() >= before);
+        // A Date behind the estimate by more than a second wins: the server is the clock.
+        clock.observe(1_000_000);
+        assert!((1_000_000..1_001_000).contains(&clock.now_ms()));
     }
 }

@@ -1058,6 +1058,27 @@ pub fn apply(
     let mut deleted = HashSet::new();
     let mut failed_at = None;
 
+    // Every object the apply writes is shown to the target first (a server-side dry run on
+    // Kubernetes): one it refuses stops the apply before anything, inventory included, is
+    // written.
+    let checked: Vec<usize> = (0..plan.actions.len())
+        .filter(|i| {
+            matches!(plan.actions[*i].action, Change::Create | Change::Update)
+                || planned.bookkeeping[*i]
+        })
+        .filter(|i| planned.objects[*i].is_some())
+        .collect();
+    let objects: Vec<Value> = checked
+        .iter()
+        .filter_map(|i| planned.objects[*i].clone())
+        .collect();
+    if let Err((at, e)) = cluster.check_writes(&objects) {
+        return Err(Error::NotServed {
+            id: Box::new(plan.actions[checked[at]].id()),
+            message: format!("{}; nothing was applied", reason(&e)),
+        });
+    }
+
     // Intent first (as cli-utils does): before any object is written, the inventory lists
     // every object about to be applied, so an apply killed at any point leaves nothing a later
     // prune cannot find. It is trimmed to what exists at the end.

@@ -33,6 +33,30 @@ pub struct AnalysisSpec {
     /// Failed measurements tolerated before the run fails. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_limit: Option<u32>,
+    /// Where a Kubernetes target reads the metric. The built-in engine simulates every
+    /// metric and ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+}
+
+/// A metrics provider, as Argo Rollouts' AnalysisTemplate names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Provider {
+    /// An instant query of a Prometheus HTTP API.
+    pub prometheus: PrometheusProvider,
+}
+
+/// A Prometheus instant query; its first sample is the measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusProvider {
+    /// The server's base URL (`http://prometheus.monitoring:9090`).
+    pub address: String,
+    /// PromQL, a handlebars template over `namespace`, `selector` (the track's pod label
+    /// selector), `track` (`canary`, `preview`), `app` (the Deployment) and `window` (the
+    /// interval, `10s`).
+    pub query: String,
 }
 
 impl AnalysisSpec {
@@ -65,6 +89,23 @@ impl AnalysisSpec {
         }
         if self.count == Some(0) {
             return Err("count: must be at least 1".to_string());
+        }
+        if let Some(provider) = &self.provider {
+            let prometheus = &provider.prometheus;
+            if !prometheus.address.starts_with("http://") {
+                return Err(format!(
+                    "provider.prometheus.address: {:?} is not an http:// URL (https is not supported yet)",
+                    prometheus.address
+                ));
+            }
+            if prometheus.query.trim().is_empty() {
+                return Err("provider.prometheus.query: is empty".to_string());
+            }
+            let mut templates = handlebars::Handlebars::new();
+            templates.set_strict_mode(true);
+            templates
+                .register_template_string("query", &prometheus.query)
+                .map_err(|e| format!("provider.prometheus.query: {e}"))?;
         }
         Ok(())
     }
@@ -215,6 +256,7 @@ mod tests {
 
     fn spec(metric: &str, threshold: f64, count: u32, failure_limit: u32) -> AnalysisSpec {
         AnalysisSpec {
+            provider: None,
             metric: metric.into(),
             threshold,
             interval: Some("10s".into()),

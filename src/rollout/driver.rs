@@ -406,6 +406,9 @@ fn observe(
             selector: pod_selector(stable, &[(TRACK_LABEL, strategy.track())]),
             metric: analysis.metric.clone(),
             window: analysis.interval(),
+            app: id.name.clone(),
+            track: strategy.track().to_string(),
+            provider: analysis.provider.clone(),
         };
         observation.metric = Some(cluster.metric(&query).map_err(cluster_err(&id))?);
     }
@@ -775,7 +778,8 @@ pub fn start(
         record_revision(&mut live, &current, &now, "apply");
     }
     let revision = record_revision(&mut live, target_template, &now, cause);
-    let state = start_state(&strategy, revision, target_template.clone(), &now);
+    let mut state = start_state(&strategy, revision, target_template.clone(), &now);
+    state.driven_by_client = !cluster.drives_rollouts();
     set_annotation(
         &mut live,
         ROLLOUT_STATE_ANNOTATION,
@@ -1417,6 +1421,7 @@ pub fn retry(cluster: &mut dyn Cluster, id: &ResId) -> Result<State, Error> {
     }
     let now = cluster.now();
     let mut state = start_state(&strategy, old.revision, old.target_template.clone(), &now);
+    state.driven_by_client = !cluster.drives_rollouts();
     state.message = format!(
         "retrying revision {} from the first step (`reconcile rollout retry`)",
         old.revision

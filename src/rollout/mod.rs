@@ -318,6 +318,11 @@ pub struct State {
     /// When the driver wants to look again (ms), so observers know how far to let time pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_step_ms: Option<u64>,
+    /// Driven by the client process that started it (a Kubernetes target: `apply --wait`,
+    /// `rollout status`), never by the cluster's own controller, even when the cluster is
+    /// the engine behind `engine serve`: one driver per rollout, as on a real API server.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub driven_by_client: bool,
 }
 
 /// One message of a rollout's log.
@@ -527,6 +532,7 @@ pub fn start_state(strategy: &Strategy, revision: u64, target_template: Value, n
         message: "rollout started".to_string(),
         notes: Vec::new(),
         next_step_ms: None,
+        driven_by_client: false,
     }
 }
 

@@ -17,7 +17,7 @@ mod view;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,10 +32,12 @@ use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
 use crate::controller::http::{Command, Shared};
+use crate::controller::once;
 use crate::controller::status::{self, AppStatus};
 use crate::engine::Engine;
 use crate::model::{Gvk, ResId};
 use crate::rollout::driver;
+use crate::source::git::GitOptions;
 
 /// The Content-Security-Policy of every response: this origin's script, style and
 /// connections only; no inline script or style, no framing, forms post only here.
@@ -48,6 +50,15 @@ pub const TOKEN_COOKIE: &str = "reconcile_ui_token";
 
 /// Events shown on the Cluster page.
 const EVENTS_SHOWN: usize = 100;
+
+/// How long a pending diff computed without a watcher is shown before it is computed again.
+const PENDING_FOR: Duration = Duration::from_secs(5);
+
+/// The changes a sync would make (computed here when no watcher runs in this process).
+type Pending = Vec<crate::plan::PlannedAction>;
+
+/// Per application: when its pending diff was computed, and the changes or why none.
+type PendingCache = HashMap<String, (Instant, Result<Pending, String>)>;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
@@ -83,7 +94,7 @@ pub enum Error {
     },
     /// Beyond loopback without a token.
     #[error(
-        "--listen {addr} is reachable beyond this machine: give an access token (--token-file FILE or RECONCILE_UI_TOKEN), which every request must then carry"
+        "--listen {addr} is reachable beyond this machine: give an access token (--token VALUE, --token-file FILE or RECONCILE_UI_TOKEN), which every request must then carry"
     )]
     NeedsToken {
         /// The address.
@@ -95,6 +106,10 @@ pub enum Error {
 /// process, the access and CSRF tokens and the templates.
 pub struct Ui {
     engine: Mutex<Engine>,
+    /// How applications' sources are read when no watcher runs here.
+    git: GitOptions,
+    /// Pending diffs computed here (no watcher): when, and the changes or why none.
+    pending: Mutex<PendingCache>,
     state_path: std::path::PathBuf,
     target: String,
     watcher: Option<Arc<Shared>>,
@@ -158,6 +173,8 @@ impl Ui {
         }
         let state_path = std::path::PathBuf::from(engine.path());
         Ok(Arc::new(Ui {
+            git: GitOptions::from_vars(|name| std::env::var(name).ok(), Duration::from_secs(60)),
+            pending: Mutex::new(HashMap::new()),
             target: engine.target_name(),
             state_path,
             engine: Mutex::new(engine),
@@ -167,6 +184,44 @@ impl Ui {
             templates,
             changes: OnceLock::new(),
         }))
+    }
+
+    /// The same UI reading applications' remote sources with `git` (cache, timeout,
+    /// credentials) when no watcher runs here.
+    pub fn with_sources(mut self: Arc<Self>, git: GitOptions) -> Arc<Self> {
+        if let Some(ui) = Arc::get_mut(&mut self) {
+            ui.git = git;
+        }
+        self
+    }
+
+    /// What syncing `status`'s application would change, computed here (no watcher) at most
+    /// every [`PENDING_FOR`]; Refresh and Sync compute it again.
+    fn pending(&self, status: &AppStatus) -> Result<Pending, String> {
+        if let Ok(cache) = self.pending.lock()
+            && let Some((at, pending)) = cache.get(&status.name)
+            && at.elapsed() < PENDING_FOR
+        {
+            return pending.clone();
+        }
+        let computed = {
+            let engine = self.engine.lock().map_err(|_| {
+                "the target handle is unusable after a failure; restart the UI".to_string()
+            })?;
+            once::pending(status, &*engine, &self.git)
+                .map(|p| p.changes())
+                .map_err(|e| e.to_string())
+        };
+        if let Ok(mut cache) = self.pending.lock() {
+            cache.insert(status.name.clone(), (Instant::now(), computed.clone()));
+        }
+        computed
+    }
+
+    fn forget_pending(&self, app: &str) {
+        if let Ok(mut cache) = self.pending.lock() {
+            cache.remove(app);
+        }
     }
 
     /// The CSRF token the pages embed and every POST must carry.
@@ -188,6 +243,17 @@ impl Ui {
             ));
         }
         Ok(engine)
+    }
+
+    /// A handle of its own that writes to the target (the pages' handle only reads), for
+    /// `what`.
+    fn writable(&self, what: &str) -> Result<Engine, Response> {
+        Engine::open_existing(&self.state_path).map_err(|e| {
+            self.failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("opening {} for {what}: {e}", self.target),
+            )
+        })
     }
 
     /// The statuses: the watcher's when it runs here, else those recorded in the target.
@@ -259,7 +325,7 @@ impl Ui {
 
 /// The router of the UI's pages, actions, live updates and assets.
 pub fn router(ui: Arc<Ui>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(apps_page))
         .route("/apps/{name}", get(app_page))
         .route("/apps/{name}/sync", post(sync_app))
@@ -280,7 +346,11 @@ pub fn router(ui: Arc<Ui>) -> Router {
             get(|| async { asset(JS, "text/javascript; charset=utf-8") }),
         )
         .layer(middleware::from_fn_with_state(ui.clone(), guard))
-        .with_state(ui)
+        .with_state(ui.clone());
+    match &ui.token {
+        Some(token) => gated(router, token.clone(), Vec::new()),
+        None => router,
+    }
 }
 
 fn asset(text: &'static str, kind: &'static str) -> Response {
@@ -365,49 +435,81 @@ fn secure(mut response: Response) -> Response {
     response
 }
 
-/// Every request: the access token when one is set (a `?token=` visit trades it for a
-/// cookie), a same-origin check on POSTs, and the security headers on every answer.
-async fn guard(State(ui): State<Arc<Ui>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &ui.token {
-        let headers = request.headers();
-        let presented = bearer_token(headers).or_else(|| cookie_token(headers));
-        if !presented.is_some_and(|p| same_secret(&p, token)) {
-            let query = form_fields(request.uri().query().unwrap_or(""));
-            if request.method() == Method::GET
-                && query.get("token").is_some_and(|q| same_secret(q, token))
-            {
-                // Trade the token in the address for a cookie and drop it from the address
-                // (history, logs, Referer).
-                let rest: Vec<String> = request
-                    .uri()
-                    .query()
-                    .unwrap_or("")
-                    .split('&')
-                    .filter(|p| !p.starts_with("token=") && !p.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                let location = if rest.is_empty() {
-                    request.uri().path().to_string()
-                } else {
-                    format!("{}?{}", request.uri().path(), rest.join("&"))
-                };
-                let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-                let mut response = Redirect::to(&location).into_response();
-                if let Ok(value) = HeaderValue::from_str(&cookie) {
-                    response.headers_mut().insert(header::SET_COOKIE, value);
-                }
-                return secure(response);
-            }
-            let mut response = ui.failure(
-                StatusCode::UNAUTHORIZED,
-                "this UI needs its access token: open it once as /?token=TOKEN, or send Authorization: Bearer TOKEN",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return secure(response);
-        }
+/// The access token of a listener and the paths it serves without it.
+struct Gate {
+    token: String,
+    open: Vec<String>,
+}
+
+/// `router` answering only requests that carry `token` (`Authorization: Bearer`, the cookie
+/// a `?token=` visit sets, or `?token=` itself on a non-page request such as a webhook
+/// URL), except on the `open` paths (probes; a webhook checked by its own secret).
+pub fn gated(router: Router, token: String, open: Vec<String>) -> Router {
+    let gate = Arc::new(Gate { token, open });
+    router.layer(middleware::from_fn_with_state(gate, check_token))
+}
+
+async fn check_token(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let presented = bearer_token(headers).or_else(|| cookie_token(headers));
+    if presented.is_some_and(|p| same_secret(&p, &gate.token))
+        || gate.open.iter().any(|p| p == request.uri().path())
+    {
+        return next.run(request).await;
     }
+    let query = form_fields(request.uri().query().unwrap_or(""));
+    if query
+        .get("token")
+        .is_some_and(|q| same_secret(q, &gate.token))
+    {
+        let wants_page = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if request.method() != Method::GET || !wants_page {
+            return next.run(request).await;
+        }
+        // A browser: trade the token in the address for a cookie and drop it from the
+        // address (history, logs, Referer).
+        let rest: Vec<String> = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.starts_with("token=") && !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        let location = if rest.is_empty() {
+            request.uri().path().to_string()
+        } else {
+            format!("{}?{}", request.uri().path(), rest.join("&"))
+        };
+        let cookie = format!(
+            "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+            gate.token
+        );
+        let mut response = Redirect::to(&location).into_response();
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        return secure(response);
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "unauthorized: this listener needs its access token: send Authorization: Bearer TOKEN, \
+         or open /?token=TOKEN once in a browser\n",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    secure(response)
+}
+
+/// Every UI request: a same-origin check on POSTs, and the security headers on every
+/// answer (the token, when one is set, is checked before, by [`gated`]).
+async fn guard(State(ui): State<Arc<Ui>>, request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
         let headers = request.headers();
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -522,15 +624,33 @@ async fn app_page(
                 );
             }
         };
-        let diffs = ui.watcher.as_ref().map(|shared| {
-            shared
+        let tree = view::tree(&*engine, &members);
+        drop(engine);
+        // The watcher's last comparison when it runs here; else computed as it would.
+        let diffs = match &ui.watcher {
+            Some(shared) => Ok(shared
                 .plans
                 .read()
                 .ok()
-                .and_then(|p| p.get(&name).map(|actions| view::diffs(actions)))
-                .unwrap_or_default()
-        });
-        (view::tree(&*engine, &members), diffs)
+                .and_then(|p| p.get(&name).cloned())
+                .unwrap_or_default()),
+            None => ui.pending(status),
+        };
+        (tree, diffs)
+    };
+    let (diffs, diff_error) = match diffs {
+        Ok(actions) => (view::diffs(&actions), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let deletions = diffs.iter().filter(|d| d.action == "delete").count();
+    let sync_question = match (&diff_error, diffs.len()) {
+        (Some(_), _) => format!("Sync {name} to {}?", ui.target),
+        (None, 0) => format!("Sync {name}? Nothing differs; its objects are applied again."),
+        (None, n) if deletions > 0 => format!(
+            "Sync {name}: apply {n} change(s) to {}, deleting {deletions} object(s)?",
+            ui.target
+        ),
+        (None, n) => format!("Sync {name}: apply {n} change(s) to {}?", ui.target),
     };
     let history: Vec<view::SyncRow> = status.history.iter().map(view::sync_row).collect();
     ui.page(
@@ -542,8 +662,9 @@ async fn app_page(
             "fullError": status.last_error,
             "healthMessage": status.health_message,
             "tree": tree,
-            "diffKnown": diffs.is_some(),
-            "diffs": diffs.unwrap_or_default(),
+            "diffError": diff_error,
+            "diffs": diffs,
+            "syncQuestion": sync_question,
             "history": history,
             "nameSegment": view::encode(&name),
             "notice": notice_of(&query),
@@ -552,8 +673,11 @@ async fn app_page(
 }
 
 /// One HTTP/1.1 POST on a fresh connection to a watcher; its status code and body.
-async fn post_to(addr: &str, path: &str) -> Result<(u16, String), String> {
+async fn post_to(addr: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
     let (addr, path) = (addr.to_string(), path.to_string());
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let exchange = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&addr)
@@ -563,7 +687,7 @@ async fn post_to(addr: &str, path: &str) -> Result<(u16, String), String> {
             .set_read_timeout(patience)
             .map_err(|e| e.to_string())?;
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
         stream
             .write_all(request.as_bytes())
@@ -613,9 +737,17 @@ async fn sync_app(
         }
         return Redirect::to(&format!("{back}?notice=Sync+requested")).into_response();
     }
-    // No watcher in this process: hand the request to the one running on the target.
+    // No watcher in this process: hand the request to the one running on the target, else
+    // sync here under the target's lock, as the watcher would.
+    ui.forget_pending(&name);
     let holder = match crate::controller::lock::holder(&ui.state_path, &ui.target) {
         Ok(holder) => holder,
+        Err(crate::controller::lock::Error::NoWatcher { .. }) => {
+            let Some(status) = statuses.into_iter().find(|s| s.name == name) else {
+                return ui.failure(StatusCode::NOT_FOUND, &format!("no application {name:?}"));
+            };
+            return sync_here(&ui, &status, &back);
+        }
         Err(e) => {
             return ui.failure(
                 StatusCode::CONFLICT,
@@ -626,6 +758,7 @@ async fn sync_app(
     match post_to(
         &holder.listen,
         &format!("/api/v1/apps/{}/sync", view::encode(&name)),
+        ui.token.as_deref(),
     )
     .await
     {
@@ -638,6 +771,37 @@ async fn sync_app(
             StatusCode::BAD_GATEWAY,
             &format!("asking {holder} to sync {name}: {e}"),
         ),
+    }
+}
+
+/// Syncs an application from this process (no watcher runs on the target): its own
+/// writable handle on the state, the target's apply lock, the status recorded.
+fn sync_here(ui: &Ui, status: &AppStatus, back: &str) -> Response {
+    let name = &status.name;
+    let mut engine = match ui.writable(&format!("the sync of {name}")) {
+        Ok(engine) => engine,
+        Err(r) => return r,
+    };
+    let holder = format!("reconcile ui (pid {})", std::process::id());
+    let wall_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    };
+    let outcome = once::sync(status, &mut engine, &ui.git, &holder, wall_now);
+    ui.forget_pending(name);
+    match outcome {
+        Ok(synced) if synced.ok => Redirect::to(&format!(
+            "{back}?notice={}",
+            view::encode(&format!("Synced: {}", synced.message))
+        ))
+        .into_response(),
+        Ok(synced) => ui.failure(
+            StatusCode::CONFLICT,
+            &format!("the sync of {name} failed: {}", synced.message),
+        ),
+        Err(e) => ui.failure(StatusCode::CONFLICT, &format!("cannot sync {name}: {e}")),
     }
 }
 
@@ -662,7 +826,11 @@ async fn refresh_app(
         }
         return Redirect::to(&format!("{back}?notice=Refresh+requested")).into_response();
     }
-    Redirect::to(&format!("{back}?notice=Read+again+from+the+target")).into_response()
+    ui.forget_pending(&name);
+    Redirect::to(&format!(
+        "{back}?notice=Read+again+from+the+target+and+the+source"
+    ))
+    .into_response()
 }
 
 fn deployment_id(namespace: &str, name: &str) -> ResId {
@@ -782,7 +950,7 @@ async fn rollout_action(
     }
     let id = deployment_id(&namespace, &name);
     let outcome = {
-        let mut engine = match ui.engine() {
+        let mut engine = match ui.writable(&format!("rollout {action} of {namespace}/{name}")) {
             Ok(e) => e,
             Err(r) => return r,
         };

@@ -7,8 +7,17 @@ use std::process::{Child, Command, Stdio};
 
 /// Starts `reconcile engine serve` on `dir/engine.db` (virtual time at 20×), writing
 /// `dir/kubeconfig`; returns once it listens, panics with its stderr when it cannot start.
+#[allow(dead_code)]
 pub fn spawn(dir: &Path) -> Child {
+    spawn_with(dir, &[])
+}
+
+/// As [`spawn`], with environment variables for serve (its test hooks:
+/// `RECONCILE_TEST_API_FAULTS`, `RECONCILE_TEST_API_FORBID`).
+#[allow(dead_code)]
+pub fn spawn_with(dir: &Path, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .envs(env.iter().copied())
         .args([
             "engine",
             "serve",

@@ -281,6 +281,44 @@ impl Browser {
         }
     }
 
+    /// Presses a key as a person would (`Tab`, `Enter`, `Escape`, ` `): key down (with the
+    /// character it types, so Enter activates) and key up.
+    pub fn press(&mut self, key: &str) {
+        let (code, key_code, text) = match key {
+            "Tab" => ("Tab", 9, ""),
+            "Enter" => ("Enter", 13, "\r"),
+            "Escape" => ("Escape", 27, ""),
+            " " => ("Space", 32, " "),
+            other => panic!("press: no key {other:?} here"),
+        };
+        let mut down = json!({"type": "keyDown", "key": key, "code": code,
+            "windowsVirtualKeyCode": key_code, "nativeVirtualKeyCode": key_code});
+        if !text.is_empty() {
+            down["text"] = json!(text);
+        }
+        self.call("Input.dispatchKeyEvent", down);
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": "keyUp", "key": key, "code": code,
+                "windowsVirtualKeyCode": key_code, "nativeVirtualKeyCode": key_code}),
+        );
+    }
+
+    /// The focused element: its id (else its tag and text), whether it shows focus
+    /// (`:focus-visible` with a visible outline).
+    pub fn focused(&mut self) -> (String, bool) {
+        let value = self.eval(
+            "(function(){var e=document.activeElement;if(!e)return ['',false];\
+             var s=getComputedStyle(e);\
+             var shown=e.matches(':focus-visible')&&s.outlineStyle!=='none'&&parseFloat(s.outlineWidth)>0;\
+             return [e.id||(e.tagName+':'+(e.textContent||'').trim().slice(0,30)),shown];})()",
+        );
+        (
+            value[0].as_str().unwrap_or_default().to_string(),
+            value[1].as_bool().unwrap_or(false),
+        )
+    }
+
     /// Saves a PNG of the whole page at `path`.
     pub fn screenshot(&mut self, path: &Path) {
         let result = self.call(

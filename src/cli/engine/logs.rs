@@ -70,7 +70,7 @@ fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Resul
         return Ok(name.to_string());
     }
     let owner = engine
-        .get(info.kind, namespace, name)?
+        .get(info.key, namespace, name)?
         .ok_or_else(|| super::not_found(info, name))?;
     let selector = doc::at(&owner, &["spec", "selector"])
         .map(|s| {
@@ -126,4 +126,101 @@ fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Resul
         eprintln!("Found {} pods, using pod/{chosen}", pods.len());
     }
     Ok(chosen)
+}
+
+/// Virtual time between two looks of `logs -f`.
+const FOLLOW_STEP: Millis = 1_000;
+
+/// `engine logs -f`: the lines so far (as [`run`] selects them), then, as virtual time
+/// passes in steps of [`FOLLOW_STEP`] up to `timeout_ms`, every new line once — across a
+/// restart of the container too (its new run's lines follow). Ends at the timeout, or when
+/// the pod is gone. The engine's time moves only when a command lets it, so following lets
+/// it, as `engine get -w` does.
+pub fn follow(
+    engine: &mut Engine,
+    request: &Request<'_>,
+    timeout_ms: Millis,
+) -> anyhow::Result<i32> {
+    if request.previous {
+        bail!("--previous cannot be followed: that run has ended");
+    }
+    let pod_name = pick_pod(engine, request.target, request.namespace)?;
+    let fixed = Request {
+        target: &pod_name,
+        ..*request
+    };
+    run(engine, &fixed)?;
+    // Where printing stopped: the time of the last line printed and how many lines of that
+    // time were printed (two lines can share a millisecond). Lines come in time order, and a
+    // new run of the container (a restart) prints after the old one.
+    let mut cursor: (Millis, usize) = (Millis::MIN, 0);
+    if let Some(lines) = current_lines(engine, request, &pod_name)? {
+        unseen(&lines, &mut cursor);
+    }
+    let start = engine.now_millis();
+    while engine.now_millis() - start < timeout_ms {
+        let step = FOLLOW_STEP.min(timeout_ms - (engine.now_millis() - start));
+        engine.advance(step)?;
+        let Some(lines) = current_lines(engine, request, &pod_name)? else {
+            return Ok(0);
+        };
+        for line in unseen(&lines, &mut cursor) {
+            if request.timestamps {
+                println!("{} {}", rfc3339(line.at), line.text);
+            } else {
+                println!("{}", line.text);
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    Ok(0)
+}
+
+/// The lines of the followed container now; `None` when the pod is gone. A container
+/// waiting to start has no lines yet.
+fn current_lines(
+    engine: &mut Engine,
+    request: &Request<'_>,
+    pod_name: &str,
+) -> anyhow::Result<Option<Vec<logs::LogLine>>> {
+    let state = engine.state();
+    let Some(pod) = state.get("Pod", request.namespace, pod_name) else {
+        return Ok(None);
+    };
+    if doc::is_deleting(&pod.doc) {
+        return Ok(None);
+    }
+    match logs::container_logs(state, pod, request.container, false) {
+        Ok(lines) => Ok(Some(lines)),
+        Err(e) if e.0.contains("is waiting to start") => Ok(Some(Vec::new())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The lines after `cursor` (time of the last line printed, lines of that time printed),
+/// moving it past them.
+fn unseen(lines: &[logs::LogLine], cursor: &mut (Millis, usize)) -> Vec<logs::LogLine> {
+    let mut fresh = Vec::new();
+    let mut seen_at_cursor = 0;
+    for line in lines {
+        if line.at < cursor.0 {
+            continue;
+        }
+        if line.at == cursor.0 {
+            seen_at_cursor += 1;
+            if seen_at_cursor <= cursor.1 {
+                continue;
+            }
+        }
+        fresh.push(line.clone());
+    }
+    for line in &fresh {
+        if line.at == cursor.0 {
+            cursor.1 += 1;
+        } else {
+            *cursor = (line.at, 1);
+        }
+    }
+    fresh
 }

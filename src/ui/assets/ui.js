@@ -1,8 +1,39 @@
 // reconcile UI: live updates. The server sends a `change` event (server-sent events) when
 // what the pages show has changed; the page's <main> is fetched again and swapped in place.
+// Actions that change the target ask first, in a modal <dialog> (keyboard: Tab between
+// Cancel and the action, Enter chooses, Escape cancels; focus starts on Cancel).
 // Without JavaScript every page is a plain HTML page, and actions are plain form POSTs.
 (function () {
   "use strict";
+  var dialog = document.getElementById("confirm");
+  var asking = null;
+  if (dialog && dialog.showModal) {
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!form.hasAttribute || !form.hasAttribute("data-confirm") || form.dataset.confirmed) {
+        return;
+      }
+      event.preventDefault();
+      asking = form;
+      document.getElementById("confirm-text").textContent = form.getAttribute("data-confirm");
+      document.getElementById("confirm-ok").textContent =
+        form.getAttribute("data-confirm-action") || "Confirm";
+      dialog.returnValue = "";
+      dialog.showModal();
+      document.getElementById("confirm-cancel").focus();
+    });
+    dialog.addEventListener("close", function () {
+      var form = asking;
+      asking = null;
+      if (form && dialog.returnValue === "ok") {
+        form.dataset.confirmed = "yes";
+        form.submit();
+      } else if (again && !busy) {
+        again = false;
+        setTimeout(refresh, 250);
+      }
+    });
+  }
   if (!window.EventSource || !window.fetch || !window.DOMParser) {
     return;
   }
@@ -19,6 +50,9 @@
 
   // Replacing <main> while someone types in it would lose their input: wait for them.
   function editing() {
+    if (dialog && dialog.open) {
+      return true;
+    }
     var el = document.activeElement;
     return !!el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName);
   }
@@ -51,7 +85,13 @@
           return;
         }
         var open = openDetails(main);
+        // Keep a keyboard user's place: the focused control comes back focused.
+        var focused = main.contains(document.activeElement) ? document.activeElement.id : "";
         main.innerHTML = fresh.innerHTML;
+        var refocus = focused && document.getElementById(focused);
+        if (refocus) {
+          refocus.focus({ preventScroll: true });
+        }
         main.querySelectorAll("details").forEach(function (d, i) {
           if (i in open) {
             d.open = open[i];
