@@ -150,10 +150,9 @@ pub fn apply(
         fields: new_set,
         subresource: String::new(),
     };
-    match entries
-        .iter_mut()
-        .find(|e| e.manager == manager && e.operation == Operation::Apply && e.subresource.is_empty())
-    {
+    match entries.iter_mut().find(|e| {
+        e.manager == manager && e.operation == Operation::Apply && e.subresource.is_empty()
+    }) {
         Some(slot) => *slot = mine,
         None => entries.push(mine),
     }
@@ -226,13 +225,9 @@ pub fn update(
         entry.fields = entry.fields.difference(&changed).difference(&removed);
     }
     if !changed.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| {
-                e.manager == manager
-                    && e.operation == Operation::Update
-                    && e.subresource == subresource
-            }) {
+        match entries.iter_mut().find(|e| {
+            e.manager == manager && e.operation == Operation::Update && e.subresource == subresource
+        }) {
             Some(entry) => {
                 entry.fields = entry.fields.union(&changed);
                 entry.time = time.to_string();
