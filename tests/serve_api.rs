@@ -385,7 +385,10 @@ async fn removing_the_last_finalizer_of_a_deleted_object_deletes_it() {
     let at = format!("{CMS}/held");
     // Deleting leaves it marked, held by its finalizers.
     let marked = ok(&r, "DELETE", &at, Value::Null).await;
-    assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
 
     // No finalizer may be added once deletion started: 422, nothing changes.
     let (code, status) = call(
@@ -494,6 +497,8 @@ async fn status_writes_are_recorded_in_managed_fields_with_their_subresource() {
         .collect();
     assert_eq!(subresources.len(), 2, "{main}");
     assert!(subresources.contains(&Some("status")) && subresources.contains(&None));
+}
+
 /// A CRD whose `v1` declares the scale subresource at `.spec.replicas` / `.status.replicas`
 /// / `.status.selector`.
 fn scalable_crd() -> Value {

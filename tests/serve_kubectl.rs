@@ -620,7 +620,10 @@ fn kubectl_explain_reads_the_served_openapi_and_strict_validation_still_works() 
     server.ok(&["apply", "-f", &crd.to_string_lossy()]);
     let tab = server.ok(&["explain", "crontab.spec"]);
     assert!(tab.contains("What the tab runs and when."), "{tab}");
-    assert!(tab.contains("cronSpec") && tab.contains("<string>"), "{tab}");
+    assert!(
+        tab.contains("cronSpec") && tab.contains("<string>"),
+        "{tab}"
+    );
     let field = server.ok(&["explain", "crontab.spec.cronSpec"]);
     assert!(field.contains("The schedule, in cron format."), "{field}");
 

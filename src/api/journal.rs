@@ -262,7 +262,10 @@ mod tests {
             .expect("create");
         let (state, changed) = engine.fresh_changes().expect("state");
         let key = ("ConfigMap", "default".to_string(), "a".to_string());
-        assert!(changed.as_ref().is_some_and(|c| c.contains(&key)), "tracked");
+        assert!(
+            changed.as_ref().is_some_and(|c| c.contains(&key)),
+            "tracked"
+        );
         journal.record(state, changed);
         engine
             .delete("ConfigMap", "default", "a", Default::default())

@@ -155,7 +155,10 @@ fn to_openapi(compact: &Value, refs: &mut BTreeSet<String>, described: Option<&V
     }
     if let Some(values) = compact.get("a") {
         let about = described.and_then(|d| d.get("additionalProperties"));
-        out.insert("additionalProperties".into(), to_openapi(values, refs, about));
+        out.insert(
+            "additionalProperties".into(),
+            to_openapi(values, refs, about),
+        );
     }
     Value::Object(out)
 }
@@ -177,8 +180,16 @@ fn custom_schema(k: &kinds::KindInfo, crds: &[Value], pending: &mut BTreeSet<Str
         .cloned();
     let mut schema = declared.unwrap_or_else(|| json!({"type": "object"}));
     let common = [
-        ("apiVersion", "string", "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"),
-        ("kind", "string", "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"),
+        (
+            "apiVersion",
+            "string",
+            "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+        ),
+        (
+            "kind",
+            "string",
+            "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+        ),
     ];
     if let Some(root) = schema.as_object_mut() {
         let props = root

@@ -49,7 +49,12 @@ struct PartialMetadata<'a> {
 }
 
 /// The Table of `objects` (all of kind `info`).
-pub fn table<'a>(info: &KindInfo, objects: &[&'a Value], now: Millis, list_meta: Value) -> Table<'a> {
+pub fn table<'a>(
+    info: &KindInfo,
+    objects: &[&'a Value],
+    now: Millis,
+    list_meta: Value,
+) -> Table<'a> {
     let narrow = tables::header(info, false).len();
     let column_definitions: Vec<Value> = tables::header(info, true)
         .iter()

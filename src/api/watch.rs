@@ -69,10 +69,16 @@ impl Filter {
                 now,
                 json!({"resourceVersion": rv}),
             );
-            serde_json::to_vec(&WatchEvent { kind: word, object: &table })
+            serde_json::to_vec(&WatchEvent {
+                kind: word,
+                object: &table,
+            })
         } else {
             let viewed = self.scope.view(object.clone());
-            serde_json::to_vec(&WatchEvent { kind: word, object: &viewed })
+            serde_json::to_vec(&WatchEvent {
+                kind: word,
+                object: &viewed,
+            })
         }
         .unwrap_or_default();
         text.push(b'\n');

@@ -553,12 +553,9 @@ impl Engine {
         let key = self.update_in(info, object, Finalizers::FromWriter)?;
         // Pods and Namespaces are finished by the kubelet and the namespace controller.
         let finished = !matches!(info.kind, "Pod" | "Namespace")
-            && self
-                .state
-                .get(key.0, &key.1, &key.2)
-                .is_some_and(|s| {
-                    doc::is_deleting(&s.doc) && controllers::gc::finalizers(&s.doc).is_empty()
-                });
+            && self.state.get(key.0, &key.1, &key.2).is_some_and(|s| {
+                doc::is_deleting(&s.doc) && controllers::gc::finalizers(&s.doc).is_empty()
+            });
         let gone = if finished {
             self.state.remove(key.0, &key.1, &key.2)
         } else {
@@ -1665,7 +1662,11 @@ fn writers_finalizers(current: &Value, desired: &Value, merged: &mut Value) -> R
     let wanted = controllers::gc::finalizers(desired);
     if doc::is_deleting(current) {
         let held = controllers::gc::finalizers(current);
-        let mut added: Vec<&str> = wanted.iter().copied().filter(|f| !held.contains(f)).collect();
+        let mut added: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|f| !held.contains(f))
+            .collect();
         added.sort_unstable();
         added.dedup();
         if !added.is_empty() {

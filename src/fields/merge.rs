@@ -150,10 +150,9 @@ pub fn apply(
         fields: new_set,
         subresource: String::new(),
     };
-    match entries
-        .iter_mut()
-        .find(|e| e.manager == manager && e.operation == Operation::Apply && e.subresource.is_empty())
-    {
+    match entries.iter_mut().find(|e| {
+        e.manager == manager && e.operation == Operation::Apply && e.subresource.is_empty()
+    }) {
         Some(slot) => *slot = mine,
         None => entries.push(mine),
     }
@@ -206,8 +205,15 @@ pub fn update(
     };
     let old_part = part(old.unwrap_or(&empty));
     let new_part = part(new);
-    let old_set = FieldSet::of(&old_part, schema);
-    let new_set = FieldSet::of(&new_part, schema);
+    let set_of = |part: &Value| {
+        if subresource == "status" {
+            FieldSet::of_status(part, schema)
+        } else {
+            FieldSet::of(part, schema)
+        }
+    };
+    let old_set = set_of(&old_part);
+    let new_set = set_of(&new_part);
     let mut changed = FieldSet::default();
     for path in new_set.paths() {
         if !old_set.contains(&path) || value_at(&old_part, &path) != value_at(&new_part, &path) {
@@ -219,13 +225,9 @@ pub fn update(
         entry.fields = entry.fields.difference(&changed).difference(&removed);
     }
     if !changed.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| {
-                e.manager == manager
-                    && e.operation == Operation::Update
-                    && e.subresource == subresource
-            }) {
+        match entries.iter_mut().find(|e| {
+            e.manager == manager && e.operation == Operation::Update && e.subresource == subresource
+        }) {
             Some(entry) => {
                 entry.fields = entry.fields.union(&changed);
                 entry.time = time.to_string();

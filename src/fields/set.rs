@@ -108,6 +108,18 @@ impl FieldSet {
         set
     }
 
+    /// The fields of `object`'s `status` (what a write through the status subresource sets).
+    pub fn of_status(object: &Value, schema: Node<'_>) -> FieldSet {
+        let mut set = FieldSet::default();
+        if let Some(status) = object.get("status").filter(|s| !s.is_null()) {
+            set.children
+                .entry(PathElement::Field("status".into()))
+                .or_default()
+                .collect_value(status, schema.field("status"));
+        }
+        set
+    }
+
     fn collect_map(&mut self, map: &Map<String, Value>, schema: Node<'_>) {
         for (name, value) in map {
             if value.is_null() {
