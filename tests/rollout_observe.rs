@@ -212,7 +212,15 @@ fn logs_show_the_version_and_a_twenty_percent_canary_answers_a_fifth_of_requests
         &["container sidecar is not valid for pod web-"],
     );
     let follow = repo.ok(
-        &["engine", "logs", "deploy/web", "-n", "shop", "-f", "--previous"],
+        &[
+            "engine",
+            "logs",
+            "deploy/web",
+            "-n",
+            "shop",
+            "-f",
+            "--previous",
+        ],
         1,
     );
     assert_has(&follow.stderr, &["--previous cannot be followed"]);
@@ -257,10 +265,21 @@ fn get_watch_prints_the_rows_that_change_while_virtual_time_passes() {
     repo.ok(&["apply", "app", "--wait"], 0);
     to_version(&repo, "1.0", "2.0");
     repo.ok(&["apply", "app"], 0);
-    let table = repo.ok(&["engine", "get", "deploy", "-n", "shop"], 0).stdout;
+    let table = repo
+        .ok(&["engine", "get", "deploy", "-n", "shop"], 0)
+        .stdout;
     let watched = repo
         .ok(
-            &["engine", "get", "deploy", "-n", "shop", "-w", "--timeout", "2m"],
+            &[
+                "engine",
+                "get",
+                "deploy",
+                "-n",
+                "shop",
+                "-w",
+                "--timeout",
+                "2m",
+            ],
             0,
         )
         .stdout;
@@ -272,7 +291,8 @@ fn get_watch_prints_the_rows_that_change_while_virtual_time_passes() {
         .collect();
     assert!(!rows.is_empty(), "rows as the rollout moved:\n{watched}");
     assert!(
-        rows.last().is_some_and(|r| r.split_whitespace().nth(1) == Some("4/4")),
+        rows.last()
+            .is_some_and(|r| r.split_whitespace().nth(1) == Some("4/4")),
         "the last row shows the finished rollout:\n{watched}"
     );
     // Time passed for everyone: the rollout is done.
@@ -281,7 +301,10 @@ fn get_watch_prints_the_rows_that_change_while_virtual_time_passes() {
         0,
     );
     assert_has(&status.stdout, &["web:2.0"]);
-    let wrong = repo.ok(&["engine", "get", "deploy", "-n", "shop", "-w", "-o", "json"], 1);
+    let wrong = repo.ok(
+        &["engine", "get", "deploy", "-n", "shop", "-w", "-o", "json"],
+        1,
+    );
     assert_has(&wrong.stderr, &["-w is supported with the table output"]);
 }
 
@@ -415,12 +438,23 @@ fn a_failed_canary_with_failure_action_continue_goes_on_to_the_end() {
     repo.ok(&["apply", "app"], 0);
     repo.ok(&["engine", "advance", "40s"], 0);
     let status = repo.ok(
-        &["rollout", "status", "web", "-n", "shop", "--watch=false", "-o", "json"],
+        &[
+            "rollout",
+            "status",
+            "web",
+            "-n",
+            "shop",
+            "--watch=false",
+            "-o",
+            "json",
+        ],
         0,
     );
     let status = json(&status.stdout);
     assert!(
-        status.to_string().contains("going on (failure-action: continue)"),
+        status
+            .to_string()
+            .contains("going on (failure-action: continue)"),
         "the failed analysis is passed over, not aborted: {status}"
     );
     repo.ok(&["engine", "advance", "3m"], 0);
@@ -428,7 +462,10 @@ fn a_failed_canary_with_failure_action_continue_goes_on_to_the_end() {
         &["rollout", "status", "web", "-n", "shop", "--watch=false"],
         0,
     );
-    assert_has(&status.stdout, &["Status:    Healthy", "Images:    web:2.0"]);
+    assert_has(
+        &status.stdout,
+        &["Status:    Healthy", "Images:    web:2.0"],
+    );
     let history = repo.ok(&["rollout", "history", "web", "-n", "shop"], 0);
     assert!(
         !history.stdout.contains("rolled back"),

@@ -253,7 +253,10 @@ async fn application_page_tree_history_and_secrets_masked() {
     // Without a watcher the pending diff is computed here from the recorded source (the
     // repository's HEAD): nothing differs yet.
     assert!(body.contains("No difference"), "{body}");
-    assert!(body.contains("data-confirm=\"Sync web? Nothing differs"), "{body}");
+    assert!(
+        body.contains("data-confirm=\"Sync web? Nothing differs"),
+        "{body}"
+    );
 
     // A new commit: Refresh reads the source again and the diff shows, Secrets masked, as
     // `reconcile plan web` shows it.
@@ -286,7 +289,10 @@ async fn application_page_tree_history_and_secrets_masked() {
         location(&synced)
     );
     let (code, out, err) = repo.run(&["plan", "web", "--detailed-exitcode"]).parts();
-    assert_eq!(code, 0, "nothing left to apply after the UI's sync:\n{out}{err}");
+    assert_eq!(
+        code, 0,
+        "nothing left to apply after the UI's sync:\n{out}{err}"
+    );
     let recorded = repo.status("web");
     assert_eq!(recorded["sync"], "Synced", "{recorded}");
     assert_eq!(recorded["history"][0]["result"], "Succeeded", "{recorded}");
@@ -387,7 +393,8 @@ async fn sync_and_refresh_need_the_csrf_token_and_reach_the_watcher() {
     let csrf = alone.csrf_token().to_string();
     let page = get(&alone, "/apps/web").await;
     assert!(
-        page.body.contains("The pending diff cannot be computed: reading "),
+        page.body
+            .contains("The pending diff cannot be computed: reading "),
         "{}",
         page.body
     );
@@ -704,7 +711,10 @@ fn reconcile_ui_takes_a_token_value() {
     let repo = GitRepo::new();
     write_app(&repo, "web:1.0", ROLLING, SECRET_VALUE);
     apply(&repo);
-    let (mut child, addr) = start_ui(&repo, &["--listen", "127.0.0.1:0", "--token", "v4lue-t0ken"]);
+    let (mut child, addr) = start_ui(
+        &repo,
+        &["--listen", "127.0.0.1:0", "--token", "v4lue-t0ken"],
+    );
     let (refused, body) = watch_support::http(&addr, "GET", "/cluster", &[], "");
     let (allowed, _) = watch_support::http(
         &addr,
@@ -729,7 +739,8 @@ fn reconcile_watch_token_covers_every_endpoint_but_the_probes() {
     let (code, out, err) = repo.run(&["watch", "--listen", "0.0.0.0:0"]).parts();
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("--listen 0.0.0.0:0 is reachable beyond this machine") && err.contains("--token"),
+        err.contains("--listen 0.0.0.0:0 is reachable beyond this machine")
+            && err.contains("--token"),
         "{err}"
     );
     assert!(
@@ -739,7 +750,8 @@ fn reconcile_watch_token_covers_every_endpoint_but_the_probes() {
 
     let watcher = repo.watch(&["--interval", "300ms", "--token", "w4tch-t0ken"]);
     watcher.wait_until("the first sync", || {
-        repo.try_status("web").is_some_and(|s| s["sync"] == "Synced")
+        repo.try_status("web")
+            .is_some_and(|s| s["sync"] == "Synced")
     });
     let bearer = [("Authorization", "Bearer w4tch-t0ken")];
     for (method, path) in [

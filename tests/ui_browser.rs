@@ -72,7 +72,11 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
         .unwrap_or_default()
         .to_string();
     assert!(question.contains("Sync web: apply"), "{question}");
-    assert_eq!(browser.focused().0, "confirm-cancel", "focus starts on Cancel");
+    assert_eq!(
+        browser.focused().0,
+        "confirm-cancel",
+        "focus starts on Cancel"
+    );
     browser.screenshot(&shots.join("confirm.png"));
     browser.press("Escape");
     browser.wait_for("the dialog to close", |b| {
@@ -125,8 +129,15 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
             break;
         }
     }
-    assert_eq!(seen.last().map(String::as_str), Some("sync"), "Tab never reached Sync: {seen:?}");
-    assert!(seen.iter().any(|i| i.contains("Skip to content")), "{seen:?}");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("sync"),
+        "Tab never reached Sync: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|i| i.contains("Skip to content")),
+        "{seen:?}"
+    );
     browser.press("Enter");
     browser.wait_for("the confirmation dialog", |b| {
         b.eval("document.getElementById('confirm').open") == true
@@ -174,7 +185,8 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
             });
             let text = browser.eval("document.getElementById('confirm-text').textContent");
             assert!(
-                text.as_str().is_some_and(|t| t.contains("Abort the rollout of demo/web")),
+                text.as_str()
+                    .is_some_and(|t| t.contains("Abort the rollout of demo/web")),
                 "{text}"
             );
             browser.press("Escape");
@@ -186,7 +198,10 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
         }
     }
     for action in ["promote", "promote-full", "abort", "retry", "undo"] {
-        assert!(reached.iter().any(|r| r == action), "Tab never reached {action}: {reached:?}");
+        assert!(
+            reached.iter().any(|r| r == action),
+            "Tab never reached {action}: {reached:?}"
+        );
     }
     assert!(
         !browser.main_text().contains("Aborted"),

@@ -190,7 +190,10 @@ fn sync_locked(
         Err(e) => (false, format!("synced from the UI: {e}")),
     };
     let mut recorded = status::load(cluster, &status.name)?.unwrap_or_else(|| status.clone());
-    let revision = pending.sha.clone().unwrap_or_else(|| pending.digest.clone());
+    let revision = pending
+        .sha
+        .clone()
+        .unwrap_or_else(|| pending.digest.clone());
     recorded.revision.sha = pending.sha.clone();
     recorded.revision.digest = Some(pending.digest.clone());
     recorded.record(SyncRecord {

@@ -33,11 +33,11 @@ use serde_json::{Value, json};
 use crate::cluster::Cluster;
 use crate::controller::http::{Command, Shared};
 use crate::controller::once;
-use crate::source::git::GitOptions;
 use crate::controller::status::{self, AppStatus};
 use crate::engine::Engine;
 use crate::model::{Gvk, ResId};
 use crate::rollout::driver;
+use crate::source::git::GitOptions;
 
 /// The Content-Security-Policy of every response: this origin's script, style and
 /// connections only; no inline script or style, no framing, forms post only here.
@@ -455,7 +455,10 @@ async fn check_token(State(gate): State<Arc<Gate>>, request: Request, next: Next
         return next.run(request).await;
     }
     let query = form_fields(request.uri().query().unwrap_or(""));
-    if query.get("token").is_some_and(|q| same_secret(q, &gate.token)) {
+    if query
+        .get("token")
+        .is_some_and(|q| same_secret(q, &gate.token))
+    {
         let wants_page = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
@@ -795,10 +798,7 @@ fn sync_here(ui: &Ui, status: &AppStatus, back: &str) -> Response {
             StatusCode::CONFLICT,
             &format!("the sync of {name} failed: {}", synced.message),
         ),
-        Err(e) => ui.failure(
-            StatusCode::CONFLICT,
-            &format!("cannot sync {name}: {e}"),
-        ),
+        Err(e) => ui.failure(StatusCode::CONFLICT, &format!("cannot sync {name}: {e}")),
     }
 }
 
@@ -824,7 +824,10 @@ async fn refresh_app(
         return Redirect::to(&format!("{back}?notice=Refresh+requested")).into_response();
     }
     ui.forget_pending(&name);
-    Redirect::to(&format!("{back}?notice=Read+again+from+the+target+and+the+source")).into_response()
+    Redirect::to(&format!(
+        "{back}?notice=Read+again+from+the+target+and+the+source"
+    ))
+    .into_response()
 }
 
 fn deployment_id(namespace: &str, name: &str) -> ResId {

@@ -136,7 +136,11 @@ const FOLLOW_STEP: Millis = 1_000;
 /// restart of the container too (its new run's lines follow). Ends at the timeout, or when
 /// the pod is gone. The engine's time moves only when a command lets it, so following lets
 /// it, as `engine get -w` does.
-pub fn follow(engine: &mut Engine, request: &Request<'_>, timeout_ms: Millis) -> anyhow::Result<i32> {
+pub fn follow(
+    engine: &mut Engine,
+    request: &Request<'_>,
+    timeout_ms: Millis,
+) -> anyhow::Result<i32> {
     if request.previous {
         bail!("--previous cannot be followed: that run has ended");
     }
