@@ -9,7 +9,15 @@
 //! 3. `plan --detailed-exitcode` again (must find no changes: exit 0);
 //! 4. one image changed: `plan` (must exit 2) and `apply --wait`.
 //!
-//! It is a benchmark, not a test: it prints figures and fails only if an exit code is wrong.
+//! Then two scale checks (#16 item 13), each on a fresh engine state:
+//! 5. `apply` of N ConfigMaps rendered from ONE file (`resources: [big.yaml]`) for every N of
+//!    `--sizes` (default 5000,10000,20000,100000), and of the largest N from one file each;
+//! 6. the apps applied as that many applications of `reconcile.yaml` against the same objects
+//!    as one application (a kustomization listing every overlay), without `--wait`.
+//!
+//! `-- --only steps|scale|multi` runs one part. It is a benchmark, not a test: it prints
+//! figures (with the load average, as the machine is shared) and fails only if an exit code
+//! is wrong.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +26,142 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let apps = parse_apps_arg().unwrap_or(300);
+    let only = arg_value("--only");
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    println!("load average: {}", load_average());
+    if part("steps") {
+        steps(apps);
+    }
+    if part("scale") {
+        let sizes: Vec<usize> = arg_value("--sizes")
+            .unwrap_or_else(|| "5000,10000,20000,100000".to_string())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        scale(&sizes);
+    }
+    if part("multi") {
+        multi(apps);
+    }
+    println!("load average: {}", load_average());
+}
+
+fn arg_value(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// `apply` of `n` ConfigMaps on a fresh state: from one file, or one file each.
+fn scale(sizes: &[usize]) {
+    let mut rows = Vec::new();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let shapes = sizes
+        .iter()
+        .map(|&n| (n, false))
+        .chain((largest > 0).then_some((largest, true)));
+    for (n, many_files) in shapes {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".git")).unwrap_or_else(|e| panic!("{e}"));
+        let config_map = |i: usize| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n  namespace: scale\ndata:\n  key: value-{i}\n"
+            )
+        };
+        if many_files {
+            let mut kustomization = String::from("resources:\n");
+            for i in 0..n {
+                let _ = writeln!(kustomization, "- cm-{i}.yaml");
+                write(&root.join(format!("app/cm-{i}.yaml")), &config_map(i));
+            }
+            write(&root.join("app/kustomization.yaml"), &kustomization);
+        } else {
+            let mut big = String::with_capacity(n * 120);
+            for i in 0..n {
+                big.push_str("---\n");
+                big.push_str(&config_map(i));
+            }
+            write(&root.join("app/big.yaml"), &big);
+            write(
+                &root.join("app/kustomization.yaml"),
+                "resources:\n- big.yaml\n",
+            );
+        }
+        let shape = if many_files {
+            "one file each"
+        } else {
+            "one file"
+        };
+        let name = format!("apply {n} ConfigMaps ({shape}), fresh state");
+        let time = step(
+            root,
+            &[
+                "apply",
+                "app",
+                "--create-namespace",
+                "--target",
+                "engine:state.db",
+            ],
+            0,
+            &name,
+        );
+        rows.push((name, time, n));
+    }
+    println!();
+    println!("| step | time | per 1,000 objects |");
+    println!("|---|---:|---:|");
+    for (name, time, n) in rows {
+        let per = time.as_secs_f64() * 1000.0 / n.max(1) as f64;
+        println!("| {name} | {} | {per:.3}s |", fmt(time));
+    }
+}
+
+/// The same objects applied as `apps` applications and as one.
+fn multi(apps: usize) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+    let root = dir.path();
+    generate(root, apps);
+    let mut all = String::from("resources:\n");
+    for i in 0..apps {
+        let _ = writeln!(all, "- ../apps/app-{i}/overlays/dev");
+    }
+    write(&root.join("all/kustomization.yaml"), &all);
+    let many = step(
+        root,
+        &["apply", "--target", "engine:many.db"],
+        0,
+        &format!("apply {apps} applications"),
+    );
+    let one = step(
+        root,
+        &["apply", "all", "--target", "engine:one.db"],
+        0,
+        "apply the same objects as one application",
+    );
+    println!();
+    println!("| step | time |");
+    println!("|---|---:|");
+    println!("| apply {apps} applications (no --wait) | {} |", fmt(many));
+    println!("| the same objects as one application | {} |", fmt(one));
+    println!(
+        "| ratio | {:.2}× |",
+        many.as_secs_f64() / one.as_secs_f64().max(1e-9)
+    );
+}
+
+fn steps(apps: usize) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
     let root = dir.path();
     generate(root, apps);
@@ -72,9 +216,7 @@ fn main() {
 }
 
 fn parse_apps_arg() -> Option<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    let at = args.iter().position(|a| a == "--apps")?;
-    args.get(at + 1)?.parse().ok()
+    arg_value("--apps")?.parse().ok()
 }
 
 fn step(root: &Path, args: &[&str], expected: i32, name: &str) -> Duration {

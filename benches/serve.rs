@@ -1,6 +1,7 @@
 //! `engine serve` benchmark, through the API router in-process (no socket, no TLS: the
-//! server's own work): LIST of 10,000 pods as JSON and as Table, 1,000 sequential creates,
-//! and how long a watch takes to deliver an event after the write.
+//! server's own work) over a state file as `serve` keeps it: LIST of 10,000 pods as JSON and
+//! as Table, 1,000 sequential creates, and how long a watch takes to deliver an event after
+//! the write.
 //!
 //! Run with `cargo bench --bench serve`. Targets: LIST < 300 ms, 1,000 creates < 2 s,
 //! watch event < 50 ms. Each figure is the median of 5 runs.
@@ -34,7 +35,9 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let mut engine = Engine::in_memory(0).unwrap_or_else(|e| panic!("engine: {e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let mut engine =
+        Engine::open(&dir.path().join("engine.db")).unwrap_or_else(|e| panic!("engine: {e}"));
     for i in 1..=100 {
         let node = NodeSpec {
             cpu_millis: 16_000,
@@ -43,7 +46,7 @@ fn main() {
             labels: vec![],
         };
         engine
-            .add_node(&format!("worker-{i}"), &node)
+            .add_node(&format!("bench-{i}"), &node)
             .unwrap_or_else(|e| panic!("node: {e}"));
     }
     engine

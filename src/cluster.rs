@@ -22,7 +22,7 @@ pub const CANARY_WEIGHT_ANNOTATION: &str = "reconcile.dev/canary-weight";
 
 /// kubectl's word for the resource of a kind: `deployments.apps`, `configmaps`.
 pub fn resource_word(gvk: &Gvk) -> String {
-    let plural = crate::engine::kinds::by_kind(&gvk.kind)
+    let plural = crate::engine::kinds::by_group_kind(&gvk.group, &gvk.kind)
         .map(|info| info.plural.to_string())
         .unwrap_or_else(|| format!("{}s", gvk.kind.to_lowercase()));
     if gvk.group.is_empty() {

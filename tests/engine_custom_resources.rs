@@ -92,3 +92,31 @@ fn apply_wait_takes_a_custom_resource_without_status_as_current() {
     let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
     assert!(table.contains("<none>"), "{table}");
 }
+
+#[test]
+fn an_apply_that_declares_no_status_keeps_the_status_someone_else_wrote() {
+    use reconcile::engine::Engine;
+    use serde_json::json;
+    let mut e = Engine::in_memory(1).expect("engine");
+    // The CRD above, without the printer columns: no status subresource.
+    e.create(&json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}}))
+        .expect("crd");
+    let widget = |size: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+            "spec": {"size": size}})
+    };
+    e.apply(&widget(1)).expect("create");
+    let report = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+    e.replace_status("widgets", "default", "w1", report.clone())
+        .expect("status");
+    let after = e.apply(&widget(2)).expect("update");
+    assert_eq!(after["spec"]["size"], 2);
+    assert_eq!(after["status"], report);
+}

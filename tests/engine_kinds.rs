@@ -302,3 +302,178 @@ fn reconcile_yaml_sync_options_create_namespaces() {
         run.all()
     );
 }
+
+#[test]
+fn objects_applied_in_an_older_served_version_plan_no_change() {
+    let repo = Repo::new();
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: web, image: nginx:1.25, resources: {requests: {cpu: 100m}}}\n";
+    let hpa = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 3\n  targetCPUUtilizationPercentage: 70\n";
+    let flow = "apiVersion: flowcontrol.apiserver.k8s.io/v1beta3\nkind: FlowSchema\nmetadata: {name: batch}\nspec:\n  matchingPrecedence: 900\n  priorityLevelConfiguration: {name: workload-low}\n";
+    app(
+        &repo,
+        "app",
+        &[
+            ("deploy.yaml", deploy),
+            ("hpa.yaml", hpa),
+            ("flow.yaml", flow),
+        ],
+    );
+    repo.ok(&["apply", "app", "--wait"], 0);
+    // The HPA controller has written its status (conditions, current metrics) meanwhile.
+    repo.ok(&["engine", "advance", "1m"], 0);
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+    assert!(!plan.stdout.contains("apiVersion"), "{}", plan.all());
+    // Stored (and shown by `engine get`) in the preferred version.
+    let yaml = repo
+        .ok(&["engine", "get", "hpa", "web", "-o", "yaml"], 0)
+        .stdout;
+    assert!(yaml.contains("apiVersion: autoscaling/v2"), "{yaml}");
+    assert!(yaml.contains("averageUtilization: 70"), "{yaml}");
+    // A change made in the old version is planned as that change only.
+    repo.edit(
+        "app/hpa.yaml",
+        "targetCPUUtilizationPercentage: 70",
+        "targetCPUUtilizationPercentage: 60",
+    );
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2);
+    assert!(
+        plan.stdout.contains("targetCPUUtilizationPercentage"),
+        "{}",
+        plan.all()
+    );
+    assert!(!plan.stdout.contains("autoscaling/v2"), "{}", plan.all());
+}
+
+const SCALABLE_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: workers.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: workers, singular: worker, kind: Worker}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              replicas: {type: integer}
+";
+
+#[test]
+fn engine_scale_sets_replicas_through_the_scale_subresource() {
+    let repo = Repo::new();
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: web, image: nginx:1.25}\n";
+    let worker =
+        "apiVersion: example.com/v1\nkind: Worker\nmetadata: {name: w1}\nspec: {replicas: 1}\n";
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {k: v}\n";
+    app(
+        &repo,
+        "app",
+        &[
+            ("crd.yaml", SCALABLE_CRD),
+            ("deploy.yaml", deploy),
+            ("worker.yaml", worker),
+            ("cm.yaml", cm),
+        ],
+    );
+    repo.ok(&["apply", "app"], 0);
+    let run = repo.ok(&["engine", "scale", "deploy/web", "--replicas", "3"], 0);
+    assert_eq!(run.stdout.trim(), "deployment.apps/web scaled");
+    let run = repo.ok(&["engine", "scale", "workers", "w1", "--replicas", "4"], 0);
+    assert_eq!(run.stdout.trim(), "worker.example.com/w1 scaled");
+    let json = repo
+        .ok(&["engine", "get", "workers", "w1", "-o", "json"], 0)
+        .stdout;
+    assert!(json.contains("\"replicas\": 4"), "{json}");
+    repo.ok(&["engine", "advance", "10s"], 0);
+    let pods = repo
+        .ok(
+            &["engine", "get", "pods", "-l", "app=web", "--no-headers"],
+            0,
+        )
+        .stdout;
+    assert_eq!(pods.lines().count(), 3, "{pods}");
+    // Refusals: nothing changes.
+    let run = repo.ok(&["engine", "scale", "cm/plain", "--replicas", "2"], 1);
+    assert!(run.stderr.contains("no scale subresource"), "{}", run.all());
+    let run = repo.ok(&["engine", "scale", "deploy/nope", "--replicas", "2"], 1);
+    assert!(
+        run.stderr.contains("deployments.apps \"nope\" not found"),
+        "{}",
+        run.all()
+    );
+    let run = repo.ok(&["engine", "scale", "workers/w1", "--replicas=-1"], 1);
+    assert!(
+        run.stderr.contains("must be greater than or equal to 0"),
+        "{}",
+        run.all()
+    );
+    let json = repo
+        .ok(&["engine", "get", "workers", "w1", "-o", "json"], 0)
+        .stdout;
+    assert!(json.contains("\"replicas\": 4"), "{json}");
+}
+
+fn group_crd(group: &str) -> String {
+    CRD.replace("widgets.example.com", &format!("widgets.{group}"))
+        .replace("group: example.com", &format!("group: {group}"))
+}
+
+#[test]
+fn one_kind_name_in_two_groups_is_two_kinds() {
+    let repo = Repo::new();
+    let a = "apiVersion: a.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n";
+    let b = "apiVersion: b.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n";
+    let (crd_a, crd_b) = (group_crd("a.example.com"), group_crd("b.example.com"));
+    app(
+        &repo,
+        "app",
+        &[
+            ("crd-a.yaml", &crd_a),
+            ("crd-b.yaml", &crd_b),
+            ("a.yaml", a),
+            ("b.yaml", b),
+        ],
+    );
+    repo.ok(&["apply", "app"], 0);
+    let size = |group: &str| {
+        let json = repo
+            .ok(
+                &[
+                    "engine",
+                    "get",
+                    &format!("widgets.{group}"),
+                    "w",
+                    "-o",
+                    "json",
+                ],
+                0,
+            )
+            .stdout;
+        let object: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        (
+            object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            object["spec"]["size"].as_i64(),
+        )
+    };
+    assert_eq!(size("a.example.com"), ("a.example.com/v1".into(), Some(1)));
+    assert_eq!(size("b.example.com"), ("b.example.com/v1".into(), Some(2)));
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+    // Deleting one CRD deletes its own resources only.
+    repo.ok(&["engine", "delete", "crd", "widgets.a.example.com"], 0);
+    repo.ok(&["engine", "get", "widgets.a.example.com", "w"], 1);
+    assert_eq!(size("b.example.com"), ("b.example.com/v1".into(), Some(2)));
+}

@@ -1107,3 +1107,63 @@ fn cronjob_starting_deadline_skips_runs_that_are_too_late() {
         assert_eq!(jobs_of(&mut e).len(), want_now + 1, "deadline {deadline:?}");
     }
 }
+
+#[test]
+fn hpa_scales_a_custom_resource_through_its_scale_subresource() {
+    let mut e = engine(3);
+    // Pods of a Deployment stand for the custom resource's pods: the HPA finds them through
+    // the selector the resource reports at its labelSelectorPath.
+    e.set_image(
+        "php",
+        ImageBehavior {
+            cpu_millis: 1000,
+            ..ImageBehavior::default()
+        },
+    )
+    .expect("image");
+    e.create(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "php"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "php"}},
+            "template": {"metadata": {"labels": {"app": "php"}}, "spec": {"containers": [
+                {"name": "php", "image": "php:1", "resources": {"requests": {"cpu": "200m"}}}]}}}}),
+    )
+    .expect("deploy");
+    e.create(&json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workers.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "workers", "singular": "worker", "kind": "Worker"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .expect("crd");
+    e.create(&json!({"apiVersion": "example.com/v1", "kind": "Worker",
+        "metadata": {"name": "php"}, "spec": {"replicas": 2}}))
+        .expect("worker");
+    e.replace_status(
+        "workers",
+        "default",
+        "php",
+        json!({"replicas": 2, "selector": "app=php"}),
+    )
+    .expect("status");
+    e.advance(10_000).expect("advance");
+    e.create(&json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "php"},
+        "spec": {"scaleTargetRef": {"apiVersion": "example.com/v1", "kind": "Worker", "name": "php"},
+            "minReplicas": 1, "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}}))
+        .expect("hpa");
+    e.advance(1_000).expect("advance");
+    // 2 pods at 1000m of 200m requested: 500 % against 50 % asks for 20, capped at 6.
+    let worker = get(&mut e, "workers", "php");
+    assert_eq!(
+        doc::i64_at(&worker, &["spec", "replicas"]),
+        Some(6),
+        "{worker:#}"
+    );
+    let hpa = get(&mut e, "hpa", "php");
+    assert_eq!(status_i64(&hpa, "currentReplicas"), 2, "{hpa:#}");
+    assert_eq!(status_i64(&hpa, "desiredReplicas"), 6, "{hpa:#}");
+}

@@ -206,6 +206,59 @@ fn a_full_disk_ends_the_apply_with_one_message_the_report_and_no_lock() {
     );
 }
 
+#[test]
+fn a_disk_that_fills_during_the_health_wait_ends_the_apply_cleanly() {
+    let repo = Repo::new();
+    repo.write("web/kustomization.yaml", "resources:\n- deploy.yaml\n");
+    repo.write(
+        "web/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 20\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    );
+    // Applied without waiting: the pods exist, Pending; the engine's clock has not moved.
+    repo.ok(&["apply", "web"], 0);
+    let state = repo.path().join(".reconcile/engine.db");
+    let pages: i64 = rusqlite::Connection::open(&state)
+        .and_then(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0)))
+        .unwrap_or_else(|e| panic!("page count of {}: {e}", state.display()));
+    // Nothing is left to write, so the only writes are the controllers' as the wait lets
+    // time pass (pods scheduled, started, their events): capped at today's size, the disk
+    // fills during the wait.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["apply", "web", "--wait"])
+        .current_dir(repo.path())
+        .env("RECONCILE_TEST_MAX_PAGES", pages.to_string())
+        .env("NO_COLOR", "1")
+        .env_remove("RECONCILE_ENGINE_STATE")
+        .output()
+        .unwrap_or_else(|e| panic!("running reconcile: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("updated replicas are available"),
+        "the wait had started:\n{stdout}"
+    );
+    assert_eq!(
+        stderr.matches("database or disk is full").count(),
+        1,
+        "one message, once:\n{stderr}"
+    );
+    assert!(stderr.contains("the disk is full"), "{stderr}");
+    assert!(stdout.contains("Apply failed (web)"), "{stdout}");
+    // The lock is released and the state is whole: plan reads it, and a wait with room
+    // carries the Deployment to health.
+    let unlock = repo.ok(&["unlock", "1"], 1);
+    assert!(unlock.stderr.contains("is not locked"), "{}", unlock.all());
+    let plan = repo.ok(&["plan", "web", "--detailed-exitcode"], 0);
+    assert!(plan.stdout.contains("No changes."), "{}", plan.all());
+    let again = repo.ok(&["apply", "web", "--wait"], 0);
+    assert!(
+        again.stdout.contains("Deployment default/web: healthy"),
+        "{}",
+        again.all()
+    );
+}
+
 /// Makes `paths` unwritable: `chmod a-w`, and `chattr +i` too when running as root (root
 /// ignores permissions). `false` when the file system cannot be made read-only here.
 fn make_read_only(paths: &[std::path::PathBuf], on: bool) -> bool {

@@ -451,12 +451,18 @@ fn a_failed_canary_with_failure_action_continue_goes_on_to_the_end() {
         0,
     );
     let status = json(&status.stdout);
+    // Past the failed analysis (without the annotation the canary would be aborted): at the
+    // 50 % step's pause.
+    assert_eq!(status["rollout"]["phase"], "Paused", "{status}");
+    assert_eq!(status["rollout"]["weight"], 50, "{status}");
     assert!(
-        status
-            .to_string()
-            .contains("going on (failure-action: continue)"),
-        "the failed analysis is passed over, not aborted: {status}"
+        status["rollout"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("step 4/4")),
+        "{status}"
     );
+    let get = repo.ok(&["rollout", "get", "web", "-n", "shop"], 0);
+    assert_has(&get.stdout, &["AnalysisRun", "✖ Failed"]);
     repo.ok(&["engine", "advance", "3m"], 0);
     let status = repo.ok(
         &["rollout", "status", "web", "-n", "shop", "--watch=false"],

@@ -366,3 +366,273 @@ async fn deletecollection_deletes_what_the_selector_matches() {
         .collect();
     assert_eq!(left, ["b1"]);
 }
+
+const DEPLOYS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}})
+}
+
+#[tokio::test]
+async fn removing_the_last_finalizer_of_a_deleted_object_deletes_it() {
+    let r = router();
+    let mut held = configmap("held");
+    held["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+    ok(&r, "POST", CMS, held).await;
+    let at = format!("{CMS}/held");
+    // Deleting leaves it marked, held by its finalizers.
+    let marked = ok(&r, "DELETE", &at, Value::Null).await;
+    assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
+
+    // No finalizer may be added once deletion started: 422, nothing changes.
+    let (code, status) = call(
+        &r,
+        "PATCH",
+        &at,
+        "application/merge-patch+json",
+        br#"{"metadata":{"finalizers":["example.com/a","example.com/b","example.com/new"]}}"#
+            .to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"].as_str().is_some_and(|m| m.contains(
+            r#"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/new"}"#
+        )),
+        "{status}"
+    );
+
+    // A JSON patch removes one: still held.
+    let (code, one_left) = call(
+        &r,
+        "PATCH",
+        &at,
+        "application/json-patch+json",
+        br#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200, "{one_left}");
+    assert_eq!(one_left["metadata"]["finalizers"], json!(["example.com/b"]));
+    ok(&r, "GET", &at, Value::Null).await;
+
+    // A PUT without the last one: the object is gone.
+    let mut last = one_left.clone();
+    last["metadata"]
+        .as_object_mut()
+        .map(|m| m.remove("finalizers"));
+    ok(&r, "PUT", &at, last).await;
+    let (code, gone) = call(&r, "GET", &at, "application/json", vec![], Some(TOKEN)).await;
+    assert_eq!((code, gone["reason"].as_str()), (404, Some("NotFound")));
+
+    // Finalizers of an object not being deleted come and go with the writer's body.
+    ok(&r, "POST", CMS, configmap("free")).await;
+    let added = ok(
+        &r,
+        "PUT",
+        &format!("{CMS}/free"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "free", "finalizers": ["example.com/keep"]}}),
+    )
+    .await;
+    assert_eq!(added["metadata"]["finalizers"], json!(["example.com/keep"]));
+}
+
+#[tokio::test]
+async fn status_writes_are_recorded_in_managed_fields_with_their_subresource() {
+    let r = router();
+    ok(&r, "POST", DEPLOYS, deployment("web")).await;
+    let status_at = format!("{DEPLOYS}/web/status?fieldManager=status-writer");
+    let (code, patched) = call(
+        &r,
+        "PATCH",
+        &status_at,
+        "application/merge-patch+json",
+        br#"{"status":{"conditions":[{"type":"Example","status":"True"}]}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    let entries = patched["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mine: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["manager"] == "status-writer")
+        .collect();
+    assert_eq!(mine.len(), 1, "{entries:?}");
+    assert_eq!(mine[0]["operation"], "Update");
+    assert_eq!(mine[0]["subresource"], "status");
+    assert!(
+        mine[0]["fieldsV1"]["f:status"]["f:conditions"].is_object(),
+        "{}",
+        mine[0]
+    );
+    assert!(mine[0]["fieldsV1"].get("f:spec").is_none());
+    // The same manager writing the object itself gets a second entry, without subresource.
+    let (code, main) = call(
+        &r,
+        "PATCH",
+        &format!("{DEPLOYS}/web?fieldManager=status-writer"),
+        "application/merge-patch+json",
+        br#"{"metadata":{"labels":{"tier":"web"}}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200, "{main}");
+    let subresources: Vec<Option<&str>> = main["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["manager"] == "status-writer")
+        .map(|e| e["subresource"].as_str())
+        .collect();
+    assert_eq!(subresources.len(), 2, "{main}");
+    assert!(subresources.contains(&Some("status")) && subresources.contains(&None));
+/// A CRD whose `v1` declares the scale subresource at `.spec.replicas` / `.status.replicas`
+/// / `.status.selector`.
+fn scalable_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workers.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "workers", "singular": "worker", "kind": "Worker"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                    "status": {"type": "object", "properties": {
+                        "replicas": {"type": "integer"}, "selector": {"type": "string"}}}}}}}]}})
+}
+
+#[tokio::test]
+async fn custom_resources_scale_through_their_scale_subresource() {
+    let r = router();
+    ok(
+        &r,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        scalable_crd(),
+    )
+    .await;
+    let workers = "/apis/example.com/v1/namespaces/default/workers";
+    ok(
+        &r,
+        "POST",
+        workers,
+        json!({"apiVersion": "example.com/v1", "kind": "Worker", "metadata": {"name": "w"},
+            "spec": {"replicas": 2}}),
+    )
+    .await;
+    ok(
+        &r,
+        "PUT",
+        &format!("{workers}/w/status"),
+        json!({"apiVersion": "example.com/v1", "kind": "Worker", "metadata": {"name": "w"},
+            "status": {"replicas": 2, "selector": "app=w"}}),
+    )
+    .await;
+    let scale = ok(&r, "GET", &format!("{workers}/w/scale"), Value::Null).await;
+    assert_eq!(
+        (
+            &scale["kind"],
+            &scale["apiVersion"],
+            &scale["spec"],
+            &scale["status"]
+        ),
+        (
+            &json!("Scale"),
+            &json!("autoscaling/v1"),
+            &json!({"replicas": 2}),
+            &json!({"replicas": 2, "selector": "app=w"})
+        )
+    );
+    // PUT and merge PATCH (what `kubectl scale` sends) both land in spec.replicas.
+    ok(
+        &r,
+        "PUT",
+        &format!("{workers}/w/scale"),
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "w"},
+            "spec": {"replicas": 5}}),
+    )
+    .await;
+    let (code, scaled) = call(
+        &r,
+        "PATCH",
+        &format!("{workers}/w/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":7}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, &scaled["spec"]["replicas"]), (200, &json!(7)));
+    let worker = ok(&r, "GET", &format!("{workers}/w"), Value::Null).await;
+    assert_eq!(worker["spec"]["replicas"], 7);
+    // A negative count is refused and changes nothing.
+    let (code, status) = call(
+        &r,
+        "PATCH",
+        &format!("{workers}/w/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":-1}}"#.to_vec(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
+    let worker = ok(&r, "GET", &format!("{workers}/w"), Value::Null).await;
+    assert_eq!(worker["spec"]["replicas"], 7);
+    // A kind without the subresource has no /scale.
+    ok(&r, "POST", CMS, configmap("plain")).await;
+    let (code, _) = call(
+        &r,
+        "GET",
+        &format!("{CMS}/plain/scale"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn objects_are_answered_in_the_version_of_the_url() {
+    let r = router();
+    let v1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+    let created = ok(
+        &r,
+        "POST",
+        v1,
+        json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "maxReplicas": 4, "targetCPUUtilizationPercentage": 65}}),
+    )
+    .await;
+    assert_eq!(created["apiVersion"], "autoscaling/v1");
+    assert_eq!(created["spec"]["targetCPUUtilizationPercentage"], 65);
+    let v2 = ok(
+        &r,
+        "GET",
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        65
+    );
+    assert!(v2["spec"].get("targetCPUUtilizationPercentage").is_none());
+    let list = ok(&r, "GET", v1, Value::Null).await;
+    assert_eq!(list["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        list["items"][0]["spec"]["targetCPUUtilizationPercentage"],
+        65
+    );
+}

@@ -603,8 +603,26 @@ fn kubectl_explain_reads_the_served_openapi_and_strict_validation_still_works() 
             "{field} missing:\n{explained}"
         );
     }
+    // Descriptions are the Kubernetes ones.
+    assert!(
+        explained.contains("Specification of the desired behavior of the Deployment."),
+        "{explained}"
+    );
     let pods = server.ok(&["explain", "pod.spec.containers.image"]);
     assert!(pods.contains("<string>"), "{pods}");
+    assert!(pods.contains("Container image name."), "{pods}");
+
+    // A custom resource is explained from its CRD's schema, once the CRD is created.
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: crontabs.stable.example.com\nspec:\n  group: stable.example.com\n  scope: Namespaced\n  names:\n    plural: crontabs\n    singular: crontab\n    kind: CronTab\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            description: What the tab runs and when.\n            properties:\n              cronSpec:\n                type: string\n                description: The schedule, in cron format.\n",
+    );
+    server.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    let tab = server.ok(&["explain", "crontab.spec"]);
+    assert!(tab.contains("What the tab runs and when."), "{tab}");
+    assert!(tab.contains("cronSpec") && tab.contains("<string>"), "{tab}");
+    let field = server.ok(&["explain", "crontab.spec.cronSpec"]);
+    assert!(field.contains("The schedule, in cron format."), "{field}");
 
     let typo = server.write(
         "typo.yaml",

@@ -292,7 +292,7 @@ def main():
         key = (group, e["plural"])
         verbs = [v for v in VERB_ORDER if v in e["verbs"]]
         lines.append(
-            f'    KindInfo {{ kind: "{kind}", group: "{group}", version: "{versions[0]}", '
+            f'    KindInfo {{ kind: "{kind}", key: "{kind}", group: "{group}", version: "{versions[0]}", '
             f'versions: {strs(versions)}, namespaced: {str(e["namespaced"]).lower()}, '
             f'plural: "{e["plural"]}", singular: "{kind.lower()}", '
             f'short: {strs(SHORT_NAMES.get(key, []))}, categories: {strs(CATEGORIES.get(key, []))}, '

@@ -57,18 +57,21 @@ pub fn merge(
 }
 
 /// Records a write that is not an apply (POST, PUT, JSON/merge/strategic PATCH) by `manager`
-/// in `new`'s `managedFields`, as an `Update` entry; `old` is the object before the write.
+/// in `new`'s `managedFields`, as an `Update` entry; `old` is the object before the write,
+/// `subresource` what it was written through (`status`, `scale`; empty: the object).
 pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
+    subresource: &str,
     now: &str,
 ) -> Result<(), ApiError> {
     let api = OpenApi::builtin();
     let (api_version, kind) = type_of(new);
     let (api_version, kind) = (api_version.to_string(), kind.to_string());
     let schema = fields::schema_for(&api, &api_version, &kind);
-    fields::update(old, new, manager, now, schema).map_err(|e| invalid_managed_fields(&e))
+    fields::update(old, new, manager, subresource, now, schema)
+        .map_err(|e| invalid_managed_fields(&e))
 }
 
 /// The manager of a write without `fieldManager`: the user agent's program name, as the API
@@ -210,7 +213,7 @@ mod tests {
         // `kubectl scale` (an Update by another manager) takes .spec.replicas over.
         let mut scaled = created.clone();
         scaled["spec"]["replicas"] = json!(5);
-        record_update(Some(&created), &mut scaled, "kubectl-scale", "t").expect("update");
+        record_update(Some(&created), &mut scaled, "kubectl-scale", "scale", "t").expect("update");
         let entries = fields::managed_fields(&scaled).expect("entries");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].manager, "kubectl-scale");

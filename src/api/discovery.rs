@@ -43,9 +43,12 @@ pub fn core_versions(address: &str) -> Value {
 /// `/apis`: one group per API group in the kind table, in table order.
 pub fn groups() -> Value {
     let mut seen: Vec<(&str, &str)> = Vec::new();
+    // Every served version, the preferred one first (the kinds list theirs preferred first).
     for k in kinds::all().into_iter().filter(|k| !k.group.is_empty()) {
-        if !seen.contains(&(k.group, k.version)) {
-            seen.push((k.group, k.version));
+        for version in k.versions {
+            if !seen.contains(&(k.group, version)) {
+                seen.push((k.group, version));
+            }
         }
     }
     let mut groups: Vec<Value> = Vec::new();
@@ -83,7 +86,7 @@ const SERVED_VERBS: &[&str] = &[
 pub fn resources(group: &str, version: &str) -> Option<Value> {
     let members: Vec<&KindInfo> = kinds::all()
         .into_iter()
-        .filter(|k| k.group == group && k.version == version)
+        .filter(|k| k.group == group && k.versions.contains(&version))
         .collect();
     if members.is_empty() {
         return None;
@@ -148,7 +151,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
 pub fn kind_for(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
     kinds::all()
         .into_iter()
-        .find(|k| k.group == group && k.version == version && k.plural == plural)
+        .find(|k| k.group == group && k.versions.contains(&version) && k.plural == plural)
 }
 
 #[cfg(test)]

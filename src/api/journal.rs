@@ -7,7 +7,7 @@
 //! Changes are found by comparing the stored versions with the last ones seen, which also
 //! catches writes by other `reconcile` processes on the same state file.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use super::status::ApiError;
 use crate::engine::doc;
-use crate::engine::store::State;
+use crate::engine::store::{Key, State, Stored};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,6 @@ pub struct Change {
 /// Events kept for resuming watches; older versions get 410 Gone.
 const KEPT: usize = 100_000;
 
-type Key = (&'static str, String, String);
-
 #[derive(Default)]
 struct Inner {
     seen: HashMap<Key, (u64, Arc<Value>)>,
@@ -69,6 +67,74 @@ struct Inner {
     horizon: u64,
     /// The cluster's version when last recorded.
     current: u64,
+}
+
+impl Inner {
+    /// The event of the object at `key` as stored now, remembering it; `None` when unchanged.
+    fn compare(&mut self, key: Key, stored: &Stored) -> Option<Change> {
+        let rv = rv_of(&stored.doc);
+        let event = match self.seen.get(&key) {
+            Some((seen, _)) if *seen == rv => return None,
+            Some(_) => EventType::Modified,
+            None => EventType::Added,
+        };
+        let object = Arc::new(stored.doc.clone());
+        let kind = key.0;
+        self.seen.insert(key, (rv, object.clone()));
+        Some(Change {
+            rv,
+            kind,
+            event,
+            object,
+        })
+    }
+
+    fn deleted(&mut self, key: &Key, rv: u64) -> Option<Change> {
+        let (_, object) = self.seen.remove(key)?;
+        Some(Change {
+            rv,
+            kind: key.0,
+            event: EventType::Deleted,
+            object,
+        })
+    }
+
+    /// The changes of the objects at `keys` only.
+    fn compare_some(&mut self, state: &State, keys: HashSet<Key>) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(keys.len());
+        for key in keys {
+            let found = match state.get(key.0, &key.1, &key.2) {
+                Some(stored) => self.compare(key, stored),
+                None => self.deleted(&key, state.rv),
+            };
+            changes.extend(found);
+        }
+        changes
+    }
+
+    /// The changes found by comparing every stored object with what was seen.
+    fn compare_all(&mut self, state: &State) -> Vec<Change> {
+        let mut changes: Vec<Change> = Vec::new();
+        let mut present = 0usize;
+        for (kind, map) in &state.objects {
+            for ((ns, name), stored) in map {
+                present += 1;
+                changes.extend(self.compare((*kind, ns.clone(), name.clone()), stored));
+            }
+        }
+        if present != self.seen.len() {
+            let gone: Vec<Key> = self
+                .seen
+                .keys()
+                .filter(|(kind, ns, name)| state.get(kind, ns, name).is_none())
+                .cloned()
+                .collect();
+            for key in gone {
+                changes.extend(self.deleted(&key, state.rv));
+            }
+        }
+        changes
+    }
 }
 
 /// The journal shared by the engine thread (writer) and the watches (readers).
@@ -122,53 +188,19 @@ impl Journal {
         inner.current = state.rv;
     }
 
-    /// Records what changed since the last call and sends it to the watches.
-    pub fn record(&self, state: &State) {
+    /// Records what changed since the last call and sends it to the watches. `changed`
+    /// names the objects written or removed since then ([`State::take_changed`]); `None`
+    /// compares every object (after a reload: another process may have written anything).
+    pub fn record(&self, state: &State, changed: Option<HashSet<Key>>) {
         self.now.store(state.now, Ordering::Relaxed);
         let mut inner = self.lock();
         if state.rv == inner.current {
             return;
         }
-        let mut changes: Vec<Change> = Vec::new();
-        let mut present = 0usize;
-        for (kind, map) in &state.objects {
-            for ((ns, name), stored) in map {
-                present += 1;
-                let rv = rv_of(&stored.doc);
-                let key = (*kind, ns.clone(), name.clone());
-                let event = match inner.seen.get(&key) {
-                    Some((seen, _)) if *seen == rv => continue,
-                    Some(_) => EventType::Modified,
-                    None => EventType::Added,
-                };
-                let object = Arc::new(stored.doc.clone());
-                inner.seen.insert(key, (rv, object.clone()));
-                changes.push(Change {
-                    rv,
-                    kind,
-                    event,
-                    object,
-                });
-            }
-        }
-        if present != inner.seen.len() {
-            let gone: Vec<Key> = inner
-                .seen
-                .keys()
-                .filter(|(kind, ns, name)| state.get(kind, ns, name).is_none())
-                .cloned()
-                .collect();
-            for key in gone {
-                if let Some((_, object)) = inner.seen.remove(&key) {
-                    changes.push(Change {
-                        rv: state.rv,
-                        kind: key.0,
-                        event: EventType::Deleted,
-                        object,
-                    });
-                }
-            }
-        }
+        let mut changes = match changed {
+            Some(keys) => inner.compare_some(state, keys),
+            None => inner.compare_all(state),
+        };
         changes.sort_by_key(|c| c.rv);
         inner.current = state.rv;
         for change in changes {
@@ -222,17 +254,21 @@ mod tests {
     fn changes_are_numbered_and_resumable() {
         let mut engine = Engine::in_memory(1).expect("engine");
         let journal = Journal::new();
-        journal.prime(engine.fresh_state().expect("state"));
+        journal.prime(engine.fresh_changes().expect("state").0);
         let start = journal.current();
         engine
             .create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "a", "namespace": "default"}, "data": {"k": "1"}}))
             .expect("create");
-        journal.record(engine.fresh_state().expect("state"));
+        let (state, changed) = engine.fresh_changes().expect("state");
+        let key = ("ConfigMap", "default".to_string(), "a".to_string());
+        assert!(changed.as_ref().is_some_and(|c| c.contains(&key)), "tracked");
+        journal.record(state, changed);
         engine
             .delete("ConfigMap", "default", "a", Default::default())
             .expect("delete");
-        journal.record(engine.fresh_state().expect("state"));
+        let (state, changed) = engine.fresh_changes().expect("state");
+        journal.record(state, changed);
         let (_, replay) = journal.follow(start).expect("kept");
         let words: Vec<_> = replay
             .iter()

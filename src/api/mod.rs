@@ -191,9 +191,22 @@ async fn core_versions(State(app): State<App>) -> Response {
     axum::Json(discovery::core_versions(&app.address)).into_response()
 }
 
-async fn openapi_group_version(uri: Uri) -> Response {
+async fn openapi_group_version(State(app): State<App>, uri: Uri) -> Response {
     let gv = uri.path().trim_start_matches("/openapi/v3/");
-    match openapi::group_version(gv) {
+    let crds = if openapi::serves_custom(gv) {
+        let listed = app
+            .worker
+            .call(|e| e.list(crate::engine::crd::KIND, None, None))
+            .await;
+        match listed {
+            Ok(Ok(crds)) => crds,
+            Ok(Err(err)) => return ApiError::from(err).into_response(),
+            Err(err) => return err.into_response(),
+        }
+    } else {
+        Vec::new()
+    };
+    match openapi::group_version(gv, &crds) {
         Some(doc) => axum::Json(doc).into_response(),
         None => ApiError::no_route().into_response(),
     }
@@ -264,7 +277,7 @@ async fn dispatch(
         return found.map(|doc| axum::Json(doc).into_response());
     }
     let target = request::parse_path(uri.path())?;
-    let (info, namespace, name, sub) = match target {
+    let (info, namespace, name, sub, version) = match target {
         Target::Events { namespace } => {
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str()));
@@ -284,9 +297,14 @@ async fn dispatch(
             namespace,
             name,
             sub,
-        } => (info, namespace, name, sub),
+            version,
+        } => (info, namespace, name, sub, version),
     };
-    let scope = Scope { info, namespace };
+    let scope = Scope {
+        info,
+        namespace,
+        version,
+    };
     let write = objects::Write {
         manager: apply::manager_of(
             query.get("fieldManager").map(String::as_str),
@@ -420,11 +438,13 @@ fn server_side_apply(
             Value::from(ns.as_str()),
         );
     }
-    let live = engine.get(
-        info.kind,
-        scope.namespace.as_deref().unwrap_or_default(),
-        name,
-    )?;
+    let live = engine
+        .get(
+            info.key,
+            scope.namespace.as_deref().unwrap_or_default(),
+            name,
+        )?
+        .map(|l| scope.view(l));
     let request = apply::ApplyRequest {
         manager,
         force,
@@ -433,11 +453,12 @@ fn server_side_apply(
     let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
     objects::drop_nulls(&mut merged);
     let (code, stored) = match (live.is_some(), dry_run) {
-        (true, true) => (200, engine.dry_run_apply(&merged)?),
-        (true, false) => (200, engine.apply(&merged)?),
+        (true, true) => (200, engine.dry_run_replace(&merged)?),
+        (true, false) => (200, engine.replace(&merged)?),
         (false, true) => (201, engine.dry_run_create(&merged)?),
         (false, false) => (201, engine.create(&merged)?),
     };
+    let stored = scope.view(stored);
     Ok(Answer {
         code,
         body: serde_json::to_vec(&stored).unwrap_or_default(),

@@ -13,7 +13,7 @@ use super::status::ApiError;
 use super::table;
 use crate::engine::clock::rfc3339;
 use crate::engine::kinds::KindInfo;
-use crate::engine::{Engine, Propagation, doc};
+use crate::engine::{Engine, Propagation, convert, doc, scale};
 
 /// What a request asks of one kind.
 #[derive(Debug, Clone)]
@@ -22,11 +22,30 @@ pub struct Scope {
     pub info: &'static KindInfo,
     /// The namespace (`None`: all, or cluster-scoped).
     pub namespace: Option<String>,
+    /// The version the URL names: objects are converted to it on the way out.
+    pub version: String,
 }
 
 impl Scope {
     fn ns(&self) -> &str {
         self.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// `object` (stored) as this request's version shows it.
+    pub fn view(&self, mut object: Value) -> Value {
+        convert::convert_in_place(self.info, &mut object, &self.version);
+        object
+    }
+
+    /// `apiVersion` of the URL's group and version.
+    pub fn api_version(&self) -> String {
+        if self.version.is_empty() {
+            self.info.api_version()
+        } else if self.info.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.info.group, self.version)
+        }
     }
 }
 
@@ -39,7 +58,7 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-fn answer(code: u16, value: &Value) -> Answer {
+fn answer(code: u16, value: &impl serde::Serialize) -> Answer {
     Answer {
         code,
         body: serde_json::to_vec(value).unwrap_or_default(),
@@ -48,7 +67,8 @@ fn answer(code: u16, value: &Value) -> Answer {
 
 fn current(engine: &mut Engine, scope: &Scope, name: &str) -> Result<Value, ApiError> {
     engine
-        .get(scope.info.kind, scope.ns(), name)?
+        .get(scope.info.key, scope.ns(), name)?
+        .map(|o| scope.view(o))
         .ok_or_else(|| ApiError::not_found(scope.info.plural, scope.info.group, name))
 }
 
@@ -62,7 +82,8 @@ pub fn get(
 ) -> Result<Answer, ApiError> {
     let object = current(engine, scope, name)?;
     if sub == Some(Sub::Scale) {
-        return Ok(answer(200, &scale_of(&object)));
+        let paths = scale_paths(engine, scope)?;
+        return Ok(answer(200, &scale::scale_object(&paths, &object)));
     }
     if as_table {
         let rv = doc::str_at(&object, &["metadata", "resourceVersion"]).to_string();
@@ -88,7 +109,7 @@ pub fn list(
     let info = scope.info;
     let now = engine.now_millis();
     let state = engine.fresh_state()?;
-    let all = state.kind(info.kind);
+    let all = state.kind(info.key);
     let mut picked: Vec<&Value> = Vec::new();
     let mut next: Option<String> = None;
     let start = match (&options.after, &scope.namespace) {
@@ -127,13 +148,33 @@ pub fn list(
     if as_table {
         return Ok(answer(200, &table::table(info, &picked, now, meta)));
     }
-    let body = json!({
-        "kind": format!("{}List", info.kind),
-        "apiVersion": info.api_version(),
-        "metadata": meta,
-        "items": picked,
-    });
+    let api_version = scope.api_version();
+    // Objects are stored in the preferred version; another served version is a converted copy.
+    let converted: Vec<Value>;
+    let items: Vec<&Value> = if api_version == info.api_version() {
+        picked
+    } else {
+        converted = picked.into_iter().map(|o| scope.view(o.clone())).collect();
+        converted.iter().collect()
+    };
+    let body = ListBody {
+        kind: format!("{}List", info.kind),
+        api_version,
+        metadata: meta,
+        items: &items,
+    };
     Ok(answer(200, &body))
+}
+
+/// A list serialized straight from the stored objects (building it as a `Value` first would
+/// copy every one of them).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    kind: String,
+    api_version: String,
+    metadata: Value,
+    items: &'a [&'a Value],
 }
 
 /// Reads a request body as one JSON object.
@@ -155,7 +196,7 @@ fn conform(scope: &Scope, name: Option<&str>, object: &mut Value) -> Result<(), 
     let kind = doc::str_at(object, &["kind"]).to_string();
     if kind.is_empty() {
         doc::set(object, &["kind"], json!(info.kind));
-        doc::set(object, &["apiVersion"], json!(info.api_version()));
+        doc::set(object, &["apiVersion"], json!(scope.api_version()));
     } else if kind != info.kind {
         return Err(ApiError::bad_request(format!(
             "the kind of the provided object ({kind}) does not match the resource ({})",
@@ -163,7 +204,7 @@ fn conform(scope: &Scope, name: Option<&str>, object: &mut Value) -> Result<(), 
         )));
     }
     if doc::str_at(object, &["apiVersion"]).is_empty() {
-        doc::set(object, &["apiVersion"], json!(info.api_version()));
+        doc::set(object, &["apiVersion"], json!(scope.api_version()));
     }
     if info.namespaced {
         let body_ns = doc::namespace(object).to_string();
@@ -200,15 +241,17 @@ pub struct Write {
     pub dry_run: bool,
 }
 
-/// Records `manager`'s `Update` fields in `new` (the virtual now as their time).
+/// Records `manager`'s `Update` fields in `new` (the virtual now as their time), written
+/// through `subresource` (empty: the object itself).
 fn owned(
     engine: &Engine,
     old: Option<&Value>,
     new: &mut Value,
     write: &Write,
+    subresource: &str,
 ) -> Result<(), ApiError> {
     let now = rfc3339(engine.now_millis());
-    apply::record_update(old, new, &write.manager, &now)
+    apply::record_update(old, new, &write.manager, subresource, &now)
 }
 
 /// POST: creates an object.
@@ -223,14 +266,14 @@ pub fn create(
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    owned(engine, None, &mut object, write)?;
+    owned(engine, None, &mut object, write, "")?;
     let dry_run = write.dry_run;
     let created = if dry_run {
         engine.dry_run_create(&object)?
     } else {
         engine.create(&object)?
     };
-    Ok(answer(201, &created))
+    Ok(answer(201, &scope.view(created)))
 }
 
 /// PUT: replaces an object (or its status, or its scale).
@@ -248,23 +291,24 @@ pub fn update(
         Some(Sub::Scale) => {
             let replicas = doc::i64_at(&object, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
-            let mut scaled = with_replicas(&existing, replicas);
-            owned(engine, Some(&existing), &mut scaled, write)?;
+            let paths = scale_paths(engine, scope)?;
+            let mut scaled = with_replicas(&paths, &existing, replicas)?;
+            owned(engine, Some(&existing), &mut scaled, write, "scale")?;
             let stored = store(engine, &scaled, dry_run)?;
-            Ok(answer(200, &scale_of(&stored)))
+            Ok(answer(200, &scale::scale_object(&paths, &stored)))
         }
         Some(Sub::Status) => {
             conform(scope, Some(name), &mut object)?;
             check_version(scope, name, &existing, &object)?;
             let status = object.get("status").cloned().unwrap_or(json!({}));
-            store_status(engine, scope, name, &existing, status, dry_run)
+            store_status(engine, scope, name, &existing, status, write)
         }
         None => {
             conform(scope, Some(name), &mut object)?;
             drop_nulls(&mut object);
-            owned(engine, Some(&existing), &mut object, write)?;
+            owned(engine, Some(&existing), &mut object, write, "")?;
             let stored = store(engine, &object, dry_run)?;
-            Ok(answer(200, &stored))
+            Ok(answer(200, &scope.view(stored)))
         }
     }
 }
@@ -312,27 +356,30 @@ fn store(engine: &mut Engine, object: &Value, dry_run: bool) -> Result<Value, Ap
     drop_nulls(&mut object);
     let object = &object;
     Ok(if dry_run {
-        engine.dry_run_apply(object)?
+        engine.dry_run_replace(object)?
     } else {
-        engine.apply(object)?
+        engine.replace(object)?
     })
 }
 
+/// A write through the `status` subresource: only `status` changes, and the manager's
+/// `Update` entry says `subresource: status`, as the API server records it.
 fn store_status(
     engine: &mut Engine,
     scope: &Scope,
     name: &str,
     existing: &Value,
     status: Value,
-    dry_run: bool,
+    write: &Write,
 ) -> Result<Answer, ApiError> {
-    if dry_run {
-        let mut preview = existing.clone();
-        doc::set(&mut preview, &["status"], status);
-        return Ok(answer(200, &preview));
+    let mut written = existing.clone();
+    doc::set(&mut written, &["status"], status);
+    owned(engine, Some(existing), &mut written, write, "status")?;
+    if write.dry_run {
+        return Ok(answer(200, &written));
     }
     let stored = engine
-        .replace_status(scope.info.kind, scope.ns(), name, status)?
+        .replace_status(scope.info.key, scope.ns(), name, &written)?
         .ok_or_else(|| ApiError::not_found(scope.info.plural, scope.info.group, name))?;
     Ok(answer(200, &stored))
 }
@@ -351,19 +398,21 @@ pub fn patch(
     let dry_run = write.dry_run;
     match sub {
         Some(Sub::Scale) => {
-            let scale = scale_of(&existing);
+            let paths = scale_paths(engine, scope)?;
+            let scale = scale::scale_object(&paths, &existing);
             let patched = patch::apply_patch(&scale, kind, body)?;
             let replicas = doc::i64_at(&patched, &["spec", "replicas"])
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas: Required value"))?;
-            let mut scaled = with_replicas(&existing, replicas);
-            owned(engine, Some(&existing), &mut scaled, write)?;
+            let paths = scale_paths(engine, scope)?;
+            let mut scaled = with_replicas(&paths, &existing, replicas)?;
+            owned(engine, Some(&existing), &mut scaled, write, "scale")?;
             let stored = store(engine, &scaled, dry_run)?;
-            Ok(answer(200, &scale_of(&stored)))
+            Ok(answer(200, &scale::scale_object(&paths, &stored)))
         }
         Some(Sub::Status) => {
             let patched = patch::apply_patch(&existing, kind, body)?;
             let status = patched.get("status").cloned().unwrap_or(json!({}));
-            store_status(engine, scope, name, &existing, status, dry_run)
+            store_status(engine, scope, name, &existing, status, write)
         }
         None => {
             let mut patched = patch::apply_patch(&existing, kind, body)?;
@@ -375,46 +424,29 @@ pub fn patch(
             }
             conform(scope, Some(name), &mut patched)?;
             drop_nulls(&mut patched);
-            owned(engine, Some(&existing), &mut patched, write)?;
+            owned(engine, Some(&existing), &mut patched, write, "")?;
             let stored = store(engine, &patched, dry_run)?;
-            Ok(answer(200, &stored))
+            Ok(answer(200, &scope.view(stored)))
         }
     }
 }
 
-fn with_replicas(object: &Value, replicas: i64) -> Value {
-    let mut scaled = object.clone();
-    doc::set(&mut scaled, &["spec", "replicas"], json!(replicas));
+/// Where the scope's kind keeps its scale (404 when it has none).
+fn scale_paths(engine: &mut Engine, scope: &Scope) -> Result<scale::Paths, ApiError> {
+    engine
+        .scale_paths(scope.info)?
+        .ok_or_else(ApiError::no_route)
+}
+
+/// `object` with `replicas` desired, through `paths`, checked as the API server does.
+fn with_replicas(paths: &scale::Paths, object: &Value, replicas: i64) -> Result<Value, ApiError> {
+    scale::validate_replicas(doc::name(object), replicas)
+        .map_err(|message| ApiError::new(422, "Invalid", message))?;
+    let mut scaled = paths.with_replicas(object, replicas);
     if let Some(meta) = scaled.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    scaled
-}
-
-/// The `autoscaling/v1` `Scale` of a Deployment, ReplicaSet or StatefulSet.
-pub fn scale_of(object: &Value) -> Value {
-    let selector = doc::at(object, &["spec", "selector"])
-        .map(crate::engine::labels::Selector::from_label_selector)
-        .and_then(Result::ok)
-        .map(|s| s.to_text())
-        .unwrap_or_default();
-    let meta = object.get("metadata").cloned().unwrap_or(json!({}));
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-        },
-        "spec": {"replicas": doc::i64_at(object, &["spec", "replicas"]).unwrap_or(1)},
-        "status": {
-            "replicas": doc::i64_at(object, &["status", "replicas"]).unwrap_or(0),
-            "selector": selector,
-        },
-    })
+    Ok(scaled)
 }
 
 /// DELETE with `DeleteOptions` (propagationPolicy, dryRun); answers the object as it was,
@@ -445,8 +477,8 @@ pub fn delete(
     if dry_run {
         return Ok(answer(200, &existing));
     }
-    engine.delete(scope.info.kind, scope.ns(), name, propagation)?;
-    let after = engine.get(scope.info.kind, scope.ns(), name)?;
+    engine.delete(scope.info.key, scope.ns(), name, propagation)?;
+    let after = engine.get(scope.info.key, scope.ns(), name)?;
     Ok(answer(200, after.as_ref().unwrap_or(&existing)))
 }
 
@@ -463,7 +495,7 @@ pub fn delete_collection(
     let (propagation, dry_run) = delete_options(options, query)?;
     let state = engine.fresh_state()?;
     let doomed: Vec<Value> = state
-        .kind(scope.info.kind)
+        .kind(scope.info.key)
         .values()
         .map(|s| &s.doc)
         .filter(|d| {
@@ -479,7 +511,7 @@ pub fn delete_collection(
     if !dry_run {
         for object in &doomed {
             engine.delete(
-                scope.info.kind,
+                scope.info.key,
                 doc::namespace(object),
                 doc::name(object),
                 propagation,
@@ -566,7 +598,7 @@ pub fn event_objects(
         .iter()
         .map(|e| {
             let kind = crate::engine::kinds::by_kind(&e.object_kind);
-            let object = kind.and_then(|k| state.get(k.kind, &e.namespace, &e.object_name));
+            let object = kind.and_then(|k| state.get(k.key, &e.namespace, &e.object_name));
             let uid = object.map(|s| doc::uid(&s.doc)).unwrap_or_default();
             json!({
                 "apiVersion": "v1",

@@ -34,6 +34,8 @@ pub enum Target {
         name: Option<String>,
         /// The subresource.
         sub: Option<Sub>,
+        /// The version in the path: objects are read and answered in it.
+        version: String,
     },
     /// `core/v1` events (read from the engine's event log).
     Events {
@@ -80,6 +82,7 @@ pub fn parse_path(path: &str) -> Result<Target, ApiError> {
         namespace: namespace.filter(|_| info.namespaced),
         name: name.map(str::to_string),
         sub,
+        version: version.to_string(),
     })
 }
 
@@ -216,7 +219,7 @@ mod tests {
     fn paths_name_kinds_namespaces_and_subresources() {
         let t = parse_path("/apis/apps/v1/namespaces/prod/deployments/web/scale").expect("path");
         assert!(
-            matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale) }
+            matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale), .. }
             if info.kind == "Deployment" && ns == "prod" && n == "web")
         );
         let t = parse_path("/api/v1/namespaces/prod").expect("namespace object");

@@ -3,6 +3,7 @@
 //! The columns are the engine's own `get` columns ([`crate::tables`]): the ones
 //! `-o wide` adds get priority 1, so kubectl shows them only with `-o wide`.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::engine::clock::{Millis, human_age, parse_rfc3339};
@@ -18,10 +19,39 @@ pub fn wants_table(accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table"))
 }
 
+/// A `Table` ready to serialize; rows borrow the objects' metadata, so a LIST of thousands
+/// of objects copies none of them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Table<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: Value,
+    column_definitions: Vec<Value>,
+    rows: Vec<Row<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    cells: Vec<String>,
+    object: PartialMetadata<'a>,
+}
+
+/// The object as `PartialObjectMetadata` (what `includeObject=Metadata` returns), which
+/// kubectl reads for the NAMESPACE and LABELS columns.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialMetadata<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Value>,
+}
+
 /// The Table of `objects` (all of kind `info`).
-pub fn table(info: &KindInfo, objects: &[&Value], now: Millis, list_meta: Value) -> Value {
+pub fn table<'a>(info: &KindInfo, objects: &[&'a Value], now: Millis, list_meta: Value) -> Table<'a> {
     let narrow = tables::header(info, false).len();
-    let columns: Vec<Value> = tables::header(info, true)
+    let column_definitions: Vec<Value> = tables::header(info, true)
         .iter()
         .enumerate()
         .map(|(i, title)| {
@@ -34,22 +64,24 @@ pub fn table(info: &KindInfo, objects: &[&Value], now: Millis, list_meta: Value)
             })
         })
         .collect();
-    let rows: Vec<Value> = objects
+    let rows = objects
         .iter()
-        .map(|o| {
-            json!({
-                "cells": tables::cells(info, o, now, true),
-                "object": partial_metadata(o),
-            })
+        .map(|o| Row {
+            cells: tables::cells(info, o, now, true),
+            object: PartialMetadata {
+                kind: "PartialObjectMetadata",
+                api_version: "meta.k8s.io/v1",
+                metadata: o.get("metadata"),
+            },
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta,
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+    Table {
+        kind: "Table",
+        api_version: "meta.k8s.io/v1",
+        metadata: list_meta,
+        column_definitions,
+        rows,
+    }
 }
 
 /// The Table of `core/v1` Events, with the API server's columns (`printEvent`): LAST SEEN,
@@ -124,8 +156,7 @@ fn title_case(title: &str) -> String {
     }
 }
 
-/// The object as `PartialObjectMetadata` (what `includeObject=Metadata` returns), which
-/// kubectl reads for the NAMESPACE and LABELS columns.
+/// [`PartialMetadata`] as a value (the events' table).
 fn partial_metadata(o: &Value) -> Value {
     let metadata = o
         .get("metadata")
@@ -148,7 +179,8 @@ mod tests {
         let info = kinds::by_kind("Deployment").expect("kind");
         let obj = json!({"metadata": {"name": "web", "namespace": "default",
             "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"replicas": 2}});
-        let t = table(info, &[&obj], 0, json!({"resourceVersion": "7"}));
+        let t = serde_json::to_value(table(info, &[&obj], 0, json!({"resourceVersion": "7"})))
+            .expect("serializes");
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .into_iter()

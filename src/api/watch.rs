@@ -35,6 +35,14 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 /// picks 30–60 minutes; clients re-watch from their last version).
 const LONGEST: Duration = Duration::from_secs(1800);
 
+/// One line of a watch, serialized without copying the object.
+#[derive(serde::Serialize)]
+struct WatchEvent<'a, T: serde::Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a T,
+}
+
 struct Filter {
     scope: Scope,
     options: ListOptions,
@@ -43,7 +51,7 @@ struct Filter {
 
 impl Filter {
     fn wants(&self, kind: &str, object: &Value) -> bool {
-        kind == self.scope.info.kind
+        kind == self.scope.info.key
             && self
                 .scope
                 .namespace
@@ -53,19 +61,20 @@ impl Filter {
     }
 
     fn line(&self, word: &str, object: &Value, now: i64) -> Bytes {
-        let object = if self.as_table {
+        let mut text = if self.as_table {
             let rv = doc::str_at(object, &["metadata", "resourceVersion"]).to_string();
-            table::table(
+            let table = table::table(
                 self.scope.info,
                 &[object],
                 now,
                 json!({"resourceVersion": rv}),
-            )
+            );
+            serde_json::to_vec(&WatchEvent { kind: word, object: &table })
         } else {
-            object.clone()
-        };
-        let mut text =
-            serde_json::to_vec(&json!({"type": word, "object": object})).unwrap_or_default();
+            let viewed = self.scope.view(object.clone());
+            serde_json::to_vec(&WatchEvent { kind: word, object: &viewed })
+        }
+        .unwrap_or_default();
         text.push(b'\n');
         Bytes::from(text)
     }
@@ -77,7 +86,7 @@ impl Filter {
         }
         let object = json!({
             "kind": self.scope.info.kind,
-            "apiVersion": self.scope.info.api_version(),
+            "apiVersion": self.scope.api_version(),
             "metadata": meta,
         });
         let mut text =
@@ -125,7 +134,7 @@ pub async fn watch(
                 .call(move |engine| -> Result<(Vec<Value>, u64), ApiError> {
                     let state = engine.fresh_state()?;
                     let objects = state
-                        .kind(scope.info.kind)
+                        .kind(scope.info.key)
                         .values()
                         .map(|s| &s.doc)
                         .filter(|d| {

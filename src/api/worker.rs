@@ -53,7 +53,8 @@ impl Worker {
     /// Starts the thread with `engine`; it stops when the last handle is dropped.
     pub fn start(mut engine: Engine, clock: Clock) -> Worker {
         let journal = Arc::new(Journal::new());
-        if let Ok(state) = engine.fresh_state() {
+        // Priming also starts the store's change tracking the journal then reads.
+        if let Ok((state, _)) = engine.fresh_changes() {
             journal.prime(state);
         }
         let (jobs, inbox) = mpsc::channel::<Job>();
@@ -126,8 +127,8 @@ fn run(
                 carry += step as f64;
             }
         }
-        if let Ok(state) = engine.fresh_state() {
-            journal.record(state);
+        if let Ok((state, changed)) = engine.fresh_changes() {
+            journal.record(state, changed);
         }
         now.store(engine.now_millis().max(0) as u64, Ordering::Relaxed);
     }

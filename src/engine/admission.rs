@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::clock::{Rng, parse_duration};
 use super::controllers::deployment::scaled_value;
 use super::controllers::volume;
+use super::convert;
 use super::crd;
 use super::doc;
 use super::kinds::{self, KindInfo, NameRule};
@@ -192,10 +193,7 @@ fn admit_with(
         .next()
         .unwrap_or_default()
         .to_string();
-    if info.kind == "HorizontalPodAutoscaler" && sent_version == "v1" {
-        hpa_v1_to_v2(new);
-    }
-    new["apiVersion"] = json!(info.api_version());
+    convert::to_storage(info, new);
     metadata(info, new, &mut errs);
     if info.namespaced {
         let ns = doc::namespace(new).to_string();
@@ -1346,20 +1344,6 @@ fn base64_decoded_len(text: &str) -> Result<usize, usize> {
         return Err(bytes.len().saturating_sub(padding).max(bytes.len() / 4 * 4));
     }
     Ok(bytes.len() / 4 * 3 - padding)
-}
-
-/// `autoscaling/v1` HPAs are stored as `autoscaling/v2`: the CPU target becomes a Resource
-/// metric, as the API server's conversion does.
-fn hpa_v1_to_v2(obj: &mut Value) {
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
-    if let Some(target) = spec.remove("targetCPUUtilizationPercentage") {
-        spec.insert(
-            "metrics".into(),
-            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]),
-        );
-    }
 }
 
 /// Standard base64 with padding.

@@ -72,6 +72,7 @@ pub fn info_of(crd: &Value) -> Option<KindInfo> {
     }
     Some(KindInfo {
         kind: kinds::intern(&kind),
+        key: kinds::intern(&format!("{kind}.{group}")),
         group: kinds::intern(&group),
         version: versions.first().copied().unwrap_or_default(),
         versions,
@@ -463,7 +464,7 @@ pub fn instances(state: &State, crd: &Value) -> Vec<(String, String)> {
         return Vec::new();
     };
     state
-        .kind(info.kind)
+        .kind(info.key)
         .values()
         .filter(|o| {
             doc::str_at(&o.doc, &["apiVersion"])

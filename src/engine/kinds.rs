@@ -28,6 +28,9 @@ pub enum NameRule {
 pub struct KindInfo {
     /// `Deployment`.
     pub kind: &'static str,
+    /// What the store keys its objects by: the kind for built-in kinds, `Kind.group` for
+    /// custom ones (two CRDs may define one kind name in different groups).
+    pub key: &'static str,
     /// API group (`apps`; empty for core).
     pub group: &'static str,
     /// The preferred (and stored) version: objects are returned in it.
@@ -176,6 +179,14 @@ pub fn resolve(api_version: &str, kind: &str) -> Result<&'static KindInfo, NoMat
             api_version: api_version.to_string(),
             custom: !KINDS.iter().any(|k| k.group == group),
         })
+}
+
+/// The kind objects are stored under `key` ([`KindInfo::key`]).
+pub fn by_key(key: &str) -> Option<&'static KindInfo> {
+    KINDS
+        .iter()
+        .find(|k| k.key == key)
+        .or_else(|| custom().into_iter().find(|k| k.key == key))
 }
 
 /// The kind an object's `kind` names, whatever its apiVersion.

@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod clock;
 pub mod controllers;
+pub mod convert;
 pub mod crd;
 pub mod cron;
 pub mod doc;
@@ -28,11 +29,13 @@ pub mod logs;
 mod par;
 pub mod printer;
 pub mod quota;
+pub mod scale;
 pub mod scheduler;
 pub mod schema;
 pub mod store;
 pub mod traffic;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -444,7 +447,7 @@ impl Engine {
                 (true, n) => n,
             }
             .to_string();
-            let name = self.state.generated_name(info.kind, &ns, &prefix);
+            let name = self.state.generated_name(info.key, &ns, &prefix);
             doc::set(&mut obj, &["metadata", "name"], json!(name));
         }
         let mut rng = self.state.rng;
@@ -458,7 +461,7 @@ impl Engine {
             doc::namespace(&obj).to_string(),
             doc::name(&obj).to_string(),
         );
-        if !name.is_empty() && self.state.get(info.kind, &ns, &name).is_some() {
+        if !name.is_empty() && self.state.get(info.key, &ns, &name).is_some() {
             return Err(Error::AlreadyExists {
                 resource: resource_word(info),
                 name,
@@ -475,12 +478,13 @@ impl Engine {
     /// Creates an object; fails if it exists. Returns it as stored.
     pub fn create(&mut self, object: &Value) -> Result<Value, Error> {
         let info = Engine::request_kind(object)?;
+        let version = convert::version_of(doc::str_at(object, &["apiVersion"])).to_string();
         self.transact(|e| {
             let key = e.admit_create(info, object.clone(), None)?;
             e.settle();
             Ok(e.state
                 .get(key.0, &key.1, &key.2)
-                .map(|s| s.doc.clone())
+                .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
     }
@@ -489,14 +493,71 @@ impl Engine {
     /// owns (status, uid, allocated IPs and ports, controller annotations).
     pub fn apply(&mut self, object: &Value) -> Result<Value, Error> {
         let info = Engine::request_kind(object)?;
+        let version = convert::version_of(doc::str_at(object, &["apiVersion"])).to_string();
         self.transact(|e| {
             let key = e.apply_in(info, object)?;
+            e.settle();
+            // Answered in the version it was sent in, as the API server answers a request.
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| convert::to_version(info, &s.doc, &version))
+                .unwrap_or(Value::Null))
+        })
+    }
+
+    /// The API server's update (PUT, PATCH, apply through `engine serve`): as
+    /// [`Engine::apply`], but `metadata.finalizers` is the writer's, and an object being
+    /// deleted whose last finalizer goes is deleted. Returns the object as stored (as it was
+    /// last, when deleted).
+    pub fn replace(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::request_kind(object)?;
+        self.transact(|e| {
+            let (key, gone) = e.replace_in(info, object)?;
             e.settle();
             Ok(e.state
                 .get(key.0, &key.1, &key.2)
                 .map(|s| s.doc.clone())
+                .or(gone)
                 .unwrap_or(Value::Null))
         })
+    }
+
+    /// What [`Engine::replace`] would store, without storing it (`dryRun=All`).
+    pub fn dry_run_replace(&mut self, object: &Value) -> Result<Value, Error> {
+        let info = Engine::kind_of(object)?;
+        self.read(|_| ())?;
+        let saved = self.state.clone();
+        let result = self.replace_in(info, object).map(|(key, gone)| {
+            self.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| s.doc.clone())
+                .or(gone)
+                .unwrap_or(Value::Null)
+        });
+        self.state = saved;
+        result
+    }
+
+    fn replace_in(
+        &mut self,
+        info: &'static KindInfo,
+        object: &Value,
+    ) -> Result<(store::Key, Option<Value>), Error> {
+        let key = self.update_in(info, object, Finalizers::FromWriter)?;
+        // Pods and Namespaces are finished by the kubelet and the namespace controller.
+        let finished = !matches!(info.kind, "Pod" | "Namespace")
+            && self
+                .state
+                .get(key.0, &key.1, &key.2)
+                .is_some_and(|s| {
+                    doc::is_deleting(&s.doc) && controllers::gc::finalizers(&s.doc).is_empty()
+                });
+        let gone = if finished {
+            self.state.remove(key.0, &key.1, &key.2)
+        } else {
+            None
+        };
+        Ok((key, gone))
     }
 
     /// A controller's delete: true when it changed the object (deleted it or marked it).
@@ -507,7 +568,7 @@ impl Engine {
         name: &str,
         propagation: Propagation,
     ) -> bool {
-        let Some(info) = kinds::by_kind(kind) else {
+        let Some(info) = kinds::by_key(kind) else {
             return false;
         };
         let Some(before) = self.state.get(kind, namespace, name).map(|s| s.doc.clone()) else {
@@ -518,6 +579,16 @@ impl Engine {
     }
 
     fn apply_in(&mut self, info: &'static KindInfo, object: &Value) -> Result<store::Key, Error> {
+        self.update_in(info, object, Finalizers::Kept)
+    }
+
+    /// Creates or updates an object; `finalizers` says whose `metadata.finalizers` win.
+    fn update_in(
+        &mut self,
+        info: &'static KindInfo,
+        object: &Value,
+        finalizers: Finalizers,
+    ) -> Result<store::Key, Error> {
         let ns = if info.namespaced {
             match doc::namespace(object) {
                 "" => "default",
@@ -527,7 +598,7 @@ impl Engine {
             ""
         };
         let name = doc::name(object).to_string();
-        let Some(current) = self.state.get(info.kind, ns, &name).map(|s| s.doc.clone()) else {
+        let Some(current) = self.state.get(info.key, ns, &name).map(|s| s.doc.clone()) else {
             return self.admit_create(info, object.clone(), None);
         };
         let id = id_of(info, ns, &name);
@@ -545,6 +616,20 @@ impl Engine {
             }
         }
         let mut merged = merge_desired(&current, object);
+        if finalizers == Finalizers::FromWriter {
+            writers_finalizers(&current, object, &mut merged).map_err(|cause| Error::Invalid {
+                id: Box::new(id.clone()),
+                message: format!("{} \"{name}\" is invalid: {cause}", info.qualified()),
+            })?;
+        }
+        // A custom resource's status is an ordinary field unless its CRD has the status
+        // subresource (admission then keeps the stored one): a declared status is written,
+        // one left out stays as its writer left it.
+        if !kinds::is_builtin(info)
+            && let Some(status) = object.get("status")
+        {
+            merged["status"] = status.clone();
+        }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
         self.state.rng = rng;
@@ -552,8 +637,8 @@ impl Engine {
             id: Box::new(id),
             message,
         })?;
-        self.state.update(info.kind, merged);
-        Ok((info.kind, ns.to_string(), name))
+        self.state.update(info.key, merged);
+        Ok((info.key, ns.to_string(), name))
     }
 
     /// Deletes an object. `Ok(false)` when it did not exist.
@@ -580,7 +665,7 @@ impl Engine {
         name: &str,
         propagation: Propagation,
     ) -> bool {
-        let Some(current) = self.state.get(info.kind, ns, name).map(|s| s.doc.clone()) else {
+        let Some(current) = self.state.get(info.key, ns, name).map(|s| s.doc.clone()) else {
             return false;
         };
         if doc::is_deleting(&current) && info.kind != "Pod" {
@@ -591,7 +676,7 @@ impl Engine {
             // Deleting a CRD deletes every object of the kind it defines.
             if let Some(defined) = crd::info_of(&current).map(kinds::register) {
                 for (ns, name) in crd::instances(&self.state, &current) {
-                    self.state.remove(defined.kind, &ns, &name);
+                    self.state.remove(defined.key, &ns, &name);
                 }
             }
         }
@@ -635,7 +720,7 @@ impl Engine {
                     finalizers.push(Value::from(controllers::gc::FOREGROUND));
                 }
                 if finalizers.is_empty() {
-                    self.state.remove(info.kind, ns, name);
+                    self.state.remove(info.key, ns, name);
                 } else {
                     // Finalizers hold the object, marked for deletion, until their
                     // controllers let go of it.
@@ -643,7 +728,7 @@ impl Engine {
                     let meta = doc::map_mut(&mut updated, &["metadata"]);
                     meta.insert("deletionTimestamp".into(), json!(now));
                     meta.insert("finalizers".into(), Value::Array(finalizers));
-                    self.state.update(info.kind, updated);
+                    self.state.update(info.key, updated);
                     self.state.note_deletion();
                 }
             }
@@ -679,7 +764,45 @@ impl Engine {
     pub fn get(&mut self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
-        self.read(|s| s.get(info.kind, ns, name).map(|o| o.doc.clone()))
+        self.read(|s| s.get(info.key, ns, name).map(|o| o.doc.clone()))
+    }
+
+    /// Sets an object's desired replicas through its `scale` subresource, as `kubectl scale`
+    /// does, and answers its `autoscaling/v1` `Scale` (None: no such object).
+    pub fn scale(
+        &mut self,
+        info: &'static KindInfo,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+    ) -> Result<Option<Value>, Error> {
+        let ns = if info.namespaced { namespace } else { "" };
+        self.transact(|e| {
+            let paths = scale::paths(&e.state, info).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} \"{name}\" cannot be scaled: the {} kind has no scale subresource",
+                    resource_word(info),
+                    info.qualified()
+                ))
+            })?;
+            let Some(current) = e.state.get(info.key, ns, name).map(|s| s.doc.clone()) else {
+                return Ok(None);
+            };
+            scale::validate_replicas(name, replicas).map_err(|message| Error::Invalid {
+                id: Box::new(id_of(info, ns, name)),
+                message,
+            })?;
+            let key = e.apply_in(info, &paths.with_replicas(&current, replicas))?;
+            e.settle();
+            Ok(e.state
+                .get(key.0, &key.1, &key.2)
+                .map(|s| scale::scale_object(&paths, &s.doc)))
+        })
+    }
+
+    /// Where `info`'s objects keep their scale (None: the kind has no scale subresource).
+    pub fn scale_paths(&mut self, info: &KindInfo) -> Result<Option<scale::Paths>, Error> {
+        self.read(|s| scale::paths(s, info))
     }
 
     /// Objects of a kind in a namespace (`None`: all namespaces) matching a selector.
@@ -693,8 +816,8 @@ impl Engine {
         let sel = Selector::parse(selector.unwrap_or_default()).map_err(Error::Usage)?;
         self.read(|s| {
             let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
-                Some(ns) if info.namespaced => Box::new(s.in_namespace(info.kind, ns)),
-                _ => Box::new(s.kind(info.kind).values()),
+                Some(ns) if info.namespaced => Box::new(s.in_namespace(info.key, ns)),
+                _ => Box::new(s.kind(info.key).values()),
             };
             all.filter(|o| sel.matches(doc::labels(&o.doc)))
                 .map(|o| o.doc.clone())
@@ -708,24 +831,43 @@ impl Engine {
         Ok(&self.state)
     }
 
-    /// Replaces an object's `status` (the `status` subresource). `Ok(None)` when it does not
-    /// exist.
+    /// [`Engine::fresh_state`] and the objects written or removed since the last call
+    /// (`None`: everything may have changed, e.g. after a reload).
+    pub fn fresh_changes(&mut self) -> Result<(&State, Option<HashSet<store::Key>>), Error> {
+        self.read(|_| ())?;
+        let changed = self.state.take_changed();
+        Ok((&self.state, changed))
+    }
+
+    /// A write through the `status` subresource: `written`'s `status` and
+    /// `metadata.managedFields` replace the stored object's, nothing else does. `Ok(None)`
+    /// when the object does not exist.
     pub fn replace_status(
         &mut self,
         kind: &str,
         namespace: &str,
         name: &str,
-        status: Value,
+        written: &Value,
     ) -> Result<Option<Value>, Error> {
         let info = kinds::lookup(kind).ok_or_else(|| Error::UnknownKind(kind.into()))?;
         let ns = if info.namespaced { namespace } else { "" };
         self.transact(|e| {
-            if e.state.get(info.kind, ns, name).is_none() {
+            let Some(mut next) = e.state.get(info.key, ns, name).map(|s| s.doc.clone()) else {
                 return Ok(None);
-            }
-            e.state.set_status(info.kind, ns, name, status, None);
+            };
+            doc::set(
+                &mut next,
+                &["status"],
+                written.get("status").cloned().unwrap_or_else(|| json!({})),
+            );
+            let meta = doc::map_mut(&mut next, &["metadata"]);
+            match written.pointer("/metadata/managedFields") {
+                Some(entries) => meta.insert("managedFields".into(), entries.clone()),
+                None => meta.remove("managedFields"),
+            };
+            e.state.update(info.key, next);
             e.settle();
-            Ok(e.state.get(info.kind, ns, name).map(|s| s.doc.clone()))
+            Ok(e.state.get(info.key, ns, name).map(|s| s.doc.clone()))
         })
     }
 
@@ -735,9 +877,10 @@ impl Engine {
         let info = Engine::kind_of(object)?;
         self.read(|_| ())?;
         let saved = self.state.clone();
-        let result = self
-            .apply_in(info, object)
-            .map(|key| e_doc(&self.state, &key));
+        let result = self.apply_in(info, object).map(|key| {
+            let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+            convert::to_version(info, &e_doc(&self.state, &key), version)
+        });
         self.state = saved;
         result
     }
@@ -747,9 +890,10 @@ impl Engine {
         let info = Engine::kind_of(object)?;
         self.read(|_| ())?;
         let saved = self.state.clone();
-        let result = self
-            .admit_create(info, object.clone(), None)
-            .map(|key| e_doc(&self.state, &key));
+        let result = self.admit_create(info, object.clone(), None).map(|key| {
+            let version = convert::version_of(doc::str_at(object, &["apiVersion"]));
+            convert::to_version(info, &e_doc(&self.state, &key), version)
+        });
         self.state = saved;
         result
     }
@@ -795,13 +939,41 @@ impl Engine {
     fn settle(&mut self) {
         let now = self.state.now;
         // Controllers are pure functions of the state: one whose inputs did not change since
-        // it last ran at this instant would compute the same (already applied) result.
-        let mut memo: std::collections::HashMap<&str, (Vec<u64>, Option<Millis>)> =
-            std::collections::HashMap::new();
+        // it last ran at this instant would compute the same (already applied) result. The
+        // memo outlives one settle (it lives in the state, until time moves or the state is
+        // reloaded): a multi-app apply settles after every application's inventory write
+        // too, and each of those re-ran the Deployment controller over the whole cluster.
         let inputs_of = |name: &str| -> &'static [&'static str] {
+            const ADMISSION: [&str; 6] = [
+                "Namespace",
+                "ResourceQuota",
+                "LimitRange",
+                "PriorityClass",
+                "RuntimeClass",
+                "ServiceAccount",
+            ];
             match name {
-                "deployment" => &["Deployment", "ReplicaSet", "Pod"],
-                "replicaset" => &["ReplicaSet", "Pod"],
+                "deployment" => &[
+                    "Deployment",
+                    "ReplicaSet",
+                    "Pod",
+                    ADMISSION[0],
+                    ADMISSION[1],
+                    ADMISSION[2],
+                    ADMISSION[3],
+                    ADMISSION[4],
+                    ADMISSION[5],
+                ],
+                "replicaset" => &[
+                    "ReplicaSet",
+                    "Pod",
+                    ADMISSION[0],
+                    ADMISSION[1],
+                    ADMISSION[2],
+                    ADMISSION[3],
+                    ADMISSION[4],
+                    ADMISSION[5],
+                ],
                 "endpoints" => &["Service", "Pod", "Endpoints", "EndpointSlice"],
                 _ => &[],
             }
@@ -810,7 +982,7 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&str, Option<Ctl>); 10] = [
+            let run: [(&'static str, Option<Ctl>); 10] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
                 ("rollout", Some(controllers::rollout::sync)),
@@ -836,10 +1008,11 @@ impl Engine {
                 let inputs = inputs_of(name);
                 let seen: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
                 if !inputs.is_empty()
-                    && let Some((last, last_wake)) = memo.get(name)
-                    && *last == seen
+                    && let Some(last) = self.state.settle_memo.get(name)
+                    && last.at == now
+                    && last.inputs == seen
                 {
-                    if let Some(w) = last_wake.filter(|w| *w > now) {
+                    if let Some(w) = last.wake.filter(|w| *w > now) {
                         wake = Some(wake.map_or(w, |x: Millis| x.min(w)));
                     }
                     continue;
@@ -859,7 +1032,12 @@ impl Engine {
                 progressed |= self.apply_changes(out.list);
                 if !inputs.is_empty() {
                     let after: Vec<u64> = inputs.iter().map(|k| self.state.writes(k)).collect();
-                    memo.insert(name, (after, ctl_wake));
+                    let run = store::ControllerRun {
+                        at: now,
+                        inputs: after,
+                        wake: ctl_wake,
+                    };
+                    self.state.settle_memo.insert(name, run);
                 }
             }
             if !progressed {
@@ -880,7 +1058,7 @@ impl Engine {
                     sim,
                     owner,
                 } => {
-                    let Some(info) = kinds::by_kind(kind) else {
+                    let Some(info) = kinds::by_key(kind) else {
                         continue;
                     };
                     match self.admit_create(info, obj, sim) {
@@ -914,7 +1092,7 @@ impl Engine {
                     }
                 }
                 Change::Apply { kind, doc: obj } => {
-                    let Some(info) = kinds::by_kind(kind) else {
+                    let Some(info) = kinds::by_key(kind) else {
                         continue;
                     };
                     let (ns, name) = (
@@ -1442,6 +1620,41 @@ fn e_doc(state: &State, key: &store::Key) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Whose `metadata.finalizers` an update keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finalizers {
+    /// The stored ones: the reconciler's applies leave finalizers to controllers.
+    Kept,
+    /// The writer's, as the API server takes them on an update.
+    FromWriter,
+}
+
+/// Puts the writer's `metadata.finalizers` in `merged`; an object being deleted may lose
+/// finalizers but gain none (the API server's `ValidateObjectMetaUpdate`).
+fn writers_finalizers(current: &Value, desired: &Value, merged: &mut Value) -> Result<(), String> {
+    let wanted = controllers::gc::finalizers(desired);
+    if doc::is_deleting(current) {
+        let held = controllers::gc::finalizers(current);
+        let mut added: Vec<&str> = wanted.iter().copied().filter(|f| !held.contains(f)).collect();
+        added.sort_unstable();
+        added.dedup();
+        if !added.is_empty() {
+            let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            return Err(format!(
+                "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                quoted.join(", ")
+            ));
+        }
+    }
+    let meta = doc::map_mut(merged, &["metadata"]);
+    if wanted.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), json!(wanted));
+    }
+    Ok(())
+}
+
 fn merge_desired(current: &Value, desired: &Value) -> Value {
     let mut merged = desired.clone();
     let cur_meta = current
@@ -1628,10 +1841,11 @@ impl Cluster for Engine {
         } else {
             ""
         };
+        // Read in the version the caller names, as a GET on that version's URL.
         Ok(self
             .state
-            .get(info.kind, ns, &id.name)
-            .map(|s| s.doc.clone()))
+            .get(info.key, ns, &id.name)
+            .map(|s| convert::to_version(info, &s.doc, &id.gvk.version)))
     }
 
     fn list(
@@ -1646,12 +1860,12 @@ impl Cluster for Engine {
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
-            Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.kind, ns)),
-            _ => Box::new(self.state.kind(info.kind).values()),
+            Some(ns) if info.namespaced => Box::new(self.state.in_namespace(info.key, ns)),
+            _ => Box::new(self.state.kind(info.key).values()),
         };
         Ok(all
             .filter(|o| sel.matches(doc::labels(&o.doc)))
-            .map(|o| o.doc.clone())
+            .map(|o| convert::to_version(info, &o.doc, &gvk.version))
             .collect())
     }
 
@@ -1734,8 +1948,11 @@ impl Cluster for Engine {
         } else {
             &id.namespace
         };
-        Engine::delete(self, &id.gvk.kind, ns, &id.name, Propagation::Background)
-            .map_err(to_cluster_error)
+        match kinds::by_group_kind(&id.gvk.group, &id.gvk.kind) {
+            Some(info) => Engine::delete(self, info.key, ns, &id.name, Propagation::Background)
+                .map_err(to_cluster_error),
+            None => Ok(false),
+        }
     }
 
     fn now(&self) -> String {

@@ -204,8 +204,26 @@ pub struct State {
     pub commit_seq: u64,
     dirty: HashSet<Key>,
     removed: HashSet<Key>,
+    /// Objects written or removed since [`State::take_changed`] last ran; `None` until it
+    /// first runs on this loaded state (only `engine serve`'s watch journal asks).
+    changed: Option<HashSet<Key>>,
     deletions: u64,
     writes: std::collections::HashMap<&'static str, u64>,
+    /// The last run of each memoized controller (not persisted: a state loaded, restored
+    /// or reset starts without it, as its write counters start over).
+    pub settle_memo: std::collections::HashMap<&'static str, ControllerRun>,
+}
+
+/// When a controller last ran and what its inputs looked like after its changes were
+/// applied: at the same instant with the same inputs it would compute nothing new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRun {
+    /// The virtual instant of the run.
+    pub at: Millis,
+    /// The write counters of its input kinds after its changes.
+    pub inputs: Vec<u64>,
+    /// The wake-up it asked for.
+    pub wake: Option<Millis>,
 }
 
 static EMPTY: KindMap = BTreeMap::new();
@@ -225,8 +243,10 @@ impl State {
             commit_seq: 0,
             dirty: HashSet::new(),
             removed: HashSet::new(),
+            changed: None,
             deletions: 0,
             writes: std::collections::HashMap::new(),
+            settle_memo: std::collections::HashMap::new(),
         }
     }
 
@@ -286,7 +306,7 @@ impl State {
         let mut name = doc::name(&obj).to_string();
         if name.is_empty() {
             let prefix = doc::str_at(&obj, &["metadata", "generateName"]).to_string();
-            name = self.generated_name(info.kind, &ns, &prefix);
+            name = self.generated_name(info.key, &ns, &prefix);
         }
         let uid = self.rng.uuid();
         let rv = self.next_rv();
@@ -305,13 +325,14 @@ impl State {
         }
         doc::map_mut(&mut obj, &["metadata"])
             .insert("creationTimestamp".into(), Value::String(created));
-        self.wrote(info.kind);
-        let key: Key = (info.kind, ns.clone(), name.clone());
+        self.wrote(info.key);
+        let key: Key = (info.key, ns.clone(), name.clone());
         self.objects
-            .entry(info.kind)
+            .entry(info.key)
             .or_default()
-            .insert((ns, name), Stored::new(info.kind, obj, sim));
+            .insert((ns, name), Stored::new(info.key, obj, sim));
         self.removed.remove(&key);
+        self.touched(&key);
         self.dirty.insert(key.clone());
         key
     }
@@ -354,7 +375,9 @@ impl State {
             stored.facts = PodFacts::of(kind, &obj);
             stored.doc = obj;
         }
-        self.dirty.insert((kind, ns, name));
+        let key = (kind, ns, name);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -398,7 +421,9 @@ impl State {
             None => doc::set(doc_ref, &["metadata", "resourceVersion"], Value::String(rv)),
         }
         stored.facts = PodFacts::of(kind, &stored.doc);
-        self.dirty.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.insert(key);
         self.wrote(kind);
         true
     }
@@ -449,9 +474,24 @@ impl State {
         self.rv += 1;
         self.deletions += 1;
         self.wrote(kind);
-        self.dirty.remove(&(kind, key.0.clone(), key.1.clone()));
-        self.removed.insert((kind, key.0, key.1));
+        let key = (kind, key.0, key.1);
+        self.touched(&key);
+        self.dirty.remove(&key);
+        self.removed.insert(key);
         Some(stored.doc)
+    }
+
+    fn touched(&mut self, key: &Key) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
+    }
+
+    /// The objects whose document was written or that were removed since the last call, and
+    /// starts keeping them for the next; `None` on the first call after a load (the caller
+    /// compares everything). Lets a watch journal skip a scan of every object per write.
+    pub fn take_changed(&mut self) -> Option<HashSet<Key>> {
+        self.changed.replace(HashSet::new())
     }
 
     /// Records an event now.
@@ -926,7 +966,7 @@ impl Database {
             }
         }
         for (kind, ns, name, text, sim) in loaded {
-            let info = kinds::by_kind(&kind)
+            let info = kinds::by_key(&kind)
                 .ok_or_else(|| self.corrupt(format!("{kind} {ns}/{name}"), "unknown kind"))?;
             let doc: Value = serde_json::from_str(&text)
                 .map_err(|e| self.corrupt(format!("{kind} {ns}/{name}"), e))?;
@@ -939,9 +979,9 @@ impl Database {
             };
             state
                 .objects
-                .entry(info.kind)
+                .entry(info.key)
                 .or_default()
-                .insert((ns, name), Stored::new(info.kind, doc, sim));
+                .insert((ns, name), Stored::new(info.key, doc, sim));
         }
         let mut stmt = self.map_busy(self.conn.prepare("SELECT doc FROM events ORDER BY id"))?;
         let rows = self.map_busy(stmt.query_map([], |r| r.get::<_, String>(0)))?;

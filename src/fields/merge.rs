@@ -148,10 +148,11 @@ pub fn apply(
             .to_string(),
         time: time.to_string(),
         fields: new_set,
+        subresource: String::new(),
     };
     match entries
         .iter_mut()
-        .find(|e| e.manager == manager && e.operation == Operation::Apply)
+        .find(|e| e.manager == manager && e.operation == Operation::Apply && e.subresource.is_empty())
     {
         Some(slot) => *slot = mine,
         None => entries.push(mine),
@@ -173,11 +174,12 @@ pub fn apply(
 /// Records a write that is not an apply (create, replace, patch) by `manager`: the fields it
 /// changed or added become its own (an `Update` entry) and leave every other manager's set;
 /// fields it removed leave every set. `new` keeps the `managedFields` it carries, else those
-/// of `old`.
+/// of `old`. `subresource` names what was written through (`status`; empty: the object).
 pub fn update(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
+    subresource: &str,
     time: &str,
     schema: Node<'_>,
 ) -> Result<(), Error> {
@@ -190,8 +192,20 @@ pub fn update(
         }
     };
     let empty = Value::Object(Map::new());
-    let old_part = owned_part(old.unwrap_or(&empty));
-    let new_part = owned_part(new);
+    let part = |object: &Value| {
+        if subresource == "status" {
+            // The status subresource writes `status` only (the API server resets the rest).
+            let mut only = Map::new();
+            if let Some(status) = object.get("status") {
+                only.insert("status".into(), status.clone());
+            }
+            Value::Object(only)
+        } else {
+            owned_part(object)
+        }
+    };
+    let old_part = part(old.unwrap_or(&empty));
+    let new_part = part(new);
     let old_set = FieldSet::of(&old_part, schema);
     let new_set = FieldSet::of(&new_part, schema);
     let mut changed = FieldSet::default();
@@ -207,8 +221,11 @@ pub fn update(
     if !changed.is_empty() {
         match entries
             .iter_mut()
-            .find(|e| e.manager == manager && e.operation == Operation::Update)
-        {
+            .find(|e| {
+                e.manager == manager
+                    && e.operation == Operation::Update
+                    && e.subresource == subresource
+            }) {
             Some(entry) => {
                 entry.fields = entry.fields.union(&changed);
                 entry.time = time.to_string();
@@ -223,6 +240,7 @@ pub fn update(
                     .to_string(),
                 time: time.to_string(),
                 fields: changed,
+                subresource: subresource.to_string(),
             }),
         }
     }

@@ -97,18 +97,25 @@ pub struct Entry {
     pub time: String,
     /// The fields owned.
     pub fields: FieldSet,
+    /// The subresource written through (`status`, `scale`; empty: the object itself). The
+    /// same manager has one entry per subresource.
+    pub subresource: String,
 }
 
 impl Entry {
     fn to_json(&self) -> Value {
-        json!({
+        let mut entry = json!({
             "manager": self.manager,
             "operation": self.operation.name(),
             "apiVersion": self.api_version,
             "time": self.time,
             "fieldsType": "FieldsV1",
             "fieldsV1": self.fields.to_fields_v1(),
-        })
+        });
+        if !self.subresource.is_empty() {
+            entry["subresource"] = json!(self.subresource);
+        }
+        entry
     }
 }
 
@@ -149,6 +156,7 @@ pub fn managed_fields(object: &Value) -> Result<Vec<Entry>, Error> {
                 api_version: text(item, "apiVersion"),
                 time: text(item, "time"),
                 fields,
+                subresource: text(item, "subresource"),
             })
         })
         .collect()

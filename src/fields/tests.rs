@@ -163,7 +163,7 @@ fn update_moves_changed_fields_to_the_writer() {
     let mut edited = live.clone();
     edited["spec"]["replicas"] = json!(5);
     edited["metadata"]["labels"]["extra"] = json!("y");
-    update(Some(&live), &mut edited, "kubectl-edit", "t2", schema).unwrap();
+    update(Some(&live), &mut edited, "kubectl-edit", "", "t2", schema).unwrap();
     let entries = managed_fields(&edited).unwrap();
     let theirs = entries
         .iter()

@@ -91,6 +91,7 @@ fn with_legacy_ownership(
         api_version: api_version.to_string(),
         time: now.to_string(),
         fields: previous,
+        subresource: String::new(),
     });
     let mut live = live.clone();
     fields::set_managed_fields(&mut live, &entries);

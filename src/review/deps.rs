@@ -37,6 +37,8 @@ pub struct Deps {
     pub trees: BTreeSet<PathBuf>,
     /// Directories named in `resources`/`components` that hold a kustomization.
     pub children: BTreeSet<PathBuf>,
+    /// Paths named that are not folders (missing, or files): a change below one counts.
+    pub leaves: BTreeSet<PathBuf>,
     /// Something could not be analysed: always render.
     pub unsure: bool,
 }
@@ -46,6 +48,7 @@ impl Deps {
         self.files.extend(other.files.iter().cloned());
         self.dirs.extend(other.dirs.iter().cloned());
         self.trees.extend(other.trees.iter().cloned());
+        self.leaves.extend(other.leaves.iter().cloned());
         self.unsure |= other.unsure;
     }
 
@@ -58,6 +61,10 @@ impl Deps {
             return true;
         }
         if path.ancestors().any(|a| self.trees.contains(a)) {
+            return true;
+        }
+        // A change below a path named (created as a folder, or a file that became one).
+        if path.ancestors().skip(1).any(|a| self.leaves.contains(a)) {
             return true;
         }
         // A changed entry above something read (a symlink or file replacing a folder).
@@ -196,10 +203,16 @@ impl<'a> Index<'a> {
             let path = clean(&dir.join(candidate));
             deps.files.insert(path.clone());
             let Ok(resolved) = self.fs.resolve(&path) else {
+                deps.leaves.insert(path);
                 continue;
             };
             deps.files.insert(resolved.clone());
-            match self.fs.entry_kind(&resolved) {
+            let kind = self.fs.entry_kind(&resolved);
+            if !matches!(kind, Ok(Some(EntryKind::Dir))) {
+                deps.leaves.insert(path);
+                deps.leaves.insert(resolved.clone());
+            }
+            match kind {
                 Ok(Some(EntryKind::Dir)) if kustomization_file(self.fs, &resolved).is_some() => {
                     deps.children.insert(resolved.clone());
                     let child = self.deps_of(&resolved, visiting);
@@ -320,6 +333,10 @@ mod tests {
         assert!(hit(&solo, "/r/solo/data/sub/b.yaml") && !hit(&dev, "/r/solo/data/a.yaml"));
         // A file replaced by a folder (or a symlink) above something read.
         assert!(hit(&prod, "/r/base"));
+        // A folder created where a missing path is named (or a named file that became one).
+        assert!(hit(&dev, "/r/extra/p.yaml/kustomization.yaml"));
+        assert!(hit(&prod, "/r/base/deploy.yaml/x.yaml") && !hit(&prod, "/r/dev/x.yaml"));
+        assert!(!hit(&prod, "/r/base/conf/other.txt"));
     }
 
     #[test]

@@ -279,7 +279,13 @@ fn render_values(fs: &dyn Fs, dir: &Path) -> Result<Vec<Value>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Which applications the changed paths (relative to the root) can affect at either side.
+/// Which applications the changed paths (relative to the root) can affect.
+///
+/// The dependencies of each application are read at base only: what the render at head
+/// reads can differ from what it reads at base only through a file the analysis at base
+/// looked at (a kustomization, a plugin configuration, a path it looked up), and a change
+/// to any of those is already a hit. Applications new, gone or with other settings at head
+/// are always affected.
 pub fn affected(base: Side<'_>, head: Side<'_>, changed: &[PathBuf]) -> BTreeSet<String> {
     let names: BTreeSet<&str> = base
         .apps
@@ -287,8 +293,8 @@ pub fn affected(base: Side<'_>, head: Side<'_>, changed: &[PathBuf]) -> BTreeSet
         .chain(head.apps)
         .map(|a| a.name.as_str())
         .collect();
-    let mut base_index = deps::Index::new(base.fs);
-    let mut head_index = deps::Index::new(head.fs);
+    let changed: Vec<PathBuf> = changed.iter().map(|p| base.root.join(p)).collect();
+    let mut index = deps::Index::new(base.fs);
     let mut out = BTreeSet::new();
     for name in names {
         let at_base = base.apps.iter().find(|a| a.name == name);
@@ -297,18 +303,12 @@ pub fn affected(base: Side<'_>, head: Side<'_>, changed: &[PathBuf]) -> BTreeSet
             out.insert(name.to_string());
             continue;
         };
-        if b != h {
+        if b != h || base.root != head.root {
             out.insert(name.to_string());
             continue;
         }
-        let hits = |side: &Side<'_>, index: &mut deps::Index<'_>, app: &App| {
-            let dir = crate::source::clean(&side.root.join(&app.path));
-            let deps = index.deps(&dir);
-            changed
-                .iter()
-                .any(|path| deps.affected_by(&side.root.join(path)))
-        };
-        if hits(&base, &mut base_index, b) || hits(&head, &mut head_index, h) {
+        let deps = index.deps(&crate::source::clean(&base.root.join(&b.path)));
+        if changed.iter().any(|path| deps.affected_by(path)) {
             out.insert(name.to_string());
         }
     }

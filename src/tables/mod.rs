@@ -194,7 +194,7 @@ pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
     if let Some(columns) = custom_columns(info) {
         return printer::header(&columns, wide);
     }
-    match (info.kind, wide) {
+    match (info.key, wide) {
         ("Pod", false) => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         ("Pod", true) => vec![
             "NAME",
@@ -305,7 +305,7 @@ pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
         ("RoleBinding" | "ClusterRoleBinding", true) => {
             vec!["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
         }
-        _ => workloads::header(info.kind, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
+        _ => workloads::header(info.key, wide).unwrap_or_else(|| vec!["NAME", "AGE"]),
     }
 }
 
@@ -315,7 +315,7 @@ pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String>
         return printer::cells(&columns, o, now, wide);
     }
     let name = doc::name(o).to_string();
-    match info.kind {
+    match info.key {
         "Pod" => {
             let (status, ready, total, restarts) = pod_status(o);
             let restarts = match last_restart(o, now) {
@@ -683,7 +683,7 @@ pub fn cells(info: &KindInfo, o: &Value, now: Millis, wide: bool) -> Vec<String>
             }
             r
         }
-        _ => workloads::row(info.kind, o, now, wide).unwrap_or_else(|| vec![name, age(o, now)]),
+        _ => workloads::row(info.key, o, now, wide).unwrap_or_else(|| vec![name, age(o, now)]),
     }
 }
 

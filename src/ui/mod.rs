@@ -57,6 +57,9 @@ const PENDING_FOR: Duration = Duration::from_secs(5);
 /// The changes a sync would make (computed here when no watcher runs in this process).
 type Pending = Vec<crate::plan::PlannedAction>;
 
+/// Per application: when its pending diff was computed, and the changes or why none.
+type PendingCache = HashMap<String, (Instant, Result<Pending, String>)>;
+
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
 const TEMPLATES: &[(&str, &str)] = &[
@@ -106,7 +109,7 @@ pub struct Ui {
     /// How applications' sources are read when no watcher runs here.
     git: GitOptions,
     /// Pending diffs computed here (no watcher): when, and the changes or why none.
-    pending: Mutex<HashMap<String, (Instant, Result<Pending, String>)>>,
+    pending: Mutex<PendingCache>,
     state_path: std::path::PathBuf,
     target: String,
     watcher: Option<Arc<Shared>>,

@@ -53,7 +53,7 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
                 bail!("arguments in resource/name form must have a single resource and name");
             }
             let info = kind_info(kind)?;
-            match targets.iter_mut().find(|(k, _)| k.kind == info.kind) {
+            match targets.iter_mut().find(|(k, _)| k.key == info.key) {
                 Some((_, names)) => names.push(name.to_string()),
                 None => targets.push((info, vec![name.to_string()])),
             }
@@ -79,7 +79,7 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
             vec![kind_info(word)?]
         };
         for info in expanded {
-            if !kinds_asked.iter().any(|k| k.kind == info.kind) {
+            if !kinds_asked.iter().any(|k| k.key == info.key) {
                 kinds_asked.push(info);
             }
         }
@@ -128,13 +128,13 @@ pub fn fetch(engine: &mut Engine, request: &Request, scope: Scope<'_>) -> anyhow
         let mut objects = Vec::new();
         if names.is_empty() {
             let ns = (!scope.all_namespaces).then_some(scope.namespace);
-            objects = engine.list(info.kind, ns, scope.selector)?;
+            objects = engine.list(info.key, ns, scope.selector)?;
             objects.sort_by(|a, b| {
                 (doc::namespace(a), doc::name(a)).cmp(&(doc::namespace(b), doc::name(b)))
             });
         } else {
             for name in names {
-                match engine.get(info.kind, scope.namespace, name)? {
+                match engine.get(info.key, scope.namespace, name)? {
                     Some(o) => objects.push(o),
                     None => missing.push(format!(
                         "Error from server (NotFound): {}",
@@ -274,7 +274,7 @@ pub fn watch(
     let request = parse_request(resources)?;
     let key = |info: &KindInfo, o: &Value| {
         (
-            info.kind,
+            info.key,
             doc::namespace(o).to_string(),
             doc::name(o).to_string(),
         )
@@ -320,7 +320,7 @@ pub fn watch(
         }
         for (k, (_, last)) in &seen {
             if !current.contains(k)
-                && let Some(info) = kinds::by_kind(k.0)
+                && let Some(info) = kinds::by_key(k.0)
             {
                 print!(
                     "{}",

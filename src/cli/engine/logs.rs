@@ -70,7 +70,7 @@ fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Resul
         return Ok(name.to_string());
     }
     let owner = engine
-        .get(info.kind, namespace, name)?
+        .get(info.key, namespace, name)?
         .ok_or_else(|| super::not_found(info, name))?;
     let selector = doc::at(&owner, &["spec", "selector"])
         .map(|s| {

@@ -277,6 +277,20 @@ pub enum EngineCommand {
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<EventsFormat>,
     },
+    /// Set the desired replicas of anything with a scale subresource, as `kubectl scale`:
+    /// Deployments, ReplicaSets, StatefulSets, and custom resources whose CRD declares
+    /// `subresources.scale` (`scale deploy/web --replicas 5`, `scale widgets w1 --replicas 0`).
+    Scale {
+        /// `TYPE/NAME`, or `TYPE` followed by the name.
+        #[arg(required = true, num_args = 1..=2)]
+        resource: Vec<String>,
+        /// The new desired replica count.
+        #[arg(long, required = true)]
+        replicas: i64,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+    },
     /// Roll a Deployment back to a revision (default: the previous one).
     Undo {
         /// Deployment name.
@@ -698,24 +712,25 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
         }
         EngineCommand::Apply { file } => {
             for obj in manifests::read(&file)? {
-                let before = obj
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .and_then(kinds::by_kind)
-                    .and_then(|info| {
-                        engine
-                            .get(
-                                info.kind,
-                                if doc::namespace(&obj).is_empty() {
-                                    "default"
-                                } else {
-                                    doc::namespace(&obj)
-                                },
-                                doc::name(&obj),
-                            )
-                            .ok()
-                            .flatten()
-                    });
+                let before = kinds::resolve(
+                    doc::str_at(&obj, &["apiVersion"]),
+                    doc::str_at(&obj, &["kind"]),
+                )
+                .ok()
+                .and_then(|info| {
+                    engine
+                        .get(
+                            info.key,
+                            if doc::namespace(&obj).is_empty() {
+                                "default"
+                            } else {
+                                doc::namespace(&obj)
+                            },
+                            doc::name(&obj),
+                        )
+                        .ok()
+                        .flatten()
+                });
                 let after = engine.apply(&obj)?;
                 let verb = match before {
                     None => "created",
@@ -742,7 +757,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 Cascade::Foreground => Propagation::Foreground,
                 Cascade::Orphan => Propagation::Orphan,
             };
-            if !engine.delete(info.kind, &namespace, &name, propagation)? {
+            if !engine.delete(info.key, &namespace, &name, propagation)? {
                 return Err(not_found(info, &name).into());
             }
             println!("{}/{name} deleted", info.resource_prefix());
@@ -791,6 +806,27 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 count,
                 output == Some(EventsFormat::Json),
             );
+        }
+        EngineCommand::Scale {
+            resource,
+            replicas,
+            namespace,
+        } => {
+            let (word, name) = match resource.as_slice() {
+                [one] => one
+                    .split_once('/')
+                    .map(|(w, n)| (w.to_string(), n.to_string()))
+                    .with_context(|| {
+                        format!("{one:?}: expected TYPE/NAME, or TYPE and NAME as two arguments")
+                    })?,
+                [word, name, ..] => (word.clone(), name.clone()),
+                [] => bail!("a resource to scale is required (TYPE/NAME)"),
+            };
+            let info = kind_info(&word)?;
+            if engine.scale(info, &namespace, &name, replicas)?.is_none() {
+                return Err(not_found(info, &name).into());
+            }
+            println!("{}/{name} scaled", info.resource_prefix());
         }
         EngineCommand::Undo {
             name,

@@ -24,7 +24,9 @@ use crate::engine::clock::{Millis, SECOND, rfc3339};
 use crate::engine::doc;
 use crate::engine::events::NewEvent;
 use crate::engine::images::behavior_of;
+use crate::engine::kinds;
 use crate::engine::labels::Selector;
+use crate::engine::scale;
 use crate::engine::scheduler::pod_condition;
 use crate::engine::store::State;
 use crate::engine::traffic::{REQUESTS_PER_SECOND, pod_rate};
@@ -368,18 +370,22 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
     };
     let target_kind = doc::str_at(hpa, &["spec", "scaleTargetRef", "kind"]);
     let target_name = doc::str_at(hpa, &["spec", "scaleTargetRef", "name"]);
-    let kind: &'static str = match target_kind {
-        "Deployment" => "Deployment",
-        "StatefulSet" => "StatefulSet",
-        "ReplicaSet" => "ReplicaSet",
-        other => {
-            out.event(warn(
-                "FailedGetScale",
-                format!("scaling {other} is not supported yet by the engine"),
-            ));
-            return;
-        }
+    let target_group = doc::str_at(hpa, &["spec", "scaleTargetRef", "apiVersion"])
+        .rsplit_once('/')
+        .map_or("", |(g, _)| g);
+    // Any kind with a scale subresource, built-in or custom, as the API server's /scale.
+    let scalable = kinds::by_group_kind(target_group, target_kind)
+        .and_then(|info| scale::paths(state, info).map(|paths| (info, paths)));
+    let Some((info, paths)) = scalable else {
+        out.event(warn(
+            "FailedGetScale",
+            format!(
+                "no matches for kind \"{target_kind}\" in group \"{target_group}\" with a scale subresource"
+            ),
+        ));
+        return;
     };
+    let kind: &'static str = info.key;
     let mut status = json!({});
     let mut conditions: Vec<Value> = Vec::new();
     let finish = |out: &mut Changes, status: Value, history: &History| {
@@ -394,17 +400,17 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
         }
     };
     let Some(target) = state.get(kind, ns, target_name).map(|s| &s.doc) else {
+        let resource = if info.group.is_empty() {
+            info.plural.to_string()
+        } else {
+            format!("{}.{}", info.plural, info.group)
+        };
         let msg = format!(
-            "the HPA controller was unable to get the target's current scale: {}.{} \"{target_name}\" not found",
-            kind.to_lowercase() + "s",
-            "apps"
+            "the HPA controller was unable to get the target's current scale: {resource} \"{target_name}\" not found"
         );
         out.event(warn(
             "FailedGetScale",
-            format!(
-                "{}.apps \"{target_name}\" not found",
-                kind.to_lowercase() + "s"
-            ),
+            format!("{resource} \"{target_name}\" not found"),
         ));
         conditions.push(cond("AbleToScale", false, "FailedGetScale", &msg, now, hpa));
         status["conditions"] = Value::Array(conditions);
@@ -413,17 +419,16 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
         finish(out, status, &history);
         return;
     };
-    let current = doc::i64_at(target, &["spec", "replicas"]).unwrap_or(1);
+    let current = paths.read(target).replicas;
     let min = doc::i64_at(hpa, &["spec", "minReplicas"]).unwrap_or(1);
     let max = doc::i64_at(hpa, &["spec", "maxReplicas"]).unwrap_or(min);
-    let selector = doc::at(target, &["spec", "selector"])
-        .map(Selector::from_label_selector)
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    // No selector selects nothing (Kubernetes refuses to compute metrics without one).
+    let selector = paths.pod_selector(target);
+    let selector = selector.as_ref();
     let pods: Vec<&Value> = state
         .in_namespace("Pod", ns)
         .map(|s| &s.doc)
-        .filter(|p| selector.matches(doc::labels(p)))
+        .filter(|p| selector.is_some_and(|s| s.matches(doc::labels(p))))
         .filter(|p| {
             !doc::is_deleting(p)
                 && doc::str_at(p, &["status", "phase"]) != "Failed"
@@ -633,9 +638,7 @@ fn sync_one(state: &State, hpa: &Value, now: Millis, out: &mut Changes) {
         .unwrap_or(15 * SECOND);
     history.scalings.retain(|(t, _)| *t > now - keep_scalings);
     if desired != current {
-        let mut scaled = target.clone();
-        doc::set(&mut scaled, &["spec", "replicas"], json!(desired));
-        out.update(kind, scaled);
+        out.update(kind, paths.with_replicas(target, desired));
         history.scalings.push((now, desired - current));
         let why = if desired > current {
             format!("{reason_metric} above target")

@@ -95,8 +95,11 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
     for stored in state.kind("Node").values() {
         let node = &stored.doc;
         let name = doc::name(node);
-        let mut updated = node.clone();
-        let mut list = taints(node);
+        // The node is copied only when it changes: this runs after every write, over every
+        // node.
+        let held = taints(node);
+        let mut list = held.clone();
+        let mut conditions: Option<Value> = None;
         let cordoned =
             doc::at(node, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true);
         let has = |l: &[Value], key: &str| l.iter().any(|t| doc::str_at(t, &["key"]) == key);
@@ -110,11 +113,7 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
         match state.down_nodes.get(name) {
             Some(&since) if now >= since + NODE_MONITOR_GRACE => {
                 if node_ready(node) {
-                    doc::set(
-                        &mut updated,
-                        &["status", "conditions"],
-                        unknown_conditions(node, now),
-                    );
+                    conditions = Some(unknown_conditions(node, now));
                     out.event(NewEvent::normal(
                         "node-controller",
                         "Node",
@@ -134,11 +133,7 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
             Some(&since) => out.wake_at(since + NODE_MONITOR_GRACE),
             None => {
                 if !node_ready(node) {
-                    doc::set(
-                        &mut updated,
-                        &["status", "conditions"],
-                        ready_conditions(now),
-                    );
+                    conditions = Some(ready_conditions(now));
                     out.event(NewEvent::normal(
                         "node-controller",
                         "Node",
@@ -151,11 +146,17 @@ pub fn sync(state: &State, now: Millis, out: &mut Changes) {
                 list.retain(|t| doc::str_at(t, &["key"]) != UNREACHABLE);
             }
         }
-        set_taints(&mut updated, list);
-        if &updated != node {
-            out.update("Node", updated.clone());
+        if conditions.is_some() || list != held {
+            let mut updated = node.clone();
+            if let Some(conditions) = conditions {
+                doc::set(&mut updated, &["status", "conditions"], conditions);
+            }
+            set_taints(&mut updated, list.clone());
+            if &updated != node {
+                out.update("Node", updated);
+            }
         }
-        evict(state, &updated, now, out);
+        evict(state, name, &list, now, out);
     }
 }
 
@@ -210,15 +211,15 @@ fn mark_pods_not_ready(state: &State, node: &str, now: Millis, out: &mut Changes
 
 /// Taint-based eviction: pods on a node with NoExecute taints are deleted once their
 /// toleration runs out (at once for an untolerated taint).
-fn evict(state: &State, node: &Value, now: Millis, out: &mut Changes) {
-    let no_execute: Vec<Value> = taints(node)
-        .into_iter()
+/// Evicts the pods of node `name` that do not tolerate its NoExecute `taints`.
+fn evict(state: &State, name: &str, taints: &[Value], now: Millis, out: &mut Changes) {
+    let no_execute: Vec<&Value> = taints
+        .iter()
         .filter(|t| doc::str_at(t, &["effect"]) == "NoExecute")
         .collect();
     if no_execute.is_empty() {
         return;
     }
-    let name = doc::name(node);
     for stored in state.kind("Pod").values() {
         let pod = &stored.doc;
         if doc::str_at(pod, &["spec", "nodeName"]) != name || doc::is_deleting(pod) {

@@ -139,8 +139,9 @@ impl<'a> StoreView<'a> {
     }
 }
 
-fn info_of(kind: &str) -> Result<&'static kinds::KindInfo, cluster::Error> {
-    kinds::by_kind(kind).ok_or_else(|| cluster::Error::Backend(format!("unknown kind {kind}")))
+fn info_of(group: &str, kind: &str) -> Result<&'static kinds::KindInfo, cluster::Error> {
+    kinds::by_group_kind(group, kind)
+        .ok_or_else(|| cluster::Error::Backend(format!("unknown kind {kind}")))
 }
 
 fn namespace_of(info: &kinds::KindInfo, namespace: &str) -> String {
@@ -157,14 +158,14 @@ impl Cluster for StoreView<'_> {
     }
 
     fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
-        let info = info_of(&id.gvk.kind)?;
+        let info = info_of(&id.gvk.group, &id.gvk.kind)?;
         let ns = namespace_of(info, &id.namespace);
-        if let Some(written) = self.overlay.get(&Self::key(info.kind, &ns, &id.name)) {
+        if let Some(written) = self.overlay.get(&Self::key(info.key, &ns, &id.name)) {
             return Ok(written.clone());
         }
         Ok(self
             .state
-            .get(info.kind, &ns, &id.name)
+            .get(info.key, &ns, &id.name)
             .map(|s| s.doc.clone()))
     }
 
@@ -174,21 +175,21 @@ impl Cluster for StoreView<'_> {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, cluster::Error> {
-        let info = info_of(&gvk.kind)?;
+        let info = info_of(&gvk.group, &gvk.kind)?;
         let selector =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let mut found: BTreeMap<(String, String, String), Value> = self
             .state
-            .kind(info.kind)
+            .kind(info.key)
             .values()
             .map(|s| {
                 (
-                    Self::key(info.kind, doc::namespace(&s.doc), doc::name(&s.doc)),
+                    Self::key(info.key, doc::namespace(&s.doc), doc::name(&s.doc)),
                     s.doc.clone(),
                 )
             })
             .collect();
-        for (key, written) in self.overlay.iter().filter(|(k, _)| k.0 == info.kind) {
+        for (key, written) in self.overlay.iter().filter(|(k, _)| k.0 == info.key) {
             match written {
                 Some(object) => found.insert(key.clone(), object.clone()),
                 None => found.remove(key),
@@ -204,14 +205,17 @@ impl Cluster for StoreView<'_> {
 
     fn apply(&mut self, object: &Value) -> Result<Value, cluster::Error> {
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-        let info = info_of(kind)?;
+        let group = doc::str_at(object, &["apiVersion"])
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g);
+        let info = info_of(group, kind)?;
         let ns = namespace_of(info, doc::namespace(object));
-        let key = Self::key(info.kind, &ns, doc::name(object));
+        let key = Self::key(info.key, &ns, doc::name(object));
         let current = match self.overlay.get(&key) {
             Some(written) => written.clone(),
             None => self
                 .state
-                .get(info.kind, &ns, doc::name(object))
+                .get(info.key, &ns, doc::name(object))
                 .map(|s| s.doc.clone()),
         };
         // The writes are made in order after the controller returns: a resourceVersion
@@ -225,7 +229,7 @@ impl Cluster for StoreView<'_> {
             seen["status"] = status.clone();
         }
         self.changes.push(Change::Apply {
-            kind: info.kind,
+            kind: info.key,
             doc: write,
         });
         self.overlay.insert(key, Some(seen.clone()));
@@ -233,17 +237,17 @@ impl Cluster for StoreView<'_> {
     }
 
     fn delete(&mut self, id: &ResId) -> Result<bool, cluster::Error> {
-        let info = info_of(&id.gvk.kind)?;
+        let info = info_of(&id.gvk.group, &id.gvk.kind)?;
         let ns = namespace_of(info, &id.namespace);
         let existed = self.get(id)?.is_some();
         if existed {
             self.changes.push(Change::Delete {
-                kind: info.kind,
+                kind: info.key,
                 namespace: ns.clone(),
                 name: id.name.clone(),
             });
             self.overlay
-                .insert(Self::key(info.kind, &ns, &id.name), None);
+                .insert(Self::key(info.key, &ns, &id.name), None);
         }
         Ok(existed)
     }

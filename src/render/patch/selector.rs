@@ -63,13 +63,28 @@ fn anchored(field: &'static str, pattern: &str) -> Result<Option<Regex>, Selecto
     if pattern.is_empty() {
         return Ok(None);
     }
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map(Some)
-        .map_err(|e| SelectorError::Regex {
-            field,
-            pattern: pattern.to_string(),
-            cause: e.to_string(),
-        })
+    // Many applications repeat the same few targets (`kind: Deployment`): compiling a
+    // regex costs far more than matching with one, so each thread keeps those it built.
+    const CACHE_LIMIT: usize = 4096;
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if let Some(found) = COMPILED.with_borrow(|compiled| compiled.get(pattern).cloned()) {
+        return Ok(Some(found));
+    }
+    let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| SelectorError::Regex {
+        field,
+        pattern: pattern.to_string(),
+        cause: e.to_string(),
+    })?;
+    COMPILED.with_borrow_mut(|compiled| {
+        if compiled.len() >= CACHE_LIMIT {
+            compiled.clear();
+        }
+        compiled.insert(pattern.to_string(), regex.clone());
+    });
+    Ok(Some(regex))
 }
 
 impl CompiledSelector {

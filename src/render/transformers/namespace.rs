@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::fieldspec::{self, CreateKind};
 use super::{Error, Result, field_error};
-use crate::model::{Gvk, ResMap, Resource};
+use crate::model::{Gvk, ResId, ResMap, Resource};
 use crate::render::types::FieldSpec;
 
 /// Which RoleBinding / ClusterRoleBinding subjects get the new namespace.
@@ -152,6 +152,13 @@ pub fn effective_namespace<'a>(gvk: &Gvk, namespace: &'a str) -> &'a str {
     }
 }
 
+fn id_conflict(id: ResId) -> Error {
+    Error::IdConflict {
+        transformer: "namespace",
+        id: Box::new(id),
+    }
+}
+
 fn is_role_binding(kind: &str) -> bool {
     kind == "RoleBinding" || kind == "ClusterRoleBinding"
 }
@@ -162,19 +169,34 @@ impl NamespaceTransformer {
         if self.namespace.is_empty() {
             return Ok(());
         }
-        for index in 0..resmap.len() {
-            let resource = &mut resmap.as_mut_vec()[index];
+        // kustomize checks, after each object, that its new id is held by it alone among the
+        // current ids of all objects (the ones not yet moved keep their old id). A count of
+        // the current ids, kept up to date as objects move, answers that without a scan.
+        let mut current: HashMap<ResId, usize> = HashMap::with_capacity(resmap.len());
+        for resource in resmap.iter() {
+            *current.entry(resource.id()).or_default() += 1;
+        }
+        for resource in resmap.as_mut_vec().iter_mut() {
             if resource.object.is_empty() {
                 continue;
             }
+            let before = resource.id();
             resource.remember_id();
             self.apply_to(resource)?;
             let id = resource.id();
-            if resmap.iter().filter(|r| r.id() == id).count() != 1 {
-                return Err(Error::IdConflict {
-                    transformer: "namespace",
-                    id: Box::new(id),
-                });
+            if id == before {
+                if current.get(&id).copied().unwrap_or_default() != 1 {
+                    return Err(id_conflict(id));
+                }
+                continue;
+            }
+            if let Some(count) = current.get_mut(&before) {
+                *count = count.saturating_sub(1);
+            }
+            let count = current.entry(id.clone()).or_default();
+            *count += 1;
+            if *count != 1 {
+                return Err(id_conflict(id));
             }
         }
         Ok(())
@@ -396,5 +418,31 @@ mod tests {
             transformer("x").apply(&mut map),
             Err(Error::IdConflict { .. })
         ));
+    }
+
+    #[test]
+    fn a_move_onto_an_object_not_yet_moved_is_a_collision() {
+        // The first object moves onto the id the second already holds: kustomize counts the
+        // current ids of all objects after each move, so this fails at the first one.
+        let mut map = resmap(vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}}),
+        ]);
+        let err = transformer("x").apply(&mut map);
+        assert!(matches!(err, Err(Error::IdConflict { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn many_objects_keep_their_order_and_get_the_namespace() {
+        let mut map = resmap(
+            (0..2000)
+                .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}}))
+                .collect(),
+        );
+        transformer("x").apply(&mut map).unwrap();
+        let objects = objects(&map);
+        assert_eq!(objects.len(), 2000);
+        assert!(objects.iter().all(|o| o["metadata"]["namespace"] == "x"));
+        assert_eq!(objects[1999]["metadata"]["name"], "c1999");
     }
 }

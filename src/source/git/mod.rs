@@ -21,6 +21,7 @@ mod remote;
 mod tree;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -234,6 +235,8 @@ pub struct GitSource {
     display: String,
     options: GitOptions,
     fetched: AtomicBool,
+    /// The trees and blobs read so far, shared by every tree of this source.
+    objects: Arc<tree::Objects>,
 }
 
 /// True when `text` is a remote URL rather than a local path: a `scheme://` URL or scp-like
@@ -353,6 +356,7 @@ impl GitSource {
                 .to_string();
             let display = display.trim_end_matches('/').to_string();
             return Ok(GitSource {
+                objects: Arc::new(tree::Objects::new(&git_dir)),
                 location: Location::Local { git_dir, work_dir },
                 display,
                 options: options.clone(),
@@ -361,6 +365,7 @@ impl GitSource {
         }
         let remote = remote::Remote::new(repo, options);
         Ok(GitSource {
+            objects: Arc::new(tree::Objects::new(remote.mirror_dir())),
             display: redact_url(repo),
             location: Location::Remote(remote),
             options: options.clone(),
@@ -457,7 +462,8 @@ impl GitSource {
     pub fn tree(&self, sha: &str) -> Result<GitFs, GitError> {
         let repo = self.repository()?;
         let oid = self.resolve_in(&repo, sha)?;
-        GitFs::open(repo, oid, &self.tree_root()).map_err(|e| GitError::Git {
+        drop(repo);
+        GitFs::open(self.objects.clone(), oid, &self.tree_root()).map_err(|e| GitError::Git {
             repo: self.display.clone(),
             cause: self.scrub(e.message()),
         })

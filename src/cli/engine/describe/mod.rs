@@ -120,7 +120,7 @@ pub fn run(
 /// The description of one object.
 pub(super) fn describe(ctx: &Ctx<'_>, info: &KindInfo, o: &Value) -> anyhow::Result<String> {
     let mut t = Text::default();
-    match info.kind {
+    match info.key {
         "Pod" => pod::pod(ctx, o, &mut t),
         "Deployment" => workloads::deployment(ctx, o, &mut t),
         "ReplicaSet" => workloads::replica_set(ctx, o, &mut t),
