@@ -265,6 +265,14 @@ fn applied_configuration(object: &Value) -> Value {
 }
 
 impl KubeCluster {
+    /// The server's time as last read, moved on by the local clock (ms since the epoch).
+    fn server_ms(&self) -> u64 {
+        self.clock
+            .lock()
+            .map(|clock| clock.now_ms())
+            .unwrap_or_else(|_| wall_ms())
+    }
+
     /// Breaks the target's lock held by process `lock_id` (`reconcile unlock`).
     pub fn force_unlock(&self, lock_id: &str) -> Result<(), cluster::Error> {
         lease::force_release(&self.runtime, &self.client, &self.name, lock_id)
@@ -656,26 +664,36 @@ impl Cluster for KubeCluster {
     }
 
     fn now(&self) -> String {
-        let ms = self
-            .clock
-            .lock()
-            .map(|clock| clock.now_ms())
-            .unwrap_or_else(|_| wall_ms());
-        crate::rollout::time::rfc3339(ms)
+        crate::rollout::time::rfc3339(self.server_ms())
     }
 
     fn wait(&mut self, duration: Duration) -> Result<(), cluster::Error> {
         self.ensure_watching()?;
-        let changed = self.changed.clone();
-        // A change seen by a watch ends the wait early (not before a short pause, so a busy
-        // cluster does not turn callers' loops into a busy wait).
-        let least = duration.min(Duration::from_millis(100));
-        self.runtime.block_on(async {
-            tokio::time::sleep(least).await;
-            let _ = tokio::time::timeout(duration - least, changed.notified()).await;
-        });
-        self.read_server_clock();
-        Ok(())
+        // `duration` is server time: the wait ends when the server's clock has moved that far
+        // (read again every second at most, so a server whose time runs faster is followed),
+        // when a watch sees a change (not before a short pause, so a busy cluster does not
+        // turn callers' loops into a busy wait), or after `duration` of local time at most.
+        let until = self.server_ms() + duration.as_millis() as u64;
+        let started = std::time::Instant::now();
+        loop {
+            let left = until.saturating_sub(self.server_ms());
+            if left == 0 || started.elapsed() >= duration {
+                return Ok(());
+            }
+            let slice = Duration::from_millis(left.min(1000));
+            let least = slice.min(Duration::from_millis(100));
+            let changed = self.changed.clone();
+            let woke = self.runtime.block_on(async {
+                tokio::time::sleep(least).await;
+                tokio::time::timeout(slice - least, changed.notified())
+                    .await
+                    .is_ok()
+            });
+            self.read_server_clock();
+            if woke {
+                return Ok(());
+            }
+        }
     }
 
     fn lock(&mut self, holder: &str) -> Result<(), cluster::Error> {
