@@ -114,8 +114,13 @@ fn an_apply_that_declares_no_status_keeps_the_status_someone_else_wrote() {
     };
     e.apply(&widget(1)).expect("create");
     let report = json!({"conditions": [{"type": "Ready", "status": "True"}]});
-    e.replace_status("widgets", "default", "w1", report.clone())
-        .expect("status");
+    e.replace_status(
+        "widgets",
+        "default",
+        "w1",
+        &json!({"status": report.clone()}),
+    )
+    .expect("status");
     let after = e.apply(&widget(2)).expect("update");
     assert_eq!(after["spec"]["size"], 2);
     assert_eq!(after["status"], report);

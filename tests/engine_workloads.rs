@@ -1145,7 +1145,7 @@ fn hpa_scales_a_custom_resource_through_its_scale_subresource() {
         "workers",
         "default",
         "php",
-        json!({"replicas": 2, "selector": "app=php"}),
+        &json!({"status": {"replicas": 2, "selector": "app=php"}}),
     )
     .expect("status");
     e.advance(10_000).expect("advance");
