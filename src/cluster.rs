@@ -189,6 +189,16 @@ pub trait Cluster {
         false
     }
 
+    /// From now until [`Cluster::settle_deferred`], writes need not run the target's
+    /// controllers: applications applied at one instant settle together, once. A no-op for
+    /// targets whose controllers run on their own.
+    fn defer_settling(&mut self) {}
+
+    /// Ends [`Cluster::defer_settling`], running the controllers once if anything was written.
+    fn settle_deferred(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Messages of the recent warning events about an object, oldest first (probe failures
     /// and pull errors are only reported there). Empty when the backend keeps none.
     fn warnings(&self, _kind: &str, _namespace: &str, _name: &str) -> Result<Vec<String>, Error> {

@@ -762,6 +762,15 @@ impl Engines {
         Ok(cluster.as_mut())
     }
 
+    /// Runs the controllers of every opened target that deferred them (see
+    /// [`Cluster::defer_settling`]).
+    fn settle_deferred(&mut self) -> anyhow::Result<()> {
+        for cluster in self.opened.values_mut() {
+            cluster.settle_deferred()?;
+        }
+        Ok(())
+    }
+
     /// The cluster already opened for a target.
     fn at(&mut self, located: &Target) -> anyhow::Result<&mut dyn Cluster> {
         match self.opened.get_mut(located) {
@@ -1175,34 +1184,52 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         hold_lock_for_tests();
         let mut deferred: BTreeMap<Target, (Vec<ApplyReport>, Vec<Plan>)> = BTreeMap::new();
         let mut applied: Vec<(ApplyReport, Plan)> = Vec::new();
-        for (r, (state, objects)) in resolved.iter().zip(&rendered) {
-            let cluster = engines.at(state)?;
-            let planned = plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)
-                .map_err(|e| naming_file(e, r))?;
-            if !json {
-                println!(
-                    "Application {} ({}): {}",
-                    r.app.name,
-                    r.app.path,
-                    planned.plan.summary.line()
-                );
+        let mut apply_each = || -> anyhow::Result<()> {
+            for (r, (state, objects)) in resolved.iter().zip(&rendered) {
+                let cluster = engines.at(state)?;
+                let planned =
+                    plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)
+                        .map_err(|e| naming_file(e, r))?;
+                if !json {
+                    println!(
+                        "Application {} ({}): {}",
+                        r.app.name,
+                        r.app.path,
+                        planned.plan.summary.line()
+                    );
+                }
+                let defer = together && plan::wave_count(&planned.plan) <= 1;
+                let options = ApplyOptions {
+                    wait: options.wait && !defer,
+                    ..options
+                };
+                // Applications that neither wait nor start a rollout are applied at one instant,
+                // so the engine's controllers run once for all of them instead of once per
+                // application (each run looks at the whole cluster). The others start from a
+                // settled world.
+                if options.wait || planned.starts_rollouts() {
+                    cluster.settle_deferred()?;
+                } else {
+                    cluster.defer_settling();
+                }
+                let report = plan::apply(&planned, cluster, &options, &mut progress_line)
+                    .map_err(|e| naming_file(e, r))?;
+                hold_between_applications_for_tests();
+                if defer && report.failure.is_none() {
+                    let entry = deferred.entry(state.clone()).or_default();
+                    entry.0.push(report);
+                    entry.1.push(planned.plan);
+                } else {
+                    applied.push((report, planned.plan));
+                }
             }
-            let defer = together && plan::wave_count(&planned.plan) <= 1;
-            let options = ApplyOptions {
-                wait: options.wait && !defer,
-                ..options
-            };
-            let report = plan::apply(&planned, cluster, &options, &mut progress_line)
-                .map_err(|e| naming_file(e, r))?;
-            hold_between_applications_for_tests();
-            if defer && report.failure.is_none() {
-                let entry = deferred.entry(state.clone()).or_default();
-                entry.0.push(report);
-                entry.1.push(planned.plan);
-            } else {
-                applied.push((report, planned.plan));
-            }
-        }
+            Ok(())
+        };
+        let looped = apply_each();
+        // Settled on failure too: what was applied gets its controllers' reaction now.
+        let settled = engines.settle_deferred();
+        looped?;
+        settled?;
         for (located, (mut waiting, plans)) in deferred {
             let cluster = engines.at(&located)?;
             if !json {

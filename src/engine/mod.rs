@@ -1858,6 +1858,14 @@ impl Cluster for Engine {
         format!("engine:{}", self.db.path())
     }
 
+    fn defer_settling(&mut self) {
+        Engine::defer_settling(self);
+    }
+
+    fn settle_deferred(&mut self) -> Result<(), cluster::Error> {
+        Engine::settle_deferred(self).map_err(to_cluster_error)
+    }
+
     fn get(&self, id: &ResId) -> Result<Option<Value>, cluster::Error> {
         // A kind nothing serves yet (its CRD comes with it) has no objects.
         let Some(info) = kinds::by_group_kind(&id.gvk.group, &id.gvk.kind) else {
