@@ -953,26 +953,7 @@ fn a_canary_failing_its_prometheus_analysis_is_aborted() {
       - analysis: {}",
         prometheus_analysis(&prometheus.address)
     );
-    plan_support::web(&repo, &strategy, "");
-    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
-    repo.edit(
-        "app/kustomization.yaml",
-        "newTag: \"1.0\"",
-        "newTag: \"2.0\"",
-    );
-    let apply = server.ok(
-        &repo,
-        &[
-            "apply",
-            "app",
-            "--target",
-            CONTEXT,
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-        1,
-    );
+    let apply = roll_out_2_0(&server, &repo, &strategy, "", 1);
     assert!(
         apply
             .stderr
@@ -1022,26 +1003,7 @@ fn blue_green_on_kube_previews_analyses_and_switches_on_promote() {
         prometheus_analysis(&prometheus.address)
     );
     let preview = "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-preview\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n";
-    plan_support::web(&repo, &strategy, preview);
-    server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
-    repo.edit(
-        "app/kustomization.yaml",
-        "newTag: \"1.0\"",
-        "newTag: \"2.0\"",
-    );
-    let apply = server.ok(
-        &repo,
-        &[
-            "apply",
-            "app",
-            "--target",
-            CONTEXT,
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-        0,
-    );
+    let apply = roll_out_2_0(&server, &repo, &strategy, preview, 0);
     assert!(
         apply
             .stdout
@@ -1120,4 +1082,29 @@ fn blue_green_on_kube_previews_analyses_and_switches_on_promote() {
         &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
         0,
     );
+}
+
+/// Applies the web app (1.0) with `strategy` and `extra` objects, waits, then bumps it to 2.0
+/// and applies again with `--wait`, expecting `code`.
+fn roll_out_2_0(server: &Server, repo: &Repo, strategy: &str, extra: &str, code: i32) -> Run {
+    plan_support::web(repo, strategy, extra);
+    server.ok(repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
+    repo.edit(
+        "app/kustomization.yaml",
+        "newTag: \"1.0\"",
+        "newTag: \"2.0\"",
+    );
+    server.ok(
+        repo,
+        &[
+            "apply",
+            "app",
+            "--target",
+            CONTEXT,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        code,
+    )
 }
