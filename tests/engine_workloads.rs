@@ -1167,3 +1167,39 @@ fn hpa_scales_a_custom_resource_through_its_scale_subresource() {
     assert_eq!(status_i64(&hpa, "currentReplicas"), 2, "{hpa:#}");
     assert_eq!(status_i64(&hpa, "desiredReplicas"), 6, "{hpa:#}");
 }
+
+/// A failed update rolls back even when the Deployment is written again with a plain apply
+/// (`engine apply -f`): the update record the engine keeps in an annotation survives a write
+/// that does not mention it, so the earlier healthy revision is still known.
+#[test]
+fn a_failed_update_rolls_back_after_a_plain_apply_of_the_broken_image() {
+    let mut e = engine(3);
+    e.set_image(
+        "nginx:broken",
+        ImageBehavior {
+            crash: true,
+            ..Default::default()
+        },
+    )
+    .expect("image");
+    let with_policy = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "annotations": {
+                "reconcile.dev/failure-action": "rollback", "reconcile.dev/monitor": "20s"}},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}}}})
+    };
+    e.create(&with_policy("nginx:1.25")).expect("create");
+    e.advance(60_000).expect("healthy and monitored");
+    e.apply(&with_policy("nginx:broken")).expect("update");
+    e.advance(120_000).expect("fail and roll back");
+    let web = get(&mut e, "Deployment", "web");
+    assert_eq!(
+        web.pointer("/spec/template/spec/containers/0/image"),
+        Some(&json!("nginx:1.25")),
+        "{web}"
+    );
+    let record = doc::annotation(&web, "reconcile.dev/update-status").unwrap_or_default();
+    assert!(record.contains(r#""action":"rolled back to revision 1""#), "{record}");
+}

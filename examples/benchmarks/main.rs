@@ -374,7 +374,8 @@ fn failed_update_rollback() {
         .ok()
         .flatten()
         .and_then(|d| {
-            doc::annotation(&d, "reconcile.dev/update-status").map(|s| s.contains("rolled back"))
+            doc::annotation(&d, "reconcile.dev/update-status")
+                .map(|s| s.contains(r#""action":"rolled back to"#))
         })
         .unwrap_or(false);
     report(

@@ -1720,10 +1720,15 @@ fn merge_desired(current: &Value, desired: &Value) -> Value {
             meta.insert(key.into(), v.clone());
         }
     }
-    // Controller-written annotations survive an apply that does not mention them.
+    // Controller-written annotations survive an apply that does not mention them: the
+    // Deployment controller's, and the records the engine keeps in annotations (a failed
+    // update's history, the autoscaler's recommendations).
     if let Some(cur_ann) = cur_meta.get("annotations").and_then(Value::as_object) {
         for (k, v) in cur_ann {
-            if k.starts_with("deployment.kubernetes.io/") {
+            if k.starts_with("deployment.kubernetes.io/")
+                || k == crate::rollout::failure::UPDATE_STATUS_ANNOTATION
+                || k == controllers::hpa::HISTORY_ANNOTATION
+            {
                 let ann = doc::map_mut(&mut merged, &["metadata", "annotations"]);
                 ann.entry(k.clone()).or_insert(v.clone());
             }
