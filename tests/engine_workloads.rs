@@ -1201,5 +1201,8 @@ fn a_failed_update_rolls_back_after_a_plain_apply_of_the_broken_image() {
         "{web}"
     );
     let record = doc::annotation(&web, "reconcile.dev/update-status").unwrap_or_default();
-    assert!(record.contains(r#""action":"rolled back to revision 1""#), "{record}");
+    assert!(
+        record.contains(r#""action":"rolled back to revision 1""#),
+        "{record}"
+    );
 }
