@@ -278,3 +278,37 @@ pub(crate) async fn wait_for_signal() {
 pub(crate) async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Whether a sync succeeded, and the line its history records: `REASON: 2 created, 1
+/// updated, 0 deleted`, or `REASON: ` and why it failed.
+fn sync_outcome<E: std::fmt::Display>(
+    reason: &str,
+    outcome: &Result<crate::plan::ApplyReport, E>,
+) -> (bool, String) {
+    use crate::diff::Change;
+    match outcome {
+        Ok(report) if report.succeeded() => {
+            let count = |c: Change| report.done.iter().filter(|(_, d)| *d == c).count();
+            (
+                true,
+                format!(
+                    "{reason}: {} created, {} updated, {} deleted",
+                    count(Change::Create),
+                    count(Change::Update),
+                    count(Change::Delete)
+                ),
+            )
+        }
+        Ok(report) => (
+            false,
+            format!(
+                "{reason}: {}",
+                report
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "not healthy".into())
+            ),
+        ),
+        Err(e) => (false, format!("{reason}: {e}")),
+    }
+}

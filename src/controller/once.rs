@@ -164,31 +164,7 @@ fn sync_locked(
         timeout: None,
     };
     let outcome = plan::apply(&pending.planned, cluster, &options, &mut |_| {});
-    let (ok, message) = match &outcome {
-        Ok(report) if report.succeeded() => {
-            let count = |c: Change| report.done.iter().filter(|(_, d)| *d == c).count();
-            (
-                true,
-                format!(
-                    "synced from the UI: {} created, {} updated, {} deleted",
-                    count(Change::Create),
-                    count(Change::Update),
-                    count(Change::Delete)
-                ),
-            )
-        }
-        Ok(report) => (
-            false,
-            format!(
-                "synced from the UI: {}",
-                report
-                    .failure
-                    .clone()
-                    .unwrap_or_else(|| "not healthy".into())
-            ),
-        ),
-        Err(e) => (false, format!("synced from the UI: {e}")),
-    };
+    let (ok, message) = super::sync_outcome("synced from the UI", &outcome);
     let mut recorded = status::load(cluster, &status.name)?.unwrap_or_else(|| status.clone());
     let revision = pending
         .sha

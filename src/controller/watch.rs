@@ -663,42 +663,22 @@ impl Controller {
         }
         let app = &mut self.apps[index];
         let name = app.app.name.clone();
-        let (ok, message) = match &outcome {
-            Ok(report) if report.succeeded() => {
-                for (display, outcome) in &report.rollouts {
-                    if matches!(outcome, Outcome::Waiting(_) | Outcome::Paused(_))
-                        && let Some(id) = report
-                            .applied
-                            .iter()
-                            .find(|id| crate::diff::display_id(id) == *display)
-                        && !app.rollouts.contains(id)
-                    {
-                        app.rollouts.push(id.clone());
-                    }
+        if let Ok(report) = &outcome
+            && report.succeeded()
+        {
+            for (display, outcome) in &report.rollouts {
+                if matches!(outcome, Outcome::Waiting(_) | Outcome::Paused(_))
+                    && let Some(id) = report
+                        .applied
+                        .iter()
+                        .find(|id| crate::diff::display_id(id) == *display)
+                    && !app.rollouts.contains(id)
+                {
+                    app.rollouts.push(id.clone());
                 }
-                let count = |c: Change| report.done.iter().filter(|(_, d)| *d == c).count();
-                (
-                    true,
-                    format!(
-                        "{reason}: {} created, {} updated, {} deleted",
-                        count(Change::Create),
-                        count(Change::Update),
-                        count(Change::Delete)
-                    ),
-                )
             }
-            Ok(report) => (
-                false,
-                format!(
-                    "{reason}: {}",
-                    report
-                        .failure
-                        .clone()
-                        .unwrap_or_else(|| "not healthy".into())
-                ),
-            ),
-            Err(e) => (false, format!("{reason}: {e}")),
-        };
+        }
+        let (ok, message) = super::sync_outcome(reason, &outcome);
         let duration = started.elapsed();
         let now = wall_millis();
         app.status.retry = app.status.retry.after_sync(&app.policy, revision, ok, now);
