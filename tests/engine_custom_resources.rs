@@ -1,5 +1,6 @@
 //! Custom resources beyond storage: their CRD's `additionalPrinterColumns` in `engine get`,
-//! and `apply --wait` taking a custom resource without status as current (kstatus).
+//! a status declared in the tree (an ordinary field without the status subresource, ignored
+//! with it), and `apply --wait` on kstatus' generic rules.
 
 mod plan_support;
 
@@ -86,11 +87,119 @@ fn apply_wait_takes_a_custom_resource_without_status_as_current() {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 1}\n",
     );
     repo.ok(&["apply", "app", "--wait"], 0);
-    // The rules for conditions (Stalled, Reconciling, Ready, observedGeneration) are unit
-    // tests of `rollout::health`: an applied custom resource here has no controller to
-    // report them, and an apply replaces the status of a CRD without the status subresource.
     let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
     assert!(table.contains("<none>"), "{table}");
+}
+
+/// A Widget `w1` of size `size` whose status (`None`: no status) is `status`.
+fn widget(size: i64, status: Option<&str>) -> String {
+    let mut text =
+        format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: {size}}}\n");
+    if let Some(status) = status {
+        text.push_str(&format!("status: {status}\n"));
+    }
+    text
+}
+
+const NOT_READY: &str = r#"{conditions: [{type: Ready, status: "False", reason: Pending, message: waiting for the database}]}"#;
+const READY: &str =
+    r#"{observedGeneration: 1, conditions: [{type: Ready, status: "True", reason: Up, message: serving}]}"#;
+
+#[test]
+fn a_tree_declares_the_status_of_a_custom_resource_without_the_status_subresource() {
+    let repo = Repo::new();
+    app(&repo, &widget(1, Some(NOT_READY)));
+    repo.ok(&["apply", "app"], 0);
+    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    assert!(live.contains("message: waiting for the database"), "{live}");
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+
+    // A changed status is planned and applied like spec.
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(plan.contains("~ update Widget default/w1"), "{plan}");
+    assert!(plan.contains("-    status: \"False\""), "{plan}");
+    assert!(plan.contains("+    status: \"True\""), "{plan}");
+    repo.ok(&["apply", "app"], 0);
+    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    assert!(live.contains("message: serving") && live.contains("observedGeneration: 1"), "{live}");
+    let managed = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml", "--show-managed-fields"], 0)
+        .stdout;
+    assert!(managed.contains("f:status:"), "reconcile owns the status it applied:\n{managed}");
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+
+    // Dropped from the tree: removed, as any field reconcile applied and no longer declares.
+    repo.write("app/widgets.yaml", &widget(1, None));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(plan.contains("-status:"), "{plan}");
+    repo.ok(&["apply", "app"], 0);
+    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    assert!(!live.contains("status:"), "{live}");
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_declared_status_is_ignored_with_the_status_subresource() {
+    let repo = Repo::new();
+    app(&repo, &widget(1, None));
+    repo.ok(&["apply", "app"], 0);
+    // Turning the subresource on is a change of the CRD.
+    repo.edit(
+        "app/crd.yaml",
+        "    storage: true\n",
+        "    storage: true\n    subresources: {status: {}}\n",
+    );
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(plan.contains("~ update CustomResourceDefinition widgets.example.com"), "{plan}");
+    assert!(plan.contains("+    subresources:"), "{plan}");
+    assert!(!plan.contains("Widget default/w1"), "status is not the main resource's: {plan}");
+    repo.ok(&["apply", "app"], 0);
+    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    assert!(!live.contains("status:"), "{live}");
+    // No perpetual diff.
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn apply_wait_follows_kstatus_conditions() {
+    let repo = Repo::new();
+    // Never Ready: the wait times out naming the condition's message.
+    app(&repo, &widget(1, Some(NOT_READY)));
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 1);
+    assert!(
+        run.all().contains(
+            "timed out waiting for Widget default/w1 (Progressing: not Ready: waiting for the database)"
+        ),
+        "{}",
+        run.all()
+    );
+    // Ready at the generation it observed: current.
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 0);
+    // A spec change the status has not observed yet is in progress.
+    repo.write("app/widgets.yaml", &widget(2, Some(READY)));
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "5s"], 1);
+    assert!(
+        run.all().contains("status observedGeneration 1 is behind generation 2"),
+        "{}",
+        run.all()
+    );
+    // Stalled: failed at once, naming its reason and message.
+    repo.write(
+        "app/widgets.yaml",
+        &widget(
+            2,
+            Some(r#"{observedGeneration: 2, conditions: [{type: Stalled, status: "True", reason: BadConfig, message: no such secret}]}"#),
+        ),
+    );
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "1h"], 1);
+    assert!(
+        run.all().contains("Widget default/w1 is Degraded: Stalled: no such secret"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]

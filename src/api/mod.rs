@@ -449,6 +449,7 @@ fn server_side_apply(
         manager,
         force,
         now: crate::engine::clock::rfc3339(engine.now_millis()),
+        status_is_field: crate::engine::kinds::status_is_field(info),
     };
     let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
     objects::drop_nulls(&mut merged);

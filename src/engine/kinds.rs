@@ -165,6 +165,12 @@ pub fn is_builtin(info: &KindInfo) -> bool {
     KINDS.iter().any(|k| std::ptr::eq(k, info))
 }
 
+/// Whether `status` is an ordinary field of `info`'s objects: a custom kind whose CRD has
+/// no status subresource (in any version). Built-in kinds serve status as a subresource.
+pub fn status_is_field(info: &KindInfo) -> bool {
+    !is_builtin(info) && !info.subresources.contains(&"status")
+}
+
 /// The kind an object's `apiVersion` and `kind` name, when that group serves that kind in
 /// that version, as API discovery decides for kubectl.
 pub fn resolve(api_version: &str, kind: &str) -> Result<&'static KindInfo, NoMatch> {

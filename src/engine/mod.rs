@@ -628,11 +628,18 @@ impl Engine {
         }
         // A custom resource's status is an ordinary field unless its CRD has the status
         // subresource (admission then keeps the stored one): a declared status is written,
-        // one left out stays as its writer left it.
-        if !kinds::is_builtin(info)
-            && let Some(status) = object.get("status")
-        {
-            merged["status"] = status.clone();
+        // `status: null` removes it (as in a merge patch), one left out stays as its writer
+        // left it.
+        if !kinds::is_builtin(info) {
+            match object.get("status") {
+                Some(Value::Null) => {
+                    if let Some(fields) = merged.as_object_mut() {
+                        fields.remove("status");
+                    }
+                }
+                Some(status) => merged["status"] = status.clone(),
+                None => {}
+            }
         }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);

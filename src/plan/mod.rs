@@ -20,6 +20,7 @@ pub mod ownership;
 pub mod prune;
 mod restarts;
 pub mod seal;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -589,10 +590,16 @@ fn prepare(
     live: Option<&Value>,
     bg_services: &HashSet<(String, String)>,
     now: &str,
+    status_is_field: bool,
 ) -> Result<Value, Error> {
     let id = ResId::of(declared);
     let mut object = declared.clone();
-    let (normalized, _) = diff::normalized_pair(Some(declared), None, &app.ignore_differences);
+    let (normalized, _) = diff::normalized_pair(
+        Some(declared),
+        None,
+        &app.ignore_differences,
+        status_is_field,
+    );
     let fields = normalized.as_ref().map(shape).unwrap_or(Value::Null);
     if let Some(labels) = meta_map(&mut object, "labels") {
         labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGED_BY_VALUE));
@@ -754,6 +761,12 @@ pub fn make_plan(
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
+    let status_rules = status::StatusRules::of(&objects, cluster).map_err(|(id, source)| {
+        Error::Cluster {
+            id: Box::new(id),
+            source: Box::new(source),
+        }
+    })?;
 
     // Creates, updates and unchanged objects, in apply order.
     let mut entries = Vec::new();
@@ -776,7 +789,15 @@ pub fn make_plan(
         if adopt && !options.adopt && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
             return Err(Error::NotOwned { id: Box::new(id) });
         }
-        let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
+        let status_is_field = status_rules.status_is_field(&id.gvk);
+        let mut prepared = prepare(
+            app,
+            declared,
+            live.as_ref(),
+            &bg_services,
+            &now,
+            status_is_field,
+        )?;
         let ownership_err = |source| Error::Ownership {
             id: Box::new(id.clone()),
             source,
@@ -790,7 +811,8 @@ pub fn make_plan(
             if server_side {
                 Ok(prepared.clone())
             } else {
-                ownership::merge_for_apply(live, prepared, &now).map_err(ownership_err)
+                ownership::merge_for_apply(live, prepared, &now, status_is_field)
+                    .map_err(ownership_err)
             }
         };
         let mut written = merge(live.as_ref(), &prepared)?;
@@ -800,10 +822,11 @@ pub fn make_plan(
                 let seen = |written: &Value| {
                     let mut view = written.clone();
                     restore_declared_strategy(&mut view);
-                    diff::compare(
+                    diff::compare_object(
                         Some(&project(&view, &shape)),
                         Some(live_object),
                         &app.ignore_differences,
+                        status_is_field,
                     )
                 };
                 // What the API server would store (its merge, defaults, webhooks) is compared,
@@ -816,7 +839,12 @@ pub fn make_plan(
                     None => seen(&written),
                 }
             }
-            None => diff::compare(Some(declared), None, &app.ignore_differences),
+            None => diff::compare_object(
+                Some(declared),
+                None,
+                &app.ignore_differences,
+                status_is_field,
+            ),
         };
         let mut rollout_target = None;
         let mut description = None;
