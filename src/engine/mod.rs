@@ -512,6 +512,13 @@ impl Engine {
         })
     }
 
+    /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
+    /// the engine cannot call, see [`crd::conversion_failure`]; `sent`: the request carries
+    /// an object in `version`); `None`: it is served.
+    pub fn conversion_failure(&self, info: &KindInfo, version: &str, sent: bool) -> Option<String> {
+        crd::conversion_failure(&self.state, info, version, sent)
+    }
+
     /// The API server's update (PUT, PATCH, apply through `engine serve`): as
     /// [`Engine::apply`], but `metadata.finalizers` is the writer's, and an object being
     /// deleted whose last finalizer goes is deleted. Returns the object as stored (as it was
@@ -1892,6 +1899,9 @@ impl Cluster for Engine {
         } else {
             ""
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &id.gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         // Read in the version the caller names, as a GET on that version's URL.
         Ok(self
             .state
@@ -1908,6 +1918,9 @@ impl Cluster for Engine {
         let Some(info) = kinds::by_group_kind(&gvk.group, &gvk.kind) else {
             return Ok(Vec::new());
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
