@@ -123,12 +123,13 @@ pub trait Cluster {
     /// failure, returning its index and error; the objects before it stay applied. Backends
     /// whose writes trigger expensive work (the engine settles its controllers after each
     /// write) may override this to do that work once for the whole batch.
-    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, Error)> {
-        let mut applied = Vec::with_capacity(objects.len());
+    /// The objects are borrowed and nothing is returned: a batch may hold every object of a
+    /// large application, and copies of them would double its memory.
+    fn apply_batch(&mut self, objects: &[&Value]) -> Result<(), (usize, Error)> {
         for (index, object) in objects.iter().enumerate() {
-            applied.push(self.apply(object).map_err(|e| (index, e))?);
+            self.apply(object).map_err(|e| (index, e))?;
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
@@ -146,7 +147,7 @@ pub trait Cluster {
     /// sent (a server-side dry run: validation, admission, quota). Returns the index of the
     /// first object refused and why. Objects a dry run cannot judge yet (a kind whose CRD, or a
     /// namespace, the same apply creates) pass. Targets that cannot tell accept everything.
-    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, Error)> {
+    fn check_writes(&self, objects: &[&Value]) -> Result<(), (usize, Error)> {
         let _ = objects;
         Ok(())
     }

@@ -540,7 +540,7 @@ fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
         None => crate::render::render_dir(&resolved.dir),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(crate::render::to_values(&resources))
+    Ok(crate::render::into_values(resources))
 }
 
 /// The file of the application an object was rendered from (`app/web.yaml`), found by

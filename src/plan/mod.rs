@@ -956,6 +956,17 @@ pub fn make_plan(
         .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
+    // Moved, not copied: the actions carry every object's diff.
+    let mut actions = Vec::with_capacity(entries.len());
+    let mut objects_out = Vec::with_capacity(entries.len());
+    let mut rollouts = Vec::with_capacity(entries.len());
+    let mut bookkeeping = Vec::with_capacity(entries.len());
+    for (action, object, rollout_target, missing) in entries {
+        actions.push(action);
+        objects_out.push(object);
+        rollouts.push(rollout_target);
+        bookkeeping.push(missing);
+    }
     let plan = Plan {
         application: app.name.clone(),
         source: source.to_string(),
@@ -965,18 +976,10 @@ pub fn make_plan(
         target: cluster.target_name(),
         prune: prune_enabled,
         inventory_resource_version: previous.resource_version.clone(),
-        actions: entries.iter().map(|(a, ..)| a.clone()).collect(),
+        actions,
         not_pruned,
         summary,
     };
-    let mut objects_out = Vec::new();
-    let mut rollouts = Vec::new();
-    let mut bookkeeping = Vec::new();
-    for (_, object, rollout_target, missing) in entries {
-        objects_out.push(object);
-        rollouts.push(rollout_target);
-        bookkeeping.push(missing);
-    }
     Ok(Planned {
         plan,
         objects: objects_out,
@@ -1075,9 +1078,9 @@ pub fn apply(
         })
         .filter(|i| planned.objects[*i].is_some())
         .collect();
-    let objects: Vec<Value> = checked
+    let objects: Vec<&Value> = checked
         .iter()
-        .filter_map(|i| planned.objects[*i].clone())
+        .filter_map(|i| planned.objects[*i].as_ref())
         .collect();
     if let Err((at, e)) = cluster.check_writes(&objects) {
         return Err(Error::NotServed {
@@ -1145,9 +1148,9 @@ pub fn apply(
             })
             .filter(|i| planned.objects[*i].is_some())
             .collect();
-        let objects: Vec<Value> = batch
+        let objects: Vec<&Value> = batch
             .iter()
-            .filter_map(|i| planned.objects[*i].clone())
+            .filter_map(|i| planned.objects[*i].as_ref())
             .collect();
         let (succeeded, failure) = match cluster.apply_batch(&objects) {
             Ok(_) => (batch.len(), None),
