@@ -6,6 +6,7 @@
 //! Service selector switch, a traffic weight annotation) is expressed as ordinary objects
 //! applied through [`Cluster::apply`], so one rollout driver serves both backends.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -123,9 +124,9 @@ pub trait Cluster {
     /// failure, returning its index and error; the objects before it stay applied. Backends
     /// whose writes trigger expensive work (the engine settles its controllers after each
     /// write) may override this to do that work once for the whole batch.
-    /// The objects are borrowed and nothing is returned: a batch may hold every object of a
-    /// large application, and copies of them would double its memory.
-    fn apply_batch(&mut self, objects: &[&Value]) -> Result<(), (usize, Error)> {
+    /// Nothing is returned, and an owned object may be kept as it is sent: a batch may hold
+    /// every object of a large application, and copies of them would double its memory.
+    fn apply_batch(&mut self, objects: Vec<Cow<'_, Value>>) -> Result<(), (usize, Error)> {
         for (index, object) in objects.iter().enumerate() {
             self.apply(object).map_err(|e| (index, e))?;
         }

@@ -236,6 +236,20 @@ fn resource_word(info: &KindInfo) -> String {
     }
 }
 
+/// The namespace and name an object is stored under (a namespaced kind's object without a
+/// namespace goes to `default`; a cluster-scoped one has none).
+fn stored_name<'a>(info: &KindInfo, object: &'a Value) -> (&'a str, &'a str) {
+    let ns = if info.namespaced {
+        match doc::namespace(object) {
+            "" => "default",
+            n => n,
+        }
+    } else {
+        ""
+    };
+    (ns, doc::name(object))
+}
+
 fn id_of(info: &KindInfo, ns: &str, name: &str) -> ResId {
     ResId {
         gvk: Gvk {
@@ -586,6 +600,19 @@ impl Engine {
         self.update_in(info, object, Finalizers::Kept)
     }
 
+    /// [`Engine::apply_in`]; a new object sent owned is stored as it is, not copied.
+    fn apply_in_owned(
+        &mut self,
+        info: &'static KindInfo,
+        object: std::borrow::Cow<'_, Value>,
+    ) -> Result<store::Key, Error> {
+        let (ns, name) = stored_name(info, &object);
+        if self.state.get(info.key, ns, name).is_none() {
+            return self.admit_create(info, object.into_owned(), None);
+        }
+        self.apply_in(info, &object)
+    }
+
     /// Creates or updates an object; `finalizers` says whose `metadata.finalizers` win.
     fn update_in(
         &mut self,
@@ -593,15 +620,8 @@ impl Engine {
         object: &Value,
         finalizers: Finalizers,
     ) -> Result<store::Key, Error> {
-        let ns = if info.namespaced {
-            match doc::namespace(object) {
-                "" => "default",
-                n => n,
-            }
-        } else {
-            ""
-        };
-        let name = doc::name(object).to_string();
+        let (ns, name) = stored_name(info, object);
+        let name = name.to_string();
         let Some(current) = self.state.get(info.key, ns, &name).map(|s| s.doc.clone()) else {
             return self.admit_create(info, object.clone(), None);
         };
@@ -1939,7 +1959,10 @@ impl Cluster for Engine {
 
     /// One transaction and one settle for the whole batch: the controllers run once over the
     /// cluster instead of once per object. On a refusal the objects before it stay applied.
-    fn apply_batch(&mut self, objects: &[&Value]) -> Result<(), (usize, cluster::Error)> {
+    fn apply_batch(
+        &mut self,
+        objects: Vec<std::borrow::Cow<'_, Value>>,
+    ) -> Result<(), (usize, cluster::Error)> {
         if objects.is_empty() {
             return Ok(());
         }
@@ -1952,7 +1975,8 @@ impl Cluster for Engine {
                 Err(err) => {
                     let api_version = doc::str_at(object, &["apiVersion"]);
                     let kind = doc::str_at(object, &["kind"]);
-                    if !crd::defined_by(objects[..index].iter().copied(), api_version, kind) {
+                    if !crd::defined_by(objects[..index].iter().map(|o| &**o), api_version, kind)
+                    {
                         return Err((index, to_cluster_error(err)));
                     }
                     kinds.push(None);
@@ -1960,11 +1984,11 @@ impl Cluster for Engine {
             }
         }
         let outcome = self.transact(|e| {
-            for (index, (object, kind)) in objects.iter().zip(&kinds).enumerate() {
+            for (index, (object, kind)) in objects.into_iter().zip(&kinds).enumerate() {
                 // A kind a CRD of the batch defines is known once that CRD is written.
                 let applied = kind
-                    .map_or_else(|| Engine::request_kind(object), Ok)
-                    .and_then(|info| e.apply_in(info, object));
+                    .map_or_else(|| Engine::request_kind(&object), Ok)
+                    .and_then(|info| e.apply_in_owned(info, object));
                 if let Err(err) = applied {
                     e.settle();
                     return Ok(Some((index, err)));

@@ -21,6 +21,7 @@ pub mod prune;
 mod restarts;
 pub mod seal;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -1057,6 +1058,58 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport, Error> {
+    apply_writes(
+        planned,
+        Writes::Borrowed(&planned.objects),
+        cluster,
+        options,
+        progress,
+    )
+}
+
+/// [`apply`], handing the objects to write to the cluster instead of copies (a large
+/// application's objects are not held twice). `planned` keeps its plan; it cannot be applied
+/// again.
+pub fn apply_moving(
+    planned: &mut Planned,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
+    let objects = std::mem::take(&mut planned.objects);
+    apply_writes(planned, Writes::Owned(objects), cluster, options, progress)
+}
+
+/// The objects an apply writes: the plan's own, or taken from it.
+enum Writes<'a> {
+    Borrowed(&'a [Option<Value>]),
+    Owned(Vec<Option<Value>>),
+}
+
+impl<'a> Writes<'a> {
+    fn get(&self, index: usize) -> Option<&Value> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref(),
+            Writes::Owned(objects) => objects.get(index)?.as_ref(),
+        }
+    }
+
+    /// The object to send (taken, when owned: each is written once).
+    fn take(&mut self, index: usize) -> Option<Cow<'a, Value>> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref().map(Cow::Borrowed),
+            Writes::Owned(objects) => objects.get_mut(index)?.take().map(Cow::Owned),
+        }
+    }
+}
+
+fn apply_writes(
+    planned: &Planned,
+    mut sent: Writes<'_>,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
     let plan = &planned.plan;
     let mut report = ApplyReport {
         application: plan.application.clone(),
@@ -1076,12 +1129,9 @@ pub fn apply(
             matches!(plan.actions[*i].action, Change::Create | Change::Update)
                 || planned.bookkeeping[*i]
         })
-        .filter(|i| planned.objects[*i].is_some())
+        .filter(|i| sent.get(*i).is_some())
         .collect();
-    let objects: Vec<&Value> = checked
-        .iter()
-        .filter_map(|i| planned.objects[*i].as_ref())
-        .collect();
+    let objects: Vec<&Value> = checked.iter().filter_map(|i| sent.get(*i)).collect();
     if let Err((at, e)) = cluster.check_writes(&objects) {
         return Err(Error::NotServed {
             id: Box::new(plan.actions[checked[at]].id()),
@@ -1146,13 +1196,10 @@ pub fn apply(
                 matches!(plan.actions[*i].action, Change::Create | Change::Update)
                     || planned.bookkeeping[*i]
             })
-            .filter(|i| planned.objects[*i].is_some())
+            .filter(|i| sent.get(*i).is_some())
             .collect();
-        let objects: Vec<&Value> = batch
-            .iter()
-            .filter_map(|i| planned.objects[*i].as_ref())
-            .collect();
-        let (succeeded, failure) = match cluster.apply_batch(&objects) {
+        let objects: Vec<Cow<'_, Value>> = batch.iter().filter_map(|i| sent.take(*i)).collect();
+        let (succeeded, failure) = match cluster.apply_batch(objects) {
             Ok(_) => (batch.len(), None),
             Err((at, e)) => (at, Some((batch[at], e))),
         };
