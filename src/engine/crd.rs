@@ -121,10 +121,14 @@ fn version_priority(version: &str) -> (u8, i64, i64, String) {
 }
 
 /// Whether `kind` in `api_version` is defined by one of `objects` (a CRD applied with it).
-pub fn defined_by(objects: &[Value], api_version: &str, kind: &str) -> bool {
+pub fn defined_by<'a>(
+    objects: impl IntoIterator<Item = &'a Value>,
+    api_version: &str,
+    kind: &str,
+) -> bool {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     objects
-        .iter()
+        .into_iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some(KIND))
         .filter_map(info_of)
         .any(|i| i.group == group && i.kind == kind && i.versions.contains(&version))

@@ -22,6 +22,7 @@ mod restarts;
 pub mod seal;
 pub mod status;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -984,6 +985,17 @@ pub fn make_plan(
         .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
+    // Moved, not copied: the actions carry every object's diff.
+    let mut actions = Vec::with_capacity(entries.len());
+    let mut objects_out = Vec::with_capacity(entries.len());
+    let mut rollouts = Vec::with_capacity(entries.len());
+    let mut bookkeeping = Vec::with_capacity(entries.len());
+    for (action, object, rollout_target, missing) in entries {
+        actions.push(action);
+        objects_out.push(object);
+        rollouts.push(rollout_target);
+        bookkeeping.push(missing);
+    }
     let plan = Plan {
         application: app.name.clone(),
         source: source.to_string(),
@@ -993,18 +1005,10 @@ pub fn make_plan(
         target: cluster.target_name(),
         prune: prune_enabled,
         inventory_resource_version: previous.resource_version.clone(),
-        actions: entries.iter().map(|(a, ..)| a.clone()).collect(),
+        actions,
         not_pruned,
         summary,
     };
-    let mut objects_out = Vec::new();
-    let mut rollouts = Vec::new();
-    let mut bookkeeping = Vec::new();
-    for (_, object, rollout_target, missing) in entries {
-        objects_out.push(object);
-        rollouts.push(rollout_target);
-        bookkeeping.push(missing);
-    }
     Ok(Planned {
         plan,
         objects: objects_out,
@@ -1082,6 +1086,58 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport, Error> {
+    apply_writes(
+        planned,
+        Writes::Borrowed(&planned.objects),
+        cluster,
+        options,
+        progress,
+    )
+}
+
+/// [`apply`], handing the objects to write to the cluster instead of copies (a large
+/// application's objects are not held twice). `planned` keeps its plan; it cannot be applied
+/// again.
+pub fn apply_moving(
+    planned: &mut Planned,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
+    let objects = std::mem::take(&mut planned.objects);
+    apply_writes(planned, Writes::Owned(objects), cluster, options, progress)
+}
+
+/// The objects an apply writes: the plan's own, or taken from it.
+enum Writes<'a> {
+    Borrowed(&'a [Option<Value>]),
+    Owned(Vec<Option<Value>>),
+}
+
+impl<'a> Writes<'a> {
+    fn get(&self, index: usize) -> Option<&Value> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref(),
+            Writes::Owned(objects) => objects.get(index)?.as_ref(),
+        }
+    }
+
+    /// The object to send (taken, when owned: each is written once).
+    fn take(&mut self, index: usize) -> Option<Cow<'a, Value>> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref().map(Cow::Borrowed),
+            Writes::Owned(objects) => objects.get_mut(index)?.take().map(Cow::Owned),
+        }
+    }
+}
+
+fn apply_writes(
+    planned: &Planned,
+    mut sent: Writes<'_>,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
     let plan = &planned.plan;
     let mut report = ApplyReport {
         application: plan.application.clone(),
@@ -1101,12 +1157,9 @@ pub fn apply(
             matches!(plan.actions[*i].action, Change::Create | Change::Update)
                 || planned.bookkeeping[*i]
         })
-        .filter(|i| planned.objects[*i].is_some())
+        .filter(|i| sent.get(*i).is_some())
         .collect();
-    let objects: Vec<Value> = checked
-        .iter()
-        .filter_map(|i| planned.objects[*i].clone())
-        .collect();
+    let objects: Vec<&Value> = checked.iter().filter_map(|i| sent.get(*i)).collect();
     if let Err((at, e)) = cluster.check_writes(&objects) {
         return Err(Error::NotServed {
             id: Box::new(plan.actions[checked[at]].id()),
@@ -1171,13 +1224,10 @@ pub fn apply(
                 matches!(plan.actions[*i].action, Change::Create | Change::Update)
                     || planned.bookkeeping[*i]
             })
-            .filter(|i| planned.objects[*i].is_some())
+            .filter(|i| sent.get(*i).is_some())
             .collect();
-        let objects: Vec<Value> = batch
-            .iter()
-            .filter_map(|i| planned.objects[*i].clone())
-            .collect();
-        let (succeeded, failure) = match cluster.apply_batch(&objects) {
+        let objects: Vec<Cow<'_, Value>> = batch.iter().filter_map(|i| sent.take(*i)).collect();
+        let (succeeded, failure) = match cluster.apply_batch(objects) {
             Ok(_) => (batch.len(), None),
             Err((at, e)) => (at, Some((batch[at], e))),
         };
