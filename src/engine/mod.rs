@@ -2108,4 +2108,39 @@ impl Cluster for Engine {
             name,
         ))
     }
+
+    /// The state file's canonical path (its folder resolved), so `engine:a/../b.db` and
+    /// `engine:b.db` are one target.
+    fn identity(&self) -> String {
+        let path = Path::new(self.db.path());
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(parent), path.file_name()) {
+            (Ok(dir), Some(name)) => format!("engine:{}", dir.join(name).display()),
+            _ => self.target_name(),
+        }
+    }
+
+    fn refresh(&mut self) -> Result<bool, cluster::Error> {
+        Engine::refresh(self).map_err(to_cluster_error)
+    }
+
+    fn advance_clock(&mut self, by: Duration) -> Result<bool, cluster::Error> {
+        self.advance(by.as_millis() as Millis)
+            .map(|advanced| advanced.steps > 0)
+            .map_err(to_cluster_error)
+    }
+
+    fn change_marker(&mut self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        if let Ok(state) = self.fresh_state() {
+            state.rv.hash(&mut hasher);
+            state.events.next_id.hash(&mut hasher);
+            state.events.list.last().map(|e| e.count).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
 }
