@@ -507,7 +507,7 @@ fn an_application_with_its_own_target_is_applied_there() {
     // A target that cannot be used is the application's error, not the watcher's.
     watcher.wait_until("odd's target refused in its status", || {
         repo.try_status("odd")
-            .is_some_and(|s| field(&s, "/lastError").contains("kube target is not supported"))
+            .is_some_and(|s| field(&s, "/lastError").contains("target kube: no kubeconfig"))
     });
     // The watcher holds the application's target too: a second watcher on it is refused.
     let (code, out, err) = repo
