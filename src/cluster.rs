@@ -6,6 +6,7 @@
 //! Service selector switch, a traffic weight annotation) is expressed as ordinary objects
 //! applied through [`Cluster::apply`], so one rollout driver serves both backends.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -132,12 +133,13 @@ pub trait Cluster {
     /// failure, returning its index and error; the objects before it stay applied. Backends
     /// whose writes trigger expensive work (the engine settles its controllers after each
     /// write) may override this to do that work once for the whole batch.
-    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, Error)> {
-        let mut applied = Vec::with_capacity(objects.len());
+    /// Nothing is returned, and an owned object may be kept as it is sent: a batch may hold
+    /// every object of a large application, and copies of them would double its memory.
+    fn apply_batch(&mut self, objects: Vec<Cow<'_, Value>>) -> Result<(), (usize, Error)> {
         for (index, object) in objects.iter().enumerate() {
-            applied.push(self.apply(object).map_err(|e| (index, e))?);
+            self.apply(object).map_err(|e| (index, e))?;
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
@@ -155,7 +157,7 @@ pub trait Cluster {
     /// sent (a server-side dry run: validation, admission, quota). Returns the index of the
     /// first object refused and why. Objects a dry run cannot judge yet (a kind whose CRD, or a
     /// namespace, the same apply creates) pass. Targets that cannot tell accept everything.
-    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, Error)> {
+    fn check_writes(&self, objects: &[&Value]) -> Result<(), (usize, Error)> {
         let _ = objects;
         Ok(())
     }

@@ -654,7 +654,7 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
-    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, cluster::Error)> {
+    fn check_writes(&self, objects: &[&Value]) -> Result<(), (usize, cluster::Error)> {
         // Namespaces this apply creates: what goes into them cannot be dry-run there before
         // they exist, so it is dry-run in `default` instead (fields are judged the same way).
         let created: HashSet<&str> = objects
@@ -671,10 +671,14 @@ impl Cluster for KubeCluster {
                 continue;
             };
             // Nor is a kind whose CRD the apply (re)defines: its schema may change with it.
-            if crate::engine::crd::defined_by(objects, &id.gvk.api_version(), &id.gvk.kind) {
+            if crate::engine::crd::defined_by(
+                objects.iter().copied(),
+                &id.gvk.api_version(),
+                &id.gvk.kind,
+            ) {
                 continue;
             }
-            let mut sent = object.clone();
+            let mut sent = Value::clone(object);
             if resource.namespaced && created.contains(id.namespace.as_str()) {
                 let missing = match absent.get(&id.namespace) {
                     Some(missing) => *missing,
