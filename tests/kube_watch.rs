@@ -249,6 +249,43 @@ fn watch_on_kube_syncs_commits_heals_drift_and_answers_sync_and_status() {
     );
 }
 
+#[test]
+fn an_application_whose_target_is_kube_is_synced_there_by_an_engine_watcher() {
+    let server = Server::start();
+    let repo = GitRepo::new();
+    web_app(&repo, "app", "web:1.0", 2, ROLLING);
+    repo.write(
+        "reconcile.yaml",
+        &format!("applications:\n- name: web\n  path: app\n  target: {TARGET}\n"),
+    );
+    let first = repo.commit("web 1.0");
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // No --target: the watcher's own target is the repository's engine state.
+    let mut watcher = repo.watch_with_env(&["--interval", "300ms"], &env);
+    watcher.wait_for("the application's own target", |l| {
+        l.contains(&format!("web: on its own target {TARGET}"))
+    });
+    watcher.wait_until("Synced and Healthy on the cluster", || {
+        converged(&server, &repo, &first)
+    });
+    assert_eq!(image(&server.deployment("demo", "web")), "web:1.0");
+    // The watcher holds that cluster's watcher Lease too.
+    let second = server.run(
+        &repo,
+        &["watch", "--target", TARGET, "--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(
+        second.stderr.contains(&format!(
+            "already watched by reconcile watch (pid {}",
+            watcher.pid()
+        )),
+        "{}",
+        second.stderr
+    );
+}
+
 /// The CSRF token a page embeds.
 fn csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")

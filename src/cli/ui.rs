@@ -101,7 +101,7 @@ pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
     let located = target::locate(args.target.as_deref(), None)?;
     let (handle, target_name) = match &located {
         target::Target::Engine(state) => (
-            crate::ui::Handle::Engine(target::open(state, Access::Read)?),
+            crate::ui::Handle::from(target::open(state, Access::Read)?),
             format!("engine:{}", state.path.display()),
         ),
         target::Target::Kube { .. } => {

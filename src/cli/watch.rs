@@ -172,7 +172,7 @@ fn open_watched(target: Option<&str>, repo: &Path) -> anyhow::Result<Opened> {
             let engine = Engine::open(&state)
                 .with_context(|| format!("opening the engine state {}", state.display()))?;
             let ui = Engine::open_existing(&state)
-                .map(crate::ui::Handle::Engine)
+                .map(crate::ui::Handle::from)
                 .map_err(|e| e.to_string());
             Ok((Box::new(engine), Some(state), ui))
         }

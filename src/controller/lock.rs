@@ -253,4 +253,24 @@ mod tests {
         assert!(WatchLock::acquire(&state, "engine:x", &holder).is_ok());
         Ok(())
     }
+
+    #[test]
+    fn a_target_without_a_lock_of_its_own_needs_a_state_file() {
+        let mut cluster = crate::plan::memory::MemoryCluster::default();
+        let holder = Holder {
+            pid: 1,
+            since: "2026-01-01T00:00:00Z".into(),
+            listen: "127.0.0.1:1".into(),
+        };
+        let refused = acquire(&mut cluster, None, &holder);
+        assert!(matches!(refused, Err(Error::Target { .. })), "{refused:?}");
+        assert!(matches!(
+            holder_of(&cluster, None),
+            Err(Error::NoWatcher { .. })
+        ));
+        assert_eq!(
+            describe(&serde_json::to_string(&holder).unwrap_or_default()),
+            "reconcile watch (pid 1, since 2026-01-01T00:00:00Z, listening on 127.0.0.1:1)"
+        );
+    }
 }

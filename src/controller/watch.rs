@@ -1110,3 +1110,58 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "resourceVersion": "7",
+                         "annotations": {"keep": "1"}},
+            "spec": {"replicas": 2},
+            "status": {"readyReplicas": 1},
+        })
+    }
+
+    #[test]
+    fn only_a_change_beyond_status_and_bookkeeping_is_drift() {
+        let before = fingerprint(&deployment());
+        let mut moved = deployment();
+        moved["status"]["readyReplicas"] = json!(2);
+        moved["metadata"]["resourceVersion"] = json!("8");
+        moved["metadata"]["annotations"]["reconcile.dev/rollout"] = json!("{}");
+        moved["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("2");
+        assert_eq!(fingerprint(&moved), before);
+        let mut scaled = deployment();
+        scaled["spec"]["replicas"] = json!(5);
+        assert_ne!(fingerprint(&scaled), before);
+        let mut annotated = deployment();
+        annotated["metadata"]["annotations"]["keep"] = json!("2");
+        assert_ne!(fingerprint(&annotated), before);
+    }
+
+    #[test]
+    fn objects_are_keyed_whatever_their_version_and_namespaced_ones_default() {
+        let v1 = ResId {
+            gvk: Gvk::from_api_version("autoscaling/v1", "HorizontalPodAutoscaler"),
+            name: "web".into(),
+            namespace: String::new(),
+        };
+        let v2 = ResId {
+            gvk: Gvk::from_api_version("autoscaling/v2", "HorizontalPodAutoscaler"),
+            namespace: "default".into(),
+            ..v1.clone()
+        };
+        assert_eq!(object_key(&v1), object_key(&v2));
+        let namespace = ResId {
+            gvk: Gvk::from_api_version("v1", "Namespace"),
+            name: "demo".into(),
+            namespace: String::new(),
+        };
+        assert_eq!(object_key(&namespace), "/Namespace//demo");
+    }
+}

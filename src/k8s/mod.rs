@@ -219,6 +219,17 @@ pub(crate) async fn request_retrying(
 
 /// Connects to the cluster of a kubeconfig context (or the current one, or the pod's).
 pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Called from within another runtime (a watcher opening an application's target):
+        // connect on a thread of its own, where this backend's runtime may start and, when
+        // connecting fails, stop.
+        return std::thread::scope(|scope| scope.spawn(|| connect_here(options)).join())
+            .unwrap_or_else(|_| Err(Error::Runtime("the connecting thread panicked".into())));
+    }
+    connect_here(options)
+}
+
+fn connect_here(options: &Options) -> Result<KubeCluster, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

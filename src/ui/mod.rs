@@ -106,21 +106,21 @@ pub enum Error {
 pub enum Handle {
     /// An engine's state file: a handle of its own for the pages (read again before each
     /// page) and one opened for each action that writes.
-    Engine(Engine),
+    Engine(Box<Engine>),
     /// One connection that reads and writes (a Kubernetes cluster).
     Cluster(Box<dyn Cluster + Send>),
 }
 
 impl From<Engine> for Handle {
     fn from(engine: Engine) -> Handle {
-        Handle::Engine(engine)
+        Handle::Engine(Box::new(engine))
     }
 }
 
 impl Handle {
     fn cluster(&mut self) -> &mut dyn Cluster {
         match self {
-            Handle::Engine(engine) => engine,
+            Handle::Engine(engine) => &mut **engine,
             Handle::Cluster(cluster) => &mut **cluster,
         }
     }
