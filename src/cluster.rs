@@ -99,6 +99,15 @@ pub struct MetricQuery {
     pub provider: Option<crate::rollout::analysis::Provider>,
 }
 
+/// An object a watch saw change, as it was then (or as it was last, when it went).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The object.
+    pub object: Value,
+    /// True when it was deleted.
+    pub deleted: bool,
+}
+
 /// A cluster: the built-in engine or a Kubernetes API server.
 pub trait Cluster {
     /// Human name of the target (`engine:.reconcile/engine.db`, `kube:prod`).
@@ -205,5 +214,54 @@ pub trait Cluster {
     /// and pull errors are only reported there). Empty when the backend keeps none.
     fn warnings(&self, _kind: &str, _namespace: &str, _name: &str) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
+    }
+
+    /// Names the target whatever its spelling (a canonical state path, a context), so one
+    /// target named twice is used once.
+    fn identity(&self) -> String {
+        self.target_name()
+    }
+
+    /// Reads again what other processes wrote since the last read; true when something
+    /// changed (the engine reloads its state file). A server is always current: `false`.
+    fn refresh(&mut self) -> Result<bool, Error> {
+        Ok(false)
+    }
+
+    /// Moves a virtual clock on by `by` without waiting for it (the engine's time follows a
+    /// watcher's wall clock); true when its controllers changed something. A real
+    /// cluster's clock moves by itself: `false`.
+    fn advance_clock(&mut self, by: Duration) -> Result<bool, Error> {
+        let _ = by;
+        Ok(false)
+    }
+
+    /// The changes to objects of `kinds` (every namespace) seen since the last call, oldest
+    /// first, from watches started on the first call for each kind (the first call of a kind
+    /// reports every object of it). `None` when the target has no watches: the caller then
+    /// relies on [`Cluster::refresh`].
+    fn observe(&mut self, kinds: &[Gvk]) -> Result<Option<Vec<Observed>>, Error> {
+        let _ = kinds;
+        Ok(None)
+    }
+
+    /// A number that changes whenever what a page of the target shows may have changed
+    /// (objects, events); pages redraw when it moves.
+    fn change_marker(&mut self) -> u64 {
+        0
+    }
+
+    /// Takes the target's one-watcher lock for `holder` (its description: pid, address),
+    /// held until this handle is dropped; `Ok(false)` when the target keeps no such lock
+    /// itself (the engine's is a file beside its state, which the watcher takes).
+    fn lock_watcher(&mut self, holder: &str) -> Result<bool, Error> {
+        let _ = holder;
+        Ok(false)
+    }
+
+    /// The description of the watcher holding the target's watcher lock (see
+    /// [`Cluster::lock_watcher`]), if one runs; `None` too when the target keeps none.
+    fn watcher(&self) -> Result<Option<String>, Error> {
+        Ok(None)
     }
 }

@@ -544,6 +544,13 @@ impl Engine {
         })
     }
 
+    /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
+    /// the engine cannot call, see [`crd::conversion_failure`]; `sent`: the request carries
+    /// an object in `version`); `None`: it is served.
+    pub fn conversion_failure(&self, info: &KindInfo, version: &str, sent: bool) -> Option<String> {
+        crd::conversion_failure(&self.state, info, version, sent)
+    }
+
     /// The API server's update (PUT, PATCH, apply through `engine serve`): as
     /// [`Engine::apply`], but `metadata.finalizers` is the writer's, and an object being
     /// deleted whose last finalizer goes is deleted. Returns the object as stored (as it was
@@ -666,11 +673,18 @@ impl Engine {
         }
         // A custom resource's status is an ordinary field unless its CRD has the status
         // subresource (admission then keeps the stored one): a declared status is written,
-        // one left out stays as its writer left it.
-        if !kinds::is_builtin(info)
-            && let Some(status) = object.get("status")
-        {
-            merged["status"] = status.clone();
+        // `status: null` removes it (as in a merge patch), one left out stays as its writer
+        // left it.
+        if !kinds::is_builtin(info) {
+            match object.get("status") {
+                Some(Value::Null) => {
+                    if let Some(fields) = merged.as_object_mut() {
+                        fields.remove("status");
+                    }
+                }
+                Some(status) => merged["status"] = status.clone(),
+                None => {}
+            }
         }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
@@ -1923,6 +1937,9 @@ impl Cluster for Engine {
         } else {
             ""
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &id.gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         // Read in the version the caller names, as a GET on that version's URL.
         Ok(self
             .state
@@ -1939,6 +1956,9 @@ impl Cluster for Engine {
         let Some(info) = kinds::by_group_kind(&gvk.group, &gvk.kind) else {
             return Ok(Vec::new());
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
@@ -2105,5 +2125,40 @@ impl Cluster for Engine {
             namespace,
             name,
         ))
+    }
+
+    /// The state file's canonical path (its folder resolved), so `engine:a/../b.db` and
+    /// `engine:b.db` are one target.
+    fn identity(&self) -> String {
+        let path = Path::new(self.db.path());
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(parent), path.file_name()) {
+            (Ok(dir), Some(name)) => format!("engine:{}", dir.join(name).display()),
+            _ => self.target_name(),
+        }
+    }
+
+    fn refresh(&mut self) -> Result<bool, cluster::Error> {
+        Engine::refresh(self).map_err(to_cluster_error)
+    }
+
+    fn advance_clock(&mut self, by: Duration) -> Result<bool, cluster::Error> {
+        self.advance(by.as_millis() as Millis)
+            .map(|advanced| advanced.steps > 0)
+            .map_err(to_cluster_error)
+    }
+
+    fn change_marker(&mut self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        if let Ok(state) = self.fresh_state() {
+            state.rv.hash(&mut hasher);
+            state.events.next_id.hash(&mut hasher);
+            state.events.list.last().map(|e| e.count).hash(&mut hasher);
+        }
+        hasher.finish()
     }
 }

@@ -20,6 +20,7 @@ pub mod ownership;
 pub mod prune;
 mod restarts;
 pub mod seal;
+pub mod status;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -602,10 +603,16 @@ fn prepare(
     live: Option<&Value>,
     bg_services: &HashSet<(String, String)>,
     now: &str,
+    status_is_field: bool,
 ) -> Result<Value, Error> {
     let id = ResId::of(declared);
     let mut object = declared.clone();
-    let (normalized, _) = diff::normalized_pair(Some(declared), None, &app.ignore_differences);
+    let (normalized, _) = diff::normalized_pair(
+        Some(declared),
+        None,
+        &app.ignore_differences,
+        status_is_field,
+    );
     let fields = normalized.as_ref().map(shape).unwrap_or(Value::Null);
     if let Some(labels) = meta_map(&mut object, "labels") {
         labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGED_BY_VALUE));
@@ -755,6 +762,7 @@ struct ObjectContext<'a> {
     adopt: bool,
     bg_services: &'a HashSet<(String, String)>,
     now: &'a str,
+    status_rules: &'a status::StatusRules,
 }
 
 /// The plan of one declared object against its live version. `dry_run` is the target when
@@ -770,6 +778,7 @@ fn plan_object(
         adopt: adopt_all,
         bg_services,
         now,
+        status_rules,
     } = *context;
     let id = ResId::of(declared);
     if let Some(owner) = live.as_ref().and_then(|l| annotation(l, OWNER_ANNOTATION))
@@ -788,7 +797,15 @@ fn plan_object(
     if adopt && !adopt_all && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
         return Err(Error::NotOwned { id: Box::new(id) });
     }
-    let mut prepared = prepare(app, declared, live.as_ref(), bg_services, now)?;
+    let status_is_field = status_rules.status_is_field(&id.gvk);
+    let mut prepared = prepare(
+        app,
+        declared,
+        live.as_ref(),
+        bg_services,
+        now,
+        status_is_field,
+    )?;
     let ownership_err = |source| Error::Ownership {
         id: Box::new(id.clone()),
         source,
@@ -802,7 +819,8 @@ fn plan_object(
         if server_side {
             Ok(prepared.clone())
         } else {
-            ownership::merge_for_apply(live, prepared, now).map_err(ownership_err)
+            ownership::merge_for_apply(live, prepared, now, status_is_field)
+                .map_err(ownership_err)
         }
     };
     let mut written = merge(live.as_ref(), &prepared)?;
@@ -812,10 +830,11 @@ fn plan_object(
             let seen = |written: &Value| {
                 let mut view = written.clone();
                 restore_declared_strategy(&mut view);
-                diff::compare(
+                diff::compare_object(
                     Some(&project(&view, &shape)),
                     Some(live_object),
                     &app.ignore_differences,
+                    status_is_field,
                 )
             };
             // What the API server would store (its merge, defaults, webhooks) is compared,
@@ -825,7 +844,12 @@ fn plan_object(
                 None => seen(&written),
             }
         }
-        None => diff::compare(Some(declared), None, &app.ignore_differences),
+        None => diff::compare_object(
+            Some(declared),
+            None,
+            &app.ignore_differences,
+            status_is_field,
+        ),
     };
     let mut rollout_target = None;
     let mut description = None;
@@ -898,6 +922,12 @@ pub fn make_plan(
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
+    let status_rules = status::StatusRules::of(&objects, cluster).map_err(|(id, source)| {
+        Error::Cluster {
+            id: Box::new(id),
+            source: Box::new(source),
+        }
+    })?;
 
     // Creates, updates and unchanged objects, in apply order. The live objects are read in
     // order; each object's plan is then a pure function of (declared, live), made on all cores
@@ -906,8 +936,9 @@ pub fn make_plan(
     let context = ObjectContext {
         app,
         adopt: options.adopt,
-        bg_services: &bg_services,
+            bg_services: &bg_services,
         now: &now,
+        status_rules: &status_rules,
     };
     let mut lives = Vec::with_capacity(objects.len());
     let mut read_error = None;
