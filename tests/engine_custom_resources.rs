@@ -93,8 +93,9 @@ fn apply_wait_takes_a_custom_resource_without_status_as_current() {
 
 /// A Widget `w1` of size `size` whose status (`None`: no status) is `status`.
 fn widget(size: i64, status: Option<&str>) -> String {
-    let mut text =
-        format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: {size}}}\n");
+    let mut text = format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: {size}}}\n"
+    );
     if let Some(status) = status {
         text.push_str(&format!("status: {status}\n"));
     }
@@ -102,15 +103,16 @@ fn widget(size: i64, status: Option<&str>) -> String {
 }
 
 const NOT_READY: &str = r#"{conditions: [{type: Ready, status: "False", reason: Pending, message: waiting for the database}]}"#;
-const READY: &str =
-    r#"{observedGeneration: 1, conditions: [{type: Ready, status: "True", reason: Up, message: serving}]}"#;
+const READY: &str = r#"{observedGeneration: 1, conditions: [{type: Ready, status: "True", reason: Up, message: serving}]}"#;
 
 #[test]
 fn a_tree_declares_the_status_of_a_custom_resource_without_the_status_subresource() {
     let repo = Repo::new();
     app(&repo, &widget(1, Some(NOT_READY)));
     repo.ok(&["apply", "app"], 0);
-    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
     assert!(live.contains("message: waiting for the database"), "{live}");
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 
@@ -121,12 +123,31 @@ fn a_tree_declares_the_status_of_a_custom_resource_without_the_status_subresourc
     assert!(plan.contains("-    status: \"False\""), "{plan}");
     assert!(plan.contains("+    status: \"True\""), "{plan}");
     repo.ok(&["apply", "app"], 0);
-    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
-    assert!(live.contains("message: serving") && live.contains("observedGeneration: 1"), "{live}");
-    let managed = repo
-        .ok(&["engine", "get", "widget", "w1", "-o", "yaml", "--show-managed-fields"], 0)
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
         .stdout;
-    assert!(managed.contains("f:status:"), "reconcile owns the status it applied:\n{managed}");
+    assert!(
+        live.contains("message: serving") && live.contains("observedGeneration: 1"),
+        "{live}"
+    );
+    let managed = repo
+        .ok(
+            &[
+                "engine",
+                "get",
+                "widget",
+                "w1",
+                "-o",
+                "yaml",
+                "--show-managed-fields",
+            ],
+            0,
+        )
+        .stdout;
+    assert!(
+        managed.contains("f:status:"),
+        "reconcile owns the status it applied:\n{managed}"
+    );
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 
     // Dropped from the tree: removed, as any field reconcile applied and no longer declares.
@@ -134,7 +155,9 @@ fn a_tree_declares_the_status_of_a_custom_resource_without_the_status_subresourc
     let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
     assert!(plan.contains("-status:"), "{plan}");
     repo.ok(&["apply", "app"], 0);
-    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
     assert!(!live.contains("status:"), "{live}");
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
 }
@@ -152,11 +175,19 @@ fn a_declared_status_is_ignored_with_the_status_subresource() {
     );
     repo.write("app/widgets.yaml", &widget(1, Some(READY)));
     let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
-    assert!(plan.contains("~ update CustomResourceDefinition widgets.example.com"), "{plan}");
+    assert!(
+        plan.contains("~ update CustomResourceDefinition widgets.example.com"),
+        "{plan}"
+    );
     assert!(plan.contains("+    subresources:"), "{plan}");
-    assert!(!plan.contains("Widget default/w1"), "status is not the main resource's: {plan}");
+    assert!(
+        !plan.contains("Widget default/w1"),
+        "status is not the main resource's: {plan}"
+    );
     repo.ok(&["apply", "app"], 0);
-    let live = repo.ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0).stdout;
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
     assert!(!live.contains("status:"), "{live}");
     // No perpetual diff.
     repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
@@ -182,7 +213,8 @@ fn apply_wait_follows_kstatus_conditions() {
     repo.write("app/widgets.yaml", &widget(2, Some(READY)));
     let run = repo.ok(&["apply", "app", "--wait", "--timeout", "5s"], 1);
     assert!(
-        run.all().contains("status observedGeneration 1 is behind generation 2"),
+        run.all()
+            .contains("status observedGeneration 1 is behind generation 2"),
         "{}",
         run.all()
     );
@@ -196,7 +228,8 @@ fn apply_wait_follows_kstatus_conditions() {
     );
     let run = repo.ok(&["apply", "app", "--wait", "--timeout", "1h"], 1);
     assert!(
-        run.all().contains("Widget default/w1 is Degraded: Stalled: BadConfig: no such secret"),
+        run.all()
+            .contains("Widget default/w1 is Degraded: Stalled: BadConfig: no such secret"),
         "{}",
         run.all()
     );
@@ -267,7 +300,11 @@ fn a_word_two_groups_serve_names_the_group_discovery_lists_first() {
     );
     repo.write(
         "app/crds.yaml",
-        &format!("{}---\n{}", widget_crd("b.example.com"), widget_crd("a.example.com")),
+        &format!(
+            "{}---\n{}",
+            widget_crd("b.example.com"),
+            widget_crd("a.example.com")
+        ),
     );
     repo.write(
         "app/widgets.yaml",
@@ -276,8 +313,16 @@ fn a_word_two_groups_serve_names_the_group_discovery_lists_first() {
     );
     repo.ok(&["apply", "app"], 0);
     let plain = repo.ok(&["engine", "get", "widgets"], 0);
-    assert!(plain.stdout.contains("from-a") && !plain.stdout.contains("from-b"), "{}", plain.all());
-    assert!(!plain.stderr.contains("Warning"), "a full name warns of nothing: {}", plain.stderr);
+    assert!(
+        plain.stdout.contains("from-a") && !plain.stdout.contains("from-b"),
+        "{}",
+        plain.all()
+    );
+    assert!(
+        !plain.stderr.contains("Warning"),
+        "a full name warns of nothing: {}",
+        plain.stderr
+    );
     // A short name both have: kubectl's warning names the other resource.
     let short = repo.ok(&["engine", "get", "wd"], 0);
     assert!(short.stdout.contains("from-a"), "{}", short.all());
@@ -288,10 +333,21 @@ fn a_word_two_groups_serve_names_the_group_discovery_lists_first() {
         "{}",
         short.stderr
     );
-    let qualified = repo.ok(&["engine", "get", "widgets.b.example.com"], 0).stdout;
-    assert!(qualified.contains("from-b") && !qualified.contains("from-a"), "{qualified}");
+    let qualified = repo
+        .ok(&["engine", "get", "widgets.b.example.com"], 0)
+        .stdout;
+    assert!(
+        qualified.contains("from-b") && !qualified.contains("from-a"),
+        "{qualified}"
+    );
     let deleted = repo.ok(&["engine", "delete", "widget", "from-a"], 0);
-    assert!(deleted.stdout.contains("widget.a.example.com/from-a deleted"), "{}", deleted.all());
+    assert!(
+        deleted
+            .stdout
+            .contains("widget.a.example.com/from-a deleted"),
+        "{}",
+        deleted.all()
+    );
 }
 
 #[test]
@@ -329,7 +385,8 @@ fn a_conversion_webhook_the_engine_cannot_call_fails_other_versions() {
     );
     let plan = repo.ok(&["plan", "app", "--adopt"], 1);
     assert!(
-        plan.stderr.contains("conversion webhook for hook.example.com/v1, Kind=Widget failed"),
+        plan.stderr
+            .contains("conversion webhook for hook.example.com/v1, Kind=Widget failed"),
         "{}",
         plan.stderr
     );

@@ -671,7 +671,13 @@ async fn a_conversion_webhook_nobody_serves_fails_what_needs_a_conversion() {
         "conversionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": "conv", "namespace": "default", "path": "/convert"}}}}});
     let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-    ok(&r, "POST", crds, crd("conv.example.com", "Gizmo", &["v1", "v2"], conversion)).await;
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("conv.example.com", "Gizmo", &["v1", "v2"], conversion),
+    )
+    .await;
     let gizmo = |version: &str| {
         json!({"apiVersion": format!("conv.example.com/{version}"), "kind": "Gizmo",
             "metadata": {"name": "g"}, "spec": {"size": 1}})
@@ -697,7 +703,11 @@ async fn a_conversion_webhook_nobody_serves_fails_what_needs_a_conversion() {
             Some(TOKEN),
         )
         .await;
-        assert_eq!((code, status["reason"].as_str()), (500, Some("InternalError")), "{method} {uri}: {status}");
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (500, Some("InternalError")),
+            "{method} {uri}: {status}"
+        );
         let expected = if method == "POST" {
             message.replace("conv.example.com/v1", "conv.example.com/v2")
         } else {
@@ -716,8 +726,20 @@ async fn discovery_lists_custom_groups_as_the_aggregator_orders_them() {
     let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
     // Registered in the opposite order: the aggregator sorts equal-priority groups by
     // their APIService names (`v1.a…` before `v1.b…`), whatever the order of creation.
-    ok(&r, "POST", crds, crd("disco-b.example.com", "Gadget", &["v1"], json!({}))).await;
-    ok(&r, "POST", crds, crd("disco-a.example.com", "Gadget", &["v1"], json!({}))).await;
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("disco-b.example.com", "Gadget", &["v1"], json!({})),
+    )
+    .await;
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("disco-a.example.com", "Gadget", &["v1"], json!({})),
+    )
+    .await;
     let apis = ok(&r, "GET", "/apis", Value::Null).await;
     let names: Vec<&str> = apis["groups"]
         .as_array()
@@ -725,12 +747,13 @@ async fn discovery_lists_custom_groups_as_the_aggregator_orders_them() {
         .flatten()
         .filter_map(|g| g["name"].as_str())
         .collect();
-    let position = |group: &str| {
-        names
-            .iter()
-            .position(|n| *n == group)
-            .unwrap_or(usize::MAX)
-    };
-    assert!(position("disco-a.example.com") < position("disco-b.example.com"), "{names:?}");
-    assert!(position("apps") < position("disco-a.example.com"), "{names:?}");
+    let position = |group: &str| names.iter().position(|n| *n == group).unwrap_or(usize::MAX);
+    assert!(
+        position("disco-a.example.com") < position("disco-b.example.com"),
+        "{names:?}"
+    );
+    assert!(
+        position("apps") < position("disco-a.example.com"),
+        "{names:?}"
+    );
 }

@@ -464,7 +464,7 @@ fn an_application_with_its_own_target_is_applied_there() {
     web_app(&repo, "edge", "web:9.0", 1, ROLLING);
     repo.write(
         "reconcile.yaml",
-        "applications:\n- name: web\n  path: app\n- name: edge\n  path: edge\n  target: engine:.reconcile/edge.db\n- name: odd\n  path: app\n  target: kube\n",
+        "applications:\n- name: web\n  path: app\n- name: edge\n  path: edge\n  target: engine:.reconcile/edge.db\n- name: odd\n  path: app\n  target: kube:nowhere\n",
     );
     let first = repo.commit("two targets");
     let watcher = repo.watch(&["--interval", "300ms", "--speed", "20"]);
@@ -507,7 +507,7 @@ fn an_application_with_its_own_target_is_applied_there() {
     // A target that cannot be used is the application's error, not the watcher's.
     watcher.wait_until("odd's target refused in its status", || {
         repo.try_status("odd")
-            .is_some_and(|s| field(&s, "/lastError").contains("kube target is not supported"))
+            .is_some_and(|s| field(&s, "/lastError").contains("context \"nowhere\""))
     });
     // The watcher holds the application's target too: a second watcher on it is refused.
     let (code, out, err) = repo

@@ -74,8 +74,7 @@ pub fn record_update(
     let api = OpenApi::builtin();
     let (api_version, kind) = type_of(new);
     let (api_version, kind) = (api_version.to_string(), kind.to_string());
-    let schema =
-        fields::schema_for(&api, &api_version, &kind).with_status_field(status_is_field);
+    let schema = fields::schema_for(&api, &api_version, &kind).with_status_field(status_is_field);
     fields::update(old, new, manager, subresource, now, schema)
         .map_err(|e| invalid_managed_fields(&e))
 }
@@ -227,7 +226,8 @@ mod tests {
             "scale",
             false,
             "t",
-        ).expect("update");
+        )
+        .expect("update");
         let entries = fields::managed_fields(&scaled).expect("entries");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].manager, "kubectl-scale");

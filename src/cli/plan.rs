@@ -1212,8 +1212,9 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                 } else {
                     cluster.defer_settling();
                 }
-                let report = plan::apply_moving(&mut planned, cluster, &options, &mut progress_line)
-                    .map_err(|e| naming_file(e, r))?;
+                let report =
+                    plan::apply_moving(&mut planned, cluster, &options, &mut progress_line)
+                        .map_err(|e| naming_file(e, r))?;
                 hold_between_applications_for_tests();
                 if defer && report.failure.is_none() {
                     let entry = deferred.entry(state.clone()).or_default();

@@ -425,7 +425,10 @@ mod tests {
         // Turning a CRD version's status subresource on is a change.
         let mut version = json!({"name": "v1", "subresources": {"status": {}, "x": {}}});
         drop_empty(&mut version);
-        assert_eq!(version, json!({"name": "v1", "subresources": {"status": {}}}));
+        assert_eq!(
+            version,
+            json!({"name": "v1", "subresources": {"status": {}}})
+        );
     }
 
     #[test]

@@ -259,8 +259,18 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
 /// `labelSelectorPath` (optional) under either.
 fn scale_paths(scale: &Value, at: &str, errs: &mut Vec<String>) {
     let checks: [(&str, bool, &[&str], &str); 3] = [
-        ("specReplicasPath", true, &[".spec."], "should be a json path under .spec"),
-        ("statusReplicasPath", true, &[".status."], "should be a json path under .status"),
+        (
+            "specReplicasPath",
+            true,
+            &[".spec."],
+            "should be a json path under .spec",
+        ),
+        (
+            "statusReplicasPath",
+            true,
+            &[".status."],
+            "should be a json path under .status",
+        ),
         (
             "labelSelectorPath",
             false,
@@ -680,12 +690,16 @@ mod tests {
         };
         let at = "spec.versions[1].subresources.scale";
         assert!(
-            with_scale(json!({"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.n",
-                "labelSelectorPath": ".spec.pods[0].selector"}))
+            with_scale(
+                json!({"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.n",
+                "labelSelectorPath": ".spec.pods[0].selector"})
+            )
             .is_empty()
         );
         assert_eq!(
-            with_scale(json!({"statusReplicasPath": "status.n", "labelSelectorPath": ".metadata.x"})),
+            with_scale(
+                json!({"statusReplicasPath": "status.n", "labelSelectorPath": ".metadata.x"})
+            ),
             [
                 format!("{at}.specReplicasPath: Required value"),
                 format!(
@@ -697,7 +711,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            with_scale(json!({"specReplicasPath": ".status.size", "statusReplicasPath": ".spec.n"})),
+            with_scale(
+                json!({"specReplicasPath": ".status.size", "statusReplicasPath": ".spec.n"})
+            ),
             [
                 format!(
                     "{at}.specReplicasPath: Invalid value: \".status.size\": should be a json path under .spec"

@@ -158,7 +158,10 @@ pub fn all() -> Vec<&'static KindInfo> {
         current.iter().map(|k| (order(k.group), *k)).collect();
     // Stable: kinds of one group keep their registration order.
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    KINDS.iter().chain(keyed.into_iter().map(|(_, k)| k)).collect()
+    KINDS
+        .iter()
+        .chain(keyed.into_iter().map(|(_, k)| k))
+        .collect()
 }
 
 /// The kind of that group and kind name (`("apps", "Deployment")`).
@@ -251,9 +254,9 @@ pub fn resolve_word(word: &str) -> Option<(&'static KindInfo, Option<String>)> {
         .into_iter()
         .filter(|k| group.is_none_or(|g| g == k.group))
         .collect();
-    let by_name = kinds.iter().find(|k| {
-        base == k.kind.to_lowercase() || base == k.singular || base == k.plural
-    });
+    let by_name = kinds
+        .iter()
+        .find(|k| base == k.kind.to_lowercase() || base == k.singular || base == k.plural);
     if let Some(info) = by_name {
         return Some((info, None));
     }

@@ -2013,8 +2013,7 @@ impl Cluster for Engine {
                 Err(err) => {
                     let api_version = doc::str_at(object, &["apiVersion"]);
                     let kind = doc::str_at(object, &["kind"]);
-                    if !crd::defined_by(objects[..index].iter().map(|o| &**o), api_version, kind)
-                    {
+                    if !crd::defined_by(objects[..index].iter().map(|o| &**o), api_version, kind) {
                         return Err((index, to_cluster_error(err)));
                     }
                     kinds.push(None);

@@ -224,13 +224,28 @@ pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(e.to_string()))?;
-    let (mut config, context) = block_on(&runtime, load_config(options.context.as_deref()))?;
+    // On an error the runtime is shut down without waiting: `connect` may run inside another
+    // runtime (the watcher's), where dropping one would block.
+    let (mut config, context) = match block_on(&runtime, load_config(options.context.as_deref())) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            runtime.shutdown_background();
+            return Err(error);
+        }
+    };
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     config.write_timeout = Some(Duration::from_secs(60));
     config.reset_reader_on_write = true;
-    let client = block_on(&runtime, async { kube::Client::try_from(config) })
-        .map_err(|e| Error::Config(errors::redact(&format!("context {context:?}: {e}"))))?;
+    let client = match block_on(&runtime, async { kube::Client::try_from(config) }) {
+        Ok(client) => client,
+        Err(e) => {
+            runtime.shutdown_background();
+            return Err(Error::Config(errors::redact(&format!(
+                "context {context:?}: {e}"
+            ))));
+        }
+    };
     let cluster = KubeCluster {
         runtime: Arc::new(runtime),
         client,

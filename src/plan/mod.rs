@@ -922,12 +922,11 @@ pub fn make_plan(
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
-    let status_rules = status::StatusRules::of(&objects, cluster).map_err(|(id, source)| {
-        Error::Cluster {
+    let status_rules =
+        status::StatusRules::of(&objects, cluster).map_err(|(id, source)| Error::Cluster {
             id: Box::new(id),
             source: Box::new(source),
-        }
-    })?;
+        })?;
 
     // Creates, updates and unchanged objects, in apply order. The live objects are read in
     // order; each object's plan is then a pure function of (declared, live), made on all cores

@@ -188,12 +188,16 @@ mod tests {
         assert_eq!(created["status"], ready);
         let owned = fields::managed_fields(&created).unwrap_or_default();
         assert!(
-            owned[0].fields.to_fields_v1().to_string().contains("f:status"),
+            owned[0]
+                .fields
+                .to_fields_v1()
+                .to_string()
+                .contains("f:status"),
             "{owned:?}"
         );
         // Dropped from the tree: removed, spelled `null` so the write removes it.
-        let dropped =
-            merge_for_apply(Some(&created), &widget(None), "t", true).unwrap_or_else(|e| panic!("{e}"));
+        let dropped = merge_for_apply(Some(&created), &widget(None), "t", true)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(dropped["status"], Value::Null);
         // With the status subresource, a declared status is nobody's and never written.
         let ignored = merge_for_apply(None, &widget(Some(ready)), "t", false)

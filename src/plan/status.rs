@@ -45,9 +45,7 @@ impl StatusRules {
         let needs_live = objects.iter().map(|o| ResId::of(o.borrow())).find(|id| {
             !id.gvk.group.is_empty()
                 && !defined.contains(&(id.gvk.group.clone(), id.gvk.kind.clone()))
-                && api
-                    .for_type(&id.gvk.api_version(), &id.gvk.kind)
-                    .is_none()
+                && api.for_type(&id.gvk.api_version(), &id.gvk.kind).is_none()
         });
         if let Some(id) = needs_live {
             let crd = Gvk {
