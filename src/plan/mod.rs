@@ -506,9 +506,7 @@ fn missing_namespaces(
 }
 
 /// Names of the Services BlueGreen Deployments select with a track label, by namespace.
-fn blue_green_services(
-    objects: &[Cow<'_, Value>],
-) -> Result<HashSet<(String, String)>, Error> {
+fn blue_green_services(objects: &[Cow<'_, Value>]) -> Result<HashSet<(String, String)>, Error> {
     let mut services = HashSet::new();
     for object in objects
         .iter()
@@ -819,8 +817,7 @@ fn plan_object(
         if server_side {
             Ok(prepared.clone())
         } else {
-            ownership::merge_for_apply(live, prepared, now, status_is_field)
-                .map_err(ownership_err)
+            ownership::merge_for_apply(live, prepared, now, status_is_field).map_err(ownership_err)
         }
     };
     let mut written = merge(live.as_ref(), &prepared)?;
@@ -935,7 +932,7 @@ pub fn make_plan(
     let context = ObjectContext {
         app,
         adopt: options.adopt,
-            bg_services: &bg_services,
+        bg_services: &bg_services,
         now: &now,
         status_rules: &status_rules,
     };

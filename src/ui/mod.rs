@@ -103,6 +103,8 @@ pub enum Error {
 }
 
 /// How the UI reaches its target.
+// One handle per process, never in a collection: boxing the engine would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Handle {
     /// An engine's state file: a handle of its own for the pages (read again before each
     /// page) and one opened for each action that writes.
