@@ -148,7 +148,7 @@ pub trait Cluster {
     /// Refuses, before anything is written, an object the target would not take for its
     /// kind or fields: a group/version it doesn't serve (unless a CRD among `objects` defines
     /// it), an unknown field or a wrong type. Targets that cannot tell accept everything.
-    fn check_served(&self, objects: &[Value]) -> Result<(), Error> {
+    fn check_served(&self, objects: &[&Value]) -> Result<(), Error> {
         let _ = objects;
         Ok(())
     }

@@ -222,6 +222,24 @@ pub struct Engine {
     unsettled: bool,
 }
 
+/// A state with this many objects is freed on a thread of its own when its engine goes.
+const BACKGROUND_DROP_OBJECTS: usize = 10_000;
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Freeing a big cluster object by object is a noticeable part of a large apply; it is
+        // done off the caller's thread (a process about to exit does not wait for it).
+        let objects: usize = self.state.objects.values().map(|kind| kind.len()).sum();
+        if objects >= BACKGROUND_DROP_OBJECTS {
+            let state = std::mem::replace(&mut self.state, State::empty(0));
+            // Should no thread start, the state is dropped here, with the closure.
+            let _ = std::thread::Builder::new()
+                .name("engine-drop".into())
+                .spawn(move || drop(state));
+        }
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Engine({})", self.db.path())
@@ -1957,13 +1975,13 @@ impl Cluster for Engine {
         Engine::apply(self, object).map_err(to_cluster_error)
     }
 
-    fn check_served(&self, objects: &[Value]) -> Result<(), cluster::Error> {
+    fn check_served(&self, objects: &[&Value]) -> Result<(), cluster::Error> {
         for object in objects {
             let api_version = doc::str_at(object, &["apiVersion"]);
             let kind = doc::str_at(object, &["kind"]);
             if let Err(err) = Engine::request_kind(object)
                 && (matches!(err, Error::Invalid { .. })
-                    || !crd::defined_by(objects, api_version, kind))
+                    || !crd::defined_by(objects.iter().copied(), api_version, kind))
             {
                 return Err(match err {
                     Error::Invalid { id, message } => cluster::Error::Invalid { id, message },

@@ -1009,7 +1009,9 @@ impl Database {
             ))?;
             // Serializing thousands of documents is the costly half of a save: all cores do
             // it, then SQLite takes the rows in order.
-            let dirty: Vec<&Key> = state.dirty.iter().collect();
+            // In key order, so the rows go into the primary-key index in order, not at random.
+            let mut dirty: Vec<&Key> = state.dirty.iter().collect();
+            dirty.sort_unstable();
             let rows: Vec<Result<Option<Row>, serde_json::Error>> =
                 super::par::map(&dirty, |key| {
                     let Some(stored) = state.get(key.0, &key.1, &key.2) else {

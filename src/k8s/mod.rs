@@ -656,12 +656,16 @@ impl Cluster for KubeCluster {
         }
     }
 
-    fn check_served(&self, objects: &[Value]) -> Result<(), cluster::Error> {
+    fn check_served(&self, objects: &[&Value]) -> Result<(), cluster::Error> {
         for object in objects {
             let id = ResId::of(object);
             let api_version = id.gvk.api_version();
             if self.resource_of(&id.gvk)?.is_none()
-                && !crate::engine::crd::defined_by(objects, &api_version, &id.gvk.kind)
+                && !crate::engine::crd::defined_by(
+                    objects.iter().copied(),
+                    &api_version,
+                    &id.gvk.kind,
+                )
             {
                 return Err(self.not_served(&id));
             }

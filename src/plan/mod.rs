@@ -434,37 +434,40 @@ pub fn source_mac(
 }
 
 /// Rendered objects with the application's default namespace filled in.
-pub fn with_namespaces(app: &Application, rendered: &[Value]) -> Vec<Value> {
-    let namespace = app
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
+pub fn with_namespaces<'a>(app: &Application, rendered: &'a [Value]) -> Vec<Cow<'a, Value>> {
+    let namespace = app.namespace.as_deref().unwrap_or("default");
     rendered
         .iter()
         .map(|object| {
-            let mut object = object.clone();
             let kind = object
                 .get("kind")
                 .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+                .unwrap_or_default();
             let has_namespace = object
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
                 .is_some_and(|ns| !ns.is_empty());
-            if !is_cluster_scoped(&kind)
-                && !has_namespace
-                && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+            if is_cluster_scoped(kind)
+                || has_namespace
+                || !object.get("metadata").is_some_and(Value::is_object)
             {
-                meta.insert("namespace".into(), Value::String(namespace.clone()));
+                // Copied only when a namespace is added.
+                return Cow::Borrowed(object);
             }
-            object
+            let mut object = object.clone();
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(namespace.to_string()));
+            }
+            Cow::Owned(object)
         })
         .collect()
 }
 
 /// Namespace objects for the namespaces `objects` go to that are neither rendered nor live.
-fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Value>, Error> {
+fn missing_namespaces(
+    objects: &[Cow<'_, Value>],
+    cluster: &dyn Cluster,
+) -> Result<Vec<Value>, Error> {
     let rendered: HashSet<String> = objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
@@ -472,6 +475,7 @@ fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Va
         .map(str::to_string)
         .collect();
     let mut wanted: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for object in objects {
         let namespace = object
             .pointer("/metadata/namespace")
@@ -484,7 +488,7 @@ fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Va
         if namespace.is_empty()
             || is_cluster_scoped(kind)
             || rendered.contains(namespace)
-            || wanted.iter().any(|w| w == namespace)
+            || !seen.insert(namespace)
         {
             continue;
         }
@@ -502,7 +506,7 @@ fn missing_namespaces(objects: &[Value], cluster: &dyn Cluster) -> Result<Vec<Va
 }
 
 /// Names of the Services BlueGreen Deployments select with a track label, by namespace.
-fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, Error> {
+fn blue_green_services(objects: &[Cow<'_, Value>]) -> Result<HashSet<(String, String)>, Error> {
     let mut services = HashSet::new();
     for object in objects
         .iter()
@@ -521,21 +525,27 @@ fn blue_green_services(objects: &[Value]) -> Result<HashSet<(String, String)>, E
 
 /// Checks every Deployment's strategy and that BlueGreen Services exist; nothing is applied
 /// when this fails.
-fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
+fn validate(objects: &[Cow<'_, Value>], cluster: &dyn Cluster) -> Result<(), Error> {
     let rendered: HashSet<_> = objects.iter().map(|o| prune::key(&ResId::of(o))).collect();
     // The cluster checks what it will be sent: a Canary/BlueGreen Deployment goes out as its
-    // RollingUpdate stand-in, whose strategy a strict API server accepts.
-    let sent: Vec<Value> = objects
+    // RollingUpdate stand-in, whose strategy a strict API server accepts. Only those are
+    // copied.
+    let stand_ins: Vec<Option<Value>> = objects
         .iter()
         .map(|object| {
-            let mut sent = object.clone();
-            if object.get("kind").and_then(Value::as_str) == Some("Deployment")
-                && let Ok(strategy) = Strategy::of(object)
-            {
-                driver::stand_in(&mut sent, &strategy);
+            if object.get("kind").and_then(Value::as_str) != Some("Deployment") {
+                return None;
             }
-            sent
+            let strategy = Strategy::of(object).ok()?;
+            let mut sent = Value::clone(object);
+            driver::stand_in(&mut sent, &strategy);
+            Some(sent)
         })
+        .collect();
+    let sent: Vec<&Value> = objects
+        .iter()
+        .zip(&stand_ins)
+        .map(|(object, stand_in)| stand_in.as_ref().unwrap_or(object))
         .collect();
     match cluster.check_served(&sent) {
         Ok(()) => {}
@@ -544,7 +554,7 @@ fn validate(objects: &[Value], cluster: &dyn Cluster) -> Result<(), Error> {
         }
         Err(other) => return Err(Error::Lock(Box::new(other))),
     }
-    for object in objects {
+    for object in objects.iter().map(|o| &**o) {
         order::sync_wave(object)?;
         if object.get("kind").and_then(Value::as_str) != Some("Deployment") {
             continue;
@@ -737,6 +747,153 @@ fn action_of(
     }
 }
 
+/// A plan entry: the action, the object to write, the template a rollout carries out, and
+/// whether an unchanged object's bookkeeping must be written.
+type PlanEntry = (PlannedAction, Option<Value>, Option<Value>, bool);
+
+/// Objects planned per task on the thread pool: enough to pay for the hand-off.
+const PARALLEL_CHUNK: usize = 256;
+
+/// What every object's plan shares.
+struct ObjectContext<'a> {
+    app: &'a Application,
+    adopt: bool,
+    bg_services: &'a HashSet<(String, String)>,
+    now: &'a str,
+    status_rules: &'a status::StatusRules,
+}
+
+/// The plan of one declared object against its live version. `dry_run` is the target when
+/// it applies server-side (its dry run shows what it would store).
+fn plan_object(
+    context: &ObjectContext<'_>,
+    declared: &Value,
+    live: Option<Value>,
+    dry_run: Option<&dyn Cluster>,
+) -> Result<PlanEntry, Error> {
+    let ObjectContext {
+        app,
+        adopt: adopt_all,
+        bg_services,
+        now,
+        status_rules,
+    } = *context;
+    let id = ResId::of(declared);
+    if let Some(owner) = live.as_ref().and_then(|l| annotation(l, OWNER_ANNOTATION))
+        && owner != app.name
+    {
+        return Err(Error::OwnedByOther {
+            id: Box::new(id),
+            owner: owner.to_string(),
+            app: app.name.clone(),
+        });
+    }
+    // Taking over an object someone else created needs an explicit opt-in.
+    let adopt = live
+        .as_ref()
+        .is_some_and(|l| annotation(l, OWNER_ANNOTATION).is_none());
+    if adopt && !adopt_all && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
+        return Err(Error::NotOwned { id: Box::new(id) });
+    }
+    let status_is_field = status_rules.status_is_field(&id.gvk);
+    let mut prepared = prepare(
+        app,
+        declared,
+        live.as_ref(),
+        bg_services,
+        now,
+        status_is_field,
+    )?;
+    let ownership_err = |source| Error::Ownership {
+        id: Box::new(id.clone()),
+        source,
+    };
+    // The diff compares what the apply will write (foreign fields kept, only fields
+    // reconcile owned and dropped removed), over the declared and previously applied fields.
+    // A server-side-apply target merges the applied configuration itself; otherwise
+    // the merge is made here, with the same semantics.
+    let server_side = dry_run.is_some();
+    let merge = |live: Option<&Value>, prepared: &Value| {
+        if server_side {
+            Ok(prepared.clone())
+        } else {
+            ownership::merge_for_apply(live, prepared, now, status_is_field).map_err(ownership_err)
+        }
+    };
+    let mut written = merge(live.as_ref(), &prepared)?;
+    let compared = match &live {
+        Some(live_object) => {
+            let shape = ownership::compared_shape(declared, Some(live_object));
+            let seen = |written: &Value| {
+                let mut view = written.clone();
+                restore_declared_strategy(&mut view);
+                diff::compare_object(
+                    Some(&project(&view, &shape)),
+                    Some(live_object),
+                    &app.ignore_differences,
+                    status_is_field,
+                )
+            };
+            // What the API server would store (its merge, defaults, webhooks) is compared,
+            // so the plan shows real changes only; without a dry run, the local merge.
+            match dry_run.and_then(|cluster| cluster.dry_run_apply(&written)) {
+                Some(server) => seen(&server),
+                None => seen(&written),
+            }
+        }
+        None => diff::compare_object(
+            Some(declared),
+            None,
+            &app.ignore_differences,
+            status_is_field,
+        ),
+    };
+    let mut rollout_target = None;
+    let mut description = None;
+    if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str()) {
+        let strategy = Strategy::of(declared)?;
+        let target = declared
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if strategy.is_progressive()
+            && !driver::same_template(live.pointer("/spec/template"), &target)
+        {
+            // The stable track keeps its template; the driver rolls the new one out.
+            if let Some(current) = live.pointer("/spec/template") {
+                prepared["spec"]["template"] = current.clone();
+            }
+            written = merge(Some(live), &prepared)?;
+            description = Some(match &strategy {
+                Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
+                _ => "BlueGreen".to_string(),
+            });
+            rollout_target = Some(target);
+        }
+    }
+    let bookkeeping_missing = live.as_ref().is_some_and(|l| {
+        ownership::lacks_ownership(l)
+            || annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
+            || annotation(l, APPLIED_FIELDS_ANNOTATION)
+                != annotation(&prepared, APPLIED_FIELDS_ANNOTATION)
+    });
+    let mut action = action_of(
+        &id,
+        compared.change,
+        order::sync_wave(declared)?,
+        live.as_ref(),
+        compared.diff,
+    );
+    action.rollout = description;
+    if adopt {
+        action.adopt = true;
+        if action.action == Change::Unchanged {
+            action.action = Change::Update;
+        }
+    }
+    Ok((action, Some(written), rollout_target, bookkeeping_missing))
+}
+
 /// Computes what applying `rendered` for `app` would do on `cluster`.
 pub fn make_plan(
     app: &Application,
@@ -758,7 +915,7 @@ pub fn make_plan(
         Vec::new()
     };
     let created_ids: HashSet<ResId> = created_namespaces.iter().map(ResId::of).collect();
-    objects.splice(0..0, created_namespaces);
+    objects.splice(0..0, created_namespaces.into_iter().map(Cow::Owned));
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
@@ -768,128 +925,48 @@ pub fn make_plan(
             source: Box::new(source),
         })?;
 
-    // Creates, updates and unchanged objects, in apply order.
-    let mut entries = Vec::new();
+    // Creates, updates and unchanged objects, in apply order. The live objects are read in
+    // order; each object's plan is then a pure function of (declared, live), made on all cores
+    // unless the target's dry run takes part. The first error in object order wins, as one
+    // pass would have it.
+    let context = ObjectContext {
+        app,
+        adopt: options.adopt,
+        bg_services: &bg_services,
+        now: &now,
+        status_rules: &status_rules,
+    };
+    let mut lives = Vec::with_capacity(objects.len());
+    let mut read_error = None;
     for declared in &objects {
         let id = ResId::of(declared);
-        let live = cluster.get(&id).map_err(cluster_err(&id))?;
-        if let Some(owner) = live.as_ref().and_then(|l| annotation(l, OWNER_ANNOTATION))
-            && owner != app.name
-        {
-            return Err(Error::OwnedByOther {
-                id: Box::new(id),
-                owner: owner.to_string(),
-                app: app.name.clone(),
-            });
-        }
-        // Taking over an object someone else created needs an explicit opt-in.
-        let adopt = live
-            .as_ref()
-            .is_some_and(|l| annotation(l, OWNER_ANNOTATION).is_none());
-        if adopt && !options.adopt && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
-            return Err(Error::NotOwned { id: Box::new(id) });
-        }
-        let status_is_field = status_rules.status_is_field(&id.gvk);
-        let mut prepared = prepare(
-            app,
-            declared,
-            live.as_ref(),
-            &bg_services,
-            &now,
-            status_is_field,
-        )?;
-        let ownership_err = |source| Error::Ownership {
-            id: Box::new(id.clone()),
-            source,
-        };
-        // The diff compares what the apply will write (foreign fields kept, only fields
-        // reconcile owned and dropped removed), over the declared and previously applied fields.
-        // A server-side-apply target merges the applied configuration itself; otherwise
-        // the merge is made here, with the same semantics.
-        let server_side = cluster.applies_server_side();
-        let merge = |live: Option<&Value>, prepared: &Value| {
-            if server_side {
-                Ok(prepared.clone())
-            } else {
-                ownership::merge_for_apply(live, prepared, &now, status_is_field)
-                    .map_err(ownership_err)
-            }
-        };
-        let mut written = merge(live.as_ref(), &prepared)?;
-        let compared = match &live {
-            Some(live_object) => {
-                let shape = ownership::compared_shape(declared, Some(live_object));
-                let seen = |written: &Value| {
-                    let mut view = written.clone();
-                    restore_declared_strategy(&mut view);
-                    diff::compare_object(
-                        Some(&project(&view, &shape)),
-                        Some(live_object),
-                        &app.ignore_differences,
-                        status_is_field,
-                    )
-                };
-                // What the API server would store (its merge, defaults, webhooks) is compared,
-                // so the plan shows real changes only; without a dry run, the local merge.
-                match server_side
-                    .then(|| cluster.dry_run_apply(&written))
-                    .flatten()
-                {
-                    Some(server) => seen(&server),
-                    None => seen(&written),
-                }
-            }
-            None => diff::compare_object(
-                Some(declared),
-                None,
-                &app.ignore_differences,
-                status_is_field,
-            ),
-        };
-        let mut rollout_target = None;
-        let mut description = None;
-        if let (Some(live), "Deployment") = (&live, id.gvk.kind.as_str()) {
-            let strategy = Strategy::of(declared)?;
-            let target = declared
-                .pointer("/spec/template")
-                .cloned()
-                .unwrap_or(Value::Null);
-            if strategy.is_progressive()
-                && !driver::same_template(live.pointer("/spec/template"), &target)
-            {
-                // The stable track keeps its template; the driver rolls the new one out.
-                if let Some(current) = live.pointer("/spec/template") {
-                    prepared["spec"]["template"] = current.clone();
-                }
-                written = merge(Some(live), &prepared)?;
-                description = Some(match &strategy {
-                    Strategy::Canary(spec) => format!("Canary: {} steps", spec.steps.len()),
-                    _ => "BlueGreen".to_string(),
-                });
-                rollout_target = Some(target);
+        match cluster.get(&id) {
+            Ok(live) => lives.push(live),
+            Err(e) => {
+                read_error = Some(cluster_err(&id)(e));
+                break;
             }
         }
-        let bookkeeping_missing = live.as_ref().is_some_and(|l| {
-            ownership::lacks_ownership(l)
-                || annotation(l, OWNER_ANNOTATION) != Some(app.name.as_str())
-                || annotation(l, APPLIED_FIELDS_ANNOTATION)
-                    != annotation(&prepared, APPLIED_FIELDS_ANNOTATION)
-        });
-        let mut action = action_of(
-            &id,
-            compared.change,
-            order::sync_wave(declared)?,
-            live.as_ref(),
-            compared.diff,
-        );
-        action.rollout = description;
-        if adopt {
-            action.adopt = true;
-            if action.action == Change::Unchanged {
-                action.action = Change::Update;
-            }
+    }
+    let mut entries = Vec::with_capacity(lives.len());
+    if cluster.applies_server_side() {
+        for (declared, live) in objects.iter().zip(lives) {
+            entries.push(plan_object(&context, declared, live, Some(cluster))?);
         }
-        entries.push((action, Some(written), rollout_target, bookkeeping_missing));
+    } else {
+        use rayon::prelude::*;
+        let planned: Vec<Result<PlanEntry, Error>> = objects[..lives.len()]
+            .par_iter()
+            .zip(lives.into_par_iter())
+            .with_min_len(PARALLEL_CHUNK)
+            .map(|(declared, live)| plan_object(&context, declared, live, None))
+            .collect();
+        for entry in planned {
+            entries.push(entry?);
+        }
+    }
+    if let Some(e) = read_error {
+        return Err(e);
     }
     let items: Vec<(i64, &str)> = entries
         .iter()
@@ -979,7 +1056,7 @@ pub fn make_plan(
     // (Argo CD's CreateNamespace leaves them too).
     let mut members: Vec<inventory::Member> = objects
         .iter()
-        .map(ResId::of)
+        .map(|object| ResId::of(object))
         .filter(|id| !created_ids.contains(id))
         .map(|id| inventory::Member::of(&id))
         .collect();

@@ -8,6 +8,7 @@
 //! The CRDs consulted are the tree's own (they are applied first, replacing the live ones)
 //! and, for kinds the tree does not define, the cluster's, listed once.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
@@ -29,15 +30,19 @@ impl StatusRules {
     /// The rules for `objects` (a tree's objects) on `cluster`: the live CRDs are listed only
     /// when an object is of a custom kind the tree's CRDs do not define (a failed list names
     /// that object).
-    pub fn of(
-        objects: &[Value],
+    pub fn of<V: Borrow<Value>>(
+        objects: &[V],
         cluster: &dyn Cluster,
     ) -> Result<StatusRules, (ResId, cluster::Error)> {
         let mut rules = StatusRules::default();
-        let declared: Vec<&Value> = objects.iter().filter(|o| is_crd(o)).collect();
+        let declared: Vec<&Value> = objects
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|o| is_crd(o))
+            .collect();
         let defined: HashSet<(String, String)> = declared.iter().flat_map(|c| kinds(c)).collect();
         let api = OpenApi::builtin();
-        let needs_live = objects.iter().map(ResId::of).find(|id| {
+        let needs_live = objects.iter().map(|o| ResId::of(o.borrow())).find(|id| {
             !id.gvk.group.is_empty()
                 && !defined.contains(&(id.gvk.group.clone(), id.gvk.kind.clone()))
                 && api.for_type(&id.gvk.api_version(), &id.gvk.kind).is_none()
@@ -87,6 +92,10 @@ impl StatusRules {
     /// no status subresource. Kinds no known CRD defines keep the API server's default for
     /// built-in kinds (status is the subresource's).
     pub fn status_is_field(&self, gvk: &Gvk) -> bool {
+        // Asked once per object: no key is built when no CRD is known.
+        if self.subresource.is_empty() {
+            return false;
+        }
         self.subresource
             .get(&(gvk.group.clone(), gvk.version.clone(), gvk.kind.clone()))
             .is_some_and(|has_status| !has_status)

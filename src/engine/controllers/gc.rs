@@ -15,47 +15,55 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 
 /// One collection pass.
 pub fn sync(state: &State, _now: Millis, out: &mut Changes) {
-    let mut live: HashSet<&str> = HashSet::new();
     let mut foreground: HashSet<&str> = HashSet::new();
-    for map in state.objects.values() {
+    // Objects with owners, in store order; with none (and no foreground deletion) there is
+    // nothing to collect, and the set of every uid is not built.
+    let mut owned = Vec::new();
+    for (kind, map) in &state.objects {
         for s in map.values() {
-            live.insert(doc::uid(&s.doc));
             if doc::is_deleting(&s.doc) && has_finalizer(&s.doc, FOREGROUND) {
                 foreground.insert(doc::uid(&s.doc));
             }
+            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
+            if let Some(refs) = refs.filter(|r| !r.is_empty()) {
+                owned.push((*kind, s, refs));
+            }
         }
     }
+    if owned.is_empty() && foreground.is_empty() {
+        return;
+    }
+    let live: HashSet<&str> = state
+        .objects
+        .values()
+        .flat_map(|map| map.values())
+        .map(|s| doc::uid(&s.doc))
+        .collect();
     let mut dependents: HashMap<&str, usize> = HashMap::new();
-    for (kind, map) in &state.objects {
-        for s in map.values() {
-            let refs = doc::at(&s.doc, &["metadata", "ownerReferences"]).and_then(Value::as_array);
-            let Some(refs) = refs.filter(|r| !r.is_empty()) else {
-                continue;
-            };
-            let uids: Vec<&str> = refs.iter().map(|r| doc::str_at(r, &["uid"])).collect();
-            for u in &uids {
-                *dependents.entry(u).or_default() += 1;
-            }
-            let orphaned = uids.iter().all(|u| !live.contains(u));
-            let owner_foreground = uids.iter().any(|u| foreground.contains(u));
-            if !doc::is_deleting(&s.doc) {
-                let (namespace, name) = (
-                    doc::namespace(&s.doc).to_string(),
-                    doc::name(&s.doc).to_string(),
-                );
-                if owner_foreground {
-                    out.push(Change::DeleteForeground {
-                        kind,
-                        namespace,
-                        name,
-                    });
-                } else if orphaned {
-                    out.push(Change::Delete {
-                        kind,
-                        namespace,
-                        name,
-                    });
-                }
+    for (kind, s, refs) in owned {
+        let uids: Vec<&str> = refs.iter().map(|r| doc::str_at(r, &["uid"])).collect();
+        for u in &uids {
+            *dependents.entry(u).or_default() += 1;
+        }
+        let orphaned = uids.iter().all(|u| !live.contains(u));
+        let owner_foreground = uids.iter().any(|u| foreground.contains(u));
+        if !doc::is_deleting(&s.doc) {
+            let (namespace, name) = (
+                doc::namespace(&s.doc).to_string(),
+                doc::name(&s.doc).to_string(),
+            );
+            if owner_foreground {
+                out.push(Change::DeleteForeground {
+                    kind,
+                    namespace,
+                    name,
+                });
+            } else if orphaned {
+                out.push(Change::Delete {
+                    kind,
+                    namespace,
+                    name,
+                });
             }
         }
     }
