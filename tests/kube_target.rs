@@ -685,7 +685,7 @@ fn an_invalid_object_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn quota_and_forbidden_refusals_are_named_and_change_nothing() {
+fn quota_refusals_are_named_and_change_nothing() {
     let server = Server::start(&[]);
     let (runtime, client) = server.client();
     let objects = [
@@ -751,7 +751,11 @@ fn create(server: &Server, object: Value) {
         .and_then(|v| v.split_once('/'))
         .map(|(g, v)| (g.to_string(), v.to_string()))
         .unwrap_or_default();
-    let version = if version.is_empty() { "v1".to_string() } else { version };
+    let version = if version.is_empty() {
+        "v1".to_string()
+    } else {
+        version
+    };
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
     let gvk = GroupVersionKind::gvk(&group, &version, &kind);
     let resource = ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()));
@@ -847,7 +851,11 @@ spec:
         &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
     );
     assert_eq!(plan.code, 2, "{}", plan.all());
-    assert!(plan.stdout.contains("Deployment shop/web"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("Deployment shop/web"),
+        "{}",
+        plan.all()
+    );
     // The admin of serve's kubeconfig is in system:masters: the same apply goes through.
     server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
 }

@@ -752,15 +752,33 @@ fn kubectl_auth_can_i_and_whoami_follow_rbac_for_token_users() {
 
     // The admin grants the group `qa` a read-only view of default (kubectl's own commands).
     server.ok(&[
-        "create", "role", "reader", "-n", "default", "--verb=get,list,watch",
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "default",
+        "--verb=get,list,watch",
         "--resource=configmaps,deployments.apps",
     ]);
     server.ok(&[
-        "create", "rolebinding", "qa-reads", "-n", "default", "--role=reader", "--group=qa",
+        "create",
+        "rolebinding",
+        "qa-reads",
+        "-n",
+        "default",
+        "--role=reader",
+        "--group=qa",
     ]);
     let yes = as_jane(&["auth", "can-i", "list", "deployments.apps", "-n", "default"]);
     assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"), "{}", yes.stderr);
-    let patch = as_jane(&["auth", "can-i", "patch", "deployments.apps", "-n", "default"]);
+    let patch = as_jane(&[
+        "auth",
+        "can-i",
+        "patch",
+        "deployments.apps",
+        "-n",
+        "default",
+    ]);
     assert_eq!(patch.stdout.trim(), "no");
     let elsewhere = as_jane(&["auth", "can-i", "list", "configmaps", "-n", "kube-system"]);
     assert_eq!(elsewhere.stdout.trim(), "no");

@@ -270,8 +270,11 @@ mod tests {
     fn the_admin_is_a_master_and_file_users_are_not() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("tokens.csv");
-        std::fs::write(&file, "t1,jane,u-1,\"dev\"\nt2,jane-old,u-0\nt1,jane-new,u-2\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "t1,jane,u-1,\"dev\"\nt2,jane-old,u-0\nt1,jane-new,u-2\n",
+        )
+        .expect("write");
         let mut auth = Authenticator::new("admin-token");
         let read = TokenFile::read(&file).expect("token file");
         assert_eq!(read.warnings.len(), 1);

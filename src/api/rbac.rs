@@ -101,10 +101,12 @@ impl Attributes {
             "PATCH" => "patch",
             "DELETE" if name.is_empty() => "deletecollection",
             "DELETE" => "delete",
-            other => return Attributes {
-                verb: other.to_lowercase(),
-                ..non_resource()
-            },
+            other => {
+                return Attributes {
+                    verb: other.to_lowercase(),
+                    ..non_resource()
+                };
+            }
         };
         // A list or watch of one object by field selector is a request about that name.
         if matches!(verb, "list" | "watch")
@@ -212,10 +214,7 @@ impl Rule {
 
     /// Whether the rule allows the request (upstream's `RuleAllows`).
     pub fn allows(&self, attributes: &Attributes) -> bool {
-        let verb = self
-            .verbs
-            .iter()
-            .any(|v| v == "*" || *v == attributes.verb);
+        let verb = self.verbs.iter().any(|v| v == "*" || *v == attributes.verb);
         if !verb {
             return false;
         }
@@ -361,7 +360,11 @@ impl Policy {
     }
 
     /// The rules a binding's `roleRef` names, or the lister's not-found error.
-    fn role_ref_rules(&self, binding: &Value, binding_namespace: &str) -> Result<Vec<Rule>, String> {
+    fn role_ref_rules(
+        &self,
+        binding: &Value,
+        binding_namespace: &str,
+    ) -> Result<Vec<Rule>, String> {
         let kind = binding
             .pointer("/roleRef/kind")
             .and_then(Value::as_str)
@@ -397,21 +400,22 @@ impl Policy {
     fn granted(&self, user: &User, namespace: &str) -> (Vec<Granted>, Vec<String>) {
         let mut granted = Vec::new();
         let mut errors = Vec::new();
-        let mut visit = |binding: &Value, binding_namespace: &str, describe: &dyn Fn(&str) -> String| {
-            let Some(subject) = applies_to(user, binding, binding_namespace) else {
-                return;
-            };
-            match self.role_ref_rules(binding, binding_namespace) {
-                Ok(rules) => {
-                    let source = describe(&subject);
-                    granted.extend(rules.into_iter().map(|rule| Granted {
-                        rule,
-                        source: source.clone(),
-                    }));
+        let mut visit =
+            |binding: &Value, binding_namespace: &str, describe: &dyn Fn(&str) -> String| {
+                let Some(subject) = applies_to(user, binding, binding_namespace) else {
+                    return;
+                };
+                match self.role_ref_rules(binding, binding_namespace) {
+                    Ok(rules) => {
+                        let source = describe(&subject);
+                        granted.extend(rules.into_iter().map(|rule| Granted {
+                            rule,
+                            source: source.clone(),
+                        }));
+                    }
+                    Err(e) => errors.push(e),
                 }
-                Err(e) => errors.push(e),
-            }
-        };
+            };
         for binding in &self.cluster_role_bindings {
             visit(binding, "", &|subject| {
                 format!(
@@ -718,25 +722,49 @@ mod tests {
         let r = a.resource.clone().expect("resource request");
         assert_eq!(a.verb, "patch");
         assert_eq!(
-            (r.group.as_str(), r.resource.as_str(), r.namespace.as_str(), r.name.as_str()),
+            (
+                r.group.as_str(),
+                r.resource.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str()
+            ),
             ("apps", "deployments", "shop", "web")
         );
         let a = request("GET", "/api/v1/namespaces/shop/pods?watch=true");
         assert_eq!(a.verb, "watch");
         let a = request("GET", "/api/v1/pods?fieldSelector=metadata.name%3Dp1");
-        assert_eq!((a.verb.as_str(), a.resource.expect("r").name.as_str()), ("list", "p1"));
-        let a = request("PUT", "/apis/apps/v1/namespaces/shop/deployments/web/status");
+        assert_eq!(
+            (a.verb.as_str(), a.resource.expect("r").name.as_str()),
+            ("list", "p1")
+        );
+        let a = request(
+            "PUT",
+            "/apis/apps/v1/namespaces/shop/deployments/web/status",
+        );
         assert_eq!(a.resource.expect("r").subresource, "status");
         let a = request("DELETE", "/api/v1/namespaces/shop/configmaps");
         assert_eq!(a.verb, "deletecollection");
         // A namespace is in its own namespace; its status is its subresource.
         let a = request("GET", "/api/v1/namespaces/shop");
         let r = a.resource.expect("r");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.namespace.as_str()), ("namespaces", "shop", "shop"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.namespace.as_str()),
+            ("namespaces", "shop", "shop")
+        );
         let a = request("PUT", "/api/v1/namespaces/shop/status");
         let r = a.resource.expect("r");
-        assert_eq!((r.resource.as_str(), r.subresource.as_str()), ("namespaces", "status"));
-        for path in ["/api", "/api/v1", "/apis/apps", "/apis/apps/v1", "/healthz", "/openapi/v3"] {
+        assert_eq!(
+            (r.resource.as_str(), r.subresource.as_str()),
+            ("namespaces", "status")
+        );
+        for path in [
+            "/api",
+            "/api/v1",
+            "/apis/apps",
+            "/apis/apps/v1",
+            "/healthz",
+            "/openapi/v3",
+        ] {
             let a = request("GET", path);
             assert!(a.resource.is_none(), "{path}");
             assert_eq!(a.verb, "get");
@@ -747,20 +775,39 @@ mod tests {
     #[test]
     fn rules_match_verbs_groups_resources_names_and_paths() {
         let rule = |v: Value| Rule::from_json(&v);
-        let read = rule(json!({"verbs": ["get", "list"], "apiGroups": ["apps"], "resources": ["deployments"]}));
+        let read = rule(
+            json!({"verbs": ["get", "list"], "apiGroups": ["apps"], "resources": ["deployments"]}),
+        );
         assert!(read.allows(&request("GET", "/apis/apps/v1/namespaces/a/deployments/x")));
-        assert!(!read.allows(&request("PATCH", "/apis/apps/v1/namespaces/a/deployments/x")));
-        assert!(!read.allows(&request("GET", "/api/v1/namespaces/a/pods/x")), "core is not apps");
+        assert!(!read.allows(&request(
+            "PATCH",
+            "/apis/apps/v1/namespaces/a/deployments/x"
+        )));
         assert!(
-            !read.allows(&request("GET", "/apis/apps/v1/namespaces/a/deployments/x/status")),
+            !read.allows(&request("GET", "/api/v1/namespaces/a/pods/x")),
+            "core is not apps"
+        );
+        assert!(
+            !read.allows(&request(
+                "GET",
+                "/apis/apps/v1/namespaces/a/deployments/x/status"
+            )),
             "a resource does not grant its subresources"
         );
         let status = rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/status"]}));
-        assert!(status.allows(&request("PUT", "/apis/apps/v1/namespaces/a/deployments/x/status")));
-        assert!(!status.allows(&request("PUT", "/apis/apps/v1/namespaces/a/deployments/x/scale")));
+        assert!(status.allows(&request(
+            "PUT",
+            "/apis/apps/v1/namespaces/a/deployments/x/status"
+        )));
+        assert!(!status.allows(&request(
+            "PUT",
+            "/apis/apps/v1/namespaces/a/deployments/x/scale"
+        )));
         assert!(!status.allows(&request("PUT", "/apis/apps/v1/namespaces/a/deployments/x")));
-        let named = rule(json!({"verbs": ["get", "list", "update"], "apiGroups": [""],
-            "resources": ["configmaps"], "resourceNames": ["settings"]}));
+        let named = rule(
+            json!({"verbs": ["get", "list", "update"], "apiGroups": [""],
+            "resources": ["configmaps"], "resourceNames": ["settings"]}),
+        );
         assert!(named.allows(&request("GET", "/api/v1/namespaces/a/configmaps/settings")));
         assert!(!named.allows(&request("GET", "/api/v1/namespaces/a/configmaps/other")));
         assert!(
@@ -838,15 +885,24 @@ mod tests {
         );
         // Groups: discovery for every authenticated user; aggregated roles for `dev`.
         assert!(p.authorize(&jane(), &request("GET", "/apis")).allowed);
-        assert!(!p.authorize(&user("x", &[]), &request("GET", "/apis")).allowed);
+        assert!(
+            !p.authorize(&user("x", &[]), &request("GET", "/apis"))
+                .allowed
+        );
         let widget = request("GET", "/apis/example.com/v1/namespaces/prod/widgets/w");
-        assert!(p.authorize(&jane(), &widget).allowed, "aggregated into view");
+        assert!(
+            p.authorize(&jane(), &widget).allowed,
+            "aggregated into view"
+        );
         // Service accounts by their user name, namespace defaulted to the binding's.
         let sa = user("system:serviceaccount:shop:ci", &[]);
         assert!(p.authorize(&sa, &get).allowed);
         // Masters need no binding.
         let admin = user("root", &[super::super::auth::MASTERS]);
-        assert!(p.authorize(&admin, &request("DELETE", "/api/v1/namespaces/x")).allowed);
+        assert!(
+            p.authorize(&admin, &request("DELETE", "/api/v1/namespaces/x"))
+                .allowed
+        );
     }
 
     #[test]
@@ -880,10 +936,23 @@ mod tests {
     fn rules_reviews_list_what_a_user_may_do() {
         let p = policy();
         let review = p.rules_review(&jane(), "shop");
-        let resources = review["resourceRules"].as_array().cloned().unwrap_or_default();
-        assert!(resources.iter().any(|r| r["resources"] == json!(["*"]) && r["verbs"] == json!(["get", "list", "watch"])));
-        assert!(review["nonResourceRules"].as_array().is_some_and(|n| !n.is_empty()));
-        assert!(review["evaluationError"].as_str().is_some_and(|e| e.contains("missing")));
+        let resources = review["resourceRules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(resources.iter().any(
+            |r| r["resources"] == json!(["*"]) && r["verbs"] == json!(["get", "list", "watch"])
+        ));
+        assert!(
+            review["nonResourceRules"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty())
+        );
+        assert!(
+            review["evaluationError"]
+                .as_str()
+                .is_some_and(|e| e.contains("missing"))
+        );
         let admin = p.rules_review(&user("root", &[super::super::auth::MASTERS]), "");
         assert_eq!(admin["resourceRules"][0]["verbs"], json!(["*"]));
     }

@@ -21,10 +21,7 @@ pub fn is_review(info: &KindInfo) -> bool {
                 | "SelfSubjectRulesReview"
                 | "SubjectAccessReview"
                 | "LocalSubjectAccessReview"
-        ) | (
-            "authentication.k8s.io",
-            "SelfSubjectReview" | "TokenReview"
-        )
+        ) | ("authentication.k8s.io", "SelfSubjectReview" | "TokenReview")
     )
 }
 
@@ -35,7 +32,10 @@ fn invalid(info: &KindInfo, field: &str, message: &str) -> ApiError {
         ..ApiError::new(
             422,
             "Invalid",
-            format!("{} in version \"v1\" is invalid: {field}: {message}", info.kind),
+            format!(
+                "{} in version \"v1\" is invalid: {field}: {message}",
+                info.kind
+            ),
         )
     }
 }
@@ -50,7 +50,10 @@ fn text(value: &Value, pointer: &str) -> String {
 
 /// The attributes a review's `spec` asks about.
 fn asked(info: &KindInfo, spec: &Value) -> Result<Attributes, ApiError> {
-    match (spec.get("resourceAttributes"), spec.get("nonResourceAttributes")) {
+    match (
+        spec.get("resourceAttributes"),
+        spec.get("nonResourceAttributes"),
+    ) {
         (Some(r), None) => Ok(Attributes {
             verb: text(r, "/verb"),
             resource: Some(ResourceAttributes {
@@ -92,11 +95,8 @@ pub async fn answer(
     mut review: Value,
 ) -> Result<Value, ApiError> {
     let spec = review.get("spec").cloned().unwrap_or(Value::Null);
-    let load = |namespace: String| async move {
-        worker
-            .call(move |e| Policy::load(e, &namespace))
-            .await?
-    };
+    let load =
+        |namespace: String| async move { worker.call(move |e| Policy::load(e, &namespace)).await? };
     let status = match info.kind {
         "SelfSubjectReview" => {
             let mut info = json!({"username": user.name, "groups": user.groups});
@@ -121,7 +121,9 @@ pub async fn answer(
         }
         "SelfSubjectRulesReview" => {
             let namespace = text(&spec, "/namespace");
-            load(namespace.clone()).await?.rules_review(user, &namespace)
+            load(namespace.clone())
+                .await?
+                .rules_review(user, &namespace)
         }
         _ => {
             let attributes = asked(info, &spec)?;

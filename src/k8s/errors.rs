@@ -202,8 +202,12 @@ mod tests {
         // RBAC's own words already name them: kept as they are, said once.
         let rbac = "deployments.apps \"web\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"prod\"";
         let status = Status::failure(rbac, "Forbidden").with_code(403);
-        let text = to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch")).to_string();
-        assert!(text.contains(&format!("forbidden on kube:test: {rbac}")), "{text}");
+        let text =
+            to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch")).to_string();
+        assert!(
+            text.contains(&format!("forbidden on kube:test: {rbac}")),
+            "{text}"
+        );
     }
 
     #[test]

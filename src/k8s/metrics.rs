@@ -169,9 +169,7 @@ fn tls_config(provider: &PrometheusProvider) -> Result<rustls::ClientConfig, Str
         let mut added = 0;
         for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| format!("caFile {file}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("caFile {file}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("caFile {file}: {e}"))?;
             added += 1;
         }
         if added == 0 {
@@ -183,9 +181,7 @@ fn tls_config(provider: &PrometheusProvider) -> Result<rustls::ClientConfig, Str
             "no CA certificate to trust: the system has none; name one with caFile".to_string(),
         );
     }
-    Ok(builder
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// `insecure: true`: any certificate is accepted; signatures are still checked, so the
@@ -261,10 +257,10 @@ pub(crate) async fn prometheus(
         hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(
                 rustls::ClientConfig::builder_with_provider(ring_provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS: {e}"))?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
             )
             .https_or_http()
             .enable_http1()
@@ -374,9 +370,7 @@ mod tests {
     /// An https Prometheus on 127.0.0.1 with a certificate of its own CA; answers every query
     /// with 0.97 and keeps the `Authorization` headers it was sent. Returns its address and
     /// the CA's PEM.
-    async fn https_prometheus(
-        seen: Arc<std::sync::Mutex<Vec<String>>>,
-    ) -> (String, String) {
+    async fn https_prometheus(seen: Arc<std::sync::Mutex<Vec<String>>>) -> (String, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -392,23 +386,25 @@ mod tests {
                     continue;
                 };
                 let seen = seen.clone();
-                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let auth = request
-                        .headers()
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    if let Ok(mut seen) = seen.lock() {
-                        seen.push(auth);
-                    }
-                    let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.97"]}]}}"#;
-                    async move {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::from(body)),
-                        ))
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let auth = request
+                            .headers()
+                            .get(http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        if let Ok(mut seen) = seen.lock() {
+                            seen.push(auth);
+                        }
+                        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.97"]}]}}"#;
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::from(body)),
+                            ))
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                     .await;
@@ -450,7 +446,9 @@ mod tests {
         // The server's CA is not among the system's roots: refused, the token not shown.
         let plain = provider(&address);
         let sent = headers(&plain, &secret).expect("headers");
-        let refused = prometheus(&plain, &query(), sent).await.expect_err("untrusted");
+        let refused = prometheus(&plain, &query(), sent)
+            .await
+            .expect_err("untrusted");
         assert!(refused.contains("certificate"), "{refused}");
         assert!(!refused.contains("s3cret"), "{refused}");
 
@@ -465,7 +463,10 @@ mod tests {
         let sent = headers(&trusted, &secret).expect("headers");
         assert_eq!(prometheus(&trusted, &query(), sent).await, Ok(Some(0.97)));
         assert!(
-            seen.lock().expect("seen").iter().any(|a| a == "Bearer s3cret"),
+            seen.lock()
+                .expect("seen")
+                .iter()
+                .any(|a| a == "Bearer s3cret"),
             "the Secret's value, trimmed, after the prefix"
         );
 
@@ -475,11 +476,16 @@ mod tests {
             headers: Vec::new(),
             ..provider(&address)
         };
-        assert_eq!(prometheus(&insecure, &query(), Vec::new()).await, Ok(Some(0.97)));
+        assert_eq!(
+            prometheus(&insecure, &query(), Vec::new()).await,
+            Ok(Some(0.97))
+        );
 
         // A CA file that holds no certificate is named.
         std::fs::write(&ca_file, "not a certificate").expect("write");
-        let bad = prometheus(&trusted, &query(), Vec::new()).await.expect_err("bad CA");
+        let bad = prometheus(&trusted, &query(), Vec::new())
+            .await
+            .expect_err("bad CA");
         assert!(bad.contains("no PEM certificate"), "{bad}");
     }
 
@@ -493,16 +499,22 @@ mod tests {
         let none = |_: &str, _: &str| -> Result<Option<Vec<u8>>, String> { Ok(None) };
         assert_eq!(
             headers(&from_env, &none).err().as_deref(),
-            Some("header Authorization: environment variable RECONCILE_TEST_UNSET_PROMETHEUS_TOKEN is not set")
+            Some(
+                "header Authorization: environment variable RECONCILE_TEST_UNSET_PROMETHEUS_TOKEN is not set"
+            )
         );
         assert_eq!(
             headers(&provider("https://p"), &none).err().as_deref(),
             Some("header Authorization: key \"token\" of Secret \"prometheus\" is not set")
         );
-        let newline = |_: &str, _: &str| -> Result<Option<Vec<u8>>, String> {
-            Ok(Some(b"zz\nqq".to_vec()))
-        };
-        let err = headers(&provider("https://p"), &newline).err().unwrap_or_default();
-        assert!(err.contains("not a valid header value") && !err.contains("zz"), "{err}");
+        let newline =
+            |_: &str, _: &str| -> Result<Option<Vec<u8>>, String> { Ok(Some(b"zz\nqq".to_vec())) };
+        let err = headers(&provider("https://p"), &newline)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("not a valid header value") && !err.contains("zz"),
+            "{err}"
+        );
     }
 }

@@ -165,13 +165,17 @@ impl AnalysisSpec {
             for (i, header) in prometheus.headers.iter().enumerate() {
                 let field = format!("provider.prometheus.headers[{i}]");
                 if http::HeaderName::from_bytes(header.key.as_bytes()).is_err() {
-                    return Err(format!("{field}.key: {:?} is not a header name", header.key));
+                    return Err(format!(
+                        "{field}.key: {:?} is not a header name",
+                        header.key
+                    ));
                 }
                 match (&header.value, &header.value_from) {
                     (Some(_), None) => {}
                     (None, Some(from)) => match (&from.env, &from.secret_key_ref) {
                         (Some(name), None) if !name.is_empty() => {}
-                        (None, Some(secret)) if !secret.name.is_empty() && !secret.key.is_empty() => {}
+                        (None, Some(secret))
+                            if !secret.name.is_empty() && !secret.key.is_empty() => {}
                         _ => {
                             return Err(format!(
                                 "{field}.valueFrom: needs exactly one of env or secretKeyRef {{name, key}}"

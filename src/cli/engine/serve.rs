@@ -45,8 +45,12 @@ pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
         eprintln!("warning: {warning}");
     }
     let mut engine = Engine::open(&state)?;
-    api::rbac::bootstrap(&mut engine)
-        .with_context(|| format!("cannot create the default RBAC roles in {}", state.display()))?;
+    api::rbac::bootstrap(&mut engine).with_context(|| {
+        format!(
+            "cannot create the default RBAC roles in {}",
+            state.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
