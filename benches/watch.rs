@@ -64,7 +64,7 @@ fn main() {
     let cpu_cold = cpu_seconds();
     let mut controller = Controller::new(
         source,
-        engine,
+        Box::new(engine),
         options,
         shared,
         Box::new(|_| {}),

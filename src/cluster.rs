@@ -6,6 +6,7 @@
 //! Service selector switch, a traffic weight annotation) is expressed as ordinary objects
 //! applied through [`Cluster::apply`], so one rollout driver serves both backends.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -98,6 +99,15 @@ pub struct MetricQuery {
     pub provider: Option<crate::rollout::analysis::Provider>,
 }
 
+/// An object a watch saw change, as it was then (or as it was last, when it went).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The object.
+    pub object: Value,
+    /// True when it was deleted.
+    pub deleted: bool,
+}
+
 /// A cluster: the built-in engine or a Kubernetes API server.
 pub trait Cluster {
     /// Human name of the target (`engine:.reconcile/engine.db`, `kube:prod`).
@@ -123,12 +133,13 @@ pub trait Cluster {
     /// failure, returning its index and error; the objects before it stay applied. Backends
     /// whose writes trigger expensive work (the engine settles its controllers after each
     /// write) may override this to do that work once for the whole batch.
-    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, Error)> {
-        let mut applied = Vec::with_capacity(objects.len());
+    /// Nothing is returned, and an owned object may be kept as it is sent: a batch may hold
+    /// every object of a large application, and copies of them would double its memory.
+    fn apply_batch(&mut self, objects: Vec<Cow<'_, Value>>) -> Result<(), (usize, Error)> {
         for (index, object) in objects.iter().enumerate() {
-            applied.push(self.apply(object).map_err(|e| (index, e))?);
+            self.apply(object).map_err(|e| (index, e))?;
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
@@ -146,7 +157,7 @@ pub trait Cluster {
     /// sent (a server-side dry run: validation, admission, quota). Returns the index of the
     /// first object refused and why. Objects a dry run cannot judge yet (a kind whose CRD, or a
     /// namespace, the same apply creates) pass. Targets that cannot tell accept everything.
-    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, Error)> {
+    fn check_writes(&self, objects: &[&Value]) -> Result<(), (usize, Error)> {
         let _ = objects;
         Ok(())
     }
@@ -203,5 +214,54 @@ pub trait Cluster {
     /// and pull errors are only reported there). Empty when the backend keeps none.
     fn warnings(&self, _kind: &str, _namespace: &str, _name: &str) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
+    }
+
+    /// Names the target whatever its spelling (a canonical state path, a context), so one
+    /// target named twice is used once.
+    fn identity(&self) -> String {
+        self.target_name()
+    }
+
+    /// Reads again what other processes wrote since the last read; true when something
+    /// changed (the engine reloads its state file). A server is always current: `false`.
+    fn refresh(&mut self) -> Result<bool, Error> {
+        Ok(false)
+    }
+
+    /// Moves a virtual clock on by `by` without waiting for it (the engine's time follows a
+    /// watcher's wall clock); true when its controllers changed something. A real
+    /// cluster's clock moves by itself: `false`.
+    fn advance_clock(&mut self, by: Duration) -> Result<bool, Error> {
+        let _ = by;
+        Ok(false)
+    }
+
+    /// The changes to objects of `kinds` (every namespace) seen since the last call, oldest
+    /// first, from watches started on the first call for each kind (the first call of a kind
+    /// reports every object of it). `None` when the target has no watches: the caller then
+    /// relies on [`Cluster::refresh`].
+    fn observe(&mut self, kinds: &[Gvk]) -> Result<Option<Vec<Observed>>, Error> {
+        let _ = kinds;
+        Ok(None)
+    }
+
+    /// A number that changes whenever what a page of the target shows may have changed
+    /// (objects, events); pages redraw when it moves.
+    fn change_marker(&mut self) -> u64 {
+        0
+    }
+
+    /// Takes the target's one-watcher lock for `holder` (its description: pid, address),
+    /// held until this handle is dropped; `Ok(false)` when the target keeps no such lock
+    /// itself (the engine's is a file beside its state, which the watcher takes).
+    fn lock_watcher(&mut self, holder: &str) -> Result<bool, Error> {
+        let _ = holder;
+        Ok(false)
+    }
+
+    /// The description of the watcher holding the target's watcher lock (see
+    /// [`Cluster::lock_watcher`]), if one runs; `None` too when the target keeps none.
+    fn watcher(&self) -> Result<Option<String>, Error> {
+        Ok(None)
     }
 }

@@ -132,16 +132,17 @@ fn outcome_word(outcome: &Outcome) -> (&'static str, &str) {
 impl ApplyApplication {
     /// What an apply did, object by object: `plan` is what it set out to do.
     pub fn applied(plan: &Plan, report: &ApplyReport, waited: bool) -> ApplyApplication {
+        // The first change recorded for each object, looked up once per action.
+        let mut done: std::collections::HashMap<&str, Change> =
+            std::collections::HashMap::with_capacity(report.done.len());
+        for (name, change) in &report.done {
+            done.entry(name.as_str()).or_insert(*change);
+        }
         let objects = plan
             .actions
             .iter()
             .map(|action| {
-                let display = action.display();
-                let done = report
-                    .done
-                    .iter()
-                    .find(|(name, _)| *name == display)
-                    .map(|(_, change)| *change);
+                let done = done.get(action.display().as_str()).copied();
                 let result = match (done, action.action) {
                     (Some(Change::Create), _) => ObjectOutcome::Created,
                     (Some(Change::Update), _) => ObjectOutcome::Updated,

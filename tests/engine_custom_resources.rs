@@ -1,5 +1,6 @@
 //! Custom resources beyond storage: their CRD's `additionalPrinterColumns` in `engine get`,
-//! and `apply --wait` taking a custom resource without status as current (kstatus).
+//! a status declared in the tree (an ordinary field without the status subresource, ignored
+//! with it), and `apply --wait` on kstatus' generic rules.
 
 mod plan_support;
 
@@ -86,11 +87,152 @@ fn apply_wait_takes_a_custom_resource_without_status_as_current() {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 1}\n",
     );
     repo.ok(&["apply", "app", "--wait"], 0);
-    // The rules for conditions (Stalled, Reconciling, Ready, observedGeneration) are unit
-    // tests of `rollout::health`: an applied custom resource here has no controller to
-    // report them, and an apply replaces the status of a CRD without the status subresource.
     let table = repo.ok(&["engine", "get", "widgets"], 0).stdout;
     assert!(table.contains("<none>"), "{table}");
+}
+
+/// A Widget `w1` of size `size` whose status (`None`: no status) is `status`.
+fn widget(size: i64, status: Option<&str>) -> String {
+    let mut text = format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: {size}}}\n"
+    );
+    if let Some(status) = status {
+        text.push_str(&format!("status: {status}\n"));
+    }
+    text
+}
+
+const NOT_READY: &str = r#"{conditions: [{type: Ready, status: "False", reason: Pending, message: waiting for the database}]}"#;
+const READY: &str = r#"{observedGeneration: 1, conditions: [{type: Ready, status: "True", reason: Up, message: serving}]}"#;
+
+#[test]
+fn a_tree_declares_the_status_of_a_custom_resource_without_the_status_subresource() {
+    let repo = Repo::new();
+    app(&repo, &widget(1, Some(NOT_READY)));
+    repo.ok(&["apply", "app"], 0);
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(live.contains("message: waiting for the database"), "{live}");
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+
+    // A changed status is planned and applied like spec.
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(plan.contains("~ update Widget default/w1"), "{plan}");
+    assert!(plan.contains("-    status: \"False\""), "{plan}");
+    assert!(plan.contains("+    status: \"True\""), "{plan}");
+    repo.ok(&["apply", "app"], 0);
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(
+        live.contains("message: serving") && live.contains("observedGeneration: 1"),
+        "{live}"
+    );
+    let managed = repo
+        .ok(
+            &[
+                "engine",
+                "get",
+                "widget",
+                "w1",
+                "-o",
+                "yaml",
+                "--show-managed-fields",
+            ],
+            0,
+        )
+        .stdout;
+    assert!(
+        managed.contains("f:status:"),
+        "reconcile owns the status it applied:\n{managed}"
+    );
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+
+    // Dropped from the tree: removed, as any field reconcile applied and no longer declares.
+    repo.write("app/widgets.yaml", &widget(1, None));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(plan.contains("-status:"), "{plan}");
+    repo.ok(&["apply", "app"], 0);
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(!live.contains("status:"), "{live}");
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_declared_status_is_ignored_with_the_status_subresource() {
+    let repo = Repo::new();
+    app(&repo, &widget(1, None));
+    repo.ok(&["apply", "app"], 0);
+    // Turning the subresource on is a change of the CRD.
+    repo.edit(
+        "app/crd.yaml",
+        "    storage: true\n",
+        "    storage: true\n    subresources: {status: {}}\n",
+    );
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    let plan = repo.ok(&["plan", "app", "--detailed-exitcode"], 2).stdout;
+    assert!(
+        plan.contains("~ update CustomResourceDefinition widgets.example.com"),
+        "{plan}"
+    );
+    assert!(plan.contains("+    subresources:"), "{plan}");
+    assert!(
+        !plan.contains("Widget default/w1"),
+        "status is not the main resource's: {plan}"
+    );
+    repo.ok(&["apply", "app"], 0);
+    let live = repo
+        .ok(&["engine", "get", "widget", "w1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(!live.contains("status:"), "{live}");
+    // No perpetual diff.
+    repo.ok(&["plan", "app", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn apply_wait_follows_kstatus_conditions() {
+    let repo = Repo::new();
+    // Never Ready: the wait times out naming the condition's message.
+    app(&repo, &widget(1, Some(NOT_READY)));
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 1);
+    assert!(
+        run.all().contains(
+            "timed out waiting for Widget default/w1 (Progressing: not Ready: Pending: waiting for the database)"
+        ),
+        "{}",
+        run.all()
+    );
+    // Ready at the generation it observed: current.
+    repo.write("app/widgets.yaml", &widget(1, Some(READY)));
+    repo.ok(&["apply", "app", "--wait", "--timeout", "20s"], 0);
+    // A spec change the status has not observed yet is in progress.
+    repo.write("app/widgets.yaml", &widget(2, Some(READY)));
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "5s"], 1);
+    assert!(
+        run.all()
+            .contains("status observedGeneration 1 is behind generation 2"),
+        "{}",
+        run.all()
+    );
+    // Stalled: failed at once, naming its reason and message.
+    repo.write(
+        "app/widgets.yaml",
+        &widget(
+            2,
+            Some(r#"{observedGeneration: 2, conditions: [{type: Stalled, status: "True", reason: BadConfig, message: no such secret}]}"#),
+        ),
+    );
+    let run = repo.ok(&["apply", "app", "--wait", "--timeout", "1h"], 1);
+    assert!(
+        run.all()
+            .contains("Widget default/w1 is Degraded: Stalled: BadConfig: no such secret"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -124,4 +266,128 @@ fn an_apply_that_declares_no_status_keeps_the_status_someone_else_wrote() {
     let after = e.apply(&widget(2)).expect("update");
     assert_eq!(after["spec"]["size"], 2);
     assert_eq!(after["status"], report);
+}
+
+/// A CRD for `widgets` in `group` (short name `wd`).
+fn widget_crd(group: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#
+    )
+}
+
+#[test]
+fn a_word_two_groups_serve_names_the_group_discovery_lists_first() {
+    let repo = Repo::new();
+    // b's CRD is stored and registered last, yet a.example.com comes first: CRD groups have
+    // the same priority and the aggregator orders them by APIService name (`v1.a…`).
+    repo.write(
+        "app/kustomization.yaml",
+        "resources:\n- crds.yaml\n- widgets.yaml\n",
+    );
+    repo.write(
+        "app/crds.yaml",
+        &format!(
+            "{}---\n{}",
+            widget_crd("b.example.com"),
+            widget_crd("a.example.com")
+        ),
+    );
+    repo.write(
+        "app/widgets.yaml",
+        "apiVersion: b.example.com/v1\nkind: Widget\nmetadata: {name: from-b}\n---\n\
+         apiVersion: a.example.com/v1\nkind: Widget\nmetadata: {name: from-a}\n",
+    );
+    repo.ok(&["apply", "app"], 0);
+    let plain = repo.ok(&["engine", "get", "widgets"], 0);
+    assert!(
+        plain.stdout.contains("from-a") && !plain.stdout.contains("from-b"),
+        "{}",
+        plain.all()
+    );
+    assert!(
+        !plain.stderr.contains("Warning"),
+        "a full name warns of nothing: {}",
+        plain.stderr
+    );
+    // A short name both have: kubectl's warning names the other resource.
+    let short = repo.ok(&["engine", "get", "wd"], 0);
+    assert!(short.stdout.contains("from-a"), "{}", short.all());
+    assert!(
+        short.stderr.contains(
+            "Warning: short name \"wd\" could also match lower priority resource widgets.b.example.com"
+        ),
+        "{}",
+        short.stderr
+    );
+    let qualified = repo
+        .ok(&["engine", "get", "widgets.b.example.com"], 0)
+        .stdout;
+    assert!(
+        qualified.contains("from-b") && !qualified.contains("from-a"),
+        "{qualified}"
+    );
+    let deleted = repo.ok(&["engine", "delete", "widget", "from-a"], 0);
+    assert!(
+        deleted
+            .stdout
+            .contains("widget.a.example.com/from-a deleted"),
+        "{}",
+        deleted.all()
+    );
+}
+
+#[test]
+fn a_conversion_webhook_the_engine_cannot_call_fails_other_versions() {
+    let repo = Repo::new();
+    let v2 = "  - name: v2\n    served: true\n    storage: false\n    schema:\n      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n";
+    let webhook = "  conversion:\n    strategy: Webhook\n    webhook:\n      conversionReviewVersions: [v1]\n      clientConfig: {service: {name: widget-conv, namespace: default}}\n";
+    repo.write(
+        "crd.yaml",
+        &format!("{}{v2}{webhook}", widget_crd("hook.example.com")),
+    );
+    repo.ok(&["engine", "apply", "-f", "crd.yaml"], 0);
+    repo.write(
+        "v1.yaml",
+        "apiVersion: hook.example.com/v1\nkind: Widget\nmetadata: {name: w1}\n",
+    );
+    repo.ok(&["engine", "apply", "-f", "v1.yaml"], 0);
+    repo.write(
+        "v2.yaml",
+        "apiVersion: hook.example.com/v2\nkind: Widget\nmetadata: {name: w2}\n",
+    );
+    let refused = repo.ok(&["engine", "apply", "-f", "v2.yaml"], 1);
+    assert!(
+        refused.stderr.contains(
+            "conversion webhook for hook.example.com/v2, Kind=Widget failed: Post \"https://widget-conv.default.svc:443?timeout=30s\": service \"widget-conv\" not found"
+        ),
+        "{}",
+        refused.stderr
+    );
+    // A tree naming v2 cannot be planned: reading the live object needs the webhook too.
+    repo.write("app/kustomization.yaml", "resources:\n- w.yaml\n");
+    repo.write(
+        "app/w.yaml",
+        "apiVersion: hook.example.com/v2\nkind: Widget\nmetadata: {name: w1}\n",
+    );
+    let plan = repo.ok(&["plan", "app", "--adopt"], 1);
+    assert!(
+        plan.stderr
+            .contains("conversion webhook for hook.example.com/v1, Kind=Widget failed"),
+        "{}",
+        plan.stderr
+    );
 }

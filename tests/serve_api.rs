@@ -804,3 +804,119 @@ async fn token_users_are_authorized_by_the_stored_rbac_objects() {
         403
     );
 }
+
+/// A CRD of `kind` in `group` serving `versions` (the first stored), with `extra` merged
+/// into its spec.
+fn crd(group: &str, kind: &str, versions: &[&str], extra: Value) -> Value {
+    let plural = format!("{}s", kind.to_lowercase());
+    let versions: Vec<Value> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({"name": v, "served": true, "storage": i == 0, "schema": {"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+        })
+        .collect();
+    let mut crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "kind": kind, "shortNames": ["gz"]}, "versions": versions}});
+    if let (Some(spec), Some(more)) = (crd["spec"].as_object_mut(), extra.as_object()) {
+        spec.extend(more.clone());
+    }
+    crd
+}
+
+#[tokio::test]
+async fn a_conversion_webhook_nobody_serves_fails_what_needs_a_conversion() {
+    let r = router();
+    let conversion = json!({"conversion": {"strategy": "Webhook", "webhook": {
+        "conversionReviewVersions": ["v1"],
+        "clientConfig": {"service": {"name": "conv", "namespace": "default", "path": "/convert"}}}}});
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("conv.example.com", "Gizmo", &["v1", "v2"], conversion),
+    )
+    .await;
+    let gizmo = |version: &str| {
+        json!({"apiVersion": format!("conv.example.com/{version}"), "kind": "Gizmo",
+            "metadata": {"name": "g"}, "spec": {"size": 1}})
+    };
+    // The storage version needs no conversion.
+    let v1 = "/apis/conv.example.com/v1/namespaces/default/gizmos";
+    ok(&r, "POST", v1, gizmo("v1")).await;
+    ok(&r, "GET", &format!("{v1}/g"), Value::Null).await;
+    // Any other version does, and the webhook's Service does not exist.
+    let v2 = "/apis/conv.example.com/v2/namespaces/default/gizmos";
+    let message = "Internal error occurred: conversion webhook for conv.example.com/v1, Kind=Gizmo failed: Post \"https://conv.default.svc:443/convert?timeout=30s\": service \"conv\" not found";
+    for (method, uri, body) in [
+        ("GET", format!("{v2}/g"), Value::Null),
+        ("GET", v2.to_string(), Value::Null),
+        ("POST", v2.to_string(), gizmo("v2")),
+    ] {
+        let (code, status) = call(
+            &r,
+            method,
+            &uri,
+            "application/json",
+            body.to_string().into_bytes(),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (500, Some("InternalError")),
+            "{method} {uri}: {status}"
+        );
+        let expected = if method == "POST" {
+            message.replace("conv.example.com/v1", "conv.example.com/v2")
+        } else {
+            message.to_string()
+        };
+        assert_eq!(status["message"], expected.as_str(), "{method} {uri}");
+    }
+    // Nothing was written by the refused create.
+    let list = ok(&r, "GET", v1, Value::Null).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn discovery_lists_custom_groups_as_the_aggregator_orders_them() {
+    let r = router();
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    // Registered in the opposite order: the aggregator sorts equal-priority groups by
+    // their APIService names (`v1.a…` before `v1.b…`), whatever the order of creation.
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("disco-b.example.com", "Gadget", &["v1"], json!({})),
+    )
+    .await;
+    ok(
+        &r,
+        "POST",
+        crds,
+        crd("disco-a.example.com", "Gadget", &["v1"], json!({})),
+    )
+    .await;
+    let apis = ok(&r, "GET", "/apis", Value::Null).await;
+    let names: Vec<&str> = apis["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    let position = |group: &str| names.iter().position(|n| *n == group).unwrap_or(usize::MAX);
+    assert!(
+        position("disco-a.example.com") < position("disco-b.example.com"),
+        "{names:?}"
+    );
+    assert!(
+        position("apps") < position("disco-a.example.com"),
+        "{names:?}"
+    );
+}

@@ -23,6 +23,8 @@ pub struct ApplyRequest<'a> {
     pub force: bool,
     /// Virtual now (for `managedFields[].time`).
     pub now: String,
+    /// `status` is an ordinary field (a CRD without the status subresource).
+    pub status_is_field: bool,
 }
 
 fn type_of(object: &Value) -> (&str, &str) {
@@ -43,7 +45,7 @@ pub fn merge(
     }
     let api = OpenApi::builtin();
     let (api_version, kind) = type_of(applied);
-    let schema = fields::schema_for(&api, api_version, kind);
+    let schema = fields::schema_for(&api, api_version, kind).with_status_field(req.status_is_field);
     let mut body = applied.clone();
     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
@@ -58,18 +60,21 @@ pub fn merge(
 
 /// Records a write that is not an apply (POST, PUT, JSON/merge/strategic PATCH) by `manager`
 /// in `new`'s `managedFields`, as an `Update` entry; `old` is the object before the write,
-/// `subresource` what it was written through (`status`, `scale`; empty: the object).
+/// `subresource` what it was written through (`status`, `scale`; empty: the object);
+/// `status_is_field`: `status` is an ordinary field of the object (a CRD without the status
+/// subresource).
 pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
     subresource: &str,
+    status_is_field: bool,
     now: &str,
 ) -> Result<(), ApiError> {
     let api = OpenApi::builtin();
     let (api_version, kind) = type_of(new);
     let (api_version, kind) = (api_version.to_string(), kind.to_string());
-    let schema = fields::schema_for(&api, &api_version, &kind);
+    let schema = fields::schema_for(&api, &api_version, &kind).with_status_field(status_is_field);
     fields::update(old, new, manager, subresource, now, schema)
         .map_err(|e| invalid_managed_fields(&e))
 }
@@ -165,6 +170,7 @@ mod tests {
             manager,
             force,
             now: "2026-01-01T00:00:00Z".into(),
+            status_is_field: false,
         }
     }
 
@@ -213,7 +219,15 @@ mod tests {
         // `kubectl scale` (an Update by another manager) takes .spec.replicas over.
         let mut scaled = created.clone();
         scaled["spec"]["replicas"] = json!(5);
-        record_update(Some(&created), &mut scaled, "kubectl-scale", "scale", "t").expect("update");
+        record_update(
+            Some(&created),
+            &mut scaled,
+            "kubectl-scale",
+            "scale",
+            false,
+            "t",
+        )
+        .expect("update");
         let entries = fields::managed_fields(&scaled).expect("entries");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].manager, "kubectl-scale");

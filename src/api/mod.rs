@@ -334,6 +334,19 @@ async fn dispatch(
         )
             .into_response());
     }
+    if !crate::engine::kinds::is_builtin(info) {
+        // A CRD converting with a webhook the engine cannot call fails every request that
+        // needs a conversion, as an API server whose webhook is unreachable.
+        let asked = version.clone();
+        let sent = method == Method::POST;
+        if let Some(failure) = app
+            .worker
+            .call(move |e| e.conversion_failure(info, &asked, sent))
+            .await?
+        {
+            return Err(ApiError::new(500, "InternalError", failure));
+        }
+    }
     let scope = Scope {
         info,
         namespace,
@@ -483,6 +496,7 @@ fn server_side_apply(
         manager,
         force,
         now: crate::engine::clock::rfc3339(engine.now_millis()),
+        status_is_field: crate::engine::kinds::status_is_field(info),
     };
     let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
     objects::drop_nulls(&mut merged);

@@ -251,7 +251,12 @@ fn owned(
     subresource: &str,
 ) -> Result<(), ApiError> {
     let now = rfc3339(engine.now_millis());
-    apply::record_update(old, new, &write.manager, subresource, &now)
+    let status_is_field = crate::engine::kinds::resolve(
+        doc::str_at(new, &["apiVersion"]),
+        doc::str_at(new, &["kind"]),
+    )
+    .is_ok_and(crate::engine::kinds::status_is_field);
+    apply::record_update(old, new, &write.manager, subresource, status_is_field, &now)
 }
 
 /// POST: creates an object.

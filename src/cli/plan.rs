@@ -540,7 +540,7 @@ fn render(resolved: &Resolved) -> anyhow::Result<Vec<Value>> {
         None => crate::render::render_dir(&resolved.dir),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(crate::render::to_values(&resources))
+    Ok(crate::render::into_values(resources))
 }
 
 /// The file of the application an object was rendered from (`app/web.yaml`), found by
@@ -1187,7 +1187,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
         let mut apply_each = || -> anyhow::Result<()> {
             for (r, (state, objects)) in resolved.iter().zip(&rendered) {
                 let cluster = engines.at(state)?;
-                let planned =
+                let mut planned =
                     plan::make_plan(&r.app, &r.app.path, objects, &*cluster, &plan_options)
                         .map_err(|e| naming_file(e, r))?;
                 if !json {
@@ -1212,8 +1212,9 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<i32> {
                 } else {
                     cluster.defer_settling();
                 }
-                let report = plan::apply(&planned, cluster, &options, &mut progress_line)
-                    .map_err(|e| naming_file(e, r))?;
+                let report =
+                    plan::apply_moving(&mut planned, cluster, &options, &mut progress_line)
+                        .map_err(|e| naming_file(e, r))?;
                 hold_between_applications_for_tests();
                 if defer && report.failure.is_none() {
                     let entry = deferred.entry(state.clone()).or_default();
@@ -1461,7 +1462,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
     let applied = engines.locked(&holder("apply"), |engines| {
         let fresh = fresh_plans(engines)?;
         let mut applied = Vec::new();
-        for (fresh, (saved, _, state, _, _)) in fresh.into_iter().zip(&prepared) {
+        for (mut fresh, (saved, _, state, _, _)) in fresh.into_iter().zip(&prepared) {
             let cluster = engines.at(state)?;
             if !json {
                 println!(
@@ -1471,7 +1472,7 @@ fn apply_saved(path: &Path, args: &ApplyArgs, options: ApplyOptions) -> anyhow::
                     fresh.plan.summary.line()
                 );
             }
-            let report = plan::apply(&fresh, cluster, &options, &mut progress_line)?;
+            let report = plan::apply_moving(&mut fresh, cluster, &options, &mut progress_line)?;
             applied.push((report, fresh.plan));
         }
         Ok(applied)

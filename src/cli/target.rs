@@ -211,7 +211,7 @@ pub fn connect(
     target: &Target,
     access: Access,
     force_conflicts: bool,
-) -> anyhow::Result<Box<dyn Cluster>> {
+) -> anyhow::Result<Box<dyn Cluster + Send>> {
     match target {
         Target::Engine(state) => Ok(Box::new(open(state, access)?)),
         Target::Kube { context } => {

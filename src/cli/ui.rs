@@ -20,7 +20,7 @@ pub struct UiArgs {
     /// The HTTP address (port 0: any free port). Beyond loopback an access token is required.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// The target: `engine` (default), `engine:PATH`.
+    /// The target: `engine` (default), `engine:PATH`, `kube`, `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
     /// Limit for each network operation when an application's source is a remote
@@ -99,9 +99,18 @@ pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
     let git_timeout = crate::rollout::time::parse_duration(&args.git_timeout)
         .map_err(|e| anyhow::anyhow!("--git-timeout: {e}"))?;
     let located = target::locate(args.target.as_deref(), None)?;
-    let state = located.engine_state("`reconcile ui`")?;
-    let engine = target::open(state, Access::Read)?;
-    let ui = crate::ui::Ui::new(engine, None, token)?
+    let (handle, target_name) = match &located {
+        target::Target::Engine(state) => (
+            crate::ui::Handle::Engine(target::open(state, Access::Read)?),
+            format!("engine:{}", state.path.display()),
+        ),
+        target::Target::Kube { .. } => {
+            let cluster = target::connect(&located, Access::Write, false)?;
+            let name = cluster.target_name();
+            (crate::ui::Handle::Cluster(cluster), name)
+        }
+    };
+    let ui = crate::ui::Ui::new(handle, None, token)?
         .with_sources(super::source::git_options(git_timeout));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -109,10 +118,7 @@ pub fn ui(args: UiArgs) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(crate::ui::serve(ui, &args.listen, |addr| {
-        println!(
-            "reconcile ui for engine:{} on http://{addr}/",
-            state.path.display()
-        );
+        println!("reconcile ui for {target_name} on http://{addr}/");
     }))?;
     println!("stopped");
     Ok(EXIT_OK)

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::EXIT_OK;
-use super::target::{self, Access, repo_root};
+use super::target::{self, Access, Target, repo_root};
+use crate::cluster::Cluster;
 use crate::controller::decide::short;
 use crate::controller::status::{self, AppStatus};
 use crate::controller::{self, ServeOptions, lock, watch};
@@ -38,10 +39,11 @@ pub struct WatchArgs {
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: String,
     /// Where to apply: `engine` (default: `.reconcile/engine.db` of the repository),
-    /// `engine:PATH`.
+    /// `engine:PATH`, `kube` (the kubeconfig's current context) or `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
-    /// Engine only: virtual seconds per wall second (10: a 30s canary pause takes 3s).
+    /// Engine only: virtual seconds per wall second (10: a 30s canary pause takes 3s); a
+    /// Kubernetes cluster keeps its own time.
     #[arg(long, default_value = "1")]
     pub speed: f64,
     /// Name of the environment variable holding the webhook secret (GitHub HMAC key or
@@ -69,7 +71,7 @@ pub enum StatusFormat {
 pub struct StatusArgs {
     /// One application (details and its last syncs); all when absent.
     pub app: Option<String>,
-    /// Where the statuses are: `engine` (default), `engine:PATH`.
+    /// Where the statuses are: `engine` (default), `engine:PATH`, `kube`, `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
     /// Output format.
@@ -82,7 +84,8 @@ pub struct StatusArgs {
 pub struct SyncArgs {
     /// The application.
     pub app: String,
-    /// The target the watcher runs on: `engine` (default), `engine:PATH`.
+    /// The target the watcher runs on: `engine` (default), `engine:PATH`, `kube`,
+    /// `kube:CONTEXT`.
     #[arg(long)]
     pub target: Option<String>,
     /// The watcher's access token, when it has one.
@@ -99,16 +102,97 @@ fn wall_now() -> String {
     )
 }
 
-/// The engine state of a target, for a repository: `engine` means the repository's own
-/// `.reconcile/engine.db` (or `RECONCILE_ENGINE_STATE`).
-fn state_for(target: Option<&str>, repo: &Path) -> anyhow::Result<PathBuf> {
-    let located = target::locate(target, None)?;
-    let located = located.engine_state("`reconcile watch`")?.clone();
-    Ok(if located.explicit {
-        located.path
-    } else {
-        repo_root(repo).join(".reconcile").join("engine.db")
-    })
+/// Opens the targets applications name in their `target:` for the watcher.
+struct Connector {
+    /// Where a relative `engine:PATH` starts.
+    base_dir: PathBuf,
+}
+
+impl watch::Connector for Connector {
+    fn open(&self, text: &str) -> Result<(Box<dyn Cluster + Send>, Option<PathBuf>), String> {
+        if let Some(path) = text.strip_prefix("engine:").filter(|p| !p.is_empty()) {
+            let path = self.base_dir.join(path);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("target {text}: creating {}: {e}", parent.display()))?;
+            }
+            let engine = Engine::open(&path).map_err(|e| format!("target {text}: {e}"))?;
+            return Ok((Box::new(engine), Some(path)));
+        }
+        let context = match text.strip_prefix("kube") {
+            Some("") => None,
+            Some(rest) if rest.len() > 1 && rest.starts_with(':') => Some(rest[1..].to_string()),
+            _ => {
+                return Err(format!(
+                    "target: unknown target {text:?} (expected engine, engine:PATH, kube or kube:CONTEXT)"
+                ));
+            }
+        };
+        let options = crate::k8s::Options {
+            context,
+            force_conflicts: true,
+        };
+        let cluster = crate::k8s::connect(&options).map_err(|e| format!("target {text}: {e}"))?;
+        Ok((Box::new(cluster), None))
+    }
+}
+
+/// The cluster a watcher runs on, the engine state file its watcher lock lies beside
+/// (`None` on Kubernetes, which keeps a Lease), and the web UI's own handle on it. A target
+/// already watched is refused before anything is opened for writing: a refused watcher
+/// touches nothing (the lock itself is taken by `controller::serve`).
+type Opened = (
+    Box<dyn Cluster + Send>,
+    Option<PathBuf>,
+    Result<crate::ui::Handle, String>,
+);
+
+fn open_watched(target: Option<&str>, repo: &Path) -> anyhow::Result<Opened> {
+    match target::locate(target, None)? {
+        Target::Engine(located) => {
+            // `engine` means the repository's own `.reconcile/engine.db` (or
+            // RECONCILE_ENGINE_STATE).
+            let state = if located.explicit {
+                located.path
+            } else {
+                repo_root(repo).join(".reconcile").join("engine.db")
+            };
+            if let Some(parent) = state.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let target_name = format!("engine:{}", state.display());
+            if let Ok(holder) = lock::holder(&state, &target_name) {
+                return Err(lock::Error::Held {
+                    target: target_name,
+                    holder: holder.to_string(),
+                }
+                .into());
+            }
+            let engine = Engine::open(&state)
+                .with_context(|| format!("opening the engine state {}", state.display()))?;
+            let ui = Engine::open_existing(&state)
+                .map(crate::ui::Handle::Engine)
+                .map_err(|e| e.to_string());
+            Ok((Box::new(engine), Some(state), ui))
+        }
+        located @ Target::Kube { .. } => {
+            // Self-heal takes back a declared field whoever changed it (as Flux's
+            // kustomize-controller forces its server-side applies).
+            let cluster = target::connect(&located, Access::Write, true)?;
+            if let Ok(holder) = lock::holder_of(&*cluster, None) {
+                return Err(lock::Error::Held {
+                    target: cluster.target_name(),
+                    holder: holder.to_string(),
+                }
+                .into());
+            }
+            let ui = target::connect(&located, Access::Read, false)
+                .map(crate::ui::Handle::Cluster)
+                .map_err(|e| format!("{e:#}"));
+            Ok((cluster, None, ui))
+        }
+    }
 }
 
 /// `reconcile watch`.
@@ -164,23 +248,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         ),
         None => None,
     };
-    let state = state_for(args.target.as_deref(), &repo)?;
-    if let Some(parent) = state.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    // A target already watched is refused before its state is opened: a refused watcher
-    // touches nothing (the lock itself is taken by `controller::serve`).
-    let target_name = format!("engine:{}", state.display());
-    if let Ok(holder) = lock::holder(&state, &target_name) {
-        return Err(lock::Error::Held {
-            target: target_name,
-            holder: holder.to_string(),
-        }
-        .into());
-    }
-    let engine = Engine::open(&state)
-        .with_context(|| format!("opening the engine state {}", state.display()))?;
+    let (cluster, state, ui) = open_watched(args.target.as_deref(), &repo)?;
     let options = ServeOptions {
         repo: repo_text,
         git: super::source::git_options(git_timeout),
@@ -194,6 +262,9 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
                     || std::env::var(target::TARGET_VAR).is_ok_and(|v| !v.is_empty()),
                 base_dir: here.clone(),
                 holder: None,
+                connector: Some(std::sync::Arc::new(Connector {
+                    base_dir: here.clone(),
+                })),
             },
         },
         listen: args.listen.clone(),
@@ -207,7 +278,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     let log = Box::new(|line: &str| println!("{} {line}", wall_now()));
-    runtime.block_on(controller::serve(options, engine, log, |_| {}))?;
+    runtime.block_on(controller::serve(options, cluster, ui, log, |_| {}))?;
     println!("{} stopped", wall_now());
     Ok(EXIT_OK)
 }
@@ -348,12 +419,16 @@ fn details(s: &AppStatus) -> String {
 
 /// `reconcile sync APP`.
 pub fn sync(args: SyncArgs) -> anyhow::Result<i32> {
-    let path = target::locate(args.target.as_deref(), None)?
-        .engine_state("`reconcile sync`")?
-        .path
-        .clone();
-    let target = format!("engine:{}", path.display());
-    let holder = lock::holder(&path, &target)?;
+    let located = target::locate(args.target.as_deref(), None)?;
+    let holder = match &located {
+        Target::Engine(state) => {
+            lock::holder(&state.path, &format!("engine:{}", state.path.display()))?
+        }
+        Target::Kube { .. } => {
+            let cluster = target::connect(&located, Access::Read, false)?;
+            lock::holder_of(&*cluster, None)?
+        }
+    };
     let authorization = super::ui::token(&args.token)?
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();

@@ -1,13 +1,16 @@
-//! One watcher per target: an exclusive OS lock on a file beside the target's state
-//! (`engine.db.watch`), which also tells others who holds it and where it listens (so
-//! `reconcile sync` finds the watcher). The OS releases the lock when the process dies, so a
-//! crash never leaves the target locked.
+//! One watcher per target: on the engine an exclusive OS lock on a file beside the target's
+//! state (`engine.db.watch`), on other targets the target's own (a Lease on Kubernetes,
+//! [`Cluster::lock_watcher`]); either tells others who holds it and where it listens (so
+//! `reconcile sync` finds the watcher). A crash never leaves the target locked: the OS
+//! releases the file lock when the process dies, a Lease expires when no longer renewed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::cluster::Cluster;
 
 /// Errors taking or reading the lock.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,14 @@ pub enum Error {
     NoWatcher {
         /// The target.
         target: String,
+    },
+    /// The target's own lock cannot be used.
+    #[error("the watcher lock of {target}: {cause}")]
+    Target {
+        /// The target.
+        target: String,
+        /// Why.
+        cause: String,
     },
     /// The lock file cannot be used.
     #[error("{}: {cause}", path.display())]
@@ -144,6 +155,73 @@ pub fn holder(state: &Path, target: &str) -> Result<Holder, Error> {
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(io(&path))?;
     serde_json::from_str(&text).map_err(|_| no_watcher())
+}
+
+/// A watcher lock held: the file beside an engine's state, or the target's own, which the
+/// target handle holds (and gives back when dropped).
+#[derive(Debug)]
+pub enum Held {
+    /// The file lock of an engine target.
+    File(WatchLock),
+    /// Held by the target handle itself.
+    InTarget,
+}
+
+/// How a holder description read back from a target reads: a [`Holder`] as it prints, or
+/// the text as it is.
+fn describe(text: &str) -> String {
+    serde_json::from_str::<Holder>(text)
+        .map(|h| h.to_string())
+        .unwrap_or_else(|_| text.to_string())
+}
+
+/// Takes the watcher lock of `cluster` for `holder`: the file beside `state` (an engine
+/// target), else the target's own lock. Says who holds it when another watcher does.
+pub fn acquire(
+    cluster: &mut dyn Cluster,
+    state: Option<&Path>,
+    holder: &Holder,
+) -> Result<Held, Error> {
+    let target = cluster.target_name();
+    if let Some(state) = state {
+        return WatchLock::acquire(state, &target, holder).map(Held::File);
+    }
+    let text = serde_json::to_string(holder).unwrap_or_default();
+    match cluster.lock_watcher(&text) {
+        Ok(true) => Ok(Held::InTarget),
+        Ok(false) => Err(Error::Target {
+            target,
+            cause: "the target keeps no watcher lock".into(),
+        }),
+        Err(crate::cluster::Error::Locked { holder, .. }) => Err(Error::Held {
+            target,
+            holder: describe(&holder),
+        }),
+        Err(e) => Err(Error::Target {
+            target,
+            cause: e.to_string(),
+        }),
+    }
+}
+
+/// The watcher holding `cluster` (its lock file beside `state` on an engine target), if one
+/// runs.
+pub fn holder_of(cluster: &dyn Cluster, state: Option<&Path>) -> Result<Holder, Error> {
+    let target = cluster.target_name();
+    if let Some(state) = state {
+        return holder(state, &target);
+    }
+    match cluster.watcher() {
+        Ok(Some(text)) => serde_json::from_str(&text).map_err(|_| Error::Target {
+            target,
+            cause: format!("held by {text}, which is not a reconcile watch"),
+        }),
+        Ok(None) => Err(Error::NoWatcher { target }),
+        Err(e) => Err(Error::Target {
+            target,
+            cause: e.to_string(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use std::sync::{Arc, RwLock};
 
 use notify::Watcher;
 
-use crate::engine::Engine;
+use crate::cluster::Cluster;
 use watch::{Controller, Log, Options};
 
 /// Errors starting or running the watcher.
@@ -88,23 +88,25 @@ pub struct ServeOptions {
     pub listen: String,
     /// The webhook secret.
     pub webhook_secret: Option<String>,
-    /// The engine's state file (for the watcher lock).
-    pub state: PathBuf,
+    /// The engine's state file (its watcher lock is a file beside it); `None`: the target
+    /// keeps its own watcher lock (a Lease on Kubernetes).
+    pub state: Option<PathBuf>,
     /// The access token every HTTP request must carry (but `/healthz`, `/readyz`, and
     /// `/hooks/git` when a webhook secret checks it); `None`: loopback only.
     pub token: Option<String>,
 }
 
-/// Runs the watcher until SIGTERM or SIGINT: the current step finishes, then it returns.
-/// `started` is told the bound address once the HTTP side listens.
+/// Runs the watcher on `cluster` until SIGTERM or SIGINT: the current step finishes, then it
+/// returns. `ui` is the web UI's own handle on the target (or why there is none); `started`
+/// is told the bound address once the HTTP side listens.
 pub async fn serve(
     options: ServeOptions,
-    engine: Engine,
+    mut cluster: Box<dyn Cluster + Send>,
+    ui: Result<crate::ui::Handle, String>,
     mut log: Log,
     started: impl FnOnce(SocketAddr),
 ) -> Result<(), Error> {
-    use crate::cluster::Cluster;
-    let target = engine.target_name();
+    let target = cluster.target_name();
     let source = source::Source::open(&options.repo, options.reference.as_deref(), &options.git)?;
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
@@ -132,7 +134,7 @@ pub async fn serve(
         ),
         listen: addr.to_string(),
     };
-    let _lock = lock::WatchLock::acquire(&options.state, &target, &holder)?;
+    let _lock = lock::acquire(&mut *cluster, options.state.as_deref(), &holder)?;
     let mut options = options;
     options.watch.targets.holder = Some(holder);
     if options.webhook_secret.is_none() {
@@ -199,12 +201,10 @@ pub async fn serve(
     let server_stop = stop_signal.clone();
     let server_stopping = stopping.clone();
     let mut router = http::router(shared.clone());
-    // The web UI at `/`, over a handle of its own on the state file.
-    match Engine::open_existing(&options.state)
-        .map_err(|e| e.to_string())
-        .and_then(|engine| {
-            crate::ui::Ui::new(engine, Some(shared.clone()), None).map_err(|e| e.to_string())
-        }) {
+    // The web UI at `/`, over a handle of its own on the target.
+    match ui.and_then(|handle| {
+        crate::ui::Ui::new(handle, Some(shared.clone()), None).map_err(|e| e.to_string())
+    }) {
         Ok(ui) => {
             log(&format!("web UI on http://{addr}/"));
             router = router.merge(crate::ui::router(ui));
@@ -236,7 +236,7 @@ pub async fn serve(
 
     let controller = Controller::new(
         source,
-        engine,
+        cluster,
         options.watch.clone(),
         shared,
         log,

@@ -1,10 +1,15 @@
 //! The loop that owns time and IO: each cycle it lets the engine's virtual clock follow the
-//! wall clock, notices writes from other processes (drift), reads new revisions, renders the
-//! applications they touch, asks [`decide`](super::decide::decide) what to do, applies
-//! through `crate::plan`, carries rollouts forward, and publishes and persists statuses.
+//! wall clock, notices writes from other processes (drift: the engine's commits, a
+//! Kubernetes target's watches of the applications' kinds plus a periodic resync), reads new
+//! revisions, renders the applications they touch, asks [`decide`](super::decide::decide)
+//! what to do, applies through `crate::plan`, carries rollouts forward (on targets that do not
+//! drive their own, every Canary/BlueGreen it sees), and publishes and persists statuses.
 //!
-//! Invariant: every decision is made by `decide`; this module only observes and executes.
+//! Invariants: every decision is made by `decide`; this module only observes and executes;
+//! targets are reached only through [`Cluster`], whatever backend the command line picked.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,12 +21,12 @@ use super::decide::{self, Action, Comparison, Policy, SyncStatus};
 use super::http::{Command, Shared};
 use super::source::{self, Reads, Recording, Snapshot, Source};
 use super::status::{self, AppStatus, Revision, SyncRecord};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Observed};
 use crate::diff::Change;
-use crate::engine::Engine;
-use crate::model::ResId;
+use crate::model::{Gvk, ResId};
 use crate::plan::config::Application;
 use crate::plan::{self, ApplyOptions, PlanOptions};
+use crate::rollout::Phase;
 use crate::rollout::driver::{self, DriveOptions, Outcome};
 use crate::rollout::health::{self, Status as Health};
 
@@ -34,6 +39,9 @@ pub enum Error {
     /// The engine's state file failed.
     #[error("engine: {0}")]
     Engine(#[from] crate::engine::Error),
+    /// The watcher lock of the watcher's own target.
+    #[error(transparent)]
+    Lock(#[from] super::lock::Error),
     /// The target refused a write the loop needs (its lock).
     #[error(transparent)]
     Target(#[from] crate::cluster::Error),
@@ -52,8 +60,17 @@ pub struct Options {
     pub targets: Targets,
 }
 
+/// Opens the targets applications name in their `target:` (the command line picks the
+/// backend).
+pub trait Connector: Send + Sync {
+    /// Opens the target `text` names (`engine:PATH`, relative to where the watcher started;
+    /// `kube:CONTEXT`): the cluster, and the engine state file its watcher lock lies beside
+    /// (`None`: the target keeps its own, [`Cluster::lock_watcher`]).
+    fn open(&self, text: &str) -> Result<(Box<dyn Cluster + Send>, Option<PathBuf>), String>;
+}
+
 /// How an application's `target:` in reconcile.yaml is honoured.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Targets {
     /// `--target` (or `RECONCILE_TARGET`) was given: it overrides every application's own.
     pub forced: bool,
@@ -63,6 +80,86 @@ pub struct Targets {
     /// Who holds the watcher lock of every target used (a second watcher on any of them is
     /// refused); `None` takes no lock (benchmarks).
     pub holder: Option<super::lock::Holder>,
+    /// Opens other targets; `None`: applications naming one are not synced (benchmarks).
+    pub connector: Option<Arc<dyn Connector>>,
+}
+
+impl std::fmt::Debug for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Targets")
+            .field("forced", &self.forced)
+            .field("base_dir", &self.base_dir)
+            .field("holder", &self.holder)
+            .field("connector", &self.connector.is_some())
+            .finish()
+    }
+}
+
+/// How often every application on a target seen through watches is compared again anyway
+/// (Argo CD's default reconciliation timeout): a change a watch missed is healed by then.
+const RESYNC: Duration = Duration::from_secs(180);
+
+/// How often a rollout this process drives on a real cluster is stepped when nothing
+/// about it changed (its pauses and analysis intervals are seconds at least).
+const DRIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// One target the watcher writes to.
+struct Target {
+    cluster: Box<dyn Cluster + Send>,
+    /// The target's watcher lock, when this controller took it.
+    _lock: Option<super::lock::Held>,
+    /// What the watches last saw of the applications' objects (their health is read from it).
+    live: HashMap<String, Value>,
+    /// A fingerprint of each such object without status and bookkeeping: a change of it is
+    /// drift, a change of status only is not.
+    fingerprints: HashMap<String, u64>,
+    /// Canary/BlueGreen rollouts seen through watches that no application's sync started
+    /// (applied by another process), which this process drives; when each was last driven.
+    rollouts: BTreeMap<ResId, Option<Instant>>,
+    last_resync: Instant,
+}
+
+impl Target {
+    fn new(cluster: Box<dyn Cluster + Send>, lock: Option<super::lock::Held>) -> Target {
+        Target {
+            cluster,
+            _lock: lock,
+            live: HashMap::new(),
+            fingerprints: HashMap::new(),
+            rollouts: BTreeMap::new(),
+            last_resync: Instant::now(),
+        }
+    }
+}
+
+/// The key of an object whatever version it was read in (`apps/Deployment/ns/name`), a
+/// namespaced object declared without a namespace being in `default`.
+fn object_key(id: &ResId) -> String {
+    let namespace = match (
+        id.namespace.as_str(),
+        crate::engine::kinds::by_group_kind(&id.gvk.group, &id.gvk.kind),
+    ) {
+        ("", Some(info)) if info.namespaced => "default",
+        (ns, _) => ns,
+    };
+    format!("{}/{}/{namespace}/{}", id.gvk.group, id.gvk.kind, id.name)
+}
+
+/// What an object declares, without status and bookkeeping (reconcile's and the server's).
+fn fingerprint(object: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut declared = object.clone();
+    crate::diff::normalize::strip_bookkeeping(&mut declared);
+    if let Some(annotations) = declared
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(crate::rollout::failure::UPDATE_STATUS_ANNOTATION);
+        annotations.remove("deployment.kubernetes.io/revision");
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    declared.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A line of the watcher's log (the command line prints it).
@@ -71,8 +168,8 @@ pub type Log = Box<dyn FnMut(&str) + Send>;
 struct AppState {
     app: Application,
     policy: Policy,
-    /// Which of the controller's engines the application's target is.
-    engine: usize,
+    /// Which of the controller's targets the application's target is.
+    target: usize,
     /// Why the application's `target:` cannot be used (it is then never synced).
     target_error: Option<String>,
     status: AppStatus,
@@ -86,6 +183,9 @@ struct AppState {
     check_health: bool,
     ids: Vec<ResId>,
     rollouts: Vec<ResId>,
+    /// When its rollouts were last stepped by this process (targets that do not drive their
+    /// own are stepped every [`DRIVE_EVERY`] at most).
+    last_drive: Option<Instant>,
 }
 
 struct Desired {
@@ -96,10 +196,11 @@ struct Desired {
 /// The controller: a source, a target, the applications and their state.
 pub struct Controller {
     source: Source,
-    /// The engines written to: the watcher's own target first, then those applications
-    /// name in their `target:`, each with the watcher lock held on it.
-    engines: Vec<Engine>,
-    locks: Vec<super::lock::WatchLock>,
+    /// The targets written to: the watcher's own first, then those applications name in
+    /// their `target:`, each with the watcher lock held on it.
+    targets: Vec<Target>,
+    /// The targets opened for a `target:` text, by that text.
+    opened: HashMap<String, usize>,
     options: Options,
     shared: Arc<Shared>,
     log: Log,
@@ -143,10 +244,11 @@ fn badness(health: Health) -> u8 {
 }
 
 impl Controller {
-    /// A controller over `source` and `engine`; statuses persisted earlier are picked up.
+    /// A controller over `source` and `cluster` (the watcher's own target, whose watcher lock
+    /// the caller holds); statuses persisted earlier are picked up.
     pub fn new(
         source: Source,
-        engine: Engine,
+        cluster: Box<dyn Cluster + Send>,
         options: Options,
         shared: Arc<Shared>,
         log: Log,
@@ -154,8 +256,8 @@ impl Controller {
     ) -> Result<Controller, Error> {
         let mut controller = Controller {
             source,
-            engines: vec![engine],
-            locks: Vec::new(),
+            targets: vec![Target::new(cluster, None)],
+            opened: HashMap::new(),
             options,
             shared,
             log,
@@ -178,60 +280,49 @@ impl Controller {
         self.apps.iter().map(|a| a.status.clone()).collect()
     }
 
-    /// The engine (benchmarks and tests look at it).
-    pub fn engine(&mut self) -> &mut Engine {
-        &mut self.engines[0]
+    /// The watcher's own target (benchmarks and tests look at it).
+    pub fn cluster(&mut self) -> &mut dyn Cluster {
+        &mut *self.targets[0].cluster
     }
 
-    /// The engine of an application's `target:`: the watcher's own unless the application
-    /// names another `engine:PATH` (and `--target` does not override it), opened and
-    /// locked the first time.
-    fn engine_for(&mut self, app: &Application) -> Result<usize, String> {
+    /// The target of an application's `target:`: the watcher's own unless the application
+    /// names another (and `--target` does not override it), opened and watch-locked the
+    /// first time.
+    fn target_for(&mut self, app: &Application) -> Result<usize, String> {
         let targets = &self.options.targets;
         let text = match app.target.as_deref() {
             _ if targets.forced => return Ok(0),
             None | Some("engine") => return Ok(0),
-            Some(text) => text,
+            Some(text) => text.to_string(),
         };
-        let path = match text.strip_prefix("engine:") {
-            Some(path) if !path.is_empty() => targets.base_dir.join(path),
-            _ if text == "kube" || text.starts_with("kube:") => {
-                return Err("target: the kube target is not supported yet".into());
-            }
-            _ => {
-                return Err(format!(
-                    "target: unknown target {text:?} (expected engine or engine:PATH)"
-                ));
-            }
+        if let Some(index) = self.opened.get(&text) {
+            return Ok(*index);
+        }
+        let Some(connector) = targets.connector.clone() else {
+            return Err(format!("target {text}: cannot be opened by this watcher"));
         };
-        let canonical = |p: &std::path::Path| {
-            let parent = p.parent().and_then(|d| std::fs::canonicalize(d).ok());
-            match (parent, p.file_name()) {
-                (Some(dir), Some(name)) => dir.join(name),
-                _ => p.to_path_buf(),
-            }
-        };
-        let wanted = canonical(&path);
+        let (mut cluster, state) = connector.open(&text)?;
+        let identity = cluster.identity();
         if let Some(index) = self
-            .engines
+            .targets
             .iter()
-            .position(|e| canonical(std::path::Path::new(e.path())) == wanted)
+            .position(|t| t.cluster.identity() == identity)
         {
+            self.opened.insert(text, index);
             return Ok(index);
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("target {text}: creating {}: {e}", parent.display()))?;
-        }
-        let engine = Engine::open(&path).map_err(|e| format!("target {text}: {e}"))?;
-        if let Some(holder) = &targets.holder {
-            let lock = super::lock::WatchLock::acquire(&path, &engine.target_name(), holder)
-                .map_err(|e| format!("target {text}: {e}"))?;
-            self.locks.push(lock);
-        }
+        let lock = match &targets.holder {
+            Some(holder) => Some(
+                super::lock::acquire(&mut *cluster, state.as_deref(), holder)
+                    .map_err(|e| format!("target {text}: {e}"))?,
+            ),
+            None => None,
+        };
         (self.log)(&format!("{}: on its own target {text}", app.name));
-        self.engines.push(engine);
-        Ok(self.engines.len() - 1)
+        self.targets.push(Target::new(cluster, lock));
+        let index = self.targets.len() - 1;
+        self.opened.insert(text, index);
+        Ok(index)
     }
 
     /// Handles a command from the HTTP side.
@@ -263,16 +354,15 @@ impl Controller {
 
     /// One cycle: time, drift, source, applications, rollouts, health, statuses.
     pub fn cycle(&mut self) -> Result<(), Error> {
-        let mut external = false;
-        for engine in &mut self.engines {
-            external |= engine.refresh()?;
-        }
-        if external {
-            for app in &mut self.apps {
-                app.compare = true;
-                app.check_health = true;
+        for index in 0..self.targets.len() {
+            if self.targets[index].cluster.refresh()? {
+                for app in self.apps.iter_mut().filter(|a| a.target == index) {
+                    app.compare = true;
+                    app.check_health = true;
+                }
             }
         }
+        self.observe();
         self.follow_wall_clock()?;
         let due = self
             .last_poll
@@ -299,11 +389,13 @@ impl Controller {
             return Ok(());
         }
         self.virtual_debt -= step;
-        let mut steps = 0;
-        for engine in &mut self.engines {
-            steps += engine.advance(step as i64)?.steps;
+        let mut moved = false;
+        for target in &mut self.targets {
+            moved |= target
+                .cluster
+                .advance_clock(Duration::from_millis(step as u64))?;
         }
-        if steps > 0 {
+        if moved {
             for app in &mut self.apps {
                 if app.status.health != Some(Health::Healthy) || !app.rollouts.is_empty() {
                     app.check_health = true;
@@ -377,14 +469,14 @@ impl Controller {
         let found = source::applications(snapshot.fs.as_ref(), &root)?;
         let mut previous: Vec<AppState> = std::mem::take(&mut self.apps);
         for app in found {
-            let (engine, target_error) = match self.engine_for(&app) {
+            let (on, target_error) = match self.target_for(&app) {
                 Ok(index) => (index, None),
                 Err(e) => (0, Some(e)),
             };
-            let target = self.engines[engine].target_name();
+            let target = self.targets[on].cluster.target_name();
             if let Some(index) = previous
                 .iter()
-                .position(|p| p.app.name == app.name && p.engine == engine)
+                .position(|p| p.app.name == app.name && p.target == on)
             {
                 let mut state = previous.swap_remove(index);
                 state.target_error = target_error;
@@ -395,7 +487,7 @@ impl Controller {
                 self.apps.push(state);
                 continue;
             }
-            let saved = status::load(&self.engines[engine], &app.name)
+            let saved = status::load(&*self.targets[on].cluster, &app.name)
                 .ok()
                 .flatten();
             let mut status = saved.clone().unwrap_or_default();
@@ -409,7 +501,7 @@ impl Controller {
                 digest: status.revision.digest.clone(),
             };
             self.apps.push(AppState {
-                engine,
+                target: on,
                 target_error,
                 policy: Policy::of(&app),
                 app,
@@ -424,6 +516,7 @@ impl Controller {
                 check_health: true,
                 ids: Vec::new(),
                 rollouts: Vec::new(),
+                last_drive: None,
             });
         }
         Ok(())
@@ -475,20 +568,20 @@ impl Controller {
     /// Compares and syncs the applications that need it, holding the apply lock once.
     fn reconcile_apps(&mut self) -> Result<(), Error> {
         let now = wall_millis();
-        let mut locked = vec![false; self.engines.len()];
+        let mut locked = vec![false; self.targets.len()];
         // Every application synced in this pass is settled once at its end, not once per
         // write: a cold start of N applications stays linear in N.
-        for engine in &mut self.engines {
-            engine.defer_settling();
+        for target in &mut self.targets {
+            target.cluster.defer_settling();
         }
         let result = self.reconcile_apps_deferred(now, &mut locked);
-        for engine in &mut self.engines {
-            engine.settle_deferred()?;
+        for target in &mut self.targets {
+            target.cluster.settle_deferred()?;
         }
         result?;
-        for (engine, locked) in self.engines.iter_mut().zip(locked) {
+        for (target, locked) in self.targets.iter_mut().zip(locked) {
             if locked {
-                engine.unlock()?;
+                target.cluster.unlock()?;
             }
         }
         Ok(())
@@ -507,7 +600,7 @@ impl Controller {
             let Some(desired) = &app.desired else {
                 continue;
             };
-            let engine = &self.engines[app.engine];
+            let cluster = &*self.targets[app.target].cluster;
             let (revision, comparison, planned) = match (desired, &app.target_error) {
                 (_, Some(error)) => (
                     self.sha.clone().unwrap_or_default(),
@@ -535,7 +628,7 @@ impl Controller {
                         &app.app,
                         &app.app.path,
                         &desired.objects,
-                        engine,
+                        cluster,
                         &options,
                     ) {
                         Ok(planned) => {
@@ -614,10 +707,10 @@ impl Controller {
                 (Comparison::Compared { changes }, Action::Sync(reason)) => {
                     app.status.drift_objects = *changes;
                     let Some(planned) = planned else { continue };
-                    let engine = app.engine;
-                    if !locked[engine] {
-                        match self.engines[engine].lock(&self.options.holder) {
-                            Ok(()) => locked[engine] = true,
+                    let on = app.target;
+                    if !locked[on] {
+                        match self.targets[on].cluster.lock(&self.options.holder) {
+                            Ok(()) => locked[on] = true,
                             Err(e) => {
                                 let app = &mut self.apps[index];
                                 app.status.message = Some(format!("not synced: {e}"));
@@ -642,24 +735,23 @@ impl Controller {
             wait: false,
             timeout: None,
         };
-        let engine = self.apps[index].engine;
+        let cluster = &mut self.targets[self.apps[index].target].cluster;
         // A rollout starts from a settled world (its ReplicaSets as the controllers left
         // them), so an application with one is applied outside the deferred pass.
         let rollout = planned.starts_rollouts();
         let flushed = if rollout {
-            self.engines[engine].settle_deferred()
+            cluster.settle_deferred()
         } else {
             Ok(())
         };
-        let outcome = flushed.map_err(|e| format!("engine: {e}")).and_then(|()| {
-            plan::apply(planned, &mut self.engines[engine], &options, &mut |_| {})
-                .map_err(|e| e.to_string())
+        let outcome = flushed.map_err(|e| e.to_string()).and_then(|()| {
+            plan::apply(planned, &mut **cluster, &options, &mut |_| {}).map_err(|e| e.to_string())
         });
         if rollout {
-            if let Err(e) = self.engines[engine].settle_deferred() {
-                (self.log)(&format!("engine: {e}"));
+            if let Err(e) = cluster.settle_deferred() {
+                (self.log)(&format!("{}: {e}", cluster.target_name()));
             }
-            self.engines[engine].defer_settling();
+            cluster.defer_settling();
         }
         let app = &mut self.apps[index];
         let name = app.app.name.clone();
@@ -720,9 +812,16 @@ impl Controller {
     /// Carries the rollouts started by syncs one step further (the clock moves them).
     fn drive_rollouts(&mut self) {
         for index in 0..self.apps.len() {
-            if self.apps[index].rollouts.is_empty() {
+            let app = &self.apps[index];
+            if app.rollouts.is_empty() {
                 continue;
             }
+            if !self.targets[app.target].cluster.drives_rollouts()
+                && app.last_drive.is_some_and(|at| at.elapsed() < DRIVE_EVERY)
+            {
+                continue;
+            }
+            self.apps[index].last_drive = Some(Instant::now());
             let ids = std::mem::take(&mut self.apps[index].rollouts);
             let mut still = Vec::new();
             let mut lines = Vec::new();
@@ -732,8 +831,8 @@ impl Controller {
                     timeout: None,
                     all_notes: false,
                 };
-                let engine = &mut self.engines[self.apps[index].engine];
-                match driver::drive(engine, &id, options, &mut |l| lines.push(l.to_string())) {
+                let cluster = &mut *self.targets[self.apps[index].target].cluster;
+                match driver::drive(cluster, &id, options, &mut |l| lines.push(l.to_string())) {
                     Ok(Outcome::Waiting(_)) | Ok(Outcome::Paused(_)) => still.push(id),
                     Ok(Outcome::Degraded(m)) | Ok(Outcome::TimedOut(m)) => {
                         self.apps[index].status.last_error = Some(format!(
@@ -754,6 +853,153 @@ impl Controller {
                 (self.log)(&format!("{}: {line}", app.app.name));
             }
         }
+        self.drive_seen_rollouts();
+    }
+
+    /// Carries forward the rollouts watches found that no application here started (a
+    /// `reconcile apply` of another process started them), on targets that do not drive
+    /// their own: the same driver and decisions as `rollout status`, a step when it is due.
+    fn drive_seen_rollouts(&mut self) {
+        for target in &mut self.targets {
+            let due: Vec<ResId> = target
+                .rollouts
+                .iter()
+                .filter(|(_, at)| at.is_none_or(|at| at.elapsed() >= DRIVE_EVERY))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in due {
+                let options = DriveOptions {
+                    advance_time: false,
+                    timeout: None,
+                    all_notes: false,
+                };
+                let mut lines = Vec::new();
+                let outcome = driver::drive(&mut *target.cluster, &id, options, &mut |l| {
+                    lines.push(l.to_string())
+                });
+                for line in lines {
+                    (self.log)(&line);
+                }
+                match outcome {
+                    Ok(Outcome::Waiting(_)) => {
+                        target.rollouts.insert(id, Some(Instant::now()));
+                    }
+                    Ok(_) => {
+                        target.rollouts.remove(&id);
+                    }
+                    Err(e) => {
+                        (self.log)(&format!("{}: {e}", crate::diff::display_id(&id)));
+                        target.rollouts.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes in what the targets' watches saw: a change of an application's object beyond
+    /// its status is drift (compared again), any change of it or of its Service's Endpoints
+    /// may change health, and a Canary/BlueGreen in progress on a target that does not drive
+    /// rollouts is driven here. Every [`RESYNC`] every application on a watched target is
+    /// compared again anyway.
+    fn observe(&mut self) {
+        let deployment = Gvk::from_api_version("apps/v1", "Deployment");
+        let endpoints = Gvk::from_api_version("v1", "Endpoints");
+        for index in 0..self.targets.len() {
+            let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+            let mut kinds: Vec<Gvk> = Vec::new();
+            for (app_index, app) in self.apps.iter().enumerate() {
+                if app.target != index {
+                    continue;
+                }
+                for id in &app.ids {
+                    members.entry(object_key(id)).or_default().push(app_index);
+                    if !kinds.contains(&id.gvk) {
+                        kinds.push(id.gvk.clone());
+                    }
+                }
+            }
+            let target = &mut self.targets[index];
+            let drives = !target.cluster.drives_rollouts();
+            if drives && !kinds.contains(&deployment) {
+                kinds.push(deployment.clone());
+            }
+            if kinds
+                .iter()
+                .any(|k| k.kind == "Service" && k.group.is_empty())
+            {
+                kinds.push(endpoints.clone());
+            }
+            let seen = match target.cluster.observe(&kinds) {
+                Ok(Some(seen)) => seen,
+                Ok(None) => continue,
+                Err(e) => {
+                    (self.log)(&format!("watching {}: {e}", target.cluster.target_name()));
+                    continue;
+                }
+            };
+            for Observed { object, deleted } in seen {
+                let mut id = ResId::of(&object);
+                let is_endpoints = id.gvk.kind == "Endpoints" && id.gvk.group.is_empty();
+                if is_endpoints {
+                    id.gvk = Gvk::from_api_version("v1", "Service");
+                }
+                let key = object_key(&id);
+                let owners = members.get(&key).cloned().unwrap_or_default();
+                if drives && !is_endpoints && id.gvk.kind == "Deployment" {
+                    let in_progress = !deleted
+                        && driver::read_state(&object)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|s| matches!(s.phase, Phase::Progressing | Phase::Paused));
+                    match (in_progress, owners.first()) {
+                        (true, Some(owner)) => {
+                            let app = &mut self.apps[*owner];
+                            if !app.rollouts.contains(&id) {
+                                app.rollouts.push(id.clone());
+                            }
+                        }
+                        (true, None) => {
+                            // Stepped at once when new, else when due.
+                            target.rollouts.entry(id.clone()).or_insert(None);
+                        }
+                        (false, _) => {
+                            target.rollouts.remove(&id);
+                        }
+                    }
+                }
+                if owners.is_empty() {
+                    continue;
+                }
+                let drifted = if is_endpoints {
+                    false
+                } else {
+                    let print = if deleted { 0 } else { fingerprint(&object) };
+                    let before = target.fingerprints.insert(key.clone(), print);
+                    before.is_some_and(|b| b != print) || deleted
+                };
+                if !is_endpoints {
+                    if deleted {
+                        target.live.remove(&key);
+                    } else {
+                        target.live.insert(key.clone(), object);
+                    }
+                }
+                for owner in owners {
+                    let app = &mut self.apps[owner];
+                    app.check_health = true;
+                    if drifted {
+                        app.compare = true;
+                    }
+                }
+            }
+            if target.last_resync.elapsed() >= RESYNC {
+                target.last_resync = Instant::now();
+                for app in self.apps.iter_mut().filter(|a| a.target == index) {
+                    app.compare = true;
+                    app.check_health = true;
+                }
+            }
+        }
     }
 
     /// Recomputes the health of the applications whose objects may have changed.
@@ -764,16 +1010,20 @@ impl Controller {
             }
             app.check_health = false;
             let mut worst = (Health::Healthy, String::new());
-            let engine = &self.engines[app.engine];
+            let target = &self.targets[app.target];
             for id in &app.ids {
-                let live = engine.get(id).ok().flatten();
+                // What the watches saw last, when they see it; else read now.
+                let live = match target.live.get(&object_key(id)) {
+                    Some(seen) => Some(seen.clone()),
+                    None => target.cluster.get(id).ok().flatten(),
+                };
                 let endpoints = (id.gvk.kind == "Service")
                     .then(|| {
                         let ep = ResId {
                             gvk: crate::model::Gvk::from_api_version("v1", "Endpoints"),
                             ..id.clone()
                         };
-                        engine.get(&ep).ok().flatten()
+                        target.cluster.get(&ep).ok().flatten()
                     })
                     .flatten();
                 let h = health::health(live.as_ref(), endpoints.as_ref());
@@ -800,20 +1050,20 @@ impl Controller {
         for app in &mut self.apps {
             self.shared.metrics.app(&app.status);
             if app.saved.as_ref() != Some(&app.status) {
-                changed.push((app.engine, app.status.clone()));
+                changed.push((app.target, app.status.clone()));
                 app.saved = Some(app.status.clone());
             }
         }
-        for engine in &mut self.engines {
-            engine.defer_settling();
+        for target in &mut self.targets {
+            target.cluster.defer_settling();
         }
-        for (engine, status) in &changed {
-            if let Err(e) = status::save(&mut self.engines[*engine], status) {
+        for (on, status) in &changed {
+            if let Err(e) = status::save(&mut *self.targets[*on].cluster, status) {
                 (self.log)(&format!("{}: status not saved: {e}", status.name));
             }
         }
-        for engine in &mut self.engines {
-            if let Err(e) = engine.settle_deferred() {
+        for target in &mut self.targets {
+            if let Err(e) = target.cluster.settle_deferred() {
                 (self.log)(&format!("statuses not settled: {e}"));
             }
         }

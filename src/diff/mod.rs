@@ -18,7 +18,8 @@ use crate::model::ResId;
 
 use normalize::{
     APPLIED_FIELDS_ANNOTATION, align_numbers, drop_empty, escape_pointer, fold_string_data,
-    project, restore_declared_strategy, shape, strip_bookkeeping, union_shape,
+    project, restore_declared_strategy, shape, strip_bookkeeping, strip_bookkeeping_but_status,
+    union_shape,
 };
 
 /// Fields to leave out of the comparison for matching objects (Argo CD's
@@ -113,17 +114,26 @@ pub fn ignored_pointers(rules: &[IgnoreRule], id: &ResId) -> Vec<String> {
 }
 
 /// The two sides as they are compared: normalised and with ignored fields removed, but not
-/// yet masked. `None` stays `None`.
+/// yet masked. `None` stays `None`. `status_is_field`: the kind's `status` is an ordinary
+/// field (a CRD without the status subresource) and is compared; otherwise it is left out.
 pub fn normalized_pair(
     desired: Option<&Value>,
     live: Option<&Value>,
     rules: &[IgnoreRule],
+    status_is_field: bool,
 ) -> (Option<Value>, Option<Value>) {
     let id = desired.or(live).map(ResId::of).unwrap_or_default();
     let pointers = ignored_pointers(rules, &id);
+    let strip = |object: &mut Value| {
+        if status_is_field {
+            strip_bookkeeping_but_status(object);
+        } else {
+            strip_bookkeeping(object);
+        }
+    };
     let desired = desired.map(|d| {
         let mut d = d.clone();
-        strip_bookkeeping(&mut d);
+        strip(&mut d);
         fold_string_data(&mut d);
         drop_empty(&mut d);
         remove_pointers(&mut d, &pointers);
@@ -139,7 +149,7 @@ pub fn normalized_pair(
             .and_then(|text| serde_json::from_str::<Value>(text).ok());
         let mut l = l.clone();
         restore_declared_strategy(&mut l);
-        strip_bookkeeping(&mut l);
+        strip(&mut l);
         fold_string_data(&mut l);
         if let Some(d) = &desired {
             // Only what is declared now or was declared at the last apply is compared.
@@ -158,10 +168,20 @@ pub fn normalized_pair(
 }
 
 /// Compares a desired object with the live one. With no desired object the change is a
-/// deletion; with no live one a creation.
+/// deletion; with no live one a creation. `status` is left out (see [`compare_object`]).
 pub fn compare(desired: Option<&Value>, live: Option<&Value>, rules: &[IgnoreRule]) -> ObjectDiff {
+    compare_object(desired, live, rules, false)
+}
+
+/// [`compare`], with `status` compared when `status_is_field` (see [`normalized_pair`]).
+pub fn compare_object(
+    desired: Option<&Value>,
+    live: Option<&Value>,
+    rules: &[IgnoreRule],
+    status_is_field: bool,
+) -> ObjectDiff {
     let id = desired.or(live).map(ResId::of).unwrap_or_default();
-    let (mut d, mut l) = normalized_pair(desired, live, rules);
+    let (mut d, mut l) = normalized_pair(desired, live, rules, status_is_field);
     let change = match (&d, &l) {
         (Some(_), None) => Change::Create,
         (None, Some(_)) => Change::Delete,

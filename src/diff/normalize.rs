@@ -56,12 +56,21 @@ const SERVER_METADATA: &[&str] = &[
     "finalizers",
 ];
 
-/// Removes reconcile's and the cluster's bookkeeping from an object (desired or live).
+/// Removes reconcile's and the cluster's bookkeeping from an object (desired or live),
+/// `status` included (the status subresource's, not the user's).
 pub fn strip_bookkeeping(object: &mut Value) {
+    strip_bookkeeping_but_status(object);
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+}
+
+/// [`strip_bookkeeping`] for a kind whose `status` is an ordinary field (a custom resource
+/// whose CRD has no status subresource): the status stays, compared like `spec`.
+pub fn strip_bookkeeping_but_status(object: &mut Value) {
     let Some(map) = object.as_object_mut() else {
         return;
     };
-    map.remove("status");
     if let Some(Value::Object(meta)) = map.get_mut("metadata") {
         for field in SERVER_METADATA {
             meta.remove(*field);
@@ -232,17 +241,29 @@ pub fn project(live: &Value, fields: &Value) -> Value {
     }
 }
 
+/// Empty maps whose presence is the setting (`parent`, `key`): a CRD version's
+/// `subresources.status: {}` turns the status subresource on.
+const PRESENCE_MARKERS: &[(&str, &str)] = &[("subresources", "status")];
+
 /// Drops nulls (a declared null means "absent") and empty maps/lists (the API server treats
-/// them as absent), recursively.
+/// them as absent), recursively — except the empty maps whose presence is a setting
+/// ([`PRESENCE_MARKERS`]).
 pub fn drop_empty(value: &mut Value) {
+    drop_empty_under(value, "");
+}
+
+fn drop_empty_under(value: &mut Value, parent: &str) {
     match value {
         Value::Object(map) => {
-            for child in map.values_mut() {
-                drop_empty(child);
+            for (key, child) in map.iter_mut() {
+                drop_empty_under(child, key);
             }
-            map.retain(|_, child| !is_empty(child));
+            map.retain(|key, child| {
+                !is_empty(child)
+                    || (child.is_object() && PRESENCE_MARKERS.contains(&(parent, key.as_str())))
+            });
         }
-        Value::Array(items) => items.iter_mut().for_each(drop_empty),
+        Value::Array(items) => items.iter_mut().for_each(|item| drop_empty_under(item, "")),
         _ => {}
     }
 }
@@ -401,5 +422,23 @@ mod tests {
         align_numbers(&json!({"a": 1, "e": 3}), &mut live);
         drop_empty(&mut live);
         assert_eq!(live, json!({"a": 1, "e": 2}));
+        // Turning a CRD version's status subresource on is a change.
+        let mut version = json!({"name": "v1", "subresources": {"status": {}, "x": {}}});
+        drop_empty(&mut version);
+        assert_eq!(
+            version,
+            json!({"name": "v1", "subresources": {"status": {}}})
+        );
+    }
+
+    #[test]
+    fn a_status_that_is_a_field_stays() {
+        let mut object = json!({"metadata": {"name": "x", "uid": "u"},
+            "status": {"conditions": [{"type": "Ready"}]}});
+        strip_bookkeeping_but_status(&mut object);
+        assert_eq!(
+            object,
+            json!({"metadata": {"name": "x"}, "status": {"conditions": [{"type": "Ready"}]}})
+        );
     }
 }

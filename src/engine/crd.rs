@@ -121,10 +121,14 @@ fn version_priority(version: &str) -> (u8, i64, i64, String) {
 }
 
 /// Whether `kind` in `api_version` is defined by one of `objects` (a CRD applied with it).
-pub fn defined_by(objects: &[Value], api_version: &str, kind: &str) -> bool {
+pub fn defined_by<'a>(
+    objects: impl IntoIterator<Item = &'a Value>,
+    api_version: &str,
+    kind: &str,
+) -> bool {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     objects
-        .iter()
+        .into_iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some(KIND))
         .filter_map(info_of)
         .any(|i| i.group == group && i.kind == kind && i.versions.contains(&version))
@@ -193,6 +197,13 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                 }
                 Some(_) => {}
             }
+            if let Some(scale) = doc::at(v, &["subresources", "scale"]) {
+                scale_paths(
+                    scale,
+                    &format!("spec.versions[{i}].subresources.scale"),
+                    errs,
+                );
+            }
         }
     }
     if !errs.is_empty() {
@@ -241,6 +252,135 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
     );
 }
 
+/// The API server's checks of a version's `subresources.scale` (upstream
+/// `ValidateCustomResourceDefinitionSubresources`): each path a "simple json path" — it starts
+/// with `.` and is read as dot-separated field names, so `[0]` is part of a field's name, not
+/// an index — `specReplicasPath` under `.spec`, `statusReplicasPath` under `.status`,
+/// `labelSelectorPath` (optional) under either.
+fn scale_paths(scale: &Value, at: &str, errs: &mut Vec<String>) {
+    let checks: [(&str, bool, &[&str], &str); 3] = [
+        (
+            "specReplicasPath",
+            true,
+            &[".spec."],
+            "should be a json path under .spec",
+        ),
+        (
+            "statusReplicasPath",
+            true,
+            &[".status."],
+            "should be a json path under .status",
+        ),
+        (
+            "labelSelectorPath",
+            false,
+            &[".spec.", ".status."],
+            "should be a json path under either .spec or .status",
+        ),
+    ];
+    for (field, required, prefixes, under) in checks {
+        let path = doc::str_at(scale, &[field]);
+        let problem = if path.is_empty() {
+            required.then_some("Required value".to_string())
+        } else if !path.starts_with('.') {
+            Some(format!(
+                "Invalid value: \"{path}\": must be a simple json path starting with ."
+            ))
+        } else if !prefixes.iter().any(|p| path.starts_with(p)) {
+            Some(format!("Invalid value: \"{path}\": {under}"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            errs.push(format!("{at}.{field}: {problem}"));
+        }
+    }
+}
+
+/// Why a request for `info`'s objects in `version` fails: its CRD converts versions with a
+/// webhook (`conversion.strategy: Webhook`), `version` is not the storage version, and the
+/// engine calls no webhook — so, as an API server whose conversion webhook cannot be reached,
+/// every request needing a conversion fails (`Internal error occurred: conversion webhook for
+/// example.com/v1, Kind=Widget failed: Post "https://…": service "conv" not found`); requests
+/// in the storage version need none and work. `None` for every other kind and version.
+/// `sent`: the request carries an object in `version` (a create), converted to the storage
+/// version; otherwise a stored object is converted to `version`.
+pub fn conversion_failure(
+    state: &State,
+    info: &KindInfo,
+    version: &str,
+    sent: bool,
+) -> Option<String> {
+    if kinds::is_builtin(info) || version.is_empty() {
+        return None;
+    }
+    let crd = &state
+        .get(KIND, "", &format!("{}.{}", info.plural, info.group))?
+        .doc;
+    let storage = storage_version(crd)?;
+    if sent {
+        webhook_conversion(state, crd, version, version)
+    } else {
+        webhook_conversion(state, crd, storage, version)
+    }
+}
+
+fn storage_version(crd: &Value) -> Option<&str> {
+    doc::at(crd, &["spec", "versions"])?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))?
+        .get("name")?
+        .as_str()
+}
+
+/// The failure of converting an object of `crd`'s kind from version `from` for a request in
+/// `to` (one of them not the storage version) when the CRD converts with a webhook.
+fn webhook_conversion(state: &State, crd: &Value, from: &str, to: &str) -> Option<String> {
+    let conversion = doc::at(crd, &["spec", "conversion"])?;
+    if doc::str_at(conversion, &["strategy"]) != "Webhook" {
+        return None;
+    }
+    let storage = storage_version(crd)?;
+    if from == storage && to == storage {
+        return None;
+    }
+    // A write converts the sent object to the storage version; a read, the stored one.
+    let converted = if from == storage { storage } else { from };
+    let client = doc::at(conversion, &["webhook", "clientConfig"])
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (url, cause) = match client.get("service") {
+        Some(service) => {
+            let name = doc::str_at(service, &["name"]);
+            let namespace = doc::str_at(service, &["namespace"]);
+            let port = doc::at(service, &["port"])
+                .and_then(Value::as_i64)
+                .unwrap_or(443);
+            let path = doc::str_at(service, &["path"]);
+            let url = format!("https://{name}.{namespace}.svc:{port}{path}?timeout=30s");
+            let cause = match state.get("Service", namespace, name) {
+                None => format!("service \"{name}\" not found"),
+                // The engine's pods run no servers: nothing answers at the Service's address.
+                Some(found) => format!(
+                    "dial tcp {}:{port}: connect: connection refused",
+                    doc::str_at(&found.doc, &["spec", "clusterIP"])
+                ),
+            };
+            (url, cause)
+        }
+        None => (
+            format!("{}?timeout=30s", doc::str_at(&client, &["url"])),
+            "the engine calls no webhook outside the cluster".to_string(),
+        ),
+    };
+    Some(format!(
+        "Internal error occurred: conversion webhook for {}/{converted}, Kind={} failed: Post \"{url}\": {cause}",
+        doc::str_at(crd, &["spec", "group"]),
+        doc::str_at(crd, &["spec", "names", "kind"]),
+    ))
+}
+
 /// Admission of a custom resource of `info`, sent in `version`: its CRD must exist and serve
 /// that version; the version's schema defaults and validates it. `Err` is the whole message.
 pub fn admit_custom(
@@ -271,6 +411,9 @@ pub fn admit_custom(
                 && v.get("served").and_then(Value::as_bool) == Some(true)
         })
         .ok_or_else(no_match)?;
+    if let Some(failure) = webhook_conversion(state, crd, version, version) {
+        return Err(failure);
+    }
     let mut errs = Vec::new();
     let mut unknown = Vec::new();
     if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
@@ -532,6 +675,52 @@ mod tests {
             errs,
             [
                 "metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_paths_are_checked_as_upstream_checks_them() {
+        let with_scale = |scale: Value| {
+            let mut crd = widget_crd();
+            crd["spec"]["versions"][1]["subresources"]["scale"] = scale;
+            let mut errs = Vec::new();
+            admit_crd(&mut crd, None, &mut errs);
+            errs
+        };
+        let at = "spec.versions[1].subresources.scale";
+        assert!(
+            with_scale(
+                json!({"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.n",
+                "labelSelectorPath": ".spec.pods[0].selector"})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            with_scale(
+                json!({"statusReplicasPath": "status.n", "labelSelectorPath": ".metadata.x"})
+            ),
+            [
+                format!("{at}.specReplicasPath: Required value"),
+                format!(
+                    "{at}.statusReplicasPath: Invalid value: \"status.n\": must be a simple json path starting with ."
+                ),
+                format!(
+                    "{at}.labelSelectorPath: Invalid value: \".metadata.x\": should be a json path under either .spec or .status"
+                ),
+            ]
+        );
+        assert_eq!(
+            with_scale(
+                json!({"specReplicasPath": ".status.size", "statusReplicasPath": ".spec.n"})
+            ),
+            [
+                format!(
+                    "{at}.specReplicasPath: Invalid value: \".status.size\": should be a json path under .spec"
+                ),
+                format!(
+                    "{at}.statusReplicasPath: Invalid value: \".spec.n\": should be a json path under .status"
+                ),
             ]
         );
     }

@@ -131,9 +131,37 @@ pub fn intern_list(items: &[String]) -> &'static [&'static str] {
     Box::leak(list.into_boxed_slice())
 }
 
-/// Every kind known now: the built-in ones, then the registered custom ones.
+/// Every kind known now, in the order discovery lists their groups and kubectl prefers them:
+/// the built-in ones (table order), then the custom ones (the newest registration of each).
+///
+/// The API server registers each served version of a CRD group as an APIService of group
+/// priority 1000, below every built-in group, and the aggregator lists APIServices by
+/// priority, then by name (`v1.a.example.com`): custom groups come in the order of their
+/// smallest `version.group` name. kubectl's RESTMapper prefers the first group in that order
+/// when a word names a resource in several groups.
 pub fn all() -> Vec<&'static KindInfo> {
-    KINDS.iter().chain(custom()).collect()
+    let mut current: Vec<&'static KindInfo> = Vec::new();
+    for info in custom() {
+        if !current.iter().any(|k| k.key == info.key) {
+            current.push(info);
+        }
+    }
+    let order = |group: &str| -> String {
+        current
+            .iter()
+            .filter(|k| k.group == group)
+            .flat_map(|k| k.versions.iter().map(move |v| format!("{v}.{}", k.group)))
+            .min()
+            .unwrap_or_default()
+    };
+    let mut keyed: Vec<(String, &'static KindInfo)> =
+        current.iter().map(|k| (order(k.group), *k)).collect();
+    // Stable: kinds of one group keep their registration order.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    KINDS
+        .iter()
+        .chain(keyed.into_iter().map(|(_, k)| k))
+        .collect()
 }
 
 /// The kind of that group and kind name (`("apps", "Deployment")`).
@@ -163,6 +191,12 @@ pub struct NoMatch {
 /// Whether `info` is a built-in kind (not one registered from a CRD).
 pub fn is_builtin(info: &KindInfo) -> bool {
     KINDS.iter().any(|k| std::ptr::eq(k, info))
+}
+
+/// Whether `status` is an ordinary field of `info`'s objects: a custom kind whose CRD has
+/// no status subresource (in any version). Built-in kinds serve status as a subresource.
+pub fn status_is_field(info: &KindInfo) -> bool {
+    !is_builtin(info) && !info.subresources.contains(&"status")
 }
 
 /// The kind an object's `apiVersion` and `kind` name, when that group serves that kind in
@@ -201,19 +235,50 @@ pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
 /// The kind a kubectl-style resource word names: `pods`, `pod`, `po`, `Pod`,
 /// `deployments.apps`, `deploy`.
 /// A word with a group (`certificates.cert-manager.io`) matches only kinds of that group.
+/// A word several groups serve names the first in [`all`]'s order, as kubectl picks.
 pub fn lookup(word: &str) -> Option<&'static KindInfo> {
+    resolve_word(word).map(|(info, _)| info)
+}
+
+/// [`lookup`], with kubectl's warning when the word is a short name that another resource
+/// (of a group discovery lists later) has too: `short name "wd" could also match lower
+/// priority resource widgets.b.example.com`. A full name (plural, singular, kind) that
+/// several groups serve picks the first group without a warning, as kubectl does.
+pub fn resolve_word(word: &str) -> Option<(&'static KindInfo, Option<String>)> {
     let lower = word.to_lowercase();
     let (base, group) = match lower.split_once('.') {
         Some((b, g)) => (b, Some(g)),
         None => (lower.as_str(), None),
     };
-    all().into_iter().find(|k| {
-        let named = base == k.kind.to_lowercase()
-            || base == k.singular
-            || base == k.plural
-            || k.short.contains(&base);
-        named && group.is_none_or(|g| g == k.group)
-    })
+    let kinds: Vec<&'static KindInfo> = all()
+        .into_iter()
+        .filter(|k| group.is_none_or(|g| g == k.group))
+        .collect();
+    let by_name = kinds
+        .iter()
+        .find(|k| base == k.kind.to_lowercase() || base == k.singular || base == k.plural);
+    if let Some(info) = by_name {
+        return Some((info, None));
+    }
+    let mut short = kinds.iter().filter(|k| k.short.contains(&base));
+    let info = short.next()?;
+    let others: Vec<String> = short
+        .filter(|k| !(k.group == info.group && k.plural == info.plural))
+        .map(|k| match k.group {
+            "" => k.plural.to_string(),
+            g => format!("{}.{g}", k.plural),
+        })
+        .collect();
+    let warning = (!others.is_empty()).then(|| {
+        others
+            .iter()
+            .map(|other| {
+                format!("short name \"{base}\" could also match lower priority resource {other}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Some((info, warning))
 }
 
 #[cfg(test)]

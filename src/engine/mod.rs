@@ -236,6 +236,20 @@ fn resource_word(info: &KindInfo) -> String {
     }
 }
 
+/// The namespace and name an object is stored under (a namespaced kind's object without a
+/// namespace goes to `default`; a cluster-scoped one has none).
+fn stored_name<'a>(info: &KindInfo, object: &'a Value) -> (&'a str, &'a str) {
+    let ns = if info.namespaced {
+        match doc::namespace(object) {
+            "" => "default",
+            n => n,
+        }
+    } else {
+        ""
+    };
+    (ns, doc::name(object))
+}
+
 fn id_of(info: &KindInfo, ns: &str, name: &str) -> ResId {
     ResId {
         gvk: Gvk {
@@ -512,6 +526,13 @@ impl Engine {
         })
     }
 
+    /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
+    /// the engine cannot call, see [`crd::conversion_failure`]; `sent`: the request carries
+    /// an object in `version`); `None`: it is served.
+    pub fn conversion_failure(&self, info: &KindInfo, version: &str, sent: bool) -> Option<String> {
+        crd::conversion_failure(&self.state, info, version, sent)
+    }
+
     /// The API server's update (PUT, PATCH, apply through `engine serve`): as
     /// [`Engine::apply`], but `metadata.finalizers` is the writer's, and an object being
     /// deleted whose last finalizer goes is deleted. Returns the object as stored (as it was
@@ -586,6 +607,19 @@ impl Engine {
         self.update_in(info, object, Finalizers::Kept)
     }
 
+    /// [`Engine::apply_in`]; a new object sent owned is stored as it is, not copied.
+    fn apply_in_owned(
+        &mut self,
+        info: &'static KindInfo,
+        object: std::borrow::Cow<'_, Value>,
+    ) -> Result<store::Key, Error> {
+        let (ns, name) = stored_name(info, &object);
+        if self.state.get(info.key, ns, name).is_none() {
+            return self.admit_create(info, object.into_owned(), None);
+        }
+        self.apply_in(info, &object)
+    }
+
     /// Creates or updates an object; `finalizers` says whose `metadata.finalizers` win.
     fn update_in(
         &mut self,
@@ -593,15 +627,8 @@ impl Engine {
         object: &Value,
         finalizers: Finalizers,
     ) -> Result<store::Key, Error> {
-        let ns = if info.namespaced {
-            match doc::namespace(object) {
-                "" => "default",
-                n => n,
-            }
-        } else {
-            ""
-        };
-        let name = doc::name(object).to_string();
+        let (ns, name) = stored_name(info, object);
+        let name = name.to_string();
         let Some(current) = self.state.get(info.key, ns, &name).map(|s| s.doc.clone()) else {
             return self.admit_create(info, object.clone(), None);
         };
@@ -628,11 +655,18 @@ impl Engine {
         }
         // A custom resource's status is an ordinary field unless its CRD has the status
         // subresource (admission then keeps the stored one): a declared status is written,
-        // one left out stays as its writer left it.
-        if !kinds::is_builtin(info)
-            && let Some(status) = object.get("status")
-        {
-            merged["status"] = status.clone();
+        // `status: null` removes it (as in a merge patch), one left out stays as its writer
+        // left it.
+        if !kinds::is_builtin(info) {
+            match object.get("status") {
+                Some(Value::Null) => {
+                    if let Some(fields) = merged.as_object_mut() {
+                        fields.remove("status");
+                    }
+                }
+                Some(status) => merged["status"] = status.clone(),
+                None => {}
+            }
         }
         let mut rng = self.state.rng;
         let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
@@ -1885,6 +1919,9 @@ impl Cluster for Engine {
         } else {
             ""
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &id.gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         // Read in the version the caller names, as a GET on that version's URL.
         Ok(self
             .state
@@ -1901,6 +1938,9 @@ impl Cluster for Engine {
         let Some(info) = kinds::by_group_kind(&gvk.group, &gvk.kind) else {
             return Ok(Vec::new());
         };
+        if let Some(failure) = crd::conversion_failure(&self.state, info, &gvk.version, false) {
+            return Err(cluster::Error::Backend(failure));
+        }
         let sel =
             Selector::parse(label_selector.unwrap_or_default()).map_err(cluster::Error::Backend)?;
         let all: Box<dyn Iterator<Item = &store::Stored>> = match namespace {
@@ -1939,49 +1979,46 @@ impl Cluster for Engine {
 
     /// One transaction and one settle for the whole batch: the controllers run once over the
     /// cluster instead of once per object. On a refusal the objects before it stay applied.
-    fn apply_batch(&mut self, objects: &[Value]) -> Result<Vec<Value>, (usize, cluster::Error)> {
+    fn apply_batch(
+        &mut self,
+        objects: Vec<std::borrow::Cow<'_, Value>>,
+    ) -> Result<(), (usize, cluster::Error)> {
         if objects.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // Every object's kind is served, or defined by a CRD of the batch (applied before it).
+        // The kinds found here are kept: a kind (and its schema check) is looked up once.
+        let mut kinds = Vec::with_capacity(objects.len());
         for (index, object) in objects.iter().enumerate() {
-            if let Err(err) = Engine::request_kind(object) {
-                let api_version = doc::str_at(object, &["apiVersion"]);
-                let kind = doc::str_at(object, &["kind"]);
-                if !crd::defined_by(&objects[..index], api_version, kind) {
-                    return Err((index, to_cluster_error(err)));
+            match Engine::request_kind(object) {
+                Ok(info) => kinds.push(Some(info)),
+                Err(err) => {
+                    let api_version = doc::str_at(object, &["apiVersion"]);
+                    let kind = doc::str_at(object, &["kind"]);
+                    if !crd::defined_by(objects[..index].iter().map(|o| &**o), api_version, kind) {
+                        return Err((index, to_cluster_error(err)));
+                    }
+                    kinds.push(None);
                 }
             }
         }
         let outcome = self.transact(|e| {
-            let mut keys = Vec::with_capacity(objects.len());
-            let mut refused = None;
-            for (index, object) in objects.iter().enumerate() {
-                let applied =
-                    Engine::request_kind(object).and_then(|info| e.apply_in(info, object));
-                match applied {
-                    Ok(key) => keys.push(key),
-                    Err(err) => {
-                        refused = Some((index, err));
-                        break;
-                    }
+            for (index, (object, kind)) in objects.into_iter().zip(&kinds).enumerate() {
+                // A kind a CRD of the batch defines is known once that CRD is written.
+                let applied = kind
+                    .map_or_else(|| Engine::request_kind(&object), Ok)
+                    .and_then(|info| e.apply_in_owned(info, object));
+                if let Err(err) = applied {
+                    e.settle();
+                    return Ok(Some((index, err)));
                 }
             }
             e.settle();
-            let applied: Vec<Value> = keys
-                .iter()
-                .map(|k| {
-                    e.state
-                        .get(k.0, &k.1, &k.2)
-                        .map(|s| s.doc.clone())
-                        .unwrap_or(Value::Null)
-                })
-                .collect();
-            Ok((applied, refused))
+            Ok(None)
         });
         match outcome {
-            Ok((applied, None)) => Ok(applied),
-            Ok((_, Some((index, err)))) => Err((index, to_cluster_error(err))),
+            Ok(None) => Ok(()),
+            Ok(Some((index, err))) => Err((index, to_cluster_error(err))),
             Err(err) => Err((0, to_cluster_error(err))),
         }
     }
@@ -2069,5 +2106,40 @@ impl Cluster for Engine {
             namespace,
             name,
         ))
+    }
+
+    /// The state file's canonical path (its folder resolved), so `engine:a/../b.db` and
+    /// `engine:b.db` are one target.
+    fn identity(&self) -> String {
+        let path = Path::new(self.db.path());
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(parent), path.file_name()) {
+            (Ok(dir), Some(name)) => format!("engine:{}", dir.join(name).display()),
+            _ => self.target_name(),
+        }
+    }
+
+    fn refresh(&mut self) -> Result<bool, cluster::Error> {
+        Engine::refresh(self).map_err(to_cluster_error)
+    }
+
+    fn advance_clock(&mut self, by: Duration) -> Result<bool, cluster::Error> {
+        self.advance(by.as_millis() as Millis)
+            .map(|advanced| advanced.steps > 0)
+            .map_err(to_cluster_error)
+    }
+
+    fn change_marker(&mut self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        if let Ok(state) = self.fresh_state() {
+            state.rv.hash(&mut hasher);
+            state.events.next_id.hash(&mut hasher);
+            state.events.list.last().map(|e| e.count).hash(&mut hasher);
+        }
+        hasher.finish()
     }
 }

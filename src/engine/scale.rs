@@ -4,7 +4,8 @@
 //! Built-in kinds with the subresource (Deployment, ReplicaSet, StatefulSet,
 //! ReplicationController) keep them at `spec.replicas`, `status.replicas` and `spec.selector`;
 //! a custom kind keeps them where its CRD's `subresources.scale` says (`specReplicasPath`,
-//! `statusReplicasPath`, `labelSelectorPath`, each a simple `.a.b` path), the selector there
+//! `statusReplicasPath`, `labelSelectorPath`, read as upstream reads them: the field names
+//! between dots, so `[0]` is part of a name, never an index), the selector there
 //! being the serialized string form, as the API server expects.
 //!
 //! Invariant: a kind without the subresource has no [`Paths`]; `kubectl scale`, the API's
@@ -43,12 +44,13 @@ pub struct Scale {
     pub selector: String,
 }
 
+/// A CRD's scale path as the API server reads it: the field names between its dots (after the
+/// leading one), with no array notation — admission allowed only such paths.
 fn path(text: &str) -> Vec<String> {
-    text.trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect()
+    match text.strip_prefix('.') {
+        Some(rest) if !rest.is_empty() => rest.split('.').map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Where `info`'s objects keep their scale, or None when the kind has no scale subresource
@@ -59,9 +61,9 @@ pub fn paths(state: &State, info: &KindInfo) -> Option<Paths> {
             return None;
         }
         return Some(Paths {
-            spec_replicas: path("spec.replicas"),
-            status_replicas: path("status.replicas"),
-            selector: Some(path("spec.selector")),
+            spec_replicas: path(".spec.replicas"),
+            status_replicas: path(".status.replicas"),
+            selector: Some(path(".spec.selector")),
             selector_is_object: true,
         });
     }

@@ -31,13 +31,16 @@ pub struct Applied {
     pub forced: Vec<Conflict>,
 }
 
-/// The part of an object whose fields managers own (no type, identity or server fields).
-pub(crate) fn owned_part(object: &Value) -> Value {
+/// The part of an object whose fields managers own (no type, identity or server fields;
+/// no `status` unless `schema` makes it an ordinary field).
+pub(crate) fn owned_part(object: &Value, schema: Node<'_>) -> Value {
     let mut out = object.clone();
     if let Value::Object(map) = &mut out {
         map.remove("apiVersion");
         map.remove("kind");
-        map.remove("status");
+        if !schema.status_is_field() {
+            map.remove("status");
+        }
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
             for field in SERVER_METADATA {
                 meta.remove(*field);
@@ -66,7 +69,7 @@ pub fn apply(
         Some(live) => managed_fields(live)?,
         None => Vec::new(),
     };
-    let applied_part = owned_part(applied);
+    let applied_part = owned_part(applied, schema);
     let new_set = FieldSet::of(&applied_part, schema);
     let empty = Value::Object(Map::new());
     let live_value = live.unwrap_or(&empty);
@@ -200,7 +203,7 @@ pub fn update(
             }
             Value::Object(only)
         } else {
-            owned_part(object)
+            owned_part(object, schema)
         }
     };
     let old_part = part(old.unwrap_or(&empty));

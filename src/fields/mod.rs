@@ -187,7 +187,7 @@ pub fn set_managed_fields(object: &mut Value, entries: &[Entry]) {
 /// The typing of an object's fields: the builtin strategic-merge schema when it knows the
 /// type, structured-merge-diff's deduced rules otherwise.
 pub fn schema_for<'a>(api: &'a OpenApi, api_version: &str, kind: &str) -> Node<'a> {
-    Node(api.for_type(api_version, kind))
+    Node::of(api.for_type(api_version, kind))
 }
 
 #[cfg(test)]

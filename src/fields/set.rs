@@ -99,10 +99,11 @@ pub struct FieldSet {
 impl FieldSet {
     /// The fields an object (an applied configuration) sets, typed by `schema` (lists without a
     /// schema are atomic, maps granular, as structured-merge-diff deduces). Nulls set nothing.
-    /// Type, identity, status and server metadata are nobody's fields and left out.
+    /// Type, identity, server metadata and (unless `schema` makes it a field) status are
+    /// nobody's fields and left out.
     pub fn of(object: &Value, schema: Node<'_>) -> FieldSet {
         let mut set = FieldSet::default();
-        if let Value::Object(map) = &super::merge::owned_part(object) {
+        if let Value::Object(map) = &super::merge::owned_part(object, schema) {
             set.collect_map(map, schema);
         }
         set

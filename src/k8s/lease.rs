@@ -1,15 +1,41 @@
-//! The plan/apply lock of a Kubernetes target: a `coordination.k8s.io/v1` Lease
-//! (`reconcile-lock` in `default`), taken with create/replace preconditions so two processes
-//! never both hold it, renewed in the background while held, and free again once its holder
-//! stops renewing (a killed process does not keep the target locked).
+//! The locks of a Kubernetes target: `coordination.k8s.io/v1` Leases in `default` —
+//! `reconcile-lock` for a plan/apply, `reconcile-watch` for the one watcher (its pid and
+//! address in an annotation, so `reconcile sync` finds it) — taken with create/replace
+//! preconditions so two processes never both hold one, renewed in the background while held,
+//! and free again once its holder stops renewing (a killed process does not keep the target
+//! locked).
 
 use kube::core::params::{DeleteParams, GetParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::cluster;
 
-/// The Lease's name.
+/// The plan/apply Lease's name.
 pub const LEASE_NAME: &str = "reconcile-lock";
+/// The annotation of a Lease holding what its holder says of itself.
+const HOLDER_ANNOTATION: &str = "reconcile.dev/holder";
+
+/// Which Lease, and what its holder says of itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind<'a> {
+    /// The Lease's name.
+    pub name: &'static str,
+    /// Kept in an annotation while held (the watcher's pid and address); shown instead of
+    /// the holder's identity when another process finds the Lease taken.
+    pub holder_note: Option<&'a str>,
+}
+
+/// The plan/apply lock.
+pub const APPLY: Kind<'static> = Kind {
+    name: LEASE_NAME,
+    holder_note: None,
+};
+
+/// The one-watcher lock.
+pub const WATCH: Kind<'static> = Kind {
+    name: "reconcile-watch",
+    holder_note: None,
+};
 /// The Lease's namespace (exists on every cluster).
 pub const LEASE_NAMESPACE: &str = "default";
 /// How long a Lease stays valid without renewal.
@@ -20,6 +46,7 @@ const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 /// A Lease this process holds.
 pub struct Held {
     identity: String,
+    name: &'static str,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -76,31 +103,45 @@ fn held_by_other(lease: &Value, identity: &str, now: u64) -> bool {
     renewed + duration * 1000 > now
 }
 
-fn backend(target: &str, e: impl std::fmt::Display) -> cluster::Error {
+fn backend(target: &str, name: &str, e: impl std::fmt::Display) -> cluster::Error {
     cluster::Error::Backend(super::errors::redact(&format!(
-        "{target}: the lock Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {e}"
+        "{target}: the lock Lease {LEASE_NAMESPACE}/{name}: {e}"
     )))
 }
 
-/// Takes the target's lock for `holder`, or says who holds it.
+fn note(lease: &Value) -> Option<&str> {
+    lease
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(HOLDER_ANNOTATION))
+        .and_then(Value::as_str)
+}
+
+/// Takes the target's lock `kind` for `holder`, or says who holds it.
 pub fn acquire(
     runtime: &tokio::runtime::Runtime,
     client: &kube::Client,
     target: &str,
     holder: &str,
+    kind: &Kind,
 ) -> Result<Held, cluster::Error> {
+    let name = kind.name;
+    let backend = |e: &dyn std::fmt::Display| backend(target, name, e);
+    let annotations = match kind.holder_note {
+        Some(text) => json!({HOLDER_ANNOTATION: text}),
+        None => json!({}),
+    };
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown host".into());
     let identity = format!("{holder}, pid {} on {host}", std::process::id());
-    runtime.block_on(async {
+    super::block_on(runtime, async {
         // Two tries: a race lost on create or replace is looked at again once.
         for _ in 0..2 {
             let existing = super::request_retrying(
                 client,
                 request()
-                    .get(LEASE_NAME, &GetParams::default())
-                    .map_err(|e| backend(target, e))?,
+                    .get(name, &GetParams::default())
+                    .map_err(|e| backend(&e))?,
             )
             .await;
             let acquired = micro_time(now_ms());
@@ -109,18 +150,28 @@ pub fn acquire(
                     let lease = json!({
                         "apiVersion": "coordination.k8s.io/v1",
                         "kind": "Lease",
-                        "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
+                        "metadata": {
+                            "name": name,
+                            "namespace": LEASE_NAMESPACE,
+                            "annotations": annotations,
+                        },
                         "spec": lease_spec(&identity, &acquired),
                     });
-                    let body = serde_json::to_vec(&lease).map_err(|e| backend(target, e))?;
+                    let body = serde_json::to_vec(&lease).map_err(|e| backend(&e))?;
                     let create = request()
                         .create(&PostParams::default(), body)
-                        .map_err(|e| backend(target, e))?;
+                        .map_err(|e| backend(&e))?;
                     super::request_retrying(client, create).await
                 }
-                Err(e) => return Err(backend(target, e)),
+                Err(e) => return Err(backend(&e)),
                 Ok(lease) => {
                     if held_by_other(&lease, &identity, now_ms()) {
+                        if let Some(text) = note(&lease) {
+                            return Err(cluster::Error::Locked {
+                                target: target.to_string(),
+                                holder: text.to_string(),
+                            });
+                        }
                         let other = lease
                             .pointer("/spec/holderIdentity")
                             .and_then(Value::as_str)
@@ -136,20 +187,25 @@ pub fn acquire(
                     }
                     let mut taken = lease.clone();
                     taken["spec"] = lease_spec(&identity, &acquired);
-                    let body = serde_json::to_vec(&taken).map_err(|e| backend(target, e))?;
+                    taken["metadata"]["annotations"] = annotations.clone();
+                    let body = serde_json::to_vec(&taken).map_err(|e| backend(&e))?;
                     let replace = request()
-                        .replace(LEASE_NAME, &PostParams::default(), body)
-                        .map_err(|e| backend(target, e))?;
+                        .replace(name, &PostParams::default(), body)
+                        .map_err(|e| backend(&e))?;
                     super::request_retrying(client, replace).await
                 }
             };
             match result {
                 Ok(_) => {
-                    let renewal = runtime.spawn(renew(client.clone(), identity.clone()));
-                    return Ok(Held { identity, renewal });
+                    let renewal = runtime.spawn(renew(client.clone(), identity.clone(), name));
+                    return Ok(Held {
+                        identity,
+                        name,
+                        renewal,
+                    });
                 }
                 Err(e) if super::errors::code(&e) == 409 => continue,
-                Err(e) => return Err(backend(target, e)),
+                Err(e) => return Err(backend(&e)),
             }
         }
         Err(cluster::Error::Locked {
@@ -160,10 +216,10 @@ pub fn acquire(
 }
 
 /// Keeps a held Lease valid until the task is aborted.
-async fn renew(client: kube::Client, identity: String) {
+async fn renew(client: kube::Client, identity: String, name: &'static str) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
-        let Ok(get) = request().get(LEASE_NAME, &GetParams::default()) else {
+        let Ok(get) = request().get(name, &GetParams::default()) else {
             return;
         };
         let Ok(mut lease) = super::request_retrying(&client, get).await else {
@@ -180,7 +236,7 @@ async fn renew(client: kube::Client, identity: String) {
         let Ok(body) = serde_json::to_vec(&lease) else {
             return;
         };
-        if let Ok(replace) = request().replace(LEASE_NAME, &PostParams::default(), body) {
+        if let Ok(replace) = request().replace(name, &PostParams::default(), body) {
             let _ = super::request_retrying(&client, replace).await;
         }
     }
@@ -194,14 +250,15 @@ pub fn release(
     held: Held,
 ) -> Result<(), cluster::Error> {
     held.renewal.abort();
-    runtime.block_on(async {
+    let name = held.name;
+    super::block_on(runtime, async {
         let get = request()
-            .get(LEASE_NAME, &GetParams::default())
-            .map_err(|e| backend(target, e))?;
+            .get(name, &GetParams::default())
+            .map_err(|e| backend(target, name, e))?;
         let lease = match super::request_retrying(client, get).await {
             Ok(lease) => lease,
             Err(e) if super::errors::code(&e) == 404 => return Ok(()),
-            Err(e) => return Err(backend(target, e)),
+            Err(e) => return Err(backend(target, name, e)),
         };
         if lease
             .pointer("/spec/holderIdentity")
@@ -211,13 +268,42 @@ pub fn release(
             return Ok(());
         }
         let delete = request()
-            .delete(LEASE_NAME, &DeleteParams::default())
-            .map_err(|e| backend(target, e))?;
+            .delete(name, &DeleteParams::default())
+            .map_err(|e| backend(target, name, e))?;
         match super::request_retrying(client, delete).await {
             Ok(_) => Ok(()),
             Err(e) if super::errors::code(&e) == 404 => Ok(()),
-            Err(e) => Err(backend(target, e)),
+            Err(e) => Err(backend(target, name, e)),
         }
+    })
+}
+
+/// What the holder of the Lease `kind` says of itself (its note, else its identity), while
+/// the Lease is held; `None` when it is free or absent.
+pub fn current_note(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &str,
+    kind: &Kind,
+) -> Result<Option<String>, cluster::Error> {
+    let name = kind.name;
+    super::block_on(runtime, async {
+        let get = request()
+            .get(name, &GetParams::default())
+            .map_err(|e| backend(target, name, e))?;
+        let lease = match super::request_retrying(client, get).await {
+            Ok(lease) => lease,
+            Err(e) if super::errors::code(&e) == 404 => return Ok(None),
+            Err(e) => return Err(backend(target, name, e)),
+        };
+        if !held_by_other(&lease, "", now_ms()) {
+            return Ok(None);
+        }
+        let identity = lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok(Some(note(&lease).unwrap_or(identity).to_string()))
     })
 }
 
@@ -235,16 +321,16 @@ pub fn force_release(
     target: &str,
     lock_id: &str,
 ) -> Result<(), cluster::Error> {
-    runtime.block_on(async {
+    super::block_on(runtime, async {
         let get = request()
             .get(LEASE_NAME, &GetParams::default())
-            .map_err(|e| backend(target, e))?;
+            .map_err(|e| backend(target, LEASE_NAME, e))?;
         let lease = match super::request_retrying(client, get).await {
             Ok(lease) => lease,
             Err(e) if super::errors::code(&e) == 404 => {
                 return Err(cluster::Error::Backend(format!("{target} is not locked")));
             }
-            Err(e) => return Err(backend(target, e)),
+            Err(e) => return Err(backend(target, LEASE_NAME, e)),
         };
         let holder = lease
             .pointer("/spec/holderIdentity")
@@ -269,11 +355,11 @@ pub fn force_release(
             });
         let delete = request()
             .delete(LEASE_NAME, &params)
-            .map_err(|e| backend(target, e))?;
+            .map_err(|e| backend(target, LEASE_NAME, e))?;
         match super::request_retrying(client, delete).await {
             Ok(_) => Ok(()),
             Err(e) if super::errors::code(&e) == 404 => Ok(()),
-            Err(e) => Err(backend(target, e)),
+            Err(e) => Err(backend(target, LEASE_NAME, e)),
         }
     })
 }

@@ -16,6 +16,7 @@ mod metrics;
 mod resources;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ const ATTEMPTS: u32 = 5;
 const BACKOFF: Duration = Duration::from_millis(250);
 /// How long reading the server's clock may take before the local clock is trusted instead.
 const CLOCK_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How old the reading of the server's clock may get before `now` reads it again.
+const CLOCK_REREAD: Duration = Duration::from_secs(1);
 /// How long a CRD may take to be established, or a Namespace to become active.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -62,24 +65,50 @@ pub struct Options {
 
 /// A Kubernetes cluster.
 pub struct KubeCluster {
-    runtime: tokio::runtime::Runtime,
+    /// Shared only to be dropped on a thread of its own (see `Drop`).
+    runtime: Arc<tokio::runtime::Runtime>,
     client: kube::Client,
     name: String,
     force_conflicts: bool,
     resources: Mutex<Option<Arc<Resources>>>,
     changed: Arc<tokio::sync::Notify>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// Watches of the kinds a watcher observes ([`Cluster::observe`]), by group and kind.
+    observers: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// What those watches saw since the last [`Cluster::observe`].
+    observed: Arc<Mutex<Vec<cluster::Observed>>>,
+    /// Counts every change any watch saw ([`Cluster::change_marker`]).
+    marker: Arc<AtomicU64>,
     lease: Option<lease::Held>,
+    /// The one-watcher Lease, while a `reconcile watch` of this process holds it.
+    watch_lease: Option<lease::Held>,
     clock: Mutex<ServerClock>,
 }
 
 impl Drop for KubeCluster {
     fn drop(&mut self) {
-        for watcher in &self.watchers {
+        for watcher in self.watchers.iter().chain(self.observers.values()) {
             watcher.abort();
         }
         if self.lease.is_some() {
             let _ = self.unlock();
+        }
+        if let Some(held) = self.watch_lease.take() {
+            let _ = lease::release(&self.runtime, &self.client, &self.name, held);
+        }
+        // Dropped within another runtime (the watcher's loop, the UI's tasks), the runtime's
+        // shutdown may not block there: a thread of its own drops it once this handle's
+        // reference is gone.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let runtime = self.runtime.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                while Arc::strong_count(&runtime) > 1 && started.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(runtime);
+            });
         }
     }
 }
@@ -168,6 +197,20 @@ where
     }
 }
 
+/// Runs `future` on the backend's runtime from synchronous code, also when that code runs on
+/// a thread of another tokio runtime (the watcher's loop, the web UI's handlers): the thread
+/// is then handed over to blocking work first, as a nested `block_on` may not run there.
+pub(crate) fn block_on<F: std::future::Future>(
+    runtime: &tokio::runtime::Runtime,
+    future: F,
+) -> F::Output {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(|| runtime.block_on(future))
+    } else {
+        runtime.block_on(future)
+    }
+}
+
 /// Sends a request, trying it again with backoff while the failure is transient
 /// (throttling, server errors, a broken connection).
 pub(crate) async fn request_retrying(
@@ -195,26 +238,30 @@ pub fn connect(options: &Options) -> Result<KubeCluster, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(e.to_string()))?;
-    let (mut config, context) = runtime.block_on(load_config(options.context.as_deref()))?;
+    let (mut config, context) = block_on(&runtime, load_config(options.context.as_deref()))?;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     config.write_timeout = Some(Duration::from_secs(60));
     config.reset_reader_on_write = true;
-    let client = runtime
-        .block_on(async { kube::Client::try_from(config) })
+    let client = block_on(&runtime, async { kube::Client::try_from(config) })
         .map_err(|e| Error::Config(errors::redact(&format!("context {context:?}: {e}"))))?;
     let cluster = KubeCluster {
-        runtime,
+        runtime: Arc::new(runtime),
         client,
         name: format!("kube:{context}"),
         force_conflicts: options.force_conflicts,
         resources: Mutex::new(None),
         changed: Arc::new(tokio::sync::Notify::new()),
         watchers: Vec::new(),
+        observers: HashMap::new(),
+        observed: Arc::new(Mutex::new(Vec::new())),
+        marker: Arc::new(AtomicU64::new(0)),
         lease: None,
+        watch_lease: None,
         clock: Mutex::new(ServerClock {
             at_ms: wall_ms(),
             read: std::time::Instant::now(),
+            tried: std::time::Instant::now(),
         }),
     };
     cluster.read_server_clock();
@@ -238,6 +285,8 @@ fn wall_ms() -> u64 {
 struct ServerClock {
     at_ms: u64,
     read: std::time::Instant,
+    /// When the `Date` was last asked for (read or not).
+    tried: std::time::Instant,
 }
 
 impl ServerClock {
@@ -295,8 +344,11 @@ impl KubeCluster {
     /// Reads the server's `Date` from a cheap request; without one (a server that sends no
     /// `Date`, an error) the estimate goes on with the local clock.
     fn read_server_clock(&self) {
+        if let Ok(mut clock) = self.clock.lock() {
+            clock.tried = std::time::Instant::now();
+        }
         let client = self.client.clone();
-        let date = self.runtime.block_on(async move {
+        let date = block_on(&self.runtime, async move {
             let request = http::Request::get("/version")
                 .body(kube::client::Body::empty())
                 .ok()?;
@@ -327,10 +379,8 @@ impl KubeCluster {
             return Ok(found.clone());
         }
         let client = self.client.clone();
-        let fresh = self
-            .runtime
-            .block_on(async { Resources::discover(client).await })
-            .map_err(|e| {
+        let fresh =
+            block_on(&self.runtime, async { Resources::discover(client).await }).map_err(|e| {
                 cluster::Error::Backend(errors::redact(&format!(
                     "{}: API discovery failed: {e}",
                     self.name
@@ -355,8 +405,7 @@ impl KubeCluster {
         make: &dyn Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     ) -> Result<Value, kube::Error> {
         let request = make().map_err(kube::Error::BuildRequest)?;
-        self.runtime
-            .block_on(request_retrying(&self.client, request))
+        block_on(&self.runtime, request_retrying(&self.client, request))
     }
 
     fn not_served(&self, id: &ResId) -> cluster::Error {
@@ -477,9 +526,10 @@ impl KubeCluster {
             };
             let client = self.client.clone();
             let changed = self.changed.clone();
+            let marker = self.marker.clone();
             let handle = self
                 .runtime
-                .spawn(resources::watch_changes(client, resource, changed));
+                .spawn(resources::watch_changes(client, resource, changed, marker));
             self.watchers.push(handle);
         }
         Ok(())
@@ -607,7 +657,7 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
-    fn check_writes(&self, objects: &[Value]) -> Result<(), (usize, cluster::Error)> {
+    fn check_writes(&self, objects: &[&Value]) -> Result<(), (usize, cluster::Error)> {
         // Namespaces this apply creates: what goes into them cannot be dry-run there before
         // they exist, so it is dry-run in `default` instead (fields are judged the same way).
         let created: HashSet<&str> = objects
@@ -624,10 +674,14 @@ impl Cluster for KubeCluster {
                 continue;
             };
             // Nor is a kind whose CRD the apply (re)defines: its schema may change with it.
-            if crate::engine::crd::defined_by(objects, &id.gvk.api_version(), &id.gvk.kind) {
+            if crate::engine::crd::defined_by(
+                objects.iter().copied(),
+                &id.gvk.api_version(),
+                &id.gvk.kind,
+            ) {
                 continue;
             }
-            let mut sent = object.clone();
+            let mut sent = Value::clone(object);
             if resource.namespaced && created.contains(id.namespace.as_str()) {
                 let missing = match absent.get(&id.namespace) {
                     Some(missing) => *missing,
@@ -678,6 +732,15 @@ impl Cluster for KubeCluster {
     }
 
     fn now(&self) -> String {
+        // A caller that never waits (the watcher) still follows the server's clock: read
+        // again once a second at most.
+        let stale = self
+            .clock
+            .lock()
+            .is_ok_and(|clock| clock.tried.elapsed() >= CLOCK_REREAD);
+        if stale {
+            self.read_server_clock();
+        }
         crate::rollout::time::rfc3339(self.server_ms())
     }
 
@@ -697,7 +760,7 @@ impl Cluster for KubeCluster {
             let slice = Duration::from_millis(left.min(1000));
             let least = slice.min(Duration::from_millis(100));
             let changed = self.changed.clone();
-            let woke = self.runtime.block_on(async {
+            let woke = block_on(&self.runtime, async {
                 tokio::time::sleep(least).await;
                 tokio::time::timeout(slice - least, changed.notified())
                     .await
@@ -714,7 +777,13 @@ impl Cluster for KubeCluster {
         if self.lease.is_some() {
             return Ok(());
         }
-        let held = lease::acquire(&self.runtime, &self.client, &self.name, holder)?;
+        let held = lease::acquire(
+            &self.runtime,
+            &self.client,
+            &self.name,
+            holder,
+            &lease::APPLY,
+        )?;
         self.lease = Some(held);
         Ok(())
     }
@@ -752,8 +821,10 @@ impl Cluster for KubeCluster {
         };
         metrics::headers(prometheus, &secret)
             .and_then(|headers| {
-                self.runtime
-                    .block_on(metrics::prometheus(prometheus, query, headers))
+                block_on(
+                    &self.runtime,
+                    metrics::prometheus(prometheus, query, headers),
+                )
             })
             .map_err(|e| {
                 cluster::Error::Backend(errors::redact(&format!(
@@ -808,6 +879,61 @@ impl Cluster for KubeCluster {
         found.sort();
         Ok(found.into_iter().map(|(_, m)| m).collect())
     }
+
+    fn observe(&mut self, kinds: &[Gvk]) -> Result<Option<Vec<cluster::Observed>>, cluster::Error> {
+        let resources = self.resources(false)?;
+        for gvk in kinds {
+            let key = format!("{}.{}", gvk.kind, gvk.group);
+            if self.observers.contains_key(&key) {
+                continue;
+            }
+            // A kind not served (yet) is looked for again on a later call, without a
+            // discovery per call: what is applied through this handle refreshes discovery.
+            let Some(resource) = resources.find(gvk) else {
+                continue;
+            };
+            let handle = self.runtime.spawn(resources::observe_changes(
+                self.client.clone(),
+                resource,
+                self.observed.clone(),
+                self.marker.clone(),
+            ));
+            self.observers.insert(key, handle);
+        }
+        let seen = self
+            .observed
+            .lock()
+            .map(|mut seen| std::mem::take(&mut *seen))
+            .map_err(|_| cluster::Error::Backend("watch buffer poisoned".into()))?;
+        Ok(Some(seen))
+    }
+
+    fn change_marker(&mut self) -> u64 {
+        // The watches of `wait` (pods, Deployments, ReplicaSets, Services) count changes.
+        let _ = self.ensure_watching();
+        self.marker.load(Ordering::Relaxed)
+    }
+
+    fn lock_watcher(&mut self, holder: &str) -> Result<bool, cluster::Error> {
+        if self.watch_lease.is_none() {
+            let held = lease::acquire(
+                &self.runtime,
+                &self.client,
+                &self.name,
+                "reconcile watch",
+                &lease::Kind {
+                    holder_note: Some(holder),
+                    ..lease::WATCH
+                },
+            )?;
+            self.watch_lease = Some(held);
+        }
+        Ok(true)
+    }
+
+    fn watcher(&self) -> Result<Option<String>, cluster::Error> {
+        lease::current_note(&self.runtime, &self.client, &self.name, &lease::WATCH)
+    }
 }
 
 #[cfg(test)]
@@ -819,6 +945,7 @@ mod tests {
         let mut clock = ServerClock {
             at_ms: 1_000_500,
             read: std::time::Instant::now(),
+            tried: std::time::Instant::now(),
         };
         // A Date one minute ahead (a faster or skewed server) is taken as it is.
         clock.observe(1_060_000);

@@ -1,7 +1,8 @@
 //! What the cluster serves: kinds mapped to resources, scope and verbs by API discovery, so
 //! any kind (CRDs included) works, not a fixed list; and watches of served resources.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -10,6 +11,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value};
 use tokio_stream::StreamExt;
 
+use crate::cluster::Observed;
 use crate::model::Gvk;
 
 /// The resources a cluster serves (one discovery).
@@ -98,13 +100,14 @@ impl Resource {
     }
 }
 
-/// Watches a resource in every namespace and signals `changed` on each change, until the
-/// task is aborted. Errors (a dropped connection, an expired resourceVersion) are retried
-/// with kube-runtime's backoff.
+/// Watches a resource in every namespace and signals `changed` on each change (and counts it
+/// in `marker`), until the task is aborted. Errors (a dropped connection, an expired
+/// resourceVersion) are retried with kube-runtime's backoff.
 pub async fn watch_changes(
     client: kube::Client,
     resource: Resource,
     changed: Arc<tokio::sync::Notify>,
+    marker: Arc<AtomicU64>,
 ) {
     let api: Api<DynamicObject> = Api::all_with(client, &resource.api);
     let config = watcher::Config::default().timeout(25);
@@ -112,7 +115,40 @@ pub async fn watch_changes(
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         if let Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) = event {
+            marker.fetch_add(1, Ordering::Relaxed);
             changed.notify_one();
+        }
+    }
+}
+
+/// Watches a resource in every namespace and records every object it sees change or go in
+/// `seen` (the objects of its first list too), until the task is aborted; errors are
+/// retried with kube-runtime's backoff, a new list reporting every object again.
+pub async fn observe_changes(
+    client: kube::Client,
+    resource: Resource,
+    seen: Arc<Mutex<Vec<Observed>>>,
+    marker: Arc<AtomicU64>,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &resource.api);
+    let config = watcher::Config::default().timeout(25);
+    let stream = watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let (object, deleted) = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
+            Ok(watcher::Event::Delete(o)) => (o, true),
+            _ => continue,
+        };
+        let Ok(object) = serde_json::to_value(&object) else {
+            continue;
+        };
+        marker.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut seen) = seen.lock() {
+            seen.push(Observed {
+                object: resource.typed(object),
+                deleted,
+            });
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum Error {
 /// Version of the plan file format.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Documents printed together (on all cores) for [`source_digest`].
+const DIGEST_CHUNK: usize = 2048;
+
 /// `sha256:<hex>` of the rendered objects and the application settings that shape a plan.
 ///
 /// Secrets are hashed masked (values replaced by [`crate::diff::mask`]'s masks): the digest
@@ -44,16 +47,33 @@ pub const FORMAT_VERSION: u32 = 1;
 /// is reversed by trying every value. A change of a Secret's keys changes the digest; a change
 /// of a value alone does not (a `secretGenerator` Secret's name changes with its values).
 pub fn source_digest(objects: &[Value], settings: &Value) -> String {
-    let masked: Vec<Value> = objects
-        .iter()
-        .map(|object| {
-            let mut object = object.clone();
-            crate::diff::mask::mask_one(&mut object);
-            object
-        })
-        .collect();
+    use rayon::prelude::*;
+    // The hash of the masked objects' YAML stream (`---` between documents), fed a chunk of
+    // documents at a time: neither a masked copy of every object nor the whole text is held.
+    // Only Secrets are copied to be masked.
+    let document = |object: &Value| {
+        if crate::diff::normalize::is_secret(object) {
+            let mut masked = object.clone();
+            crate::diff::mask::mask_one(&mut masked);
+            crate::yaml::to_yaml(&masked)
+        } else {
+            crate::yaml::to_yaml(object)
+        }
+    };
     let mut hasher = Sha256::new();
-    hasher.update(crate::yaml::to_yaml_stream(&masked).as_bytes());
+    for (chunk_index, chunk) in objects.chunks(DIGEST_CHUNK).enumerate() {
+        let texts: Vec<String> = if chunk.len() < DIGEST_CHUNK {
+            chunk.iter().map(document).collect()
+        } else {
+            chunk.par_iter().map(document).collect()
+        };
+        for (index, text) in texts.iter().enumerate() {
+            if chunk_index > 0 || index > 0 {
+                hasher.update(b"---\n");
+            }
+            hasher.update(text.as_bytes());
+        }
+    }
     hasher.update(b"\n---settings---\n");
     hasher.update(settings.to_string().as_bytes());
     let digest = hasher.finalize();
@@ -126,8 +146,15 @@ pub fn staleness(saved: &Plan, fresh: &Plan) -> Option<String> {
             saved.application
         ));
     }
+    // The first fresh action of each object, found by key rather than by a scan per action.
+    let mut fresh_by_key = std::collections::HashMap::with_capacity(fresh.actions.len());
+    for action in &fresh.actions {
+        fresh_by_key
+            .entry(super::prune::key(&action.id()))
+            .or_insert(action);
+    }
     for action in &saved.actions {
-        let now = fresh.actions.iter().find(|a| a.same_object(action));
+        let now = fresh_by_key.get(&super::prune::key(&action.id())).copied();
         let live_now = now.and_then(|a| a.live_resource_version.clone());
         if live_now != action.live_resource_version {
             return Some(format!(

@@ -20,7 +20,9 @@ pub mod ownership;
 pub mod prune;
 mod restarts;
 pub mod seal;
+pub mod status;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -589,10 +591,16 @@ fn prepare(
     live: Option<&Value>,
     bg_services: &HashSet<(String, String)>,
     now: &str,
+    status_is_field: bool,
 ) -> Result<Value, Error> {
     let id = ResId::of(declared);
     let mut object = declared.clone();
-    let (normalized, _) = diff::normalized_pair(Some(declared), None, &app.ignore_differences);
+    let (normalized, _) = diff::normalized_pair(
+        Some(declared),
+        None,
+        &app.ignore_differences,
+        status_is_field,
+    );
     let fields = normalized.as_ref().map(shape).unwrap_or(Value::Null);
     if let Some(labels) = meta_map(&mut object, "labels") {
         labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGED_BY_VALUE));
@@ -754,6 +762,11 @@ pub fn make_plan(
     validate(&objects, cluster)?;
     let bg_services = blue_green_services(&objects)?;
     let now = cluster.now();
+    let status_rules =
+        status::StatusRules::of(&objects, cluster).map_err(|(id, source)| Error::Cluster {
+            id: Box::new(id),
+            source: Box::new(source),
+        })?;
 
     // Creates, updates and unchanged objects, in apply order.
     let mut entries = Vec::new();
@@ -776,7 +789,15 @@ pub fn make_plan(
         if adopt && !options.adopt && annotation(declared, ADOPT_ANNOTATION) != Some("true") {
             return Err(Error::NotOwned { id: Box::new(id) });
         }
-        let mut prepared = prepare(app, declared, live.as_ref(), &bg_services, &now)?;
+        let status_is_field = status_rules.status_is_field(&id.gvk);
+        let mut prepared = prepare(
+            app,
+            declared,
+            live.as_ref(),
+            &bg_services,
+            &now,
+            status_is_field,
+        )?;
         let ownership_err = |source| Error::Ownership {
             id: Box::new(id.clone()),
             source,
@@ -790,7 +811,8 @@ pub fn make_plan(
             if server_side {
                 Ok(prepared.clone())
             } else {
-                ownership::merge_for_apply(live, prepared, &now).map_err(ownership_err)
+                ownership::merge_for_apply(live, prepared, &now, status_is_field)
+                    .map_err(ownership_err)
             }
         };
         let mut written = merge(live.as_ref(), &prepared)?;
@@ -800,10 +822,11 @@ pub fn make_plan(
                 let seen = |written: &Value| {
                     let mut view = written.clone();
                     restore_declared_strategy(&mut view);
-                    diff::compare(
+                    diff::compare_object(
                         Some(&project(&view, &shape)),
                         Some(live_object),
                         &app.ignore_differences,
+                        status_is_field,
                     )
                 };
                 // What the API server would store (its merge, defaults, webhooks) is compared,
@@ -816,7 +839,12 @@ pub fn make_plan(
                     None => seen(&written),
                 }
             }
-            None => diff::compare(Some(declared), None, &app.ignore_differences),
+            None => diff::compare_object(
+                Some(declared),
+                None,
+                &app.ignore_differences,
+                status_is_field,
+            ),
         };
         let mut rollout_target = None;
         let mut description = None;
@@ -956,6 +984,17 @@ pub fn make_plan(
         .map(|id| inventory::Member::of(&id))
         .collect();
     members.extend(kept_members);
+    // Moved, not copied: the actions carry every object's diff.
+    let mut actions = Vec::with_capacity(entries.len());
+    let mut objects_out = Vec::with_capacity(entries.len());
+    let mut rollouts = Vec::with_capacity(entries.len());
+    let mut bookkeeping = Vec::with_capacity(entries.len());
+    for (action, object, rollout_target, missing) in entries {
+        actions.push(action);
+        objects_out.push(object);
+        rollouts.push(rollout_target);
+        bookkeeping.push(missing);
+    }
     let plan = Plan {
         application: app.name.clone(),
         source: source.to_string(),
@@ -965,18 +1004,10 @@ pub fn make_plan(
         target: cluster.target_name(),
         prune: prune_enabled,
         inventory_resource_version: previous.resource_version.clone(),
-        actions: entries.iter().map(|(a, ..)| a.clone()).collect(),
+        actions,
         not_pruned,
         summary,
     };
-    let mut objects_out = Vec::new();
-    let mut rollouts = Vec::new();
-    let mut bookkeeping = Vec::new();
-    for (_, object, rollout_target, missing) in entries {
-        objects_out.push(object);
-        rollouts.push(rollout_target);
-        bookkeeping.push(missing);
-    }
     Ok(Planned {
         plan,
         objects: objects_out,
@@ -1054,6 +1085,58 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport, Error> {
+    apply_writes(
+        planned,
+        Writes::Borrowed(&planned.objects),
+        cluster,
+        options,
+        progress,
+    )
+}
+
+/// [`apply`], handing the objects to write to the cluster instead of copies (a large
+/// application's objects are not held twice). `planned` keeps its plan; it cannot be applied
+/// again.
+pub fn apply_moving(
+    planned: &mut Planned,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
+    let objects = std::mem::take(&mut planned.objects);
+    apply_writes(planned, Writes::Owned(objects), cluster, options, progress)
+}
+
+/// The objects an apply writes: the plan's own, or taken from it.
+enum Writes<'a> {
+    Borrowed(&'a [Option<Value>]),
+    Owned(Vec<Option<Value>>),
+}
+
+impl<'a> Writes<'a> {
+    fn get(&self, index: usize) -> Option<&Value> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref(),
+            Writes::Owned(objects) => objects.get(index)?.as_ref(),
+        }
+    }
+
+    /// The object to send (taken, when owned: each is written once).
+    fn take(&mut self, index: usize) -> Option<Cow<'a, Value>> {
+        match self {
+            Writes::Borrowed(objects) => objects.get(index)?.as_ref().map(Cow::Borrowed),
+            Writes::Owned(objects) => objects.get_mut(index)?.take().map(Cow::Owned),
+        }
+    }
+}
+
+fn apply_writes(
+    planned: &Planned,
+    mut sent: Writes<'_>,
+    cluster: &mut dyn Cluster,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
     let plan = &planned.plan;
     let mut report = ApplyReport {
         application: plan.application.clone(),
@@ -1073,12 +1156,9 @@ pub fn apply(
             matches!(plan.actions[*i].action, Change::Create | Change::Update)
                 || planned.bookkeeping[*i]
         })
-        .filter(|i| planned.objects[*i].is_some())
+        .filter(|i| sent.get(*i).is_some())
         .collect();
-    let objects: Vec<Value> = checked
-        .iter()
-        .filter_map(|i| planned.objects[*i].clone())
-        .collect();
+    let objects: Vec<&Value> = checked.iter().filter_map(|i| sent.get(*i)).collect();
     if let Err((at, e)) = cluster.check_writes(&objects) {
         return Err(Error::NotServed {
             id: Box::new(plan.actions[checked[at]].id()),
@@ -1143,13 +1223,10 @@ pub fn apply(
                 matches!(plan.actions[*i].action, Change::Create | Change::Update)
                     || planned.bookkeeping[*i]
             })
-            .filter(|i| planned.objects[*i].is_some())
+            .filter(|i| sent.get(*i).is_some())
             .collect();
-        let objects: Vec<Value> = batch
-            .iter()
-            .filter_map(|i| planned.objects[*i].clone())
-            .collect();
-        let (succeeded, failure) = match cluster.apply_batch(&objects) {
+        let objects: Vec<Cow<'_, Value>> = batch.iter().filter_map(|i| sent.take(*i)).collect();
+        let (succeeded, failure) = match cluster.apply_batch(objects) {
             Ok(_) => (batch.len(), None),
             Err((at, e)) => (at, Some((batch[at], e))),
         };

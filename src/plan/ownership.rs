@@ -17,11 +17,14 @@ use crate::render::patch::openapi::OpenApi;
 pub const FIELD_MANAGER: &str = "reconcile";
 
 /// The object to write: `prepared` applied over `live` by [`FIELD_MANAGER`], without the
-/// live resourceVersion (the write is not conditional on it).
+/// live resourceVersion (the write is not conditional on it). With `status_is_field` (a CRD
+/// without the status subresource) `status` is applied like `spec`; a status the apply
+/// removes whole is written as `status: null`, so the write removes it.
 pub fn merge_for_apply(
     live: Option<&Value>,
     prepared: &Value,
     now: &str,
+    status_is_field: bool,
 ) -> Result<Value, fields::Error> {
     let api = OpenApi::builtin();
     let api_version = prepared
@@ -32,12 +35,20 @@ pub fn merge_for_apply(
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let schema = fields::schema_for(&api, api_version, kind);
+    let schema = fields::schema_for(&api, api_version, kind).with_status_field(status_is_field);
     let live = live.map(|l| with_legacy_ownership(l, api_version, now, schema));
     let applied = fields::apply(live.as_ref(), prepared, FIELD_MANAGER, true, now, schema)?;
     let mut object = applied.object;
-    if let Some(Value::Object(meta)) = object.get_mut("metadata") {
-        meta.shift_remove("resourceVersion");
+    if let Value::Object(root) = &mut object {
+        if let Some(Value::Object(meta)) = root.get_mut("metadata") {
+            meta.shift_remove("resourceVersion");
+        }
+        let emptied = root
+            .get("status")
+            .is_none_or(|s| s.as_object().is_some_and(Map::is_empty));
+        if status_is_field && emptied && live.as_ref().is_some_and(|l| l.get("status").is_some()) {
+            root.insert("status".into(), Value::Null);
+        }
     }
     Ok(object)
 }
@@ -153,11 +164,44 @@ mod tests {
         live["data"]["foreign"] = json!("y");
         let declared_now = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c"}, "data": {"a": "1"}});
-        let merged = merge_for_apply(Some(&live), &declared_now, "t").unwrap();
+        let merged = merge_for_apply(Some(&live), &declared_now, "t", false).unwrap();
         assert_eq!(merged["data"], json!({"a": "1", "foreign": "y"}));
         let annotations = merged["metadata"]["annotations"].as_object().unwrap();
         assert!(annotations.contains_key("theirs"));
         assert!(!annotations.contains_key("old"));
         assert!(!lacks_ownership(&merged));
+    }
+
+    #[test]
+    fn a_status_that_is_a_field_is_applied_owned_and_removed() {
+        let widget = |status: Option<Value>| {
+            let mut w = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w"}, "spec": {"size": 1}});
+            if let Some(status) = status {
+                w["status"] = status;
+            }
+            w
+        };
+        let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        let created = merge_for_apply(None, &widget(Some(ready.clone())), "t", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(created["status"], ready);
+        let owned = fields::managed_fields(&created).unwrap_or_default();
+        assert!(
+            owned[0]
+                .fields
+                .to_fields_v1()
+                .to_string()
+                .contains("f:status"),
+            "{owned:?}"
+        );
+        // Dropped from the tree: removed, spelled `null` so the write removes it.
+        let dropped = merge_for_apply(Some(&created), &widget(None), "t", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dropped["status"], Value::Null);
+        // With the status subresource, a declared status is nobody's and never written.
+        let ignored = merge_for_apply(None, &widget(Some(ready)), "t", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ignored.get("status").is_none(), "{ignored}");
     }
 }

@@ -118,13 +118,17 @@ pub fn to_yaml(resources: &ResMap) -> String {
     crate::yaml::to_yaml_stream(&to_values(resources))
 }
 
-/// [`to_yaml`], consuming the build (no copy of the objects).
-pub fn into_yaml(resources: ResMap) -> String {
-    let values: Vec<Value> = resources
+/// [`to_values`], consuming the build (no copy of the objects).
+pub fn into_values(resources: ResMap) -> Vec<Value> {
+    resources
         .into_iter()
         .map(|r| Value::Object(r.object))
-        .collect();
-    crate::yaml::to_yaml_stream(&values)
+        .collect()
+}
+
+/// [`to_yaml`], consuming the build (no copy of the objects).
+pub fn into_yaml(resources: ResMap) -> String {
+    crate::yaml::to_yaml_stream(&into_values(resources))
 }
 
 /// The build as a pretty-printed JSON array.

@@ -124,7 +124,8 @@ fn is_custom(object: &Value) -> bool {
 
 /// kstatus' generic rules for a custom resource: a status that has not observed the latest
 /// generation is in progress; `Stalled=True` is failed, `Reconciling=True` or `Ready=False`
-/// in progress (with the condition's message); no status (or `Ready=True`) is current.
+/// in progress (with the condition's reason and message); no status (or `Ready=True`) is
+/// current.
 fn custom_resource(object: &Value) -> Health {
     let generation = int(object, "/metadata/generation");
     let observed_generation = int(object, "/status/observedGeneration");
@@ -139,7 +140,8 @@ fn custom_resource(object: &Value) -> Health {
     let says = |c: &Value| {
         let (reason, message) = (text(c, "/reason"), text(c, "/message"));
         match (reason.is_empty(), message.is_empty()) {
-            (_, false) => message.to_string(),
+            (false, false) => format!("{reason}: {message}"),
+            (true, false) => message.to_string(),
             (false, true) => reason.to_string(),
             (true, true) => format!("{} is {}", text(c, "/type"), text(c, "/status")),
         }
@@ -674,7 +676,7 @@ mod tests {
             None,
         );
         assert_eq!(stalled.status, Status::Degraded);
-        assert_eq!(stalled.message, "Stalled: no such secret");
+        assert_eq!(stalled.message, "Stalled: BadConfig: no such secret");
         let waiting = health(
             Some(&cr(
                 json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Issuing"}]}),

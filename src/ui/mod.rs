@@ -102,15 +102,53 @@ pub enum Error {
     },
 }
 
+/// How the UI reaches its target.
+pub enum Handle {
+    /// An engine's state file: a handle of its own for the pages (read again before each
+    /// page) and one opened for each action that writes.
+    Engine(Engine),
+    /// One connection that reads and writes (a Kubernetes cluster).
+    Cluster(Box<dyn Cluster + Send>),
+}
+
+impl From<Engine> for Handle {
+    fn from(engine: Engine) -> Handle {
+        Handle::Engine(engine)
+    }
+}
+
+impl Handle {
+    fn cluster(&mut self) -> &mut dyn Cluster {
+        match self {
+            Handle::Engine(engine) => engine,
+            Handle::Cluster(cluster) => &mut **cluster,
+        }
+    }
+
+    /// The target's events, oldest first: the engine's own, or the `v1` Events a server
+    /// keeps.
+    fn events(&mut self) -> Vec<crate::engine::events::Event> {
+        match self {
+            Handle::Engine(engine) => engine.events(None).unwrap_or_default(),
+            Handle::Cluster(cluster) => cluster
+                .list(&Gvk::from_api_version("v1", "Event"), None, None)
+                .map(|objects| view::events_of(&objects))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The UI's state: a handle on the target, the watcher's snapshot when one runs in this
 /// process, the access and CSRF tokens and the templates.
 pub struct Ui {
-    engine: Mutex<Engine>,
+    handle: Mutex<Handle>,
     /// How applications' sources are read when no watcher runs here.
     git: GitOptions,
     /// Pending diffs computed here (no watcher): when, and the changes or why none.
     pending: Mutex<PendingCache>,
-    state_path: std::path::PathBuf,
+    /// The engine's state file (its watcher lock file lies beside it); `None` on targets
+    /// that keep their own watcher lock.
+    state_path: Option<std::path::PathBuf>,
     target: String,
     watcher: Option<Arc<Shared>>,
     token: Option<String>,
@@ -153,11 +191,11 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 }
 
 impl Ui {
-    /// The UI over `engine` (a handle of its own on the target's state file). `watcher`: the
-    /// watcher's shared state when it runs in this process (statuses, diffs, sync commands);
-    /// `token`: the access token every request must carry.
+    /// The UI over a target (for an engine, a handle of its own on the target's state
+    /// file). `watcher`: the watcher's shared state when it runs in this process (statuses,
+    /// diffs, sync commands); `token`: the access token every request must carry.
     pub fn new(
-        engine: Engine,
+        handle: impl Into<Handle>,
         watcher: Option<Arc<Shared>>,
         token: Option<String>,
     ) -> Result<Arc<Ui>, Error> {
@@ -171,13 +209,17 @@ impl Ui {
                     cause: e.to_string(),
                 })?;
         }
-        let state_path = std::path::PathBuf::from(engine.path());
+        let mut handle = handle.into();
+        let state_path = match &handle {
+            Handle::Engine(engine) => Some(std::path::PathBuf::from(engine.path())),
+            Handle::Cluster(_) => None,
+        };
         Ok(Arc::new(Ui {
             git: GitOptions::from_vars(|name| std::env::var(name).ok(), Duration::from_secs(60)),
             pending: Mutex::new(HashMap::new()),
-            target: engine.target_name(),
+            target: handle.cluster().target_name(),
             state_path,
-            engine: Mutex::new(engine),
+            handle: Mutex::new(handle),
             watcher,
             token: token.filter(|t| !t.is_empty()),
             csrf: random_hex(16),
@@ -205,10 +247,10 @@ impl Ui {
             return pending.clone();
         }
         let computed = {
-            let engine = self.engine.lock().map_err(|_| {
+            let mut handle = self.handle.lock().map_err(|_| {
                 "the target handle is unusable after a failure; restart the UI".to_string()
             })?;
-            once::pending(status, &*engine, &self.git)
+            once::pending(status, handle.cluster(), &self.git)
                 .map(|p| p.changes())
                 .map_err(|e| e.to_string())
         };
@@ -229,31 +271,64 @@ impl Ui {
         &self.csrf
     }
 
-    fn engine(&self) -> Result<std::sync::MutexGuard<'_, Engine>, Response> {
-        let mut engine = self.engine.lock().map_err(|_| {
+    /// The pages' handle, with what other processes wrote read again.
+    fn engine(&self) -> Result<std::sync::MutexGuard<'_, Handle>, Response> {
+        let mut handle = self.handle.lock().map_err(|_| {
             self.failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the target handle is unusable after a failure; restart the UI",
             )
         })?;
-        if let Err(e) = engine.refresh() {
+        if let Err(e) = handle.cluster().refresh() {
             return Err(self.failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("reading {}: {e}", self.target),
             ));
         }
-        Ok(engine)
+        Ok(handle)
     }
 
-    /// A handle of its own that writes to the target (the pages' handle only reads), for
-    /// `what`.
-    fn writable(&self, what: &str) -> Result<Engine, Response> {
-        Engine::open_existing(&self.state_path).map_err(|e| {
-            self.failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("opening {} for {what}: {e}", self.target),
-            )
-        })
+    /// Runs `write` on a handle that writes to the target, for `what`: on an engine one of
+    /// its own (the pages' handle only reads), else the one connection.
+    fn writable<R>(
+        &self,
+        what: &str,
+        write: impl FnOnce(&mut dyn Cluster) -> R,
+    ) -> Result<R, Response> {
+        match &self.state_path {
+            Some(path) => {
+                let mut engine = Engine::open_existing(path).map_err(|e| {
+                    self.failure(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("opening {} for {what}: {e}", self.target),
+                    )
+                })?;
+                Ok(write(&mut engine))
+            }
+            None => {
+                let mut handle = self.engine()?;
+                Ok(write(handle.cluster()))
+            }
+        }
+    }
+
+    /// The watcher running on the target, if any.
+    fn watcher_holder(
+        &self,
+    ) -> Result<crate::controller::lock::Holder, crate::controller::lock::Error> {
+        match &self.state_path {
+            Some(path) => crate::controller::lock::holder(path, &self.target),
+            None => {
+                let mut handle =
+                    self.handle
+                        .lock()
+                        .map_err(|_| crate::controller::lock::Error::Target {
+                            target: self.target.clone(),
+                            cause: "the target handle is unusable after a failure".into(),
+                        })?;
+                crate::controller::lock::holder_of(handle.cluster(), None)
+            }
+        }
     }
 
     /// The statuses: the watcher's when it runs here, else those recorded in the target.
@@ -261,8 +336,8 @@ impl Ui {
         if let Some(shared) = &self.watcher {
             return Ok(shared.apps.read().map(|a| a.clone()).unwrap_or_default());
         }
-        let engine = self.engine()?;
-        status::load_all(&*engine).map_err(|e| {
+        let mut handle = self.engine()?;
+        status::load_all(handle.cluster()).map_err(|e| {
             self.failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("reading statuses from {}: {e}", self.target),
@@ -274,12 +349,8 @@ impl Ui {
     fn version(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        if let Ok(mut engine) = self.engine.lock()
-            && let Ok(state) = engine.fresh_state()
-        {
-            state.rv.hash(&mut hasher);
-            state.events.next_id.hash(&mut hasher);
-            state.events.list.last().map(|e| e.count).hash(&mut hasher);
+        if let Ok(mut handle) = self.handle.lock() {
+            handle.cluster().change_marker().hash(&mut hasher);
         }
         if let Some(shared) = &self.watcher
             && let Ok(apps) = shared.apps.read()
@@ -611,11 +682,12 @@ async fn app_page(
         );
     };
     let (tree, diffs) = {
-        let engine = match ui.engine() {
+        let mut handle = match ui.engine() {
             Ok(e) => e,
             Err(r) => return r,
         };
-        let members: Vec<ResId> = match crate::plan::inventory::read(&*engine, &name) {
+        let cluster = handle.cluster();
+        let members: Vec<ResId> = match crate::plan::inventory::read(cluster, &name) {
             Ok(inventory) => inventory.members.iter().map(|m| m.id()).collect(),
             Err(e) => {
                 return ui.failure(
@@ -624,8 +696,8 @@ async fn app_page(
                 );
             }
         };
-        let tree = view::tree(&*engine, &members);
-        drop(engine);
+        let tree = view::tree(cluster, &members);
+        drop(handle);
         // The watcher's last comparison when it runs here; else computed as it would.
         let diffs = match &ui.watcher {
             Some(shared) => Ok(shared
@@ -740,7 +812,7 @@ async fn sync_app(
     // No watcher in this process: hand the request to the one running on the target, else
     // sync here under the target's lock, as the watcher would.
     ui.forget_pending(&name);
-    let holder = match crate::controller::lock::holder(&ui.state_path, &ui.target) {
+    let holder = match ui.watcher_holder() {
         Ok(holder) => holder,
         Err(crate::controller::lock::Error::NoWatcher { .. }) => {
             let Some(status) = statuses.into_iter().find(|s| s.name == name) else {
@@ -778,10 +850,6 @@ async fn sync_app(
 /// writable handle on the state, the target's apply lock, the status recorded.
 fn sync_here(ui: &Ui, status: &AppStatus, back: &str) -> Response {
     let name = &status.name;
-    let mut engine = match ui.writable(&format!("the sync of {name}")) {
-        Ok(engine) => engine,
-        Err(r) => return r,
-    };
     let holder = format!("reconcile ui (pid {})", std::process::id());
     let wall_now = || {
         std::time::SystemTime::now()
@@ -789,7 +857,12 @@ fn sync_here(ui: &Ui, status: &AppStatus, back: &str) -> Response {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
     };
-    let outcome = once::sync(status, &mut engine, &ui.git, &holder, wall_now);
+    let outcome = match ui.writable(&format!("the sync of {name}"), |cluster| {
+        once::sync(status, cluster, &ui.git, &holder, wall_now)
+    }) {
+        Ok(outcome) => outcome,
+        Err(r) => return r,
+    };
     ui.forget_pending(name);
     match outcome {
         Ok(synced) if synced.ok => Redirect::to(&format!(
@@ -848,11 +921,11 @@ async fn rollout_page(
 ) -> Response {
     let id = deployment_id(&namespace, &name);
     let view = {
-        let engine = match ui.engine() {
+        let mut handle = match ui.engine() {
             Ok(e) => e,
             Err(r) => return r,
         };
-        view::rollout(&*engine, &id)
+        view::rollout(handle.cluster(), &id)
     };
     match view {
         Ok(Some(rollout)) => ui.page(
@@ -878,13 +951,14 @@ async fn rollout_page(
 
 /// Runs a rollout operation under the target's lock, as `reconcile rollout` does.
 fn rollout_operation(
-    engine: &mut Engine,
+    cluster: &mut dyn Cluster,
     id: &ResId,
     action: &str,
     form: &HashMap<String, String>,
 ) -> Result<String, String> {
     let shown = crate::diff::display_id(id);
-    let live = Cluster::get(engine, id)
+    let live = cluster
+        .get(id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| crate::cluster::not_found_message(id))?;
     let progressive = crate::rollout::Strategy::of(&live)
@@ -901,10 +975,9 @@ fn rollout_operation(
         ),
         None => None,
     };
-    engine
+    cluster
         .lock(&format!("reconcile ui (pid {})", std::process::id()))
         .map_err(|e| e.to_string())?;
-    let cluster: &mut dyn Cluster = engine;
     let result = match action {
         "promote" => {
             let full = form.get("full").is_some_and(|v| v == "true");
@@ -949,12 +1022,11 @@ async fn rollout_action(
         );
     }
     let id = deployment_id(&namespace, &name);
-    let outcome = {
-        let mut engine = match ui.writable(&format!("rollout {action} of {namespace}/{name}")) {
-            Ok(e) => e,
-            Err(r) => return r,
-        };
-        rollout_operation(&mut engine, &id, &action, &form)
+    let outcome = match ui.writable(&format!("rollout {action} of {namespace}/{name}"), |c| {
+        rollout_operation(c, &id, &action, &form)
+    }) {
+        Ok(outcome) => outcome,
+        Err(r) => return r,
     };
     let back = format!(
         "/rollouts/{}/{}",
@@ -980,12 +1052,15 @@ async fn rollout_action(
 
 async fn cluster_page(State(ui): State<Arc<Ui>>) -> Response {
     let (nodes, events) = {
-        let mut engine = match ui.engine() {
+        let mut handle = match ui.engine() {
             Ok(e) => e,
             Err(r) => return r,
         };
-        let events = engine.events(None).unwrap_or_default();
-        (view::nodes(&*engine), view::events(&events, EVENTS_SHOWN))
+        let events = handle.events();
+        (
+            view::nodes(handle.cluster()),
+            view::events(&events, EVENTS_SHOWN),
+        )
     };
     let pods: usize = nodes.iter().map(|n| n.pods.len()).sum();
     ui.page(

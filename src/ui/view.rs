@@ -1218,6 +1218,49 @@ pub fn nodes(cluster: &dyn Cluster) -> Vec<NodeView> {
     views
 }
 
+/// The `v1` Events of a Kubernetes API server as the engine keeps events, oldest first.
+pub fn events_of(objects: &[Value]) -> Vec<crate::engine::events::Event> {
+    let at = |object: &Value, pointers: &[&str]| {
+        pointers
+            .iter()
+            .find_map(|p| object.pointer(p).and_then(Value::as_str))
+            .and_then(crate::rollout::time::parse_rfc3339)
+            .unwrap_or(0) as i64
+    };
+    let mut events: Vec<crate::engine::events::Event> = objects
+        .iter()
+        .map(|e| crate::engine::events::Event {
+            id: 0,
+            kind: text(e, "/type").to_string(),
+            reason: text(e, "/reason").to_string(),
+            object_kind: text(e, "/involvedObject/kind").to_string(),
+            namespace: text(e, "/involvedObject/namespace").to_string(),
+            object_name: text(e, "/involvedObject/name").to_string(),
+            message: text(e, "/message").to_string(),
+            source: text(e, "/source/component").to_string(),
+            count: e.get("count").and_then(Value::as_u64).unwrap_or(1),
+            first: at(
+                e,
+                &[
+                    "/firstTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ],
+            ),
+            last: at(
+                e,
+                &[
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ],
+            ),
+        })
+        .collect();
+    events.sort_by_key(|e| e.last);
+    events
+}
+
 /// The newest `limit` events, newest first.
 pub fn events(all: &[crate::engine::events::Event], limit: usize) -> Vec<EventView> {
     all.iter()

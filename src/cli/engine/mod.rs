@@ -894,9 +894,15 @@ fn drain(engine: &mut Engine, name: &str, force: bool, timeout: &str) -> anyhow:
     Ok(1)
 }
 
+/// The kind a resource word names, as kubectl resolves it (its warning for a short name
+/// that another group's resource has too goes to stderr).
 fn kind_info(word: &str) -> anyhow::Result<&'static KindInfo> {
-    kinds::lookup(word)
-        .with_context(|| format!("the server doesn't have a resource type \"{word}\""))
+    let (info, warning) = kinds::resolve_word(word)
+        .with_context(|| format!("the server doesn't have a resource type \"{word}\""))?;
+    for line in warning.iter().flat_map(|w| w.lines()) {
+        eprintln!("Warning: {line}");
+    }
+    Ok(info)
 }
 
 fn not_found(info: &KindInfo, name: &str) -> crate::engine::Error {
