@@ -16,6 +16,8 @@ use plan_support::{Repo, Run};
 use serde_json::{Value, json};
 
 const CONTEXT: &str = "kube:reconcile-engine";
+/// The token of `jane`, a user of serve's `--token-auth-file` (never printed).
+const JANE_TOKEN: &str = "jane-0123456789abcdef";
 
 /// A running `reconcile engine serve` on a state file; killed on drop.
 struct Server {
@@ -67,12 +69,17 @@ impl Server {
 
     /// The command `reconcile ARGS` in the repository with this server's kubeconfig.
     fn command(&self, repo: &Repo, args: &[&str]) -> Command {
+        self.command_as(&self.kubeconfig(), repo, args)
+    }
+
+    /// The command `reconcile ARGS` in the repository with `kubeconfig`.
+    fn command_as(&self, kubeconfig: &Path, repo: &Repo, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_reconcile"));
         command
             .args(args)
             .current_dir(repo.path())
             .env("NO_COLOR", "1")
-            .env("KUBECONFIG", self.kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env_remove("RECONCILE_ENGINE_STATE")
             .env_remove("RECONCILE_TARGET");
         command
@@ -80,8 +87,13 @@ impl Server {
 
     /// Runs `reconcile ARGS` in the repository with this server's kubeconfig.
     fn run(&self, repo: &Repo, args: &[&str]) -> Run {
+        self.run_as(&self.kubeconfig(), repo, args)
+    }
+
+    /// Runs `reconcile ARGS` in the repository with `kubeconfig`.
+    fn run_as(&self, kubeconfig: &Path, repo: &Repo, args: &[&str]) -> Run {
         let out = self
-            .command(repo, args)
+            .command_as(kubeconfig, repo, args)
             .output()
             .unwrap_or_else(|e| panic!("running reconcile: {e}"));
         let run = Run {
@@ -90,8 +102,8 @@ impl Server {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         assert!(
-            !run.all().contains(&self.token()),
-            "the token was printed by reconcile {}",
+            !run.all().contains(&self.token()) && !run.all().contains(JANE_TOKEN),
+            "a token was printed by reconcile {}",
             args.join(" ")
         );
         run
@@ -673,7 +685,7 @@ fn an_invalid_object_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn quota_and_forbidden_refusals_are_named_and_change_nothing() {
+fn quota_refusals_are_named_and_change_nothing() {
     let server = Server::start(&[]);
     let (runtime, client) = server.client();
     let objects = [
@@ -729,23 +741,123 @@ fn quota_and_forbidden_refusals_are_named_and_change_nothing() {
     );
     assert!(read(&server, "", "ConfigMap", "shop", "settings").is_none());
     assert!(!has_inventory(&server), "no inventory was written");
-    drop(server);
+}
 
-    // A cluster whose RBAC forbids server-side apply (PATCH).
-    let server = Server::start_with(&[], &[("RECONCILE_TEST_API_FORBID", "PATCH")]);
-    let run = server.ok(
-        &repo,
-        &["apply", "app", "--target", CONTEXT, "--create-namespace"],
-        1,
+/// Creates `object` (a JSON manifest) through the API as serve's admin.
+fn create(server: &Server, object: Value) {
+    let (runtime, client) = server.client();
+    let (group, version) = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.split_once('/'))
+        .map(|(g, v)| (g.to_string(), v.to_string()))
+        .unwrap_or_default();
+    let version = if version.is_empty() {
+        "v1".to_string()
+    } else {
+        version
+    };
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let gvk = GroupVersionKind::gvk(&group, &version, &kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()));
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let object: DynamicObject =
+        serde_json::from_value(object).unwrap_or_else(|e| panic!("{kind}: {e}"));
+    runtime
+        .block_on(api.create(&PostParams::default(), &object))
+        .unwrap_or_else(|e| panic!("create {kind}: {e}"));
+}
+
+#[test]
+fn a_read_only_user_is_forbidden_to_apply_and_may_plan() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, format!("{JANE_TOKEN},jane,u-1,\"viewers\"\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = tokens.display().to_string();
+    let child = serve_support::spawn_args(dir.path(), &["--token-auth-file", &tokens]);
+    let server = Server { child, dir };
+    let rbac = "rbac.authorization.k8s.io/v1";
+    create(
+        &server,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
     );
+    // jane reads everything in shop, and may take reconcile's lock and read its inventory.
+    create(
+        &server,
+        json!({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "reader", "namespace": "shop"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]}),
+    );
+    create(
+        &server,
+        json!({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "reconcile-lock", "namespace": "default"},
+            "rules": [
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]}),
+    );
+    for (name, namespace, role) in [
+        ("jane-reads", "shop", "reader"),
+        ("jane-locks", "default", "reconcile-lock"),
+    ] {
+        create(
+            &server,
+            json!({"apiVersion": rbac, "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"}]}),
+        );
+    }
+    let jane = serve_support::kubeconfig_for(server.dir.path(), "jane", JANE_TOKEN);
+    let repo = Repo::new();
+    repo.write(
+        "app/kustomization.yaml",
+        "namespace: shop\nresources:\n- web.yaml\n",
+    );
+    repo.write(
+        "app/web.yaml",
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: web:1.0
+",
+    );
+    let apply = server.run_as(&jane, &repo, &["apply", "app", "--target", CONTEXT]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
     assert!(
-        run.stderr
-            .contains("forbidden: kube:reconcile-engine does not allow patch on ")
-            && run.stderr.contains("RBAC: access denied"),
+        apply.stderr.contains(
+            "deployments.apps \"web\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"shop\""
+        ) && apply.stderr.contains("nothing was applied"),
         "{}",
-        run.all()
+        apply.all()
     );
+    assert!(read(&server, "apps", "Deployment", "shop", "web").is_none());
     assert!(!has_inventory(&server), "no inventory was written");
+    let plan = server.run_as(
+        &jane,
+        &repo,
+        &["plan", "app", "--target", CONTEXT, "--detailed-exitcode"],
+    );
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("Deployment shop/web"),
+        "{}",
+        plan.all()
+    );
+    // The admin of serve's kubeconfig is in system:masters: the same apply goes through.
+    server.ok(&repo, &["apply", "app", "--target", CONTEXT], 0);
 }
 
 #[test]
@@ -759,6 +871,90 @@ fn throttling_and_server_errors_are_retried_with_backoff() {
         run.stdout.contains("Deployment shop/web: created"),
         "{}",
         run.all()
+    );
+    assert!(read(&server, "apps", "Deployment", "shop", "web").is_some());
+}
+
+/// A TCP proxy on 127.0.0.1 to `target` that closes the first `drop_first` connections as
+/// soon as they are accepted and relays the rest; serves a bounded number of connections.
+/// Returns its port and the count of connections it dropped.
+fn dropping_proxy(
+    target: std::net::SocketAddr,
+    drop_first: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = dropped.clone();
+    std::thread::spawn(move || {
+        for (index, client) in listener.incoming().take(200).enumerate() {
+            let Ok(client) = client else { continue };
+            if index < drop_first {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(client);
+                continue;
+            }
+            let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let (Ok(mut client_read), Ok(mut upstream_write)) =
+                (client.try_clone(), upstream.try_clone())
+            else {
+                continue;
+            };
+            let (mut client_write, mut upstream_read) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_read, &mut upstream_write);
+                let _ = upstream_write.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut upstream_read, &mut client_write);
+                let _ = client_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, dropped)
+}
+
+#[test]
+fn dropped_connections_are_retried_with_backoff() {
+    let server = Server::start(&[]);
+    let admin = std::fs::read_to_string(server.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
+    let address = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .unwrap_or_else(|| panic!("no server in the kubeconfig"))
+        .to_string();
+    let target: std::net::SocketAddr = address.parse().unwrap_or_else(|e| panic!("{e}"));
+    // The clock read, then discovery twice: each of the first three connections is dropped.
+    let (port, dropped) = dropping_proxy(target, 3);
+    let proxied = server.dir.path().join("kubeconfig-proxied");
+    std::fs::write(
+        &proxied,
+        admin.replace(&address, &format!("127.0.0.1:{port}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let repo = Repo::new();
+    plan_support::web(&repo, "    type: RollingUpdate", "");
+    let started = std::time::Instant::now();
+    let run = server.run_as(&proxied, &repo, &["apply", "app", "--target", CONTEXT]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("Deployment shop/web: created"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Backoff is bounded: 250 ms, then 500 ms.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
     );
     assert!(read(&server, "apps", "Deployment", "shop", "web").is_some());
 }

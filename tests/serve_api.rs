@@ -642,6 +642,169 @@ async fn objects_are_answered_in_the_version_of_the_url() {
     );
 }
 
+const JANE: &str = "jane-token";
+
+/// A router whose engine has the default RBAC roles and whose token file names `jane`
+/// (group `dev`).
+fn router_with_jane() -> axum::Router {
+    let mut engine = Engine::in_memory(1).unwrap_or_else(|e| panic!("engine: {e}"));
+    api::rbac::bootstrap(&mut engine).unwrap_or_else(|e| panic!("bootstrap: {e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let file = dir.path().join("tokens.csv");
+    std::fs::write(&file, format!("{JANE},jane,u-1,\"dev\"\n")).unwrap_or_else(|e| panic!("{e}"));
+    let mut users = api::auth::Authenticator::new(TOKEN);
+    users.add_token_file(api::auth::TokenFile::read(&file).unwrap_or_else(|e| panic!("{e}")));
+    api::router_with(
+        worker::Worker::start(engine, worker::Clock::Frozen),
+        users,
+        "127.0.0.1:6443",
+    )
+}
+
+async fn as_jane(r: &axum::Router, method: &str, uri: &str, body: Value) -> (u16, Value) {
+    let content_type = if method == "PATCH" {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    call(r, method, uri, content_type, bytes, Some(JANE)).await
+}
+
+#[tokio::test]
+async fn token_users_are_authorized_by_the_stored_rbac_objects() {
+    let r = router_with_jane();
+    ok(&r, "POST", CMS, configmap("settings")).await;
+
+    // Authenticated users may discover, but not read what no binding grants.
+    assert_eq!(as_jane(&r, "GET", "/apis", Value::Null).await.0, 200);
+    let (code, status) = as_jane(&r, "GET", CMS, Value::Null).await;
+    assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")));
+    assert_eq!(
+        status["message"],
+        "configmaps is forbidden: User \"jane\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    assert_eq!(
+        call(&r, "GET", CMS, "application/json", vec![], Some("nope"))
+            .await
+            .0,
+        401
+    );
+
+    // A read-only Role bound to jane: reads pass, writes are refused and change nothing.
+    ok(&r, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "reader"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]})).await;
+    ok(&r, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "jane-reads"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"}]})).await;
+    let (code, list) = as_jane(&r, "GET", CMS, Value::Null).await;
+    assert_eq!(
+        (code, list["items"][0]["metadata"]["name"].as_str()),
+        (200, Some("settings"))
+    );
+    let (code, status) = as_jane(
+        &r,
+        "PATCH",
+        &format!("{CMS}/settings"),
+        json!({"data": {"k": "changed"}}),
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        status["message"],
+        "configmaps \"settings\" is forbidden: User \"jane\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    assert_eq!(status["details"]["name"], "settings");
+    let stored = ok(&r, "GET", &format!("{CMS}/settings"), Value::Null).await;
+    assert_eq!(stored["data"]["k"], "v");
+
+    // kubectl auth can-i: a SelfSubjectAccessReview, answered and not stored.
+    let ssar = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let ask = |verb: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": "default", "verb": verb, "resource": "configmaps"}}})
+    };
+    let (code, yes) = as_jane(&r, "POST", ssar, ask("list")).await;
+    assert_eq!((code, &yes["status"]["allowed"]), (201, &json!(true)));
+    assert_eq!(
+        yes["status"]["reason"],
+        "RBAC: allowed by RoleBinding \"jane-reads/default\" of Role \"reader\" to User \"jane\""
+    );
+    let (_, no) = as_jane(&r, "POST", ssar, ask("delete")).await;
+    assert_eq!(no["status"]["allowed"], false);
+    // Reviews are only created: RBAC refuses jane the list first; the admin gets 405.
+    assert_eq!(as_jane(&r, "GET", ssar, Value::Null).await.0, 403);
+    assert_eq!(
+        call(&r, "GET", ssar, "application/json", vec![], Some(TOKEN))
+            .await
+            .0,
+        405
+    );
+
+    // kubectl auth whoami and can-i --list.
+    let (code, me) = as_jane(
+        &r,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        me["status"]["userInfo"],
+        json!({"username": "jane", "uid": "u-1", "groups": ["dev", "system:authenticated"]})
+    );
+    let (_, rules) = as_jane(
+        &r,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": "default"}}),
+    )
+    .await;
+    let resources = rules["status"]["resourceRules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["resources"] == json!(["configmaps"])),
+        "{rules}"
+    );
+
+    // The admin asks about jane (SubjectAccessReview); jane may not.
+    let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "jane", "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "configmaps"}}});
+    let answer = ok(
+        &r,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        sar.clone(),
+    )
+    .await;
+    assert_eq!(answer["status"]["allowed"], true);
+    assert_eq!(
+        as_jane(
+            &r,
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            sar
+        )
+        .await
+        .0,
+        403
+    );
+}
+
 /// A CRD of `kind` in `group` serving `versions` (the first stored), with `extra` merged
 /// into its spec.
 fn crd(group: &str, kind: &str, versions: &[&str], extra: Value) -> Value {

@@ -710,3 +710,85 @@ fn delete_by_selector_and_deletecollection_and_watching_events() {
         watched.stderr
     );
 }
+
+#[test]
+fn kubectl_auth_can_i_and_whoami_follow_rbac_for_token_users() {
+    if !kubectl_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "jane-token-0123,jane,u-7,\"dev,qa\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = tokens.display().to_string();
+    let child = serve_support::spawn_args(dir.path(), &["--token-auth-file", &tokens]);
+    let server = Server { child, dir };
+    let jane = serve_support::kubeconfig_for(server.path(), "jane", "jane-token-0123");
+    let as_jane = |args: &[&str]| kubectl_with(&jane, args, None);
+
+    let whoami = as_jane(&["auth", "whoami"]);
+    assert_eq!(whoami.code, 0, "{}", whoami.stderr);
+    assert!(
+        whoami.stdout.contains("jane")
+            && whoami.stdout.contains("u-7")
+            && whoami.stdout.contains("[dev qa system:authenticated]"),
+        "{}",
+        whoami.stdout
+    );
+    let admin = server.ok(&["auth", "whoami"]);
+    assert!(admin.contains("system:masters"), "{admin}");
+
+    let denied = as_jane(&["get", "configmaps", "-n", "default"]);
+    assert_eq!(denied.code, 1);
+    assert!(
+        denied.stderr.contains(
+            "Error from server (Forbidden): configmaps is forbidden: User \"jane\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        denied.stderr
+    );
+    let no = as_jane(&["auth", "can-i", "list", "configmaps", "-n", "default"]);
+    assert_eq!((no.code, no.stdout.trim()), (1, "no"), "{}", no.stderr);
+
+    // The admin grants the group `qa` a read-only view of default (kubectl's own commands).
+    server.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "default",
+        "--verb=get,list,watch",
+        "--resource=configmaps,deployments.apps",
+    ]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "qa-reads",
+        "-n",
+        "default",
+        "--role=reader",
+        "--group=qa",
+    ]);
+    let yes = as_jane(&["auth", "can-i", "list", "deployments.apps", "-n", "default"]);
+    assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"), "{}", yes.stderr);
+    let patch = as_jane(&[
+        "auth",
+        "can-i",
+        "patch",
+        "deployments.apps",
+        "-n",
+        "default",
+    ]);
+    assert_eq!(patch.stdout.trim(), "no");
+    let elsewhere = as_jane(&["auth", "can-i", "list", "configmaps", "-n", "kube-system"]);
+    assert_eq!(elsewhere.stdout.trim(), "no");
+    let list = as_jane(&["auth", "can-i", "--list", "-n", "default"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.contains("configmaps") && list.stdout.contains("[get list watch]"),
+        "{}",
+        list.stdout
+    );
+    let read = as_jane(&["get", "configmaps", "-n", "default"]);
+    assert_eq!(read.code, 0, "{}", read.stderr);
+}

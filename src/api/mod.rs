@@ -11,19 +11,26 @@
 //!   `Table`; [`discovery`] and [`openapi`] describe what is served; [`status`] turns
 //!   errors into `Status`;
 //! - [`tls`] makes the CA, the serving certificate, the token and the kubeconfig, and
-//!   [`serve`] runs HTTPS.
+//!   [`serve`] runs HTTPS;
+//! - [`auth`] says who a request is from (the admin token, `--token-auth-file` users),
+//!   [`rbac`] whether the stored Roles and bindings allow it, and [`reviews`] answers
+//!   `kubectl auth can-i` and `whoami`.
 //!
 //! Invariants: handlers parse, call one engine job, and render; the engine never sees an
-//! HTTP type; every request without the bearer token gets 401 before anything else runs.
+//! HTTP type; every request without a known bearer token gets 401 and every request RBAC
+//! does not allow gets 403 before anything else runs.
 
 pub mod apply;
+pub mod auth;
 pub mod discovery;
 pub mod journal;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac;
 pub mod request;
+pub mod reviews;
 pub mod status;
 pub mod table;
 pub mod tls;
@@ -36,7 +43,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,19 +63,17 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 #[derive(Clone)]
 struct App {
     worker: Worker,
-    token: Arc<str>,
+    authenticator: Arc<auth::Authenticator>,
     address: Arc<str>,
     faults: Arc<TestFaults>,
 }
 
-/// Test hooks, for the clients' error handling: faults a real API server shows.
+/// Test hook, for the clients' error handling: faults a real API server shows.
 /// `RECONCILE_TEST_API_FAULTS=N` answers the first N writes (any method but GET) with 429
-/// and 503 in turn; `RECONCILE_TEST_API_FORBID=METHOD` answers every request of that method
-/// with 403 Forbidden, in RBAC's words.
+/// and 503 in turn.
 #[derive(Debug, Default)]
 struct TestFaults {
     remaining: std::sync::atomic::AtomicU32,
-    forbid: Option<String>,
 }
 
 impl TestFaults {
@@ -80,19 +85,22 @@ impl TestFaults {
             .min(20);
         TestFaults {
             remaining: std::sync::atomic::AtomicU32::new(remaining),
-            forbid: std::env::var("RECONCILE_TEST_API_FORBID")
-                .ok()
-                .map(|m| m.to_uppercase()),
         }
     }
 }
 
-/// The API router over `worker`'s engine; requests must carry `Bearer <token>`.
-/// `address` is what `/api` reports as the server's address.
+/// The API router over `worker`'s engine; requests must carry `Bearer <token>` (the admin,
+/// allowed everything). `address` is what `/api` reports as the server's address.
 pub fn router(worker: Worker, token: &str, address: &str) -> Router {
+    router_with(worker, auth::Authenticator::new(token), address)
+}
+
+/// As [`router`], with the users `authenticator` knows; those not in `system:masters` are
+/// authorized by the RBAC objects in the engine.
+pub fn router_with(worker: Worker, authenticator: auth::Authenticator, address: &str) -> Router {
     let app = App {
         worker,
-        token: Arc::from(token),
+        authenticator: Arc::new(authenticator),
         address: Arc::from(address),
         faults: Arc::new(TestFaults::from_env()),
     };
@@ -129,38 +137,45 @@ async fn stamp_date(State(app): State<App>, request: Request, next: Next) -> Res
     response
 }
 
-async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
-    let expected = format!("Bearer {}", app.token);
+async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !same_secret(presented.as_bytes(), expected.as_bytes()) {
+    let Some(user) = app.authenticator.authenticate(presented) else {
         return ApiError::unauthorized().into_response();
-    }
+    };
     if let Some(refused) = injected_fault(&app.faults, &request) {
         return refused.into_response();
     }
+    if !user.is_master() {
+        let attributes = rbac::Attributes::of_request(
+            request.method().as_str(),
+            request.uri().path(),
+            request.uri().query().unwrap_or_default(),
+        );
+        let namespace = attributes.namespace().to_string();
+        let policy = app
+            .worker
+            .call(move |e| rbac::Policy::load(e, &namespace))
+            .await;
+        let decision = match policy {
+            Ok(Ok(policy)) => policy.authorize(&user, &attributes),
+            Ok(Err(err)) | Err(err) => return err.into_response(),
+        };
+        if !decision.allowed {
+            return rbac::forbidden(&user, &attributes, &decision.reason).into_response();
+        }
+    }
+    request.extensions_mut().insert(user);
     next.run(request).await
 }
 
 /// The fault a test asked for (see [`TestFaults`]), if any.
 fn injected_fault(faults: &TestFaults, request: &Request) -> Option<ApiError> {
     use std::sync::atomic::Ordering;
-    let method = request.method().as_str();
-    if faults.forbid.as_deref() == Some(method) {
-        let verb = method.to_lowercase();
-        let path = request.uri().path();
-        return Some(ApiError::new(
-            403,
-            "Forbidden",
-            format!(
-                "User \"system:serviceaccount:test:reconcile\" cannot {verb} {path}: RBAC: access denied"
-            ),
-        ));
-    }
-    if method == "GET" {
+    if request.method() == Method::GET {
         return None;
     }
     let left = faults
@@ -180,11 +195,6 @@ fn injected_fault(faults: &TestFaults, request: &Request) -> Option<ApiError> {
             "the server is unavailable: try again later",
         )
     })
-}
-
-/// Compares in time independent of where the inputs differ: the token is the only credential.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn core_versions(State(app): State<App>) -> Response {
@@ -219,13 +229,15 @@ fn json_response(answer: Answer) -> Response {
 
 async fn resource(
     State(app): State<App>,
+    user: Option<Extension<Arc<auth::User>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match dispatch(&app, &method, &uri, &headers, query, body).await {
+    let user = user.map(|Extension(u)| u);
+    match dispatch(&app, user.as_deref(), &method, &uri, &headers, query, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -233,6 +245,7 @@ async fn resource(
 
 async fn dispatch(
     app: &App,
+    user: Option<&auth::User>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -300,6 +313,27 @@ async fn dispatch(
             version,
         } => (info, namespace, name, sub, version),
     };
+    if reviews::is_review(info) {
+        let (Some(user), &Method::POST, None) = (user, method, &name) else {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        };
+        let review = object_body(&body)?;
+        let answered = reviews::answer(
+            &app.worker,
+            &app.authenticator,
+            user,
+            info,
+            namespace.as_deref(),
+            review,
+        )
+        .await?;
+        return Ok((
+            StatusCode::CREATED,
+            [("content-type", "application/json")],
+            serde_json::to_vec(&answered).unwrap_or_default(),
+        )
+            .into_response());
+    }
     if !crate::engine::kinds::is_builtin(info) {
         // A CRD converting with a webhook the engine cannot call fails every request that
         // needs a conversion, as an API server whose webhook is unreachable.

@@ -101,6 +101,10 @@ pub(crate) fn to_cluster(error: kube::Error, attempt: Attempt<'_>) -> cluster::E
         (403, _) if message.contains("exceeded quota") => {
             invalid(format!("quota exceeded: {message}"))
         }
+        // RBAC's refusal already names the user, verb, resource and namespace.
+        (403, _) if message.contains(" cannot ") => {
+            invalid(format!("forbidden on {target}: {message}"))
+        }
         (403, _) => invalid(format!(
             "forbidden: {target} does not allow {verb} on {resource}{where_}: {message}"
         )),
@@ -193,6 +197,15 @@ mod tests {
         let text = error.to_string();
         assert!(
             text.contains("does not allow patch on deployments.apps in namespace \"prod\""),
+            "{text}"
+        );
+        // RBAC's own words already name them: kept as they are, said once.
+        let rbac = "deployments.apps \"web\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"prod\"";
+        let status = Status::failure(rbac, "Forbidden").with_code(403);
+        let text =
+            to_cluster(kube::Error::Api(Box::new(status)), attempt(&id, "patch")).to_string();
+        assert!(
+            text.contains(&format!("forbidden on kube:test: {rbac}")),
             "{text}"
         );
     }

@@ -175,6 +175,28 @@ async fn load_config(context: Option<&str>) -> Result<(kube::Config, String), Er
     }
 }
 
+/// Runs `attempt` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times,
+/// with a pause doubling from [`BACKOFF`] while the failure is transient (throttling, server
+/// errors, a connection refused or dropped): at most about 4 s of pauses in all.
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut pause = BACKOFF;
+    let mut tried = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tried < ATTEMPTS && errors::transient(&e) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tried += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `future` on the backend's runtime from synchronous code, also when that code runs on
 /// a thread of another tokio runtime (the watcher's loop, the web UI's handlers): the thread
 /// is then handed over to blocking work first, as a nested `block_on` may not run there.
@@ -196,25 +218,17 @@ pub(crate) async fn request_retrying(
     request: http::Request<Vec<u8>>,
 ) -> Result<Value, kube::Error> {
     let (parts, body) = request.into_parts();
-    let mut pause = BACKOFF;
-    let mut attempt = 1;
-    loop {
+    retrying(|| {
         let mut again = http::Request::builder()
             .method(parts.method.clone())
             .uri(parts.uri.clone());
         for (name, value) in &parts.headers {
             again = again.header(name, value);
         }
-        let request = again.body(body.clone()).map_err(kube::Error::HttpError)?;
-        match client.request::<Value>(request).await {
-            Err(e) if attempt < ATTEMPTS && errors::transient(&e) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+        let request = again.body(body.clone()).map_err(kube::Error::HttpError);
+        async move { client.request::<Value>(request?).await }
+    })
+    .await
 }
 
 /// Connects to the cluster of a kubeconfig context (or the current one, or the pod's).
@@ -820,14 +834,36 @@ impl Cluster for KubeCluster {
             )));
         };
         let prometheus = &provider.prometheus;
-        block_on(&self.runtime, metrics::prometheus(prometheus, query)).map_err(|e| {
-            cluster::Error::Backend(errors::redact(&format!(
-                "{}: analysis of {}: Prometheus at {}: {e}",
-                self.name,
-                query.metric,
-                crate::source::git::redact_url(&prometheus.address)
-            )))
-        })
+        let secret = |name: &str, key: &str| -> Result<Option<Vec<u8>>, String> {
+            let id = ResId {
+                gvk: Gvk::from_api_version("v1", "Secret"),
+                name: name.to_string(),
+                namespace: query.namespace.clone(),
+            };
+            let found = self.get(&id).map_err(|e| e.to_string())?;
+            Ok(found
+                .and_then(|s| s.pointer(&format!("/data/{key}")).cloned())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .and_then(|text| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(text).ok()
+                }))
+        };
+        metrics::headers(prometheus, &secret)
+            .and_then(|headers| {
+                block_on(
+                    &self.runtime,
+                    metrics::prometheus(prometheus, query, headers),
+                )
+            })
+            .map_err(|e| {
+                cluster::Error::Backend(errors::redact(&format!(
+                    "{}: analysis of {}: Prometheus at {}: {e}",
+                    self.name,
+                    query.metric,
+                    crate::source::git::redact_url(&prometheus.address)
+                )))
+            })
     }
 
     fn warnings(

@@ -29,11 +29,10 @@ pub struct Resource {
 }
 
 impl Resources {
-    /// Runs discovery against the cluster.
+    /// Runs discovery against the cluster, again with backoff while it fails transiently.
     pub async fn discover(client: kube::Client) -> Result<Resources, kube::Error> {
-        Ok(Resources {
-            discovery: Discovery::new(client).run().await?,
-        })
+        let discovery = super::retrying(|| Discovery::new(client.clone()).run()).await?;
+        Ok(Resources { discovery })
     }
 
     /// The resource serving a kind at its version; at the group's preferred version when

@@ -47,16 +47,70 @@ pub struct Provider {
     pub prometheus: PrometheusProvider,
 }
 
-/// A Prometheus instant query; its first sample is the measurement.
+/// A Prometheus instant query; its first sample is the measurement. The fields follow Argo
+/// Rollouts' Prometheus provider (`address`, `query`, `timeout`, `insecure`, `headers`); `caFile`
+/// and a header's `valueFrom` are reconcile's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrometheusProvider {
-    /// The server's base URL (`http://prometheus.monitoring:9090`).
+    /// The server's base URL (`http://prometheus.monitoring:9090`, `https://…`).
     pub address: String,
     /// PromQL, a handlebars template over `namespace`, `selector` (the track's pod label
     /// selector), `track` (`canary`, `preview`), `app` (the Deployment) and `window` (the
     /// interval, `10s`).
     pub query: String,
+    /// Seconds one query may take (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// `https://` only: accept any server certificate (no verification).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// `https://` only: a PEM file of CA certificates trusted besides the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Headers sent with every query (`Authorization`, `X-Scope-OrgID`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<PrometheusHeader>,
+}
+
+/// A header of the Prometheus queries: a literal `value`, or a `valueFrom` read when the query
+/// is made (a credential then never sits in the repository, and is never printed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusHeader {
+    /// The header's name.
+    pub key: String,
+    /// Its value, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Where its value is read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<HeaderSource>,
+}
+
+/// Where a header's value comes from: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderSource {
+    /// An environment variable of the reconcile process (`PROMETHEUS_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A key of a Secret in the Deployment's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    /// Put before the value read (`"Bearer "`, `"Basic "`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// A key of a Secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in its `data`.
+    pub key: String,
 }
 
 impl AnalysisSpec {
@@ -92,11 +146,44 @@ impl AnalysisSpec {
         }
         if let Some(provider) = &self.provider {
             let prometheus = &provider.prometheus;
-            if !prometheus.address.starts_with("http://") {
+            let https = prometheus.address.starts_with("https://");
+            if !https && !prometheus.address.starts_with("http://") {
                 return Err(format!(
-                    "provider.prometheus.address: {:?} is not an http:// URL (https is not supported yet)",
-                    prometheus.address
+                    "provider.prometheus.address: {:?} is not an http:// or https:// URL",
+                    crate::source::git::redact_url(&prometheus.address)
                 ));
+            }
+            if !https && (prometheus.insecure || prometheus.ca_file.is_some()) {
+                return Err(
+                    "provider.prometheus: insecure and caFile apply to https:// addresses only"
+                        .to_string(),
+                );
+            }
+            if prometheus.timeout == Some(0) {
+                return Err("provider.prometheus.timeout: must be at least 1 (seconds)".into());
+            }
+            for (i, header) in prometheus.headers.iter().enumerate() {
+                let field = format!("provider.prometheus.headers[{i}]");
+                if http::HeaderName::from_bytes(header.key.as_bytes()).is_err() {
+                    return Err(format!(
+                        "{field}.key: {:?} is not a header name",
+                        header.key
+                    ));
+                }
+                match (&header.value, &header.value_from) {
+                    (Some(_), None) => {}
+                    (None, Some(from)) => match (&from.env, &from.secret_key_ref) {
+                        (Some(name), None) if !name.is_empty() => {}
+                        (None, Some(secret))
+                            if !secret.name.is_empty() && !secret.key.is_empty() => {}
+                        _ => {
+                            return Err(format!(
+                                "{field}.valueFrom: needs exactly one of env or secretKeyRef {{name, key}}"
+                            ));
+                        }
+                    },
+                    _ => return Err(format!("{field}: needs exactly one of value or valueFrom")),
+                }
             }
             if prometheus.query.trim().is_empty() {
                 return Err("provider.prometheus.query: is empty".to_string());

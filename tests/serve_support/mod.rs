@@ -12,10 +12,37 @@ pub fn spawn(dir: &Path) -> Child {
     spawn_with(dir, &[])
 }
 
-/// As [`spawn`], with environment variables for serve (its test hooks:
-/// `RECONCILE_TEST_API_FAULTS`, `RECONCILE_TEST_API_FORBID`).
+/// As [`spawn`], with environment variables for serve (its test hook
+/// `RECONCILE_TEST_API_FAULTS`).
 #[allow(dead_code)]
 pub fn spawn_with(dir: &Path, env: &[(&str, &str)]) -> Child {
+    spawn_full(dir, env, &[])
+}
+
+/// As [`spawn`], with more arguments for serve (`--token-auth-file FILE`).
+#[allow(dead_code)]
+pub fn spawn_args(dir: &Path, args: &[&str]) -> Child {
+    spawn_full(dir, &[], args)
+}
+
+/// A kubeconfig beside serve's, `dir/kubeconfig-USER`, whose user presents `token`.
+#[allow(dead_code)]
+pub fn kubeconfig_for(dir: &Path, user: &str, token: &str) -> std::path::PathBuf {
+    let admin = std::fs::read_to_string(dir.join("kubeconfig"))
+        .unwrap_or_else(|e| panic!("reading serve's kubeconfig: {e}"));
+    let text: String = admin
+        .lines()
+        .map(|line| match line.trim().strip_prefix("token: ") {
+            Some(_) => format!("    token: {token}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let path = dir.join(format!("kubeconfig-{user}"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing a kubeconfig: {e}"));
+    path
+}
+
+fn spawn_full(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reconcile"))
         .envs(env.iter().copied())
         .args([
@@ -30,6 +57,7 @@ pub fn spawn_with(dir: &Path, env: &[(&str, &str)]) -> Child {
         .arg(dir.join("engine.db"))
         .arg("--kubeconfig-out")
         .arg(dir.join("kubeconfig"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

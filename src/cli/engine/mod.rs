@@ -204,7 +204,9 @@ pub enum EngineCommand {
         cascade: Cascade,
     },
     /// Serve the engine over the Kubernetes API (HTTPS, bearer token) for kubectl and
-    /// other clients, with virtual time following the wall clock.
+    /// other clients, with virtual time following the wall clock. The kubeconfig's user is an
+    /// admin (`system:masters`); `--token-auth-file` users are authorized by the RBAC objects
+    /// stored in the engine.
     Serve {
         /// Address to listen on (loopback by default).
         #[arg(long, default_value = "127.0.0.1:6443")]
@@ -215,6 +217,9 @@ pub enum EngineCommand {
         /// How many virtual seconds pass per wall-clock second.
         #[arg(long, default_value = "1")]
         speed: f64,
+        /// Static bearer tokens, kube-apiserver's CSV format: `token,user,uid,"group1,group2"`.
+        #[arg(long, value_name = "FILE")]
+        token_auth_file: Option<PathBuf>,
     },
     /// Cordon a node and evict its pods as `kubectl drain --ignore-daemonsets`: evictions a
     /// PodDisruptionBudget refuses are retried every 5 s of virtual time (the cluster runs
@@ -466,6 +471,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
         listen,
         kubeconfig_out,
         speed,
+        token_auth_file,
     } = &args.command
     {
         let options = serve::Options {
@@ -473,6 +479,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             listen,
             kubeconfig_out: kubeconfig_out.as_deref(),
             speed: *speed,
+            token_auth_file: token_auth_file.as_deref(),
         };
         return serve::run(&options);
     }

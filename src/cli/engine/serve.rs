@@ -15,6 +15,7 @@ pub struct Options<'a> {
     pub listen: &'a str,
     pub kubeconfig_out: Option<&'a Path>,
     pub speed: f64,
+    pub token_auth_file: Option<&'a Path>,
 }
 
 pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
@@ -35,7 +36,21 @@ pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
             .map(|d| d.join("kubeconfig"))
             .unwrap_or_else(|| PathBuf::from("kubeconfig")),
     };
-    let engine = Engine::open(&state)?;
+    // The token file is read before anything is served or written: a bad one changes nothing.
+    let token_file = match options.token_auth_file {
+        Some(file) => Some(api::auth::TokenFile::read(file)?),
+        None => None,
+    };
+    for warning in token_file.iter().flat_map(|f| &f.warnings) {
+        eprintln!("warning: {warning}");
+    }
+    let mut engine = Engine::open(&state)?;
+    api::rbac::bootstrap(&mut engine).with_context(|| {
+        format!(
+            "cannot create the default RBAC roles in {}",
+            state.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -59,7 +74,11 @@ pub fn run(options: &Options<'_>) -> anyhow::Result<i32> {
                 speed: options.speed,
             },
         );
-        let router = api::router(worker, &credentials.token, &host.to_string());
+        let mut authenticator = api::auth::Authenticator::new(&credentials.token);
+        if let Some(file) = token_file {
+            authenticator.add_token_file(file);
+        }
+        let router = api::router_with(worker, authenticator, &host.to_string());
         write_private(
             &kubeconfig_path,
             &api::tls::kubeconfig(&server, &credentials.ca_pem, &credentials.token),
