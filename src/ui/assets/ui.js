@@ -7,6 +7,7 @@
   "use strict";
   var dialog = document.getElementById("confirm");
   var asking = null;
+  var returnTo = "";
   if (dialog && dialog.showModal) {
     document.addEventListener("submit", function (event) {
       var form = event.target;
@@ -15,6 +16,7 @@
       }
       event.preventDefault();
       asking = form;
+      returnTo = document.activeElement && document.activeElement.id;
       document.getElementById("confirm-text").textContent = form.getAttribute("data-confirm");
       document.getElementById("confirm-ok").textContent =
         form.getAttribute("data-confirm-action") || "Confirm";
@@ -25,6 +27,13 @@
     dialog.addEventListener("close", function () {
       var form = asking;
       asking = null;
+      // A live update may have replaced the control that opened the dialog while it was
+      // open: the browser then returns focus to <body>; give it back to the new control.
+      var back = returnTo && document.getElementById(returnTo);
+      returnTo = "";
+      if (back && document.activeElement !== back && dialog.returnValue !== "ok") {
+        back.focus({ preventScroll: true });
+      }
       if (form && dialog.returnValue === "ok") {
         form.dataset.confirmed = "yes";
         form.submit();
@@ -82,6 +91,11 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("content");
         var main = document.getElementById("content");
         if (!fresh || !main) {
+          return;
+        }
+        // The user started editing or opened a dialog while the page was fetched: later.
+        if (editing()) {
+          again = true;
           return;
         }
         var open = openDetails(main);
