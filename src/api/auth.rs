@@ -168,10 +168,10 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// Reads kube-apiserver's token file: CSV records `token,user,uid` with an optional fourth
 /// column of comma-separated groups (quoted). Records with an empty token are skipped with
 /// a warning, as upstream; a duplicate token is warned about and the later record wins.
-fn parse_token_file(
-    text: &[u8],
-    path: &str,
-) -> Result<(Vec<(String, User)>, Vec<String>), TokenFileError> {
+/// The users of a token file, each with its token, and the warnings about skipped records.
+type TokenUsers = (Vec<(String, User)>, Vec<String>);
+
+fn parse_token_file(text: &[u8], path: &str) -> Result<TokenUsers, TokenFileError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

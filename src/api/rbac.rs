@@ -232,8 +232,7 @@ impl Rule {
                             || (!r.subresource.is_empty()
                                 && res.strip_prefix("*/") == Some(r.subresource.as_str()))
                     })
-                    && (self.resource_names.is_empty()
-                        || self.resource_names.iter().any(|n| *n == r.name))
+                    && (self.resource_names.is_empty() || self.resource_names.contains(&r.name))
             }
             None => self.non_resource_urls.iter().any(|url| {
                 url == "*"

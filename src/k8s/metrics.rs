@@ -95,12 +95,16 @@ pub(crate) fn sample(answer: &Value) -> Result<Option<f64>, String> {
 /// A header of the queries, its value read.
 pub(crate) type Header = (http::HeaderName, http::HeaderValue);
 
+/// Reads the key of a Secret in the measured namespace: `(name, key)`, `Ok(None)` when the
+/// Secret or the key is missing.
+pub(crate) type SecretReader<'a> = &'a dyn Fn(&str, &str) -> Result<Option<Vec<u8>>, String>;
+
 /// The provider's headers with their values: literal, from the environment, or from a Secret
 /// (`secret(name, key)` reads the key of a Secret in the measured namespace; `Ok(None)` when
 /// the Secret or the key is missing).
 pub(crate) fn headers(
     provider: &PrometheusProvider,
-    secret: &dyn Fn(&str, &str) -> Result<Option<Vec<u8>>, String>,
+    secret: SecretReader<'_>,
 ) -> Result<Vec<Header>, String> {
     let mut out = Vec::new();
     for header in &provider.headers {
