@@ -6,9 +6,10 @@
 mod plan_support;
 
 mod serve_support;
+use serve_support::Server;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -19,19 +20,13 @@ const CONTEXT: &str = "kube:reconcile-engine";
 /// The token of `jane`, a user of serve's `--token-auth-file` (never printed).
 const JANE_TOKEN: &str = "jane-0123456789abcdef";
 
-/// A running `reconcile engine serve` on a state file; killed on drop.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
 impl Server {
     /// Serves a fresh state; `prepare` runs `reconcile engine …` on it first (image behaviours).
-    fn start(prepare: &[&[&str]]) -> Server {
+    fn start_prepared(prepare: &[&[&str]]) -> Server {
         Self::start_with(prepare, &[])
     }
 
-    /// As [`Server::start`], with serve's test hooks set in its environment.
+    /// As [`Server::start_prepared`], with serve's test hooks set in its environment.
     fn start_with(prepare: &[&[&str]], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let state = dir.path().join("engine.db");
@@ -46,16 +41,6 @@ impl Server {
         }
         let child = serve_support::spawn_with(dir.path(), env);
         Server { child, dir }
-    }
-
-    /// Serves the state file at `dir/engine.db` (made by an engine-target run).
-    fn serve(dir: tempfile::TempDir) -> Server {
-        let child = serve_support::spawn(dir.path());
-        Server { child, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
     }
 
     /// The bearer token of the kubeconfig (must never be printed).
@@ -121,31 +106,6 @@ impl Server {
         );
         run
     }
-
-    /// A kube client on this server and a runtime to drive it.
-    fn client(&self) -> (tokio::runtime::Runtime, kube::Client) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let path = self.kubeconfig();
-        let client = runtime.block_on(async {
-            let file = kube::config::Kubeconfig::read_from(&path)
-                .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
-            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .unwrap_or_else(|e| panic!("config: {e}"));
-            kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
-        });
-        (runtime, client)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn api(client: &kube::Client, group: &str, kind: &str, namespace: &str) -> Api<DynamicObject> {
@@ -182,7 +142,7 @@ fn demo_repo() -> Repo {
 
 #[test]
 fn the_prod_overlay_applies_plans_clean_shows_one_line_and_prunes_only_its_own() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = demo_repo();
     repo.write(
         "overlays/prod/extra.yaml",
@@ -347,7 +307,7 @@ const CANARY: &str = "    type: Canary
 
 #[test]
 fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
-    let server = Server::start(&[&["engine", "images", "set", "web:2.0", "--missing"]]);
+    let server = Server::start_prepared(&[&["engine", "images", "set", "web:2.0", "--missing"]]);
     let repo = Repo::new();
     plan_support::web(&repo, CANARY, "");
     // Deadlines and timeouts are the server's time, 20 times as fast as this machine's.
@@ -424,7 +384,7 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
 
 #[test]
 fn a_field_another_manager_owns_conflicts_until_forced() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     plan_support::web(&repo, "    type: RollingUpdate", "");
     server.ok(&repo, &["apply", "app", "--target", CONTEXT, "--wait"], 0);
@@ -491,7 +451,7 @@ fn a_field_another_manager_owns_conflicts_until_forced() {
 
 #[test]
 fn kube_targets_report_unknown_contexts_and_kinds_clearly() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     plan_support::web(&repo, "    type: RollingUpdate", "");
     let run = server.ok(&repo, &["plan", "app", "--target", "kube:nope"], 1);
@@ -602,7 +562,7 @@ fn engine_and_kube_targets_plan_and_apply_alike() {
     let on_engine = |repo: &Repo, args: &[&str], code: i32| repo.ok(args, code);
     let engine_plans = scenario(&on_engine, &engine_target);
 
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let on_kube = |repo: &Repo, args: &[&str], code: i32| server.ok(repo, args, code);
     let kube_plans = scenario(&on_kube, CONTEXT);
     assert_eq!(engine_plans, kube_plans);
@@ -657,7 +617,7 @@ fn has_inventory(server: &Server) -> bool {
 
 #[test]
 fn an_invalid_object_is_refused_before_anything_is_written() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     plan_support::web(&repo, "    type: RollingUpdate", "");
     repo.write("app/bad.yaml", BAD_PORT);
@@ -686,7 +646,7 @@ fn an_invalid_object_is_refused_before_anything_is_written() {
 
 #[test]
 fn quota_refusals_are_named_and_change_nothing() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let (runtime, client) = server.client();
     let objects = [
         (
@@ -923,7 +883,7 @@ fn dropping_proxy(
 
 #[test]
 fn dropped_connections_are_retried_with_backoff() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let admin = std::fs::read_to_string(server.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
     let address = admin
         .lines()
@@ -961,7 +921,7 @@ fn dropped_connections_are_retried_with_backoff() {
 
 #[test]
 fn a_second_apply_waits_for_the_lock_and_unlock_breaks_a_dead_holders() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     plan_support::web(&repo, "    type: RollingUpdate", "");
     let mut first = server
@@ -1024,7 +984,7 @@ fn a_second_apply_waits_for_the_lock_and_unlock_breaks_a_dead_holders() {
 
 #[test]
 fn a_crd_and_its_resources_apply_in_one_run() {
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     repo.write(
         "app/kustomization.yaml",
@@ -1139,7 +1099,7 @@ fn prometheus_analysis(address: &str) -> String {
 #[test]
 fn a_canary_failing_its_prometheus_analysis_is_aborted() {
     let prometheus = FakePrometheus::start("0.5");
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     let strategy = format!(
         "    type: Canary
@@ -1186,7 +1146,7 @@ fn a_canary_failing_its_prometheus_analysis_is_aborted() {
 #[test]
 fn blue_green_on_kube_previews_analyses_and_switches_on_promote() {
     let prometheus = FakePrometheus::start("1");
-    let server = Server::start(&[]);
+    let server = Server::start_prepared(&[]);
     let repo = Repo::new();
     let strategy = format!(
         "    type: BlueGreen

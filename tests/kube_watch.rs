@@ -5,9 +5,9 @@
 //! (`watch_support::PATIENCE`); the server and every watcher are killed when a test ends.
 
 mod serve_support;
+use serve_support::Server;
 mod watch_support;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -18,23 +18,7 @@ use watch_support::{GitRepo, Run, Watcher, Watching, run_in, web_app};
 const TARGET: &str = "kube:reconcile-engine";
 const ROLLING: &str = "    type: RollingUpdate";
 
-/// A running `reconcile engine serve`; killed on drop.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let child = serve_support::spawn(dir.path());
-        Server { child, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
     fn env(&self) -> [(String, String); 1] {
         [(
             "KUBECONFIG".to_string(),
@@ -67,23 +51,6 @@ impl Server {
     }
 
     /// A kube client on this server and a runtime to drive it.
-    fn client(&self) -> (tokio::runtime::Runtime, kube::Client) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let path = self.kubeconfig();
-        let client = runtime.block_on(async {
-            let file = kube::config::Kubeconfig::read_from(&path)
-                .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
-            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .unwrap_or_else(|e| panic!("config: {e}"));
-            kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
-        });
-        (runtime, client)
-    }
-
     fn deployments(&self, client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
         let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
         let resource = ApiResource::from_gvk_with_plural(&gvk, "deployments");
@@ -108,13 +75,6 @@ impl Server {
         runtime
             .block_on(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
             .unwrap_or_else(|e| panic!("scaling {name}: {e}"));
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,29 +4,14 @@
 //! Skipped with a message when kubectl is not installed.
 
 mod serve_support;
+use serve_support::Server;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `reconcile engine serve` on a temp state file; killed on drop.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let child = serve_support::spawn(dir.path());
-        Server { child, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
     fn state(&self) -> PathBuf {
         self.dir.path().join("engine.db")
     }
@@ -58,13 +43,6 @@ impl Server {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
         path
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,8 +2,61 @@
 //! kube backend): one way to start it, on 127.0.0.1 with a kubeconfig beside its state.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+/// A running `reconcile engine serve` on a temp state file (`dir/engine.db`, kubeconfig
+/// beside it); killed on drop. Each test file adds the helpers it needs.
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl Server {
+    /// Serves a fresh state.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let child = spawn(dir.path());
+        Server { child, dir }
+    }
+
+    /// Serves the state file at `dir/engine.db` (made by an engine-target run).
+    pub fn serve(dir: tempfile::TempDir) -> Server {
+        let child = spawn(dir.path());
+        Server { child, dir }
+    }
+
+    /// The admin kubeconfig serve wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A kube client on the admin kubeconfig, with the runtime it runs on.
+    pub fn client(&self) -> (tokio::runtime::Runtime, kube::Client) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let path = self.kubeconfig();
+        let client = runtime.block_on(async {
+            let file = kube::config::Kubeconfig::read_from(&path)
+                .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("config: {e}"));
+            kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
+        });
+        (runtime, client)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Starts `reconcile engine serve` on `dir/engine.db` (virtual time at 20×), writing
 /// `dir/kubeconfig`; returns once it listens, panics with its stderr when it cannot start.
