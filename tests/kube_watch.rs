@@ -133,19 +133,7 @@ fn watch_on_kube_syncs_commits_heals_drift_and_answers_sync_and_status() {
     assert!(apps.contains(&format!("\"target\":\"{TARGET}\"")), "{apps}");
 
     // A second watcher on the same cluster is refused, naming the first (its Lease).
-    let second = server.run(
-        &repo,
-        &["watch", "--target", TARGET, "--listen", "127.0.0.1:0"],
-    );
-    assert_eq!(second.code, 1, "{}", second.all());
-    assert!(
-        second.stderr.contains(&format!(
-            "already watched by reconcile watch (pid {}",
-            watcher.pid()
-        )),
-        "{}",
-        second.stderr
-    );
+    second_watcher_is_refused(&server, &repo, &watcher);
 
     // A new commit is synced within an interval or two.
     repo.edit("app/web.yaml", "web:1.0", "web:2.0");
@@ -231,19 +219,7 @@ fn an_application_whose_target_is_kube_is_synced_there_by_an_engine_watcher() {
     });
     assert_eq!(image(&server.deployment("demo", "web")), "web:1.0");
     // The watcher holds that cluster's watcher Lease too.
-    let second = server.run(
-        &repo,
-        &["watch", "--target", TARGET, "--listen", "127.0.0.1:0"],
-    );
-    assert_eq!(second.code, 1, "{}", second.all());
-    assert!(
-        second.stderr.contains(&format!(
-            "already watched by reconcile watch (pid {}",
-            watcher.pid()
-        )),
-        "{}",
-        second.stderr
-    );
+    second_watcher_is_refused(&server, &repo, &watcher);
 }
 
 /// The CSRF token a page embeds.
@@ -407,4 +383,21 @@ fn a_canary_on_kube_is_stepped_by_the_watcher_alone() {
     );
     assert_eq!(history.code, 0, "{}", history.all());
     assert!(history.stdout.contains("web:3.0"), "{}", history.stdout);
+}
+
+/// A second watcher on the cluster is refused, naming the running one (the Lease holder).
+fn second_watcher_is_refused(server: &Server, repo: &GitRepo, watcher: &Watcher) {
+    let second = server.run(
+        repo,
+        &["watch", "--target", TARGET, "--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(
+        second.stderr.contains(&format!(
+            "already watched by reconcile watch (pid {}",
+            watcher.pid()
+        )),
+        "{}",
+        second.stderr
+    );
 }
