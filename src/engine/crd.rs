@@ -5,7 +5,8 @@
 //! while its CRD exists and serves its version, after its version's structural schema has
 //! defaulted and validated it: types, `required`, `enum`, unknown fields (strict, as kubectl
 //! asks) except under `x-kubernetes-preserve-unknown-fields`.
-//! Not checked: string formats, patterns, numeric and length bounds, CEL rules.
+//! Not checked: string formats, patterns, numeric and length bounds. CEL validation rules
+//! run in [`cel`](super::cel).
 
 use serde_json::{Map, Value, json};
 
@@ -205,6 +206,7 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                 );
             }
         }
+        super::cel::check_crd(&versions, errs);
     }
     if !errs.is_empty() {
         return;
@@ -389,6 +391,7 @@ pub fn admit_custom(
     version: &str,
     old: Option<&Value>,
     new: &mut Value,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let no_match = || {
         format!(
@@ -463,6 +466,13 @@ pub fn admit_custom(
                 fields.remove("status");
             }
         }
+    }
+    if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
+        && let Some(rules) = super::cel::rules_of(crd, version, schema)
+    {
+        let found = super::cel::check(&rules, schema, new, old, &errs);
+        errs.extend(found.errors);
+        warnings.extend(found.warnings);
     }
     Ok(errs)
 }

@@ -14,6 +14,7 @@
 //! commits all its writes or none.
 
 pub mod admission;
+mod cel;
 pub mod clock;
 pub mod controllers;
 pub mod convert;
@@ -220,6 +221,8 @@ pub struct Engine {
     deferring: bool,
     /// A write was made while deferring: the controllers have yet to run.
     unsettled: bool,
+    /// Admission's warnings for the client since [`Engine::take_warnings`] last ran.
+    warnings: Vec<String>,
 }
 
 /// A state with this many objects is freed on a thread of its own when its engine goes.
@@ -344,6 +347,7 @@ impl Engine {
                     gc_epoch: None,
                     deferring: false,
                     unsettled: false,
+                    warnings: Vec::new(),
                 })
             }
             Err(e) => {
@@ -490,8 +494,10 @@ impl Engine {
             doc::set(&mut obj, &["metadata", "name"], json!(name));
         }
         let mut rng = self.state.rng;
-        let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
+        let mut warnings = Vec::new();
+        let result = admission::admit(&self.state, &mut rng, info, None, &mut obj, &mut warnings);
         self.state.rng = rng;
+        self.warnings.extend(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(ResId::of(&obj)),
             message,
@@ -542,6 +548,17 @@ impl Engine {
                 .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
+    }
+
+    /// The warnings admission gave since the last call (a CRD validation rule the engine
+    /// could not evaluate, a failure ratcheted on an unchanged value), each once, oldest first:
+    /// what the API server sends as `Warning` headers.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        std::mem::take(&mut self.warnings)
+            .into_iter()
+            .filter(|w| seen.insert(w.clone()))
+            .collect()
     }
 
     /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
@@ -687,8 +704,17 @@ impl Engine {
             }
         }
         let mut rng = self.state.rng;
-        let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
+        let mut warnings = Vec::new();
+        let result = admission::admit(
+            &self.state,
+            &mut rng,
+            info,
+            Some(&current),
+            &mut merged,
+            &mut warnings,
+        );
         self.state.rng = rng;
+        self.warnings.extend(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(id),
             message,
