@@ -561,6 +561,33 @@ impl Engine {
             .collect()
     }
 
+    /// The CRD a custom resource would be admitted by (one among `batch`, else the stored
+    /// one) and the resource as stored.
+    fn crd_and_live<'a>(
+        &'a self,
+        batch: &[&'a Value],
+        object: &Value,
+    ) -> Option<(&'a Value, Option<&'a Value>)> {
+        let (group, _) = doc::str_at(object, &["apiVersion"]).rsplit_once('/')?;
+        let kind = doc::str_at(object, &["kind"]);
+        let stored = Engine::kind_of(object).ok();
+        let crd = batch
+            .iter()
+            .copied()
+            .filter(|o| doc::str_at(o, &["kind"]) == crd::KIND)
+            .find(|c| crd::info_of(c).is_some_and(|i| i.group == group && i.kind == kind))
+            .or_else(|| {
+                let info = stored?;
+                let name = format!("{}.{}", info.plural, info.group);
+                self.state.get(crd::KIND, "", &name).map(|s| &s.doc)
+            })?;
+        let live = stored.and_then(|info| {
+            let (ns, name) = stored_name(info, object);
+            self.state.get(info.key, ns, name).map(|s| &s.doc)
+        });
+        Some((crd, live))
+    }
+
     /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
     /// the engine cannot call, see [`crd::conversion_failure`]; `sent`: the request carries
     /// an object in `version`); `None`: it is served.
@@ -1941,6 +1968,10 @@ impl Cluster for Engine {
         format!("engine:{}", self.db.path())
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        Engine::take_warnings(self)
+    }
+
     fn defer_settling(&mut self) {
         Engine::defer_settling(self);
     }
@@ -2015,6 +2046,22 @@ impl Cluster for Engine {
                         id: Box::new(ResId::of(object)),
                         message: other.to_string(),
                     },
+                });
+            }
+        }
+        // Custom resources by their CRD's schema and validation rules (the CRD of the same
+        // apply when there is one, else the stored one): a refusal stops the plan before
+        // anything is written, as it does for built-in kinds.
+        for object in objects {
+            if Engine::kind_of(object).is_ok_and(kinds::is_builtin) {
+                continue;
+            }
+            if let Some((crd, old)) = self.crd_and_live(objects, object)
+                && let Some(message) = crd::refusal(crd, object, old)
+            {
+                return Err(cluster::Error::Invalid {
+                    id: Box::new(ResId::of(object)),
+                    message,
                 });
             }
         }
