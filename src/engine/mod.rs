@@ -32,6 +32,7 @@ pub mod quota;
 pub mod scale;
 pub mod scheduler;
 pub mod schema;
+pub mod served;
 pub mod store;
 pub mod traffic;
 
@@ -220,6 +221,8 @@ pub struct Engine {
     deferring: bool,
     /// A write was made while deferring: the controllers have yet to run.
     unsettled: bool,
+    /// What the store's CRDs make served, rebuilt when they change.
+    served: served::Cache,
 }
 
 /// A state with this many objects is freed on a thread of its own when its engine goes.
@@ -344,6 +347,7 @@ impl Engine {
                     gc_epoch: None,
                     deferring: false,
                     unsettled: false,
+                    served: served::Cache::default(),
                 })
             }
             Err(e) => {
@@ -387,6 +391,7 @@ impl Engine {
             let seq = self.db.commit_seq()?;
             if self.stale || seq != self.state.commit_seq {
                 self.state = self.db.load()?;
+                self.served.clear();
                 self.stale = false;
                 self.next_wake = None;
             }
@@ -431,9 +436,17 @@ impl Engine {
     fn read<T>(&mut self, op: impl FnOnce(&State) -> T) -> Result<T, Error> {
         if self.stale || self.db.commit_seq()? != self.state.commit_seq {
             self.state = self.db.load()?;
+            self.served.clear();
             self.stale = false;
         }
         Ok(op(&self.state))
+    }
+
+    /// The kinds served now: the built-in ones and those of the established CRDs in the
+    /// store (see [`served`]); cheap when no CRD changed since the last call.
+    pub fn served(&mut self) -> Result<std::sync::Arc<served::Served>, Error> {
+        self.read(|_| ())?;
+        Ok(self.served.get(&self.state))
     }
 
     // ---- objects ----
@@ -1631,6 +1644,7 @@ impl Engine {
             bootstrap(&mut state, nodes);
             state.commit_seq = e.state.commit_seq;
             e.state = state;
+            e.served.clear();
             e.next_wake = None;
             Ok(())
         })
