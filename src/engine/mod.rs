@@ -33,6 +33,7 @@ pub mod quota;
 pub mod scale;
 pub mod scheduler;
 pub mod schema;
+pub mod served;
 pub mod store;
 pub mod traffic;
 
@@ -223,6 +224,8 @@ pub struct Engine {
     unsettled: bool,
     /// Admission's warnings for the client since [`Engine::take_warnings`] last ran.
     warnings: Vec<String>,
+    /// What the store's CRDs make served, rebuilt when they change.
+    served: served::Cache,
 }
 
 /// A state with this many objects is freed on a thread of its own when its engine goes.
@@ -348,6 +351,7 @@ impl Engine {
                     deferring: false,
                     unsettled: false,
                     warnings: Vec::new(),
+                    served: served::Cache::default(),
                 })
             }
             Err(e) => {
@@ -391,6 +395,7 @@ impl Engine {
             let seq = self.db.commit_seq()?;
             if self.stale || seq != self.state.commit_seq {
                 self.state = self.db.load()?;
+                self.served.clear();
                 self.stale = false;
                 self.next_wake = None;
             }
@@ -435,9 +440,17 @@ impl Engine {
     fn read<T>(&mut self, op: impl FnOnce(&State) -> T) -> Result<T, Error> {
         if self.stale || self.db.commit_seq()? != self.state.commit_seq {
             self.state = self.db.load()?;
+            self.served.clear();
             self.stale = false;
         }
         Ok(op(&self.state))
+    }
+
+    /// The kinds served now: the built-in ones and those of the established CRDs in the
+    /// store (see [`served`]); cheap when no CRD changed since the last call.
+    pub fn served(&mut self) -> Result<std::sync::Arc<served::Served>, Error> {
+        self.read(|_| ())?;
+        Ok(self.served.get(&self.state))
     }
 
     // ---- objects ----
@@ -1684,6 +1697,7 @@ impl Engine {
             bootstrap(&mut state, nodes);
             state.commit_seq = e.state.commit_seq;
             e.state = state;
+            e.served.clear();
             e.next_wake = None;
             Ok(())
         })
