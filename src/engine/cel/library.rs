@@ -7,8 +7,13 @@
 //! `asInteger`, `isInteger`, `asApproximateFloat`) and sets (`sets.contains`,
 //! `sets.equivalent`, `sets.intersects`).
 //!
+//! IP addresses and CIDRs (`ip`, `isIP`, `ip.isCanonical`, `family`, `isUnspecified`,
+//! `isLoopback`, `isLinkLocalMulticast`, `isLinkLocalUnicast`, `isGlobalUnicast`, `cidr`,
+//! `isCIDR`, `containsIP`, `containsCIDR`, `prefixLength`, `masked`, `string(…)`) are here
+//! too.
+//!
 //! Not here (a rule calling one is reported as not evaluated): `duration`, `timestamp` and
-//! their accessors, the IP and CIDR libraries, `format`'s named formats.
+//! their accessors, `format`'s named formats.
 //! [`KUBERNETES_FUNCTIONS`] lists every function name kube-apiserver knows, to tell a rule
 //! that calls something unknown to Kubernetes (an invalid CRD) from one calling something the
 //! engine lacks.
@@ -16,6 +21,7 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use ::cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type};
@@ -253,6 +259,75 @@ fn register(env: &mut Env) -> Result<(), ::cel::DeclarationError> {
     env.add_member_overload("add", "quantity_add_int", q(), vec![INT_TYPE], q_add)?;
     env.add_member_overload("sub", "quantity_sub", q(), vec![q()], q_sub)?;
     env.add_member_overload("sub", "quantity_sub_int", q(), vec![INT_TYPE], q_sub)?;
+    register_network(env)
+}
+
+fn ip_type() -> Type {
+    Type::new_opaque_type("net.IP")
+}
+
+fn cidr_type() -> Type {
+    Type::new_opaque_type("net.CIDR")
+}
+
+fn register_network(env: &mut Env) -> Result<(), ::cel::DeclarationError> {
+    env.add_overload("ip", "string_to_ip", vec![STRING_TYPE], ip)?;
+    env.add_overload("isIP", "is_ip_string", vec![STRING_TYPE], is_ip)?;
+    env.add_overload(
+        "ip.isCanonical",
+        "ip_is_canonical",
+        vec![STRING_TYPE],
+        ip_is_canonical,
+    )?;
+    env.add_overload("string", "ip_to_string", vec![ip_type()], network_string)?;
+    env.add_member_overload("family", "ip_family", ip_type(), vec![], ip_family)?;
+    for (name, test) in [
+        (
+            "isUnspecified",
+            ip_unspecified as ::cel::common::functions::Function,
+        ),
+        ("isLoopback", ip_loopback),
+        ("isLinkLocalMulticast", ip_link_local_multicast),
+        ("isLinkLocalUnicast", ip_link_local_unicast),
+        ("isGlobalUnicast", ip_global_unicast),
+    ] {
+        env.add_member_overload(name, name, ip_type(), vec![], test)?;
+    }
+    env.add_overload("cidr", "string_to_cidr", vec![STRING_TYPE], cidr)?;
+    env.add_overload("isCIDR", "is_cidr_string", vec![STRING_TYPE], is_cidr)?;
+    env.add_overload(
+        "string",
+        "cidr_to_string",
+        vec![cidr_type()],
+        network_string,
+    )?;
+    env.add_member_overload("ip", "cidr_ip", cidr_type(), vec![], cidr_ip)?;
+    env.add_member_overload("masked", "cidr_masked", cidr_type(), vec![], cidr_masked)?;
+    env.add_member_overload(
+        "prefixLength",
+        "cidr_prefix",
+        cidr_type(),
+        vec![],
+        cidr_prefix,
+    )?;
+    for (id, arg) in [
+        ("cidr_contains_ip", ip_type()),
+        ("cidr_contains_ip_string", STRING_TYPE),
+    ] {
+        env.add_member_overload("containsIP", id, cidr_type(), vec![arg], cidr_contains_ip)?;
+    }
+    for (id, arg) in [
+        ("cidr_contains_cidr", cidr_type()),
+        ("cidr_contains_cidr_string", STRING_TYPE),
+    ] {
+        env.add_member_overload(
+            "containsCIDR",
+            id,
+            cidr_type(),
+            vec![arg],
+            cidr_contains_cidr,
+        )?;
+    }
     Ok(())
 }
 
@@ -872,6 +947,274 @@ fn q_sub<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     out(Value::Opaque(Arc::new(Quantity(total))))
 }
 
+/// An IP address, as the Kubernetes IP library takes one (no zone, no IPv4-mapped IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ip(IpAddr);
+
+impl Opaque for Ip {
+    fn runtime_type_name(&self) -> &str {
+        "net.IP"
+    }
+}
+
+/// An address and a prefix length (the address need not be masked, as upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Opaque for Cidr {
+    fn runtime_type_name(&self) -> &str {
+        "net.CIDR"
+    }
+}
+
+fn parse_ip(raw: &str) -> std::result::Result<IpAddr, String> {
+    if raw.contains('%') {
+        return Err("IP address with zone value is not allowed".into());
+    }
+    let addr: IpAddr = raw.parse().map_err(|e| {
+        format!("IP Address {raw:?} parse error during conversion from string: {e}")
+    })?;
+    if let IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Err(format!("IPv4-mapped IPv6 address {raw:?} is not allowed"));
+    }
+    Ok(addr)
+}
+
+fn parse_cidr(raw: &str) -> std::result::Result<Cidr, String> {
+    let bad = || {
+        format!(
+            "network address parse error during conversion from string: netip.ParsePrefix({raw:?}): bad prefix"
+        )
+    };
+    let (addr, prefix) = raw.split_once('/').ok_or_else(bad)?;
+    let addr = parse_ip(addr)?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let bits = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > bits {
+        return Err(bad());
+    }
+    Ok(Cidr { addr, prefix })
+}
+
+fn bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn masked(cidr: Cidr) -> Cidr {
+    let width: u32 = if cidr.addr.is_ipv4() { 32 } else { 128 };
+    let host = width - u32::from(cidr.prefix);
+    let mask = if host >= 128 {
+        0
+    } else {
+        !((1u128 << host) - 1)
+    };
+    let kept = bits(cidr.addr) & mask;
+    let addr = match cidr.addr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(kept as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(kept)),
+    };
+    Cidr {
+        addr,
+        prefix: cidr.prefix,
+    }
+}
+
+fn contains(cidr: Cidr, addr: IpAddr) -> bool {
+    cidr.addr.is_ipv4() == addr.is_ipv4()
+        && masked(cidr)
+            == masked(Cidr {
+                addr,
+                prefix: cidr.prefix,
+            })
+}
+
+fn opaque<T: Opaque + Clone>(value: Option<&Value>) -> Option<T> {
+    match value {
+        Some(Value::Opaque(o)) => o.downcast_ref::<T>().cloned(),
+        _ => None,
+    }
+}
+
+fn ip_arg(
+    args: &[CowVal<'_, '_>],
+    at: usize,
+    function: &str,
+) -> std::result::Result<IpAddr, ExecutionError> {
+    let values = values(args)?;
+    match values.get(at) {
+        Some(Value::String(s)) => parse_ip(s).map_err(|e| fail(function, e)),
+        other => opaque::<Ip>(other)
+            .map(|ip| ip.0)
+            .ok_or_else(|| fail(function, "expected an IP address")),
+    }
+}
+
+fn cidr_arg(
+    args: &[CowVal<'_, '_>],
+    at: usize,
+    function: &str,
+) -> std::result::Result<Cidr, ExecutionError> {
+    let values = values(args)?;
+    match values.get(at) {
+        Some(Value::String(s)) => parse_cidr(s).map_err(|e| fail(function, e)),
+        other => opaque::<Cidr>(other).ok_or_else(|| fail(function, "expected a CIDR")),
+    }
+}
+
+fn ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let addr = ip_arg(&args, 0, "ip")?;
+    out(Value::Opaque(Arc::new(Ip(addr))))
+}
+
+fn is_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let values = values(&args)?;
+    out(Value::Bool(
+        parse_ip(string_arg(&values, 0, "isIP")?).is_ok(),
+    ))
+}
+
+fn ip_is_canonical<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let values = values(&args)?;
+    let raw = string_arg(&values, 0, "ip.isCanonical")?;
+    let addr = parse_ip(raw).map_err(|e| fail("ip.isCanonical", e))?;
+    out(Value::Bool(addr.to_string() == raw))
+}
+
+fn network_string<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let values = values(&args)?;
+    let text = if let Some(ip) = opaque::<Ip>(values.first()) {
+        ip.0.to_string()
+    } else if let Some(cidr) = opaque::<Cidr>(values.first()) {
+        format!("{}/{}", cidr.addr, cidr.prefix)
+    } else {
+        return Err(fail("string", "expected an IP address or a CIDR"));
+    };
+    text_answer(text)
+}
+
+fn text_answer<'b, 'v>(s: String) -> Answer<'b, 'v> {
+    out(Value::String(Arc::new(s)))
+}
+
+fn ip_family<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let addr = ip_arg(&args, 0, "family")?;
+    out(Value::Int(if addr.is_ipv4() { 4 } else { 6 }))
+}
+
+fn ip_test<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+    function: &str,
+    v4: fn(Ipv4Addr) -> bool,
+    v6: fn(Ipv6Addr) -> bool,
+) -> Answer<'b, 'v> {
+    let holds = match ip_arg(&args, 0, function)? {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => v6(a),
+    };
+    out(Value::Bool(holds))
+}
+
+fn ip_unspecified<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    ip_test(
+        args,
+        "isUnspecified",
+        |a| a.is_unspecified(),
+        |a| a.is_unspecified(),
+    )
+}
+
+fn ip_loopback<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    ip_test(args, "isLoopback", |a| a.is_loopback(), |a| a.is_loopback())
+}
+
+fn ip_link_local_multicast<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    ip_test(
+        args,
+        "isLinkLocalMulticast",
+        |a| a.octets()[..3] == [224, 0, 0],
+        |a| a.segments()[0] & 0xff0f == 0xff02,
+    )
+}
+
+fn link_local_v6(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn ip_link_local_unicast<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    ip_test(
+        args,
+        "isLinkLocalUnicast",
+        |a| a.is_link_local(),
+        link_local_v6,
+    )
+}
+
+/// Go's `IsGlobalUnicast`: anything but unspecified, loopback, multicast, link-local
+/// unicast and (IPv4) broadcast — private ranges included.
+fn ip_global_unicast<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    ip_test(
+        args,
+        "isGlobalUnicast",
+        |a| {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_link_local()
+                || a.is_broadcast())
+        },
+        |a| !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || link_local_v6(a)),
+    )
+}
+
+fn cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let parsed = cidr_arg(&args, 0, "cidr")?;
+    out(Value::Opaque(Arc::new(parsed)))
+}
+
+fn is_cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let values = values(&args)?;
+    out(Value::Bool(
+        parse_cidr(string_arg(&values, 0, "isCIDR")?).is_ok(),
+    ))
+}
+
+fn cidr_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let cidr = cidr_arg(&args, 0, "ip")?;
+    out(Value::Opaque(Arc::new(Ip(cidr.addr))))
+}
+
+fn cidr_masked<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let cidr = cidr_arg(&args, 0, "masked")?;
+    out(Value::Opaque(Arc::new(masked(cidr))))
+}
+
+fn cidr_prefix<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let cidr = cidr_arg(&args, 0, "prefixLength")?;
+    out(Value::Int(i64::from(cidr.prefix)))
+}
+
+fn cidr_contains_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let cidr = cidr_arg(&args, 0, "containsIP")?;
+    let addr = ip_arg(&args, 1, "containsIP")?;
+    out(Value::Bool(contains(cidr, addr)))
+}
+
+fn cidr_contains_cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
+    let outer = cidr_arg(&args, 0, "containsCIDR")?;
+    let inner = cidr_arg(&args, 1, "containsCIDR")?;
+    out(Value::Bool(
+        inner.prefix >= outer.prefix && contains(outer, inner.addr),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -986,6 +1329,41 @@ mod tests {
             fraction
                 .to_string()
                 .contains("cannot convert value to integer")
+        );
+    }
+
+    #[test]
+    fn the_ip_and_cidr_libraries() {
+        assert_true(
+            "isIP('10.0.0.1') && isIP('fd00::1') && !isIP('10.0.0.256') && !isIP('::ffff:1.2.3.4')",
+        );
+        assert_true("ip('10.0.0.1').family() == 4 && ip('fd00::1').family() == 6");
+        assert_true("ip.isCanonical('2001:db8::1') && !ip.isCanonical('2001:DB8::1')");
+        assert_true("ip('127.0.0.1').isLoopback() && ip('::').isUnspecified()");
+        assert_true("ip('169.254.1.1').isLinkLocalUnicast() && ip('fe80::1').isLinkLocalUnicast()");
+        assert_true(
+            "ip('224.0.0.251').isLinkLocalMulticast() && ip('ff02::1').isLinkLocalMulticast()",
+        );
+        assert_true("ip('10.1.2.3').isGlobalUnicast() && !ip('255.255.255.255').isGlobalUnicast()");
+        assert_true("ip('10.0.0.1') == ip('10.0.0.1') && string(ip('10.0.0.1')) == '10.0.0.1'");
+        assert_true("isCIDR('10.0.0.0/8') && !isCIDR('10.0.0.0/33') && !isCIDR('10.0.0.0')");
+        assert_true(
+            "cidr('10.0.0.0/8').containsIP('10.1.2.3') && !cidr('10.0.0.0/8').containsIP(ip('11.0.0.1'))",
+        );
+        assert_true(
+            "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && !cidr('10.1.0.0/16').containsCIDR('10.0.0.0/8')",
+        );
+        assert_true(
+            "cidr('10.1.2.3/8').masked() == cidr('10.0.0.0/8') && cidr('10.1.2.3/8').prefixLength() == 8",
+        );
+        assert_true(
+            "cidr('10.1.2.3/8').ip() == ip('10.1.2.3') && string(cidr('fd00::/64')) == 'fd00::/64'",
+        );
+        let bad = eval("ip('nope')").expect_err("bad ip");
+        assert!(
+            bad.to_string()
+                .contains("parse error during conversion from string"),
+            "{bad}"
         );
     }
 
