@@ -510,7 +510,7 @@ impl Engine {
         let mut warnings = Vec::new();
         let result = admission::admit(&self.state, &mut rng, info, None, &mut obj, &mut warnings);
         self.state.rng = rng;
-        self.warnings.extend(warnings);
+        self.keep_warnings(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(ResId::of(&obj)),
             message,
@@ -561,6 +561,14 @@ impl Engine {
                 .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
+    }
+
+    /// Keeps admission's warnings for [`Engine::take_warnings`], up to a bound: a long-lived
+    /// engine whose writer never asks for them does not grow.
+    fn keep_warnings(&mut self, warnings: Vec<String>) {
+        const KEPT: usize = 256;
+        let room = KEPT.saturating_sub(self.warnings.len());
+        self.warnings.extend(warnings.into_iter().take(room));
     }
 
     /// The warnings admission gave since the last call (a CRD validation rule the engine
@@ -754,7 +762,7 @@ impl Engine {
             &mut warnings,
         );
         self.state.rng = rng;
-        self.warnings.extend(warnings);
+        self.keep_warnings(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(id),
             message,
