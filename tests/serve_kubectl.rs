@@ -771,6 +771,55 @@ fn kubectl_auth_can_i_and_whoami_follow_rbac_for_token_users() {
     assert_eq!(read.code, 0, "{}", read.stderr);
 }
 
+#[test]
+fn kubectl_prints_the_words_of_a_crds_validation_rules_and_their_warnings() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: gadgets, singular: gadget, kind: Gadget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            x-kubernetes-validations:\n            - {rule: \"self.min <= self.max\", message: \"min must not exceed max\"}\n            - {rule: \"!has(self.at) || timestamp(self.at) > timestamp('2020-01-01T00:00:00Z')\"}\n            properties:\n              min: {type: integer}\n              max: {type: integer}\n              at: {type: string}\n              region:\n                type: string\n                x-kubernetes-validations:\n                - {rule: self == oldSelf, message: region is immutable}\n",
+    );
+    server.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    let gadget = |file: &str, spec: &str| {
+        server.write(
+            file,
+            &format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: g1}}\nspec: {spec}\n"),
+        )
+    };
+    let bad = gadget("bad.yaml", "{min: 3, max: 1, region: eu}");
+    let refused = server.kubectl(&["apply", "-f", &bad.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "The Gadget \"g1\" is invalid: spec: Invalid value: \"object\": min must not exceed max"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let good = gadget("good.yaml", "{min: 1, max: 3, region: eu, at: \"2021-01-01T00:00:00Z\"}");
+    let created = server.kubectl(&["apply", "-f", &good.to_string_lossy()]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(created.stdout.contains("gadget.example.com/g1 created"), "{}", created.stdout);
+    assert!(
+        created.stderr.contains("Warning: spec: x-kubernetes-validations rule")
+            && created.stderr.contains("was not evaluated"),
+        "{}",
+        created.stderr
+    );
+    let moved = gadget("moved.yaml", "{min: 1, max: 3, region: us}");
+    let refused = server.kubectl(&["apply", "-f", &moved.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "The Gadget \"g1\" is invalid: spec.region: Invalid value: \"string\": region is immutable"
+        ),
+        "{}",
+        refused.stderr
+    );
+}
+
 /// kubectl with this server's kubeconfig and its own discovery cache (`cache`).
 fn kubectl_cached(server: &Server, cache: &Path, args: &[&str]) -> Out {
     let mut all = vec!["--cache-dir", cache.to_str().unwrap_or_default()];

@@ -237,7 +237,19 @@ async fn openapi_group_version(State(app): State<App>, uri: Uri) -> Response {
 
 fn json_response(answer: Answer) -> Response {
     let code = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::OK);
-    (code, [("content-type", "application/json")], answer.body).into_response()
+    let mut response = (code, [("content-type", "application/json")], answer.body).into_response();
+    for warning in &answer.warnings {
+        // RFC 7234 warn-text, as kube-apiserver sends it and kubectl prints it (`Warning: …`).
+        let text: String = warning
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .collect();
+        let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    response
 }
 
 async fn resource(
@@ -404,13 +416,15 @@ async fn dispatch(
                 return Err(ApiError::method_not_allowed("POST"));
             }
             worker
-                .call(move |e| objects::create(e, &scope, object, &write))
+                .call(move |e| objects::warned(e, |e| objects::create(e, &scope, object, &write)))
                 .await??
         }
         (Method::PUT, Some(name)) => {
             let object = object_body(&body)?;
             worker
-                .call(move |e| objects::update(e, &scope, &name, sub, object, &write))
+                .call(move |e| {
+                    objects::warned(e, |e| objects::update(e, &scope, &name, sub, object, &write))
+                })
                 .await??
         }
         (Method::PATCH, Some(name)) => {
@@ -421,12 +435,18 @@ async fn dispatch(
                 let force = query.get("force").is_some_and(|f| f == "true");
                 worker
                     .call(move |e| {
-                        server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                        objects::warned(e, |e| {
+                            server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                        })
                     })
                     .await??
             } else {
                 worker
-                    .call(move |e| objects::patch(e, &scope, &name, sub, kind, &body, &write))
+                    .call(move |e| {
+                        objects::warned(e, |e| {
+                            objects::patch(e, &scope, &name, sub, kind, &body, &write)
+                        })
+                    })
                     .await??
             }
         }
@@ -528,6 +548,7 @@ fn server_side_apply(
     Ok(Answer {
         code,
         body: serde_json::to_vec(&stored).unwrap_or_default(),
+        warnings: Vec::new(),
     })
 }
 

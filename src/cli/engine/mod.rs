@@ -714,7 +714,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
         }
         EngineCommand::Create { file } => {
             for obj in manifests::read(&file)? {
-                let created = engine.create(&obj)?;
+                let created = engine.create(&obj);
+                for warning in engine.take_warnings() {
+                    eprintln!("Warning: {warning}");
+                }
+                let created = created.with_context(|| file.display().to_string())?;
                 println!("{} created", object_ref(&created));
             }
         }
@@ -739,7 +743,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                         .ok()
                         .flatten()
                 });
-                let after = engine.apply(&obj)?;
+                let applied = engine.apply(&obj);
+                for warning in engine.take_warnings() {
+                    eprintln!("Warning: {warning}");
+                }
+                let after = applied.with_context(|| file.display().to_string())?;
                 let verb = match before {
                     None => "created",
                     Some(b)
