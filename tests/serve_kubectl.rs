@@ -785,7 +785,9 @@ fn kubectl_prints_the_words_of_a_crds_validation_rules_and_their_warnings() {
     let gadget = |file: &str, spec: &str| {
         server.write(
             file,
-            &format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: g1}}\nspec: {spec}\n"),
+            &format!(
+                "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: g1}}\nspec: {spec}\n"
+            ),
         )
     };
     let bad = gadget("bad.yaml", "{min: 3, max: 1, region: eu}");
@@ -798,12 +800,21 @@ fn kubectl_prints_the_words_of_a_crds_validation_rules_and_their_warnings() {
         "{}",
         refused.stderr
     );
-    let good = gadget("good.yaml", "{min: 1, max: 3, region: eu, at: \"2021-01-01T00:00:00Z\"}");
+    let good = gadget(
+        "good.yaml",
+        "{min: 1, max: 3, region: eu, at: \"2021-01-01T00:00:00Z\"}",
+    );
     let created = server.kubectl(&["apply", "-f", &good.to_string_lossy()]);
     assert_eq!(created.code, 0, "{}", created.stderr);
-    assert!(created.stdout.contains("gadget.example.com/g1 created"), "{}", created.stdout);
     assert!(
-        created.stderr.contains("Warning: spec: x-kubernetes-validations rule")
+        created.stdout.contains("gadget.example.com/g1 created"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stderr
+            .contains("Warning: spec: x-kubernetes-validations rule")
             && created.stderr.contains("was not evaluated"),
         "{}",
         created.stderr
@@ -838,7 +849,11 @@ fn discovery_follows_the_crds_created_deleted_and_created_again() {
     let cache = server.path().join("kube-cache");
     let ok = |args: &[&str]| {
         let out = kubectl_cached(&server, &cache, args);
-        assert_eq!(out.code, 0, "kubectl {args:?}:\n{}{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "kubectl {args:?}:\n{}{}",
+            out.stdout, out.stderr
+        );
         out.stdout
     };
     let crd = server.write(
@@ -861,9 +876,11 @@ fn discovery_follows_the_crds_created_deleted_and_created_again() {
     assert!(ok(&["get", "wd"]).contains("w1"));
 
     // A version turned `served: false` leaves discovery; the other stays.
-    let unserved = std::fs::read_to_string(&crd)
-        .unwrap_or_default()
-        .replacen("served: true", "served: false", 1);
+    let unserved = std::fs::read_to_string(&crd).unwrap_or_default().replacen(
+        "served: true",
+        "served: false",
+        1,
+    );
     let unserved_file = server.write("crd-unserved.yaml", &unserved);
     ok(&["apply", "-f", &unserved_file.to_string_lossy()]);
     let versions = ok(&["api-versions"]);
@@ -980,7 +997,11 @@ fn printer_columns_and_explain_of_a_custom_kind_read_as_from_an_api_server() {
     assert_eq!(narrow[0], ["NAME", "SIZE", "PORT", "AGE"], "{narrow:?}");
     assert_eq!(narrow[1][..3], ["g1", "3", "80"], "{narrow:?}");
     let wide = rows(&server.ok(&["get", "gizmos", "-o", "wide"]));
-    assert_eq!(wide[0], ["NAME", "SIZE", "OWNER", "PORT", "AGE"], "{wide:?}");
+    assert_eq!(
+        wide[0],
+        ["NAME", "SIZE", "OWNER", "PORT", "AGE"],
+        "{wide:?}"
+    );
     assert_eq!(wide[1][..4], ["g1", "3", "ops", "80"], "{wide:?}");
     // The engine's own `get` prints the same columns.
     let own = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))

@@ -216,11 +216,7 @@ async fn openapi_v2(headers: HeaderMap) -> Response {
     } else {
         "application/json"
     };
-    (
-        [("content-type", media)],
-        openapi::v2_document(protobuf),
-    )
-        .into_response()
+    ([("content-type", media)], openapi::v2_document(protobuf)).into_response()
 }
 
 async fn openapi_root(State(app): State<App>) -> Response {
@@ -242,7 +238,13 @@ fn json_response(answer: Answer) -> Response {
         // RFC 7234 warn-text, as kube-apiserver sends it and kubectl prints it (`Warning: …`).
         let text: String = warning
             .chars()
-            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
@@ -423,7 +425,9 @@ async fn dispatch(
             let object = object_body(&body)?;
             worker
                 .call(move |e| {
-                    objects::warned(e, |e| objects::update(e, &scope, &name, sub, object, &write))
+                    objects::warned(e, |e| {
+                        objects::update(e, &scope, &name, sub, object, &write)
+                    })
                 })
                 .await??
         }

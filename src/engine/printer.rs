@@ -47,7 +47,7 @@ pub fn remember(crd: &Value, info: &KindInfo) {
     else {
         return;
     };
-    let mut columns: Vec<Column> = version
+    let columns: Vec<Column> = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
         .into_iter()
