@@ -1023,3 +1023,337 @@ fn printer_columns_and_explain_of_a_custom_kind_read_as_from_an_api_server() {
         assert!(explained.contains(expected), "{expected}:\n{explained}");
     }
 }
+
+/// serve with `--token-auth-file` for jane (group `dev`) and olga (group `ops`); their
+/// kubeconfigs.
+fn serve_with_users() -> (Server, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "jane-token-0123,jane,u-7,\"dev\"\nolga-token-4567,olga,u-8,\"ops\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = tokens.display().to_string();
+    let child = serve_support::spawn_args(dir.path(), &["--token-auth-file", &tokens]);
+    let server = Server { child, dir };
+    let jane = serve_support::kubeconfig_for(server.path(), "jane", "jane-token-0123");
+    let olga = serve_support::kubeconfig_for(server.path(), "olga", "olga-token-4567");
+    (server, jane, olga)
+}
+
+/// Asserts kubectl failed with a message containing `expected`.
+fn refused(out: Out, expected: &str) {
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(expected), "{}", out.stderr);
+}
+
+#[test]
+fn default_view_edit_and_admin_roles_grow_by_aggregation() {
+    if !kubectl_present() {
+        return;
+    }
+    let (server, jane, olga) = serve_with_users();
+    let as_jane = |args: &[&str]| kubectl_with(&jane, args, None);
+    let as_olga = |args: &[&str]| kubectl_with(&olga, args, None);
+    server.ok(&["create", "namespace", "shop"]);
+    server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--from-literal=a=b",
+    ]);
+    server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "key",
+        "-n",
+        "shop",
+        "--from-literal=k=v",
+    ]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "dev-view",
+        "-n",
+        "shop",
+        "--clusterrole=view",
+        "--group=dev",
+    ]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "ops-edit",
+        "-n",
+        "shop",
+        "--clusterrole=edit",
+        "--group=ops",
+    ]);
+
+    // view: reads, but not Secrets, and no writes.
+    let read = as_jane(&["get", "configmap", "settings", "-n", "shop"]);
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    refused(
+        as_jane(&["get", "secret", "key", "-n", "shop"]),
+        "secrets \"key\" is forbidden: User \"jane\" cannot get resource \"secrets\" in API group \"\" in the namespace \"shop\"",
+    );
+    refused(
+        as_jane(&["create", "configmap", "more", "-n", "shop"]),
+        "User \"jane\" cannot create resource \"configmaps\"",
+    );
+    // edit: creates Deployments and reads Secrets.
+    let created = as_olga(&["create", "deployment", "web", "-n", "shop", "--image=nginx"]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let secret = as_olga(&["get", "secret", "key", "-n", "shop"]);
+    assert_eq!(secret.code, 0, "{}", secret.stderr);
+
+    // A CRD's ClusterRole labelled aggregate-to-view extends view (and so edit and admin),
+    // written into the roles as the aggregation controller does.
+    let widgets = as_jane(&["auth", "can-i", "list", "widgets.example.com", "-n", "shop"]);
+    assert_eq!(widgets.stdout.trim(), "no");
+    let crd = server.write(
+        "widgets.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: widgets-view
+  labels:
+    rbac.authorization.k8s.io/aggregate-to-view: "true"
+rules:
+- apiGroups: [example.com]
+  resources: [widgets]
+  verbs: [get, list, watch]
+"#,
+    );
+    server.ok(&["apply", "-f", &crd.display().to_string()]);
+    let widgets = as_jane(&["auth", "can-i", "list", "widgets.example.com", "-n", "shop"]);
+    assert_eq!(
+        (widgets.code, widgets.stdout.trim()),
+        (0, "yes"),
+        "{}",
+        widgets.stderr
+    );
+    let list = as_jane(&["get", "widgets", "-n", "shop"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    for role in ["view", "edit", "admin"] {
+        let yaml = server.ok(&["get", "clusterrole", role, "-o", "yaml"]);
+        assert!(yaml.contains("- example.com"), "{role}: {yaml}");
+    }
+    let view = server.ok(&["get", "clusterrole", "view", "-o", "yaml"]);
+    assert!(!view.contains("- secrets"), "{view}");
+}
+
+#[test]
+fn impersonation_and_escalation_follow_rbac() {
+    if !kubectl_present() {
+        return;
+    }
+    let (server, jane, olga) = serve_with_users();
+    let as_jane = |args: &[&str]| kubectl_with(&jane, args, None);
+    let as_olga = |args: &[&str]| kubectl_with(&olga, args, None);
+    server.ok(&["create", "namespace", "shop"]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "dev-view",
+        "-n",
+        "shop",
+        "--clusterrole=view",
+        "--group=dev",
+    ]);
+
+    // The admin acting as jane is refused what jane is refused; an impersonated user has only
+    // the groups asked for (and system:authenticated).
+    refused(
+        server.kubectl(&["get", "pods", "-n", "shop", "--as", "jane"]),
+        "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"shop\"",
+    );
+    let no = server.kubectl(&[
+        "auth", "can-i", "list", "pods", "-n", "shop", "--as", "jane",
+    ]);
+    assert_eq!((no.code, no.stdout.trim()), (1, "no"), "{}", no.stderr);
+    let yes = server.kubectl(&[
+        "auth",
+        "can-i",
+        "list",
+        "pods",
+        "-n",
+        "shop",
+        "--as",
+        "jane",
+        "--as-group",
+        "dev",
+    ]);
+    assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"), "{}", yes.stderr);
+    let pods = server.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "shop",
+        "--as",
+        "jane",
+        "--as-group",
+        "dev",
+    ]);
+    assert_eq!(pods.code, 0, "{}", pods.stderr);
+    let whoami = server.ok(&["auth", "whoami", "--as", "jane", "--as-group", "dev"]);
+    assert!(
+        whoami.contains("jane") && whoami.contains("[dev system:authenticated]"),
+        "{whoami}"
+    );
+    // jane may not impersonate, until granted it on the user olga only.
+    refused(
+        as_jane(&["get", "pods", "-n", "shop", "--as", "olga"]),
+        "users \"olga\" is forbidden: User \"jane\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+    );
+    server.ok(&[
+        "create",
+        "clusterrole",
+        "impersonate-olga",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=olga",
+    ]);
+    server.ok(&[
+        "create",
+        "clusterrolebinding",
+        "jane-as-olga",
+        "--clusterrole=impersonate-olga",
+        "--user=jane",
+    ]);
+    let as_olga_whoami = as_jane(&["auth", "whoami", "--as", "olga"]);
+    assert_eq!(as_olga_whoami.code, 0, "{}", as_olga_whoami.stderr);
+    assert!(
+        as_olga_whoami.stdout.contains("olga"),
+        "{}",
+        as_olga_whoami.stdout
+    );
+    refused(
+        as_jane(&[
+            "get",
+            "secrets",
+            "-n",
+            "shop",
+            "--as",
+            "olga",
+            "--as-group",
+            "system:masters",
+        ]),
+        "groups \"system:masters\" is forbidden: User \"jane\" cannot impersonate resource \"groups\"",
+    );
+
+    // Escalation: olga administers shop (`admin`); she may write roles and bindings with
+    // what she holds, nothing more, and nothing is written when refused.
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "ops-admin",
+        "-n",
+        "shop",
+        "--clusterrole=admin",
+        "--group=ops",
+    ]);
+    let held = as_olga(&[
+        "create",
+        "role",
+        "secret-reader",
+        "-n",
+        "shop",
+        "--verb=get",
+        "--resource=secrets",
+    ]);
+    assert_eq!(held.code, 0, "{}", held.stderr);
+    refused(
+        as_olga(&[
+            "create",
+            "role",
+            "node-reader",
+            "-n",
+            "shop",
+            "--verb=get,list",
+            "--resource=nodes,secrets",
+        ]),
+        "roles.rbac.authorization.k8s.io \"node-reader\" is forbidden: user \"olga\" (groups=[\"ops\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\" \"list\"]}",
+    );
+    refused(
+        server.kubectl(&["get", "role", "node-reader", "-n", "shop"]),
+        "NotFound",
+    );
+    refused(
+        as_olga(&[
+            "create",
+            "rolebinding",
+            "all",
+            "-n",
+            "shop",
+            "--clusterrole=cluster-admin",
+            "--user=olga",
+        ]),
+        "rolebindings.rbac.authorization.k8s.io \"all\" is forbidden: user \"olga\" (groups=[\"ops\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}\n{NonResourceURLs:[\"*\"], Verbs:[\"*\"]}",
+    );
+    let bound = as_olga(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "-n",
+        "shop",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    assert_eq!(bound.code, 0, "{}", bound.stderr);
+    // `escalate` on roles and `bind` on a ClusterRole lift the checks.
+    server.ok(&[
+        "create",
+        "clusterrole",
+        "role-escalator",
+        "--verb=escalate,bind",
+        "--resource=roles.rbac.authorization.k8s.io,clusterroles.rbac.authorization.k8s.io",
+    ]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "ops-escalate",
+        "-n",
+        "shop",
+        "--clusterrole=role-escalator",
+        "--group=ops",
+    ]);
+    let escalated = as_olga(&[
+        "create",
+        "role",
+        "node-reader",
+        "-n",
+        "shop",
+        "--verb=get,list",
+        "--resource=nodes",
+    ]);
+    assert_eq!(escalated.code, 0, "{}", escalated.stderr);
+    let bound = as_olga(&[
+        "create",
+        "rolebinding",
+        "all",
+        "-n",
+        "shop",
+        "--clusterrole=cluster-admin",
+        "--user=olga",
+    ]);
+    assert_eq!(bound.code, 0, "{}", bound.stderr);
+}

@@ -24,6 +24,8 @@ pub struct User {
     pub uid: String,
     /// The groups, `system:authenticated` included.
     pub groups: Vec<String>,
+    /// Extra attributes (only impersonation sets them: `Impersonate-Extra-KEY`).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -36,6 +38,7 @@ impl User {
             name: name.to_string(),
             uid: uid.to_string(),
             groups,
+            extra: Default::default(),
         }
     }
 

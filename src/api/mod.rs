@@ -13,8 +13,9 @@
 //! - [`tls`] makes the CA, the serving certificate, the token and the kubeconfig, and
 //!   [`serve`] runs HTTPS;
 //! - [`auth`] says who a request is from (the admin token, `--token-auth-file` users),
-//!   [`rbac`] whether the stored Roles and bindings allow it, and [`reviews`] answers
-//!   `kubectl auth can-i` and `whoami`.
+//!   [`impersonation`] whom it acts as (`kubectl --as`), [`rbac`] whether the stored Roles
+//!   and bindings allow it, [`escalation`] whether a role or binding it writes grants more
+//!   than its writer holds, and [`reviews`] answers `kubectl auth can-i` and `whoami`.
 //!
 //! Invariants: handlers parse, call one engine job, and render; the engine never sees an
 //! HTTP type; every request without a known bearer token gets 401 and every request RBAC
@@ -23,6 +24,8 @@
 pub mod apply;
 pub mod auth;
 pub mod discovery;
+pub mod escalation;
+pub mod impersonation;
 pub mod journal;
 pub mod objects;
 pub mod openapi;
@@ -150,6 +153,16 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     if let Some(refused) = injected_fault(&app.faults, &request) {
         return refused.into_response();
     }
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string());
+    let uri = uri.unwrap_or_default();
+    let switched = impersonation::switch(&app.worker, user, request.headers(), &uri);
+    let user = match switched.await {
+        Ok(user) => user,
+        Err(refused) => return refused,
+    };
     if !user.is_master() {
         let attributes = rbac::Attributes::of_request(
             request.method().as_str(),
@@ -394,6 +407,11 @@ async fn dispatch(
             &header("user-agent"),
         ),
         dry_run: request::is_dry_run(&query)?,
+        guard: user.and_then(|user| {
+            let namespace = scope.namespace.as_deref().unwrap_or_default();
+            let name = name.as_deref().unwrap_or_default();
+            escalation::Guard::new(Arc::new(user.clone()), namespace, name)
+        }),
     };
     let dry_run = write.dry_run;
     let worker = &app.worker;
@@ -440,7 +458,8 @@ async fn dispatch(
                 worker
                     .call(move |e| {
                         objects::warned(e, |e| {
-                            server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                            let request = (manager.as_str(), force, dry_run);
+                            server_side_apply(e, &scope, &name, applied, request, &write)
                         })
                     })
                     .await??
@@ -502,9 +521,8 @@ fn server_side_apply(
     scope: &Scope,
     name: &str,
     mut applied: Value,
-    manager: &str,
-    force: bool,
-    dry_run: bool,
+    (manager, force, dry_run): (&str, bool, bool),
+    write: &objects::Write,
 ) -> Result<Answer, ApiError> {
     use crate::engine::doc;
     let info = scope.info;
@@ -542,6 +560,9 @@ fn server_side_apply(
     };
     let mut merged = apply::merge(live.as_ref(), &applied, &request)?;
     objects::drop_nulls(&mut merged);
+    if let Some(guard) = &write.guard {
+        guard.check(engine, info, live.as_ref(), &merged)?;
+    }
     let (code, stored) = match (live.is_some(), dry_run) {
         (true, true) => (200, engine.dry_run_replace(&merged)?),
         (true, false) => (200, engine.replace(&merged)?),

@@ -257,6 +257,24 @@ pub struct Write {
     pub manager: String,
     /// `dryRun=All`: validate and answer, store nothing.
     pub dry_run: bool,
+    /// The escalation check of the writer (`None`: not checked, `system:masters`).
+    pub guard: Option<super::escalation::Guard>,
+}
+
+impl Write {
+    /// Whether the writer may store `new` (over `old`): RBAC's escalation checks.
+    fn allowed(
+        &self,
+        engine: &mut Engine,
+        scope: &Scope,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> Result<(), ApiError> {
+        match &self.guard {
+            Some(guard) => guard.check(engine, scope.info, old, new),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Records `manager`'s `Update` fields in `new` (the virtual now as their time), written
@@ -289,6 +307,7 @@ pub fn create(
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
+    write.allowed(engine, scope, None, &object)?;
     owned(engine, None, &mut object, write, "")?;
     let dry_run = write.dry_run;
     let created = if dry_run {
@@ -329,6 +348,7 @@ pub fn update(
         None => {
             conform(scope, Some(name), &mut object)?;
             drop_nulls(&mut object);
+            write.allowed(engine, scope, Some(&existing), &object)?;
             owned(engine, Some(&existing), &mut object, write, "")?;
             let stored = store(engine, &object, dry_run)?;
             Ok(answer(200, &scope.view(stored)))
@@ -447,6 +467,7 @@ pub fn patch(
             }
             conform(scope, Some(name), &mut patched)?;
             drop_nulls(&mut patched);
+            write.allowed(engine, scope, Some(&existing), &patched)?;
             owned(engine, Some(&existing), &mut patched, write, "")?;
             let stored = store(engine, &patched, dry_run)?;
             Ok(answer(200, &scope.view(stored)))

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use super::auth::User;
 use super::status::ApiError;
-use crate::engine::labels::Selector;
 
 /// The API group of the RBAC kinds.
 pub const GROUP: &str = "rbac.authorization.k8s.io";
@@ -297,6 +296,54 @@ fn namespace_of(object: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Why a binding's `roleRef` gives no rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefError {
+    /// The role is not stored (`resource`: `role` or `clusterrole`).
+    Missing {
+        /// `role` or `clusterrole`.
+        resource: &'static str,
+        /// The role's name.
+        name: String,
+    },
+    /// A `roleRef.kind` other than Role and ClusterRole.
+    Unsupported(String),
+}
+
+impl RefError {
+    /// As the authorizer's listers word it: `clusterrole.rbac.authorization.k8s.io "x" not
+    /// found`.
+    pub fn lister_words(&self) -> String {
+        match self {
+            RefError::Missing { resource, name } => {
+                format!("{resource}.{GROUP} \"{name}\" not found")
+            }
+            RefError::Unsupported(kind) => format!("unsupported role reference kind: \"{kind}\""),
+        }
+    }
+
+    /// As the storage words it (what the escalation checks quote): `clusterroles.rbac…`.
+    pub fn registry_words(&self) -> String {
+        match self {
+            RefError::Missing { resource, name } => {
+                format!("{resource}s.{GROUP} \"{name}\" not found")
+            }
+            RefError::Unsupported(_) => self.lister_words(),
+        }
+    }
+}
+
+/// A role's stored rules. An aggregated ClusterRole's are those the aggregation controller
+/// (`engine::controllers::clusterrole`) wrote into it, as upstream's authorizer reads them.
+fn rules_of(role: &Value) -> Vec<Rule> {
+    role.get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(Rule::from_json)
+        .collect()
+}
+
 /// One rule and the binding that grants it (upstream's "source" describer).
 struct Granted {
     rule: Rule,
@@ -322,48 +369,13 @@ impl Policy {
         self.cluster_roles.iter().find(|r| name_of(r) == name)
     }
 
-    /// A ClusterRole's rules, with those of the ClusterRoles its `aggregationRule` selects
-    /// (what the aggregation controller would have written into it).
-    fn cluster_role_rules(&self, role: &Value, depth: usize) -> Vec<Rule> {
-        let mut rules: Vec<Rule> = role
-            .get("rules")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(Rule::from_json)
-            .collect();
-        let selectors: Vec<Selector> = role
-            .pointer("/aggregationRule/clusterRoleSelectors")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| Selector::from_label_selector(s).ok())
-            .collect();
-        if selectors.is_empty() || depth > 4 {
-            return rules;
-        }
-        for other in &self.cluster_roles {
-            if name_of(other) == name_of(role) {
-                continue;
-            }
-            let labels = other.pointer("/metadata/labels");
-            if selectors.iter().any(|s| !s.is_empty() && s.matches(labels)) {
-                for rule in self.cluster_role_rules(other, depth + 1) {
-                    if !rules.contains(&rule) {
-                        rules.push(rule);
-                    }
-                }
-            }
-        }
-        rules
-    }
-
-    /// The rules a binding's `roleRef` names, or the lister's not-found error.
-    fn role_ref_rules(
+    /// The rules a binding's `roleRef` names (the binding in `binding_namespace`; empty for
+    /// a ClusterRoleBinding).
+    pub fn role_ref_rules(
         &self,
         binding: &Value,
         binding_namespace: &str,
-    ) -> Result<Vec<Rule>, String> {
+    ) -> Result<Vec<Rule>, RefError> {
         let kind = binding
             .pointer("/roleRef/kind")
             .and_then(Value::as_str)
@@ -372,31 +384,35 @@ impl Policy {
             .pointer("/roleRef/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let missing = |resource| RefError::Missing {
+            resource,
+            name: name.to_string(),
+        };
         match kind {
             "Role" => self
                 .roles
                 .iter()
                 .find(|r| name_of(r) == name && namespace_of(r) == binding_namespace)
-                .map(|role| {
-                    role.get("rules")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .map(Rule::from_json)
-                        .collect()
-                })
-                .ok_or_else(|| format!("role.{GROUP} \"{name}\" not found")),
+                .map(rules_of)
+                .ok_or_else(|| missing("role")),
             "ClusterRole" => self
                 .cluster_role(name)
-                .map(|role| self.cluster_role_rules(role, 0))
-                .ok_or_else(|| format!("clusterrole.{GROUP} \"{name}\" not found")),
-            other => Err(format!("unsupported role reference kind: \"{other}\"")),
+                .map(rules_of)
+                .ok_or_else(|| missing("clusterrole")),
+            other => Err(RefError::Unsupported(other.to_string())),
         }
+    }
+
+    /// Every rule granted to `user` in `namespace`, and the errors met resolving bindings
+    /// (upstream's `RulesFor`).
+    pub fn rules_for(&self, user: &User, namespace: &str) -> (Vec<Rule>, Vec<RefError>) {
+        let (granted, errors) = self.granted(user, namespace);
+        (granted.into_iter().map(|g| g.rule).collect(), errors)
     }
 
     /// Every rule granted to `user` in `namespace` (cluster-wide bindings first), and the
     /// errors met resolving bindings.
-    fn granted(&self, user: &User, namespace: &str) -> (Vec<Granted>, Vec<String>) {
+    fn granted(&self, user: &User, namespace: &str) -> (Vec<Granted>, Vec<RefError>) {
         let mut granted = Vec::new();
         let mut errors = Vec::new();
         let mut visit =
@@ -458,6 +474,7 @@ impl Policy {
                 reason: format!("RBAC: allowed by {}", g.source),
             };
         }
+        let errors: Vec<String> = errors.iter().map(RefError::lister_words).collect();
         let reason = match errors.as_slice() {
             [] => String::new(),
             [one] => format!("RBAC: {one}"),
@@ -495,7 +512,11 @@ impl Policy {
         let errors = if user.is_master() {
             Vec::new()
         } else {
-            self.granted(user, namespace).1
+            self.granted(user, namespace)
+                .1
+                .iter()
+                .map(RefError::lister_words)
+                .collect()
         };
         let mut resource_rules = Vec::new();
         let mut non_resource_rules = Vec::new();
@@ -601,8 +622,13 @@ pub fn forbidden(user: &User, attributes: &Attributes, reason: &str) -> ApiError
     } else {
         format!("{message}: {reason}")
     };
+    new_forbidden(&group, &resource, &name, &message)
+}
+
+/// apimachinery's `NewForbidden`: `{resource}.{group} "{name}" is forbidden: {message}`.
+pub fn new_forbidden(group: &str, resource: &str, name: &str, message: &str) -> ApiError {
     let qualified = if group.is_empty() {
-        resource.clone()
+        resource.to_string()
     } else {
         format!("{resource}.{group}")
     };
@@ -621,15 +647,11 @@ pub fn forbidden(user: &User, attributes: &Attributes, reason: &str) -> ApiError
 
 /// The default roles and bindings kube-apiserver bootstraps that this server relies on:
 /// `cluster-admin` for `system:masters`, discovery, health and the self reviews for every
-/// authenticated user. Created when absent, left alone when present (a user may change them).
+/// authenticated user, and the user-facing `admin`, `edit` and `view` with the
+/// `system:aggregate-to-*` roles they gather. Created when absent, left alone when present
+/// (a user may change them).
 pub fn bootstrap_objects() -> Vec<Value> {
-    let meta = |name: &str| {
-        json!({
-            "name": name,
-            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-        })
-    };
+    let meta = |name: &str| bootstrap_meta(name, None);
     let role = |name: &str, rules: Value| {
         json!({"apiVersion": format!("{GROUP}/v1"), "kind": "ClusterRole",
             "metadata": meta(name), "rules": rules})
@@ -673,6 +695,12 @@ pub fn bootstrap_objects() -> Vec<Value> {
             json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version",
                 "/version/"], "verbs": ["get"]}]),
         ),
+        aggregated("admin", "admin", None),
+        aggregated("edit", "edit", Some("admin")),
+        aggregated("view", "view", Some("edit")),
+        aggregate_to("admin", aggregate_to_admin()),
+        aggregate_to("edit", aggregate_to_edit()),
+        aggregate_to("view", aggregate_to_view()),
         binding("cluster-admin", &[super::auth::MASTERS]),
         binding("system:discovery", &[super::auth::AUTHENTICATED]),
         binding("system:basic-user", &[super::auth::AUTHENTICATED]),
@@ -681,6 +709,255 @@ pub fn bootstrap_objects() -> Vec<Value> {
             &[super::auth::AUTHENTICATED, "system:unauthenticated"],
         ),
     ]
+}
+
+/// The label that adds a ClusterRole's rules to the default role `to` (`admin`, `edit`,
+/// `view`).
+fn aggregate_label(to: &str) -> String {
+    format!("{GROUP}/aggregate-to-{to}")
+}
+
+fn bootstrap_meta(name: &str, aggregate_to: Option<&str>) -> Value {
+    let mut meta = json!({
+        "name": name,
+        "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+    });
+    if let Some(to) = aggregate_to {
+        meta["labels"][aggregate_label(to)] = Value::from("true");
+    }
+    meta
+}
+
+/// A user-facing default role (`admin`, `edit`, `view`): no rules of its own, only those the
+/// aggregation controller gathers from the roles labelled `aggregate-to-{gathers}`; itself
+/// labelled to be gathered into `into` (`view` into `edit`, `edit` into `admin`).
+fn aggregated(name: &str, gathers: &str, into: Option<&str>) -> Value {
+    json!({"apiVersion": format!("{GROUP}/v1"), "kind": "ClusterRole",
+        "metadata": bootstrap_meta(name, into),
+        "aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {aggregate_label(gathers): "true"}}]}})
+}
+
+/// `system:aggregate-to-{to}`, carrying upstream's rules for the default role `to`.
+fn aggregate_to(to: &str, rules: Value) -> Value {
+    json!({"apiVersion": format!("{GROUP}/v1"), "kind": "ClusterRole",
+        "metadata": bootstrap_meta(&format!("system:aggregate-to-{to}"), Some(to)),
+        "rules": rules})
+}
+
+const READ: [&str; 3] = ["get", "list", "watch"];
+const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
+const READ_WRITE: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+/// Upstream's `system:aggregate-to-admin` (kube-apiserver 1.31 bootstrap policy).
+fn aggregate_to_admin() -> Value {
+    json!([
+        rule(
+            &["authorization.k8s.io"],
+            &["localsubjectaccessreviews"],
+            &["create"]
+        ),
+        rule(&[GROUP], &["rolebindings", "roles"], &READ_WRITE),
+    ])
+}
+
+/// Upstream's `system:aggregate-to-edit`: writes to workloads and their configuration,
+/// Secrets included (which `view` leaves out).
+fn aggregate_to_edit() -> Value {
+    json!([
+        rule(
+            &[""],
+            &[
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+                "secrets",
+                "services/proxy"
+            ],
+            &READ
+        ),
+        rule(&[""], &["serviceaccounts"], &["impersonate"]),
+        rule(
+            &[""],
+            &[
+                "pods",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy"
+            ],
+            &WRITE
+        ),
+        rule(&[""], &["pods/eviction"], &["create"]),
+        rule(
+            &[""],
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy"
+            ],
+            &WRITE
+        ),
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
+        rule(
+            &["apps"],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale"
+            ],
+            &WRITE
+        ),
+        rule(&["autoscaling"], &["horizontalpodautoscalers"], &WRITE),
+        rule(&["batch"], &["cronjobs", "jobs"], &WRITE),
+        rule(
+            &["extensions"],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "ingresses",
+                "networkpolicies",
+                "replicasets",
+                "replicasets/scale",
+                "replicationcontrollers/scale"
+            ],
+            &WRITE
+        ),
+        rule(&["policy"], &["poddisruptionbudgets"], &WRITE),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "networkpolicies"],
+            &WRITE
+        ),
+        rule(&["coordination.k8s.io"], &["leases"], &READ_WRITE),
+    ])
+}
+
+/// Upstream's `system:aggregate-to-view`: reads of everything in a namespace but Secrets
+/// (and roles and bindings).
+fn aggregate_to_view() -> Value {
+    json!([
+        rule(
+            &[""],
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status"
+            ],
+            &READ
+        ),
+        rule(
+            &[""],
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status"
+            ],
+            &READ
+        ),
+        rule(&[""], &["namespaces"], &READ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
+        rule(
+            &["apps"],
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status"
+            ],
+            &READ
+        ),
+        rule(
+            &["autoscaling"],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status"
+            ],
+            &READ
+        ),
+        rule(
+            &["batch"],
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+            &READ
+        ),
+        rule(
+            &["extensions"],
+            &[
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "ingresses",
+                "ingresses/status",
+                "networkpolicies",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "replicationcontrollers/scale"
+            ],
+            &READ
+        ),
+        rule(
+            &["policy"],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+            &READ
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "ingresses/status", "networkpolicies"],
+            &READ
+        ),
+    ])
 }
 
 /// Creates the [`bootstrap_objects`] the engine lacks.
@@ -703,6 +980,7 @@ mod tests {
             name: name.into(),
             uid: String::new(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            extra: Default::default(),
         }
     }
 
@@ -823,26 +1101,36 @@ mod tests {
         );
     }
 
+    /// The ClusterRoles as the aggregation controller leaves them.
+    fn aggregated(roles: Vec<Value>) -> Vec<Value> {
+        let all: Vec<&Value> = roles.iter().collect();
+        crate::engine::controllers::clusterrole::aggregate_all(&all)
+    }
+
+    fn bootstrap_cluster_roles() -> Vec<Value> {
+        bootstrap_objects()
+            .into_iter()
+            .filter(|o| o["kind"] == "ClusterRole")
+            .collect()
+    }
+
     fn policy() -> Policy {
         Policy {
             cluster_roles: {
-                let mut roles: Vec<Value> = bootstrap_objects()
-                    .into_iter()
-                    .filter(|o| o["kind"] == "ClusterRole")
-                    .collect();
-                roles.push(json!({"metadata": {"name": "view"},
+                let mut roles = bootstrap_cluster_roles();
+                roles.push(json!({"metadata": {"name": "widgets-reader"},
                     "aggregationRule": {"clusterRoleSelectors": [
                         {"matchLabels": {"example.com/aggregate-to-view": "true"}}]}}));
                 roles.push(json!({"metadata": {"name": "widgets-view",
                     "labels": {"example.com/aggregate-to-view": "true"}},
                     "rules": [{"verbs": ["get"], "apiGroups": ["example.com"], "resources": ["widgets"]}]}));
-                roles
+                aggregated(roles)
             },
             cluster_role_bindings: bootstrap_objects()
                 .into_iter()
                 .filter(|o| o["kind"] == "ClusterRoleBinding")
                 .chain([json!({"metadata": {"name": "dev-view"},
-                    "roleRef": {"kind": "ClusterRole", "name": "view"},
+                    "roleRef": {"kind": "ClusterRole", "name": "widgets-reader"},
                     "subjects": [{"kind": "Group", "name": "dev"}]})])
                 .collect(),
             roles: vec![json!({"metadata": {"name": "reader", "namespace": "shop"},
@@ -891,7 +1179,7 @@ mod tests {
         let widget = request("GET", "/apis/example.com/v1/namespaces/prod/widgets/w");
         assert!(
             p.authorize(&jane(), &widget).allowed,
-            "aggregated into view"
+            "aggregated into widgets-reader"
         );
         // Service accounts by their user name, namespace defaulted to the binding's.
         let sa = user("system:serviceaccount:shop:ci", &[]);
@@ -902,6 +1190,62 @@ mod tests {
             p.authorize(&admin, &request("DELETE", "/api/v1/namespaces/x"))
                 .allowed
         );
+    }
+
+    #[test]
+    fn default_view_edit_and_admin_grow_with_aggregated_roles() {
+        let bound = |role: &str| {
+            json!({"metadata": {"name": "b", "namespace": "shop"},
+                "roleRef": {"kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": "jane"}]})
+        };
+        let mut roles = bootstrap_cluster_roles();
+        roles.push(json!({"metadata": {"name": "widgets-view",
+            "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"verbs": ["get", "list"], "apiGroups": ["example.com"],
+                       "resources": ["widgets"]}]}));
+        let policy_with = |role: &str| Policy {
+            cluster_roles: aggregated(roles.clone()),
+            role_bindings: vec![bound(role)],
+            ..Policy::default()
+        };
+        let may = |p: &Policy, method: &str, path: &str| {
+            p.authorize(&jane(), &request(method, path)).allowed
+        };
+        let shop = "/api/v1/namespaces/shop";
+        let deployments = "/apis/apps/v1/namespaces/shop/deployments";
+        let widgets = "/apis/example.com/v1/namespaces/shop/widgets";
+        let view = policy_with("view");
+        assert!(may(&view, "GET", &format!("{shop}/pods")));
+        assert!(may(&view, "GET", &format!("{deployments}/web")));
+        assert!(!may(&view, "POST", deployments));
+        assert!(
+            !may(&view, "GET", &format!("{shop}/secrets/s")),
+            "view leaves Secrets out"
+        );
+        assert!(!may(
+            &view,
+            "GET",
+            "/apis/apps/v1/namespaces/prod/deployments"
+        ));
+        assert!(may(&view, "GET", widgets), "aggregated into view");
+        let edit = policy_with("edit");
+        assert!(may(&edit, "POST", deployments));
+        assert!(may(&edit, "GET", &format!("{shop}/secrets/s")));
+        assert!(may(&edit, "GET", widgets), "view is aggregated into edit");
+        assert!(!may(
+            &edit,
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles"
+        ));
+        let admin = policy_with("admin");
+        assert!(may(
+            &admin,
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles"
+        ));
+        assert!(may(&admin, "GET", widgets), "and edit into admin");
+        assert!(!may(&admin, "GET", "/api/v1/nodes"));
     }
 
     #[test]

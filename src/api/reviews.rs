@@ -103,6 +103,9 @@ pub async fn answer(
             if !user.uid.is_empty() {
                 info["uid"] = Value::from(user.uid.as_str());
             }
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
             json!({"userInfo": info})
         }
         "TokenReview" => {
@@ -146,10 +149,27 @@ pub async fn answer(
                         "at least one of user or group must be specified",
                     ));
                 }
+                let extra = spec
+                    .get("extra")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(key, values)| {
+                        let values = values
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect();
+                        (key.clone(), values)
+                    })
+                    .collect();
                 User {
                     name,
                     uid: text(&spec, "/uid"),
                     groups,
+                    extra,
                 }
             };
             if let Some(url_ns) = url_namespace

@@ -1120,6 +1120,7 @@ impl Engine {
                     ADMISSION[5],
                 ],
                 "endpoints" => &["Service", "Pod", "Endpoints", "EndpointSlice"],
+                "clusterrole" => &["ClusterRole"],
                 _ => &[],
             }
         };
@@ -1127,7 +1128,7 @@ impl Engine {
             let mut progressed = false;
             let mut wake: Option<Millis> = None;
             type Ctl = fn(&State, Millis, &mut Changes);
-            let run: [(&'static str, Option<Ctl>); 10] = [
+            let run: [(&'static str, Option<Ctl>); 11] = [
                 ("namespace", Some(controllers::namespace::sync)),
                 ("gc", Some(controllers::gc::sync)),
                 ("rollout", Some(controllers::rollout::sync)),
@@ -1138,6 +1139,7 @@ impl Engine {
                 ("kubelet", Some(controllers::pod::sync)),
                 ("node", Some(controllers::node::sync)),
                 ("endpoints", Some(controllers::endpoints::sync)),
+                ("clusterrole", Some(controllers::clusterrole::sync)),
             ];
             for (name, ctl) in run {
                 let mut out = Changes::default();

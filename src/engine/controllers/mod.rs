@@ -6,6 +6,7 @@
 //!
 //! Invariant: no controller writes the state; they only describe writes as [`Change`]s.
 
+pub mod clusterrole;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
