@@ -970,6 +970,60 @@ fn discovery_follows_the_crds_created_deleted_and_created_again() {
     assert!(listed.contains("w1"), "{listed}");
 }
 
+#[test]
+fn printer_columns_and_explain_of_a_custom_kind_read_as_from_an_api_server() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gizmos.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names:\n    plural: gizmos\n    singular: gizmo\n    kind: Gizmo\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    additionalPrinterColumns:\n    - {name: Size, type: integer, jsonPath: .spec.size}\n    - {name: Owner, type: string, jsonPath: .spec.owner, priority: 1}\n    - {name: Port, type: integer, jsonPath: '.spec.ports[*].port'}\n    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            description: What the gizmo is made of.\n            properties:\n              size:\n                type: integer\n                description: How big it is.\n              owner: {type: string}\n              ports:\n                type: array\n                items:\n                  type: object\n                  properties:\n                    port: {type: integer}\n",
+    );
+    server.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    let gizmo = server.write(
+        "gizmo.yaml",
+        "apiVersion: example.com/v1\nkind: Gizmo\nmetadata:\n  name: g1\n  namespace: default\nspec:\n  size: 3\n  owner: ops\n  ports:\n  - port: 80\n  - port: 443\n",
+    );
+    server.ok(&["apply", "-f", &gizmo.to_string_lossy()]);
+
+    // Declared order; a priority column only with -o wide; the first value a path finds.
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    let narrow = rows(&server.ok(&["get", "gizmos"]));
+    assert_eq!(narrow[0], ["NAME", "SIZE", "PORT", "AGE"], "{narrow:?}");
+    assert_eq!(narrow[1][..3], ["g1", "3", "80"], "{narrow:?}");
+    let wide = rows(&server.ok(&["get", "gizmos", "-o", "wide"]));
+    assert_eq!(
+        wide[0],
+        ["NAME", "SIZE", "OWNER", "PORT", "AGE"],
+        "{wide:?}"
+    );
+    assert_eq!(wide[1][..4], ["g1", "3", "ops", "80"], "{wide:?}");
+    // The engine's own `get` prints the same columns.
+    let own = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["engine", "get", "gizmos", "-o", "wide", "--state"])
+        .arg(server.state())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let own = rows(&String::from_utf8_lossy(&own.stdout));
+    assert_eq!(own.first(), wide.first(), "{own:?}");
+
+    let explained = server.ok(&["explain", "gizmo.spec"]);
+    for expected in [
+        "KIND:       Gizmo",
+        "What the gizmo is made of.",
+        "size\t<integer>",
+        "How big it is.",
+        "ports\t<[]Object>",
+    ] {
+        assert!(explained.contains(expected), "{expected}:\n{explained}");
+    }
+}
+
 /// serve with `--token-auth-file` for jane (group `dev`) and olga (group `ops`); their
 /// kubeconfigs.
 fn serve_with_users() -> (Server, PathBuf, PathBuf) {

@@ -55,7 +55,7 @@ pub fn table<'a>(
     now: Millis,
     list_meta: Value,
 ) -> Table<'a> {
-    let narrow = tables::header(info, false).len();
+    let priorities = tables::priorities(info);
     let column_definitions: Vec<Value> = tables::header(info, true)
         .iter()
         .enumerate()
@@ -65,7 +65,7 @@ pub fn table<'a>(
                 "type": "string",
                 "format": if i == 0 { "name" } else { "" },
                 "description": "",
-                "priority": if i < narrow { 0 } else { 1 },
+                "priority": priorities.get(i).copied().unwrap_or(0),
             })
         })
         .collect();

@@ -4,8 +4,10 @@
 //! `.items[0].name`), as the API server's table convertor does.
 //!
 //! Columns come from the CRD version the kind is served in first (the preferred one); with
-//! none declared the table is NAME and AGE, as Kubernetes'. Columns with `priority` > 0 are
-//! shown with `-o wide` only and come after the others.
+//! none declared the table is NAME and AGE, as Kubernetes'. Columns keep their declared order;
+//! those with `priority` > 0 are shown with `-o wide` only, as kubectl prints the API server's
+//! table. A cell is the first value the path finds, typed as the API server's convertor
+//! types it: a value not of the column's type (a string in an `integer` column) is `<none>`.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -45,7 +47,7 @@ pub fn remember(crd: &Value, info: &KindInfo) {
     else {
         return;
     };
-    let mut columns: Vec<Column> = version
+    let columns: Vec<Column> = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
         .into_iter()
@@ -63,7 +65,6 @@ pub fn remember(crd: &Value, info: &KindInfo) {
             })
         })
         .collect();
-    columns.sort_by_key(|c| c.priority > 0);
     if let Ok(mut registry) = COLUMNS.write() {
         if columns.is_empty() {
             registry.remove(&(info.group, info.kind));
@@ -112,25 +113,36 @@ pub fn cells(columns: &[Column], object: &Value, now: Millis, wide: bool) -> Vec
     ];
     for c in columns.iter().filter(|c| wide || c.priority == 0) {
         let found = select(object, &c.json_path);
-        let cell = match found.first() {
-            None => "<none>".to_string(),
-            Some(v) if c.kind == "date" => v
-                .as_str()
-                .and_then(parse_rfc3339)
-                .map(|t| human_age(now - t))
-                .unwrap_or_else(|| "<invalid>".into()),
-            Some(_) => found
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        };
+        let cell = found
+            .first()
+            .and_then(|v| cell(&c.kind, v, now))
+            .unwrap_or_else(|| "<none>".to_string());
         row.push(cell);
     }
     row
+}
+
+/// One cell as the API server's table convertor makes it for a column of type `kind`
+/// (`None`: a null, or a value of another type).
+fn cell(kind: &str, value: &Value, now: Millis) -> Option<String> {
+    match (kind, value) {
+        (_, Value::Null) => None,
+        ("date", Value::String(text)) => Some(
+            parse_rfc3339(text)
+                .map(|t| human_age(now - t))
+                .unwrap_or_else(|| "<invalid>".into()),
+        ),
+        ("integer", Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(|i| i.to_string()),
+        ("number", Value::Number(n)) => Some(n.to_string()),
+        ("boolean", Value::Bool(b)) => Some(b.to_string()),
+        ("string", Value::String(s)) => Some(s.clone()),
+        // A string column prints whatever it finds (kubectl's JSONPath printing).
+        ("string", other) => Some(other.to_string()),
+        _ => None,
+    }
 }
 
 /// The values a JSONPath selects: `.a.b`, `.a[0]`, `.a[*]`, `.a[?(@.k=="v")].b`.
@@ -252,5 +264,32 @@ mod tests {
         assert_eq!(cells(&columns, &o, now, false), ["a", "2", "5m"]);
         assert_eq!(cells(&columns, &o, now, true), ["a", "2", "5m", "<none>"]);
         assert_eq!(header(&columns, false), ["NAME", "REPLICAS", "SINCE"]);
+    }
+
+    #[test]
+    fn cells_take_the_first_value_of_the_columns_type_in_declared_order() {
+        let column = |name: &'static str, kind: &str, path: &str, priority: i64| Column {
+            name,
+            kind: kind.into(),
+            json_path: path.into(),
+            priority,
+        };
+        let columns = vec![
+            column("Port", "integer", ".spec.ports[*].port", 0),
+            column("Issuer", "string", ".spec.issuer", 1),
+            column("Size", "integer", ".spec.size", 0),
+            column("Ready", "boolean", ".spec.ready", 0),
+        ];
+        let o = json!({"metadata": {"name": "a"},
+            "spec": {"ports": [{"port": 80}, {"port": 443}], "issuer": "ca", "size": "big", "ready": true}});
+        assert_eq!(cells(&columns, &o, 0, false), ["a", "80", "<none>", "true"]);
+        assert_eq!(
+            cells(&columns, &o, 0, true),
+            ["a", "80", "ca", "<none>", "true"]
+        );
+        assert_eq!(
+            header(&columns, true),
+            ["NAME", "PORT", "ISSUER", "SIZE", "READY"]
+        );
     }
 }

@@ -162,7 +162,7 @@ fn established(definition: &Value) -> bool {
 
 /// The CRDs' names and resourceVersions, in store order: equal fingerprints of one loaded
 /// state mean nothing about the CRDs changed.
-fn fingerprint(state: &State) -> Vec<(String, String)> {
+fn fingerprint(state: &State) -> Fingerprint {
     state
         .kind(crd::KIND)
         .iter()
@@ -181,10 +181,13 @@ fn generation(fingerprint: &[(String, String)]) -> u64 {
     hasher.finish()
 }
 
+/// The CRDs' (name, resourceVersion) pairs in store order.
+type Fingerprint = Vec<(String, String)>;
+
 /// The last [`Served`] built, and the CRD fingerprint it was built from.
 #[derive(Debug, Default)]
 pub struct Cache {
-    built: Option<(Vec<(String, String)>, Arc<Served>)>,
+    built: Option<(Fingerprint, Arc<Served>)>,
 }
 
 impl Cache {
@@ -254,11 +257,17 @@ mod tests {
         ]);
         let served = Served::of(&state);
         assert!(served.kind_for("a.served.test", "v1", "gizmos").is_some());
-        assert!(served.kind_for("pending.served.test", "v1", "gizmos").is_none());
+        assert!(
+            served
+                .kind_for("pending.served.test", "v1", "gizmos")
+                .is_none()
+        );
         assert!(served.kind_for("off.served.test", "v1", "gizmos").is_none());
         assert!(served.kind_for("apps", "v1", "deployments").is_some());
         assert_eq!(
-            served.resolve_word("gizmos.a.served.test").map(|(k, _)| k.group),
+            served
+                .resolve_word("gizmos.a.served.test")
+                .map(|(k, _)| k.group),
             Some("a.served.test")
         );
         assert!(served.resolve_word("gizmos.off.served.test").is_none());
@@ -296,7 +305,11 @@ mod tests {
         state.remove(crd::KIND, "", "gizmos.cache.served.test");
         let after = cache.get(&state);
         assert!(!Arc::ptr_eq(&first, &after));
-        assert!(after.kind_for("cache.served.test", "v1", "gizmos").is_none());
+        assert!(
+            after
+                .kind_for("cache.served.test", "v1", "gizmos")
+                .is_none()
+        );
         assert_ne!(first.generation(), after.generation());
     }
 }

@@ -189,6 +189,20 @@ fn custom_columns(info: &KindInfo) -> Option<Vec<printer::Column>> {
     printer::columns(info)
 }
 
+/// The priority of each of [`header`]'s wide columns: 0 for those shown without `-o wide`;
+/// a CRD's columns keep their declared priorities (and order).
+pub fn priorities(info: &KindInfo) -> Vec<i64> {
+    if let Some(columns) = custom_columns(info) {
+        return std::iter::once(0)
+            .chain(columns.iter().map(|c| c.priority))
+            .collect();
+    }
+    let narrow = header(info, false).len();
+    (0..header(info, true).len())
+        .map(|i| if i < narrow { 0 } else { 1 })
+        .collect()
+}
+
 /// The column titles of kind `info`'s table (`wide`: `-o wide`).
 pub fn header(info: &KindInfo, wide: bool) -> Vec<&'static str> {
     if let Some(columns) = custom_columns(info) {
