@@ -164,7 +164,7 @@ fn invalid(id: &crate::model::ResId, message: String) -> ApiError {
                 .into_iter()
                 .map(|cause| match cause.split_once(": ") {
                     Some((field, text)) => {
-                        json!({"reason": "FieldValueInvalid", "message": text, "field": field})
+                        json!({"reason": cause_reason(text), "message": text, "field": field})
                     }
                     None => json!({"reason": "FieldValueInvalid", "message": cause}),
                 })
@@ -182,12 +182,45 @@ fn invalid(id: &crate::model::ResId, message: String) -> ApiError {
     }
 }
 
-/// The API server joins several causes as `[a, b]`; one cause stands alone.
+/// A field error's reason, from the words its message starts with.
+fn cause_reason(text: &str) -> &'static str {
+    [
+        ("Forbidden", "FieldValueForbidden"),
+        ("Required value", "FieldValueRequired"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Unsupported value", "FieldValueNotSupported"),
+    ]
+    .iter()
+    .find(|(words, _)| text.starts_with(words))
+    .map_or("FieldValueInvalid", |(_, reason)| reason)
+}
+
+/// The API server joins several causes as `[a, b]`; one cause stands alone. A `, ` inside a
+/// cause's message (a validation rule's message may hold one) does not split it: a new
+/// cause starts with a field path and `: `.
 fn split_causes(text: &str) -> Vec<String> {
-    match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        Some(inner) => inner.split(", ").map(str::to_string).collect(),
-        None => vec![text.to_string()],
+    let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
+        return vec![text.to_string()];
+    };
+    let starts_cause = |rest: &str| {
+        rest.split_once(": ").is_some_and(|(field, _)| {
+            !field.is_empty()
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/[]<>".contains(c))
+        })
+    };
+    let mut causes: Vec<String> = Vec::new();
+    for part in inner.split(", ") {
+        match causes.last_mut() {
+            Some(last) if !starts_cause(part) => {
+                last.push_str(", ");
+                last.push_str(part);
+            }
+            _ => causes.push(part.to_string()),
+        }
     }
+    causes
 }
 
 #[cfg(test)]
@@ -232,6 +265,26 @@ mod tests {
         assert_eq!((bad.code, bad.reason), (422, "Invalid"));
         let causes = bad.status()["details"]["causes"].clone();
         assert_eq!(causes[0]["field"], "spec.containers");
+        assert_eq!(causes[0]["reason"], "FieldValueRequired");
         assert_eq!(causes[1]["message"], "Invalid value");
+    }
+
+    #[test]
+    fn a_validation_rules_message_with_a_comma_stays_one_cause() {
+        let id = crate::model::ResId::of(&json!({"kind": "Widget", "metadata": {"name": "w"}}));
+        let bad = invalid(
+            &id,
+            "Widget.example.com \"w\" is invalid: [spec: Invalid value: \"object\": min, then max, in order, spec.name: Forbidden: fixed]".into(),
+        );
+        let causes = bad.status()["details"]["causes"].clone();
+        assert_eq!(causes.as_array().map(Vec::len), Some(2), "{causes}");
+        assert_eq!(
+            causes[0]["message"],
+            "Invalid value: \"object\": min, then max, in order"
+        );
+        assert_eq!(
+            (causes[1]["field"].as_str(), causes[1]["reason"].as_str()),
+            (Some("spec.name"), Some("FieldValueForbidden"))
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! while its CRD exists and serves its version, after its version's structural schema has
 //! defaulted and validated it: types, `required`, `enum`, unknown fields (strict, as kubectl
 //! asks) except under `x-kubernetes-preserve-unknown-fields`.
-//! Not checked: string formats, patterns, numeric and length bounds, CEL rules.
+//! Not checked: string formats, patterns, numeric and length bounds. CEL validation rules
+//! run in [`cel`](super::cel).
 
 use serde_json::{Map, Value, json};
 
@@ -205,6 +206,7 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                 );
             }
         }
+        super::cel::check_crd(&versions, errs);
     }
     if !errs.is_empty() {
         return;
@@ -389,6 +391,7 @@ pub fn admit_custom(
     version: &str,
     old: Option<&Value>,
     new: &mut Value,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let no_match = || {
         format!(
@@ -414,6 +417,60 @@ pub fn admit_custom(
     if let Some(failure) = webhook_conversion(state, crd, version, version) {
         return Err(failure);
     }
+    admit_against(crd, spec_version, info.kind, version, old, new, warnings)
+}
+
+/// What a plan checks before anything is written: the refusal (the API server's whole
+/// message) that `crd` — stored, or about to be applied with the object — would give the
+/// custom resource `object` (`old`: the stored one), by its schema and validation rules.
+/// `None` when it would be admitted, or when its version is not one `crd` serves (admission
+/// says so when it is sent).
+pub fn refusal(crd: &Value, object: &Value, old: Option<&Value>) -> Option<String> {
+    let (group, version) = doc::str_at(object, &["apiVersion"]).rsplit_once('/')?;
+    let kind = doc::str_at(object, &["kind"]);
+    let spec_version = doc::at(crd, &["spec", "versions"])
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|v| {
+            v.get("name").and_then(Value::as_str) == Some(version)
+                && v.get("served").and_then(Value::as_bool) == Some(true)
+        })?;
+    let mut sent = object.clone();
+    let errs = match admit_against(
+        crd,
+        spec_version,
+        kind,
+        version,
+        old,
+        &mut sent,
+        &mut Vec::new(),
+    ) {
+        Ok(errs) if errs.is_empty() => return None,
+        Ok(errs) => errs,
+        Err(message) => return Some(message),
+    };
+    let body = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("[{}]", errs.join(", "))
+    };
+    Some(format!(
+        "{kind}.{group} \"{}\" is invalid: {body}",
+        doc::name(object)
+    ))
+}
+
+/// Admission of a custom resource by `spec_version` (of `crd`), the version it was sent in:
+/// defaults, schema validation, the status subresource's rule, validation rules.
+fn admit_against(
+    crd: &Value,
+    spec_version: &Value,
+    kind: &str,
+    version: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
     let mut errs = Vec::new();
     let mut unknown = Vec::new();
     if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
@@ -444,9 +501,7 @@ pub fn admit_custom(
             .map(|p| format!("unknown field \"{p}\""))
             .collect();
         return Err(format!(
-            "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {}",
-            info.kind,
-            info.kind,
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
             list.join(", ")
         ));
     }
@@ -463,6 +518,13 @@ pub fn admit_custom(
                 fields.remove("status");
             }
         }
+    }
+    if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
+        && let Some(rules) = super::cel::rules_of(crd, version, schema)
+    {
+        let found = super::cel::check(&rules, schema, new, old, &errs);
+        errs.extend(found.errors);
+        warnings.extend(found.warnings);
     }
     Ok(errs)
 }
