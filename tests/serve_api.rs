@@ -920,3 +920,117 @@ async fn discovery_lists_custom_groups_as_the_aggregator_orders_them() {
         "{names:?}"
     );
 }
+
+/// Sends `headers` with jane's token; the status and the body as text.
+async fn raw(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: Value,
+) -> (u16, String) {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .header("authorization", format!("Bearer {JANE}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let request = builder
+        .body(Body::from(bytes))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let code = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (code, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn impersonation_without_a_user_and_server_side_applied_escalation_are_refused() {
+    let r = router_with_jane();
+    // Groups without a user: upstream's plain-text internal error (kubectl refuses it itself).
+    let (code, text) = raw(
+        &r,
+        "GET",
+        CMS,
+        &[("impersonate-group", "system:masters")],
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "Internal Server Error: \"{CMS}\": requested [{{Group  system:masters    }}] without impersonating a user"
+        )
+    );
+    // jane may not act as anyone.
+    let (code, text) = raw(
+        &r,
+        "GET",
+        CMS,
+        &[("impersonate-user", "root")],
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("users \\\"root\\\" is forbidden: User \\\"jane\\\" cannot impersonate resource \\\"users\\\""), "{text}");
+
+    // jane administers default (`admin`): a server-side applied Role granting more is refused
+    // and not stored; one within her rights is stored.
+    ok(&r, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "dev-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [{"kind": "Group", "name": "dev"}]})).await;
+    let role = |resource: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "default"},
+            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}]})
+    };
+    let uri = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/r?fieldManager=jane";
+    let (code, text) = raw(
+        &r,
+        "PATCH",
+        uri,
+        &[],
+        "application/apply-patch+yaml",
+        role("nodes"),
+    )
+    .await;
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("is attempting to grant RBAC permissions not currently held:\\n{APIGroups:[\\\"\\\"], Resources:[\\\"nodes\\\"], Verbs:[\\\"get\\\"]}"), "{text}");
+    let (code, _) = as_jane(
+        &r,
+        "GET",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/r",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 404, "nothing stored");
+    let (code, text) = raw(
+        &r,
+        "PATCH",
+        uri,
+        &[],
+        "application/apply-patch+yaml",
+        role("secrets"),
+    )
+    .await;
+    assert_eq!(code, 201, "{text}");
+}
