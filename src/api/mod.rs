@@ -229,7 +229,11 @@ async fn openapi_v2(headers: HeaderMap) -> Response {
     } else {
         "application/json"
     };
-    ([("content-type", media)], openapi::v2_document(protobuf)).into_response()
+    (
+        [("content-type", media)],
+        openapi::v2_document(protobuf),
+    )
+        .into_response()
 }
 
 async fn openapi_root(State(app): State<App>) -> Response {
@@ -251,13 +255,7 @@ fn json_response(answer: Answer) -> Response {
         // RFC 7234 warn-text, as kube-apiserver sends it and kubectl prints it (`Warning: …`).
         let text: String = warning
             .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '?'
-                }
-            })
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
             .collect();
         let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
@@ -443,9 +441,7 @@ async fn dispatch(
             let object = object_body(&body)?;
             worker
                 .call(move |e| {
-                    objects::warned(e, |e| {
-                        objects::update(e, &scope, &name, sub, object, &write)
-                    })
+                    objects::warned(e, |e| objects::update(e, &scope, &name, sub, object, &write))
                 })
                 .await??
         }

@@ -219,22 +219,16 @@ mod tests {
 
     #[test]
     fn paths_name_kinds_namespaces_and_subresources() {
-        let t = parse_path(
-            &Served::builtin(),
-            "/apis/apps/v1/namespaces/prod/deployments/web/scale",
-        )
-        .expect("path");
+        let t = parse_path(&Served::builtin(), "/apis/apps/v1/namespaces/prod/deployments/web/scale").expect("path");
         assert!(
             matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale), .. }
             if info.kind == "Deployment" && ns == "prod" && n == "web")
         );
-        let t =
-            parse_path(&Served::builtin(), "/api/v1/namespaces/prod").expect("namespace object");
+        let t = parse_path(&Served::builtin(), "/api/v1/namespaces/prod").expect("namespace object");
         assert!(
             matches!(t, Target::Objects { info, name: Some(n), .. } if info.kind == "Namespace" && n == "prod")
         );
-        let t = parse_path(&Served::builtin(), "/api/v1/namespaces/prod/status")
-            .expect("namespace status");
+        let t = parse_path(&Served::builtin(), "/api/v1/namespaces/prod/status").expect("namespace status");
         assert!(
             matches!(t, Target::Objects { info, sub: Some(Sub::Status), .. } if info.kind == "Namespace")
         );
@@ -252,9 +246,7 @@ mod tests {
             Ok(Target::Events { .. })
         ));
         assert_eq!(
-            parse_path(&Served::builtin(), "/apis/apps/v1/widgets")
-                .err()
-                .map(|e| e.code),
+            parse_path(&Served::builtin(), "/apis/apps/v1/widgets").err().map(|e| e.code),
             Some(404)
         );
         assert_eq!(

@@ -278,10 +278,7 @@ mod tests {
         );
         let causes = bad.status()["details"]["causes"].clone();
         assert_eq!(causes.as_array().map(Vec::len), Some(2), "{causes}");
-        assert_eq!(
-            causes[0]["message"],
-            "Invalid value: \"object\": min, then max, in order"
-        );
+        assert_eq!(causes[0]["message"], "Invalid value: \"object\": min, then max, in order");
         assert_eq!(
             (causes[1]["field"].as_str(), causes[1]["reason"].as_str()),
             (Some("spec.name"), Some("FieldValueForbidden"))

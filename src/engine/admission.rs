@@ -159,15 +159,7 @@ pub fn dry_run(
 ) -> Result<Value, String> {
     let mut rng = state.rng;
     let mut admitted = obj.clone();
-    admit_with(
-        state,
-        &mut rng,
-        info,
-        None,
-        &mut admitted,
-        pending,
-        &mut Vec::new(),
-    )?;
+    admit_with(state, &mut rng, info, None, &mut admitted, pending, &mut Vec::new())?;
     Ok(admitted)
 }
 
@@ -219,14 +211,8 @@ fn admit_with(
         }
     }
     if !kinds::is_builtin(info) {
-        errs.0.extend(crd::admit_custom(
-            state,
-            info,
-            &sent_version,
-            old,
-            new,
-            warnings,
-        )?);
+        errs.0
+            .extend(crd::admit_custom(state, info, &sent_version, old, new, warnings)?);
     }
     match info.kind {
         crd::KIND => crd::admit_crd(new, old, &mut errs.0),

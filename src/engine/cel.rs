@@ -139,37 +139,16 @@ fn is_embedded(schema: &Value) -> bool {
 }
 
 fn schema_type(schema: &Value) -> &str {
-    schema
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    schema.get("type").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// `cel.Escape`: the name a property has in CEL, `None` when it has none (the property is
 /// then not visible to rules).
 fn escape(name: &str) -> Option<String> {
     const RESERVED: [&str; 21] = [
-        "true",
-        "false",
-        "null",
-        "in",
-        "as",
-        "break",
-        "const",
-        "continue",
-        "else",
-        "for",
-        "function",
-        "if",
-        "import",
-        "let",
-        "loop",
-        "package",
-        "namespace",
-        "return",
-        "var",
-        "void",
-        "while",
+        "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+        "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+        "void", "while",
     ];
     let first = name.chars().next()?;
     if first.is_ascii_digit() {
@@ -234,12 +213,7 @@ fn to_cel(schema: &Value, value: &Value, resource_root: bool) -> Cel {
                             meta.insert(key(visible), Cel::String(Arc::new(s.clone())));
                         }
                     }
-                    map.insert(
-                        key(name),
-                        Cel::Map(Map {
-                            map: Arc::new(meta),
-                        }),
-                    );
+                    map.insert(key(name), Cel::Map(Map { map: Arc::new(meta) }));
                 } else if let Some(sub) = properties.and_then(|p| p.get(name)) {
                     if let Some(escaped) = escape(name) {
                         map.insert(key(&escaped), to_cel(sub, field, is_embedded(sub)));
@@ -390,22 +364,11 @@ pub fn check_crd(versions: &[Value], errs: &mut Vec<String>) {
 /// transition rule cannot see through (a list that is not a map list).
 fn check_schema(schema: &Value, at: &str, uncorrelatable: Option<&str>, errs: &mut Vec<String>) {
     for (i, rule) in rules_at(schema).iter().enumerate() {
-        check_rule(
-            schema,
-            rule,
-            &format!("{at}.x-kubernetes-validations[{i}]"),
-            uncorrelatable,
-            errs,
-        );
+        check_rule(schema, rule, &format!("{at}.x-kubernetes-validations[{i}]"), uncorrelatable, errs);
     }
     if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
         for (name, sub) in properties {
-            check_schema(
-                sub,
-                &format!("{at}.properties[{name}]"),
-                uncorrelatable,
-                errs,
-            );
+            check_schema(sub, &format!("{at}.properties[{name}]"), uncorrelatable, errs);
         }
     }
     if let Some(items) = object_schema(schema, "items") {
@@ -416,12 +379,7 @@ fn check_schema(schema: &Value, at: &str, uncorrelatable: Option<&str>, errs: &m
         check_schema(items, &path, blocked.as_deref(), errs);
     }
     if let Some(additional) = object_schema(schema, "additionalProperties") {
-        check_schema(
-            additional,
-            &format!("{at}.additionalProperties"),
-            uncorrelatable,
-            errs,
-        );
+        check_schema(additional, &format!("{at}.additionalProperties"), uncorrelatable, errs);
     }
 }
 
@@ -546,7 +504,8 @@ fn compile_node(schema: &Value) -> Option<Node> {
                 .filter(|m| !m.trim().is_empty())
                 .and_then(|m| ENV.compile(m.trim()).ok()),
             reason,
-            field_path: valid_field_path(str_field(rule, "fieldPath"), schema).unwrap_or_default(),
+            field_path: valid_field_path(str_field(rule, "fieldPath"), schema)
+                .unwrap_or_default(),
             optional_old_self: rule.get("optionalOldSelf").and_then(Value::as_bool) == Some(true),
             source,
         });
@@ -600,9 +559,7 @@ pub fn rules_of(crd: &Value, version: &str, schema: &Value) -> Option<Arc<Rules>
         schema.to_string().hash(&mut hasher);
         key.push_str(&format!("/{:x}", hasher.finish()));
     }
-    let mut cache = CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(found) = cache.get(&key) {
         return found.clone();
     }
@@ -732,12 +689,10 @@ fn walk(node: &Node, at: Walk<'_>, findings: &mut Findings) {
             let old_items = at.old.and_then(Value::as_array);
             for (i, value) in items.iter().enumerate() {
                 // Only a map list's items correlate with old ones (by their keys).
-                let old = old_items
-                    .filter(|_| is_map_list(at.schema))
-                    .and_then(|olds| {
-                        olds.iter()
-                            .find(|o| keys.iter().all(|k| o.get(k) == value.get(k)))
-                    });
+                let old = old_items.filter(|_| is_map_list(at.schema)).and_then(|olds| {
+                    olds.iter()
+                        .find(|o| keys.iter().all(|k| o.get(k) == value.get(k)))
+                });
                 let next = Walk {
                     schema,
                     value,
@@ -914,17 +869,9 @@ mod tests {
             "properties": {
                 "min": {"type": "integer"}, "max": {"type": "integer"},
                 "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('w-')"}]}}}));
-        let ok = run(
-            &schema,
-            &widget(json!({"min": 1, "max": 2, "name": "w-1"})),
-            None,
-        );
+        let ok = run(&schema, &widget(json!({"min": 1, "max": 2, "name": "w-1"})), None);
         assert_eq!(ok, Findings::default());
-        let bad = run(
-            &schema,
-            &widget(json!({"min": 3, "max": 2, "name": "x"})),
-            None,
-        );
+        let bad = run(&schema, &widget(json!({"min": 3, "max": 2, "name": "x"})), None);
         assert_eq!(
             bad.errors,
             [
@@ -942,10 +889,7 @@ mod tests {
                 {"rule": "has(self.metadata.labels)", "message": "labels are hidden"}],
             "properties": {"spec": {"type": "object"}}});
         let found = run(&schema, &widget(json!({})), None);
-        assert_eq!(
-            found.errors,
-            ["<nil>: Invalid value: \"object\": labels are hidden"]
-        );
+        assert_eq!(found.errors, ["<nil>: Invalid value: \"object\": labels are hidden"]);
     }
 
     #[test]
@@ -980,9 +924,7 @@ mod tests {
                     "x-kubernetes-validations": [{"rule": "self.port >= oldSelf.port", "message": "ports only grow"}]}}}}));
         let old = widget(json!({"name": "a", "ports": [{"name": "http", "port": 80}]}));
         assert_eq!(run(&schema, &old, None), Findings::default());
-        let renamed = widget(
-            json!({"name": "b", "ports": [{"name": "web", "port": 1}, {"name": "http", "port": 70}]}),
-        );
+        let renamed = widget(json!({"name": "b", "ports": [{"name": "web", "port": 1}, {"name": "http", "port": 70}]}));
         assert_eq!(
             run(&schema, &renamed, Some(&old)).errors,
             [
@@ -994,21 +936,13 @@ mod tests {
 
     #[test]
     fn optional_old_self_sees_creates_too() {
-        let schema = schema_with(
-            json!({"type": "object", "properties": {"v": {"type": "integer"}},
+        let schema = schema_with(json!({"type": "object", "properties": {"v": {"type": "integer"}},
             "x-kubernetes-validations": [{"rule": "oldSelf.hasValue() || self.v == 1", "optionalOldSelf": true,
-                "message": "starts at 1"}]}),
-        );
+                "message": "starts at 1"}]}));
         let created = run(&schema, &widget(json!({"v": 2})), None);
-        assert_eq!(
-            created.errors,
-            ["spec: Invalid value: \"object\": starts at 1"]
-        );
+        assert_eq!(created.errors, ["spec: Invalid value: \"object\": starts at 1"]);
         let old = widget(json!({"v": 1}));
-        assert_eq!(
-            run(&schema, &widget(json!({"v": 2})), Some(&old)),
-            Findings::default()
-        );
+        assert_eq!(run(&schema, &widget(json!({"v": 2})), Some(&old)), Findings::default());
     }
 
     #[test]
@@ -1026,27 +960,18 @@ mod tests {
 
     #[test]
     fn runtime_errors_refuse_and_unimplemented_functions_warn() {
-        let schema = schema_with(
-            json!({"type": "object", "properties": {"a": {"type": "string"}, "t": {"type": "string"}},
+        let schema = schema_with(json!({"type": "object", "properties": {"a": {"type": "string"}, "t": {"type": "string"}},
             "x-kubernetes-validations": [
                 {"rule": "self.missing == 1"},
-                {"rule": "timestamp(self.t) > timestamp('2020-01-01T00:00:00Z')"}]}),
-        );
-        let found = run(
-            &schema,
-            &widget(json!({"a": "x", "t": "2021-01-01T00:00:00Z"})),
-            None,
-        );
+                {"rule": "timestamp(self.t) > timestamp('2020-01-01T00:00:00Z')"}]}));
+        let found = run(&schema, &widget(json!({"a": "x", "t": "2021-01-01T00:00:00Z"})), None);
         assert_eq!(
             found.errors,
-            [
-                "spec: Invalid value: \"object\": no such key: missing evaluating rule: self.missing == 1"
-            ]
+            ["spec: Invalid value: \"object\": no such key: missing evaluating rule: self.missing == 1"]
         );
         assert_eq!(found.warnings.len(), 1, "{found:?}");
         assert!(
-            found.warnings[0]
-                .starts_with("spec: x-kubernetes-validations rule \"timestamp(self.t)")
+            found.warnings[0].starts_with("spec: x-kubernetes-validations rule \"timestamp(self.t)")
                 && found.warnings[0].contains("was not evaluated"),
             "{found:?}"
         );
@@ -1081,25 +1006,20 @@ mod tests {
         let schema = schema_with(json!({"type": "object",
             "x-kubernetes-validations": [{"rule": "false"}]}));
         let rules = compile(&schema).unwrap_or_else(|| panic!("rules"));
-        let found = check(
-            &rules,
-            &schema,
-            &widget(json!({})),
-            None,
-            &["spec.size: Required value".to_string()],
-        );
+        let found = check(&rules, &schema, &widget(json!({})), None, &[
+            "spec.size: Required value".to_string(),
+        ]);
         assert_eq!(
             found.errors,
-            [
-                "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
-            ]
+            ["<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"]
         );
     }
 
     #[test]
     fn crd_rules_are_checked_when_the_crd_is_written() {
-        let version =
-            |spec: Value| json!({"name": "v1", "schema": {"openAPIV3Schema": schema_with(spec)}});
+        let version = |spec: Value| {
+            json!({"name": "v1", "schema": {"openAPIV3Schema": schema_with(spec)}})
+        };
         let mut errs = Vec::new();
         check_crd(
             &[version(json!({"type": "object", "properties": {
@@ -1117,24 +1037,12 @@ mod tests {
         );
         let at = "spec.validation.openAPIV3Schema.properties[spec].properties";
         let expected = [
-            format!(
-                "{at}[list].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within {at}[list].items"
-            ),
-            format!(
-                "{at}[n].x-kubernetes-validations[1].rule: Invalid value: apiextensions.ValidationRule{{Rule:\"frobnicate(self)\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:1: undeclared reference to 'frobnicate' (in container '')"
-            ),
-            format!(
-                "{at}[n].x-kubernetes-validations[2].rule: Required value: rule is not specified"
-            ),
-            format!(
-                "{at}[n].x-kubernetes-validations[3].reason: Unsupported value: \"Nope\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""
-            ),
-            format!(
-                "{at}[n].x-kubernetes-validations[4].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule"
-            ),
-            format!(
-                "{at}[o].x-kubernetes-validations[0].fieldPath: Invalid value: \".b\": fieldPath must be a valid path: does not refer to a valid field"
-            ),
+            format!("{at}[list].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within {at}[list].items"),
+            format!("{at}[n].x-kubernetes-validations[1].rule: Invalid value: apiextensions.ValidationRule{{Rule:\"frobnicate(self)\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:1: undeclared reference to 'frobnicate' (in container '')"),
+            format!("{at}[n].x-kubernetes-validations[2].rule: Required value: rule is not specified"),
+            format!("{at}[n].x-kubernetes-validations[3].reason: Unsupported value: \"Nope\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""),
+            format!("{at}[n].x-kubernetes-validations[4].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule"),
+            format!("{at}[o].x-kubernetes-validations[0].fieldPath: Invalid value: \".b\": fieldPath must be a valid path: does not refer to a valid field"),
         ];
         let syntax = errs
             .iter()
@@ -1142,8 +1050,7 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         assert!(
-            syntax.contains("Rule:\"self >\"")
-                && syntax.contains("compilation failed: ERROR: <input>:1:"),
+            syntax.contains("Rule:\"self >\"") && syntax.contains("compilation failed: ERROR: <input>:1:"),
             "{errs:#?}"
         );
         for e in expected {
@@ -1169,14 +1076,8 @@ mod tests {
         let schema = json!({"type": "object", "properties": {
             "a": {"type": "object", "properties": {"b.c": {"type": "string"}}},
             "m": {"type": "object", "additionalProperties": {"type": "string"}}}});
-        assert_eq!(
-            valid_field_path(".a['b.c']", &schema),
-            Ok("a.b.c".to_string())
-        );
-        assert_eq!(
-            valid_field_path(".m.key", &schema),
-            Ok("m[key]".to_string())
-        );
+        assert_eq!(valid_field_path(".a['b.c']", &schema), Ok("a.b.c".to_string()));
+        assert_eq!(valid_field_path(".m.key", &schema), Ok("m[key]".to_string()));
         assert_eq!(
             valid_field_path(".a[0]", &schema),
             Err("expected single quoted string but got 0".to_string())
@@ -1189,18 +1090,13 @@ mod tests {
 
     #[test]
     fn rules_compile_once_per_crd_revision() {
-        let schema =
-            schema_with(json!({"type": "object", "x-kubernetes-validations": [{"rule": "true"}]}));
+        let schema = schema_with(json!({"type": "object", "x-kubernetes-validations": [{"rule": "true"}]}));
         let crd = json!({"metadata": {"name": "widgets.example.com", "uid": "u1", "resourceVersion": "7"}});
         let first = rules_of(&crd, "v1", &schema).unwrap_or_else(|| panic!("rules"));
         let again = rules_of(&crd, "v1", &schema).unwrap_or_else(|| panic!("rules"));
         assert!(Arc::ptr_eq(&first, &again));
-        assert!(
-            rules_of(&crd, "v1", &json!({"type": "object"})).is_some(),
-            "cached by revision"
-        );
-        let plain =
-            json!({"metadata": {"name": "plain.example.com", "uid": "u2", "resourceVersion": "1"}});
+        assert!(rules_of(&crd, "v1", &json!({"type": "object"})).is_some(), "cached by revision");
+        let plain = json!({"metadata": {"name": "plain.example.com", "uid": "u2", "resourceVersion": "1"}});
         assert!(rules_of(&plain, "v1", &json!({"type": "object"})).is_none());
     }
 

@@ -436,15 +436,8 @@ pub fn refusal(crd: &Value, object: &Value, old: Option<&Value>) -> Option<Strin
                 && v.get("served").and_then(Value::as_bool) == Some(true)
         })?;
     let mut sent = object.clone();
-    let errs = match admit_against(
-        crd,
-        spec_version,
-        kind,
-        version,
-        old,
-        &mut sent,
-        &mut Vec::new(),
-    ) {
+    let errs = match admit_against(crd, spec_version, kind, version, old, &mut sent, &mut Vec::new())
+    {
         Ok(errs) if errs.is_empty() => return None,
         Ok(errs) => errs,
         Err(message) => return Some(message),

@@ -254,17 +254,11 @@ mod tests {
         ]);
         let served = Served::of(&state);
         assert!(served.kind_for("a.served.test", "v1", "gizmos").is_some());
-        assert!(
-            served
-                .kind_for("pending.served.test", "v1", "gizmos")
-                .is_none()
-        );
+        assert!(served.kind_for("pending.served.test", "v1", "gizmos").is_none());
         assert!(served.kind_for("off.served.test", "v1", "gizmos").is_none());
         assert!(served.kind_for("apps", "v1", "deployments").is_some());
         assert_eq!(
-            served
-                .resolve_word("gizmos.a.served.test")
-                .map(|(k, _)| k.group),
+            served.resolve_word("gizmos.a.served.test").map(|(k, _)| k.group),
             Some("a.served.test")
         );
         assert!(served.resolve_word("gizmos.off.served.test").is_none());
@@ -302,11 +296,7 @@ mod tests {
         state.remove(crd::KIND, "", "gizmos.cache.served.test");
         let after = cache.get(&state);
         assert!(!Arc::ptr_eq(&first, &after));
-        assert!(
-            after
-                .kind_for("cache.served.test", "v1", "gizmos")
-                .is_none()
-        );
+        assert!(after.kind_for("cache.served.test", "v1", "gizmos").is_none());
         assert_ne!(first.generation(), after.generation());
     }
 }

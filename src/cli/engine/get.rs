@@ -362,36 +362,28 @@ mod tests {
 
     #[test]
     fn comma_separated_kinds_and_names() {
-        let r = parse_request(&Served::builtin(), &args(&["deploy,rs,pods"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy,rs,pods"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ["Deployment", "ReplicaSet", "Pod"]);
         assert!(!r.single_item);
-        let r = parse_request(&Served::builtin(), &args(&["deploy", "web"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy", "web"])).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.single_item);
-        let r = parse_request(&Served::builtin(), &args(&["deploy,svc", "web"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy,svc", "web"])).unwrap_or_else(|e| panic!("{e}"));
         assert!(!r.single_item);
         assert_eq!(r.targets[1].1, ["web"]);
     }
 
     #[test]
     fn all_expands_in_kubectl_order() {
-        let r =
-            parse_request(&Served::builtin(), &args(&["all"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["all"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ALL_CATEGORY);
-        let r = parse_request(&Served::builtin(), &args(&["all,cm,pods"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["all,cm,pods"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.targets.len(), ALL_CATEGORY.len() + 1);
     }
 
     #[test]
     fn type_slash_name_form() {
-        let r = parse_request(
-            &Served::builtin(),
-            &args(&["deploy/web", "svc/web", "deploy/api"]),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy/web", "svc/web", "deploy/api"]))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ["Deployment", "Service"]);
         assert_eq!(r.targets[0].1, ["web", "api"]);
         assert!(parse_request(&Served::builtin(), &args(&["deploy", "svc/web"])).is_err());

@@ -28,104 +28,28 @@ use ::cel::{Env, ExecutionError, extensions};
 /// aside.
 pub const KUBERNETES_FUNCTIONS: &[&str] = &[
     // standard library and macros
-    "size",
-    "contains",
-    "startsWith",
-    "endsWith",
-    "matches",
-    "int",
-    "uint",
-    "double",
-    "string",
-    "bytes",
-    "bool",
-    "dyn",
-    "type",
-    "duration",
-    "timestamp",
-    "getFullYear",
-    "getMonth",
-    "getDate",
-    "getDayOfMonth",
-    "getDayOfWeek",
-    "getDayOfYear",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
-    "has",
-    "all",
-    "exists",
-    "exists_one",
-    "map",
-    "filter",
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
+    "bytes", "bool", "dyn", "type", "duration", "timestamp", "getFullYear", "getMonth",
+    "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds", "has", "all", "exists", "exists_one", "map", "filter",
     // optional values
-    "of",
-    "ofNonZeroValue",
-    "none",
-    "hasValue",
-    "value",
-    "or",
-    "orValue",
-    "optMap",
+    "of", "ofNonZeroValue", "none", "hasValue", "value", "or", "orValue", "optMap",
     "optFlatMap",
     // strings extension
-    "charAt",
-    "indexOf",
-    "lastIndexOf",
-    "lowerAscii",
-    "upperAscii",
-    "replace",
-    "split",
-    "substring",
-    "trim",
-    "join",
-    "quote",
-    "format",
+    "charAt", "indexOf", "lastIndexOf", "lowerAscii", "upperAscii", "replace", "split",
+    "substring", "trim", "join", "quote", "format",
     // lists, regex
-    "isSorted",
-    "sum",
-    "min",
-    "max",
-    "find",
-    "findAll",
+    "isSorted", "sum", "min", "max", "find", "findAll",
     // URLs
-    "url",
-    "isURL",
-    "getScheme",
-    "getHost",
-    "getHostname",
-    "getPort",
-    "getEscapedPath",
+    "url", "isURL", "getScheme", "getHost", "getHostname", "getPort", "getEscapedPath",
     "getQuery",
     // quantities
-    "quantity",
-    "isQuantity",
-    "sign",
-    "isGreaterThan",
-    "isLessThan",
-    "compareTo",
-    "add",
-    "sub",
-    "asInteger",
-    "isInteger",
-    "asApproximateFloat",
+    "quantity", "isQuantity", "sign", "isGreaterThan", "isLessThan", "compareTo", "add",
+    "sub", "asInteger", "isInteger", "asApproximateFloat",
     // IP and CIDR
-    "ip",
-    "isIP",
-    "isCanonical",
-    "family",
-    "isUnspecified",
-    "isLoopback",
-    "isLinkLocalMulticast",
-    "isLinkLocalUnicast",
-    "isGlobalUnicast",
-    "cidr",
-    "isCIDR",
-    "containsIP",
-    "containsCIDR",
-    "prefixLength",
-    "masked",
+    "ip", "isIP", "isCanonical", "family", "isUnspecified", "isLoopback",
+    "isLinkLocalMulticast", "isLinkLocalUnicast", "isGlobalUnicast", "cidr", "isCIDR",
+    "containsIP", "containsCIDR", "prefixLength", "masked",
 ];
 
 /// The shared environment: built once, used by every compiled rule.
@@ -175,12 +99,7 @@ fn register(env: &mut Env) -> Result<(), ::cel::DeclarationError> {
         two_lists(),
         sets_equivalent,
     )?;
-    env.add_overload(
-        "sets.intersects",
-        "sets_intersects",
-        two_lists(),
-        sets_intersects,
-    )?;
+    env.add_overload("sets.intersects", "sets_intersects", two_lists(), sets_intersects)?;
     env.add_member_overload("find", "string_find", STRING_TYPE, vec![STRING_TYPE], find)?;
     env.add_member_overload(
         "findAll",
@@ -199,10 +118,7 @@ fn register(env: &mut Env) -> Result<(), ::cel::DeclarationError> {
     env.add_overload("url", "string_to_url", vec![STRING_TYPE], url)?;
     env.add_overload("isURL", "is_url_string", vec![STRING_TYPE], is_url)?;
     for (name, accessor) in [
-        (
-            "getScheme",
-            url_scheme as ::cel::common::functions::Function,
-        ),
+        ("getScheme", url_scheme as ::cel::common::functions::Function),
         ("getHost", url_host),
         ("getHostname", url_hostname),
         ("getPort", url_port),
@@ -211,34 +127,12 @@ fn register(env: &mut Env) -> Result<(), ::cel::DeclarationError> {
     ] {
         env.add_member_overload(name, name, url_type(), vec![], accessor)?;
     }
-    env.add_overload(
-        "quantity",
-        "string_to_quantity",
-        vec![STRING_TYPE],
-        quantity,
-    )?;
-    env.add_overload(
-        "isQuantity",
-        "is_quantity_string",
-        vec![STRING_TYPE],
-        is_quantity,
-    )?;
+    env.add_overload("quantity", "string_to_quantity", vec![STRING_TYPE], quantity)?;
+    env.add_overload("isQuantity", "is_quantity_string", vec![STRING_TYPE], is_quantity)?;
     let q = quantity_type;
     env.add_member_overload("sign", "quantity_sign", q(), vec![], q_sign)?;
-    env.add_member_overload(
-        "isInteger",
-        "quantity_is_integer",
-        q(),
-        vec![],
-        q_is_integer,
-    )?;
-    env.add_member_overload(
-        "asInteger",
-        "quantity_as_integer",
-        q(),
-        vec![],
-        q_as_integer,
-    )?;
+    env.add_member_overload("isInteger", "quantity_is_integer", q(), vec![], q_is_integer)?;
+    env.add_member_overload("asInteger", "quantity_as_integer", q(), vec![], q_as_integer)?;
     env.add_member_overload(
         "asApproximateFloat",
         "quantity_as_float",
@@ -325,11 +219,14 @@ fn equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Map(x), Value::Map(y)) => {
             x.map.len() == y.map.len()
-                && x.map
+                && x
+                    .map
                     .iter()
                     .all(|(k, v)| y.map.get(k).is_some_and(|w| equal(v, w)))
         }
-        _ if number(a).is_some() && number(b).is_some() => compare(a, b) == Some(Ordering::Equal),
+        _ if number(a).is_some() && number(b).is_some() => {
+            compare(a, b) == Some(Ordering::Equal)
+        }
         _ => a == b,
     }
 }
@@ -433,10 +330,7 @@ fn two_lists<'a>(
     values: &'a [Value],
     function: &str,
 ) -> std::result::Result<(&'a [Value], &'a [Value]), ExecutionError> {
-    Ok((
-        list_arg(values, 0, function)?,
-        list_arg(values, 1, function)?,
-    ))
+    Ok((list_arg(values, 0, function)?, list_arg(values, 1, function)?))
 }
 
 fn contains_all(whole: &[Value], part: &[Value]) -> bool {
@@ -474,8 +368,9 @@ fn with_pattern<T>(
     PATTERNS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(pattern) {
-            let compiled = regex::Regex::new(pattern)
-                .map_err(|e| fail(function, format!("error parsing regexp: {e}")))?;
+            let compiled = regex::Regex::new(pattern).map_err(|e| {
+                fail(function, format!("error parsing regexp: {e}"))
+            })?;
             if cache.len() > 256 {
                 cache.clear();
             }
@@ -493,9 +388,7 @@ fn find<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let text = string_arg(&values, 0, "find")?;
     let pattern = string_arg(&values, 1, "find")?;
     let found = with_pattern(pattern, "find", |re| {
-        re.find(text)
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default()
+        re.find(text).map(|m| m.as_str().to_string()).unwrap_or_default()
     })?;
     out(Value::String(Arc::new(found)))
 }
@@ -588,20 +481,14 @@ fn scheme_of(raw: &str) -> std::result::Result<(&str, &str), &'static str> {
 fn url<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let values = values(&args)?;
     let raw = string_arg(&values, 0, "url")?;
-    let parsed = parse_url(raw).map_err(|e| {
-        fail(
-            "url",
-            format!("URL parse error during conversion from string: {e}"),
-        )
-    })?;
+    let parsed = parse_url(raw)
+        .map_err(|e| fail("url", format!("URL parse error during conversion from string: {e}")))?;
     out(Value::Opaque(Arc::new(parsed)))
 }
 
 fn is_url<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let values = values(&args)?;
-    out(Value::Bool(
-        parse_url(string_arg(&values, 0, "isURL")?).is_ok(),
-    ))
+    out(Value::Bool(parse_url(string_arg(&values, 0, "isURL")?).is_ok()))
 }
 
 fn url_arg(args: &[CowVal<'_, '_>], function: &str) -> std::result::Result<Url, ExecutionError> {
@@ -704,8 +591,7 @@ impl Opaque for Quantity {
     }
 }
 
-const QUANTITY_FORMAT: &str =
-    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+const QUANTITY_FORMAT: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 const NANOS: i128 = 1_000_000_000;
 
 /// Parses a quantity as `resource.ParseQuantity` does; precision below `1n` rounds up.
@@ -760,16 +646,16 @@ pub fn parse_quantity(raw: &str) -> std::result::Result<Quantity, String> {
             .ok_or_else(bad)?;
     }
     let too_big = || "quantity is too large".to_string();
-    let mut nanos = mantissa.checked_mul(1i128 << exp2).ok_or_else(too_big)?;
+    let mut nanos = mantissa
+        .checked_mul(1i128 << exp2)
+        .ok_or_else(too_big)?;
     let scale = exp10 + 9;
     if scale >= 0 {
         nanos = nanos
             .checked_mul(10i128.checked_pow(scale as u32).ok_or_else(too_big)?)
             .ok_or_else(too_big)?;
     } else {
-        let divisor = 10i128
-            .checked_pow(scale.unsigned_abs())
-            .unwrap_or(i128::MAX);
+        let divisor = 10i128.checked_pow(scale.unsigned_abs()).unwrap_or(i128::MAX);
         nanos = nanos / divisor + i128::from(nanos % divisor != 0);
     }
     Ok(Quantity(if negative { -nanos } else { nanos }))
@@ -777,8 +663,8 @@ pub fn parse_quantity(raw: &str) -> std::result::Result<Quantity, String> {
 
 fn quantity<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let values = values(&args)?;
-    let parsed =
-        parse_quantity(string_arg(&values, 0, "quantity")?).map_err(|e| fail("quantity", e))?;
+    let parsed = parse_quantity(string_arg(&values, 0, "quantity")?)
+        .map_err(|e| fail("quantity", e))?;
     out(Value::Opaque(Arc::new(parsed)))
 }
 
@@ -833,42 +719,29 @@ fn q_as_float<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
 }
 
 fn q_greater<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
-    let (a, b) = (
-        quantity_at(&args, 0, "isGreaterThan")?,
-        quantity_at(&args, 1, "isGreaterThan")?,
-    );
+    let (a, b) = (quantity_at(&args, 0, "isGreaterThan")?, quantity_at(&args, 1, "isGreaterThan")?);
     out(Value::Bool(a > b))
 }
 
 fn q_less<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
-    let (a, b) = (
-        quantity_at(&args, 0, "isLessThan")?,
-        quantity_at(&args, 1, "isLessThan")?,
-    );
+    let (a, b) = (quantity_at(&args, 0, "isLessThan")?, quantity_at(&args, 1, "isLessThan")?);
     out(Value::Bool(a < b))
 }
 
 fn q_compare<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
-    let (a, b) = (
-        quantity_at(&args, 0, "compareTo")?,
-        quantity_at(&args, 1, "compareTo")?,
-    );
+    let (a, b) = (quantity_at(&args, 0, "compareTo")?, quantity_at(&args, 1, "compareTo")?);
     out(Value::Int(a.cmp(&b) as i64))
 }
 
 fn q_add<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let (a, b) = (quantity_at(&args, 0, "add")?, quantity_at(&args, 1, "add")?);
-    let total =
-        a.0.checked_add(b.0)
-            .ok_or_else(|| fail("add", "quantity overflow"))?;
+    let total = a.0.checked_add(b.0).ok_or_else(|| fail("add", "quantity overflow"))?;
     out(Value::Opaque(Arc::new(Quantity(total))))
 }
 
 fn q_sub<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Answer<'b, 'v> {
     let (a, b) = (quantity_at(&args, 0, "sub")?, quantity_at(&args, 1, "sub")?);
-    let total =
-        a.0.checked_sub(b.0)
-            .ok_or_else(|| fail("sub", "quantity overflow"))?;
+    let total = a.0.checked_sub(b.0).ok_or_else(|| fail("sub", "quantity overflow"))?;
     out(Value::Opaque(Arc::new(Quantity(total))))
 }
 
@@ -878,7 +751,9 @@ mod tests {
     use ::cel::Context;
 
     fn eval(expr: &str) -> std::result::Result<Value, ExecutionError> {
-        let program = ENV.compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let program = ENV
+            .compile(expr)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
         let context = Context::with_env(Arc::clone(&ENV));
         program.execute(&context)
     }
@@ -914,15 +789,9 @@ mod tests {
         assert_true("[1, 2, 1].indexOf(1) == 0 && [1, 2, 1].lastIndexOf(1) == 2");
         assert_true("[1, 2].indexOf(7) == -1");
         let empty = eval("[].min()").expect_err("min of nothing");
-        assert!(
-            empty.to_string().contains("min called on empty list"),
-            "{empty}"
-        );
+        assert!(empty.to_string().contains("min called on empty list"), "{empty}");
         let overflow = eval("[9223372036854775807, 1].sum()").expect_err("overflow");
-        assert!(
-            matches!(overflow, ExecutionError::Overflow(..)),
-            "{overflow}"
-        );
+        assert!(matches!(overflow, ExecutionError::Overflow(..)), "{overflow}");
     }
 
     #[test]
@@ -952,13 +821,10 @@ mod tests {
         assert_true("url('https://example.com:8080/a').getPort() == '8080'");
         assert_true("url('https://[::1]:80/').getHostname() == '::1'");
         assert_true("url('https://example.com/a/b').getEscapedPath() == '/a/b'");
-        assert_true(
-            "url('https://e.com/?x=1&x=2&y=a+b').getQuery() == {'x': ['1', '2'], 'y': ['a b']}",
-        );
+        assert_true("url('https://e.com/?x=1&x=2&y=a+b').getQuery() == {'x': ['1', '2'], 'y': ['a b']}");
         let bad = eval("url('not a url')").expect_err("bad url");
         assert!(
-            bad.to_string()
-                .contains("URL parse error during conversion from string"),
+            bad.to_string().contains("URL parse error during conversion from string"),
             "{bad}"
         );
     }
@@ -967,39 +833,24 @@ mod tests {
     fn the_quantity_library() {
         assert_true("quantity('1Gi').isGreaterThan(quantity('1000Mi'))");
         assert_true("quantity('500m').isLessThan(quantity('1'))");
-        assert_true(
-            "quantity('1') == quantity('1000m') && quantity('1k').compareTo(quantity('1000')) == 0",
-        );
+        assert_true("quantity('1') == quantity('1000m') && quantity('1k').compareTo(quantity('1000')) == 0");
         assert_true("quantity('1.5').isInteger() == false && quantity('2k').asInteger() == 2000");
         assert_true("quantity('250m').asApproximateFloat() == 0.25");
         assert_true("quantity('-3').sign() == -1 && quantity('0').sign() == 0");
         assert_true("quantity('1').add(quantity('500m')) == quantity('1500m')");
-        assert_true(
-            "quantity('1').add(2) == quantity('3') && quantity('3').sub(1) == quantity('2')",
-        );
+        assert_true("quantity('1').add(2) == quantity('3') && quantity('3').sub(1) == quantity('2')");
         assert_true("quantity('1e3') == quantity('1k') && quantity('1Ki').asInteger() == 1024");
         assert_true("isQuantity('100Mi') && !isQuantity('100MB') && !isQuantity('')");
         let bad = eval("quantity('ten')").expect_err("bad quantity");
         assert!(bad.to_string().contains("quantities must match"), "{bad}");
         let fraction = eval("quantity('1.5').asInteger()").expect_err("not an integer");
-        assert!(
-            fraction
-                .to_string()
-                .contains("cannot convert value to integer")
-        );
+        assert!(fraction.to_string().contains("cannot convert value to integer"));
     }
 
     #[test]
     fn every_function_the_engine_registers_is_known_to_kubernetes() {
         for name in [
-            "isSorted",
-            "sum",
-            "find",
-            "findAll",
-            "url",
-            "getQuery",
-            "quantity",
-            "asInteger",
+            "isSorted", "sum", "find", "findAll", "url", "getQuery", "quantity", "asInteger",
         ] {
             assert!(KUBERNETES_FUNCTIONS.contains(&name), "{name}");
         }
