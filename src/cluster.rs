@@ -142,6 +142,12 @@ pub trait Cluster {
         Ok(())
     }
 
+    /// The target's warnings about the writes since the last call (the API server's `Warning`
+    /// headers). Targets that give none return nothing.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Deletes the object (dependents are garbage-collected). `Ok(false)` if it was absent.
     fn delete(&mut self, id: &ResId) -> Result<bool, Error>;
 

@@ -392,9 +392,142 @@ fn a_conversion_webhook_the_engine_cannot_call_fails_other_versions() {
     );
 }
 
+/// A CRD whose schema carries validation rules: one on `spec`, a transition rule on
+/// `spec.region`, and one calling `timestamp`, which the engine's CEL lacks.
+const RULED_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - {rule: "self.min <= self.max", message: "min must not exceed max"}
+            - rule: "!has(self.created) || timestamp(self.created) > timestamp('2020-01-01T00:00:00Z')"
+            properties:
+              min: {type: integer}
+              max: {type: integer}
+              created: {type: string}
+              region:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "self == oldSelf", message: "region is immutable"}
+"#;
+
+fn gadget(name: &str, spec: &str) -> String {
+    format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
+#[test]
+fn validation_rules_refuse_custom_resources_with_the_api_servers_words() {
+    let repo = Repo::new();
+    repo.write(
+        "app/kustomization.yaml",
+        "resources:\n- crd.yaml\n- g.yaml\n",
+    );
+    repo.write("app/crd.yaml", RULED_CRD);
+    repo.write("app/g.yaml", &gadget("g1", "{min: 5, max: 2, region: eu}"));
+    // Refused before anything is written: neither the CRD nor the inventory.
+    let refused = repo.ok(&["apply", "app"], 1);
+    assert!(
+        refused.stderr.contains(
+            "g.yaml: Gadget default/g1: Gadget.example.com \"g1\" is invalid: spec: Invalid value: \"object\": min must not exceed max"
+        ),
+        "{}",
+        refused.stderr
+    );
+    repo.ok(&["engine", "get", "crd", "gadgets.example.com"], 1);
+
+    repo.write("app/g.yaml", &gadget("g1", "{min: 1, max: 2, region: eu}"));
+    repo.ok(&["apply", "app"], 0);
+    // A transition rule: the region may not change once set.
+    repo.write("app/g.yaml", &gadget("g1", "{min: 1, max: 2, region: us}"));
+    let moved = repo.ok(&["apply", "app"], 1);
+    assert!(
+        moved.stderr.contains(
+            "Gadget.example.com \"g1\" is invalid: spec.region: Invalid value: \"string\": region is immutable"
+        ),
+        "{}",
+        moved.stderr
+    );
+    let live = repo
+        .ok(&["engine", "get", "gadget", "g1", "-o", "yaml"], 0)
+        .stdout;
+    assert!(live.contains("region: eu"), "{live}");
+
+    // `engine apply -f` names the file, and a rule the engine cannot evaluate is a warning.
+    repo.write("bad.yaml", &gadget("g2", "{min: 3, max: 1}"));
+    let bad = repo.ok(&["engine", "apply", "-f", "bad.yaml"], 1);
+    assert!(
+        bad.stderr.contains("bad.yaml: Gadget.example.com \"g2\" is invalid: spec: Invalid value: \"object\": min must not exceed max"),
+        "{}",
+        bad.stderr
+    );
+    repo.write(
+        "dated.yaml",
+        &gadget("g3", "{min: 1, max: 1, created: \"2021-05-01T00:00:00Z\"}"),
+    );
+    let dated = repo.ok(&["engine", "apply", "-f", "dated.yaml"], 0);
+    assert!(
+        dated.stdout.contains("gadget.example.com/g3 created"),
+        "{}",
+        dated.stdout
+    );
+    assert!(
+        dated.stderr.contains(
+            "Warning: spec: x-kubernetes-validations rule \"!has(self.created) || timestamp("
+        ) && dated
+            .stderr
+            .contains("was not evaluated: the engine does not implement 'timestamp'"),
+        "{}",
+        dated.stderr
+    );
+}
+
+#[test]
+fn a_crd_whose_rule_does_not_compile_is_refused() {
+    let repo = Repo::new();
+    repo.write(
+        "crd.yaml",
+        &RULED_CRD.replace("self.min <= self.max", "self.min <= "),
+    );
+    let refused = repo.ok(&["engine", "apply", "-f", "crd.yaml"], 1);
+    assert!(
+        refused.stderr.contains(
+            "CustomResourceDefinition.apiextensions.k8s.io \"gadgets.example.com\" is invalid: spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.min <= \", Message:\"min must not exceed max\""
+        ) && refused.stderr.contains("compilation failed: ERROR: <input>:1:"),
+        "{}",
+        refused.stderr
+    );
+    repo.write(
+        "crd.yaml",
+        &RULED_CRD.replace("self.min <= self.max", "frobnicate(self.min)"),
+    );
+    let unknown = repo.ok(&["engine", "apply", "-f", "crd.yaml"], 1);
+    assert!(
+        unknown
+            .stderr
+            .contains("undeclared reference to 'frobnicate' (in container '')"),
+        "{}",
+        unknown.stderr
+    );
+    repo.ok(&["engine", "get", "crd", "gadgets.example.com"], 1);
+}
+
 /// A CRD whose schema bounds values: lengths, patterns, numbers, items, properties and
 /// formats (`int64` and `quantity` are never checked on strings, as in Kubernetes 1.31).
-pub const GADGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+const GADGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: gadgets.example.com
@@ -454,7 +587,9 @@ fn value_constraints_refuse_a_custom_resource_naming_every_field_and_write_nothi
     repo.write("app/gadgets.yaml", BAD_GADGET);
     let refused = repo.ok(&["apply", "app"], 1);
     assert!(
-        refused.stderr.contains("Gadget.example.com \"g1\" is invalid"),
+        refused
+            .stderr
+            .contains("Gadget.example.com \"g1\" is invalid"),
         "{}",
         refused.all()
     );
@@ -487,14 +622,26 @@ fn a_crd_whose_schema_the_api_server_refuses_is_not_created() {
     );
     repo.write("crd.yaml", &crd);
     let refused = repo.ok(&["engine", "apply", "-f", "crd.yaml"], 1);
-    let at = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties";
+    let at = "spec.validation.openAPIV3Schema.properties[spec].properties";
     for error in [
-        format!("{at}[ids].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"),
-        format!("{at}[code].pattern: Invalid value: \"+\": must be a valid regular expression, but isn't: error parsing regexp: missing argument to repetition operator: `+`"),
-        format!("{at}[timeout].default: Invalid value: 0:  in body should be greater than or equal to 1"),
-        format!("{at}[color].default: Unsupported value: \"green\": supported values: \"red\", \"blue\""),
+        format!(
+            "{at}[ids].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+        ),
+        format!(
+            "{at}[code].pattern: Invalid value: \"+\": must be a valid regular expression, but isn't: error parsing regexp: missing argument to repetition operator: `+`"
+        ),
+        format!(
+            "{at}[timeout].default: Invalid value: 0:  in body should be greater than or equal to 1"
+        ),
+        format!(
+            "{at}[color].default: Unsupported value: \"green\": supported values: \"red\", \"blue\""
+        ),
     ] {
-        assert!(refused.stderr.contains(&error), "{error}\n{}", refused.all());
+        assert!(
+            refused.stderr.contains(&error),
+            "{error}\n{}",
+            refused.all()
+        );
     }
     let crds = repo.run(&["engine", "get", "crd", "gadgets.example.com"]);
     assert_eq!(crds.code, 1, "{}", crds.all());

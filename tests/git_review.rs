@@ -388,3 +388,77 @@ fn a_remote_is_compared_at_a_pull_request_ref() {
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(json(&again)["apps"], report["apps"]);
 }
+
+/// A CRD (with or without the status subresource) and a custom resource of it declaring a
+/// status, in one app.
+fn custom_app(repo: &GitRepo, app: &str, subresource: bool, phase: &str) {
+    let group = format!("{app}.example.com");
+    let subresources = if subresource {
+        "    subresources:\n      status: {}\n"
+    } else {
+        ""
+    };
+    repo.write(
+        &format!("{app}/kustomization.yaml"),
+        "resources:\n- crd.yaml\n- gadget.yaml\n",
+    );
+    repo.write(
+        &format!("{app}/crd.yaml"),
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names:\n    plural: gadgets\n    singular: gadget\n    kind: Gadget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n{subresources}    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    repo.write(
+        &format!("{app}/gadget.yaml"),
+        &format!(
+            "apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g\n  namespace: default\nspec:\n  size: 1\nstatus:\n  phase: {phase}\n"
+        ),
+    );
+}
+
+#[test]
+fn a_declared_status_is_shown_only_for_crds_without_the_status_subresource() {
+    let repo = GitRepo::new();
+    custom_app(&repo, "plain", false, "Old");
+    custom_app(&repo, "sub", true, "Old");
+    let base = repo.commit("gadgets");
+    for app in ["plain", "sub"] {
+        repo.edit(&format!("{app}/gadget.yaml"), "phase: Old", "phase: New");
+    }
+    let head = repo.commit("only the status changes");
+
+    let run = diff(&repo, &base, &head, &["-o", "json", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    let report = json(&run);
+    // Both apps are affected (their file changed); only the CRD without the subresource
+    // declares its status.
+    assert_eq!(report["summary"]["affected"], 2, "{report:#}");
+    assert_eq!(report["summary"]["changed"], 1, "{report:#}");
+    let apps = report["apps"].as_array().cloned().unwrap_or_default();
+    let plain = apps
+        .iter()
+        .find(|a| a["name"] == "plain")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let diff_text = plain["objects"][0]["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff_text.contains("-  phase: Old") && diff_text.contains("+  phase: New"),
+        "{diff_text}"
+    );
+    let sub = apps
+        .iter()
+        .find(|a| a["name"] == "sub")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(sub["objects"], serde_json::json!([]), "{report:#}");
+
+    // A built-in kind's status never counts.
+    repo.write("deploy/kustomization.yaml", "resources:\n- d.yaml\n");
+    repo.write(
+        "deploy/d.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\nstatus:\n  x: a\n",
+    );
+    let with_cm = repo.commit("configmap");
+    repo.edit("deploy/d.yaml", "x: a", "x: b");
+    let cm_status = repo.commit("configmap status");
+    let run = diff(&repo, &with_cm, &cm_status, &["--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}

@@ -954,7 +954,11 @@ async fn a_custom_resource_breaking_its_schema_is_invalid_with_a_cause_per_field
         Some(TOKEN),
     )
     .await;
-    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
     let causes: Vec<(String, String, String)> = status["details"]["causes"]
         .as_array()
         .into_iter()
@@ -965,10 +969,26 @@ async fn a_custom_resource_breaking_its_schema_is_invalid_with_a_cause_per_field
         })
         .collect();
     let expected = [
-        ("spec.color", "FieldValueNotSupported", "Unsupported value: \"green\": supported values: \"red\", \"blue\""),
-        ("spec.name", "FieldValueTooLong", "Too long: may not be longer than 3"),
-        ("spec.size", "FieldValueTypeInvalid", "Invalid value: \"string\": spec.size in body must be of type integer: \"string\""),
-        ("spec.tags", "FieldValueTooMany", "Too many: 2: must have at most 1 items"),
+        (
+            "spec.color",
+            "FieldValueNotSupported",
+            "Unsupported value: \"green\": supported values: \"red\", \"blue\"",
+        ),
+        (
+            "spec.name",
+            "FieldValueTooLong",
+            "Too long: may not be longer than 3",
+        ),
+        (
+            "spec.size",
+            "FieldValueTypeInvalid",
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\"",
+        ),
+        (
+            "spec.tags",
+            "FieldValueTooMany",
+            "Too many: 2: must have at most 1 items",
+        ),
     ];
     assert_eq!(
         causes,
@@ -976,6 +996,14 @@ async fn a_custom_resource_breaking_its_schema_is_invalid_with_a_cause_per_field
         "{status}"
     );
     assert_eq!(status["details"]["kind"], "Gadget", "{status}");
-    let (code, _) = call(&r, "GET", &format!("{gadgets}/g"), "application/json", vec![], Some(TOKEN)).await;
+    let (code, _) = call(
+        &r,
+        "GET",
+        &format!("{gadgets}/g"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(code, 404);
 }

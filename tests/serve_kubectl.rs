@@ -772,6 +772,205 @@ fn kubectl_auth_can_i_and_whoami_follow_rbac_for_token_users() {
 }
 
 #[test]
+fn kubectl_prints_the_words_of_a_crds_validation_rules_and_their_warnings() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: gadgets, singular: gadget, kind: Gadget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            x-kubernetes-validations:\n            - {rule: \"self.min <= self.max\", message: \"min must not exceed max\"}\n            - {rule: \"!has(self.at) || timestamp(self.at) > timestamp('2020-01-01T00:00:00Z')\"}\n            properties:\n              min: {type: integer}\n              max: {type: integer}\n              at: {type: string}\n              region:\n                type: string\n                x-kubernetes-validations:\n                - {rule: self == oldSelf, message: region is immutable}\n",
+    );
+    server.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    let gadget = |file: &str, spec: &str| {
+        server.write(
+            file,
+            &format!(
+                "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: g1}}\nspec: {spec}\n"
+            ),
+        )
+    };
+    let bad = gadget("bad.yaml", "{min: 3, max: 1, region: eu}");
+    let refused = server.kubectl(&["apply", "-f", &bad.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "The Gadget \"g1\" is invalid: spec: Invalid value: \"object\": min must not exceed max"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let good = gadget(
+        "good.yaml",
+        "{min: 1, max: 3, region: eu, at: \"2021-01-01T00:00:00Z\"}",
+    );
+    let created = server.kubectl(&["apply", "-f", &good.to_string_lossy()]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(
+        created.stdout.contains("gadget.example.com/g1 created"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stderr
+            .contains("Warning: spec: x-kubernetes-validations rule")
+            && created.stderr.contains("was not evaluated"),
+        "{}",
+        created.stderr
+    );
+    let moved = gadget("moved.yaml", "{min: 1, max: 3, region: us}");
+    let refused = server.kubectl(&["apply", "-f", &moved.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "The Gadget \"g1\" is invalid: spec.region: Invalid value: \"string\": region is immutable"
+        ),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// kubectl with this server's kubeconfig and its own discovery cache (`cache`).
+fn kubectl_cached(server: &Server, cache: &Path, args: &[&str]) -> Out {
+    let mut all = vec!["--cache-dir", cache.to_str().unwrap_or_default()];
+    all.extend_from_slice(args);
+    server.kubectl(&all)
+}
+
+#[test]
+fn discovery_follows_the_crds_created_deleted_and_created_again() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    // One discovery cache for the whole story, as a user's kubectl keeps it: `api-resources`
+    // and `api-versions` refresh it, and `get` refreshes it when a word is unknown.
+    let cache = server.path().join("kube-cache");
+    let ok = |args: &[&str]| {
+        let out = kubectl_cached(&server, &cache, args);
+        assert_eq!(
+            out.code, 0,
+            "kubectl {args:?}:\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    };
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names:\n    plural: widgets\n    singular: widget\n    kind: Widget\n    shortNames: [wd]\n  versions:\n  - name: v1beta1\n    served: true\n    storage: false\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n",
+    );
+    let crd = crd.to_string_lossy().to_string();
+    let widget = server.write(
+        "widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n",
+    );
+    let widget = widget.to_string_lossy().to_string();
+    let lists_widgets = |listing: &str| listing.lines().any(|l| l.starts_with("widgets "));
+
+    ok(&["apply", "-f", &crd]);
+    assert!(lists_widgets(&ok(&["api-resources"])));
+    let versions = ok(&["api-versions"]);
+    assert!(versions.contains("example.com/v1beta1"), "{versions}");
+    ok(&["apply", "-f", &widget]);
+    assert!(ok(&["get", "wd"]).contains("w1"));
+
+    // A version turned `served: false` leaves discovery; the other stays.
+    let unserved = std::fs::read_to_string(&crd).unwrap_or_default().replacen(
+        "served: true",
+        "served: false",
+        1,
+    );
+    let unserved_file = server.write("crd-unserved.yaml", &unserved);
+    ok(&["apply", "-f", &unserved_file.to_string_lossy()]);
+    let versions = ok(&["api-versions"]);
+    assert!(
+        versions.contains("example.com/v1\n") && !versions.contains("example.com/v1beta1"),
+        "{versions}"
+    );
+
+    // Being deleted (a finalizer holds the CRD): listed with the read and delete verbs only,
+    // its objects gone, and creates refused with kube-apiserver's words.
+    ok(&[
+        "patch",
+        "crd",
+        "widgets.example.com",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    ok(&["delete", "crd", "widgets.example.com", "--wait=false"]);
+    let wide = ok(&["api-resources", "-o", "wide"]);
+    let row = wide
+        .lines()
+        .find(|l| l.starts_with("widgets "))
+        .unwrap_or_else(|| panic!("terminating CRD not listed:\n{wide}"));
+    assert!(
+        row.contains(" delete,deletecollection,get,list,watch "),
+        "{row}"
+    );
+    let refused = kubectl_cached(&server, &cache, &["create", "-f", &widget]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("create not allowed while custom resource definition is terminating"),
+        "{}",
+        refused.stderr
+    );
+
+    // Gone: not in discovery, and kubectl says what it says of any unknown word.
+    ok(&[
+        "patch",
+        "crd",
+        "widgets.example.com",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    assert!(!lists_widgets(&ok(&["api-resources"])));
+    assert!(!ok(&["api-versions"]).contains("example.com"));
+    for word in ["widgets", "wd"] {
+        let gone = kubectl_cached(&server, &cache, &["get", word]);
+        assert_eq!(gone.code, 1, "{}", gone.stdout);
+        assert_eq!(
+            gone.stderr.trim(),
+            format!("error: the server doesn't have a resource type \"{word}\""),
+        );
+    }
+    // The engine's own CLI agrees.
+    let own = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["engine", "get", "widgets", "--state"])
+        .arg(server.state())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(own.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&own.stderr)
+            .contains("error: the server doesn't have a resource type \"widgets\""),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    // A custom resource of a kind no CRD defines: kubectl's own refusal.
+    let orphan = kubectl_cached(&server, &cache, &["apply", "-f", &widget]);
+    assert_eq!(orphan.code, 1, "{}", orphan.stdout);
+    assert!(
+        orphan
+            .stderr
+            .contains("no matches for kind \"Widget\" in version \"example.com/v1\""),
+        "{}",
+        orphan.stderr
+    );
+
+    // Created again: served again, in the same server.
+    ok(&["apply", "-f", &crd]);
+    assert!(lists_widgets(&ok(&["api-resources"])));
+    ok(&["apply", "-f", &widget]);
+    let listed = ok(&["get", "widgets"]);
+    assert!(listed.contains("w1"), "{listed}");
+}
+
+#[test]
 fn kubectl_prints_the_api_servers_words_for_a_custom_resource_breaking_its_schema() {
     if !kubectl_present() {
         return;

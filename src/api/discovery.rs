@@ -1,10 +1,11 @@
 //! Discovery: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`, built from
-//! the engine's kind table ([`kinds::all`]: the built-in kinds and registered CRDs) so a kind
-//! added there is served and discovered.
+//! what the engine serves now ([`Served`]: the built-in kinds and the established CRDs in its
+//! store), so a CRD created is discovered at once and one deleted is gone at once.
 
 use serde_json::{Value, json};
 
-use crate::engine::kinds::{self, KindInfo};
+use crate::engine::kinds::KindInfo;
+use crate::engine::served::Served;
 
 /// The Kubernetes version the server reports (what kubectl v1.32 expects to talk to).
 pub fn version() -> Value {
@@ -40,11 +41,11 @@ pub fn core_versions(address: &str) -> Value {
     })
 }
 
-/// `/apis`: one group per API group in the kind table, in table order.
-pub fn groups() -> Value {
+/// `/apis`: one group per API group served, built-in groups first (table order).
+pub fn groups(served: &Served) -> Value {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     // Every served version, the preferred one first (the kinds list theirs preferred first).
-    for k in kinds::all().into_iter().filter(|k| !k.group.is_empty()) {
+    for k in served.kinds().iter().filter(|k| !k.group.is_empty()) {
         for version in k.versions {
             if !seen.contains(&(k.group, version)) {
                 seen.push((k.group, version));
@@ -82,10 +83,24 @@ const SERVED_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// `/apis/{group}`; `None` for a group the server lacks.
+pub fn group(served: &Served, name: &str) -> Option<Value> {
+    let mut found = groups(served)["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["name"] == name)
+        .cloned()?;
+    found["kind"] = Value::from("APIGroup");
+    found["apiVersion"] = Value::from("v1");
+    Some(found)
+}
+
 /// `/api/v1` or `/apis/{group}/{version}`; `None` for a group version the server lacks.
-pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let members: Vec<&KindInfo> = kinds::all()
-        .into_iter()
+pub fn resources(served: &Served, group: &str, version: &str) -> Option<Value> {
+    let members: Vec<&KindInfo> = served
+        .kinds()
+        .iter()
+        .copied()
         .filter(|k| k.group == group && k.versions.contains(&version))
         .collect();
     if members.is_empty() {
@@ -93,10 +108,9 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for k in &members {
-        let verbs: Vec<&str> = k
-            .verbs
-            .iter()
-            .copied()
+        let verbs: Vec<&str> = served
+            .verbs(k)
+            .into_iter()
             .filter(|v| SERVED_VERBS.contains(v))
             .collect();
         let mut r = json!({
@@ -147,21 +161,15 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// The kind a URL's group, version and plural resource name.
-pub fn kind_for(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
-    kinds::all()
-        .into_iter()
-        .find(|k| k.group == group && k.versions.contains(&version) && k.plural == plural)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_kind_is_discoverable() {
-        for k in kinds::all() {
-            let list = resources(k.group, k.version).expect("group version served");
+        let served = Served::builtin();
+        for k in served.kinds().iter().copied() {
+            let list = resources(&served, k.group, k.version).expect("group version served");
             let names: Vec<&str> = list["resources"]
                 .as_array()
                 .into_iter()
@@ -169,9 +177,9 @@ mod tests {
                 .filter_map(|r| r["name"].as_str())
                 .collect();
             assert!(names.contains(&k.plural), "{} missing", k.plural);
-            assert_eq!(kind_for(k.group, k.version, k.plural), Some(k));
+            assert_eq!(served.kind_for(k.group, k.version, k.plural), Some(k));
         }
-        let apis = groups();
+        let apis = groups(&served);
         assert!(
             apis["groups"]
                 .as_array()
@@ -179,6 +187,8 @@ mod tests {
                 .flatten()
                 .any(|g| g["name"] == "apps")
         );
-        assert!(resources("nope.example.com", "v1").is_none());
+        assert!(resources(&served, "nope.example.com", "v1").is_none());
+        assert!(group(&served, "apps").is_some_and(|g| g["kind"] == "APIGroup"));
+        assert!(group(&served, "nope.example.com").is_none());
     }
 }

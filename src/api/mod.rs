@@ -113,8 +113,9 @@ pub fn router_with(worker: Worker, authenticator: auth::Authenticator, address: 
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/api", get(core_versions))
-        .route("/apis", get(|| async { axum::Json(discovery::groups()) }))
-        .route("/openapi/v3", get(|| async { axum::Json(openapi::root()) }))
+        .route("/apis", get(api_groups))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*gv}", get(openapi_group_version))
         .fallback(resource)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -201,22 +202,34 @@ async fn core_versions(State(app): State<App>) -> Response {
     axum::Json(discovery::core_versions(&app.address)).into_response()
 }
 
+async fn api_groups(State(app): State<App>) -> Response {
+    axum::Json(discovery::groups(&app.worker.served())).into_response()
+}
+
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    let protobuf = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("protobuf"));
+    let media = if protobuf {
+        openapi::V2_PROTOBUF
+    } else {
+        "application/json"
+    };
+    (
+        [("content-type", media)],
+        openapi::v2_document(protobuf),
+    )
+        .into_response()
+}
+
+async fn openapi_root(State(app): State<App>) -> Response {
+    axum::Json(openapi::root(&app.worker.served())).into_response()
+}
+
 async fn openapi_group_version(State(app): State<App>, uri: Uri) -> Response {
     let gv = uri.path().trim_start_matches("/openapi/v3/");
-    let crds = if openapi::serves_custom(gv) {
-        let listed = app
-            .worker
-            .call(|e| e.list(crate::engine::crd::KIND, None, None))
-            .await;
-        match listed {
-            Ok(Ok(crds)) => crds,
-            Ok(Err(err)) => return ApiError::from(err).into_response(),
-            Err(err) => return err.into_response(),
-        }
-    } else {
-        Vec::new()
-    };
-    match openapi::group_version(gv, &crds) {
+    match openapi::group_version(&app.worker.served(), gv) {
         Some(doc) => axum::Json(doc).into_response(),
         None => ApiError::no_route().into_response(),
     }
@@ -224,7 +237,19 @@ async fn openapi_group_version(State(app): State<App>, uri: Uri) -> Response {
 
 fn json_response(answer: Answer) -> Response {
     let code = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::OK);
-    (code, [("content-type", "application/json")], answer.body).into_response()
+    let mut response = (code, [("content-type", "application/json")], answer.body).into_response();
+    for warning in &answer.warnings {
+        // RFC 7234 warn-text, as kube-apiserver sends it and kubectl prints it (`Warning: …`).
+        let text: String = warning
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .collect();
+        let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    response
 }
 
 async fn resource(
@@ -286,10 +311,11 @@ async fn dispatch(
         Some(decoded) => Ok(decoded.clone()),
         None => objects::body_object(body),
     };
-    if let Some(found) = discovery_document(uri.path()) {
+    let served = app.worker.served();
+    if let Some(found) = discovery_document(&served, uri.path()) {
         return found.map(|doc| axum::Json(doc).into_response());
     }
-    let target = request::parse_path(uri.path())?;
+    let target = request::parse_path(&served, uri.path())?;
     let (info, namespace, name, sub, version) = match target {
         Target::Events { namespace } => {
             if method != Method::GET {
@@ -333,6 +359,14 @@ async fn dispatch(
             serde_json::to_vec(&answered).unwrap_or_default(),
         )
             .into_response());
+    }
+    if method == Method::POST && served.is_terminating(info) {
+        // kube-apiserver's custom resource handler, for a CRD being deleted.
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+        ));
     }
     if !crate::engine::kinds::is_builtin(info) {
         // A CRD converting with a webhook the engine cannot call fails every request that
@@ -382,13 +416,15 @@ async fn dispatch(
                 return Err(ApiError::method_not_allowed("POST"));
             }
             worker
-                .call(move |e| objects::create(e, &scope, object, &write))
+                .call(move |e| objects::warned(e, |e| objects::create(e, &scope, object, &write)))
                 .await??
         }
         (Method::PUT, Some(name)) => {
             let object = object_body(&body)?;
             worker
-                .call(move |e| objects::update(e, &scope, &name, sub, object, &write))
+                .call(move |e| {
+                    objects::warned(e, |e| objects::update(e, &scope, &name, sub, object, &write))
+                })
                 .await??
         }
         (Method::PATCH, Some(name)) => {
@@ -399,12 +435,18 @@ async fn dispatch(
                 let force = query.get("force").is_some_and(|f| f == "true");
                 worker
                     .call(move |e| {
-                        server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                        objects::warned(e, |e| {
+                            server_side_apply(e, &scope, &name, applied, &manager, force, dry_run)
+                        })
                     })
                     .await??
             } else {
                 worker
-                    .call(move |e| objects::patch(e, &scope, &name, sub, kind, &body, &write))
+                    .call(move |e| {
+                        objects::warned(e, |e| {
+                            objects::patch(e, &scope, &name, sub, kind, &body, &write)
+                        })
+                    })
                     .await??
             }
         }
@@ -437,19 +479,15 @@ async fn dispatch(
 }
 
 /// `/api/v1`, `/apis/{group}` and `/apis/{group}/{version}`; `None` for other paths.
-fn discovery_document(path: &str) -> Option<Result<Value, ApiError>> {
+fn discovery_document(
+    served: &crate::engine::served::Served,
+    path: &str,
+) -> Option<Result<Value, ApiError>> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let found = match parts.as_slice() {
-        ["api", version] => discovery::resources("", version),
-        ["apis", group, version] => discovery::resources(group, version),
-        ["apis", group] => discovery::groups()["groups"]
-            .as_array()
-            .and_then(|g| g.iter().find(|g| g["name"] == *group).cloned())
-            .map(|mut g| {
-                g["kind"] = Value::from("APIGroup");
-                g["apiVersion"] = Value::from("v1");
-                g
-            }),
+        ["api", version] => discovery::resources(served, "", version),
+        ["apis", group, version] => discovery::resources(served, group, version),
+        ["apis", group] => discovery::group(served, group),
         _ => return None,
     };
     Some(found.ok_or_else(ApiError::no_route))
@@ -510,6 +548,7 @@ fn server_side_apply(
     Ok(Answer {
         code,
         body: serde_json::to_vec(&stored).unwrap_or_default(),
+        warnings: Vec::new(),
     })
 }
 

@@ -56,13 +56,31 @@ pub struct Answer {
     pub code: u16,
     /// The body.
     pub body: Vec<u8>,
+    /// Warnings for the client (`Warning` headers).
+    pub warnings: Vec<String>,
 }
 
 fn answer(code: u16, value: &impl serde::Serialize) -> Answer {
     Answer {
         code,
         body: serde_json::to_vec(value).unwrap_or_default(),
+        warnings: Vec::new(),
     }
+}
+
+/// A write, with the warnings the engine's admission gave for it (a CRD validation rule
+/// not evaluated, a failure ratcheted on an unchanged value) as the answer's warnings.
+pub fn warned(
+    engine: &mut Engine,
+    write: impl FnOnce(&mut Engine) -> Result<Answer, ApiError>,
+) -> Result<Answer, ApiError> {
+    engine.take_warnings();
+    let answer = write(engine);
+    let warnings = engine.take_warnings();
+    answer.map(|mut answer| {
+        answer.warnings = warnings;
+        answer
+    })
 }
 
 fn current(engine: &mut Engine, scope: &Scope, name: &str) -> Result<Value, ApiError> {

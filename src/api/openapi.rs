@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::served::Served;
 use crate::engine::{doc, kinds, schema};
 
 const REF_PREFIX: &str = "#/components/schemas/";
@@ -165,12 +166,10 @@ fn to_openapi(compact: &Value, refs: &mut BTreeSet<String>, described: Option<&V
 
 /// The schema of custom resource `k` from its CRD (among `crds`), for `k.version`, with the
 /// fields every object has; the ObjectMeta reference is added to `pending`.
-fn custom_schema(k: &kinds::KindInfo, crds: &[Value], pending: &mut BTreeSet<String>) -> Value {
-    let crd = crds.iter().find(|c| {
-        doc::str_at(c, &["spec", "group"]) == k.group
-            && doc::str_at(c, &["spec", "names", "kind"]) == k.kind
-    });
-    let declared = crd
+fn custom_schema(k: &kinds::KindInfo, served: &Served, pending: &mut BTreeSet<String>) -> Value {
+    let declared = served
+        .custom_of(k)
+        .map(|c| &c.crd)
         .and_then(|c| doc::at(c, &["spec", "versions"]))
         .and_then(Value::as_array)
         .into_iter()
@@ -226,7 +225,7 @@ fn custom_name(k: &kinds::KindInfo) -> String {
 /// `components.schemas` for the kinds in `members`: their definitions and every definition
 /// they reference, the kinds' own marked with their group, version and kind. Custom
 /// resources' schemas come from their CRD among `crds`.
-fn schemas(members: &[&kinds::KindInfo], crds: &[Value]) -> Map<String, Value> {
+fn schemas(members: &[&kinds::KindInfo], served: &Served) -> Map<String, Value> {
     let Some((definitions, roots)) = schema::definitions() else {
         return Map::new();
     };
@@ -234,7 +233,7 @@ fn schemas(members: &[&kinds::KindInfo], crds: &[Value]) -> Map<String, Value> {
     let mut pending: BTreeSet<String> = BTreeSet::new();
     let mut marks: Vec<(String, Value)> = Vec::new();
     for k in members.iter().filter(|k| !kinds::is_builtin(k)) {
-        out.insert(custom_name(k), custom_schema(k, crds, &mut pending));
+        out.insert(custom_name(k), custom_schema(k, served, &mut pending));
     }
     for k in members {
         let key = if k.group.is_empty() {
@@ -278,39 +277,59 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// `/openapi/v3`: where each group version's document is.
-pub fn root() -> Value {
+/// The media type of a protobuf OpenAPI v2 document, as the API server labels it (kubectl
+/// asks for `…spec.v2@v1.0+protobuf`, which Go's media type parser refuses in an answer).
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`: a document with no definitions, as protobuf (`gnostic`'s `Document`:
+/// `swagger`, and `info` with `title` and `version`) or JSON. Clients read the v3 documents;
+/// kubectl asks v2 only to validate on the client an object whose group version the v3
+/// documents do not have (a custom resource without its CRD), and with no definition it
+/// leaves that to the server, which then refuses it with its own words.
+pub fn v2_document(protobuf: bool) -> Vec<u8> {
+    const TITLE: &str = "Kubernetes";
+    const VERSION: &str = "v1.32.0-reconcile";
+    if !protobuf {
+        return json!({"swagger": "2.0", "info": {"title": TITLE, "version": VERSION}, "paths": {}})
+            .to_string()
+            .into_bytes();
+    }
+    let field = |number: u8, bytes: &[u8]| -> Vec<u8> {
+        // Length-delimited fields shorter than 128 bytes: the length is one byte.
+        let mut out = vec![(number << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    };
+    let info = [field(1, TITLE.as_bytes()), field(2, VERSION.as_bytes())].concat();
+    [field(1, b"2.0"), field(2, &info)].concat()
+}
+
+/// `/openapi/v3`: where each group version's document is. The `hash` changes whenever the
+/// CRDs served change: kubectl caches a document by it.
+pub fn root(served: &Served) -> Value {
     let mut paths = Map::new();
-    let all = kinds::all();
-    for k in &all {
+    for k in served.kinds() {
         let p = gv_path(k.group, k.version);
         paths.insert(
             p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", all.len())}),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={:016X}", served.generation())}),
         );
     }
     json!({"paths": paths})
 }
 
-/// Whether group version `gv` (`apis/{group}/{version}`) serves a custom resource, whose
-/// schema [`group_version`] needs the CRDs for.
-pub fn serves_custom(gv: &str) -> bool {
-    kinds::all()
-        .into_iter()
-        .any(|k| !kinds::is_builtin(k) && gv_path(k.group, k.version) == gv)
-}
-
-/// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`; `crds` are the stored
-/// CustomResourceDefinitions (needed only when [`serves_custom`]).
-pub fn group_version(gv: &str, crds: &[Value]) -> Option<Value> {
-    let members: Vec<_> = kinds::all()
-        .into_iter()
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}` of what is `served` now.
+pub fn group_version(served: &Served, gv: &str) -> Option<Value> {
+    let members: Vec<&kinds::KindInfo> = served
+        .kinds()
+        .iter()
+        .copied()
         .filter(|k| gv_path(k.group, k.version) == gv)
         .collect();
     if members.is_empty() {
         return None;
     }
-    let components = schemas(&members, crds);
+    let components = schemas(&members, served);
     let mut paths = Map::new();
     for k in members {
         let collection = if k.namespaced {
@@ -356,10 +375,11 @@ mod tests {
 
     #[test]
     fn every_kind_patch_declares_field_validation() {
-        for k in kinds::all() {
+        let served = Served::builtin();
+        for k in served.kinds() {
             let gv = gv_path(k.group, k.version);
-            assert!(root()["paths"].get(&gv).is_some());
-            let doc = group_version(&gv, &[]).expect("document");
+            assert!(root(&served)["paths"].get(&gv).is_some());
+            let doc = group_version(&served, &gv).expect("document");
             let found = doc["paths"]
                 .as_object()
                 .into_iter()
@@ -374,12 +394,22 @@ mod tests {
                 });
             assert!(found, "{}", k.kind);
         }
-        assert!(group_version("apis/nope/v1", &[]).is_none());
+        assert!(group_version(&served, "apis/nope/v1").is_none());
+    }
+
+    #[test]
+    fn the_v2_document_is_an_empty_swagger_document() {
+        let bytes = v2_document(true);
+        assert_eq!(&bytes[..5], b"\x0a\x032.0");
+        assert_eq!(bytes[5], 0x12);
+        assert_eq!(usize::from(bytes[6]), bytes.len() - 7);
+        let text: Value = serde_json::from_slice(&v2_document(false)).expect("json");
+        assert_eq!(text["swagger"], "2.0");
     }
 
     #[test]
     fn kinds_have_schemas_whose_references_resolve() {
-        let doc = group_version("apis/apps/v1", &[]).expect("apps/v1");
+        let doc = group_version(&Served::builtin(), "apis/apps/v1").expect("apps/v1");
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
@@ -398,13 +428,13 @@ mod tests {
                 .collect();
             assert!(schemas.contains_key(&name), "dangling reference {name}");
         }
-        let core = group_version("api/v1", &[]).expect("v1");
+        let core = group_version(&Served::builtin(), "api/v1").expect("v1");
         assert!(core["components"]["schemas"]["io.k8s.api.core.v1.Pod"].is_object());
     }
 
     #[test]
     fn schemas_carry_the_kubernetes_descriptions() {
-        let doc = group_version("apis/apps/v1", &[]).expect("apps/v1");
+        let doc = group_version(&Served::builtin(), "apis/apps/v1").expect("apps/v1");
         let schemas = &doc["components"]["schemas"];
         let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
@@ -437,11 +467,16 @@ mod tests {
                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                         "spec": {"type": "object", "description": "What the tab runs.",
                             "properties": {"cronSpec": {"type": "string", "description": "When."}}}}}}}]}});
-        let info = crate::engine::crd::info_of(&crd).expect("kind");
-        kinds::register(info);
-        assert!(serves_custom("apis/openapi.example.com/v1"));
-        assert!(!serves_custom("apis/apps/v1"));
-        let doc = group_version("apis/openapi.example.com/v1", &[crd]).expect("document");
+        let mut crd = crd;
+        crd["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
+        let mut state = crate::engine::store::State::empty(1);
+        let kind = kinds::by_kind(crate::engine::crd::KIND).expect("CRD kind");
+        state.create(kind, crd, None);
+        let served = Served::of(&state);
+        let before = root(&Served::builtin())["paths"]["apis/apps/v1"].clone();
+        assert_ne!(root(&served)["paths"]["apis/apps/v1"], before);
+        assert!(root(&served)["paths"]["apis/openapi.example.com/v1"].is_object());
+        let doc = group_version(&served, "apis/openapi.example.com/v1").expect("document");
         let schemas = &doc["components"]["schemas"];
         let tab = &schemas["com.example.openapi.v1.CronTab"];
         assert_eq!(

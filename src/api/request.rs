@@ -11,6 +11,7 @@ use super::status::ApiError;
 use crate::engine::doc;
 use crate::engine::kinds::KindInfo;
 use crate::engine::labels::Selector;
+use crate::engine::served::Served;
 
 /// A subresource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +45,16 @@ pub enum Target {
     },
 }
 
-/// Parses `/api/v1/…` and `/apis/{group}/{version}/…` below the group version.
-pub fn parse_path(path: &str) -> Result<Target, ApiError> {
+/// Parses `/api/v1/…` and `/apis/{group}/{version}/…` below the group version, routing to
+/// what is `served` now.
+pub fn parse_path(served: &Served, path: &str) -> Result<Target, ApiError> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(ApiError::no_route()),
     };
-    let known = |plural: &str| discovery::kind_for(group, version, plural);
+    let known = |plural: &str| served.kind_for(group, version, plural);
     let is_events = |plural: &str| group.is_empty() && version == "v1" && plural == "events";
     let (namespace, plural, name, sub) = match rest {
         ["namespaces", ns, plural, tail @ ..] if known(plural).is_some() || is_events(plural) => (
@@ -217,20 +219,20 @@ mod tests {
 
     #[test]
     fn paths_name_kinds_namespaces_and_subresources() {
-        let t = parse_path("/apis/apps/v1/namespaces/prod/deployments/web/scale").expect("path");
+        let t = parse_path(&Served::builtin(), "/apis/apps/v1/namespaces/prod/deployments/web/scale").expect("path");
         assert!(
             matches!(t, Target::Objects { info, namespace: Some(ns), name: Some(n), sub: Some(Sub::Scale), .. }
             if info.kind == "Deployment" && ns == "prod" && n == "web")
         );
-        let t = parse_path("/api/v1/namespaces/prod").expect("namespace object");
+        let t = parse_path(&Served::builtin(), "/api/v1/namespaces/prod").expect("namespace object");
         assert!(
             matches!(t, Target::Objects { info, name: Some(n), .. } if info.kind == "Namespace" && n == "prod")
         );
-        let t = parse_path("/api/v1/namespaces/prod/status").expect("namespace status");
+        let t = parse_path(&Served::builtin(), "/api/v1/namespaces/prod/status").expect("namespace status");
         assert!(
             matches!(t, Target::Objects { info, sub: Some(Sub::Status), .. } if info.kind == "Namespace")
         );
-        let t = parse_path("/api/v1/pods").expect("all pods");
+        let t = parse_path(&Served::builtin(), "/api/v1/pods").expect("all pods");
         assert!(matches!(
             t,
             Target::Objects {
@@ -240,15 +242,15 @@ mod tests {
             }
         ));
         assert!(matches!(
-            parse_path("/api/v1/namespaces/a/events"),
+            parse_path(&Served::builtin(), "/api/v1/namespaces/a/events"),
             Ok(Target::Events { .. })
         ));
         assert_eq!(
-            parse_path("/apis/apps/v1/widgets").err().map(|e| e.code),
+            parse_path(&Served::builtin(), "/apis/apps/v1/widgets").err().map(|e| e.code),
             Some(404)
         );
         assert_eq!(
-            parse_path("/apis/apps/v2/deployments")
+            parse_path(&Served::builtin(), "/apis/apps/v2/deployments")
                 .err()
                 .map(|e| e.code),
             Some(404)

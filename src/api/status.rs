@@ -218,7 +218,9 @@ fn split_causes(text: &str) -> Vec<String> {
     let starts_cause = |rest: &str| {
         rest.split_once(": ").is_some_and(|(field, body)| {
             !field.is_empty()
-                && !field.contains(char::is_whitespace)
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/[]<>".contains(c))
                 && CAUSE_WORDS.iter().any(|(words, _)| body.starts_with(words))
         })
     };
@@ -308,6 +310,25 @@ mod tests {
         assert_eq!(
             causes[0]["message"],
             "Unsupported value: \"green\": supported values: \"red\", \"blue\""
+        );
+    }
+
+    #[test]
+    fn a_validation_rules_message_with_a_comma_stays_one_cause() {
+        let id = crate::model::ResId::of(&json!({"kind": "Widget", "metadata": {"name": "w"}}));
+        let bad = invalid(
+            &id,
+            "Widget.example.com \"w\" is invalid: [spec: Invalid value: \"object\": min, then max, in order, spec.name: Forbidden: fixed]".into(),
+        );
+        let causes = bad.status()["details"]["causes"].clone();
+        assert_eq!(causes.as_array().map(Vec::len), Some(2), "{causes}");
+        assert_eq!(
+            causes[0]["message"],
+            "Invalid value: \"object\": min, then max, in order"
+        );
+        assert_eq!(
+            (causes[1]["field"].as_str(), causes[1]["reason"].as_str()),
+            (Some("spec.name"), Some("FieldValueForbidden"))
         );
     }
 }

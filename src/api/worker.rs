@@ -1,14 +1,15 @@
 //! The engine's own thread: it owns the [`Engine`], runs the jobs async handlers send it one
 //! at a time (each a short SQLite transaction), lets virtual time follow the wall clock, and
-//! after every job feeds the watch [`Journal`] with what changed.
+//! after every job feeds the watch [`Journal`] with what changed and publishes what is
+//! [`Served`] (before the job's answer goes out, so a client that created a CRD finds it in
+//! discovery at once; writes by other processes show within a tick).
 //!
 //! Why a thread and not a lock: `Engine` holds a SQLite connection and the whole state; one
 //! owner serializes writes exactly as the API server's storage does, and handlers never block
 //! the async runtime.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -17,6 +18,7 @@ use super::journal::Journal;
 use super::status::ApiError;
 use crate::engine::Engine;
 use crate::engine::clock::{Millis, SECOND};
+use crate::engine::served::Served;
 
 /// How virtual time moves while serving.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +43,20 @@ pub struct Worker {
     jobs: mpsc::Sender<Job>,
     journal: Arc<Journal>,
     now: Arc<AtomicU64>,
+    served: Published,
+}
+
+/// What the engine serves, as of its last job or tick.
+type Published = Arc<RwLock<Arc<Served>>>;
+
+/// Publishes what `engine` serves now (kept as it was when the store cannot be read).
+fn publish(engine: &mut Engine, slot: &Published) {
+    if let Ok(served) = engine.served()
+        && let Ok(mut current) = slot.write()
+        && !Arc::ptr_eq(&*current, &served)
+    {
+        *current = served;
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -61,11 +77,28 @@ impl Worker {
         let feed = journal.clone();
         let now = Arc::new(AtomicU64::new(engine.now_millis().max(0) as u64));
         let shown = now.clone();
+        let served: Published = Arc::new(RwLock::new(Arc::new(Served::builtin())));
+        publish(&mut engine, &served);
+        let published = served.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || run(engine, inbox, feed, clock, shown))
+            .spawn(move || run(engine, inbox, feed, clock, shown, published))
             .ok();
-        Worker { jobs, journal, now }
+        Worker {
+            jobs,
+            journal,
+            now,
+            served,
+        }
+    }
+
+    /// The kinds the engine serves (discovery and routing), as of its last job or tick,
+    /// read without waiting for the engine thread.
+    pub fn served(&self) -> Arc<Served> {
+        match self.served.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The engine's virtual time (milliseconds since the epoch) as of its last job or tick,
@@ -85,8 +118,11 @@ impl Worker {
         job: impl FnOnce(&mut Engine) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, answer) = oneshot::channel();
+        let served = self.served.clone();
         let boxed: Job = Box::new(move |engine| {
-            let _ = reply.send(job(engine));
+            let result = job(engine);
+            publish(engine, &served);
+            let _ = reply.send(result);
         });
         self.jobs
             .send(boxed)
@@ -103,6 +139,7 @@ fn run(
     journal: Arc<Journal>,
     clock: Clock,
     now: Arc<AtomicU64>,
+    served: Published,
 ) {
     let mut last_tick = Instant::now();
     // Fractions of a virtual millisecond carried from tick to tick, so slow speeds still move.
@@ -130,6 +167,7 @@ fn run(
         if let Ok((state, changed)) = engine.fresh_changes() {
             journal.record(state, changed);
         }
+        publish(&mut engine, &served);
         now.store(engine.now_millis().max(0) as u64, Ordering::Relaxed);
     }
 }

@@ -1072,6 +1072,9 @@ fn progress_line(line: &str) {
 
 fn print_report(report: &ApplyReport) -> bool {
     end_progress();
+    for warning in &report.warnings {
+        eprintln!("Warning: {warning}");
+    }
     for (name, outcome) in &report.rollouts {
         match outcome {
             Outcome::Healthy(m) => println!("  rollout {name}: {m}"),

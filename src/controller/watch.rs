@@ -25,6 +25,7 @@ use crate::cluster::{Cluster, Observed};
 use crate::diff::Change;
 use crate::model::{Gvk, ResId};
 use crate::plan::config::Application;
+use crate::plan::status::StatusRules;
 use crate::plan::{self, ApplyOptions, PlanOptions};
 use crate::rollout::Phase;
 use crate::rollout::driver::{self, DriveOptions, Outcome};
@@ -145,11 +146,12 @@ fn object_key(id: &ResId) -> String {
     format!("{}/{}/{namespace}/{}", id.gvk.group, id.gvk.kind, id.name)
 }
 
-/// What an object declares, without status and bookkeeping (reconcile's and the server's).
-fn fingerprint(object: &Value) -> u64 {
+/// What an object declares, without bookkeeping (reconcile's and the server's) and without
+/// status unless `status_is_field` (a CRD without the status subresource).
+fn fingerprint(object: &Value, status_is_field: bool) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut declared = object.clone();
-    crate::diff::normalize::strip_bookkeeping(&mut declared);
+    crate::diff::normalize::strip_bookkeeping_as(&mut declared, status_is_field);
     if let Some(annotations) = declared
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
@@ -186,6 +188,9 @@ struct AppState {
     /// When its rollouts were last stepped by this process (targets that do not drive their
     /// own are stepped every [`DRIVE_EVERY`] at most).
     last_drive: Option<Instant>,
+    /// Whose `status` is declared (CRDs without the status subresource, by its tree's and its
+    /// target's CRDs), for drift fingerprints; made again when the tree changes.
+    status_rules: Option<StatusRules>,
 }
 
 struct Desired {
@@ -517,6 +522,7 @@ impl Controller {
                 ids: Vec::new(),
                 rollouts: Vec::new(),
                 last_drive: None,
+                status_rules: None,
             });
         }
         Ok(())
@@ -561,6 +567,7 @@ impl Controller {
                     (self.log)(&format!("{}: not applied: {e}", app.app.name));
                 }
                 app.desired = Some(rendered);
+                app.status_rules = None;
             }
         }
     }
@@ -937,6 +944,16 @@ impl Controller {
                     continue;
                 }
             };
+            for app in self.apps.iter_mut().filter(|a| a.target == index) {
+                if app.status_rules.is_none()
+                    && let Some(Ok(desired)) = &app.desired
+                {
+                    // A failed list of the live CRDs leaves the tree's own rules.
+                    let rules = StatusRules::of(&desired.objects, target.cluster.as_ref())
+                        .unwrap_or_else(|_| StatusRules::of_tree(&desired.objects));
+                    app.status_rules = Some(rules);
+                }
+            }
             for Observed { object, deleted } in seen {
                 let mut id = ResId::of(&object);
                 let is_endpoints = id.gvk.kind == "Endpoints" && id.gvk.group.is_empty();
@@ -973,7 +990,17 @@ impl Controller {
                 let drifted = if is_endpoints {
                     false
                 } else {
-                    let print = if deleted { 0 } else { fingerprint(&object) };
+                    let status_is_field = owners.iter().any(|o| {
+                        self.apps[*o]
+                            .status_rules
+                            .as_ref()
+                            .is_some_and(|r| r.object_status_is_field(&object))
+                    });
+                    let print = if deleted {
+                        0
+                    } else {
+                        fingerprint(&object, status_is_field)
+                    };
                     let before = target.fingerprints.insert(key.clone(), print);
                     before.is_some_and(|b| b != print) || deleted
                 };
@@ -1129,19 +1156,26 @@ mod tests {
 
     #[test]
     fn only_a_change_beyond_status_and_bookkeeping_is_drift() {
-        let before = fingerprint(&deployment());
+        let before = fingerprint(&deployment(), false);
         let mut moved = deployment();
         moved["status"]["readyReplicas"] = json!(2);
         moved["metadata"]["resourceVersion"] = json!("8");
         moved["metadata"]["annotations"]["reconcile.dev/rollout"] = json!("{}");
         moved["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("2");
-        assert_eq!(fingerprint(&moved), before);
+        assert_eq!(fingerprint(&moved, false), before);
         let mut scaled = deployment();
         scaled["spec"]["replicas"] = json!(5);
-        assert_ne!(fingerprint(&scaled), before);
+        assert_ne!(fingerprint(&scaled, false), before);
         let mut annotated = deployment();
         annotated["metadata"]["annotations"]["keep"] = json!("2");
-        assert_ne!(fingerprint(&annotated), before);
+        assert_ne!(fingerprint(&annotated, false), before);
+        // A status that is an ordinary field (a CRD without the subresource) is declared.
+        let mut declared = deployment();
+        declared["status"]["readyReplicas"] = json!(2);
+        assert_ne!(
+            fingerprint(&declared, true),
+            fingerprint(&deployment(), true)
+        );
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub fn strip_bookkeeping(object: &mut Value) {
     }
 }
 
+/// [`strip_bookkeeping`], or [`strip_bookkeeping_but_status`] when `status_is_field` (as
+/// [`StatusRules`](crate::plan::status::StatusRules) decides for the object's kind).
+pub fn strip_bookkeeping_as(object: &mut Value, status_is_field: bool) {
+    if status_is_field {
+        strip_bookkeeping_but_status(object);
+    } else {
+        strip_bookkeeping(object);
+    }
+}
+
 /// [`strip_bookkeeping`] for a kind whose `status` is an ordinary field (a custom resource
 /// whose CRD has no status subresource): the status stays, compared like `spec`.
 pub fn strip_bookkeeping_but_status(object: &mut Value) {

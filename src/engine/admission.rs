@@ -139,8 +139,9 @@ pub fn admit(
     info: &'static KindInfo,
     old: Option<&Value>,
     new: &mut Value,
+    warnings: &mut Vec<String>,
 ) -> Result<(), String> {
-    admit_with(state, rng, info, old, new, &[])
+    admit_with(state, rng, info, old, new, &[], warnings)
 }
 
 /// Objects a controller is about to create in the same pass: admission charges them to
@@ -158,7 +159,7 @@ pub fn dry_run(
 ) -> Result<Value, String> {
     let mut rng = state.rng;
     let mut admitted = obj.clone();
-    admit_with(state, &mut rng, info, None, &mut admitted, pending)?;
+    admit_with(state, &mut rng, info, None, &mut admitted, pending, &mut Vec::new())?;
     Ok(admitted)
 }
 
@@ -169,6 +170,7 @@ fn admit_with(
     old: Option<&Value>,
     new: &mut Value,
     pending: &Pending,
+    warnings: &mut Vec<String>,
 ) -> Result<(), String> {
     let name = doc::name(new).to_string();
     let display_name = if name.is_empty() {
@@ -210,7 +212,7 @@ fn admit_with(
     }
     if !kinds::is_builtin(info) {
         errs.0
-            .extend(crd::admit_custom(state, info, &sent_version, old, new)?);
+            .extend(crd::admit_custom(state, info, &sent_version, old, new, warnings)?);
     }
     match info.kind {
         crd::KIND => crd::admit_crd(new, old, &mut errs.0),

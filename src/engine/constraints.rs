@@ -122,8 +122,16 @@ fn number(schema: &Value, value: &Value, at: At, errs: &mut Vec<String>) {
                 (f > 0, f > 0 && i % f == 0, f.to_string())
             }
             Num::Float(d) => {
-                let mult = if factor < 1.0 { 1.0 / factor * d } else { d / factor };
-                (factor > 0.0, factor > 0.0 && json_integer(mult), go_float(factor))
+                let mult = if factor < 1.0 {
+                    1.0 / factor * d
+                } else {
+                    d / factor
+                };
+                (
+                    factor > 0.0,
+                    factor > 0.0 && json_integer(mult),
+                    go_float(factor),
+                )
             }
         };
         if !positive {
@@ -148,8 +156,15 @@ fn number(schema: &Value, value: &Value, at: At, errs: &mut Vec<String>) {
             Num::Float(d) => (if strict { d <= min } else { d < min }, go_float(min)),
         };
         if below {
-            let relation = if strict { "greater than" } else { "greater than or equal to" };
-            errs.push(invalid(format!("{} in body should be {relation} {min_shown}", at.name)));
+            let relation = if strict {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            errs.push(invalid(format!(
+                "{} in body should be {relation} {min_shown}",
+                at.name
+            )));
         }
     }
     if let Some(max) = bound("maximum") {
@@ -162,8 +177,15 @@ fn number(schema: &Value, value: &Value, at: At, errs: &mut Vec<String>) {
             Num::Float(d) => (if strict { d >= max } else { d > max }, go_float(max)),
         };
         if above {
-            let relation = if strict { "less than" } else { "less than or equal to" };
-            errs.push(invalid(format!("{} in body should be {relation} {max_shown}", at.name)));
+            let relation = if strict {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            errs.push(invalid(format!(
+                "{} in body should be {relation} {max_shown}",
+                at.name
+            )));
         }
     }
 }
@@ -265,7 +287,10 @@ fn enum_equal(data: &Value, allowed: &Value) -> bool {
         },
         // Go converts an integer to a string as the character of that code point.
         (Some(Num::Int(code)), Value::String(s)) => {
-            let c = u32::try_from(code).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+            let c = u32::try_from(code)
+                .ok()
+                .and_then(char::from_u32)
+                .unwrap_or('\u{fffd}');
             s.chars().eq(std::iter::once(c))
         }
         _ => data == allowed,
@@ -328,10 +353,15 @@ fn go_syntax_error(pattern: &str, translated: &str, e: &regex_syntax::ast::Error
         K::RepetitionMissing => ("missing argument to repetition operator", text),
         K::RepetitionCountInvalid => ("invalid repeat count", text),
         K::EscapeUnexpectedEof => ("trailing backslash at end of expression", ""),
-        K::EscapeUnrecognized | K::UnsupportedBackreference | K::EscapeHexInvalid
-        | K::EscapeHexInvalidDigit | K::EscapeHexEmpty => ("invalid escape sequence", text),
+        K::EscapeUnrecognized
+        | K::UnsupportedBackreference
+        | K::EscapeHexInvalid
+        | K::EscapeHexInvalidDigit
+        | K::EscapeHexEmpty => ("invalid escape sequence", text),
         K::ClassRangeInvalid | K::ClassRangeLiteral => ("invalid character class range", text),
-        K::GroupNameInvalid | K::GroupNameEmpty | K::GroupNameDuplicate { .. }
+        K::GroupNameInvalid
+        | K::GroupNameEmpty
+        | K::GroupNameDuplicate { .. }
         | K::GroupNameUnexpectedEof => ("invalid named capture", text),
         K::NestLimitExceeded(_) => ("expression nests too deeply", pattern),
         _ => ("invalid or unsupported Perl syntax", text),
@@ -493,7 +523,9 @@ pub fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32));
@@ -516,10 +548,18 @@ pub fn go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
     let sci = format!("{f:e}");
@@ -530,7 +570,11 @@ pub fn go_float(f: f64) -> String {
     let sign = if negative { "-" } else { "" };
     if !(-4..6).contains(&exp) {
         let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let dot = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         return format!("{sign}{first}{dot}e{esign}{:02}", exp.abs());
     }
@@ -540,7 +584,11 @@ pub fn go_float(f: f64) -> String {
     } else if point as usize >= digits.len() {
         format!("{digits}{}", "0".repeat(point as usize - digits.len()))
     } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        format!(
+            "{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
     };
     format!("{sign}{body}")
 }
@@ -587,7 +635,10 @@ mod tests {
     use serde_json::json;
 
     fn run(schema: Value, value: Value) -> Vec<String> {
-        let at = At { name: "spec.x", field: "spec.x" };
+        let at = At {
+            name: "spec.x",
+            field: "spec.x",
+        };
         let mut errs = Vec::new();
         scalar(&schema, &value, at, &mut errs);
         if let Value::Array(items) = &value {
@@ -603,7 +654,10 @@ mod tests {
     #[test]
     fn strings_are_bounded_in_code_points_and_matched_as_go_does() {
         let s = json!({"type": "string", "maxLength": 3, "minLength": 2, "pattern": "^[a-z]+\\d$"});
-        assert_eq!(run(s.clone(), json!("héé1")), ["spec.x: Too long: may not be longer than 3"]);
+        assert_eq!(
+            run(s.clone(), json!("héé1")),
+            ["spec.x: Too long: may not be longer than 3"]
+        );
         assert_eq!(
             run(s.clone(), json!("a")),
             ["spec.x: Invalid value: \"a\": spec.x in body should be at least 2 chars long"]
@@ -656,13 +710,19 @@ mod tests {
             run(a.clone(), json!([1])),
             ["spec.x: Invalid value: 1: spec.x in body should have at least 2 items"]
         );
-        assert_eq!(run(a, json!([1, 2, 3, 4])), ["spec.x: Too many: 4: must have at most 3 items"]);
+        assert_eq!(
+            run(a, json!([1, 2, 3, 4])),
+            ["spec.x: Too many: 4: must have at most 3 items"]
+        );
         let o = json!({"type": "object", "minProperties": 1, "maxProperties": 1});
         assert_eq!(
             run(o.clone(), json!({})),
             ["spec.x: Invalid value: 0: spec.x in body should have at least 1 properties"]
         );
-        assert_eq!(run(o, json!({"a": 1, "b": 2})), ["spec.x: Too many: 2: must have at most 1 items"]);
+        assert_eq!(
+            run(o, json!({"a": 1, "b": 2})),
+            ["spec.x: Too many: 2: must have at most 1 items"]
+        );
         assert_eq!(
             run(json!({"enum": [1, "a", true]}), json!(2)),
             ["spec.x: Unsupported value: 2: supported values: \"1\", \"a\", \"true\""]
@@ -670,17 +730,30 @@ mod tests {
         assert!(run(json!({"enum": [1]}), json!(1.0)).is_empty());
         assert_eq!(
             run(json!({"enum": ["a"]}), json!({"k": [1, "v"]})),
-            ["spec.x: Unsupported value: map[string]interface {}{\"k\":[]interface {}{1, \"v\"}}: supported values: \"a\""]
+            [
+                "spec.x: Unsupported value: map[string]interface {}{\"k\":[]interface {}{1, \"v\"}}: supported values: \"a\""
+            ]
         );
     }
 
     #[test]
     fn formats_are_type_errors_naming_the_format() {
         assert_eq!(
-            run(json!({"type": "string", "format": "date-time"}), json!("yesterday")),
-            ["spec.x: Invalid value: \"yesterday\": spec.x in body must be of type date-time: \"yesterday\""]
+            run(
+                json!({"type": "string", "format": "date-time"}),
+                json!("yesterday")
+            ),
+            [
+                "spec.x: Invalid value: \"yesterday\": spec.x in body must be of type date-time: \"yesterday\""
+            ]
         );
-        assert!(run(json!({"type": "string", "format": "quantity"}), json!("lots")).is_empty());
+        assert!(
+            run(
+                json!({"type": "string", "format": "quantity"}),
+                json!("lots")
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -692,14 +765,38 @@ mod tests {
         assert_eq!(go_float(0.0001), "0.0001");
         assert_eq!(go_float(0.00001), "1e-05");
         assert_eq!(go_quote("a\"b\n\u{1}é"), "\"a\\\"b\\n\\x01é\"");
-        let err = |p: &str| compiled(p).as_ref().as_ref().err().cloned().unwrap_or_default();
-        assert_eq!(err("+"), "error parsing regexp: missing argument to repetition operator: `+`");
+        let err = |p: &str| {
+            compiled(p)
+                .as_ref()
+                .as_ref()
+                .err()
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            err("+"),
+            "error parsing regexp: missing argument to repetition operator: `+`"
+        );
         assert_eq!(err("(a"), "error parsing regexp: missing closing ): `(a`");
         assert_eq!(err("a)"), "error parsing regexp: unexpected ): `a)`");
         assert_eq!(err("[a"), "error parsing regexp: missing closing ]: `[a`");
-        assert_eq!(err("\\q"), "error parsing regexp: invalid escape sequence: `\\q`");
-        assert_eq!(err("(?x)a"), "error parsing regexp: invalid or unsupported Perl syntax: `(?x`");
-        assert_eq!(err("a{3,2}"), "error parsing regexp: invalid repeat count: `{3,2}`");
-        assert!(compiled("^\\Q.*\\E$").as_ref().as_ref().is_ok_and(|re| re.is_match(".*")));
+        assert_eq!(
+            err("\\q"),
+            "error parsing regexp: invalid escape sequence: `\\q`"
+        );
+        assert_eq!(
+            err("(?x)a"),
+            "error parsing regexp: invalid or unsupported Perl syntax: `(?x`"
+        );
+        assert_eq!(
+            err("a{3,2}"),
+            "error parsing regexp: invalid repeat count: `{3,2}`"
+        );
+        assert!(
+            compiled("^\\Q.*\\E$")
+                .as_ref()
+                .as_ref()
+                .is_ok_and(|re| re.is_match(".*"))
+        );
     }
 }

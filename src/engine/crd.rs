@@ -8,13 +8,14 @@
 //! asks) except under `x-kubernetes-preserve-unknown-fields`, and value constraints and
 //! string formats ([`constraints`](super::constraints), [`formats`](super::formats)).
 //! A CRD is refused for `uniqueItems: true`, a pattern that does not compile or a `default`
-//! its own schema refuses. Not checked: CEL rules; updates are not ratcheted.
+//! its own schema refuses. CEL validation rules run in [`cel`](super::cel); updates are
+//! not ratcheted.
 
 use serde_json::{Map, Value, json};
 
 use super::kinds::{self, KindInfo, NameRule};
-use super::{constraints, doc, formats};
 use super::store::State;
+use super::{constraints, doc, formats};
 
 /// The CRD kind.
 pub const KIND: &str = "CustomResourceDefinition";
@@ -198,11 +199,7 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                         "spec.versions[{i}].schema.openAPIV3Schema.type: Required value: must be object at the root"
                     ))
                 }
-                Some(schema) => schema_rules(
-                    schema,
-                    &format!("spec.versions[{i}].schema.openAPIV3Schema"),
-                    errs,
-                ),
+                Some(_) => {}
             }
             if let Some(scale) = doc::at(v, &["subresources", "scale"]) {
                 scale_paths(
@@ -212,6 +209,10 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                 );
             }
         }
+        for (at, schema) in schemas_at(&versions) {
+            schema_rules(schema, &at, errs);
+        }
+        super::cel::check_crd(&versions, errs);
     }
     if !errs.is_empty() {
         return;
@@ -396,6 +397,7 @@ pub fn admit_custom(
     version: &str,
     old: Option<&Value>,
     new: &mut Value,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let no_match = || {
         format!(
@@ -421,6 +423,60 @@ pub fn admit_custom(
     if let Some(failure) = webhook_conversion(state, crd, version, version) {
         return Err(failure);
     }
+    admit_against(crd, spec_version, info.kind, version, old, new, warnings)
+}
+
+/// What a plan checks before anything is written: the refusal (the API server's whole
+/// message) that `crd` — stored, or about to be applied with the object — would give the
+/// custom resource `object` (`old`: the stored one), by its schema and validation rules.
+/// `None` when it would be admitted, or when its version is not one `crd` serves (admission
+/// says so when it is sent).
+pub fn refusal(crd: &Value, object: &Value, old: Option<&Value>) -> Option<String> {
+    let (group, version) = doc::str_at(object, &["apiVersion"]).rsplit_once('/')?;
+    let kind = doc::str_at(object, &["kind"]);
+    let spec_version = doc::at(crd, &["spec", "versions"])
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|v| {
+            v.get("name").and_then(Value::as_str) == Some(version)
+                && v.get("served").and_then(Value::as_bool) == Some(true)
+        })?;
+    let mut sent = object.clone();
+    let errs = match admit_against(
+        crd,
+        spec_version,
+        kind,
+        version,
+        old,
+        &mut sent,
+        &mut Vec::new(),
+    ) {
+        Ok(errs) if errs.is_empty() => return None,
+        Ok(errs) => errs,
+        Err(message) => return Some(message),
+    };
+    let body = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("[{}]", errs.join(", "))
+    };
+    Some(format!(
+        "{kind}.{group} \"{}\" is invalid: {body}",
+        doc::name(object)
+    ))
+}
+
+/// Admission of a custom resource by `spec_version` (of `crd`), the version it was sent in:
+/// defaults, schema validation, the status subresource's rule, validation rules.
+fn admit_against(
+    crd: &Value,
+    spec_version: &Value,
+    kind: &str,
+    version: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
     let mut errs = Vec::new();
     let mut unknown = Vec::new();
     if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
@@ -452,9 +508,7 @@ pub fn admit_custom(
             .map(|p| format!("unknown field \"{p}\""))
             .collect();
         return Err(format!(
-            "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {}",
-            info.kind,
-            info.kind,
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
             list.join(", ")
         ));
     }
@@ -471,6 +525,13 @@ pub fn admit_custom(
                 fields.remove("status");
             }
         }
+    }
+    if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
+        && let Some(rules) = super::cel::rules_of(crd, version, schema)
+    {
+        let found = super::cel::check(&rules, schema, new, old, &errs);
+        errs.extend(found.errors);
+        warnings.extend(found.warnings);
     }
     Ok(errs)
 }
@@ -645,9 +706,7 @@ fn validate(
             let child = child_path(path, name);
             match (properties.and_then(|p| p.get(name)), additional) {
                 (Some(sub), _) => validate(sub, field, &child, errs, unknown),
-                (None, Some(sub)) if sub.is_object() => {
-                    validate(sub, field, &child, errs, unknown)
-                }
+                (None, Some(sub)) if sub.is_object() => validate(sub, field, &child, errs, unknown),
                 (None, Some(Value::Bool(true))) => {}
                 _ if preserves(schema) => {}
                 _ => unknown.push(child),
@@ -684,10 +743,34 @@ fn prune_nulls(schema: &Value, fields: &mut Map<String, Value>, except: &[&str])
     });
 }
 
+/// Each distinct schema of a CRD's versions with the field path the API server reports it
+/// at: when every version has the same schema (one version included) the internal form
+/// holds it once, as `spec.validation.openAPIV3Schema`.
+fn schemas_at(versions: &[Value]) -> Vec<(String, &Value)> {
+    let schemas: Vec<Option<&Value>> = versions
+        .iter()
+        .map(|v| doc::at(v, &["schema", "openAPIV3Schema"]))
+        .collect();
+    if schemas.windows(2).all(|w| w[0] == w[1]) {
+        return schemas
+            .first()
+            .copied()
+            .flatten()
+            .map(|s| ("spec.validation.openAPIV3Schema".to_string(), s))
+            .into_iter()
+            .collect();
+    }
+    schemas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (format!("spec.versions[{i}].schema.openAPIV3Schema"), s)))
+        .collect()
+}
+
 /// The API server's checks of a version's schema that go with value validation: no
 /// `uniqueItems: true`, every `pattern` a Go regular expression, every `default` valid
 /// against its own node (types, constraints, no unknown fields). `at` is the schema's
-/// field path (`spec.versions[0].schema.openAPIV3Schema`).
+/// field path (`spec.validation.openAPIV3Schema`, see [`schemas_at`]).
 fn schema_rules(schema: &Value, at: &str, errs: &mut Vec<String>) {
     walk_schema(schema, at, &mut |node, path| {
         if node.get("uniqueItems").and_then(Value::as_bool) == Some(true) {

@@ -71,7 +71,9 @@ pub fn kept_format(schema: &serde_json::Value) -> Option<&str> {
         .and_then(serde_json::Value::as_bool)
         == Some(true);
     let kept = match schema.get("type").and_then(serde_json::Value::as_str) {
-        _ if int_or_string => CHECKED.contains(&normalized(format).as_str()) || format == "quantity",
+        _ if int_or_string => {
+            CHECKED.contains(&normalized(format).as_str()) || format == "quantity"
+        }
         None | Some("string") => {
             CHECKED.contains(&normalized(format).as_str()) || normalized(format) == "quantity"
         }
@@ -149,7 +151,10 @@ fn parse_ipv4(s: &str, sloppy: bool) -> Option<[u8; 4]> {
     }
     let mut out = [0u8; 4];
     for (i, field) in fields.iter().enumerate() {
-        if field.is_empty() || field.len() > 3 && !sloppy || !field.bytes().all(|b| b.is_ascii_digit()) {
+        if field.is_empty()
+            || field.len() > 3 && !sloppy
+            || !field.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         if !sloppy && field.len() > 1 && field.starts_with('0') {
@@ -269,8 +274,15 @@ fn isbn10(s: &str) -> bool {
     if !shape {
         return false;
     }
-    let mut sum: u32 = (0..9).map(|i| (i as u32 + 1) * u32::from(d[i] - b'0')).sum();
-    sum += 10 * if d[9] == b'X' { 10 } else { u32::from(d[9] - b'0') };
+    let mut sum: u32 = (0..9)
+        .map(|i| (i as u32 + 1) * u32::from(d[i] - b'0'))
+        .sum();
+    sum += 10
+        * if d[9] == b'X' {
+            10
+        } else {
+            u32::from(d[9] - b'0')
+        };
     sum % 11 == 0
 }
 
@@ -470,7 +482,8 @@ fn scala_duration(s: &str) -> bool {
         &["w", "wk", "week"],
     ];
     let re = SCALA_DURATION.get_or_init(|| {
-        Regex::new("(([0-9]+)[\t\n\x0C\r ]*([A-Za-z\u{b5}]+))").unwrap_or_else(|_| unreachable_pattern())
+        Regex::new("(([0-9]+)[\t\n\x0C\r ]*([A-Za-z\u{b5}]+))")
+            .unwrap_or_else(|_| unreachable_pattern())
     });
     let mut ok = false;
     for m in re.captures_iter(s) {
@@ -554,16 +567,19 @@ fn authority_ok(authority: &str) -> bool {
     match userinfo {
         None => true,
         Some(user) => {
-            user.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&b)
-            }) && unescape_ok(user, Escape::User)
+            user.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&b))
+                && unescape_ok(user, Escape::User)
         }
     }
 }
 
 fn host_ok(host: &str) -> bool {
     let port_ok = |port: &str| {
-        port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
     };
     if host.starts_with('[') {
         let Some(end) = host.rfind(']') else {
@@ -619,7 +635,8 @@ fn unescape_ok(s: &str, mode: Escape) -> bool {
             i += 3;
             continue;
         }
-        if matches!(mode, Escape::Host | Escape::Zone) && b[i] < 0x80 && host_byte_must_escape(b[i]) {
+        if matches!(mode, Escape::Host | Escape::Zone) && b[i] < 0x80 && host_byte_must_escape(b[i])
+        {
             return false;
         }
         i += 1;
@@ -738,7 +755,10 @@ impl MailParser<'_> {
         if let Some(rest) = self.s.strip_prefix('[') {
             let end = rest.find(']')?;
             let literal = &rest[..end];
-            if literal.chars().any(|c| matches!(c, '[' | '\\') || !(c == ' ' || c == '\t' || is_vchar(c))) {
+            if literal
+                .chars()
+                .any(|c| matches!(c, '[' | '\\') || !(c == ' ' || c == '\t' || is_vchar(c)))
+            {
                 return None;
             }
             if !parse_ip(literal) {
@@ -876,75 +896,251 @@ mod tests {
 
     #[test]
     fn only_supported_registered_string_formats_are_checked() {
-        assert_eq!(string_format(&json!({"type": "string", "format": "date-time"})), Some("date-time"));
+        assert_eq!(
+            string_format(&json!({"type": "string", "format": "date-time"})),
+            Some("date-time")
+        );
         assert_eq!(string_format(&json!({"format": "email"})), Some("email"));
-        assert_eq!(string_format(&json!({"type": "string", "format": "quantity"})), None);
-        assert_eq!(string_format(&json!({"type": "string", "format": "int-or-string"})), None);
-        assert_eq!(string_format(&json!({"type": "integer", "format": "int64"})), None);
-        assert_eq!(string_format(&json!({"type": "integer", "format": "email"})), None);
-        assert_eq!(kept_format(&json!({"type": "integer", "format": "int32"})), Some("int32"));
-        assert_eq!(kept_format(&json!({"type": "integer", "format": "uint8"})), None);
-        assert_eq!(kept_format(&json!({"type": "number", "format": "double"})), Some("double"));
-        assert_eq!(kept_format(&json!({"type": "boolean", "format": "date"})), None);
+        assert_eq!(
+            string_format(&json!({"type": "string", "format": "quantity"})),
+            None
+        );
+        assert_eq!(
+            string_format(&json!({"type": "string", "format": "int-or-string"})),
+            None
+        );
+        assert_eq!(
+            string_format(&json!({"type": "integer", "format": "int64"})),
+            None
+        );
+        assert_eq!(
+            string_format(&json!({"type": "integer", "format": "email"})),
+            None
+        );
+        assert_eq!(
+            kept_format(&json!({"type": "integer", "format": "int32"})),
+            Some("int32")
+        );
+        assert_eq!(
+            kept_format(&json!({"type": "integer", "format": "uint8"})),
+            None
+        );
+        assert_eq!(
+            kept_format(&json!({"type": "number", "format": "double"})),
+            Some("double")
+        );
+        assert_eq!(
+            kept_format(&json!({"type": "boolean", "format": "date"})),
+            None
+        );
     }
 
     #[test]
     fn network_formats_follow_go_net() {
-        check("ipv4", &["1.2.3.4", "010.1.1.1", "::ffff:1.2.3.4"], &["1.2.3", "256.1.1.1", "::1", "a.b.c.d", ""]);
-        check("ipv6", &["::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"], &["1.2.3.4", "fe80::1%eth0", ":::", "12345::"]);
-        check("cidr", &["10.0.0.0/8", "010.0.0.0/8", "2001:db8::/32", "0.0.0.0/0"], &["10.0.0.0/33", "10.0.0.0", "10.0.0.0/", "::/129", "10.0.0.0/-1"]);
+        check(
+            "ipv4",
+            &["1.2.3.4", "010.1.1.1", "::ffff:1.2.3.4"],
+            &["1.2.3", "256.1.1.1", "::1", "a.b.c.d", ""],
+        );
+        check(
+            "ipv6",
+            &["::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"],
+            &["1.2.3.4", "fe80::1%eth0", ":::", "12345::"],
+        );
+        check(
+            "cidr",
+            &["10.0.0.0/8", "010.0.0.0/8", "2001:db8::/32", "0.0.0.0/0"],
+            &[
+                "10.0.0.0/33",
+                "10.0.0.0",
+                "10.0.0.0/",
+                "::/129",
+                "10.0.0.0/-1",
+            ],
+        );
         check(
             "mac",
-            &["00:00:5e:00:53:01", "00-00-5E-00-53-01", "0000.5e00.5301", "00:00:5e:00:53:01:02:03"],
-            &["00:00:5e:00:53", "00:00:5e:00:53:0g", "00:00-5e:00:53:01", "0000.5e00.53", ""],
+            &[
+                "00:00:5e:00:53:01",
+                "00-00-5E-00-53-01",
+                "0000.5e00.5301",
+                "00:00:5e:00:53:01:02:03",
+            ],
+            &[
+                "00:00:5e:00:53",
+                "00:00:5e:00:53:0g",
+                "00:00-5e:00:53:01",
+                "0000.5e00.53",
+                "",
+            ],
         );
         check(
             "hostname",
-            &["example.com", "x", "x-y", "localhost", "ex$ample", "www.example.ôlà", "xn--bcher-kva.example"],
+            &[
+                "example.com",
+                "x",
+                "x-y",
+                "localhost",
+                "ex$ample",
+                "www.example.ôlà",
+                "xn--bcher-kva.example",
+            ],
             // strfmt's pattern allows one dash only right after a single-label's first letter.
-            &["my-host", "-www", "www-", "www.example-.org", "www.ex ample.org", "_www.example.org", "a.b.c.d", "x.", &"a".repeat(64)],
+            &[
+                "my-host",
+                "-www",
+                "www-",
+                "www.example-.org",
+                "www.ex ample.org",
+                "_www.example.org",
+                "a.b.c.d",
+                "x.",
+                &"a".repeat(64),
+            ],
         );
         check(
             "uri",
-            &["https://example.com/a?b=c", "/absolute/path", "mailto:a@b.c", "http://[::1]:8080/x", "http://u:p@h/"],
-            &["relative/path", "", "http://exa mple.com/", "http://h:port/", "http://h/%zz", ":nope", "http://h/\u{1}"],
+            &[
+                "https://example.com/a?b=c",
+                "/absolute/path",
+                "mailto:a@b.c",
+                "http://[::1]:8080/x",
+                "http://u:p@h/",
+            ],
+            &[
+                "relative/path",
+                "",
+                "http://exa mple.com/",
+                "http://h:port/",
+                "http://h/%zz",
+                ":nope",
+                "http://h/\u{1}",
+            ],
         );
         check(
             "email",
-            &["a@b.c", "First Last <first@example.com>", "\"quoted name\"@example.com", "a@[1.2.3.4]", "x@y (comment)"],
-            &["plain", "a@", "@b.c", "a@b..c", ".a@b.c", "First Last", "a@b.c, d@e.f", "<a@b.c"],
+            &[
+                "a@b.c",
+                "First Last <first@example.com>",
+                "\"quoted name\"@example.com",
+                "a@[1.2.3.4]",
+                "x@y (comment)",
+            ],
+            &[
+                "plain",
+                "a@",
+                "@b.c",
+                "a@b..c",
+                ".a@b.c",
+                "First Last",
+                "a@b.c, d@e.f",
+                "<a@b.c",
+            ],
         );
     }
 
     #[test]
     fn identifier_formats_follow_strfmt_and_govalidator() {
-        check("uuid", &["123e4567-e89b-12d3-a456-426614174000", "123E4567E89B12D3A456426614174000"], &["123e4567-e89b-12d3-a456", "g23e4567-e89b-12d3-a456-426614174000"]);
-        check("uuid3", &["a3bb189e-8bf9-3888-9912-ace4e6543002"], &["a3bb189e-8bf9-4888-9912-ace4e6543002"]);
-        check("uuid4", &["a3bb189e-8bf9-4888-9912-ace4e6543002"], &["a3bb189e-8bf9-4888-c912-ace4e6543002"]);
-        check("uuid5", &["a3bb189e-8bf9-5888-a912-ace4e6543002"], &["a3bb189e-8bf9-3888-a912-ace4e6543002"]);
-        check("bsonobjectid", &["507f1f77bcf86cd799439011"], &["507f1f77bcf86cd79943901", "507f1f77bcf86cd79943901z"]);
-        check("isbn10", &["0321751043", "0-321-75104-3", "080442957X"], &["0321751044", "032175104"]);
-        check("isbn13", &["978-0321751041", "9780321751041"], &["9780321751042"]);
+        check(
+            "uuid",
+            &[
+                "123e4567-e89b-12d3-a456-426614174000",
+                "123E4567E89B12D3A456426614174000",
+            ],
+            &[
+                "123e4567-e89b-12d3-a456",
+                "g23e4567-e89b-12d3-a456-426614174000",
+            ],
+        );
+        check(
+            "uuid3",
+            &["a3bb189e-8bf9-3888-9912-ace4e6543002"],
+            &["a3bb189e-8bf9-4888-9912-ace4e6543002"],
+        );
+        check(
+            "uuid4",
+            &["a3bb189e-8bf9-4888-9912-ace4e6543002"],
+            &["a3bb189e-8bf9-4888-c912-ace4e6543002"],
+        );
+        check(
+            "uuid5",
+            &["a3bb189e-8bf9-5888-a912-ace4e6543002"],
+            &["a3bb189e-8bf9-3888-a912-ace4e6543002"],
+        );
+        check(
+            "bsonobjectid",
+            &["507f1f77bcf86cd799439011"],
+            &["507f1f77bcf86cd79943901", "507f1f77bcf86cd79943901z"],
+        );
+        check(
+            "isbn10",
+            &["0321751043", "0-321-75104-3", "080442957X"],
+            &["0321751044", "032175104"],
+        );
+        check(
+            "isbn13",
+            &["978-0321751041", "9780321751041"],
+            &["9780321751042"],
+        );
         check("isbn", &["0321751043", "978-0321751041"], &["123"]);
-        check("creditcard", &["4111 1111 1111 1111", "5500-0000-0000-0004"], &["4111 1111 1111 1112", "1234"]);
-        check("ssn", &["123-45-6789", "123 45 6789"], &["123456789", "123-45-678x", "12-345-6789"]);
+        check(
+            "creditcard",
+            &["4111 1111 1111 1111", "5500-0000-0000-0004"],
+            &["4111 1111 1111 1112", "1234"],
+        );
+        check(
+            "ssn",
+            &["123-45-6789", "123 45 6789"],
+            &["123456789", "123-45-678x", "12-345-6789"],
+        );
         check("hexcolor", &["#fff", "ABCDEF"], &["#ffff", "#ggg"]);
-        check("rgbcolor", &["rgb(255,255,255)", "rgb( 0 , 10 , 200 )"], &["rgb(256,0,0)", "rgb(1,2)"]);
+        check(
+            "rgbcolor",
+            &["rgb(255,255,255)", "rgb( 0 , 10 , 200 )"],
+            &["rgb(256,0,0)", "rgb(1,2)"],
+        );
         check("byte", &["aGVsbG8=", "aGVsbG8h"], &["", "aGVsbG8", "a=Vs"]);
         check("password", &["", "anything"], &[]);
     }
 
     #[test]
     fn time_formats_follow_go_time_and_strfmt() {
-        check("date", &["2024-02-29", "2023-12-31"], &["2023-02-29", "2023-13-01", "2023-1-01", "2023-01-01T00:00:00Z"]);
+        check(
+            "date",
+            &["2024-02-29", "2023-12-31"],
+            &[
+                "2023-02-29",
+                "2023-13-01",
+                "2023-1-01",
+                "2023-01-01T00:00:00Z",
+            ],
+        );
         check(
             "date-time",
-            &["2014-12-15T19:30:20.000Z", "2014-12-15t19:30:20+01:00", "2014-12-15T23:59:59Z"],
-            &["2014-12-15", "2014-12-15T24:00:00Z", "2014-12-15 19:30:20Z", "2014-12-15T19:30:20"],
+            &[
+                "2014-12-15T19:30:20.000Z",
+                "2014-12-15t19:30:20+01:00",
+                "2014-12-15T23:59:59Z",
+            ],
+            &[
+                "2014-12-15",
+                "2014-12-15T24:00:00Z",
+                "2014-12-15 19:30:20Z",
+                "2014-12-15T19:30:20",
+            ],
         );
         check(
             "duration",
-            &["1h30m", "-1.5s", "0", "300ms", "2\u{b5}s", "3 days", "1 hour 5 mins", "1 week"],
+            &[
+                "1h30m",
+                "-1.5s",
+                "0",
+                "300ms",
+                "2\u{b5}s",
+                "3 days",
+                "1 hour 5 mins",
+                "1 week",
+            ],
             &["", "1", "1x", ".s", "s", "9223372036854775808ns", "forever"],
         );
     }

@@ -2,7 +2,10 @@
 //!
 //! Built-in kinds come from [`kinds_table`](super::kinds_table), generated from the Kubernetes
 //! v1.31 OpenAPI document by `tools/generate_kinds.py`; custom kinds are registered from
-//! CustomResourceDefinitions at run time ([`register`]) and live as long as the process.
+//! CustomResourceDefinitions at run time ([`register`]) and live as long as the process: the
+//! registry interns kinds (objects are keyed by them) and only grows. What an engine serves
+//! now (discovery, API routes, resource words) is [`Served`](super::served::Served), built
+//! from the CRDs in its store with this module's ordering and word rules.
 //!
 //! Invariant: an object of a kind not known here is refused at admission, and so is one whose
 //! `apiVersion` names a group/version the kind is not served in.
@@ -102,7 +105,10 @@ pub fn register(info: KindInfo) -> &'static KindInfo {
     let Ok(mut list) = CUSTOM.write() else {
         return Box::leak(Box::new(info));
     };
-    if let Some(found) = list.iter().find(|k| ***k == info) {
+    if let Some(at) = list.iter().position(|k| **k == info) {
+        // The newest registration of a kind is the one lookups find first.
+        let found = list.remove(at);
+        list.insert(0, found);
         return found;
     }
     let leaked: &'static KindInfo = Box::leak(Box::new(info));
@@ -146,8 +152,15 @@ pub fn all() -> Vec<&'static KindInfo> {
             current.push(info);
         }
     }
+    KINDS.iter().chain(discovery_order(current)).collect()
+}
+
+/// Custom kinds (one entry per kind) in the order discovery lists their groups: by the
+/// smallest `version.group` name of each group (see [`all`]); kinds of one group keep their
+/// order in `custom`.
+pub fn discovery_order(custom: Vec<&'static KindInfo>) -> Vec<&'static KindInfo> {
     let order = |group: &str| -> String {
-        current
+        custom
             .iter()
             .filter(|k| k.group == group)
             .flat_map(|k| k.versions.iter().map(move |v| format!("{v}.{}", k.group)))
@@ -155,13 +168,10 @@ pub fn all() -> Vec<&'static KindInfo> {
             .unwrap_or_default()
     };
     let mut keyed: Vec<(String, &'static KindInfo)> =
-        current.iter().map(|k| (order(k.group), *k)).collect();
-    // Stable: kinds of one group keep their registration order.
+        custom.iter().map(|k| (order(k.group), *k)).collect();
+    // Stable: kinds of one group keep their order.
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    KINDS
-        .iter()
-        .chain(keyed.into_iter().map(|(_, k)| k))
-        .collect()
+    keyed.into_iter().map(|(_, k)| k).collect()
 }
 
 /// The kind of that group and kind name (`("apps", "Deployment")`).
@@ -245,13 +255,23 @@ pub fn lookup(word: &str) -> Option<&'static KindInfo> {
 /// priority resource widgets.b.example.com`. A full name (plural, singular, kind) that
 /// several groups serve picks the first group without a warning, as kubectl does.
 pub fn resolve_word(word: &str) -> Option<(&'static KindInfo, Option<String>)> {
+    resolve_word_in(&all(), word)
+}
+
+/// [`resolve_word`] among `kinds` (in discovery order): what a server serving exactly those
+/// kinds resolves the word to.
+pub fn resolve_word_in(
+    kinds: &[&'static KindInfo],
+    word: &str,
+) -> Option<(&'static KindInfo, Option<String>)> {
     let lower = word.to_lowercase();
     let (base, group) = match lower.split_once('.') {
         Some((b, g)) => (b, Some(g)),
         None => (lower.as_str(), None),
     };
-    let kinds: Vec<&'static KindInfo> = all()
-        .into_iter()
+    let kinds: Vec<&'static KindInfo> = kinds
+        .iter()
+        .copied()
         .filter(|k| group.is_none_or(|g| g == k.group))
         .collect();
     let by_name = kinds

@@ -14,6 +14,7 @@
 //! commits all its writes or none.
 
 pub mod admission;
+mod cel;
 pub mod clock;
 pub mod constraints;
 pub mod controllers;
@@ -34,6 +35,7 @@ pub mod quota;
 pub mod scale;
 pub mod scheduler;
 pub mod schema;
+pub mod served;
 pub mod store;
 pub mod traffic;
 
@@ -222,6 +224,10 @@ pub struct Engine {
     deferring: bool,
     /// A write was made while deferring: the controllers have yet to run.
     unsettled: bool,
+    /// Admission's warnings for the client since [`Engine::take_warnings`] last ran.
+    warnings: Vec<String>,
+    /// What the store's CRDs make served, rebuilt when they change.
+    served: served::Cache,
 }
 
 /// A state with this many objects is freed on a thread of its own when its engine goes.
@@ -346,6 +352,8 @@ impl Engine {
                     gc_epoch: None,
                     deferring: false,
                     unsettled: false,
+                    warnings: Vec::new(),
+                    served: served::Cache::default(),
                 })
             }
             Err(e) => {
@@ -389,6 +397,7 @@ impl Engine {
             let seq = self.db.commit_seq()?;
             if self.stale || seq != self.state.commit_seq {
                 self.state = self.db.load()?;
+                self.served.clear();
                 self.stale = false;
                 self.next_wake = None;
             }
@@ -433,9 +442,17 @@ impl Engine {
     fn read<T>(&mut self, op: impl FnOnce(&State) -> T) -> Result<T, Error> {
         if self.stale || self.db.commit_seq()? != self.state.commit_seq {
             self.state = self.db.load()?;
+            self.served.clear();
             self.stale = false;
         }
         Ok(op(&self.state))
+    }
+
+    /// The kinds served now: the built-in ones and those of the established CRDs in the
+    /// store (see [`served`]); cheap when no CRD changed since the last call.
+    pub fn served(&mut self) -> Result<std::sync::Arc<served::Served>, Error> {
+        self.read(|_| ())?;
+        Ok(self.served.get(&self.state))
     }
 
     // ---- objects ----
@@ -492,8 +509,10 @@ impl Engine {
             doc::set(&mut obj, &["metadata", "name"], json!(name));
         }
         let mut rng = self.state.rng;
-        let result = admission::admit(&self.state, &mut rng, info, None, &mut obj);
+        let mut warnings = Vec::new();
+        let result = admission::admit(&self.state, &mut rng, info, None, &mut obj, &mut warnings);
         self.state.rng = rng;
+        self.warnings.extend(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(ResId::of(&obj)),
             message,
@@ -544,6 +563,44 @@ impl Engine {
                 .map(|s| convert::to_version(info, &s.doc, &version))
                 .unwrap_or(Value::Null))
         })
+    }
+
+    /// The warnings admission gave since the last call (a CRD validation rule the engine
+    /// could not evaluate, a failure ratcheted on an unchanged value), each once, oldest first:
+    /// what the API server sends as `Warning` headers.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        std::mem::take(&mut self.warnings)
+            .into_iter()
+            .filter(|w| seen.insert(w.clone()))
+            .collect()
+    }
+
+    /// The CRD a custom resource would be admitted by (one among `batch`, else the stored
+    /// one) and the resource as stored.
+    fn crd_and_live<'a>(
+        &'a self,
+        batch: &[&'a Value],
+        object: &Value,
+    ) -> Option<(&'a Value, Option<&'a Value>)> {
+        let (group, _) = doc::str_at(object, &["apiVersion"]).rsplit_once('/')?;
+        let kind = doc::str_at(object, &["kind"]);
+        let stored = Engine::kind_of(object).ok();
+        let crd = batch
+            .iter()
+            .copied()
+            .filter(|o| doc::str_at(o, &["kind"]) == crd::KIND)
+            .find(|c| crd::info_of(c).is_some_and(|i| i.group == group && i.kind == kind))
+            .or_else(|| {
+                let info = stored?;
+                let name = format!("{}.{}", info.plural, info.group);
+                self.state.get(crd::KIND, "", &name).map(|s| &s.doc)
+            })?;
+        let live = stored.and_then(|info| {
+            let (ns, name) = stored_name(info, object);
+            self.state.get(info.key, ns, name).map(|s| &s.doc)
+        });
+        Some((crd, live))
     }
 
     /// Why a request for `info`'s objects in `version` fails (a CRD whose conversion webhook
@@ -689,8 +746,17 @@ impl Engine {
             }
         }
         let mut rng = self.state.rng;
-        let result = admission::admit(&self.state, &mut rng, info, Some(&current), &mut merged);
+        let mut warnings = Vec::new();
+        let result = admission::admit(
+            &self.state,
+            &mut rng,
+            info,
+            Some(&current),
+            &mut merged,
+            &mut warnings,
+        );
         self.state.rng = rng;
+        self.warnings.extend(warnings);
         result.map_err(|message| Error::Invalid {
             id: Box::new(id),
             message,
@@ -1633,6 +1699,7 @@ impl Engine {
             bootstrap(&mut state, nodes);
             state.commit_seq = e.state.commit_seq;
             e.state = state;
+            e.served.clear();
             e.next_wake = None;
             Ok(())
         })
@@ -1917,6 +1984,10 @@ impl Cluster for Engine {
         format!("engine:{}", self.db.path())
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        Engine::take_warnings(self)
+    }
+
     fn defer_settling(&mut self) {
         Engine::defer_settling(self);
     }
@@ -1991,6 +2062,22 @@ impl Cluster for Engine {
                         id: Box::new(ResId::of(object)),
                         message: other.to_string(),
                     },
+                });
+            }
+        }
+        // Custom resources by their CRD's schema and validation rules (the CRD of the same
+        // apply when there is one, else the stored one): a refusal stops the plan before
+        // anything is written, as it does for built-in kinds.
+        for object in objects {
+            if Engine::kind_of(object).is_ok_and(kinds::is_builtin) {
+                continue;
+            }
+            if let Some((crd, old)) = self.crd_and_live(objects, object)
+                && let Some(message) = crd::refusal(crd, object, old)
+            {
+                return Err(cluster::Error::Invalid {
+                    id: Box::new(ResId::of(object)),
+                    message,
                 });
             }
         }

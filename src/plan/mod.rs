@@ -1125,6 +1125,8 @@ pub struct ApplyReport {
     /// health are apart, as in Argo CD: a retry with nothing to change still reports a broken
     /// Deployment).
     pub unchanged: Vec<ResId>,
+    /// The target's warnings about the writes (a CRD validation rule it could not evaluate).
+    pub warnings: Vec<String>,
 }
 
 impl ApplyReport {
@@ -1307,6 +1309,7 @@ fn apply_writes(
             Ok(_) => (batch.len(), None),
             Err((at, e)) => (at, Some((batch[at], e))),
         };
+        report.warnings.extend(cluster.take_warnings());
         for &index in &batch[..succeeded] {
             let action = &plan.actions[index];
             let id = action.id();

@@ -6,7 +6,10 @@
 //! `spec`.
 //!
 //! The CRDs consulted are the tree's own (they are applied first, replacing the live ones)
-//! and, for kinds the tree does not define, the cluster's, listed once.
+//! and, for kinds the tree does not define, the cluster's, listed once. Plans, `reconcile
+//! diff` between revisions (each side's tree, no cluster) and the watcher's drift
+//! fingerprints all ask [`StatusRules`], then normalize with
+//! [`strip_bookkeeping_as`](crate::diff::normalize::strip_bookkeeping_as).
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -62,6 +65,22 @@ impl StatusRules {
             rules.add(crd);
         }
         Ok(rules)
+    }
+
+    /// The rules of a tree alone (no cluster): its own CRDs decide; a custom kind it does not
+    /// define keeps the default (status is the subresource's).
+    pub fn of_tree<V: Borrow<Value>>(objects: &[V]) -> StatusRules {
+        let mut rules = StatusRules::default();
+        for crd in objects.iter().map(Borrow::borrow).filter(|o| is_crd(o)) {
+            rules.add(crd);
+        }
+        rules
+    }
+
+    /// Whether `object`'s `status` is an ordinary field ([`StatusRules::status_is_field`]
+    /// of its group, version and kind).
+    pub fn object_status_is_field(&self, object: &Value) -> bool {
+        !self.subresource.is_empty() && self.status_is_field(&ResId::of(object).gvk)
     }
 
     fn add(&mut self, crd: &Value) {
@@ -148,5 +167,9 @@ mod tests {
         assert!(!rules.status_is_field(&gvk("a.example.com/v2", "Widget")));
         assert!(!rules.status_is_field(&gvk("apps/v1", "Deployment")));
         assert!(!rules.status_is_field(&gvk("b.example.com/v1", "Gadget")));
+        let alone = StatusRules::of_tree(&tree);
+        assert!(alone.object_status_is_field(&tree[1]));
+        assert!(!alone.object_status_is_field(&tree[2]));
+        assert!(!StatusRules::of_tree(&tree[1..]).object_status_is_field(&tree[1]));
     }
 }

@@ -20,8 +20,9 @@ use serde_json::Value;
 
 use crate::diff::display_id;
 use crate::diff::mask::mask_pair;
-use crate::diff::normalize::{drop_empty, fold_string_data, strip_bookkeeping};
+use crate::diff::normalize::{drop_empty, fold_string_data, strip_bookkeeping_as};
 use crate::model::ResId;
+use crate::plan::status::StatusRules;
 use crate::source::Fs;
 
 /// The version of the JSON report.
@@ -408,9 +409,12 @@ fn hash_stem(name: &str) -> Option<&str> {
     .then_some(stem)
 }
 
-fn normalized(object: &Value) -> Value {
+/// What a side declares of `object`: without bookkeeping, and without `status` unless its
+/// kind has no status subresource by that side's CRDs (`rules`).
+fn normalized(object: &Value, rules: &StatusRules) -> Value {
+    let status_is_field = rules.object_status_is_field(object);
     let mut object = object.clone();
-    strip_bookkeeping(&mut object);
+    strip_bookkeeping_as(&mut object, status_is_field);
     fold_string_data(&mut object);
     drop_empty(&mut object);
     object
@@ -420,15 +424,21 @@ fn text(object: Option<&Value>) -> String {
     object.map(crate::yaml::to_yaml).unwrap_or_default()
 }
 
+/// The status rules of the base and the head tree.
+struct Sides {
+    base: StatusRules,
+    head: StatusRules,
+}
+
 fn change_of(
     kind: ObjectChangeKind,
-    old: Option<&Value>,
-    new: Option<&Value>,
+    (old, new): (Option<&Value>, Option<&Value>),
     previous: Option<String>,
+    rules: &Sides,
 ) -> ObjectChange {
     let id = ResId::of(new.or(old).unwrap_or(&Value::Null));
-    let mut old = old.map(normalized);
-    let mut new = new.map(normalized);
+    let mut old = old.map(|o| normalized(o, &rules.base));
+    let mut new = new.map(|o| normalized(o, &rules.head));
     mask_pair(new.as_mut(), old.as_mut());
     let shown = display_id(&id);
     let diff = similar::TextDiff::from_lines(text(old.as_ref()), text(new.as_ref()))
@@ -456,8 +466,13 @@ fn change_of(
 
 /// Object-level changes between two renders of one application. A generated ConfigMap or
 /// Secret whose hash suffix changed is one change (with `previousName`), not a removal and
-/// an unrelated addition.
+/// an unrelated addition. `status` counts for custom resources whose CRD (in that side's
+/// tree) has no status subresource, as a plan counts it.
 pub fn object_changes(base: &[Value], head: &[Value]) -> Vec<ObjectChange> {
+    let rules = Sides {
+        base: StatusRules::of_tree(base),
+        head: StatusRules::of_tree(head),
+    };
     let old: BTreeMap<ResId, &Value> = base.iter().map(|o| (ResId::of(o), o)).collect();
     let new_ids: BTreeSet<ResId> = head.iter().map(ResId::of).collect();
     // Renamed generated objects: a removed and an added object of one kind and namespace
@@ -485,25 +500,33 @@ pub fn object_changes(base: &[Value], head: &[Value]) -> Vec<ObjectChange> {
     for object in head {
         let id = ResId::of(object);
         if let Some(previous) = old.get(&id) {
-            let (a, b) = (normalized(previous), normalized(object));
+            let (a, b) = (
+                normalized(previous, &rules.base),
+                normalized(object, &rules.head),
+            );
             if a != b {
                 changes.push(change_of(
                     ObjectChangeKind::Changed,
-                    Some(previous),
-                    Some(object),
+                    (Some(previous), Some(object)),
                     None,
+                    &rules,
                 ));
             }
         } else if let Some(previous_id) = renamed.get(&id) {
             let previous = old.get(previous_id).copied();
             changes.push(change_of(
                 ObjectChangeKind::Changed,
-                previous,
-                Some(object),
+                (previous, Some(object)),
                 Some(previous_id.name.clone()),
+                &rules,
             ));
         } else {
-            changes.push(change_of(ObjectChangeKind::Added, None, Some(object), None));
+            changes.push(change_of(
+                ObjectChangeKind::Added,
+                (None, Some(object)),
+                None,
+                &rules,
+            ));
         }
     }
     let paired: BTreeSet<&ResId> = renamed.values().collect();
@@ -512,9 +535,9 @@ pub fn object_changes(base: &[Value], head: &[Value]) -> Vec<ObjectChange> {
         if !new_ids.contains(&id) && !paired.contains(&id) {
             changes.push(change_of(
                 ObjectChangeKind::Removed,
-                Some(object),
+                (Some(object), None),
                 None,
-                None,
+                &rules,
             ));
         }
     }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::output;
 use super::{GetFormat, kind_info, not_found};
 use crate::engine::kinds::{self, KindInfo};
+use crate::engine::served::Served;
 use crate::engine::{Engine, doc};
 use crate::tables::{self, TableOptions};
 
@@ -39,7 +40,7 @@ pub struct Request {
 }
 
 /// Resolves kubectl-style resource arguments.
-pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
+pub fn parse_request(served: &Served, args: &[String]) -> anyhow::Result<Request> {
     let Some(first) = args.first() else {
         bail!("you must specify the type of resource to get");
     };
@@ -52,7 +53,7 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
             if name.is_empty() {
                 bail!("arguments in resource/name form must have a single resource and name");
             }
-            let info = kind_info(kind)?;
+            let info = kind_info(served, kind)?;
             match targets.iter_mut().find(|(k, _)| k.key == info.key) {
                 Some((_, names)) => names.push(name.to_string()),
                 None => targets.push((info, vec![name.to_string()])),
@@ -76,7 +77,7 @@ pub fn parse_request(args: &[String]) -> anyhow::Result<Request> {
                 .filter_map(|k| kinds::by_kind(k))
                 .collect()
         } else {
-            vec![kind_info(word)?]
+            vec![kind_info(served, word)?]
         };
         for info in expanded {
             if !kinds_asked.iter().any(|k| k.key == info.key) {
@@ -170,7 +171,7 @@ pub fn run(
     format: Option<GetFormat>,
     columns: Columns,
 ) -> anyhow::Result<i32> {
-    let request = parse_request(resources)?;
+    let request = parse_request(&*engine.served()?, resources)?;
     let Found {
         objects: found,
         missing,
@@ -271,7 +272,7 @@ pub fn watch(
         );
     }
     let code = run(engine, resources, scope, format, columns)?;
-    let request = parse_request(resources)?;
+    let request = parse_request(&*engine.served()?, resources)?;
     let key = |info: &KindInfo, o: &Value| {
         (
             info.key,
@@ -361,31 +362,31 @@ mod tests {
 
     #[test]
     fn comma_separated_kinds_and_names() {
-        let r = parse_request(&args(&["deploy,rs,pods"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy,rs,pods"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ["Deployment", "ReplicaSet", "Pod"]);
         assert!(!r.single_item);
-        let r = parse_request(&args(&["deploy", "web"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy", "web"])).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.single_item);
-        let r = parse_request(&args(&["deploy,svc", "web"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["deploy,svc", "web"])).unwrap_or_else(|e| panic!("{e}"));
         assert!(!r.single_item);
         assert_eq!(r.targets[1].1, ["web"]);
     }
 
     #[test]
     fn all_expands_in_kubectl_order() {
-        let r = parse_request(&args(&["all"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["all"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ALL_CATEGORY);
-        let r = parse_request(&args(&["all,cm,pods"])).unwrap_or_else(|e| panic!("{e}"));
+        let r = parse_request(&Served::builtin(), &args(&["all,cm,pods"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.targets.len(), ALL_CATEGORY.len() + 1);
     }
 
     #[test]
     fn type_slash_name_form() {
-        let r = parse_request(&args(&["deploy/web", "svc/web", "deploy/api"]))
+        let r = parse_request(&Served::builtin(), &args(&["deploy/web", "svc/web", "deploy/api"]))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kinds_of(&r), ["Deployment", "Service"]);
         assert_eq!(r.targets[0].1, ["web", "api"]);
-        assert!(parse_request(&args(&["deploy", "svc/web"])).is_err());
-        assert!(parse_request(&args(&["widgets"])).is_err());
+        assert!(parse_request(&Served::builtin(), &args(&["deploy", "svc/web"])).is_err());
+        assert!(parse_request(&Served::builtin(), &args(&["widgets"])).is_err());
     }
 }

@@ -65,7 +65,7 @@ fn pick_pod(engine: &mut Engine, target: &str, namespace: &str) -> anyhow::Resul
     let Some((kind_word, name)) = target.split_once('/') else {
         return Ok(target.to_string());
     };
-    let info = super::kind_info(kind_word)?;
+    let info = super::kind_info(&*engine.served()?, kind_word)?;
     if info.kind == "Pod" {
         return Ok(name.to_string());
     }

@@ -22,6 +22,7 @@ use super::target::{self, Access};
 use crate::engine::clock::{Millis, format_duration, parse_duration, rfc3339};
 use crate::engine::images::ImageBehavior;
 use crate::engine::kinds::{self, KindInfo};
+use crate::engine::served::Served;
 use crate::engine::{Engine, NodeSpec, Propagation, doc};
 use crate::tables;
 
@@ -420,7 +421,7 @@ fn print_events(
     let mut events = engine.events(ns)?;
     if let Some(target) = for_object {
         let (k, n) = target.split_once('/').context("--for takes KIND/NAME")?;
-        let info = kind_info(k)?;
+        let info = kind_info(&*engine.served()?, k)?;
         events.retain(|e| e.object_kind == info.kind && e.object_name == n);
     }
     if format == Some(EventsFormat::Json) {
@@ -713,7 +714,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
         }
         EngineCommand::Create { file } => {
             for obj in manifests::read(&file)? {
-                let created = engine.create(&obj)?;
+                let created = engine.create(&obj);
+                for warning in engine.take_warnings() {
+                    eprintln!("Warning: {warning}");
+                }
+                let created = created.with_context(|| file.display().to_string())?;
                 println!("{} created", object_ref(&created));
             }
         }
@@ -738,7 +743,11 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                         .ok()
                         .flatten()
                 });
-                let after = engine.apply(&obj)?;
+                let applied = engine.apply(&obj);
+                for warning in engine.take_warnings() {
+                    eprintln!("Warning: {warning}");
+                }
+                let after = applied.with_context(|| file.display().to_string())?;
                 let verb = match before {
                     None => "created",
                     Some(b)
@@ -758,7 +767,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
             namespace,
             cascade,
         } => {
-            let info = kind_info(&kind)?;
+            let info = kind_info(&*engine.served()?, &kind)?;
             let propagation = match cascade {
                 Cascade::Background => Propagation::Background,
                 Cascade::Foreground => Propagation::Foreground,
@@ -829,7 +838,7 @@ pub fn run(args: EngineArgs) -> anyhow::Result<i32> {
                 [word, name, ..] => (word.clone(), name.clone()),
                 [] => bail!("a resource to scale is required (TYPE/NAME)"),
             };
-            let info = kind_info(&word)?;
+            let info = kind_info(&*engine.served()?, &word)?;
             if engine.scale(info, &namespace, &name, replicas)?.is_none() {
                 return Err(not_found(info, &name).into());
             }
@@ -894,10 +903,11 @@ fn drain(engine: &mut Engine, name: &str, force: bool, timeout: &str) -> anyhow:
     Ok(1)
 }
 
-/// The kind a resource word names, as kubectl resolves it (its warning for a short name
-/// that another group's resource has too goes to stderr).
-fn kind_info(word: &str) -> anyhow::Result<&'static KindInfo> {
-    let (info, warning) = kinds::resolve_word(word)
+/// The kind a resource word names among what the engine serves now, as kubectl resolves it
+/// (its warning for a short name that another group's resource has too goes to stderr).
+fn kind_info(served: &Served, word: &str) -> anyhow::Result<&'static KindInfo> {
+    let (info, warning) = served
+        .resolve_word(word)
         .with_context(|| format!("the server doesn't have a resource type \"{word}\""))?;
     for line in warning.iter().flat_map(|w| w.lines()) {
         eprintln!("Warning: {line}");

@@ -101,7 +101,7 @@ fn resolve(engine: &Engine, target: &str, namespace: &str) -> anyhow::Result<(St
     }
     let name = match target.split_once('/') {
         Some((kind, name)) => {
-            let info = super::kind_info(kind)?;
+            let info = super::kind_info(&crate::engine::served::Served::of(state), kind)?;
             if info.kind != "Service" {
                 bail!(
                     "requests go to a Service or NODE:PORT, not {}",

@@ -46,7 +46,7 @@ pub fn run(
     scope: Scope<'_>,
     show_events: Option<bool>,
 ) -> anyhow::Result<i32> {
-    let request = get::parse_request(resources)?;
+    let request = get::parse_request(&*engine.served()?, resources)?;
     let get::Found {
         objects: found,
         mut missing,
