@@ -524,3 +524,125 @@ fn a_crd_whose_rule_does_not_compile_is_refused() {
     );
     repo.ok(&["engine", "get", "crd", "gadgets.example.com"], 1);
 }
+
+/// A CRD whose schema bounds values: lengths, patterns, numbers, items, properties and
+/// formats (`int64` and `quantity` are never checked on strings, as in Kubernetes 1.31).
+const GADGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              name: {type: string, maxLength: 5, pattern: '^[a-z]+$'}
+              replicas: {type: integer, minimum: 1, maximum: 10}
+              ratio: {type: number, exclusiveMaximum: true, maximum: 1}
+              tags: {type: array, maxItems: 2, items: {type: string, minLength: 2}}
+              contact: {type: string, format: email}
+              since: {type: string, format: date-time}
+              size: {type: string, format: quantity}
+              labels: {type: object, maxProperties: 1, additionalProperties: {type: string}}
+              timeout: {type: integer, format: int64}
+"#;
+
+const GOOD_GADGET: &str = "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec:\n  name: web\n  replicas: 3\n  ratio: 0.5\n  tags: [ab, cd]\n  contact: Ops <ops@example.com>\n  since: '2024-05-01T10:00:00Z'\n  size: lots\n  labels: {a: b}\n  timeout: 30\n";
+
+const BAD_GADGET: &str = "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec:\n  name: Web-Server\n  replicas: 0\n  ratio: 1.0\n  tags: [a, bb, cc]\n  contact: nobody\n  since: yesterday\n  size: lots\n  labels: {a: b, c: d}\n  timeout: 30\n";
+
+/// Every failing field of `BAD_GADGET`, in kube-apiserver 1.31's words.
+const BAD_GADGET_ERRORS: &[&str] = &[
+    "spec.name: Too long: may not be longer than 5",
+    "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+    "spec.ratio: Invalid value: 1: spec.ratio in body should be less than 1",
+    "spec.tags[0]: Invalid value: \"a\": spec.tags[0] in body should be at least 2 chars long",
+    "spec.tags: Too many: 3: must have at most 2 items",
+    "spec.contact: Invalid value: \"nobody\": spec.contact in body must be of type email: \"nobody\"",
+    "spec.since: Invalid value: \"yesterday\": spec.since in body must be of type date-time: \"yesterday\"",
+    "spec.labels: Too many: 2: must have at most 1 items",
+];
+
+#[test]
+fn value_constraints_refuse_a_custom_resource_naming_every_field_and_write_nothing() {
+    let repo = Repo::new();
+    repo.write(
+        "app/kustomization.yaml",
+        "resources:\n- crd.yaml\n- gadgets.yaml\n",
+    );
+    repo.write("app/crd.yaml", GADGET_CRD);
+    repo.write("app/gadgets.yaml", GOOD_GADGET);
+    // Formats Kubernetes does not check on these fields (int64, quantity) refuse nothing.
+    repo.ok(&["apply", "app"], 0);
+    repo.write("app/gadgets.yaml", BAD_GADGET);
+    let refused = repo.ok(&["apply", "app"], 1);
+    assert!(
+        refused
+            .stderr
+            .contains("Gadget.example.com \"g1\" is invalid"),
+        "{}",
+        refused.all()
+    );
+    for error in BAD_GADGET_ERRORS {
+        assert!(refused.stderr.contains(error), "{error}\n{}", refused.all());
+    }
+    let stored = repo
+        .ok(&["engine", "get", "gadget", "g1", "-o", "json"], 0)
+        .stdout;
+    assert!(stored.contains("\"name\": \"web\""), "{stored}");
+
+    // The same object through `engine apply -f`: refused, nothing stored.
+    repo.write("bad.yaml", &BAD_GADGET.replace("g1", "g2"));
+    let refused = repo.ok(&["engine", "apply", "-f", "bad.yaml"], 1);
+    assert!(
+        refused.stderr.contains("spec.replicas: Invalid value: 0"),
+        "{}",
+        refused.all()
+    );
+    let missing = repo.run(&["engine", "get", "gadget", "g2"]);
+    assert_eq!(missing.code, 1, "{}", missing.all());
+}
+
+#[test]
+fn a_crd_whose_schema_the_api_server_refuses_is_not_created() {
+    let repo = Repo::new();
+    let crd = GADGET_CRD.replace(
+        "              timeout: {type: integer, format: int64}\n",
+        "              timeout: {type: integer, minimum: 1, default: 0}\n              color: {type: string, enum: [red, blue], default: green}\n              ids: {type: array, uniqueItems: true, items: {type: string}}\n              code: {type: string, pattern: '+'}\n",
+    );
+    repo.write("crd.yaml", &crd);
+    let refused = repo.ok(&["engine", "apply", "-f", "crd.yaml"], 1);
+    let at = "spec.validation.openAPIV3Schema.properties[spec].properties";
+    for error in [
+        format!(
+            "{at}[ids].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+        ),
+        format!(
+            "{at}[code].pattern: Invalid value: \"+\": must be a valid regular expression, but isn't: error parsing regexp: missing argument to repetition operator: `+`"
+        ),
+        format!(
+            "{at}[timeout].default: Invalid value: 0:  in body should be greater than or equal to 1"
+        ),
+        format!(
+            "{at}[color].default: Unsupported value: \"green\": supported values: \"red\", \"blue\""
+        ),
+    ] {
+        assert!(
+            refused.stderr.contains(&error),
+            "{error}\n{}",
+            refused.all()
+        );
+    }
+    let crds = repo.run(&["engine", "get", "crd", "gadgets.example.com"]);
+    assert_eq!(crds.code, 1, "{}", crds.all());
+}

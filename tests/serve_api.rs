@@ -1034,3 +1034,90 @@ async fn impersonation_without_a_user_and_server_side_applied_escalation_are_ref
     .await;
     assert_eq!(code, 201, "{text}");
 }
+
+#[tokio::test]
+async fn a_custom_resource_breaking_its_schema_is_invalid_with_a_cause_per_field() {
+    let r = router();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "color": {"type": "string", "enum": ["red", "blue"]},
+                        "name": {"type": "string", "maxLength": 3},
+                        "size": {"type": "integer", "minimum": 1},
+                        "tags": {"type": "array", "maxItems": 1, "items": {"type": "string"}}}}}}}}]}});
+    ok(
+        &r,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
+    )
+    .await;
+    let gadgets = "/apis/example.com/v1/namespaces/default/gadgets";
+    let bad = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
+        "spec": {"color": "green", "name": "toolong", "size": "big", "tags": ["a", "b"]}});
+    let (code, status) = call(
+        &r,
+        "POST",
+        gadgets,
+        "application/json",
+        bad.to_string().into_bytes(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
+    let causes: Vec<(String, String, String)> = status["details"]["causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("field"), text("reason"), text("message"))
+        })
+        .collect();
+    let expected = [
+        (
+            "spec.color",
+            "FieldValueNotSupported",
+            "Unsupported value: \"green\": supported values: \"red\", \"blue\"",
+        ),
+        (
+            "spec.name",
+            "FieldValueTooLong",
+            "Too long: may not be longer than 3",
+        ),
+        (
+            "spec.size",
+            "FieldValueTypeInvalid",
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\"",
+        ),
+        (
+            "spec.tags",
+            "FieldValueTooMany",
+            "Too many: 2: must have at most 1 items",
+        ),
+    ];
+    assert_eq!(
+        causes,
+        expected.map(|(f, r, m)| (f.to_string(), r.to_string(), m.to_string())),
+        "{status}"
+    );
+    assert_eq!(status["details"]["kind"], "Gadget", "{status}");
+    let (code, _) = call(
+        &r,
+        "GET",
+        &format!("{gadgets}/g"),
+        "application/json",
+        vec![],
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 404);
+}

@@ -1357,3 +1357,32 @@ fn impersonation_and_escalation_follow_rbac() {
     ]);
     assert_eq!(bound.code, 0, "{}", bound.stderr);
 }
+
+#[test]
+fn kubectl_prints_the_api_servers_words_for_a_custom_resource_breaking_its_schema() {
+    if !kubectl_present() {
+        return;
+    }
+    let server = Server::start();
+    let crd = server.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: gadgets, singular: gadget, kind: Gadget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              color: {type: string, enum: [red, blue]}\n              replicas: {type: integer, minimum: 1}\n              since: {type: string, format: date-time}\n",
+    );
+    server.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    let bad = server.write(
+        "bad.yaml",
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1, namespace: default}\nspec: {color: green, replicas: 0, since: yesterday}\n",
+    );
+    let refused = server.kubectl(&["apply", "-f", &bad.to_string_lossy()]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    for line in [
+        "The Gadget \"g1\" is invalid: ",
+        "* spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\"",
+        "* spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+        "* spec.since: Invalid value: \"yesterday\": spec.since in body must be of type date-time: \"yesterday\"",
+    ] {
+        assert!(refused.stderr.contains(line), "{line}\n{}", refused.stderr);
+    }
+    let missing = server.kubectl(&["get", "gadget", "g1", "-n", "default"]);
+    assert_eq!(missing.code, 1, "{}", missing.stdout);
+}

@@ -182,44 +182,57 @@ fn invalid(id: &crate::model::ResId, message: String) -> ApiError {
     }
 }
 
-/// A field error's reason, from the words its message starts with.
-fn cause_reason(text: &str) -> &'static str {
-    [
-        ("Forbidden", "FieldValueForbidden"),
-        ("Required value", "FieldValueRequired"),
-        ("Duplicate value", "FieldValueDuplicate"),
-        ("Unsupported value", "FieldValueNotSupported"),
-    ]
-    .iter()
-    .find(|(words, _)| text.starts_with(words))
-    .map_or("FieldValueInvalid", |(_, reason)| reason)
+/// The words a field error's body starts with, and the cause type the API server gives it
+/// (`metav1.CauseType`, the field error's type).
+const CAUSE_WORDS: &[(&str, &str)] = &[
+    ("Invalid value", "FieldValueInvalid"),
+    ("Required value", "FieldValueRequired"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Not found", "FieldValueNotFound"),
+    ("Internal error", "InternalError"),
+];
+
+/// The cause type of a field error's body; a schema type mismatch (`… in body must be of
+/// type …`) is `FieldValueTypeInvalid`, though it reads `Invalid value` too.
+fn cause_reason(body: &str) -> &'static str {
+    if body.starts_with("Invalid value") && body.contains(" in body must be of type ") {
+        return "FieldValueTypeInvalid";
+    }
+    CAUSE_WORDS
+        .iter()
+        .find(|(words, _)| body.starts_with(words))
+        .map_or("FieldValueInvalid", |(_, reason)| reason)
 }
 
-/// The API server joins several causes as `[a, b]`; one cause stands alone. A `, ` inside a
-/// cause's message (a validation rule's message may hold one) does not split it: a new
-/// cause starts with a field path and `: `.
+/// The API server joins several causes as `[a, b]`; one cause stands alone. A cause's own
+/// text may hold `, ` (`supported values: "a", "b"`), so a new cause starts only where a
+/// field path is followed by a field error's words.
 fn split_causes(text: &str) -> Vec<String> {
     let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
         return vec![text.to_string()];
     };
     let starts_cause = |rest: &str| {
-        rest.split_once(": ").is_some_and(|(field, _)| {
+        rest.split_once(": ").is_some_and(|(field, body)| {
             !field.is_empty()
                 && field
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-/[]<>".contains(c))
+                && CAUSE_WORDS.iter().any(|(words, _)| body.starts_with(words))
         })
     };
-    let mut causes: Vec<String> = Vec::new();
-    for part in inner.split(", ") {
-        match causes.last_mut() {
-            Some(last) if !starts_cause(part) => {
-                last.push_str(", ");
-                last.push_str(part);
-            }
-            _ => causes.push(part.to_string()),
+    let mut causes = Vec::new();
+    let mut start = 0;
+    for (at, _) in inner.match_indices(", ") {
+        if at >= start && starts_cause(&inner[at + 2..]) {
+            causes.push(inner[start..at].to_string());
+            start = at + 2;
         }
     }
+    causes.push(inner[start..].to_string());
     causes
 }
 
@@ -267,6 +280,37 @@ mod tests {
         assert_eq!(causes[0]["field"], "spec.containers");
         assert_eq!(causes[0]["reason"], "FieldValueRequired");
         assert_eq!(causes[1]["message"], "Invalid value");
+    }
+
+    #[test]
+    fn causes_keep_their_commas_and_carry_their_type() {
+        let id = crate::model::ResId::of(&json!({"kind": "Widget", "metadata": {"name": "w"}}));
+        let bad = invalid(
+            &id,
+            "Widget.example.com \"w\" is invalid: [spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\", spec.name: Too long: may not be longer than 3, spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\", spec.tags: Too many: 3: must have at most 2 items]".into(),
+        );
+        let causes = bad.status()["details"]["causes"].clone();
+        let fields: Vec<(&str, &str)> = (0..4)
+            .map(|i| {
+                (
+                    causes[i]["field"].as_str().unwrap_or_default(),
+                    causes[i]["reason"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("spec.color", "FieldValueNotSupported"),
+                ("spec.name", "FieldValueTooLong"),
+                ("spec.size", "FieldValueTypeInvalid"),
+                ("spec.tags", "FieldValueTooMany"),
+            ]
+        );
+        assert_eq!(
+            causes[0]["message"],
+            "Unsupported value: \"green\": supported values: \"red\", \"blue\""
+        );
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! A CRD is validated and established at once (conditions `NamesAccepted` and `Established`),
 //! and its kind is registered in [`kinds`](super::kinds). A custom resource is admitted only
 //! while its CRD exists and serves its version, after its version's structural schema has
-//! defaulted and validated it: types, `required`, `enum`, unknown fields (strict, as kubectl
-//! asks) except under `x-kubernetes-preserve-unknown-fields`.
-//! Not checked: string formats, patterns, numeric and length bounds. CEL validation rules
-//! run in [`cel`](super::cel).
+//! defaulted and validated it as kube-apiserver 1.31 does: nulls of non-nullable fields
+//! dropped (or defaulted), types, `required`, `enum`, unknown fields (strict, as kubectl
+//! asks) except under `x-kubernetes-preserve-unknown-fields`, and value constraints and
+//! string formats ([`constraints`](super::constraints), [`formats`](super::formats)).
+//! A CRD is refused for `uniqueItems: true`, a pattern that does not compile or a `default`
+//! its own schema refuses. CEL validation rules run in [`cel`](super::cel); updates are
+//! not ratcheted.
 
 use serde_json::{Map, Value, json};
 
-use super::doc;
 use super::kinds::{self, KindInfo, NameRule};
 use super::store::State;
+use super::{constraints, doc, formats};
 
 /// The CRD kind.
 pub const KIND: &str = "CustomResourceDefinition";
@@ -205,6 +208,9 @@ pub fn admit_crd(new: &mut Value, old: Option<&Value>, errs: &mut Vec<String>) {
                     errs,
                 );
             }
+        }
+        for (at, schema) in schemas_at(&versions) {
+            schema_rules(schema, &at, errs);
         }
         super::cel::check_crd(&versions, errs);
     }
@@ -476,6 +482,7 @@ fn admit_against(
     if let Some(schema) = doc::at(spec_version, &["schema", "openAPIV3Schema"])
         && let Some(fields) = new.as_object_mut()
     {
+        prune_nulls(schema, fields, &["apiVersion", "kind", "metadata"]);
         for (name, value) in fields.iter_mut() {
             if matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
@@ -547,9 +554,12 @@ fn apply_defaults(schema: &Value, fields: &mut Map<String, Value>) {
         return;
     };
     for (name, sub) in properties {
-        if !fields.contains_key(name)
-            && let Some(default) = sub.get("default")
-        {
+        let absent = match fields.get(name) {
+            None => true,
+            Some(Value::Null) => sub.get("nullable").and_then(Value::as_bool) != Some(true),
+            Some(_) => false,
+        };
+        if absent && let Some(default) = sub.get("default") {
             fields.insert(name.clone(), default.clone());
         }
         match fields.get_mut(name) {
@@ -572,11 +582,81 @@ fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(n) if n.is_i64() => "integer",
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
+    }
+}
+
+/// The types a schema node allows, joined as kube-openapi names them (`integer,string` for
+/// `x-kubernetes-int-or-string`); empty when the node sets none.
+fn allowed_types(schema: &Value) -> String {
+    if schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return "integer,string".into();
+    }
+    schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// kube-openapi's type validator: the value's JSON type against the node's types, with
+/// integral numbers accepted as integers and integers as numbers; a non-string value is
+/// checked against a kept format first (`must be of type int32: "float64"`).
+fn type_error(schema: &Value, value: &Value, path: &str) -> Option<String> {
+    let types = allowed_types(schema);
+    let format = formats::kept_format(schema);
+    if types.is_empty() && format.is_none() {
+        return None;
+    }
+    let actual = type_name(value);
+    let allows = |t: &str| types.split(',').any(|a| a == t);
+    let float_int = actual == "number"
+        && allows("integer")
+        && value.as_f64().is_some_and(constraints::json_integer);
+    let int_float = actual == "integer" && allows("number");
+    let invalid = |expected: &str, got: &str| {
+        Some(format!(
+            "{path}: Invalid value: \"{got}\": {path} in body must be of type {expected}: \"{got}\""
+        ))
+    };
+    if let Some(format) = format
+        && !matches!(value, Value::String(_) | Value::Array(_))
+    {
+        let data_format = match actual {
+            "integer" => "int64",
+            "number" => "float64",
+            _ => "",
+        };
+        if !(allows(actual) || data_format == format || float_int || int_float) {
+            return invalid(format, data_format);
+        }
+    }
+    if format.is_some()
+        && !(allows("number") || allows("integer"))
+        && matches!(value, Value::String(_) | Value::Array(_))
+    {
+        return None;
+    }
+    if allows(actual) || float_int || int_float {
+        return None;
+    }
+    invalid(&types, actual)
+}
+
+/// The name of a child value: kube-openapi joins names with `.`, except under the root.
+fn child_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
     }
 }
 
@@ -587,79 +667,183 @@ fn validate(
     errs: &mut Vec<String>,
     unknown: &mut Vec<String>,
 ) {
-    let actual = type_name(value);
+    let at = constraints::At {
+        name: path,
+        field: path,
+    };
     if value.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) != Some(true)
-            && let Some(t) = schema.get("type").and_then(Value::as_str)
+        if schema.get("nullable").and_then(Value::as_bool) != Some(true) {
+            let types = allowed_types(schema);
+            if !types.is_empty() {
+                errs.push(format!(
+                    "{path}: Invalid value: \"null\": {path} in body must be of type {types}: \"null\""
+                ));
+            }
+        }
+        constraints::enumeration(schema, value, at, errs);
+        return;
+    }
+    // kube-openapi runs every validator that applies to the value's kind, so a value of the
+    // wrong type is still checked below as what it is.
+    errs.extend(type_error(schema, value, path));
+    constraints::scalar(schema, value, at, errs);
+    if let Value::Array(items) = value {
+        if let Some(element) = schema.get("items") {
+            for (i, item) in items.iter_mut().enumerate() {
+                validate(element, item, &format!("{path}[{i}]"), errs, unknown);
+            }
+        }
+        constraints::items(schema, items.len(), at, errs);
+    }
+    constraints::enumeration(schema, value, at, errs);
+    if let Value::Object(fields) = value {
+        constraints::properties(schema, fields.len(), at, errs);
+        prune_nulls(schema, fields, &[]);
+        apply_defaults(schema, fields);
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let additional = schema.get("additionalProperties");
+        for (name, field) in fields.iter_mut() {
+            let child = child_path(path, name);
+            match (properties.and_then(|p| p.get(name)), additional) {
+                (Some(sub), _) => validate(sub, field, &child, errs, unknown),
+                (None, Some(sub)) if sub.is_object() => validate(sub, field, &child, errs, unknown),
+                (None, Some(Value::Bool(true))) => {}
+                _ if preserves(schema) => {}
+                _ => unknown.push(child),
+            }
+        }
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for field in required.iter().filter_map(Value::as_str) {
+                if !fields.contains_key(field) {
+                    errs.push(format!("{path}.{field}: Required value"));
+                }
+            }
+        }
+    }
+}
+
+/// The schema of an object's field: its property, else its `additionalProperties` schema.
+fn field_schema<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
+    schema
+        .get("properties")
+        .and_then(|p| p.get(name))
+        .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+/// Drops fields set to `null` whose schema is not `nullable` and has no default, as the
+/// API server does before defaulting (such a null then defaults, see [`apply_defaults`]).
+fn prune_nulls(schema: &Value, fields: &mut Map<String, Value>, except: &[&str]) {
+    fields.retain(|name, value| {
+        !value.is_null()
+            || except.contains(&name.as_str())
+            || field_schema(schema, name).is_none_or(|sub| {
+                sub.get("nullable").and_then(Value::as_bool) == Some(true)
+                    || sub.get("default").is_some()
+            })
+    });
+}
+
+/// Each distinct schema of a CRD's versions with the field path the API server reports it
+/// at: when every version has the same schema (one version included) the internal form
+/// holds it once, as `spec.validation.openAPIV3Schema`.
+fn schemas_at(versions: &[Value]) -> Vec<(String, &Value)> {
+    let schemas: Vec<Option<&Value>> = versions
+        .iter()
+        .map(|v| doc::at(v, &["schema", "openAPIV3Schema"]))
+        .collect();
+    if schemas.windows(2).all(|w| w[0] == w[1]) {
+        return schemas
+            .first()
+            .copied()
+            .flatten()
+            .map(|s| ("spec.validation.openAPIV3Schema".to_string(), s))
+            .into_iter()
+            .collect();
+    }
+    schemas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (format!("spec.versions[{i}].schema.openAPIV3Schema"), s)))
+        .collect()
+}
+
+/// The API server's checks of a version's schema that go with value validation: no
+/// `uniqueItems: true`, every `pattern` a Go regular expression, every `default` valid
+/// against its own node (types, constraints, no unknown fields). `at` is the schema's
+/// field path (`spec.validation.openAPIV3Schema`, see [`schemas_at`]).
+fn schema_rules(schema: &Value, at: &str, errs: &mut Vec<String>) {
+    walk_schema(schema, at, &mut |node, path| {
+        if node.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
+            errs.push(format!("{path}.uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"));
+        }
+    });
+    walk_schema(schema, at, &mut |node, path| {
+        if let Some(pattern) = node.get("pattern").and_then(Value::as_str)
+            && let Err(why) = constraints::compiled(pattern).as_ref()
         {
             errs.push(format!(
-                "{path}: Invalid value: \"null\": {path} in body must be of type {t}: \"null\""
+                "{path}.pattern: Invalid value: {}: must be a valid regular expression, but isn't: {why}",
+                constraints::go_quote(pattern)
             ));
         }
-        return;
+    });
+    default_rules(schema, at, errs);
+}
+
+/// Calls `visit` on every node of a schema with its field path: properties, items,
+/// additionalProperties and the nodes under `allOf`/`anyOf`/`oneOf`/`not`.
+fn walk_schema(schema: &Value, path: &str, visit: &mut dyn FnMut(&Value, &str)) {
+    visit(schema, path);
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, sub) in properties {
+            walk_schema(sub, &format!("{path}.properties[{name}]"), visit);
+        }
     }
-    let int_or_string = schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true);
-    let fits = match schema.get("type").and_then(Value::as_str) {
-        _ if int_or_string => matches!(actual, "integer" | "string"),
-        None => true,
-        Some("number") => matches!(actual, "integer" | "number"),
-        Some(t) => t == actual,
-    };
-    if !fits {
-        let t = schema
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("integer or string");
-        errs.push(format!(
-            "{path}: Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
-        ));
-        return;
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = schema.get(key).filter(|s| s.is_object()) {
+            walk_schema(sub, &format!("{path}.{key}"), visit);
+        }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-        errs.push(format!(
-            "{path}: Unsupported value: {value}: supported values: {}",
-            list.join(", ")
-        ));
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for (i, sub) in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            walk_schema(sub, &format!("{path}.{key}[{i}]"), visit);
+        }
     }
-    match value {
-        Value::Object(fields) => {
-            apply_defaults(schema, fields);
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties");
-            for (name, field) in fields.iter_mut() {
-                let child = format!("{path}.{name}");
-                match (properties.and_then(|p| p.get(name)), additional) {
-                    (Some(sub), _) => validate(sub, field, &child, errs, unknown),
-                    (None, Some(sub)) if sub.is_object() => {
-                        validate(sub, field, &child, errs, unknown)
-                    }
-                    (None, Some(Value::Bool(true))) => {}
-                    _ if preserves(schema) => {}
-                    _ => unknown.push(child),
-                }
-            }
-            if let Some(required) = schema.get("required").and_then(Value::as_array) {
-                for field in required.iter().filter_map(Value::as_str) {
-                    if !fields.contains_key(field) {
-                        errs.push(format!("{path}.{field}: Required value"));
-                    }
-                }
+}
+
+/// Upstream `ValidateDefaults`: each `default` (not under additionalProperties) validated
+/// against its node; errors are reported at `….default`, joined to kube-openapi's names.
+fn default_rules(schema: &Value, path: &str, errs: &mut Vec<String>) {
+    if let Some(default) = schema.get("default") {
+        let at = format!("{path}.default");
+        let (mut found, mut unknown) = (Vec::new(), Vec::new());
+        validate(schema, &mut default.clone(), "", &mut found, &mut unknown);
+        if !unknown.is_empty() {
+            errs.push(format!(
+                "{at}: Invalid value: {}: must not have unknown fields",
+                constraints::go_value(default)
+            ));
+        }
+        for err in found {
+            match err.strip_prefix(": ") {
+                Some(_) => errs.push(format!("{at}{err}")),
+                None => errs.push(format!("{at}.{err}")),
             }
         }
-        Value::Array(items) => {
-            if let Some(element) = schema.get("items") {
-                for (i, item) in items.iter_mut().enumerate() {
-                    validate(element, item, &format!("{path}[{i}]"), errs, unknown);
-                }
-            }
+    }
+    if let Some(items) = schema.get("items").filter(|s| s.is_object()) {
+        default_rules(items, &format!("{path}.items"), errs);
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, sub) in properties {
+            default_rules(sub, &format!("{path}.properties[{name}]"), errs);
         }
-        _ => {}
     }
 }
 

@@ -16,12 +16,14 @@
 pub mod admission;
 mod cel;
 pub mod clock;
+pub mod constraints;
 pub mod controllers;
 pub mod convert;
 pub mod crd;
 pub mod cron;
 pub mod doc;
 pub mod events;
+pub mod formats;
 pub mod images;
 pub mod kinds;
 mod kinds_table;
