@@ -519,8 +519,7 @@ mod tests {
             "resources": ["pods", "secrets"]}]));
         let err = g
             .check_role(&p, kind("Role"), None, &more)
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!((err.code, err.reason), (403, "Forbidden"));
         assert_eq!(
             err.message,
@@ -548,8 +547,7 @@ mod tests {
         let cluster = Guard::new(jane(), "", "").expect("checked");
         let err = cluster
             .check_role(&p, kind("ClusterRole"), None, &aggregating)
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(
             err.message,
             "clusterroles.rbac.authorization.k8s.io \"agg\" is forbidden: must have cluster-admin privileges to use the aggregationRule"
@@ -593,16 +591,14 @@ mod tests {
         );
         let err = g
             .check_binding(&p, rb, None, &binding("ClusterRole", "deployer"))
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(
             err.message,
             "rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: user \"jane\" (groups=[\"dev\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"apps\"], Resources:[\"deployments\"], Verbs:[\"create\"]}"
         );
         let missing = g
             .check_binding(&p, rb, None, &binding("Role", "absent"))
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(
             missing.message,
             "rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: roles.rbac.authorization.k8s.io \"absent\" not found"

@@ -297,9 +297,12 @@ fn enum_equal(data: &Value, allowed: &Value) -> bool {
     }
 }
 
+/// A pattern compiled, or Go's words for why it does not compile.
+type Compiled = Arc<Result<Regex, String>>;
+
 /// The compiled form of a Go pattern, or Go's words for why it does not compile.
-pub fn compiled(pattern: &str) -> Arc<Result<Regex, String>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Result<Regex, String>>>>> = OnceLock::new();
+pub fn compiled(pattern: &str) -> Compiled {
+    static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     if let Ok(map) = cache.lock()
         && let Some(found) = map.get(pattern)

@@ -202,7 +202,7 @@ fn mac(s: &str) -> bool {
     }
     let hex2 = |pair: &[u8]| pair.len() == 2 && pair.iter().all(u8::is_ascii_hexdigit);
     if b[2] == b':' || b[2] == b'-' {
-        if (b.len() + 1) % 3 != 0 {
+        if !(b.len() + 1).is_multiple_of(3) {
             return false;
         }
         let n = (b.len() + 1) / 3;
@@ -214,7 +214,7 @@ fn mac(s: &str) -> bool {
             hex2(&b[x..x + 2]) && (x + 2 == b.len() || b[x + 2] == b[2])
         })
     } else if b[4] == b'.' {
-        if (b.len() + 1) % 5 != 0 {
+        if !(b.len() + 1).is_multiple_of(5) {
             return false;
         }
         let n = 2 * (b.len() + 1) / 5;
@@ -283,7 +283,7 @@ fn isbn10(s: &str) -> bool {
         } else {
             u32::from(d[9] - b'0')
         };
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 fn isbn13(s: &str) -> bool {
@@ -322,7 +322,7 @@ fn credit_card(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn rgb_color(s: &str) -> bool {
@@ -806,9 +806,9 @@ impl MailParser<'_> {
 
     fn quoted_string(&mut self) -> Option<String> {
         let mut out = String::new();
-        let mut chars = self.s.char_indices().skip(1);
+        let chars = self.s.char_indices().skip(1);
         let mut escaped = false;
-        while let Some((i, c)) = chars.next() {
+        for (i, c) in chars {
             if escaped {
                 if !(is_vchar(c) || c == ' ' || c == '\t') {
                     return None;

@@ -171,7 +171,7 @@ mod tests {
                 &json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
                 "resourceNames": []}])
             ),
-            &[get.clone()]
+            std::slice::from_ref(&get)
         ));
         // Chains converge in one pass: `top` gathers `view`, which gathers `a` and `b`.
         let mut top = role("top", json!({}), Value::Null);
