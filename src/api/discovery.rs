@@ -72,16 +72,7 @@ pub fn groups(served: &Served) -> Value {
 }
 
 /// The verbs the server implements (of those the kind table lists).
-const SERVED_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const SERVED_VERBS: &[&str] = crate::engine::kinds::STANDARD_VERBS;
 
 /// `/apis/{group}`; `None` for a group the server lacks.
 pub fn group(served: &Served, name: &str) -> Option<Value> {

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::auth::User;
-use super::rbac::{self, Attributes, GROUP, Policy, RefError, ResourceAttributes, Rule};
+use super::rbac::{
+    self, Attributes, GROUP, Policy, RefError, ResourceAttributes, Rule, name_of, rules_of,
+};
 use super::status::ApiError;
 use crate::engine::Engine;
 use crate::engine::kinds::KindInfo;
@@ -155,22 +157,6 @@ impl Guard {
         confirm_no_escalation(policy, &self.user, &self.namespace, &rules)
             .map_err(|m| forbidden(&m))
     }
-}
-
-fn name_of(object: &Value) -> &str {
-    object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-fn rules_of(role: &Value) -> Vec<Rule> {
-    role.get("rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(Rule::from_json)
-        .collect()
 }
 
 /// `*` on every resource of every group and on every path.

@@ -268,16 +268,8 @@ fn split_service_account(user: &str) -> Option<(String, String)> {
     let [namespace, name] = parts.as_slice() else {
         return None;
     };
-    let label = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    let subdomain = |s: &str| s.len() <= 253 && s.split('.').all(label);
-    (label(namespace) && subdomain(name)).then(|| (namespace.to_string(), name.to_string()))
+    use crate::engine::admission::{is_label, is_subdomain};
+    (is_label(namespace) && is_subdomain(name)).then(|| (namespace.to_string(), name.to_string()))
 }
 
 /// `url.PathUnescape`, keeping the text as it is when an escape is malformed.

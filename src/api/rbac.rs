@@ -282,7 +282,7 @@ pub struct Decision {
     pub reason: String,
 }
 
-fn name_of(object: &Value) -> &str {
+pub(super) fn name_of(object: &Value) -> &str {
     object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -335,7 +335,7 @@ impl RefError {
 
 /// A role's stored rules. An aggregated ClusterRole's are those the aggregation controller
 /// (`engine::controllers::clusterrole`) wrote into it, as upstream's authorizer reads them.
-fn rules_of(role: &Value) -> Vec<Rule> {
+pub(super) fn rules_of(role: &Value) -> Vec<Rule> {
     role.get("rules")
         .and_then(Value::as_array)
         .into_iter()
@@ -748,16 +748,7 @@ fn aggregate_to(to: &str, rules: Value) -> Value {
 
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
-const READ_WRITE: [&str; 8] = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const READ_WRITE: &[&str] = crate::engine::kinds::STANDARD_VERBS;
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
     json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
@@ -771,7 +762,7 @@ fn aggregate_to_admin() -> Value {
             &["localsubjectaccessreviews"],
             &["create"]
         ),
-        rule(&[GROUP], &["rolebindings", "roles"], &READ_WRITE),
+        rule(&[GROUP], &["rolebindings", "roles"], READ_WRITE),
     ])
 }
 
@@ -857,7 +848,7 @@ fn aggregate_to_edit() -> Value {
             &["ingresses", "networkpolicies"],
             &WRITE
         ),
-        rule(&["coordination.k8s.io"], &["leases"], &READ_WRITE),
+        rule(&["coordination.k8s.io"], &["leases"], READ_WRITE),
     ])
 }
 

@@ -32,7 +32,8 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
+/// `IsDNS1123Label`: 1 to 63 lower-case alphanumerics or `-`, alphanumeric at both ends.
+pub fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -43,7 +44,7 @@ fn is_label(s: &str) -> bool {
 
 /// `IsDNS1123Subdomain`: at most 253 characters matching the subdomain regex; its dot-separated
 /// parts have no length limit of their own.
-fn is_subdomain(s: &str) -> bool {
+pub fn is_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|part| {

@@ -85,16 +85,7 @@ pub fn info_of(crd: &Value) -> Option<KindInfo> {
         singular: kinds::intern(&singular),
         short: kinds::intern_list(&list(names.get("shortNames"))),
         categories: kinds::intern_list(&list(names.get("categories"))),
-        verbs: &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ],
+        verbs: kinds::STANDARD_VERBS,
         subresources: kinds::intern_list(&subresources),
         name_rule: NameRule::Subdomain,
     })

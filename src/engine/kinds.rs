@@ -90,6 +90,18 @@ impl KindInfo {
 /// Every built-in kind (Kubernetes v1.31, the versions a default API server serves).
 pub static KINDS: &[KindInfo] = super::kinds_table::BUILTIN;
 
+/// The verbs of an ordinary resource (a custom resource's, and what the API implements).
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
 /// Custom kinds registered from CustomResourceDefinitions, leaked once each: a kind's
 /// identity (`&'static`) keys the store, and a process sees few distinct CRDs.
 static CUSTOM: RwLock<Vec<&'static KindInfo>> = RwLock::new(Vec::new());
