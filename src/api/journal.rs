@@ -3,11 +3,12 @@
 //! to every open watch.
 //!
 //! The engine's resourceVersion is one counter for the whole cluster, so an object's version
-//! orders its event; a deletion gets the counter as it stood when the deletion was seen.
+//! orders its event; a removal bumps the counter too, and its event takes that version
+//! (the counter as it stands when a deletion is only found by comparison, after a reload).
 //! Changes are found by comparing the stored versions with the last ones seen, which also
 //! catches writes by other `reconcile` processes on the same state file.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::status::ApiError;
 use crate::engine::doc;
-use crate::engine::store::{Key, State, Stored};
+use crate::engine::store::{Changed, Key, State, Stored};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +100,14 @@ impl Inner {
         })
     }
 
-    /// The changes of the objects at `keys` only.
-    fn compare_some(&mut self, state: &State, keys: HashSet<Key>) -> Vec<Change> {
-        let mut changes = Vec::with_capacity(keys.len());
-        for key in keys {
+    /// The changes of the `changed` objects only; a removed one's event takes the version
+    /// of its removal.
+    fn compare_some(&mut self, state: &State, changed: Changed) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(changed.len());
+        for (key, rv) in changed {
             let found = match state.get(key.0, &key.1, &key.2) {
                 Some(stored) => self.compare(key, stored),
-                None => self.deleted(&key, state.rv),
+                None => self.deleted(&key, rv),
             };
             changes.extend(found);
         }
@@ -191,7 +193,7 @@ impl Journal {
     /// Records what changed since the last call and sends it to the watches. `changed`
     /// names the objects written or removed since then ([`State::take_changed`]); `None`
     /// compares every object (after a reload: another process may have written anything).
-    pub fn record(&self, state: &State, changed: Option<HashSet<Key>>) {
+    pub fn record(&self, state: &State, changed: Option<Changed>) {
         self.now.store(state.now, Ordering::Relaxed);
         let mut inner = self.lock();
         if state.rv == inner.current {
@@ -263,7 +265,7 @@ mod tests {
         let (state, changed) = engine.fresh_changes().expect("state");
         let key = ("ConfigMap", "default".to_string(), "a".to_string());
         assert!(
-            changed.as_ref().is_some_and(|c| c.contains(&key)),
+            changed.as_ref().is_some_and(|c| c.contains_key(&key)),
             "tracked"
         );
         journal.record(state, changed);
@@ -282,5 +284,42 @@ mod tests {
         assert!(replay.windows(2).all(|w| w[0].rv <= w[1].rv));
         assert!(start > 0, "bootstrap nodes have versions");
         assert_eq!(journal.follow(start - 1).err().map(|e| e.code), Some(410));
+    }
+
+    #[test]
+    fn a_deletion_and_a_later_write_in_one_batch_have_their_own_versions() {
+        let mut engine = Engine::in_memory(1).expect("engine");
+        let journal = Journal::new();
+        for name in ["gone", "kept"] {
+            engine
+                .create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": "default"}, "data": {"k": "1"}}))
+                .expect("create");
+        }
+        journal.prime(engine.fresh_changes().expect("state").0);
+        let start = journal.current();
+        engine
+            .delete("ConfigMap", "default", "gone", Default::default())
+            .expect("delete");
+        engine
+            .apply(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kept", "namespace": "default"}, "data": {"k": "2"}}))
+            .expect("update");
+        let (state, changed) = engine.fresh_changes().expect("state");
+        journal.record(state, changed);
+        let (_, replay) = journal.follow(start).expect("kept");
+        let config_maps: Vec<(&str, &str, u64)> = replay
+            .iter()
+            .filter(|c| c.kind == "ConfigMap")
+            .map(|c| (c.event.word(), doc::name(&c.object), c.rv))
+            .collect();
+        assert_eq!(config_maps.len(), 2, "{config_maps:?}");
+        let (deleted, modified) = (config_maps[0], config_maps[1]);
+        assert_eq!((deleted.0, deleted.1), ("DELETED", "gone"));
+        assert_eq!((modified.0, modified.1), ("MODIFIED", "kept"));
+        // The update's version is the cluster's newest; the deletion happened before it and
+        // must not share it, or a watch that has passed it drops the update.
+        assert!(deleted.2 < modified.2, "{config_maps:?}");
+        assert_eq!(modified.2, engine.state().rv);
     }
 }

@@ -190,9 +190,13 @@ pub async fn watch(
         {
             return;
         }
+        // The newest version sent or passed over, for bookmarks. Replay and live changes
+        // never overlap (both are taken under the journal's lock), so only what the client
+        // already has (up to `since`) is left out: several changes may share a version when
+        // deletions were found by comparison, and each of them must still go out.
         let mut last = since;
         let send = |change: &Arc<Change>, last: &mut u64| -> Option<Bytes> {
-            if change.rv <= *last && change.event != super::journal::EventType::Deleted {
+            if change.rv <= since {
                 return None;
             }
             *last = (*last).max(change.rv);

@@ -965,7 +965,7 @@ impl Engine {
 
     /// [`Engine::fresh_state`] and the objects written or removed since the last call
     /// (`None`: everything may have changed, e.g. after a reload).
-    pub fn fresh_changes(&mut self) -> Result<(&State, Option<HashSet<store::Key>>), Error> {
+    pub fn fresh_changes(&mut self) -> Result<(&State, Option<store::Changed>), Error> {
         self.read(|_| ())?;
         let changed = self.state.take_changed();
         Ok((&self.state, changed))

@@ -8,7 +8,7 @@
 //! Invariant: controllers read the state and return changes; only the engine writes through
 //! [`State::create`], [`State::update`] and [`State::remove`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -170,6 +170,9 @@ pub type KindMap = BTreeMap<(String, String), Stored>;
 /// The identity of a stored object.
 pub type Key = (&'static str, String, String);
 
+/// Objects written or removed, each with the resourceVersion of its last write or removal.
+pub type Changed = HashMap<Key, u64>;
+
 /// Who holds the plan/apply lock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -204,14 +207,15 @@ pub struct State {
     pub commit_seq: u64,
     dirty: HashSet<Key>,
     removed: HashSet<Key>,
-    /// Objects written or removed since [`State::take_changed`] last ran; `None` until it
-    /// first runs on this loaded state (only `engine serve`'s watch journal asks).
-    changed: Option<HashSet<Key>>,
+    /// Objects written or removed since [`State::take_changed`] last ran, with the version
+    /// of their last write or removal; `None` until it first runs on this loaded state (only
+    /// `engine serve`'s watch journal asks).
+    changed: Option<Changed>,
     deletions: u64,
-    writes: std::collections::HashMap<&'static str, u64>,
+    writes: HashMap<&'static str, u64>,
     /// The last run of each memoized controller (not persisted: a state loaded, restored
     /// or reset starts without it, as its write counters start over).
-    pub settle_memo: std::collections::HashMap<&'static str, ControllerRun>,
+    pub settle_memo: HashMap<&'static str, ControllerRun>,
 }
 
 /// When a controller last ran and what its inputs looked like after its changes were
@@ -245,8 +249,8 @@ impl State {
             removed: HashSet::new(),
             changed: None,
             deletions: 0,
-            writes: std::collections::HashMap::new(),
-            settle_memo: std::collections::HashMap::new(),
+            writes: HashMap::new(),
+            settle_memo: HashMap::new(),
         }
     }
 
@@ -481,17 +485,19 @@ impl State {
         Some(stored.doc)
     }
 
+    /// Notes that `key` was just written or removed, at the version the write took.
     fn touched(&mut self, key: &Key) {
         if let Some(changed) = &mut self.changed {
-            changed.insert(key.clone());
+            changed.insert(key.clone(), self.rv);
         }
     }
 
     /// The objects whose document was written or that were removed since the last call, and
     /// starts keeping them for the next; `None` on the first call after a load (the caller
-    /// compares everything). Lets a watch journal skip a scan of every object per write.
-    pub fn take_changed(&mut self) -> Option<HashSet<Key>> {
-        self.changed.replace(HashSet::new())
+    /// compares everything). Lets a watch journal skip a scan of every object per write, and
+    /// gives a removal its own version (a watch orders events by version).
+    pub fn take_changed(&mut self) -> Option<Changed> {
+        self.changed.replace(Changed::new())
     }
 
     /// Records an event now.
