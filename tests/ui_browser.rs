@@ -1,9 +1,9 @@
 //! The web UI in headless Chromium, served by a real `reconcile watch` on a real git
 //! repository: open Applications, follow an application to its resource tree, press Sync and
 //! see the status change without reloading (after its confirmation dialog, by mouse and by
-//! keyboard alone), watch a Canary's step advance live, walk every rollout action with Tab
-//! (focus visible, Enter asks, Escape cancels), and save a screenshot of each page under
-//! `target/ui-screenshots/`.
+//! keyboard alone), see a held Canary step on live once promoted, walk every rollout action
+//! with Tab (focus visible, Enter asks, Escape cancels), and save a screenshot of each page
+//! under `target/ui-screenshots/`.
 //!
 //! Skipped (with a message) when no Chromium is installed; `.ci/run` installs Debian's.
 
@@ -14,6 +14,9 @@ use ui_support::{Browser, chromium, screenshot_dir};
 use watch_support::{GitRepo, Watching, web_app};
 
 const CANARY: &str = "    type: Canary\n    canary:\n      steps:\n      - setWeight: 25\n      - pause: {duration: 30s}\n      - setWeight: 50\n      - pause: {duration: 30s}";
+/// The same canary held at its first pause until promoted: the page is looked at while it
+/// waits (however slow the machine), and the promotion is what must show up live.
+const CANARY_HELD: &str = "    type: Canary\n    canary:\n      steps:\n      - setWeight: 25\n      - pause: {}\n      - setWeight: 50\n      - pause: {duration: 30s}";
 
 fn sync_status(browser: &mut Browser) -> String {
     browser
@@ -109,7 +112,7 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
     browser.screenshot(&shots.join("application.png"));
 
     // A new version: OutOfSync with its diff, then Sync starts the canary.
-    web_app(&repo, "app", "web:2.0", 4, CANARY);
+    web_app(&repo, "app", "web:2.0", 4, CANARY_HELD);
     repo.commit("web 2.0");
     browser.wait_for("the new revision's diff", |b| {
         let text = b.main_text();
@@ -151,8 +154,9 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
 
     // The Rollout page: the step advances while we look, without a reload.
     browser.open(&format!("{base}/rollouts/demo/web"));
-    browser.wait_for("the canary to be under way", |b| {
-        b.main_text().contains("web:2.0")
+    browser.wait_for("the canary held at its pause", |b| {
+        let text = b.main_text();
+        text.contains("web:2.0") && text.contains("Paused")
     });
     browser.eval("window.__sameDocument = true");
     let first = browser.main_text();
@@ -207,6 +211,11 @@ fn applications_tree_sync_and_a_live_canary_in_chromium() {
         !browser.main_text().contains("Aborted"),
         "an Escape'd abort did nothing"
     );
+    // Promoted from the command line, beside the watcher: the page follows without a reload.
+    let (code, out, err) = repo
+        .run(&["rollout", "promote", "web", "-n", "demo"])
+        .parts();
+    assert_eq!(code, 0, "{out}{err}");
     browser.wait_for("the canary's step to advance live", |b| {
         let now = b.main_text();
         step_of(&now) != first_step || (now.contains("Healthy") && !first.contains("Healthy"))
